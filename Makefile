@@ -1,0 +1,72 @@
+# Atlas: two commands matter. `make run` starts the system, `make test` checks it.
+# Everything else here is a step those two use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Debian packages the tests use, as command:package pairs; installed when missing.
+SYSTEM_DEPS :=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv sysdeps lint typecheck imports pytest test run bench lock clean
+
+help:
+	@echo "make run    start Atlas on embedded defaults (arrives with the edge/ledger issue)"
+	@echo "make test   lint, types, import contracts and all tests"
+	@echo "make bench  benchmarks (not part of CI)"
+	@echo "make lock   re-resolve constraints.txt from pyproject.toml"
+
+# The virtualenv is rebuilt from the lock whenever the project or the lock changes.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+sysdeps:
+	@missing=""; for pair in $(SYSTEM_DEPS); do \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+pytest: $(STAMP) sysdeps
+	$(BIN)/pytest -n auto
+
+test: lint typecheck imports pytest
+
+run: $(STAMP)
+	@echo "make run will start a ledger and edges once the edge/ledger issue lands;"
+	@echo "for now the installed CLI is: $(BIN)/atlas --help"
+	$(BIN)/atlas --help
+
+bench: $(STAMP)
+	$(BIN)/python loadtest/bench_protocol.py
+
+# Re-resolve the lock in a scratch venv from pyproject.toml alone.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet '.[dev]'
+	{ echo "# The lock: exact versions make test installs. Regenerate with make lock."; \
+	  .lock-venv/bin/python -m pip freeze --exclude atlas-cdn; } > constraints.txt
+	rm -rf .lock-venv build *.egg-info
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

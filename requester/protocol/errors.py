@@ -1,0 +1,103 @@
+"""Errors of the Atlas wire protocol.
+
+Every refusal the protocol core makes is a :class:`ProtocolError` that carries
+a stable machine-readable ``code`` and the HTTP status that fits, so servers can
+turn it into a JSON problem without guessing::
+
+    ProtocolError                      (base; never raised itself)
+    ├── MalformedMessage        400    bytes that do not decode, or break a limit
+    ├── InvalidSignature        400    signature does not verify / wrong signer
+    ├── WrongBinding            400    voucher/quote/chunk bound to another party,
+    │                                  chain, asset, channel or content
+    ├── PaymentRequired         402    the payer must pay (more, or differently)
+    │   ├── Underpaid                  voucher does not cover what is owed
+    │   ├── DepositExceeded            voucher above the channel's deposit
+    │   ├── ChannelExpired             channel at or past its expiry margin
+    │   └── QuoteExpired               quote outside its validity window
+    └── Conflict                409    state conflict
+        ├── StaleVoucher               amount not above the last accepted one
+        └── ChannelClosed              channel already closed
+
+Callers catch by meaning (``except PaymentRequired``), not by where it was raised.
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """Base class: a refusal with an HTTP status and a stable code."""
+
+    status: int = 400
+    code: str = "protocol_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def problem(self) -> dict[str, object]:
+        """An RFC 9457 problem body for this refusal."""
+        return {
+            "type": f"https://atlas.invalid/problems/{self.code}",
+            "title": self.code.replace("_", " "),
+            "status": self.status,
+            "detail": self.message,
+        }
+
+
+class MalformedMessage(ProtocolError):
+    """Input does not decode, has the wrong type/version, or breaks a limit."""
+
+    status = 400
+    code = "malformed_message"
+
+
+class InvalidSignature(ProtocolError):
+    """A signature does not verify, or it was made by the wrong key."""
+
+    status = 400
+    code = "invalid_signature"
+
+
+class WrongBinding(ProtocolError):
+    """A message is valid but bound to another payee, chain, asset, channel or content."""
+
+    status = 400
+    code = "wrong_binding"
+
+
+class PaymentRequired(ProtocolError):
+    """The payer must pay more, or open a new channel, before being served."""
+
+    status = 402
+    code = "payment_required"
+
+
+class Underpaid(PaymentRequired):
+    code = "underpaid"
+
+
+class DepositExceeded(PaymentRequired):
+    code = "deposit_exceeded"
+
+
+class ChannelExpired(PaymentRequired):
+    code = "channel_expired"
+
+
+class QuoteExpired(PaymentRequired):
+    code = "quote_expired"
+
+
+class Conflict(ProtocolError):
+    """The request conflicts with state already recorded."""
+
+    status = 409
+    code = "conflict"
+
+
+class StaleVoucher(Conflict):
+    code = "stale_voucher"
+
+
+class ChannelClosed(Conflict):
+    code = "channel_closed"
