@@ -51,6 +51,14 @@ from requester.protocol.errors import (
     WrongBinding,
 )
 from requester.protocol.identity import NodeId, NodeKey, PayerKey, TronAddress, recover_signer
+from requester.protocol.ledger_ops import (
+    LedgerOp,
+    OpenChannel,
+    ReclaimChannel,
+    SignedOp,
+    TopUpChannel,
+    sign_op,
+)
 from requester.protocol.manifest import (
     DEFAULT_CHUNK_SIZE,
     UNKNOWN_SIZE,
@@ -90,10 +98,12 @@ __all__ = [
     "ContentVerifier",
     "DepositExceeded",
     "InvalidSignature",
+    "LedgerOp",
     "MalformedMessage",
     "ManifestHead",
     "NodeId",
     "NodeKey",
+    "OpenChannel",
     "PayeeChannel",
     "PayerChannel",
     "PayerKey",
@@ -104,13 +114,16 @@ __all__ = [
     "Quote",
     "QuoteExpired",
     "Reclaim",
+    "ReclaimChannel",
     "Redeem",
     "Seal",
     "SendVoucher",
     "Serve",
     "SignedChunk",
+    "SignedOp",
     "Source",
     "StaleVoucher",
+    "TopUpChannel",
     "TorrentSource",
     "TronAddress",
     "Underpaid",
@@ -126,4 +139,5 @@ __all__ = [
     "format_amount",
     "parse_amount",
     "recover_signer",
+    "sign_op",
 ]

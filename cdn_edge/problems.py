@@ -1,0 +1,55 @@
+"""One middleware that turns every refusal into an RFC 9457 JSON problem.
+
+Handlers raise :class:`ProtocolError` (or aiohttp's HTTP exceptions); clients
+get ``application/problem+json`` with a precise message and the right 4xx,
+never an HTML page or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from requester.protocol import ProtocolError
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem_response(status: int, code: str, detail: str) -> web.Response:
+    body = {
+        "type": f"https://atlas.invalid/problems/{code}",
+        "title": code.replace("_", " "),
+        "status": status,
+        "detail": detail,
+    }
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/problem+json"
+    )
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ProtocolError as exc:
+        return problem_response(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return problem_response(exc.status, code, exc.text or exc.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(500, "internal_error", "internal error; see the server log")
+
+
+async def read_json(request: web.Request) -> object:
+    """The request body as JSON, or a 400 problem that says why not."""
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise web.HTTPBadRequest(text=f"body is not JSON: {exc}") from exc

@@ -1,0 +1,49 @@
+"""Running an aiohttp app as a process: explicit limits, a ready line, clean stop.
+
+Servers bind the port they are given (0 picks a free one) and print one JSON
+line ``{"listening": "http://HOST:PORT"}`` on stdout once they accept
+connections, which is how ``atlas up`` and the tests learn where they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+
+from aiohttp import web
+
+KEEPALIVE_TIMEOUT = 75.0
+"""Idle keep-alive connections close after this (aiohttp's default is an hour)."""
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+MAX_HEADERS = 100
+
+
+async def serve(app: web.Application, host: str, port: int) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, then run its cleanup and return."""
+    runner = web.AppRunner(
+        app,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
+        max_line_size=MAX_LINE_SIZE,
+        max_field_size=MAX_FIELD_SIZE,
+        max_headers=MAX_HEADERS,
+        shutdown_timeout=5.0,
+        access_log=None,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0]
+    url_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+    sys.stdout.write(json.dumps({"listening": f"http://{url_host}:{bound[1]}"}) + "\n")
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,124 @@
+"""An async client for the embedded ledger's HTTP API (``docs/ledger.md``).
+
+Used by requesters (open, top up, reclaim), by edges (redeem) and by tests.
+Refusals come back as :class:`LedgerError` carrying the server's problem body,
+so callers can branch on ``status`` and ``code``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import aiohttp
+
+from requester.protocol import (
+    BTT_LOCAL,
+    Asset,
+    LedgerOp,
+    OpenChannel,
+    PayerKey,
+    PaymentDomain,
+    ReclaimChannel,
+    TopUpChannel,
+    TronAddress,
+    Voucher,
+    format_amount,
+    sign_op,
+)
+
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=5)
+
+
+class LedgerError(Exception):
+    """The ledger refused a call, or could not be reached."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"ledger refused ({status} {code}): {detail}")
+        self.status, self.code, self.detail = status, code, detail
+
+
+class LedgerClient:
+    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        self.url = url.rstrip("/")
+        self._session = session
+        self._domain: PaymentDomain | None = None
+
+    async def domain(self) -> PaymentDomain:
+        if self._domain is None:
+            info = await self.info()
+            self._domain = PaymentDomain(int(info["chain_id"]), bytes.fromhex(info["contract"]))
+        return self._domain
+
+    async def info(self) -> dict[str, Any]:
+        return await self._request("GET", "/v1/info")
+
+    async def account(self, address: TronAddress) -> dict[str, Any]:
+        return await self._request("GET", f"/v1/accounts/{address}")
+
+    async def balance(self, address: TronAddress, asset: Asset = BTT_LOCAL) -> int:
+        return int((await self.account(address))["balances"].get(asset.uri, "0"))
+
+    async def channel(self, channel_id: bytes) -> dict[str, Any]:
+        return await self._request("GET", f"/v1/channels/{channel_id.hex()}")
+
+    async def channels(self, address: TronAddress) -> list[dict[str, Any]]:
+        return list((await self._request("GET", f"/v1/accounts/{address}/channels"))["channels"])
+
+    async def faucet(self, address: TronAddress, amount: int) -> dict[str, Any]:
+        """Mint ``amount`` base units of local BTT (ledgers started with ``--faucet``)."""
+        body = {"address": str(address), "amount": format_amount(amount, BTT_LOCAL)}
+        return await self._request("POST", "/v1/faucet", body)
+
+    async def open_channel(
+        self, key: PayerKey, payee: TronAddress, deposit: int, expires_at: int,
+        asset: Asset = BTT_LOCAL,
+    ) -> dict[str, Any]:  # fmt: skip
+        nonce = await self._next_nonce(key.address)
+        op = OpenChannel(
+            key.address, payee, asset, deposit, expires_at, secrets.token_bytes(32), nonce
+        )
+        return await self.call(key, op)
+
+    async def top_up(
+        self, key: PayerKey, channel_id: bytes, amount: int, expires_at: int
+    ) -> dict[str, Any]:
+        nonce = await self._next_nonce(key.address)
+        return await self.call(
+            key, TopUpChannel(key.address, channel_id, amount, expires_at, nonce)
+        )
+
+    async def reclaim(self, key: PayerKey, channel_id: bytes) -> dict[str, Any]:
+        nonce = await self._next_nonce(key.address)
+        return await self.call(key, ReclaimChannel(key.address, channel_id, nonce))
+
+    async def call(self, key: PayerKey, op: LedgerOp) -> dict[str, Any]:
+        """Sign and send one call; safe to retry with the same ``op`` (idempotent)."""
+        signed = sign_op(key, await self.domain(), op)
+        return await self._request("POST", "/v1/calls", signed.to_json())
+
+    async def redeem(self, voucher: Voucher) -> dict[str, Any]:
+        return await self._request("POST", "/v1/redeem", {"voucher": voucher.to_header()})
+
+    async def _next_nonce(self, address: TronAddress) -> int:
+        return int((await self.account(address))["next_nonce"])
+
+    async def _request(self, method: str, path: str, body: object = None) -> dict[str, Any]:
+        try:
+            async with self._session.request(
+                method, self.url + path, json=body, timeout=DEFAULT_TIMEOUT
+            ) as resp:
+                data = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise LedgerError(503, "ledger_unreachable", f"{self.url}: {exc}") from exc
+        if resp.status >= 400:
+            raise LedgerError(
+                resp.status, str(data.get("code") or _code(data)), str(data.get("detail"))
+            )
+        if not isinstance(data, dict):
+            raise LedgerError(502, "bad_ledger_response", "ledger answered with non-object JSON")
+        return data
+
+
+def _code(problem: dict[str, Any]) -> str:
+    return str(problem.get("type", "")).rsplit("/", 1)[-1] or "error"
