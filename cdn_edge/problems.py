@@ -48,8 +48,15 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def read_json(request: web.Request) -> object:
-    """The request body as JSON, or a 400 problem that says why not."""
+    """The request body as JSON, or a 400 problem that says why not.
+
+    Parses the raw bytes (JSON is UTF-8; a bogus charset parameter is ignored)
+    and refuses what Python's parser cannot take: nesting too deep for the
+    recursion limit, integers over its digit limit.
+    """
+    raw = await request.read()
     try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise web.HTTPBadRequest(text=f"body is not JSON: {exc}") from exc
+        return json.loads(raw)
+    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise web.HTTPBadRequest(text=f"body is not acceptable JSON: {reason}") from exc

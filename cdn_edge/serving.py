@@ -11,6 +11,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -21,8 +22,17 @@ MAX_FIELD_SIZE = 8190
 MAX_HEADERS = 100
 
 
-async def serve(app: web.Application, host: str, port: int) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then run its cleanup and return."""
+async def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    on_bound: Callable[[web.Application, str], None] | None = None,
+) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, then run its cleanup and return.
+
+    ``on_bound`` learns the URL actually bound (port 0 picks one) before the
+    ready line is printed.
+    """
     runner = web.AppRunner(
         app,
         keepalive_timeout=KEEPALIVE_TIMEOUT,
@@ -37,7 +47,10 @@ async def serve(app: web.Application, host: str, port: int) -> None:
     await site.start()
     bound = runner.addresses[0]
     url_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-    sys.stdout.write(json.dumps({"listening": f"http://{url_host}:{bound[1]}"}) + "\n")
+    url = f"http://{url_host}:{bound[1]}"
+    if on_bound is not None:
+        on_bound(app, url)
+    sys.stdout.write(json.dumps({"listening": url}) + "\n")
     sys.stdout.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

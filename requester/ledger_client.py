@@ -67,7 +67,11 @@ class LedgerClient:
 
     async def faucet(self, address: TronAddress, amount: int) -> dict[str, Any]:
         """Mint ``amount`` base units of local BTT (ledgers started with ``--faucet``)."""
-        body = {"address": str(address), "amount": format_amount(amount, BTT_LOCAL)}
+        body = {
+            "address": str(address),
+            "amount": format_amount(amount, BTT_LOCAL),
+            "request_id": secrets.token_hex(16),
+        }
         return await self._request("POST", "/v1/faucet", body)
 
     async def open_channel(
@@ -111,14 +115,9 @@ class LedgerClient:
                 data = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise LedgerError(503, "ledger_unreachable", f"{self.url}: {exc}") from exc
-        if resp.status >= 400:
-            raise LedgerError(
-                resp.status, str(data.get("code") or _code(data)), str(data.get("detail"))
-            )
         if not isinstance(data, dict):
             raise LedgerError(502, "bad_ledger_response", "ledger answered with non-object JSON")
+        if resp.status >= 400:
+            code = str(data.get("type", "")).rsplit("/", 1)[-1] or "error"
+            raise LedgerError(resp.status, code, str(data.get("detail")))
         return data
-
-
-def _code(problem: dict[str, Any]) -> str:
-    return str(problem.get("type", "")).rsplit("/", 1)[-1] or "error"

@@ -44,8 +44,13 @@ class Running:
 
 def start(args: Sequence[str], env: dict[str, str] | None = None) -> Running:
     """Start ``atlas *args`` and wait for its ready line."""
+    return start_program([ATLAS, *args], env)
+
+
+def start_program(argv: Sequence[str], env: dict[str, str] | None = None) -> Running:
+    """Start any program that prints ``{"listening": URL}`` and wait for that line."""
     proc = subprocess.Popen(
-        [ATLAS, *args],
+        list(argv),
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
@@ -64,9 +69,22 @@ def start(args: Sequence[str], env: dict[str, str] | None = None) -> Running:
             return Running(proc, url)
     proc.kill()
     proc.wait()
-    raise RuntimeError(f"atlas {' '.join(args)} did not become ready (exit {proc.returncode})")
+    raise RuntimeError(f"{' '.join(argv)} did not become ready (exit {proc.returncode})")
 
 
-def start_ledger(data_dir: Path, *, faucet: bool = True, env: dict[str, str] | None = None) -> Running:
+def start_ledger(
+    data_dir: Path, *, faucet: bool = True, env: dict[str, str] | None = None
+) -> Running:
     args = ["ledger", "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir)]
     return start([*args, "--faucet"] if faucet else args, env)
+
+
+def start_origin() -> Running:
+    """The test origin (tests/origin_server.py) in its own process."""
+    script = Path(__file__).with_name("origin_server.py")
+    return start_program([sys.executable, str(script), "--port", "0"])
+
+
+def start_edge(data_dir: Path, ledger_url: str, *extra: str) -> Running:
+    args = ["edge", "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir)]
+    return start([*args, "--ledger", ledger_url, "--allow-private-origins", *extra])

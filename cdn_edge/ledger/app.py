@@ -22,6 +22,7 @@ from requester.protocol import (
     LOCAL_CHAIN_ID,
     LOCAL_LEDGER_CONTRACT,
     PaymentDomain,
+    ProtocolError,
     SignedOp,
     TronAddress,
     Voucher,
@@ -142,19 +143,28 @@ async def _faucet(request: web.Request) -> web.Response:
         raise bad_request(
             f"faucet amount must be above 0 and at most {config.faucet_max} base units"
         )
-    result = await _db(request, request.app[STORE].mint, address, BTT_LOCAL, amount, _now(request))
+    request_id = body.get("request_id")
+    if request_id is not None and (
+        not isinstance(request_id, str) or not 0 < len(request_id) <= 64
+    ):
+        raise bad_request("request_id, when given, is a string of 1 to 64 characters")
+    result = await _db(
+        request, request.app[STORE].mint, address, BTT_LOCAL, amount, _now(request), request_id
+    )
     request.app[CALLS].labels("faucet", "ok").inc()
     return web.json_response(result)
 
 
 async def _call(request: web.Request) -> web.Response:
-    call = SignedOp.from_json(await read_json(request))
+    kind = "call"
     try:
+        call = SignedOp.from_json(await read_json(request))
+        kind = call.op.TYPE
         result = await _db(request, request.app[STORE].apply, call, _now(request))
-    except LedgerRefusal as exc:
-        request.app[CALLS].labels(call.op.TYPE, exc.code).inc()
+    except ProtocolError as exc:
+        request.app[CALLS].labels(kind, exc.code).inc()
         raise
-    request.app[CALLS].labels(call.op.TYPE, "ok").inc()
+    request.app[CALLS].labels(kind, "ok").inc()
     return web.json_response(result)
 
 
@@ -162,8 +172,12 @@ async def _redeem(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("voucher"), str):
         raise bad_request('redeem body is {"voucher": "<base64url voucher>"}')
-    voucher = Voucher.from_header(body["voucher"])
-    result: Result = await _db(request, request.app[STORE].redeem, voucher, _now(request))
+    try:
+        voucher = Voucher.from_header(body["voucher"])
+        result: Result = await _db(request, request.app[STORE].redeem, voucher, _now(request))
+    except ProtocolError as exc:
+        request.app[CALLS].labels("redeem", exc.code).inc()
+        raise
     request.app[CALLS].labels("redeem", "ok").inc()
     return web.json_response(result)
 
@@ -181,7 +195,7 @@ async def _account_channels(request: web.Request) -> web.Response:
 async def _history(request: web.Request) -> web.Response:
     address = TronAddress.parse(request.match_info["address"])
     raw_limit = request.query.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= 1000:
         raise bad_request("limit must be an integer from 1 to 1000")
     events = await _db(request, request.app[STORE].history, address, int(raw_limit))
     return web.json_response({"events": events})

@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_address ON events (address);
 """
 
+MAX_EXPIRY = 253_402_300_799
+"""9999-12-31T23:59:59Z: later expiries are refused (SQLite integers are signed 64-bit)."""
 CrashHook = Callable[[str], None]
 Result = dict[str, object]
 
@@ -72,12 +74,27 @@ class LedgerStore:
 
     # -- calls that change state -------------------------------------------------
 
-    def mint(self, address: TronAddress, asset: Asset, amount: int, now: int) -> Result:
-        """Faucet: create ``amount`` on ``address`` (local networks only)."""
+    def mint(
+        self, address: TronAddress, asset: Asset, amount: int, now: int, request_id: str | None
+    ) -> Result:
+        """Faucet: create ``amount`` on ``address`` (local networks only).
+
+        A ``request_id`` makes a retry return the first answer instead of minting again.
+        """
+        key = None if request_id is None else f"faucet:{address}:{request_id}"
         with self._transaction():
+            if key is not None:
+                done = self._db.execute(
+                    "SELECT result FROM calls WHERE op_hash=?", (key,)
+                ).fetchone()
+                if done is not None:
+                    return {**json.loads(done["result"]), "replayed": True}
             self._add(address, asset, amount)
             self._event(now, "mint", address, None, None, asset, amount)
-        return self.account(address)
+            result = {**self.account(address), "minted": str(amount)}
+            if key is not None:
+                self._db.execute("INSERT INTO calls VALUES (?, ?)", (key, json.dumps(result)))
+        return {**result, "replayed": False}
 
     def apply(self, call: SignedOp, now: int) -> Result:
         """Verify and apply a signed call exactly once; a retry returns the first result."""
@@ -226,8 +243,8 @@ class LedgerStore:
         )
 
     def _open(self, op: OpenChannel, now: int) -> Result:
-        if op.expires_at <= now:
-            raise bad_request("channel expiry must be in the future")
+        if not now < op.expires_at <= MAX_EXPIRY:
+            raise bad_request("channel expiry must be in the future, and before year 10000")
         cid = op.channel_id(self.domain)
         if self._db.execute("SELECT 1 FROM channels WHERE channel_id=?", (cid.hex(),)).fetchone():
             raise conflict("channel_exists", "a channel with this salt already exists")
@@ -246,8 +263,8 @@ class LedgerStore:
             raise WrongBinding("only the channel's payer can top it up")
         if ch["status"] != "open" or now >= ch["expires_at"]:
             raise conflict("channel_expired", "channel has expired; open a new one")
-        if op.expires_at < ch["expires_at"]:
-            raise bad_request("a top-up cannot shorten the channel's expiry")
+        if not ch["expires_at"] <= op.expires_at <= MAX_EXPIRY:
+            raise bad_request("a top-up cannot shorten the channel's expiry (or pass year 9999)")
         asset = asset_by_code(ch["asset"])
         self._spend(op.payer, asset, op.amount)
         self._db.execute(

@@ -68,6 +68,7 @@ from requester.protocol.manifest import (
     chunk_list_digest,
 )
 from requester.protocol.payment_domain import LOCAL_LEDGER_CONTRACT, PaymentDomain
+from requester.protocol.provider_record import ProviderRecord
 from requester.protocol.quote import ANY_CONTENT, Quote
 from requester.protocol.source import Source, TorrentSource, UrlSource
 from requester.protocol.voucher import VOUCHER_HEADER, Voucher, asset_id, channel_id
@@ -111,6 +112,7 @@ __all__ = [
     "PaymentRequired",
     "PersistVoucher",
     "ProtocolError",
+    "ProviderRecord",
     "Quote",
     "QuoteExpired",
     "Reclaim",

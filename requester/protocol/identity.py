@@ -94,9 +94,11 @@ class TronAddress:
     @classmethod
     def parse(cls, text: str) -> TronAddress:
         """Accept the base58check form (``T...``) or 42 hex digits (``41...``)."""
+        if not isinstance(text, str) or not 25 <= len(text) <= 64:
+            raise MalformedMessage(f"not a TRON address: {str(text)[:80]!r}")
         try:
             return cls(tron_keys.to_raw_address(text))
-        except (BadAddress, ValueError, TypeError) as exc:
+        except (BadAddress, ValueError, TypeError, IndexError) as exc:
             raise MalformedMessage(f"not a TRON address: {text[:80]!r}") from exc
 
     @property

@@ -73,17 +73,22 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+", re.ASCII)
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
+def check_header(name: str, value: str) -> None:
+    """Refuse a header that may not appear in a manifest (forbidden, or malformed)."""
+    if not _TOKEN.fullmatch(name) or len(name) > MAX_HEADER_NAME:
+        raise MalformedMessage(f"header name must be a lowercase token: {name[:80]!r}")
+    if name in FORBIDDEN_HEADERS:
+        raise MalformedMessage(f"header {name!r} may not appear in a manifest")
+    if not _FIELD_VALUE.fullmatch(value) or len(value.encode("utf-8")) > MAX_HEADER_VALUE:
+        raise MalformedMessage(f"bad value for header {name!r}")
+
+
 def _check_headers(headers: Sequence[tuple[str, str]]) -> None:
     if len(headers) > MAX_HEADERS:
         raise MalformedMessage(f"manifest has {len(headers)} headers, limit {MAX_HEADERS}")
     total = 0
     for name, value in headers:
-        if not _TOKEN.fullmatch(name) or len(name) > MAX_HEADER_NAME:
-            raise MalformedMessage(f"header name must be a lowercase token: {name[:80]!r}")
-        if name in FORBIDDEN_HEADERS:
-            raise MalformedMessage(f"header {name!r} may not appear in a manifest")
-        if not _FIELD_VALUE.fullmatch(value) or len(value.encode("utf-8")) > MAX_HEADER_VALUE:
-            raise MalformedMessage(f"bad value for header {name!r}")
+        check_header(name, value)
         total += len(name) + len(value.encode("utf-8"))
     if total > MAX_HEADER_BYTES:
         raise MalformedMessage(f"manifest headers total {total} bytes, limit {MAX_HEADER_BYTES}")
