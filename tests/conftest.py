@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pytest
 
 from requester.protocol import (
+    ANY_CONTENT,
     BTT_LOCAL,
+    DEFAULT_CHUNK_SIZE,
     LOCAL_CHAIN_ID,
     LOCAL_LEDGER_CONTRACT,
+    UNKNOWN_SIZE,
+    Asset,
     ChannelTerms,
+    ManifestHead,
     NodeKey,
     PayerKey,
     PaymentDomain,
+    Quote,
+    Source,
+    TronAddress,
+    UrlSource,
+    Voucher,
     channel_id,
 )
 
@@ -53,3 +65,83 @@ def make_terms(payer: PayerKey, payee: PayerKey, deposit: int = DEPOSIT) -> Chan
 @pytest.fixture
 def terms(payer_key: PayerKey, payee_key: PayerKey) -> ChannelTerms:
     return make_terms(payer_key, payee_key)
+
+
+# --- Protocol factories (tests/protocol and anyone else who needs a signed message) ---
+
+OTHER_EDGE_SEED = bytes(range(32, 64))
+OTHER_PAYER_SECRET = bytes([0x33] * 32)
+
+
+@pytest.fixture
+def other_edge_key() -> NodeKey:
+    return NodeKey(OTHER_EDGE_SEED)
+
+
+@pytest.fixture
+def other_payer_key() -> PayerKey:
+    return PayerKey(OTHER_PAYER_SECRET)
+
+
+def make_head(
+    key: NodeKey,
+    *,
+    source: Source | None = None,
+    status: int = 200,
+    headers: Iterable[tuple[str, str]] = (("content-type", "text/plain"),),
+    created_at: int = NOW,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    size_hint: int = UNKNOWN_SIZE,
+) -> ManifestHead:
+    """A signed manifest head for ``https://example.com/a`` unless told otherwise."""
+    return ManifestHead.create(
+        key,
+        source=source if source is not None else UrlSource("https://example.com/a"),
+        status=status,
+        headers=headers,
+        created_at=created_at,
+        chunk_size=chunk_size,
+        size_hint=size_hint,
+    )
+
+
+def make_quote(
+    key: NodeKey,
+    payee: TronAddress,
+    *,
+    asset: Asset = BTT_LOCAL,
+    domain: PaymentDomain | None = None,
+    content_id: bytes = ANY_CONTENT,
+    price_per_chunk: int = 1000,
+    price_per_mib: int = 10**12,
+    interval: int = 8,
+    valid_from: int = NOW,
+    valid_until: int = NOW + 3600,
+) -> Quote:
+    """A signed local-ledger quote by ``key`` paying ``payee``."""
+    return Quote.create(
+        key,
+        payee=payee,
+        asset=asset,
+        domain=domain
+        if domain is not None
+        else PaymentDomain(LOCAL_CHAIN_ID, LOCAL_LEDGER_CONTRACT),
+        content_id=content_id,
+        price_per_chunk=price_per_chunk,
+        price_per_mib=price_per_mib,
+        interval=interval,
+        valid_from=valid_from,
+        valid_until=valid_until,
+    )
+
+
+def make_voucher(payer: PayerKey, terms: ChannelTerms, amount: int) -> Voucher:
+    """A voucher on ``terms`` for ``amount`` in total, signed by ``payer``."""
+    return Voucher.create(
+        payer,
+        domain=terms.domain,
+        channel_id=terms.channel_id,
+        payee=terms.payee,
+        asset=terms.asset,
+        amount=amount,
+    )

@@ -166,8 +166,8 @@ class PayeeChannel:
         """Total cost of what was served on this channel."""
         self.redeemed = 0
         self.status = ChannelStatus.OPEN
-        if self.paid < consumed:
-            raise MalformedMessage("consumed more than was paid")
+        if not 0 <= consumed <= self.paid:
+            raise MalformedMessage(f"consumed {consumed} is outside 0..{self.paid} (what was paid)")
 
     @property
     def paid(self) -> int:

@@ -86,6 +86,7 @@ class ContentVerifier:
     head: ManifestHead
     seal: Seal | None = None
     _hashes: dict[int, bytes] = field(default_factory=dict)
+    _sizes: dict[int, int] = field(default_factory=dict)
     _last_index: int = -1
     _short_index: int | None = None
 
@@ -93,9 +94,12 @@ class ContentVerifier:
         seal = self.head.verify_seal(data)
         if self.seal is not None and seal.encode() != self.seal.encode():
             raise WrongBinding("edge signed two different seals for one content id")
-        for index in self._hashes:
+        for index, size in self._sizes.items():
             if index >= seal.chunk_count:
                 raise WrongBinding(f"chunk {index} was stated but the seal ends before it")
+            expected = seal.chunk_length(index, self.head.chunk_size)
+            if size != expected:
+                raise WrongBinding(f"chunk {index} stated {size} bytes, seal implies {expected}")
         self.seal = seal
         return seal
 
@@ -116,6 +120,7 @@ class ContentVerifier:
             raise WrongBinding(f"edge stated two different hashes for chunk {statement.index}")
         statement.check(data)
         self._hashes[statement.index] = statement.sha256
+        self._sizes[statement.index] = statement.size
         self._last_index = max(self._last_index, statement.index)
         if statement.size < self.head.chunk_size:
             self._short_index = statement.index

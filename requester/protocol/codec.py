@@ -151,6 +151,9 @@ def b64url_decode(text: str | bytes, limit: int, what: str) -> bytes:
     if raw.rstrip(b"=").translate(None, _B64URL_ALPHABET):
         raise MalformedMessage(f"{what}: not base64url")
     try:
-        return base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+        decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
     except (binascii.Error, ValueError) as exc:
         raise MalformedMessage(f"{what}: not base64url ({exc})") from exc
+    if len(decoded) > limit:
+        raise MalformedMessage(f"{what}: header value longer than {limit} bytes allow")
+    return decoded

@@ -7,7 +7,7 @@ for the local ledger can never be redeemed on TRON mainnet or another ledger.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from Crypto.Hash import keccak
 from eth_abi.abi import encode as abi_encode
@@ -40,6 +40,12 @@ class PaymentDomain:
             raise MalformedMessage("a ledger contract address is 20 bytes")
         if not 0 <= self.chain_id < 1 << 64:
             raise MalformedMessage(f"chain id {self.chain_id} out of range")
+
+    @staticmethod
+    @lru_cache(maxsize=64)  # bounded: decoded messages name arbitrary ledgers
+    def of(chain_id: int, contract: bytes) -> PaymentDomain:
+        """A shared instance per ledger, so decoding a message reuses its separator."""
+        return PaymentDomain(chain_id, contract)
 
     @cached_property
     def separator(self) -> bytes:

@@ -83,7 +83,7 @@ class Quote:
         edge_id = NodeId(r.fixed(NODE_ID_SIZE))
         payee = TronAddress(r.fixed(TRON_ADDRESS_SIZE))
         asset = asset_by_code(r.u8())
-        domain = PaymentDomain(r.u64(), r.fixed(20))
+        domain = PaymentDomain.of(r.u64(), r.fixed(20))
         content_id = r.fixed(32)
         per_chunk, per_mib, interval = r.u128(), r.u128(), r.u32()
         valid_from, valid_until = r.u64(), r.u64()

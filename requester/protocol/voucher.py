@@ -115,7 +115,7 @@ class Voucher:
         if len(data) != VOUCHER_SIZE:
             raise MalformedMessage(f"voucher must be {VOUCHER_SIZE} bytes, got {len(data)}")
         r = Reader(data, VOUCHER_MAGIC, "voucher")
-        domain = PaymentDomain(r.u64(), r.fixed(20))
+        domain = PaymentDomain.of(r.u64(), r.fixed(20))
         channel = r.fixed(32)
         payer = TronAddress(r.fixed(TRON_ADDRESS_SIZE))
         payee = TronAddress(r.fixed(TRON_ADDRESS_SIZE))
