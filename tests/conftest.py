@@ -90,6 +90,7 @@ def make_head(
     status: int = 200,
     headers: Iterable[tuple[str, str]] = (("content-type", "text/plain"),),
     created_at: int = NOW,
+    nonce: bytes = bytes(16),
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     size_hint: int = UNKNOWN_SIZE,
 ) -> ManifestHead:
@@ -100,6 +101,7 @@ def make_head(
         status=status,
         headers=headers,
         created_at=created_at,
+        nonce=nonce,
         chunk_size=chunk_size,
         size_hint=size_hint,
     )

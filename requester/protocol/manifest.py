@@ -44,6 +44,7 @@ MAX_HEADER_NAME = 128
 MAX_HEADER_VALUE = 8192
 MAX_HEADER_BYTES = 32 * 1024
 MAX_HEAD_BYTES = 48 * 1024
+NONCE_SIZE = 16
 UNKNOWN_SIZE = U64_MAX
 STATEMENT_SIZE = 4 + 32 + 4 + 4 + 32 + ED25519_SIG_SIZE
 SEAL_SIZE = 4 + 32 + 8 + 4 + 32 + ED25519_SIG_SIZE
@@ -107,6 +108,8 @@ class ManifestHead:
 
     edge_id: NodeId
     created_at: int
+    nonce: bytes
+    """16 random bytes from the edge, so two fetches of one URL never share a content id."""
     source: Source
     status: int
     headers: tuple[tuple[str, str], ...]
@@ -124,17 +127,25 @@ class ManifestHead:
         status: int,
         headers: Iterable[tuple[str, str]],
         created_at: int,
+        nonce: bytes = bytes(NONCE_SIZE),
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         size_hint: int = UNKNOWN_SIZE,
     ) -> ManifestHead:
-        """Sign a new head. Header names are lower-cased; order is kept."""
+        """Sign a new head. Header names are lower-cased; order is kept.
+
+        Edges pass a fresh random ``nonce`` (the core does no I/O, so it cannot draw one):
+        two responses for the same URL in the same second must not share a content id.
+        """
+        if len(nonce) != NONCE_SIZE:
+            raise MalformedMessage(f"manifest nonce is {NONCE_SIZE} bytes")
         normalized = tuple((n.lower(), v) for n, v in headers)
         body = _head_body(
-            key.node_id, created_at, source, status, normalized, chunk_size, size_hint
+            key.node_id, created_at, nonce, source, status, normalized, chunk_size, size_hint
         )
         return cls(
             key.node_id,
             created_at,
+            nonce,
             source,
             status,
             normalized,
@@ -151,6 +162,7 @@ class ManifestHead:
         r = Reader(data, HEAD_MAGIC, "manifest head")
         edge_id = NodeId(r.fixed(NODE_ID_SIZE))
         created_at = r.u64()
+        nonce = r.fixed(NONCE_SIZE)
         source = read_source(r)
         status = r.u16()
         count = r.u16()
@@ -167,13 +179,16 @@ class ManifestHead:
         r.end()
         _check_head_fields(status, headers, chunk_size, size_hint)
         edge_id.verify(data[:body_end], signature, "manifest head")
-        return cls(edge_id, created_at, source, status, headers, chunk_size, size_hint, signature)
+        return cls(
+            edge_id, created_at, nonce, source, status, headers, chunk_size, size_hint, signature
+        )
 
     @property
     def body(self) -> bytes:
         return _head_body(
             self.edge_id,
             self.created_at,
+            self.nonce,
             self.source,
             self.status,
             self.headers,
@@ -326,6 +341,7 @@ def _check_totals(total_size: int, count: int, chunk_size: int) -> None:
 def _head_body(
     edge_id: NodeId,
     created_at: int,
+    nonce: bytes,
     source: Source,
     status: int,
     headers: Sequence[tuple[str, str]],
@@ -334,6 +350,7 @@ def _head_body(
 ) -> bytes:
     _check_head_fields(status, headers, chunk_size, size_hint)
     w = Writer(HEAD_MAGIC).fixed(edge_id.raw, NODE_ID_SIZE).u64(created_at)
+    w.fixed(nonce, NONCE_SIZE)
     write_source(w, source)
     w.u16(status).u16(len(headers))
     for name, value in headers:

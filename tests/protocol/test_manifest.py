@@ -68,7 +68,7 @@ def raw_head(
     edge_id: bytes | None = None,
 ) -> bytes:
     """Head bytes signed by ``key`` with no checks on the fields: for decoder limits."""
-    w = Writer(HEAD_MAGIC).fixed(edge_id or key.node_id.raw, 32).u64(NOW)
+    w = Writer(HEAD_MAGIC).fixed(edge_id or key.node_id.raw, 32).u64(NOW).fixed(bytes(16), 16)
     write_source(w, source)
     w.u16(status).u16(len(headers))
     for name, value in headers:
@@ -127,6 +127,7 @@ def test_head_fields_and_layout() -> None:
         b"ATM\x01"
         + EDGE.node_id.raw
         + NOW.to_bytes(8, "big")
+        + bytes(16)
         + b"\x03"
         + b"\x07" * 32
         + b"\x00\x09dir/f.bin"
@@ -148,6 +149,7 @@ def test_content_id_depends_on_every_field() -> None:
     variants = [
         make_head(OTHER),
         make_head(EDGE, created_at=NOW + 1),
+        make_head(EDGE, nonce=b"\x01" * 16),
         make_head(EDGE, source=UrlSource("https://example.com/b")),
         make_head(EDGE, status=203),
         make_head(EDGE, headers=[("content-type", "text/html")]),
@@ -157,6 +159,11 @@ def test_content_id_depends_on_every_field() -> None:
     ]
     ids = {base.content_id} | {v.content_id for v in variants}
     assert len(ids) == len(variants) + 1
+
+
+def test_nonce_must_be_16_bytes() -> None:
+    with pytest.raises(MalformedMessage, match="nonce is 16 bytes"):
+        make_head(EDGE, nonce=b"\x01" * 15)
 
 
 def test_signing_is_deterministic() -> None:
@@ -257,7 +264,7 @@ def test_uppercase_name_refused_on_decode() -> None:
 
 def test_decoder_refuses_too_many_headers_from_the_count_alone() -> None:
     """A count above 64 is refused before any header is read."""
-    body = Writer(HEAD_MAGIC).fixed(EDGE.node_id.raw, 32).u64(NOW)
+    body = Writer(HEAD_MAGIC).fixed(EDGE.node_id.raw, 32).u64(NOW).fixed(bytes(16), 16)
     write_source(body, UrlSource("https://e.com/"))
     data = body.u16(200).u16(MAX_HEADERS + 1).getvalue()
     with pytest.raises(MalformedMessage, match="65 headers, limit 64"):
@@ -277,7 +284,14 @@ def test_url_too_long() -> None:
     url = "https://e.com/" + "a" * (MAX_URL_BYTES - len("https://e.com/") + 1)
     with pytest.raises(MalformedMessage, match="URL longer than 8192 bytes"):
         make_head(EDGE, source=UrlSource(url))
-    body = Writer(HEAD_MAGIC).fixed(EDGE.node_id.raw, 32).u64(NOW).u8(1).text16(url)
+    body = (
+        Writer(HEAD_MAGIC)
+        .fixed(EDGE.node_id.raw, 32)
+        .u64(NOW)
+        .fixed(bytes(16), 16)
+        .u8(1)
+        .text16(url)
+    )
     data = body.u16(200).u16(0).u32(CS).u64(UNKNOWN_SIZE).getvalue()
     with pytest.raises(MalformedMessage, match="url is 8193 bytes, limit 8192"):
         ManifestHead.decode(data + EDGE.sign(data))

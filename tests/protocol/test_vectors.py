@@ -168,6 +168,7 @@ def test_head_rebuilds_from_inputs(vector: Any) -> None:
         status=inputs["status"],
         headers=[(n, v) for n, v in inputs["headers"]],
         created_at=inputs["created_at"],
+        nonce=bytes.fromhex(inputs["nonce"]),
         chunk_size=inputs["chunk_size"],
         size_hint=int(inputs["size_hint"]),
     )
@@ -183,6 +184,7 @@ def test_head_decodes_to_inputs(vector: Any) -> None:
     head = ManifestHead.decode(bytes.fromhex(vector["encoded"]))
     assert head.edge_id.hex() == vector["edge_id"]
     assert head.created_at == inputs["created_at"]
+    assert head.nonce.hex() == inputs["nonce"]
     assert head.source == source_from(inputs["source"])
     assert head.status == inputs["status"]
     assert [list(h) for h in head.headers] == vector["headers_encoded"]
@@ -208,6 +210,7 @@ def test_head_layout_by_hand(vector: Any) -> None:
         b"ATM\x01"
         + bytes.fromhex(vector["edge_id"])
         + u64(inputs["created_at"])
+        + bytes.fromhex(inputs["nonce"])
         + source
         + u16(inputs["status"])
         + u16(len(inputs["headers"]))

@@ -54,6 +54,7 @@ PAYER_SECRET = bytes([0x11] * 32)
 PAYEE_SECRET = bytes([0x22] * 32)
 
 CREATED_AT = 1_700_000_000
+HEAD_NONCE = bytes(range(0xA0, 0xB0))
 CHUNK_SIZE = 256 * 1024
 BODY_SIZE = 600_000
 BODY_PATTERN = "body[i] = (i * 31 + 7) % 251 for i in range(600000)"
@@ -107,6 +108,7 @@ def head_vector(name: str, key: NodeKey, head: ManifestHead, headers_in: list[li
         "inputs": {
             "edge_seed": key.seed.hex(),
             "created_at": head.created_at,
+            "nonce": head.nonce.hex(),
             "source": source_json(head.source),
             "status": head.status,
             "headers": headers_in,
@@ -169,6 +171,7 @@ def manifest_vectors() -> dict[str, Any]:
             status=status,
             headers=[(n, v) for n, v in headers],
             created_at=CREATED_AT,
+            nonce=HEAD_NONCE,
             chunk_size=chunk_size,
             size_hint=size_hint,
         )
