@@ -1,0 +1,128 @@
+"""The edge node's aiohttp application, built by :func:`create_app`.
+
+Shared state hangs on typed app keys; everything that must be opened and
+closed (databases, the origin client, the ledger client, background tasks)
+is opened and closed in one cleanup context, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+import aiohttp
+from aiohttp import web
+
+from cdn_edge import routes_chunks, routes_content, routes_tracker
+from cdn_edge.announcer import Announcer
+from cdn_edge.chunk_store import ChunkStore
+from cdn_edge.config import EdgeConfig
+from cdn_edge.content_index import ContentIndex
+from cdn_edge.content_service import ContentService
+from cdn_edge.edge_identity import load_or_create
+from cdn_edge.edge_state import CONFIG, EDGE, Edge
+from cdn_edge.free_allowance import FreeAllowance
+from cdn_edge.metrics import EdgeMetrics
+from cdn_edge.origin_fetch import OriginFetcher
+from cdn_edge.payments import PaymentBook
+from cdn_edge.problems import problem_middleware
+from cdn_edge.replication import Replicator
+from cdn_edge.settlement import settle_forever, settle_once
+from cdn_edge.tracker import Tracker
+from requester.channel_manager import ChannelManager
+from requester.chunk_client import ChunkClient
+from requester.ledger_client import LedgerClient
+from requester.payer_store import PayerStore
+from requester.protocol import PaymentDomain
+
+
+def create_app(config: EdgeConfig) -> web.Application:
+    app = web.Application(middlewares=[problem_middleware], client_max_size=64 * 1024)
+    app[CONFIG] = config
+    app.cleanup_ctx.append(_edge_ctx)
+    routes_content.add_routes(app)
+    routes_chunks.add_routes(app)
+    routes_tracker.add_routes(app)
+    return app
+
+
+async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    identity = load_or_create(config.data_dir)
+    db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="content-db")
+    loop = asyncio.get_running_loop()
+    index = await loop.run_in_executor(
+        db,
+        lambda: ContentIndex(
+            config.data_dir / "content.sqlite3", ChunkStore(config.data_dir), config.store_cap_bytes
+        ),
+    )
+    timeout = aiohttp.ClientTimeout(total=30, connect=5)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        OriginFetcher(
+            allow_private=config.allow_private_origins,
+            max_body=config.max_response_bytes,
+            total_timeout=config.origin_timeout,
+        ) as origin,
+        asyncio.TaskGroup() as tasks,
+    ):
+        ledger = LedgerClient(config.ledger_url, session)
+        domain = await _ledger_domain(ledger)
+        payments = PaymentBook(
+            config.data_dir / "payments.sqlite3", identity.payee.address, domain, ledger
+        )
+        await payments.open()
+        tracker = Tracker()
+        payer_store = PayerStore(config.data_dir / "payer.sqlite3")
+        spending = ChannelManager(identity.payee, payer_store, ledger)
+        replicator = Replicator(
+            identity.node.node_id, config.trackers, tracker, session,
+            ChunkClient(session, spending),
+        )  # fmt: skip
+        content = ContentService(
+            identity.node,
+            index,
+            origin,
+            db,
+            tasks,
+            chunk_size=config.chunk_size,
+            on_new_content=lambda cid: announcer.provide(cid),  # noqa: PLW0108 (made below)
+            replicator=replicator,
+        )
+        announcer = Announcer(identity.node, config.trackers, tracker, session, content.held_ids)
+        announcer.public_url = config.public_url
+        edge = Edge(
+            config, identity, domain, content, payments, ledger,
+            FreeAllowance(config.free_bytes, config.free_window), EdgeMetrics(), tracker,
+            announcer,
+        )  # fmt: skip
+        app[EDGE] = edge
+        settler = tasks.create_task(settle_forever(edge.payments, ledger, config.settle_interval))
+        announcing = tasks.create_task(announcer.run())
+        try:
+            yield
+        finally:
+            settler.cancel()
+            announcing.cancel()
+            content.cancel_fetches()
+            await settle_once(payments, ledger, time.time(), everything=True)
+            await payments.close()
+            payer_store.close()
+    await loop.run_in_executor(db, index.close)
+    db.shutdown()
+
+
+async def _ledger_domain(ledger: LedgerClient, attempts: int = 30) -> PaymentDomain:
+    """The ledger's payment domain; the edge cannot quote prices without it."""
+    for attempt in range(attempts):
+        try:
+            return await ledger.domain()
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")

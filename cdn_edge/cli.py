@@ -1,0 +1,119 @@
+"""``atlas edge``: run an edge node and see what it earned."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from cdn_edge.config import EdgeConfig
+from cdn_edge.serving import serve
+from requester.protocol import BTT_LOCAL, MalformedMessage, format_amount, parse_amount
+
+
+def _amount(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        return parse_amount(value, BTT_LOCAL)
+    except MalformedMessage as exc:
+        raise click.BadParameter(exc.message) from exc
+
+
+@click.group()
+def edge() -> None:
+    """An edge node: fetch for requesters, serve signed chunks, earn BTT."""
+
+
+@edge.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="ATLAS_HOST")
+@click.option("--port", default=0, show_default=True, type=int, help="0 picks a free port")
+@click.option(
+    "--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+    envvar="ATLAS_DATA_DIR",
+)  # fmt: skip
+@click.option("--ledger", "ledger_url", required=True, envvar="ATLAS_LEDGER", help="ledger URL")
+@click.option("--tracker", "trackers", multiple=True, help="tracker URL to announce to (repeat)")
+@click.option("--public-url", envvar="ATLAS_PUBLIC_URL", help="URL others reach this edge at")
+@click.option(
+    "--price", default="0.001", show_default=True, callback=_amount, envvar="ATLAS_PRICE",
+    help="price per MiB sent on the wire, in BTT",
+)  # fmt: skip
+@click.option(
+    "--free-mib", default=4.0, show_default=True, type=float, envvar="ATLAS_FREE_MIB",
+    help="free allowance per requester per 10 minutes, in MiB (0 turns it off)",
+)  # fmt: skip
+@click.option(
+    "--store-cap-gib", default=10.0, show_default=True, type=float, help="chunk store size cap"
+)
+@click.option(
+    "--allow-private-origins", is_flag=True,
+    help="allow origins on loopback/private addresses and any port (tests, local networks)",
+)  # fmt: skip
+def serve_command(
+    host: str,
+    port: int,
+    data_dir: Path,
+    ledger_url: str,
+    trackers: tuple[str, ...],
+    public_url: str | None,
+    price: int,
+    free_mib: float,
+    store_cap_gib: float,
+    allow_private_origins: bool,
+) -> None:
+    """Serve an edge; prints {"listening": URL} when ready."""
+    config = EdgeConfig(
+        data_dir=data_dir,
+        ledger_url=ledger_url,
+        trackers=trackers,
+        public_url=public_url,
+        price_per_mib=price,
+        free_bytes=int(free_mib * (1 << 20)),
+        store_cap_bytes=int(store_cap_gib * (1 << 30)),
+        allow_private_origins=allow_private_origins,
+    )
+    from cdn_edge.app import create_app
+    from cdn_edge.edge_state import EDGE
+
+    def on_bound(app: web.Application, url: str) -> None:
+        announcer = app[EDGE].announcer
+        announcer.public_url = announcer.public_url or url
+
+    asyncio.run(serve(create_app(config), host, port, on_bound))
+
+
+@edge.command("earnings")
+@click.option(
+    "--data-dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+    envvar="ATLAS_DATA_DIR",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def earnings_command(data_dir: Path, as_json: bool) -> None:
+    """What this edge has been paid (accepted vouchers) and redeemed on the ledger."""
+    path = data_dir / "payments.sqlite3"
+    if not path.exists():
+        raise click.ClickException(f"no payment records in {data_dir} (has the edge run?)")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT channel_id, payer, paid, consumed, redeemed FROM channels ORDER BY channel_id"
+        ).fetchall()
+    channels = [
+        {"channel_id": c, "payer": p, "paid": int(pd), "served": int(cs), "redeemed": int(r)}
+        for c, p, pd, cs, r in rows
+    ]
+    paid = sum(c["paid"] for c in channels)
+    redeemed = sum(c["redeemed"] for c in channels)
+    if as_json:
+        click.echo(json.dumps({
+            "asset": BTT_LOCAL.uri, "paid": str(paid), "redeemed": str(redeemed),
+            "unredeemed": str(paid - redeemed),
+            "channels": [{k: str(v) for k, v in c.items()} for c in channels],
+        }))  # fmt: skip
+        return
+    click.echo(f"paid       {format_amount(paid, BTT_LOCAL)}")
+    click.echo(f"redeemed   {format_amount(redeemed, BTT_LOCAL)}")
+    click.echo(f"unredeemed {format_amount(paid - redeemed, BTT_LOCAL)}")
+    click.echo(f"channels   {len(channels)}")

@@ -1,0 +1,36 @@
+"""Settings of one edge node; one name per setting in flags, env and code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from requester.protocol import DEFAULT_CHUNK_SIZE
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    data_dir: Path
+    ledger_url: str
+    trackers: tuple[str, ...] = ()
+    public_url: str | None = None
+    """URL other nodes reach this edge at; defaults to the address it listens on."""
+    price_per_mib: int = 10**15
+    """Base units per MiB sent on the wire (default 0.001 BTT)."""
+    price_per_chunk: int = 0
+    allow_private_origins: bool = False
+    free_bytes: int = 4 * MIB
+    """Bytes each requester may take without paying per ``free_window``; 0 turns it off."""
+    free_window: float = 600.0
+    store_cap_bytes: int = 10 * 1024 * MIB
+    max_response_bytes: int = 4 * 1024 * MIB
+    origin_timeout: float = 300.0
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    chunk_wait: float = 30.0
+    """How long a chunk request waits for a chunk of a live fetch to arrive."""
+    quote_validity: int = 300
+    payment_interval: int = 16
+    max_transfers_per_client: int = 32
+    settle_interval: float = 60.0

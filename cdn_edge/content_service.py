@@ -1,0 +1,338 @@
+"""Fetching content for requesters: cache lookup, origin fetch, chunk and sign.
+
+``fetch`` answers as soon as the origin's status and headers are in and the
+head is signed; a background task owned by the service keeps reading the
+body, signs each chunk as it completes, stores it and wakes the requests
+waiting for it. Memory per fetch is one chunk plus the read buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from cdn_edge import http_cache
+from cdn_edge.content_entry import ContentEntry
+from cdn_edge.content_index import ContentIndex, StoredContent
+from cdn_edge.origin_fetch import OriginFetcher, OriginResponse
+from cdn_edge.replication import Replicator
+from requester.protocol import (
+    DEFAULT_CHUNK_SIZE,
+    UNKNOWN_SIZE,
+    ContentPublisher,
+    MalformedMessage,
+    ManifestHead,
+    NodeKey,
+    ProtocolError,
+    UrlSource,
+)
+from requester.protocol.manifest import (
+    FORBIDDEN_HEADERS,
+    MAX_CHUNKS,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    MIN_CHUNK_SIZE,
+    NONCE_SIZE,
+    check_header,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "user-agent")
+"""The only request headers passed to origins: no cookies or credentials, the cache is shared."""
+DROPPED_RESPONSE_HEADERS = FORBIDDEN_HEADERS | {"age", "via", "alt-svc", "server-timing"}
+ENTRY_CACHE = 512
+
+
+class FetchFailed(ProtocolError):
+    status = 502
+    code = "fetch_failed"
+
+
+class CacheStatus:
+    HIT = "HIT"
+    MISS = "MISS"
+    REVALIDATED = "REVALIDATED"
+    JOINED = "JOINED"
+    """Joined a fetch of the same URL already in progress."""
+    STALE = "STALE"
+    """Origin unreachable while revalidating: the stored copy is served (stale-if-error)."""
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    entry: ContentEntry
+    cache: str
+
+
+class ContentService:
+    def __init__(
+        self,
+        key: NodeKey,
+        index: ContentIndex,
+        origin: OriginFetcher,
+        db: ThreadPoolExecutor,
+        tasks: asyncio.TaskGroup,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        clock: Callable[[], float] = time.time,
+        on_new_content: Callable[[bytes], None] = lambda _cid: None,
+        replicator: Replicator | None = None,
+    ) -> None:
+        self._on_new_content = on_new_content
+        self._replicator = replicator
+        self._key = key
+        self._index = index
+        self._origin = origin
+        self._db = db
+        self._tasks = tasks
+        self._chunk_size = chunk_size
+        self._clock = clock
+        self._live: dict[str, asyncio.Future[FetchResult]] = {}
+        self._entries: OrderedDict[bytes, ContentEntry] = OrderedDict()
+        self._fetching: set[asyncio.Task[None]] = set()
+
+    def cancel_fetches(self) -> None:
+        """Stop reading origins (shutdown); unsealed content is dropped at next start."""
+        for task in self._fetching:
+            task.cancel()
+
+    async def fetch(self, url: str, request_headers: Mapping[str, str]) -> FetchResult:
+        """The content for ``url``: from the store if fresh, else from the origin."""
+        headers = {
+            k.lower(): v
+            for k, v in request_headers.items()
+            if k.lower() in FORWARDED_REQUEST_HEADERS
+        }
+        now = self._clock()
+        stored = self._match(await self._run(self._index.variants, url), url, headers)
+        if stored is not None:
+            if now < stored.policy.fresh_until:
+                await self._run(self._index.touch, stored.content_id, now)
+                return FetchResult(await self._load(stored), CacheStatus.HIT)
+            if stored.policy.revalidatable:
+                revalidated = await self._revalidate(stored, url, headers)
+                if revalidated is not None:
+                    return revalidated
+        live = self._live.get(url)
+        if live is not None:
+            result = await asyncio.shield(live)
+            return FetchResult(result.entry, CacheStatus.JOINED)
+        future: asyncio.Future[FetchResult] = asyncio.get_running_loop().create_future()
+        self._live[url] = future
+        task = self._tasks.create_task(self._fetch_from_origin(url, headers, future))
+        self._fetching.add(task)
+        task.add_done_callback(self._fetching.discard)
+        return await asyncio.shield(future)
+
+    async def entry(self, content_id: bytes) -> ContentEntry | None:
+        """Live or stored content by id, or None."""
+        cached = self._entries.get(content_id)
+        if cached is not None:
+            self._entries.move_to_end(content_id)
+            return cached
+        stored = await self._run(self._index.get, content_id)
+        if stored is not None and stored.seal is not None:
+            entry = await self._load(stored)
+            seal = entry.seal
+            if seal and len(entry.statements) < seal.chunk_count and self._replicator:
+                entry.providers = tuple(await self._replicator.providers(content_id))
+            return entry
+        return await self._find_replica(content_id)
+
+    async def _find_replica(self, content_id: bytes) -> ContentEntry | None:
+        if self._replicator is None:
+            return None
+        entry = await self._replicator.find(content_id)
+        if entry is None:
+            return None
+        source = entry.head.source
+        url = source.url if isinstance(source, UrlSource) else f"torrent:{source.infohash.hex()}"
+        not_a_cache_entry = http_cache.CachePolicy(False, 0, None, None, ())
+        await self._run(self._index.add_content, content_id, url, "", entry.head_bytes,
+                        not_a_cache_entry, self._clock())  # fmt: skip
+        await self._persist_seal(entry)
+        self._remember(entry)
+        self._on_new_content(content_id)
+        return entry
+
+    async def replicate_chunk(self, entry: ContentEntry, index: int) -> None:
+        """Fetch a missing chunk of a replica from its providers (paying), store it."""
+        assert self._replicator is not None and entry.is_replica
+        await self._replicator.fetch_chunk(entry, index, self._store_chunk)
+        await self._persist_seal(entry)
+
+    async def _persist_seal(self, entry: ContentEntry) -> None:
+        seal = entry.seal
+        if seal is not None and entry.seal_bytes is not None:
+            await self._run(self._index.seal, entry.content_id, entry.seal_bytes, seal.total_size)
+
+    async def held_ids(self) -> list[bytes]:
+        """Ids of all content this edge can serve (sealed in the store, or live)."""
+        stored = await self._run(self._index.content_ids)
+        live = [e.content_id for e in self._entries.values() if not e.done]
+        return stored + live
+
+    async def chunk(self, entry: ContentEntry, index: int) -> bytes:
+        data = await self._run(self._index.store.get, entry.hashes[index])
+        if data is None:
+            raise FetchFailed(f"chunk {index} is missing from this edge's store")
+        return data
+
+    async def _revalidate(
+        self, stored: StoredContent, url: str, headers: dict[str, str]
+    ) -> FetchResult | None:
+        conditional = {**headers, **http_cache.conditional_headers(stored.policy)}
+        try:
+            async with self._origin.fetch(url, headers=conditional) as resp:
+                if resp.status != 304:
+                    return None
+                now = self._clock()
+                refreshed = http_cache.policy(200, headers, resp.headers, now)
+        except ProtocolError as exc:
+            log.warning("revalidating %s failed, serving the stored copy: %s", url, exc)
+            return FetchResult(await self._load(stored), CacheStatus.STALE)
+        await self._run(self._index.touch, stored.content_id, now, refreshed.fresh_until)
+        return FetchResult(await self._load(stored), CacheStatus.REVALIDATED)
+
+    async def _fetch_from_origin(
+        self, url: str, headers: dict[str, str], future: asyncio.Future[FetchResult]
+    ) -> None:
+        entry: ContentEntry | None = None
+        try:
+            async with self._origin.fetch(url, headers=headers) as resp:
+                entry = await self._start(url, headers, resp)
+                future.set_result(FetchResult(entry, CacheStatus.MISS))
+                await self._stream_body(entry, resp)
+        except ProtocolError as exc:
+            if entry is None:
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                log.warning("fetch of %s failed mid-body: %s", url, exc)
+                entry.fail(exc)
+                await self._run(self._index.drop, entry.content_id)
+        except Exception as exc:
+            log.exception("fetch of %s failed", url)
+            problem = FetchFailed(f"edge failed while fetching: {type(exc).__name__}")
+            if entry is None and not future.done():
+                future.set_exception(problem)
+            elif entry is not None:
+                entry.fail(problem)
+        finally:
+            if self._live.get(url) is future:
+                del self._live[url]
+            if not future.done():
+                future.cancel()
+
+    async def _start(self, url: str, headers: dict[str, str], resp: OriginResponse) -> ContentEntry:
+        now = self._clock()
+        size_hint = _size_hint(resp.headers)
+        kept = _manifest_headers(resp.headers)
+        head = ManifestHead.create(
+            self._key, source=UrlSource(url), status=resp.status, headers=kept,
+            created_at=int(now), nonce=secrets.token_bytes(NONCE_SIZE),
+            chunk_size=self._chunk_size, size_hint=size_hint,
+        )  # fmt: skip
+        policy = http_cache.policy(resp.status, headers, resp.headers, now)
+        key = http_cache.cache_key(url, policy.vary, headers)
+        head_bytes = head.encode()
+        await self._run(self._index.add_content, head.content_id, url, key, head_bytes, policy, now)
+        entry = ContentEntry(head, head_bytes)
+        self._remember(entry)
+        self._on_new_content(head.content_id)
+        return entry
+
+    async def _stream_body(self, entry: ContentEntry, resp: OriginResponse) -> None:
+        publisher = ContentPublisher(self._key, entry.head)
+        async for piece in resp.body:
+            for signed in publisher.feed(piece):
+                await self._store_chunk(entry, signed.statement.index, signed.statement.sha256,
+                                        signed.data, signed.statement.encode())  # fmt: skip
+        last, seal = publisher.finish()
+        for signed in last:
+            await self._store_chunk(entry, signed.statement.index, signed.statement.sha256,
+                                    signed.data, signed.statement.encode())  # fmt: skip
+        seal_bytes = seal.encode()
+        await self._run(self._index.seal, entry.content_id, seal_bytes, seal.total_size)
+        entry.finish(seal_bytes)
+        live = {e.content_id for e in self._entries.values() if not e.done}
+        if await self._run(self._index.evict, live | {entry.content_id}):
+            for gone in set(self._entries) - set(await self._run(self._index.content_ids)) - live:
+                del self._entries[gone]
+
+    async def _store_chunk(
+        self, entry: ContentEntry, index: int, sha256: bytes, data: bytes, statement: bytes
+    ) -> None:
+        await self._run(self._index.add_chunk, entry.content_id, index, sha256, data, statement)
+        entry.add_chunk(index, statement, sha256)
+
+    async def _load(self, stored: StoredContent) -> ContentEntry:
+        cached = self._entries.get(stored.content_id)
+        if cached is not None:
+            return cached
+        head = ManifestHead.decode(stored.head)
+        entry = ContentEntry(head, stored.head)
+        for index, sha256, statement in await self._run(self._index.statements, stored.content_id):
+            entry.statements[index] = statement
+            entry.hashes[index] = sha256
+        if stored.seal is not None:
+            entry.seal_bytes = stored.seal
+        self._remember(entry)
+        return entry
+
+    def _remember(self, entry: ContentEntry) -> None:
+        self._entries[entry.content_id] = entry
+        self._entries.move_to_end(entry.content_id)
+        while len(self._entries) > ENTRY_CACHE:
+            self._entries.popitem(last=False)
+
+    @staticmethod
+    def _match(
+        variants: list[StoredContent], url: str, headers: Mapping[str, str]
+    ) -> StoredContent | None:
+        for stored in variants:
+            if http_cache.cache_key(url, stored.policy.vary, headers) == stored.cache_key:
+                return stored
+        return None
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, partial(fn, *args))
+
+
+def _manifest_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Origin headers a client needs, minus framing, hop-by-hop and per-user ones."""
+    kept: list[tuple[str, str]] = []
+    total = 0
+    for name, value in headers:
+        lname = name.lower()
+        size = len(lname) + len(value.encode("utf-8", "replace"))
+        if lname in DROPPED_RESPONSE_HEADERS or len(kept) >= MAX_HEADERS:
+            continue
+        if total + size > MAX_HEADER_BYTES:
+            continue
+        try:
+            check_header(lname, value)
+        except MalformedMessage:
+            continue
+        kept.append((lname, value))
+        total += size
+    return kept
+
+
+def _size_hint(headers: list[tuple[str, str]]) -> int:
+    """Content-Length of an unencoded body (what the chunks will add up to), if given."""
+    lowered = {n.lower(): v for n, v in headers}
+    length = lowered.get("content-length", "")
+    if "content-encoding" in lowered or not length.isdigit() or len(length) > 19:
+        return UNKNOWN_SIZE
+    return int(length) if int(length) <= MIN_CHUNK_SIZE * MAX_CHUNKS else UNKNOWN_SIZE

@@ -1,0 +1,41 @@
+"""The edge's shared state, on typed aiohttp app keys (kept apart from ``app`` so
+route modules can import it without a cycle)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from cdn_edge.announcer import Announcer
+from cdn_edge.config import EdgeConfig
+from cdn_edge.content_service import ContentService
+from cdn_edge.edge_identity import EdgeIdentity
+from cdn_edge.free_allowance import FreeAllowance
+from cdn_edge.metrics import EdgeMetrics
+from cdn_edge.payments import PaymentBook
+from cdn_edge.tracker import Tracker
+from requester.ledger_client import LedgerClient
+from requester.protocol import PaymentDomain
+
+
+@dataclass
+class Edge:
+    """Everything a request handler may need, in one typed place."""
+
+    config: EdgeConfig
+    identity: EdgeIdentity
+    domain: PaymentDomain
+    content: ContentService
+    payments: PaymentBook
+    ledger: LedgerClient
+    free: FreeAllowance
+    metrics: EdgeMetrics
+    tracker: Tracker
+    announcer: Announcer
+    active: dict[str, int] = field(default_factory=dict)
+    """Chunk transfers in progress per client address."""
+
+
+CONFIG = web.AppKey("config", EdgeConfig)
+EDGE = web.AppKey("edge", Edge)

@@ -1,0 +1,37 @@
+"""Prometheus metrics of an edge, on a registry of its own (one per app)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+@dataclass
+class EdgeMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.bytes_sent = Counter(
+            "atlas_edge_bytes_sent", "Chunk bytes sent on the wire", registry=r
+        )
+        self.chunks = Counter(
+            "atlas_edge_chunks", "Chunks served, by how they were paid", ["paid_by"], registry=r
+        )
+        self.vouchers = Counter(
+            "atlas_edge_vouchers",
+            "Vouchers by outcome (accepted or refusal code)",
+            ["outcome"],
+            registry=r,
+        )
+        self.fetches = Counter(
+            "atlas_edge_fetches", "Fetch requests by cache status", ["cache"], registry=r
+        )
+        self.earned = Gauge(
+            "atlas_edge_earned_base_units", "Sum of accepted voucher amounts", registry=r
+        )
+        self.redeemed = Gauge(
+            "atlas_edge_redeemed_base_units", "Sum redeemed on the ledger", registry=r
+        )
+        self.stored_bytes = Gauge("atlas_edge_stored_bytes", "Bytes in the chunk store", registry=r)

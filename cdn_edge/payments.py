@@ -1,0 +1,221 @@
+"""The edge's side of its payment channels: decide, persist, then serve.
+
+For each chunk the edge asks the channel's :class:`PayeeChannel` whether the
+voucher (or prepaid credit) covers the price. Accepted vouchers are written to
+SQLite (WAL, ``synchronous=FULL``) *before* the chunk is sent, under a
+per-channel lock so vouchers reach the disk in the order they were accepted.
+Channel terms come from the ledger the first time a channel is seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from requester.ledger_client import LedgerClient, LedgerError
+from requester.protocol import (
+    ChannelTerms,
+    DepositExceeded,
+    PayeeChannel,
+    PaymentDomain,
+    ProtocolError,
+    TronAddress,
+    Voucher,
+    WrongBinding,
+    asset_by_code,
+)
+from requester.protocol.assets import ASSETS
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS channels (
+    channel_id TEXT PRIMARY KEY, payer TEXT NOT NULL, asset INTEGER NOT NULL,
+    deposit TEXT NOT NULL, expires_at INTEGER NOT NULL, best BLOB, paid TEXT NOT NULL,
+    consumed TEXT NOT NULL, redeemed TEXT NOT NULL);
+"""
+
+
+class LedgerUnavailable(ProtocolError):
+    status = 503
+    code = "ledger_unavailable"
+
+
+@dataclass(frozen=True)
+class ChannelRecord:
+    channel_id: str
+    payer: str
+    asset: str
+    deposit: int
+    paid: int
+    consumed: int
+    redeemed: int
+    expires_at: int
+
+
+class PaymentBook:
+    """Channels this edge is paid on, in memory and on disk."""
+
+    def __init__(
+        self, path: Path, payee: TronAddress, domain: PaymentDomain, ledger: LedgerClient
+    ) -> None:
+        self.payee = payee
+        self.domain = domain
+        self._ledger = ledger
+        self._db_path = path
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="payments-db")
+        self._conn: sqlite3.Connection | None = None
+        self._channels: dict[bytes, PayeeChannel] = {}
+        self._locks: dict[bytes, asyncio.Lock] = {}
+
+    async def open(self) -> None:
+        await self._run(self._connect)
+
+    async def close(self) -> None:
+        await self._run(self._disconnect)
+        self._db.shutdown()
+
+    async def charge(self, voucher: bytes | None, channel_id: bytes | None, cost: int,
+                     now: int) -> None:  # fmt: skip
+        """Return once ``cost`` is paid for and recorded; raise the refusal otherwise."""
+        if voucher is not None:
+            channel_id = Voucher.decode(voucher).channel_id
+        if channel_id is None:
+            raise ProtocolError("no voucher and no channel")  # callers check first
+        lock = self._locks.setdefault(channel_id, asyncio.Lock())
+        async with lock:
+            channel = await self._channel(channel_id)
+            try:
+                actions = channel.charge(cost, voucher, now)
+            except DepositExceeded:
+                channel = await self._refresh_terms(channel_id)
+                actions = channel.charge(cost, voucher, now)
+            try:
+                await self._run(self._save, channel)
+            except Exception:
+                self._channels.pop(channel_id, None)  # reload the durable state next time
+                raise
+            del actions  # PersistVoucher is done by _save above; Serve is the caller's send
+
+    async def outstanding(self) -> list[PayeeChannel]:
+        """Channels holding a voucher worth more than what was redeemed."""
+        rows = await self._run(self._all_rows)
+        out = []
+        for row in rows:
+            channel = await self._channel(bytes.fromhex(row["channel_id"]))
+            if channel.paid > channel.redeemed:
+                out.append(channel)
+        return out
+
+    async def mark_redeemed(self, channel: PayeeChannel, amount: int) -> None:
+        channel.mark_redeemed(amount)
+        await self._run(self._save, channel)
+
+    async def records(self) -> list[ChannelRecord]:
+        return [_record(r) for r in await self._run(self._all_rows)]
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _channel(self, channel_id: bytes) -> PayeeChannel:
+        channel = self._channels.get(channel_id)
+        if channel is not None:
+            return channel
+        row = await self._run(self._row, channel_id)
+        if row is None:
+            channel = PayeeChannel(await self._terms_from_ledger(channel_id))
+            await self._run(self._save, channel)
+        else:
+            channel = self._from_row(row)
+        self._channels[channel_id] = channel
+        return channel
+
+    async def _refresh_terms(self, channel_id: bytes) -> PayeeChannel:
+        channel = self._channels[channel_id]
+        terms = await self._terms_from_ledger(channel_id)
+        if terms.deposit > channel.terms.deposit or terms.expires_at > channel.terms.expires_at:
+            channel.top_up(terms.deposit, terms.expires_at)
+        return channel
+
+    async def _terms_from_ledger(self, channel_id: bytes) -> ChannelTerms:
+        try:
+            view = await self._ledger.channel(channel_id)
+        except LedgerError as exc:
+            if exc.status == 404:
+                raise WrongBinding(
+                    f"channel {channel_id.hex()} does not exist on the ledger"
+                ) from exc
+            raise LedgerUnavailable(
+                f"cannot check the channel on the ledger: {exc.detail}"
+            ) from exc
+        if view["payee"] != str(self.payee):
+            raise WrongBinding("channel pays another payee, not this edge")
+        if view["status"] != "open":
+            raise WrongBinding("channel is no longer open on the ledger")
+        asset = next((a for a in ASSETS.values() if a.uri == view["asset"]), None)
+        if asset is None:
+            raise WrongBinding(f"channel asset {view['asset']} is not accepted")
+        return ChannelTerms(
+            self.domain, channel_id, TronAddress.parse(view["payer"]), self.payee, asset,
+            int(view["deposit"]), int(view["expires_at"]),
+        )  # fmt: skip
+
+    def _from_row(self, row: sqlite3.Row) -> PayeeChannel:
+        terms = ChannelTerms(
+            self.domain, bytes.fromhex(row["channel_id"]), TronAddress.parse(row["payer"]),
+            self.payee, asset_by_code(row["asset"]), int(row["deposit"]), row["expires_at"],
+        )  # fmt: skip
+        best = Voucher.decode(row["best"]) if row["best"] else None
+        channel = PayeeChannel(terms, best, int(row["consumed"]))
+        channel.redeemed = int(row["redeemed"])
+        return channel
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, partial(fn, *args))
+
+    def _connect(self) -> None:
+        self._conn = sqlite3.connect(self._db_path, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(SCHEMA)
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def _row(self, channel_id: bytes) -> sqlite3.Row | None:
+        assert self._conn is not None
+        row: sqlite3.Row | None = self._conn.execute(
+            "SELECT * FROM channels WHERE channel_id=?", (channel_id.hex(),)
+        ).fetchone()
+        return row
+
+    def _all_rows(self) -> list[Any]:
+        assert self._conn is not None
+        return self._conn.execute("SELECT * FROM channels ORDER BY channel_id").fetchall()
+
+    def _save(self, channel: PayeeChannel) -> None:
+        assert self._conn is not None
+        t = channel.terms
+        self._conn.execute(
+            "INSERT INTO channels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(channel_id) DO "
+            "UPDATE SET deposit=excluded.deposit, expires_at=excluded.expires_at, "
+            "best=excluded.best, paid=excluded.paid, consumed=excluded.consumed, "
+            "redeemed=excluded.redeemed",
+            (t.channel_id.hex(), str(t.payer), t.asset.code, str(t.deposit), t.expires_at,
+             channel.best.encode() if channel.best else None, str(channel.paid),
+             str(channel.consumed), str(channel.redeemed)),
+        )  # fmt: skip
+
+
+def _record(row: Any) -> ChannelRecord:
+    return ChannelRecord(
+        row["channel_id"], row["payer"], asset_by_code(row["asset"]).uri, int(row["deposit"]),
+        int(row["paid"]), int(row["consumed"]), int(row["redeemed"]), row["expires_at"],
+    )  # fmt: skip

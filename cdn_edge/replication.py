@@ -1,0 +1,156 @@
+"""Serving content another edge fetched: find it, then pull chunks on demand.
+
+When asked for content it does not hold, an edge looks the content id up on
+its trackers, takes the signed head from a provider, and from then on
+fetches each missing chunk from a provider the first time it is asked for,
+paying as any requester would and checking it against the origin edge's
+statement before storing and serving it. It then provides the content too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from cdn_edge.content_entry import ContentEntry
+from cdn_edge.tracker import Tracker
+from requester.chunk_client import ChunkClient, ChunkUnavailable, ProviderFault
+from requester.protocol import (
+    ContentVerifier,
+    ManifestHead,
+    NodeId,
+    ProtocolError,
+    ProviderRecord,
+    b64url_decode,
+)
+from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE
+from requester.protocol.provider_record import MAX_RECORD_BYTES
+
+log = logging.getLogger(__name__)
+LOOKUP_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
+StoreChunk = Callable[[ContentEntry, int, bytes, bytes, bytes], Awaitable[None]]
+"""(entry, index, sha256, data, statement): keep a verified chunk."""
+
+
+class Replicator:
+    def __init__(
+        self,
+        self_id: NodeId,
+        trackers: tuple[str, ...],
+        own_tracker: Tracker,
+        session: aiohttp.ClientSession,
+        chunks: ChunkClient,
+    ) -> None:
+        self._self_id = self_id
+        self._trackers = trackers
+        self._own = own_tracker
+        self._session = session
+        self._chunks = chunks
+        self._inflight: dict[tuple[bytes, int], asyncio.Future[None]] = {}
+
+    async def find(self, content_id: bytes) -> ContentEntry | None:
+        """A replica entry for ``content_id`` (head from a provider), or None if nobody has it."""
+        providers = await self.providers(content_id)
+        for url in providers:
+            try:
+                info = await self._content_info(url, content_id)
+            except (aiohttp.ClientError, TimeoutError, ValueError, ProtocolError) as exc:
+                log.info("provider %s has no usable head for %s: %s", url, content_id.hex(), exc)
+                continue
+            if info is not None:
+                head_bytes, seal = info
+                entry = ContentEntry(ManifestHead.decode(head_bytes), head_bytes,
+                                     providers=tuple(providers))  # fmt: skip
+                if seal is not None:
+                    entry.finish(seal)
+                return entry
+        return None
+
+    async def providers(self, content_id: bytes) -> list[str]:
+        """Provider URLs from our own tracker and the configured ones, never ourselves."""
+        now = int(time.time())
+        records = list(self._own.providers(content_id, now))
+        for tracker in self._trackers:
+            try:
+                async with self._session.get(
+                    f"{tracker.rstrip('/')}/v1/providers/{content_id.hex()}", timeout=LOOKUP_TIMEOUT
+                ) as resp:
+                    if resp.status != 200:
+                        continue
+                    listed = (await resp.json()).get("providers", [])
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                log.info("tracker %s lookup failed: %s", tracker, exc)
+                continue
+            for item in listed[:64]:
+                try:
+                    raw = b64url_decode(str(item.get("record", "")), MAX_RECORD_BYTES, "record")
+                    records.append(ProviderRecord.decode(raw))
+                except (ProtocolError, AttributeError):
+                    continue
+        urls: list[str] = []
+        for record in records:
+            if (record.content_id == content_id and record.expires_at > now
+                    and record.node_id != self._self_id and record.url not in urls):  # fmt: skip
+                urls.append(record.url)
+        return urls
+
+    async def fetch_chunk(self, entry: ContentEntry, index: int, store: StoreChunk) -> None:
+        """Make chunk ``index`` of a replica available, fetching it once however many ask."""
+        key = (entry.content_id, index)
+        running = self._inflight.get(key)
+        if running is not None:
+            await asyncio.shield(running)
+            return
+        running = asyncio.get_running_loop().create_future()
+        running.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved"
+        self._inflight[key] = running
+        try:
+            await self._fetch(entry, index, store)
+            running.set_result(None)
+        except Exception as exc:
+            running.set_exception(exc)
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _fetch(self, entry: ContentEntry, index: int, store: StoreChunk) -> None:
+        verifier = ContentVerifier(entry.head)
+        if entry.seal_bytes is not None:
+            verifier.accept_seal(entry.seal_bytes)
+        last: Exception | None = None
+        for url in entry.providers:
+            try:
+                delivered = await self._chunks.get(url, verifier, index)
+            except (ProviderFault, ChunkUnavailable) as exc:
+                last = exc
+                continue
+            await store(entry, index, delivered.sha256, delivered.data, delivered.statement)
+            if entry.seal_bytes is None:
+                info = await self._content_info(url, entry.content_id)
+                if info is not None and info[1] is not None:
+                    entry.finish(info[1])
+            return
+        if isinstance(last, ChunkUnavailable):
+            raise last
+        raise ChunkUnavailable(502, f"no provider could serve chunk {index}: {last}")
+
+    async def _content_info(self, url: str, content_id: bytes) -> tuple[bytes, bytes | None] | None:
+        async with self._session.get(
+            f"{url.rstrip('/')}/v1/content/{content_id.hex()}", timeout=LOOKUP_TIMEOUT
+        ) as resp:
+            if resp.status != 200:
+                return None
+            info = await resp.json()
+        head_bytes = b64url_decode(str(info.get("head", "")), MAX_HEAD_BYTES, "head")
+        head = ManifestHead.decode(head_bytes)
+        if head.content_id != content_id:
+            raise ProtocolError(f"{url} answered with a head for other content")
+        seal = info.get("seal")
+        seal_bytes = b64url_decode(str(seal), SEAL_SIZE, "seal") if seal else None
+        if seal_bytes is not None:
+            head.verify_seal(seal_bytes)
+        return head_bytes, seal_bytes

@@ -1,0 +1,171 @@
+"""``GET /v1/chunk/{content_id}/{index}``: serve one chunk, paid or free.
+
+Order of work per request: find the chunk (waiting for it if the fetch is
+live), decide its wire form and price, settle payment (voucher, prepaid
+credit or free allowance; the voucher is stored durably first), then send
+the bytes with the origin edge's chunk statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+
+from cdn_edge import wire_encoding
+from cdn_edge.content_entry import ContentEntry
+from cdn_edge.edge_state import EDGE, Edge
+from cdn_edge.problems import problem_response
+from requester.chunk_client import ChunkUnavailable
+from requester.protocol import (
+    BTT_LOCAL,
+    MalformedMessage,
+    PaymentRequired,
+    ProtocolError,
+    Quote,
+    b64url_decode,
+    b64url_encode,
+)
+from requester.protocol.manifest import MAX_CHUNKS
+from requester.protocol.voucher import VOUCHER_SIZE
+
+
+def add_routes(app: web.Application) -> None:
+    app.add_routes([web.get("/v1/chunk/{content_id}/{index}", chunk)])
+
+
+def make_quote(edge: Edge, content_id: bytes, now: int) -> Quote:
+    return Quote.create(
+        edge.identity.node,
+        payee=edge.identity.payee.address,
+        asset=BTT_LOCAL,
+        domain=edge.domain,
+        content_id=content_id,
+        price_per_chunk=edge.config.price_per_chunk,
+        price_per_mib=edge.config.price_per_mib,
+        interval=edge.config.payment_interval,
+        valid_from=now - 60,
+        valid_until=now + edge.config.quote_validity,
+    )
+
+
+async def chunk(request: web.Request) -> web.StreamResponse:
+    edge = request.app[EDGE]
+    content_id, index = _parse(request)
+    entry = await edge.content.entry(content_id)
+    if entry is None:
+        raise web.HTTPNotFound(text="this edge does not hold that content")
+    client = request.remote or "unknown"
+    if edge.active.get(client, 0) >= edge.config.max_transfers_per_client:
+        response = problem_response(429, "too_many_transfers", "too many chunk transfers at once")
+        response.headers["Retry-After"] = "1"
+        return response
+    edge.active[client] = edge.active.get(client, 0) + 1
+    try:
+        return await _serve(request, edge, entry, index, client)
+    finally:
+        edge.active[client] -= 1
+        if not edge.active[client]:
+            del edge.active[client]
+
+
+async def _serve(
+    request: web.Request, edge: Edge, entry: ContentEntry, index: int, client: str
+) -> web.StreamResponse:
+    if entry.is_replica and index not in entry.statements and not entry.past_end(index):
+        try:
+            await edge.content.replicate_chunk(entry, index)
+        except ChunkUnavailable as exc:
+            if exc.status == 416:
+                return problem_response(416, "beyond_end", f"chunk {index} is past the end")
+            response = problem_response(503, "chunk_not_ready", f"chunk {index}: {exc}")
+            response.headers["Retry-After"] = "1"
+            return response
+    try:
+        async with asyncio.timeout(edge.config.chunk_wait):
+            available = await entry.wait_for(index)
+    except TimeoutError:
+        response = problem_response(503, "chunk_not_ready", f"chunk {index} has not arrived yet")
+        response.headers["Retry-After"] = "1"
+        return response
+    if not available:
+        if entry.error is not None:
+            raise entry.error
+        return problem_response(
+            416,
+            "beyond_end",
+            f"content has {len(entry.statements)} chunks; {index} is past the end",
+        )
+    data = await edge.content.chunk(entry, index)
+    wire, encoding = await wire_encoding.for_wire(
+        data, entry.head.header("content-type"), request.headers.get("Accept-Encoding")
+    )
+    now = int(time.time())
+    quote = make_quote(edge, entry.content_id, now)
+    cost = quote.chunk_price(len(wire))
+    try:
+        paid_by = await _settle(request, edge, cost, len(wire), client, now)
+    except PaymentRequired as exc:
+        edge.metrics.vouchers.labels(exc.code).inc()
+        return _payment_problem(exc, quote, cost)
+    except ProtocolError as exc:
+        edge.metrics.vouchers.labels(exc.code).inc()
+        raise
+    headers = {
+        "Atlas-Chunk": b64url_encode(entry.statements[index]),
+        "Atlas-Price": str(cost),
+        "Atlas-Paid-By": paid_by,
+        "Content-Type": "application/octet-stream",
+        "Cache-Control": "private, immutable",
+    }
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    edge.metrics.chunks.labels(paid_by).inc()
+    edge.metrics.bytes_sent.inc(len(wire))
+    return web.Response(body=wire, headers=headers)
+
+
+async def _settle(request: web.Request, edge: Edge, cost: int, size: int, client: str,
+                  now: int) -> str:  # fmt: skip
+    voucher_header = request.headers.get("Atlas-Voucher")
+    channel_header = request.headers.get("Atlas-Channel")
+    if voucher_header is not None:
+        voucher = b64url_decode(voucher_header, VOUCHER_SIZE, "Atlas-Voucher")
+        await edge.payments.charge(voucher, None, cost, now)
+        edge.metrics.vouchers.labels("accepted").inc()
+        return "voucher"
+    if channel_header is not None:
+        await edge.payments.charge(None, _hex32(channel_header, "Atlas-Channel"), cost, now)
+        return "credit"
+    if cost == 0 or edge.free.take(client, size, now):
+        return "free"
+    raise PaymentRequired(
+        "this chunk costs more than your free allowance left; pay with an Atlas-Voucher"
+    )
+
+
+def _payment_problem(exc: PaymentRequired, quote: Quote, cost: int) -> web.Response:
+    response = problem_response(402, exc.code, exc.message)
+    encoded = b64url_encode(quote.encode())
+    response.headers["Atlas-Quote"] = encoded
+    response.headers["Atlas-Price"] = str(cost)
+    return response
+
+
+def _parse(request: web.Request) -> tuple[bytes, int]:
+    content_id = _hex32(request.match_info["content_id"], "content id")
+    raw = request.match_info["index"]
+    if not raw.isdigit() or len(raw) > 8 or int(raw) >= MAX_CHUNKS:
+        raise MalformedMessage(f"chunk index must be an integer below {MAX_CHUNKS}")
+    return content_id, int(raw)
+
+
+def _hex32(raw: str, what: str) -> bytes:
+    try:
+        value = bytes.fromhex(raw)
+    except ValueError:
+        value = b""
+    if len(value) != 32:
+        raise MalformedMessage(f"{what} must be 64 hex digits")
+    return value

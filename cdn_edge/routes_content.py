@@ -1,0 +1,130 @@
+"""Edge endpoints for asking for content and reading about the node.
+
+``POST /v1/fetch`` answers as soon as the manifest head is signed; the chunks
+follow through ``GET /v1/chunk/...`` (see ``routes_chunks``).
+"""
+
+from __future__ import annotations
+
+import html
+
+from aiohttp import web
+from prometheus_client import generate_latest
+
+from cdn_edge.content_entry import ContentEntry
+from cdn_edge.edge_state import EDGE
+from cdn_edge.problems import read_json
+from requester.protocol import BTT_LOCAL, MalformedMessage, UrlSource, b64url_encode, format_amount
+
+MAX_FORWARDED_HEADER = 1024
+
+
+def add_routes(app: web.Application) -> None:
+    app.add_routes(
+        [
+            web.post("/v1/fetch", fetch),
+            web.get("/v1/content/{content_id}", content),
+            web.get("/v1/info", info),
+            web.get("/healthz", healthz),
+            web.get("/metrics", metrics),
+            web.get("/", status_page),
+        ]
+    )
+
+
+def describe(entry: ContentEntry) -> dict[str, object]:
+    """What a requester needs to start: the signed head, the seal if any, chunks ready."""
+    return {
+        "content_id": entry.content_id.hex(),
+        "head": b64url_encode(entry.head_bytes),
+        "seal": b64url_encode(entry.seal_bytes) if entry.seal_bytes else None,
+        "chunks_available": len(entry.statements),
+        "status": entry.head.status,
+        "error": entry.error.problem() if entry.error else None,
+    }
+
+
+async def fetch(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("url"), str):
+        raise MalformedMessage('fetch body is {"url": "https://...", "headers": {...}}')
+    url = UrlSource(body["url"]).url
+    headers = body.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and len(v) <= MAX_FORWARDED_HEADER
+        for k, v in headers.items()
+    ):
+        raise MalformedMessage("headers must be an object of short strings")
+    edge = request.app[EDGE]
+    result = await edge.content.fetch(url, headers)
+    edge.metrics.fetches.labels(result.cache).inc()
+    return web.json_response(
+        {**describe(result.entry), "cache": result.cache}, headers={"Atlas-Cache": result.cache}
+    )
+
+
+async def content(request: web.Request) -> web.Response:
+    entry = await request.app[EDGE].content.entry(content_id_from(request))
+    if entry is None:
+        raise web.HTTPNotFound(text="this edge does not hold that content")
+    return web.json_response(describe(entry))
+
+
+async def info(request: web.Request) -> web.Response:
+    edge = request.app[EDGE]
+    return web.json_response(
+        {
+            "node_id": edge.identity.node.node_id.hex(),
+            "payee": str(edge.identity.payee.address),
+            "ledger": edge.config.ledger_url,
+            "chain_id": edge.domain.chain_id,
+            "contract": edge.domain.contract.hex(),
+            "price_per_mib": str(edge.config.price_per_mib),
+            "price_per_chunk": str(edge.config.price_per_chunk),
+            "free_bytes": edge.config.free_bytes,
+            "free_window": edge.config.free_window,
+        }
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=generate_latest(request.app[EDGE].metrics.registry), content_type="text/plain"
+    )
+
+
+async def status_page(request: web.Request) -> web.Response:
+    edge = request.app[EDGE]
+    records = await edge.payments.records()
+    paid = sum(r.paid for r in records)
+    redeemed = sum(r.redeemed for r in records)
+    rows = "".join(
+        f"<tr><td>{html.escape(r.channel_id[:16])}…</td><td>{html.escape(r.payer)}</td>"
+        f"<td>{r.paid}</td><td>{r.redeemed}</td></tr>"
+        for r in records[:100]
+    )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Atlas edge</title></head>
+<body><h1>Atlas edge</h1>
+<p>Node {html.escape(edge.identity.node.node_id.hex())}<br>
+Payee {html.escape(str(edge.identity.payee.address))}<br>
+Ledger {html.escape(edge.config.ledger_url)}</p>
+<p>Earned {html.escape(format_amount(paid, BTT_LOCAL))}, redeemed
+{html.escape(format_amount(redeemed, BTT_LOCAL))}</p>
+<table><tr><th>channel</th><th>payer</th><th>paid</th><th>redeemed</th></tr>{rows}</table>
+<p><a href="/metrics">metrics</a> · <a href="/v1/info">info</a></p></body></html>"""
+    return web.Response(text=page, content_type="text/html")
+
+
+def content_id_from(request: web.Request) -> bytes:
+    raw = request.match_info["content_id"]
+    try:
+        cid = bytes.fromhex(raw)
+    except ValueError:
+        cid = b""
+    if len(cid) != 32:
+        raise MalformedMessage("content id is 64 hex digits")
+    return cid

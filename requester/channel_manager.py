@@ -1,0 +1,104 @@
+"""Paying providers: one channel per payee, opened on demand, vouchers made durable.
+
+A channel is opened the first time a payee must be paid (deposit and length
+from the :class:`DepositPolicy`), reused while it has room, and replaced
+when it runs out or nears expiry. Every voucher's amount is recorded in the
+:class:`PayerStore` before the voucher leaves this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from requester.ledger_client import LedgerClient
+from requester.payer_store import PayerStore
+from requester.protocol import (
+    BTT_LOCAL,
+    ChannelTerms,
+    PayerChannel,
+    PayerKey,
+    PaymentRequired,
+    PersistVoucher,
+    Quote,
+    TronAddress,
+    Voucher,
+    WrongBinding,
+    format_amount,
+)
+
+
+@dataclass(frozen=True)
+class DepositPolicy:
+    deposit: int = 10 * BTT_LOCAL.one
+    """Deposit of each new channel (raised to cover one payment if needed)."""
+    duration: int = 24 * 3600
+    """Seconds until a new channel expires."""
+
+
+class SpendLimitReached(PaymentRequired):
+    code = "spend_limit"
+
+
+class ChannelManager:
+    def __init__(
+        self,
+        key: PayerKey,
+        store: PayerStore,
+        ledger: LedgerClient,
+        policy: DepositPolicy = DepositPolicy(),
+    ) -> None:
+        self._key = key
+        self._store = store
+        self._ledger = ledger
+        self._policy = policy
+        self._open: dict[bytes, PayerChannel] = {}
+        self._locks: dict[TronAddress, asyncio.Lock] = {}
+        for stored in store.channels(status="open"):
+            if stored.terms.payer == key.address:
+                self._open[stored.terms.channel_id] = PayerChannel(stored.terms, key, stored.issued)
+
+    async def pay(self, quote: Quote, cost: int, now: int) -> Voucher:
+        """A voucher raising what ``quote.payee`` is owed by ``cost``; recorded before return."""
+        domain = await self._ledger.domain()
+        if quote.domain != domain or quote.asset != BTT_LOCAL:
+            raise WrongBinding("provider wants to be paid on another ledger or asset")
+        async with self._locks.setdefault(quote.payee, asyncio.Lock()):
+            channel = self._usable(quote.payee, cost, now) or await self._open_channel(
+                quote.payee, cost, now
+            )
+            actions = channel.pay(cost, now)
+            persist = actions[0]
+            assert isinstance(persist, PersistVoucher)
+            self._store.record_issued(channel.terms.channel_id, persist.voucher.amount)
+            return persist.voucher
+
+    def channels(self) -> list[PayerChannel]:
+        return list(self._open.values())
+
+    def _usable(self, payee: TronAddress, cost: int, now: int) -> PayerChannel | None:
+        for channel in self._open.values():
+            t = channel.terms
+            if t.payee == payee and t.usable(now) and channel.remaining >= cost:
+                return channel
+        return None
+
+    async def _open_channel(self, payee: TronAddress, cost: int, now: int) -> PayerChannel:
+        deposit = max(self._policy.deposit, cost)
+        expires_at = now + self._policy.duration
+        balance = await self._ledger.balance(self._key.address)
+        if balance < deposit:
+            raise SpendLimitReached(
+                f"wallet balance is {format_amount(balance, BTT_LOCAL)}; opening a channel needs "
+                f"{format_amount(deposit, BTT_LOCAL)} "
+                f"({format_amount(deposit - balance, BTT_LOCAL)} missing)"
+            )
+        view = (await self._ledger.open_channel(self._key, payee, deposit, expires_at))["channel"]
+        terms = ChannelTerms(
+            await self._ledger.domain(), bytes.fromhex(view["channel_id"]), self._key.address,
+            payee, BTT_LOCAL, int(view["deposit"]), int(view["expires_at"]),
+        )  # fmt: skip
+        self._store.add(self._ledger.url, terms, now)
+        channel = PayerChannel(terms, self._key)
+        self._open[terms.channel_id] = channel
+        return channel

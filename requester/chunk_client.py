@@ -1,0 +1,187 @@
+"""Getting one chunk from one provider: pay when asked, verify before use.
+
+This is the unit the downloader schedules and edges use to replicate. A
+provider's answer is checked in full before a byte is kept: the quote must
+be signed and within the caller's price limit, the price asked must match
+the quote for the bytes sent, the compressed body must inflate to no more
+than the chunk's stated size, and the chunk must match the origin edge's
+signed statement. Any failure raises :class:`ProviderFault` with evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+import zstandard
+
+from requester.channel_manager import SpendLimitReached
+from requester.protocol import (
+    ContentVerifier,
+    ProtocolError,
+    Quote,
+    Voucher,
+    b64url_decode,
+    format_amount,
+)
+from requester.protocol.manifest import STATEMENT_SIZE
+from requester.protocol.quote import QUOTE_SIZE
+
+CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5, sock_read=30)
+
+
+class ProviderFault(Exception):
+    """A provider misbehaved or failed; the download drops it and goes elsewhere."""
+
+    def __init__(self, provider: str, reason: str, evidence: dict[str, str] | None = None) -> None:
+        super().__init__(f"{provider}: {reason}")
+        self.provider, self.reason, self.evidence = provider, reason, evidence or {}
+
+
+class ChunkUnavailable(Exception):
+    """The provider cannot serve this chunk now (not ready, past the end): retry or go elsewhere."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Delivered:
+    data: bytes
+    sha256: bytes
+    statement: bytes
+    """The origin edge's signed statement for the chunk (for providers that re-serve it)."""
+    price: int
+    wire_bytes: int
+    paid_by: str
+
+
+class Payer(Protocol):
+    """What pays a provider: a :class:`ChannelManager`, or one wrapped in a budget."""
+
+    async def pay(self, quote: Quote, cost: int, now: int) -> Voucher: ...
+
+
+class Budget:
+    """Refuses any payment that would take the total over ``limit``."""
+
+    def __init__(self, payer: Payer, limit: int | None) -> None:
+        self._payer = payer
+        self.limit = limit
+        self.spent = 0
+
+    async def pay(self, quote: Quote, cost: int, now: int) -> Voucher:
+        if self.limit is not None and self.spent + cost > self.limit:
+            raise SpendLimitReached(
+                f"paying {format_amount(cost, quote.asset)} more would pass the spend limit of "
+                f"{format_amount(self.limit, quote.asset)} "
+                f"({format_amount(self.spent, quote.asset)} spent)"
+            )
+        self.spent += cost
+        try:
+            return await self._payer.pay(quote, cost, now)
+        except BaseException:
+            self.spent -= cost
+            raise
+
+
+class ChunkClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        channels: Payer | None,
+        *,
+        max_price_per_mib: int | None = None,
+    ) -> None:
+        self._session = session
+        self._channels = channels
+        self._max_price_per_mib = max_price_per_mib
+
+    async def get(self, provider: str, verifier: ContentVerifier, index: int) -> Delivered:
+        """Chunk ``index`` from ``provider``, verified; pays once if the provider asks."""
+        cid = verifier.head.content_id.hex()
+        url = f"{provider.rstrip('/')}/v1/chunk/{cid}/{index}"
+        headers = {"Accept-Encoding": "zstd"}
+        for _attempt in range(2):
+            status, body, answer = await self._request(provider, url, headers)
+            if status == 200:
+                return self._accept(provider, verifier, index, body, answer)
+            if status == 402 and "Atlas-Voucher" not in headers and self._channels is not None:
+                quote, price = self._check_quote(provider, verifier, answer)
+                voucher = await self._channels.pay(quote, price, int(time.time()))
+                headers = {**headers, "Atlas-Voucher": voucher.to_header()}
+                continue
+            if status in (404, 416, 429, 503):
+                raise ChunkUnavailable(status, body[:300].decode("utf-8", "replace"))
+            raise ProviderFault(provider, f"answered {status}: {body[:200]!r}")
+        raise ProviderFault(provider, "refused a voucher for the price it quoted")
+
+    async def _request(self, provider: str, url: str, headers: dict[str, str]
+                       ) -> tuple[int, bytes, dict[str, str]]:  # fmt: skip
+        try:
+            async with self._session.get(
+                url, headers=headers, timeout=CHUNK_TIMEOUT, auto_decompress=False
+            ) as resp:
+                body = await resp.content.read(32 * 1024 * 1024 + 1)
+                return resp.status, body, dict(resp.headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ProviderFault(provider, f"unreachable: {type(exc).__name__} {exc}") from exc
+
+    def _check_quote(self, provider: str, verifier: ContentVerifier, answer: dict[str, str]
+                     ) -> tuple[Quote, int]:  # fmt: skip
+        try:
+            quote = Quote.decode(b64url_decode(answer.get("Atlas-Quote", ""), QUOTE_SIZE, "quote"))
+            quote.check_valid(int(time.time()))
+        except ProtocolError as exc:
+            raise ProviderFault(provider, f"bad quote: {exc.message}") from exc
+        if quote.content_id not in (verifier.head.content_id, bytes(32)):
+            raise ProviderFault(provider, "quote is for other content")
+        if self._max_price_per_mib is not None and quote.price_per_mib > self._max_price_per_mib:
+            raise ProviderFault(provider, f"price {quote.price_per_mib}/MiB is above the limit")
+        price_text = answer.get("Atlas-Price", "")
+        if not price_text.isascii() or not price_text.isdigit():
+            raise ProviderFault(provider, "402 without a price")
+        price = int(price_text)
+        # The wire form is at most the raw chunk (edges only compress when it is smaller).
+        if price > quote.chunk_price(verifier.head.chunk_size):
+            raise ProviderFault(provider, f"asked {price}, more than its quote allows")
+        return quote, price
+
+    def _accept(self, provider: str, verifier: ContentVerifier, index: int, body: bytes,
+                answer: dict[str, str]) -> Delivered:  # fmt: skip
+        wire = len(body)
+        try:
+            statement = b64url_decode(answer.get("Atlas-Chunk", ""), STATEMENT_SIZE, "Atlas-Chunk")
+            if answer.get("Content-Encoding") == "zstd":
+                body = zstandard.ZstdDecompressor().decompress(
+                    body, max_output_size=verifier.head.chunk_size
+                )
+            elif answer.get("Content-Encoding") not in (None, "identity"):
+                raise ProviderFault(provider, "unknown Content-Encoding")
+            checked = verifier.verify_chunk(statement, body)
+        except (ProtocolError, zstandard.ZstdError) as exc:
+            detail = exc.message if isinstance(exc, ProtocolError) else str(exc)
+            raise ProviderFault(
+                provider, f"bad chunk {index}: {detail}",
+                {"content_id": verifier.head.content_id.hex(), "index": str(index),
+                 "sha256_received": _sha(body), "provider": provider},
+            ) from exc  # fmt: skip
+        if checked.index != index:
+            raise ProviderFault(provider, f"sent chunk {checked.index} for {index}")
+        price = answer.get("Atlas-Price", "0")
+        return Delivered(
+            body,
+            checked.sha256,
+            statement,
+            int(price) if price.isascii() and price.isdigit() else 0,
+            wire,
+            answer.get("Atlas-Paid-By", ""),
+        )
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,45 @@
+"""Real processes for edge tests: an origin, a ledger with faucet, and edges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.processes import Running, start_edge, start_ledger, start_origin
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[Running]:
+    running = start_origin()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    running = start_ledger(tmp_path_factory.mktemp("ledger"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def free_edge(tmp_path_factory: pytest.TempPathFactory, ledger: Running) -> Iterator[Running]:
+    """An edge whose free allowance covers everything the tests fetch."""
+    running = start_edge(tmp_path_factory.mktemp("free-edge"), ledger.url, "--free-mib", "4096")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def paid_edge(tmp_path_factory: pytest.TempPathFactory, ledger: Running) -> Iterator[Running]:
+    """An edge with no free allowance: every chunk must be paid."""
+    running = start_edge(tmp_path_factory.mktemp("paid-edge"), ledger.url, "--free-mib", "0")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def edge_dir(tmp_path: Path) -> Path:
+    return tmp_path / "edge"

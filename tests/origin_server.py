@@ -1,0 +1,212 @@
+"""A test origin: an aiohttp server with fixed and generated content.
+
+Run as its own process (``python tests/origin_server.py --port 0``); it prints
+``{"listening": URL}`` when ready. Generated bodies are streamed from a
+deterministic generator, so a 200 MiB response costs no memory, and tests
+can recompute the expected bytes with :func:`pattern` without downloading.
+
+Routes:
+  /bytes/{n}            n deterministic bytes (application/octet-stream)
+  /text/{n}             n bytes of compressible HTML-ish text (text/html)
+  /cached/{name}        max-age=3600, ETag and Last-Modified; counts hits
+  /revalidate/{name}    no-cache + ETag: every use revalidates (304 when matching)
+  /vary/{name}          Vary: Accept-Language; body names the language
+  /private/{name}       Cache-Control: private (never stored by a shared cache)
+  /slow/{n}?delay=s     n bytes in 16 KiB pieces with a pause between them
+  /redirect/{k}         k redirects, then /text/100
+  /status/{code}        that status with a small body
+  /huge-headers         a response with a 64 KiB header
+  /gzip/{n}             /text/{n} gzip-encoded
+  /hits                 JSON: hits per path so far
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import hashlib
+import json
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+PIECE = 64 * 1024
+TEXT_UNIT = (
+    b'<div class="row"><span>Atlas edge test content</span> <a href="/next">next page</a></div>\n'
+)
+HITS: Counter[str] = Counter()
+LAST_MODIFIED = "Mon, 02 Nov 2026 10:00:00 GMT"
+
+
+def pattern(offset: int, length: int) -> bytes:
+    """Bytes ``offset .. offset+length`` of the endless deterministic stream."""
+    out = bytearray()
+    block = offset // 32
+    skip = offset % 32
+    while len(out) < length + skip:
+        out += hashlib.sha256(block.to_bytes(8, "big")).digest()
+        block += 1
+    return bytes(out[skip : skip + length])
+
+
+def text(length: int) -> bytes:
+    repeats = length // len(TEXT_UNIT) + 1
+    return (TEXT_UNIT * repeats)[:length]
+
+
+async def _stream(
+    request: web.Request,
+    total: int,
+    make: Callable[[int, int], bytes],
+    content_type: str,
+    delay: float = 0.0,
+    piece: int = PIECE,
+) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": content_type})
+    resp.content_length = total
+    await resp.prepare(request)
+    sent = 0
+    while sent < total:
+        size = min(piece, total - sent)
+        await resp.write(make(sent, size))
+        sent += size
+        if delay:
+            await asyncio.sleep(delay)
+    await resp.write_eof()
+    return resp
+
+
+def _n(request: web.Request) -> int:
+    raw = request.match_info["n"]
+    if not raw.isdigit():
+        raise web.HTTPBadRequest(text="n must be an integer")
+    return int(raw)
+
+
+@web.middleware
+async def count_hits(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    if request.path != "/hits":
+        HITS[request.path] += 1
+    return await handler(request)
+
+
+async def bytes_route(request: web.Request) -> web.StreamResponse:
+    return await _stream(request, _n(request), pattern, "application/octet-stream")
+
+
+async def text_route(request: web.Request) -> web.StreamResponse:
+    return await _stream(request, _n(request), lambda off, size: text(off + size)[off:],
+                         "text/html; charset=utf-8")  # fmt: skip
+
+
+async def slow_route(request: web.Request) -> web.StreamResponse:
+    delay = float(request.query.get("delay", "0.05"))
+    return await _stream(request, _n(request), pattern, "application/octet-stream", delay,
+                         16 * 1024)  # fmt: skip
+
+
+def _etag(name: str) -> str:
+    return '"' + hashlib.sha256(name.encode()).hexdigest()[:16] + '"'
+
+
+async def cached_route(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    return web.Response(
+        body=text(5000) + name.encode(),
+        content_type="text/html",
+        headers={"Cache-Control": "max-age=3600", "ETag": _etag(name),
+                 "Last-Modified": LAST_MODIFIED},
+    )  # fmt: skip
+
+
+async def revalidate_route(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    headers = {"Cache-Control": "no-cache", "ETag": _etag(name)}
+    if request.headers.get("If-None-Match") == _etag(name):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=text(3000) + name.encode(), content_type="text/html", headers=headers)
+
+
+async def vary_route(request: web.Request) -> web.Response:
+    lang = request.headers.get("Accept-Language", "none")
+    return web.Response(
+        text=f"language={lang}",
+        headers={"Cache-Control": "max-age=3600", "Vary": "Accept-Language"},
+    )
+
+
+async def private_route(request: web.Request) -> web.Response:
+    return web.Response(text="for you only", headers={"Cache-Control": "private, max-age=3600"})
+
+
+async def redirect_route(request: web.Request) -> web.Response:
+    k = int(request.match_info["k"])
+    target = f"/redirect/{k - 1}" if k > 1 else "/text/100"
+    raise web.HTTPFound(target)
+
+
+async def status_route(request: web.Request) -> web.Response:
+    code = int(request.match_info["code"])
+    return web.Response(status=code, text=f"origin said {code}\n")
+
+
+async def huge_headers_route(request: web.Request) -> web.Response:
+    return web.Response(text="big", headers={"X-Huge": "a" * 65536})
+
+
+async def gzip_route(request: web.Request) -> web.Response:
+    return web.Response(
+        body=gzip.compress(text(_n(request))),
+        headers={"Content-Encoding": "gzip", "Content-Type": "text/html"},
+    )
+
+
+async def hits_route(request: web.Request) -> web.Response:
+    return web.json_response(dict(HITS))
+
+
+def create_app() -> web.Application:
+    app = web.Application(middlewares=[count_hits])
+    app.add_routes(
+        [
+            web.get("/bytes/{n}", bytes_route),
+            web.get("/text/{n}", text_route),
+            web.get("/slow/{n}", slow_route),
+            web.get("/cached/{name}", cached_route),
+            web.get("/revalidate/{name}", revalidate_route),
+            web.get("/vary/{name}", vary_route),
+            web.get("/private/{name}", private_route),
+            web.get("/redirect/{k}", redirect_route),
+            web.get("/status/{code}", status_route),
+            web.get("/huge-headers", huge_headers_route),
+            web.get("/gzip/{n}", gzip_route),
+            web.get("/hits", hits_route),
+        ]
+    )
+    return app
+
+
+async def _main(host: str, port: int) -> None:
+    runner = web.AppRunner(create_app(), max_field_size=128 * 1024, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0]
+    sys.stdout.write(json.dumps({"listening": f"http://{bound[0]}:{bound[1]}"}) + "\n")
+    sys.stdout.flush()
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(args.host, args.port))
