@@ -27,7 +27,9 @@ class UrlSource:
     url: str
 
     def __post_init__(self) -> None:
-        if len(self.url.encode("utf-8")) > MAX_URL_BYTES:
+        # Characters, not UTF-8 bytes: a lone surrogate cannot be encoded, and the
+        # pattern below admits ASCII only, where the two counts agree.
+        if len(self.url) > MAX_URL_BYTES:
             raise MalformedMessage(f"URL longer than {MAX_URL_BYTES} bytes")
         if not _URL.fullmatch(self.url):
             raise MalformedMessage(
@@ -45,7 +47,11 @@ class TorrentSource:
     def __post_init__(self) -> None:
         if len(self.infohash) not in (20, 32):
             raise MalformedMessage("a torrent infohash is 20 (v1) or 32 (v2) bytes")
-        if len(self.path.encode("utf-8")) > MAX_TORRENT_PATH_BYTES:
+        try:
+            size = len(self.path.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise MalformedMessage("torrent file path is not valid Unicode text") from None
+        if size > MAX_TORRENT_PATH_BYTES:
             raise MalformedMessage(f"torrent file path longer than {MAX_TORRENT_PATH_BYTES} bytes")
         parts = self.path.split("/")
         if not self.path or any(p in ("", ".", "..") for p in parts) or "\x00" in self.path:

@@ -266,11 +266,22 @@ def test_payee_refuses_garbage() -> None:
 
 def test_payee_refuses_stale_and_replayed_vouchers() -> None:
     payee = PayeeChannel(TERMS)
-    payee.charge(10, voucher_bytes(100), NOW)
-    refused(lambda: payee.charge(0, voucher_bytes(100), NOW), StaleVoucher, 409, "not above")
-    refused(lambda: payee.charge(0, voucher_bytes(99), NOW), StaleVoucher, 409)
-    refused(lambda: payee.charge(0, voucher_bytes(0), NOW), StaleVoucher, 409)
-    assert (payee.paid, payee.consumed) == (100, 10)
+    payee.charge(100, voucher_bytes(100), NOW)
+    refused(lambda: payee.charge(1, voucher_bytes(100), NOW), StaleVoucher, 409, "not above")
+    refused(lambda: payee.charge(1, voucher_bytes(99), NOW), StaleVoucher, 409)
+    refused(lambda: payee.charge(1, voucher_bytes(0), NOW), StaleVoucher, 409)
+    assert (payee.paid, payee.consumed) == (100, 100)
+
+
+def test_an_overtaken_voucher_is_served_from_the_credit_its_successor_left() -> None:
+    """Concurrent requests: the voucher for 20 arrives before the one for 10."""
+    payee = PayeeChannel(TERMS)
+    assert payee.charge(10, voucher_bytes(20), NOW)[0] == PersistVoucher(
+        Voucher.decode(voucher_bytes(20))
+    )
+    assert payee.charge(10, voucher_bytes(10), NOW) == [Serve(10)]
+    assert (payee.paid, payee.consumed, payee.credit) == (20, 20, 0)
+    refused(lambda: payee.charge(10, voucher_bytes(10), NOW), StaleVoucher, 409)
 
 
 def test_payee_refuses_vouchers_above_the_deposit() -> None:
@@ -332,7 +343,7 @@ def test_payee_refusal_order_follows_the_spec() -> None:
 
 def test_same_voucher_64_times_is_credited_once() -> None:
     payee = PayeeChannel(TERMS)
-    data = voucher_bytes(640)
+    data = voucher_bytes(10)
     outcomes: list[str] = []
     for _ in range(64):
         try:
@@ -344,7 +355,7 @@ def test_same_voucher_64_times_is_credited_once() -> None:
             outcomes.append("credited")
     assert outcomes.count("credited") == 1
     assert outcomes.count("stale") == 63
-    assert (payee.paid, payee.consumed, payee.credit) == (640, 10, 630)
+    assert (payee.paid, payee.consumed, payee.credit) == (10, 10, 0)
 
 
 def test_payee_refuses_negative_consumed() -> None:
@@ -446,6 +457,10 @@ class ChannelPair(RuleBasedStateMachine):
         paid, consumed = self.payee.paid, self.payee.consumed
         if not self.usable():
             refused(lambda: self.payee.charge(cost, data, self.now), ChannelExpired, 402)
+        elif amount <= paid and cost <= paid - consumed:  # overtaken: served from credit
+            assert self.payee.charge(cost, data, self.now) == [Serve(cost)]
+            assert (self.payee.paid, self.payee.consumed) == (paid, consumed + cost)
+            return
         elif amount <= paid:
             refused(lambda: self.payee.charge(cost, data, self.now), StaleVoucher, 409)
         elif amount - consumed < cost:
@@ -478,8 +493,8 @@ class ChannelPair(RuleBasedStateMachine):
         voucher = data.draw(st.sampled_from(sorted(self.credited)))
         paid, consumed = self.payee.paid, self.payee.consumed
         expected = StaleVoucher if self.usable() else ChannelExpired
-        with pytest.raises(expected):
-            self.payee.charge(0, voucher, self.now)
+        with pytest.raises(expected):  # asks for more than the credit left
+            self.payee.charge(paid - consumed + 1, voucher, self.now)
         assert (self.payee.paid, self.payee.consumed) == (paid, consumed)
 
     @rule(data=vouchers, index=st.integers(0, 187), mask=st.integers(1, 255))
