@@ -22,7 +22,7 @@ from typing import TypeVar
 from cdn_edge import http_cache
 from cdn_edge.content_entry import ContentEntry
 from cdn_edge.content_index import ContentIndex, StoredContent
-from cdn_edge.origin_fetch import OriginFetcher, OriginResponse
+from cdn_edge.origin_fetch import OriginFetcher, OriginResponse, OriginUnreachable
 from cdn_edge.replication import Replicator
 from requester.protocol import (
     DEFAULT_CHUNK_SIZE,
@@ -51,6 +51,10 @@ FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "user-agent")
 """The only request headers passed to origins: no cookies or credentials, the cache is shared."""
 DROPPED_RESPONSE_HEADERS = FORBIDDEN_HEADERS | {"age", "via", "alt-svc", "server-timing"}
 ENTRY_CACHE = 512
+REPLICA_READ_AHEAD = 4
+"""Chunks a replica pulls ahead of the one asked for: requesters read forward."""
+MAX_BACKGROUND = 64
+"""Cap on concurrent origin fetches and read-aheads, so a busy edge cannot pile up tasks."""
 
 
 class FetchFailed(ProtocolError):
@@ -170,6 +174,29 @@ class ContentService:
         assert self._replicator is not None and entry.is_replica
         await self._replicator.fetch_chunk(entry, index, self._store_chunk)
         await self._persist_seal(entry)
+        self._read_ahead(entry, index)
+
+    def _read_ahead(self, entry: ContentEntry, index: int) -> None:
+        """Pull the next few chunks in the background: requesters read forward."""
+        assert self._replicator is not None
+        for ahead in range(index + 1, index + 1 + REPLICA_READ_AHEAD):
+            if ahead in entry.statements or entry.past_end(ahead):
+                continue
+            if len(self._fetching) >= MAX_BACKGROUND:
+                return
+            task = self._tasks.create_task(self._quietly(entry, ahead))
+            self._fetching.add(task)
+            task.add_done_callback(self._fetching.discard)
+
+    async def _quietly(self, entry: ContentEntry, index: int) -> None:
+        """A read-ahead fetch: its failure only means the chunk is fetched on demand later."""
+        assert self._replicator is not None
+        try:
+            await self._replicator.fetch_chunk(entry, index, self._store_chunk)
+        except Exception as exc:
+            log.debug("read-ahead of chunk %d failed: %s", index, exc)
+            return
+        await self._persist_seal(entry)
 
     async def _persist_seal(self, entry: ContentEntry) -> None:
         seal = entry.seal
@@ -181,6 +208,9 @@ class ContentService:
         stored = await self._run(self._index.content_ids)
         live = [e.content_id for e in self._entries.values() if not e.done]
         return stored + live
+
+    async def stored_bytes(self) -> int:
+        return await self._run(self._index.stored_bytes)
 
     async def chunk(self, entry: ContentEntry, index: int) -> bytes:
         data = await self._run(self._index.store.get, entry.hashes[index])
@@ -238,11 +268,16 @@ class ContentService:
         now = self._clock()
         size_hint = _size_hint(resp.headers)
         kept = _manifest_headers(resp.headers)
-        head = ManifestHead.create(
-            self._key, source=UrlSource(url), status=resp.status, headers=kept,
-            created_at=int(now), nonce=secrets.token_bytes(NONCE_SIZE),
-            chunk_size=self._chunk_size, size_hint=size_hint,
-        )  # fmt: skip
+        try:
+            head = ManifestHead.create(
+                self._key, source=UrlSource(url), status=resp.status, headers=kept,
+                created_at=int(now), nonce=secrets.token_bytes(NONCE_SIZE),
+                chunk_size=self._chunk_size, size_hint=size_hint,
+            )  # fmt: skip
+        except MalformedMessage as exc:  # e.g. status 999: the origin's fault, not the requester's
+            raise OriginUnreachable(
+                f"origin sent a response no manifest can hold: {exc.message}"
+            ) from exc
         policy = http_cache.policy(resp.status, headers, resp.headers, now)
         key = http_cache.cache_key(url, policy.vary, headers)
         head_bytes = head.encode()

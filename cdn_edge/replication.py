@@ -19,8 +19,10 @@ import aiohttp
 from cdn_edge.content_entry import ContentEntry
 from cdn_edge.tracker import Tracker
 from requester.chunk_client import ChunkClient, ChunkUnavailable, ProviderFault
+from requester.ledger_client import LedgerError
 from requester.protocol import (
     ContentVerifier,
+    MalformedMessage,
     ManifestHead,
     NodeId,
     ProtocolError,
@@ -81,11 +83,12 @@ class Replicator:
                 ) as resp:
                     if resp.status != 200:
                         continue
-                    listed = (await resp.json()).get("providers", [])
+                    answer = await resp.json()
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 log.info("tracker %s lookup failed: %s", tracker, exc)
                 continue
-            for item in listed[:64]:
+            listed = answer.get("providers") if isinstance(answer, dict) else None
+            for item in listed[:64] if isinstance(listed, list) else []:
                 try:
                     raw = b64url_decode(str(item.get("record", "")), MAX_RECORD_BYTES, "record")
                     records.append(ProviderRecord.decode(raw))
@@ -128,9 +131,17 @@ class Replicator:
             except (ProviderFault, ChunkUnavailable) as exc:
                 last = exc
                 continue
+            except (ProtocolError, LedgerError) as exc:  # could not pay: no funds, ledger down
+                log.warning("cannot pay %s for chunk %d: %s", url, index, exc)
+                last = exc
+                continue
             await store(entry, index, delivered.sha256, delivered.data, delivered.statement)
             if entry.seal_bytes is None:
-                info = await self._content_info(url, entry.content_id)
+                try:
+                    info = await self._content_info(url, entry.content_id)
+                except (aiohttp.ClientError, TimeoutError, ValueError, ProtocolError) as exc:
+                    log.info("no seal from %s yet: %s", url, exc)
+                    info = None
                 if info is not None and info[1] is not None:
                     entry.finish(info[1])
             return
@@ -145,6 +156,8 @@ class Replicator:
             if resp.status != 200:
                 return None
             info = await resp.json()
+        if not isinstance(info, dict):
+            raise MalformedMessage(f"{url} described the content with a non-object")
         head_bytes = b64url_decode(str(info.get("head", "")), MAX_HEAD_BYTES, "head")
         head = ManifestHead.decode(head_bytes)
         if head.content_id != content_id:

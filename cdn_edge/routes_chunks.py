@@ -30,6 +30,9 @@ from requester.protocol import (
 from requester.protocol.manifest import MAX_CHUNKS
 from requester.protocol.voucher import VOUCHER_SIZE
 
+PAYMENT_HEADERS = ("Atlas-Voucher", "Atlas-Channel")
+"""Headers that present a payment: only their refusals count in the voucher metrics."""
+
 
 def add_routes(app: web.Application) -> None:
     app.add_routes([web.get("/v1/chunk/{content_id}/{index}", chunk)])
@@ -92,10 +95,10 @@ async def _serve(
     if not available:
         if entry.error is not None:
             raise entry.error
+        seal = entry.seal
+        count = seal.chunk_count if seal is not None else len(entry.statements)
         return problem_response(
-            416,
-            "beyond_end",
-            f"content has {len(entry.statements)} chunks; {index} is past the end",
+            416, "beyond_end", f"content has {count} chunks; {index} is past the end"
         )
     data = await edge.content.chunk(entry, index)
     wire, encoding = await wire_encoding.for_wire(
@@ -106,11 +109,11 @@ async def _serve(
     cost = quote.chunk_price(len(wire))
     try:
         paid_by = await _settle(request, edge, cost, len(wire), client, now)
-    except PaymentRequired as exc:
-        edge.metrics.vouchers.labels(exc.code).inc()
-        return _payment_problem(exc, quote, cost)
     except ProtocolError as exc:
-        edge.metrics.vouchers.labels(exc.code).inc()
+        if any(h in request.headers for h in PAYMENT_HEADERS):  # a bare 402 refuses nothing
+            edge.metrics.vouchers.labels(exc.code).inc()
+        if isinstance(exc, PaymentRequired):
+            return _payment_problem(exc, quote, cost)
         raise
     headers = {
         "Atlas-Chunk": b64url_encode(entry.statements[index]),
@@ -156,7 +159,8 @@ def _payment_problem(exc: PaymentRequired, quote: Quote, cost: int) -> web.Respo
 def _parse(request: web.Request) -> tuple[bytes, int]:
     content_id = _hex32(request.match_info["content_id"], "content id")
     raw = request.match_info["index"]
-    if not raw.isdigit() or len(raw) > 8 or int(raw) >= MAX_CHUNKS:
+    # isdigit() alone admits digits int() refuses ("²"): ASCII only.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 8 or int(raw) >= MAX_CHUNKS:
         raise MalformedMessage(f"chunk index must be an integer below {MAX_CHUNKS}")
     return content_id, int(raw)
 

@@ -7,9 +7,10 @@ follow through ``GET /v1/chunk/...`` (see ``routes_chunks``).
 from __future__ import annotations
 
 import html
+import re
 
 from aiohttp import web
-from prometheus_client import generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cdn_edge.content_entry import ContentEntry
 from cdn_edge.edge_state import EDGE
@@ -17,6 +18,8 @@ from cdn_edge.problems import read_json
 from requester.protocol import BTT_LOCAL, MalformedMessage, UrlSource, b64url_encode, format_amount
 
 MAX_FORWARDED_HEADER = 1024
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
+"""What an HTTP field value may hold here: CR/LF and other controls would be an injection."""
 
 
 def add_routes(app: web.Application) -> None:
@@ -48,19 +51,33 @@ async def fetch(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("url"), str):
         raise MalformedMessage('fetch body is {"url": "https://...", "headers": {...}}')
+    if not body["url"].isascii():  # a lone surrogate would crash the core's UTF-8 length check
+        raise MalformedMessage(
+            f"URL must be absolute http(s) in printable ASCII: {body['url'][:80]!r}"
+        )
     url = UrlSource(body["url"]).url
-    headers = body.get("headers", {})
-    if not isinstance(headers, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and len(v) <= MAX_FORWARDED_HEADER
-        for k, v in headers.items()
-    ):
-        raise MalformedMessage("headers must be an object of short strings")
+    headers = _request_headers(body.get("headers", {}))
     edge = request.app[EDGE]
     result = await edge.content.fetch(url, headers)
     edge.metrics.fetches.labels(result.cache).inc()
     return web.json_response(
         {**describe(result.entry), "cache": result.cache}, headers={"Atlas-Cache": result.cache}
     )
+
+
+def _request_headers(headers: object) -> dict[str, str]:
+    """The requester's headers, refused up front if they could not go out on the wire."""
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and len(v) <= MAX_FORWARDED_HEADER
+        for k, v in headers.items()
+    ):
+        raise MalformedMessage("headers must be an object of short strings")
+    for name, value in headers.items():
+        if not _FIELD_VALUE.fullmatch(value):
+            raise MalformedMessage(
+                f"header {name[:40]!r}: value must be printable ASCII, without control characters"
+            )
+    return headers
 
 
 async def content(request: web.Request) -> web.Response:
@@ -92,8 +109,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    edge = request.app[EDGE]
+    records = await edge.payments.records()
+    edge.metrics.earned.set(sum(r.paid for r in records))
+    edge.metrics.redeemed.set(sum(r.redeemed for r in records))
+    edge.metrics.stored_bytes.set(await edge.content.stored_bytes())
     return web.Response(
-        body=generate_latest(request.app[EDGE].metrics.registry), content_type="text/plain"
+        body=generate_latest(edge.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
 
 

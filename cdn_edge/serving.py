@@ -9,17 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
+log = logging.getLogger(__name__)
 KEEPALIVE_TIMEOUT = 75.0
 """Idle keep-alive connections close after this (aiohttp's default is an hour)."""
 MAX_LINE_SIZE = 8190
 MAX_FIELD_SIZE = 8190
 MAX_HEADERS = 100
+
+
+class _MalformedRequestFilter(logging.Filter):
+    """Keeps aiohttp from logging a traceback for every malformed request it refuses.
+
+    Requests over the line/header limits never reach the app; aiohttp answers
+    400 itself and logs the parser's exception with a traceback at ERROR, so
+    any client could fill the operator's log. They become one INFO line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and exc.code < 500:
+            log.info("refused a malformed request (%s): %s", exc.code, exc.message[:200])
+            return False
+        return True
+
+
+_QUIET = _MalformedRequestFilter()
 
 
 async def serve(
@@ -33,6 +55,13 @@ async def serve(
     ``on_bound`` learns the URL actually bound (port 0 picks one) before the
     ready line is printed.
     """
+    logging.getLogger("aiohttp.server").addFilter(_QUIET)
+    # Handlers go in before the ready line: a SIGTERM sent as soon as it is read must
+    # still run the cleanup (an edge redeems its vouchers there), not kill the process.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(
         app,
         keepalive_timeout=KEEPALIVE_TIMEOUT,
@@ -52,10 +81,6 @@ async def serve(
         on_bound(app, url)
     sys.stdout.write(json.dumps({"listening": url}) + "\n")
     sys.stdout.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

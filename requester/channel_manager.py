@@ -54,6 +54,7 @@ class ChannelManager:
         self._policy = policy
         self._open: dict[bytes, PayerChannel] = {}
         self._locks: dict[TronAddress, asyncio.Lock] = {}
+
         for stored in store.channels(status="open"):
             if stored.terms.payer == key.address:
                 self._open[stored.terms.channel_id] = PayerChannel(stored.terms, key, stored.issued)

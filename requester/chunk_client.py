@@ -25,11 +25,14 @@ from requester.protocol import (
     Quote,
     Voucher,
     b64url_decode,
+    b64url_encode,
     format_amount,
 )
 from requester.protocol.manifest import STATEMENT_SIZE
 from requester.protocol.quote import QUOTE_SIZE
 
+MAX_BODY = 17 * 1024 * 1024
+"""Largest answer read: a chunk is at most 16 MiB (the protocol's limit), plus slack."""
 CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5, sock_read=30)
 
 
@@ -126,7 +129,7 @@ class ChunkClient:
             async with self._session.get(
                 url, headers=headers, timeout=CHUNK_TIMEOUT, auto_decompress=False
             ) as resp:
-                body = await resp.content.read(32 * 1024 * 1024 + 1)
+                body = await _read_capped(resp, MAX_BODY)
                 return resp.status, body, dict(resp.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ProviderFault(provider, f"unreachable: {type(exc).__name__} {exc}") from exc
@@ -168,7 +171,9 @@ class ChunkClient:
             raise ProviderFault(
                 provider, f"bad chunk {index}: {detail}",
                 {"content_id": verifier.head.content_id.hex(), "index": str(index),
-                 "sha256_received": _sha(body), "provider": provider},
+                 "sha256_received": _sha(body), "provider": provider,
+                 "head": b64url_encode(verifier.head.encode()),
+                 "statement": answer.get("Atlas-Chunk", "")},
             ) from exc  # fmt: skip
         if checked.index != index:
             raise ProviderFault(provider, f"sent chunk {checked.index} for {index}")
@@ -181,6 +186,21 @@ class ChunkClient:
             wire,
             answer.get("Atlas-Paid-By", ""),
         )
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body (``StreamReader.read(n)`` returns what has arrived, not n bytes)."""
+    declared = resp.content_length
+    if declared is not None and declared > limit:
+        raise aiohttp.ClientPayloadError(f"body of {declared} bytes is over {limit}")
+    parts: list[bytes] = []
+    size = 0
+    async for part in resp.content.iter_any():
+        size += len(part)
+        if size > limit:
+            raise aiohttp.ClientPayloadError(f"body is over {limit} bytes")
+        parts.append(part)
+    return b"".join(parts)
 
 
 def _sha(data: bytes) -> str:

@@ -7,6 +7,7 @@ so callers can branch on ``status`` and ``code``.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
@@ -43,6 +44,7 @@ class LedgerClient:
         self.url = url.rstrip("/")
         self._session = session
         self._domain: PaymentDomain | None = None
+        self._locks: dict[TronAddress, asyncio.Lock] = {}
 
     async def domain(self) -> PaymentDomain:
         if self._domain is None:
@@ -78,23 +80,30 @@ class LedgerClient:
         self, key: PayerKey, payee: TronAddress, deposit: int, expires_at: int,
         asset: Asset = BTT_LOCAL,
     ) -> dict[str, Any]:  # fmt: skip
-        nonce = await self._next_nonce(key.address)
-        op = OpenChannel(
-            key.address, payee, asset, deposit, expires_at, secrets.token_bytes(32), nonce
-        )
-        return await self.call(key, op)
+        async with self._signer_lock(key.address):
+            nonce = await self._next_nonce(key.address)
+            op = OpenChannel(
+                key.address, payee, asset, deposit, expires_at, secrets.token_bytes(32), nonce
+            )
+            return await self.call(key, op)
 
     async def top_up(
         self, key: PayerKey, channel_id: bytes, amount: int, expires_at: int
     ) -> dict[str, Any]:
-        nonce = await self._next_nonce(key.address)
-        return await self.call(
-            key, TopUpChannel(key.address, channel_id, amount, expires_at, nonce)
-        )
+        async with self._signer_lock(key.address):
+            nonce = await self._next_nonce(key.address)
+            return await self.call(
+                key, TopUpChannel(key.address, channel_id, amount, expires_at, nonce)
+            )
 
     async def reclaim(self, key: PayerKey, channel_id: bytes) -> dict[str, Any]:
-        nonce = await self._next_nonce(key.address)
-        return await self.call(key, ReclaimChannel(key.address, channel_id, nonce))
+        async with self._signer_lock(key.address):
+            nonce = await self._next_nonce(key.address)
+            return await self.call(key, ReclaimChannel(key.address, channel_id, nonce))
+
+    def _signer_lock(self, address: TronAddress) -> asyncio.Lock:
+        """Calls by one signer take nonces in order: one at a time per address."""
+        return self._locks.setdefault(address, asyncio.Lock())
 
     async def call(self, key: PayerKey, op: LedgerOp) -> dict[str, Any]:
         """Sign and send one call; safe to retry with the same ``op`` (idempotent)."""

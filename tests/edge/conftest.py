@@ -1,18 +1,27 @@
-"""Real processes for edge tests: an origin, a ledger with faucet, and edges."""
+"""Real processes for edge tests: origins, a ledger with faucet, and edges."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.processes import Running, start_edge, start_ledger, start_origin
+from tests.processes import Running, start_edge, start_ledger, start_origin, start_program
 
 
 @pytest.fixture(scope="module")
 def origin() -> Iterator[Running]:
     running = start_origin()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def odd_origin() -> Iterator[Running]:
+    """Redirects to any location, and answers as a hostile provider (tests/edge/odd_origin.py)."""
+    running = start_program([sys.executable, str(Path(__file__).with_name("odd_origin.py"))])
     yield running
     running.stop()
 

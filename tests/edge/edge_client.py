@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import zstandard
+from yarl import URL
 
 from requester.protocol import ContentVerifier, ManifestHead, b64url_decode
 
@@ -61,3 +64,52 @@ async def download(session: aiohttp.ClientSession, edge: str, url: str) -> tuple
     verifier.accept_seal(b64url_decode(info["seal"], 200, "seal"))
     verifier.check_complete()
     return fetched, bytes(out)
+
+
+Answer = tuple[int, bytes, dict[str, str]]
+"""Status, body and headers of one raw request."""
+
+
+async def request(session: aiohttp.ClientSession, method: str, url: str | URL,
+                  **kwargs: Any) -> Answer:  # fmt: skip
+    async with session.request(method, url, **kwargs) as r:
+        return r.status, await r.read(), dict(r.headers)
+
+
+def problem(answer: Answer, status: int, code: str) -> str:
+    """Check ``answer`` is a JSON problem with this status and code; return its detail."""
+    got, body, headers = answer
+    assert got == status, (got, body[:300])
+    assert headers["Content-Type"].startswith("application/problem+json"), headers
+    doc = json.loads(body)
+    assert doc["status"] == status, doc
+    assert doc["type"] == f"https://atlas.invalid/problems/{code}", doc
+    assert isinstance(doc["detail"], str) and doc["detail"], doc
+    return doc["detail"]
+
+
+async def wait_for_seal(session: aiohttp.ClientSession, edge: str,
+                        content_id: str) -> dict[str, Any]:  # fmt: skip
+    """The content's description once the edge has sealed it (within 30 s)."""
+    async with asyncio.timeout(30):
+        while True:
+            async with session.get(f"{edge}/v1/content/{content_id}") as r:
+                info: dict[str, Any] = await r.json()
+                assert r.status == 200, info
+            if info["seal"] is not None:
+                return info
+            await asyncio.sleep(0.05)
+
+
+async def metrics(session: aiohttp.ClientSession, edge: str) -> dict[str, float]:
+    """An edge's Prometheus samples, keyed ``name{labels}`` as written."""
+    async with session.get(f"{edge}/metrics") as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=")
+        text = await r.text()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples

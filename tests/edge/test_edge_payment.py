@@ -5,51 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from requester.ledger_client import LedgerClient
-from requester.protocol import (
-    BTT_LOCAL,
-    ChannelTerms,
-    PayerChannel,
-    PayerKey,
-    Quote,
-    SendVoucher,
-    TronAddress,
-    b64url_decode,
-)
+from requester.protocol import PayerKey, Quote, b64url_decode
 from tests.edge.edge_client import fetch, get_chunk
+from tests.edge.paying import open_channel, voucher_header
 from tests.origin_server import pattern
 from tests.processes import ATLAS, Running, start_edge
 
 CHUNK = 256 * 1024
-DEPOSIT = 10 * BTT_LOCAL.one
-
-
-async def open_channel(session: aiohttp.ClientSession, ledger: str, edge: str,
-                       payee: TronAddress | None = None) -> PayerChannel:  # fmt: skip
-    """A funded payer with a channel to the edge's payee (or ``payee``)."""
-    client = LedgerClient(ledger, session)
-    key = PayerKey.generate()
-    await client.faucet(key.address, 100 * BTT_LOCAL.one)
-    async with session.get(f"{edge}/v1/info") as r:
-        info = await r.json()
-    to = payee or TronAddress.parse(info["payee"])
-    expires = int(time.time()) + 3600
-    view = (await client.open_channel(key, to, DEPOSIT, expires))["channel"]
-    terms = ChannelTerms(await client.domain(), bytes.fromhex(view["channel_id"]), key.address,
-                         to, BTT_LOCAL, DEPOSIT, expires)  # fmt: skip
-    return PayerChannel(terms, key)
-
-
-def voucher_header(channel: PayerChannel, amount: int) -> str:
-    action = channel.pay(amount, int(time.time()))[1]
-    assert isinstance(action, SendVoucher)
-    return action.voucher.to_header()
 
 
 async def test_unpaid_chunk_gets_402_with_a_signed_quote(
