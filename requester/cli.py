@@ -14,8 +14,11 @@ from pathlib import Path
 
 import click
 
+from requester.fetch_command import fetch
+from requester.launcher import up
 from requester.message_view import describe_message
 from requester.protocol import ProtocolError, b64url_decode
+from requester.wallet_command import channel, wallet
 
 
 class AtlasGroup(click.Group):
@@ -74,3 +77,12 @@ def _read_message(message: str) -> bytes:
             return handle.read(limit + 1)
     except OSError:
         return b64url_decode(message, limit, "message")
+
+
+main.add_command(fetch)
+main.add_command(wallet)
+main.add_command(channel)
+main.add_command(up)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The SDK's front door: ``AtlasClient.stream(url)`` yields verified bytes in order.
+
+It asks an edge to fetch the URL, checks the signed head, gathers providers
+(the configured edges, which replicate on demand, plus whoever the trackers
+name), and runs a :class:`ChunkScheduler` over them. The proxy, the mobile API
+and ``atlas fetch`` all use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from requester.chunk_client import ChunkClient, Payer
+from requester.downloader import ChunkScheduler, Progress
+from requester.protocol import (
+    ContentVerifier,
+    ManifestHead,
+    ProtocolError,
+    ProviderRecord,
+    b64url_decode,
+)
+from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE
+from requester.protocol.provider_record import MAX_RECORD_BYTES
+
+EDGE_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=5)
+
+
+class EdgeUnavailable(Exception):
+    """No configured edge could fetch the URL; carries each edge's reason."""
+
+
+class FetchRefused(Exception):
+    """An edge refused the fetch (bad URL, blocked address, origin unreachable...)."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        super().__init__(f"{status}: {problem.get('detail', problem)}")
+        self.status, self.problem = status, problem
+
+
+@dataclass
+class Download:
+    """One content being downloaded: its verified head and the chunk scheduler."""
+
+    head: ManifestHead
+    origin_edge: str
+    providers: list[str]
+    scheduler: ChunkScheduler
+    _session: aiohttp.ClientSession
+
+    @property
+    def progress(self) -> Progress:
+        return self.scheduler.progress
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Verified chunks in order; at the end, the seal is checked against them all."""
+        count = 0
+        async for data in self.scheduler.chunks():
+            count += 1
+            yield data
+        verifier = self.scheduler.verifier
+        if verifier.seal is None:
+            seal = await _seal_from(self._session, self.origin_edge, self.head.content_id)
+            if seal is None:
+                raise ProtocolError("the edge never sealed the content")
+            verifier.accept_seal(seal)
+        if self.scheduler.start_index == 0:
+            verifier.check_complete()
+
+
+class AtlasClient:
+    def __init__(
+        self,
+        edges: list[str],
+        session: aiohttp.ClientSession,
+        payer: Payer | None,
+        *,
+        max_price_per_mib: int | None = None,
+        window: int = 16,
+        per_provider: int = 2,
+    ) -> None:
+        if not edges:
+            raise ValueError("an Atlas client needs at least one edge")
+        self.edges = [e.rstrip("/") for e in edges]
+        self._session = session
+        self._chunks = ChunkClient(session, payer, max_price_per_mib=max_price_per_mib)
+        self._window = window
+        self._per_provider = per_provider
+
+    async def open(
+        self, url: str, headers: Mapping[str, str] | None = None, *, start_index: int = 0
+    ) -> Download:
+        """Ask an edge for ``url`` and prepare the download (no chunk fetched yet)."""
+        origin, info = await self._fetch(url, dict(headers or {}))
+        head = ManifestHead.decode(b64url_decode(info["head"], MAX_HEAD_BYTES, "head"))
+        if head.content_id.hex() != info.get("content_id"):
+            raise ProtocolError("edge returned a head that does not match its content id")
+        verifier = ContentVerifier(head)
+        if info.get("seal"):
+            verifier.accept_seal(b64url_decode(info["seal"], SEAL_SIZE, "seal"))
+        providers = await self._providers(origin, head.content_id)
+        scheduler = ChunkScheduler(
+            verifier, providers, self._chunks, window=self._window,
+            per_provider=self._per_provider, start_index=start_index,
+        )  # fmt: skip
+        return Download(head, origin, providers, scheduler, self._session)
+
+    async def resume(self, head_bytes: bytes, *, start_index: int) -> Download:
+        """Continue a download of known content from chunk ``start_index`` (nothing re-paid)."""
+        head = ManifestHead.decode(head_bytes)
+        verifier = ContentVerifier(head)
+        providers = await self._providers(self.edges[0], head.content_id)
+        scheduler = ChunkScheduler(
+            verifier, providers, self._chunks, window=self._window,
+            per_provider=self._per_provider, start_index=start_index,
+        )  # fmt: skip
+        return Download(head, self.edges[0], providers, scheduler, self._session)
+
+    async def stream(self, url: str) -> AsyncIterator[bytes]:
+        download = await self.open(url)
+        async for data in download.chunks():
+            yield data
+
+    async def _fetch(self, url: str, headers: dict[str, str]) -> tuple[str, dict[str, Any]]:
+        reasons = []
+        for edge in self.edges:
+            try:
+                async with self._session.post(
+                    f"{edge}/v1/fetch", json={"url": url, "headers": headers}, timeout=EDGE_TIMEOUT
+                ) as resp:
+                    body = await resp.json(content_type=None)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                reasons.append(f"{edge}: {type(exc).__name__} {exc}")
+                continue
+            if resp.status == 200 and isinstance(body, dict):
+                return edge, body
+            if 400 <= resp.status < 500 and isinstance(body, dict):
+                raise FetchRefused(resp.status, body)
+            reasons.append(f"{edge}: {resp.status} {str(body)[:200]}")
+        raise EdgeUnavailable("no edge could fetch it: " + "; ".join(reasons))
+
+    async def _providers(self, origin: str, content_id: bytes) -> list[str]:
+        """The origin edge first, then the other edges, then tracker-listed providers."""
+        providers = [origin] + [e for e in self.edges if e != origin]
+        lookups = await asyncio.gather(
+            *(_tracked(self._session, e, content_id) for e in self.edges), return_exceptions=True
+        )
+        for found in lookups:
+            if isinstance(found, list):
+                providers += [u for u in found if u.rstrip("/") not in providers]
+        return providers
+
+
+async def _tracked(session: aiohttp.ClientSession, tracker: str, content_id: bytes) -> list[str]:
+    async with session.get(f"{tracker}/v1/providers/{content_id.hex()}",
+                           timeout=EDGE_TIMEOUT) as resp:  # fmt: skip
+        if resp.status != 200:
+            return []
+        listed = (await resp.json()).get("providers", [])
+    urls = []
+    for item in listed[:32]:
+        try:
+            record = ProviderRecord.decode(
+                b64url_decode(item["record"], MAX_RECORD_BYTES, "record")
+            )
+        except (ProtocolError, KeyError, TypeError):
+            continue
+        if record.content_id == content_id:
+            urls.append(record.url.rstrip("/"))
+    return urls
+
+
+async def _seal_from(session: aiohttp.ClientSession, edge: str, content_id: bytes) -> bytes | None:
+    for _ in range(50):
+        async with session.get(f"{edge}/v1/content/{content_id.hex()}",
+                               timeout=EDGE_TIMEOUT) as resp:  # fmt: skip
+            info = await resp.json(content_type=None)
+        if isinstance(info, dict) and info.get("seal"):
+            return b64url_decode(info["seal"], SEAL_SIZE, "seal")
+        await asyncio.sleep(0.1)
+    return None

@@ -1,0 +1,197 @@
+"""Downloading one content from many providers at once, delivered in order.
+
+Each provider gets a few workers. A worker takes the lowest chunk index in
+the delivery window that is neither held nor being fetched; near the end, an
+idle worker re-requests a chunk that has been in flight elsewhere for long,
+and the first verified copy wins. Bytes are delivered strictly in order and
+the window bounds memory to ``window`` chunks. A provider that lies (bad
+chunk, bad price) or fails is dropped for this download, with the evidence
+kept, and its chunk goes back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from requester.chunk_client import ChunkClient, ChunkUnavailable, Delivered, ProviderFault
+from requester.protocol import ContentVerifier
+
+STALL_TIMEOUT = 60.0
+"""Seconds without a delivered chunk after which the download gives up."""
+RETRY_AFTER = 0.5
+"""Seconds before asking a provider again for a chunk it said it does not have yet."""
+STRAGGLER_AFTER = 2.0
+"""Seconds in flight after which an idle worker may race a chunk near the end."""
+
+
+@dataclass
+class ProviderStats:
+    chunks: int = 0
+    bytes: int = 0
+    paid: int = 0
+    dropped: str | None = None
+    evidence: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Progress:
+    delivered_bytes: int = 0
+    started: float = field(default_factory=time.monotonic)
+    providers: dict[str, ProviderStats] = field(default_factory=dict)
+
+    @property
+    def paid(self) -> int:
+        return sum(p.paid for p in self.providers.values())
+
+
+class NoProvidersLeft(Exception):
+    """Every provider failed or was dropped before the download completed."""
+
+
+class ChunkScheduler:
+    """Runs the workers for one content and yields its bytes in order."""
+
+    def __init__(
+        self,
+        verifier: ContentVerifier,
+        providers: list[str],
+        client: ChunkClient,
+        *,
+        window: int = 16,
+        per_provider: int = 2,
+        start_index: int = 0,
+        stall_timeout: float = STALL_TIMEOUT,
+    ) -> None:
+        self.verifier = verifier
+        self._stall_timeout = stall_timeout
+        self._last_progress = time.monotonic()
+        self._client = client
+        self._window = window
+        self._per_provider = per_provider
+        self.start_index = start_index
+        self._next = start_index
+        self._ready: dict[int, bytes] = {}
+        self._inflight: dict[int, float] = {}
+        self._end: int | None = None
+        self._changed = asyncio.Event()
+        self._failure: Exception | None = None
+        self._last_unavailable = ""
+        self.progress = Progress(providers={p: ProviderStats() for p in providers})
+        seal = verifier.seal
+        if seal is not None:
+            self._end = seal.chunk_count
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Verified chunks in order, from ``start_index`` to the end."""
+        async with asyncio.TaskGroup() as group:
+            workers = [
+                group.create_task(self._worker(p))
+                for p in self.progress.providers
+                for _ in range(self._per_provider)
+            ]
+            try:
+                while self._end is None or self._next < self._end:
+                    if self._next in self._ready:
+                        data = self._ready.pop(self._next)
+                        self._next += 1
+                        self.progress.delivered_bytes += len(data)
+                        self._last_progress = time.monotonic()
+                        self._notify()
+                        yield data
+                        continue
+                    if self._failure is not None:
+                        raise self._failure
+                    if all(w.done() for w in workers):
+                        raise NoProvidersLeft(self._why_no_providers())
+                    if time.monotonic() - self._last_progress > self._stall_timeout:
+                        raise NoProvidersLeft(
+                            f"no chunk arrived for {self._stall_timeout:.0f} s; "
+                            + self._why_no_providers()
+                        )
+                    await self._wait()
+            finally:
+                for worker in workers:
+                    worker.cancel()
+
+    async def _worker(self, provider: str) -> None:
+        stats = self.progress.providers[provider]
+        skip: dict[int, float] = {}
+        while stats.dropped is None:
+            index = self._pick(skip)
+            if index is None:
+                if self._end is not None and self._next >= self._end:
+                    return
+                await self._wait()
+                continue
+            self._inflight.setdefault(index, time.monotonic())
+            try:
+                delivered = await self._client.get(provider, self.verifier, index)
+            except ProviderFault as exc:
+                stats.dropped, stats.evidence = exc.reason, exc.evidence
+                self._release(index)
+                return
+            except ChunkUnavailable as exc:
+                self._release(index)
+                self._last_unavailable = f"{provider}: {exc}"[:300]
+                if exc.status == 416:
+                    self._end = index if self._end is None else min(self._end, index)
+                else:  # not ready here yet: others take it; ask this provider again later
+                    skip[index] = time.monotonic() + RETRY_AFTER
+                    await asyncio.sleep(0.02)
+                continue
+            except Exception as exc:  # spend limit, ledger refusal: the download stops
+                self._failure = exc
+                self._release(index)
+                return
+            self._take(index, delivered, stats)
+
+    def _pick(self, skip: dict[int, float]) -> int | None:
+        """The next-needed chunk nobody holds or fetches, minus those this provider lacked."""
+        now = time.monotonic()
+        for index in [i for i, until in skip.items() if until <= now or i < self._next]:
+            del skip[index]
+        limit = self._next + self._window
+        if self._end is not None:
+            limit = min(limit, self._end)
+        for index in range(self._next, limit):
+            if index not in self._ready and index not in self._inflight and index not in skip:
+                return index
+        stragglers = [i for i, t in self._inflight.items() if now - t > STRAGGLER_AFTER]
+        return min(stragglers) if stragglers else None
+
+    def _take(self, index: int, delivered: Delivered, stats: ProviderStats) -> None:
+        stats.chunks += 1
+        stats.bytes += delivered.wire_bytes
+        stats.paid += delivered.price if delivered.paid_by == "voucher" else 0
+        self._inflight.pop(index, None)
+        if index >= self._next and index not in self._ready:
+            self._ready[index] = delivered.data
+        seal = self.verifier.seal
+        if seal is not None:
+            self._end = seal.chunk_count
+        self._notify()
+
+    def _release(self, index: int) -> None:
+        self._inflight.pop(index, None)
+        self._notify()
+
+    def _why_no_providers(self) -> str:
+        reasons = [f"{p}: {s.dropped}" for p, s in self.progress.providers.items() if s.dropped]
+        if self._last_unavailable:
+            reasons.append(f"last answer: {self._last_unavailable}")
+        return "no provider could serve it: " + ("; ".join(reasons) or "none answered")
+
+    async def _wait(self) -> None:
+        event = self._changed
+        try:
+            async with asyncio.timeout(0.5):
+                await event.wait()
+        except TimeoutError:
+            pass
+
+    def _notify(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()

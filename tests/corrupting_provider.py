@@ -1,0 +1,74 @@
+"""A lying provider for tests: a reverse proxy in front of a real edge that
+flips one byte in every Nth chunk it serves.
+
+Run: ``python tests/corrupting_provider.py --upstream URL --every 10 --port 0``;
+prints ``{"listening": URL}``. Chunk requests are forwarded without
+``Accept-Encoding`` so the corrupted bytes are the chunk itself; the edge's
+signed statement and price headers are passed through untouched, which is
+exactly what a provider that serves a bad copy looks like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+import aiohttp
+from aiohttp import web
+
+HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length",
+              "accept-encoding", "content-encoding"}  # fmt: skip
+
+
+def create_app(upstream: str, every: int) -> web.Application:
+    state = {"served": 0}
+
+    async def forward(request: web.Request) -> web.Response:
+        session: aiohttp.ClientSession = request.app["session"]
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        async with session.request(
+            request.method, upstream + request.path_qs, headers=headers,
+            data=await request.read(), auto_decompress=False,
+        ) as resp:  # fmt: skip
+            body = await resp.read()
+            out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
+            status = resp.status
+        if request.path.startswith("/v1/chunk/") and status == 200 and body:
+            state["served"] += 1
+            if state["served"] % every == 0:
+                body = bytes([body[0] ^ 0xFF]) + body[1:]
+        return web.Response(status=status, body=body, headers=out_headers)
+
+    async def session_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+        app["session"] = aiohttp.ClientSession()
+        yield
+        await app["session"].close()
+
+    app = web.Application()
+    app.cleanup_ctx.append(session_ctx)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    return app
+
+
+async def _main(upstream: str, every: int, port: int) -> None:
+    runner = web.AppRunner(create_app(upstream.rstrip("/"), every))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    print(json.dumps({"listening": f"http://127.0.0.1:{bound}"}), flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--upstream", required=True)
+    parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--port", type=int, default=0)
+    ns = parser.parse_args()
+    try:
+        asyncio.run(_main(ns.upstream, ns.every, ns.port))
+    except KeyboardInterrupt:
+        sys.exit(0)

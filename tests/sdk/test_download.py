@@ -1,0 +1,115 @@
+"""Multi-provider downloads through the SDK against real edges: bytes, providers, liars."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from requester import keystore
+from requester.channel_manager import ChannelManager
+from requester.chunk_client import Budget
+from requester.client import AtlasClient
+from requester.ledger_client import LedgerClient
+from requester.payer_store import PayerStore
+from tests.processes import Running, start_program
+from tests.sdk.conftest import PASSPHRASE, Home
+
+CHUNK = 256 * 1024
+
+
+def expected(url_size: int) -> bytes:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.origin_server import pattern
+
+    return pattern(0, url_size)
+
+
+async def download(home: Home, url: str, edges: list[str] | None = None) -> tuple[bytes, object]:
+    keys = keystore.load(home.path / "wallet.json", PASSPHRASE)
+    store = PayerStore(home.path / "state.sqlite3")
+    try:
+        async with aiohttp.ClientSession() as session:
+            manager = ChannelManager(keys.payer, store, LedgerClient(home.ledger, session))
+            client = AtlasClient(edges or home.edges, session, Budget(manager, None))
+            got = await client.open(url)
+            body = b"".join([chunk async for chunk in got.chunks()])
+            return body, got.progress
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 17, 5_000_000])
+async def test_bytes_equal_the_origin(home: Home, origin: Running, size: int) -> None:
+    body, progress = await download(home, f"{origin.url}/bytes/{size}?t=sizes")
+    assert len(body) == size
+    assert hashlib.sha256(body).digest() == hashlib.sha256(expected(size)).digest()
+    assert progress.delivered_bytes == size  # type: ignore[attr-defined]
+
+
+async def test_chunks_come_from_three_providers(home: Home, origin: Running) -> None:
+    size = 48 * CHUNK
+    body, progress = await download(home, f"{origin.url}/bytes/{size}?t=three")
+    assert body == expected(size)
+    counts = {p: s.chunks for p, s in progress.providers.items()}  # type: ignore[attr-defined]
+    assert sum(counts.values()) >= 48
+    busy = [p for p, n in counts.items() if n >= 3]
+    assert len(busy) >= 3, counts
+
+
+async def test_a_lying_provider_is_dropped_with_evidence(
+    home: Home, origin: Running, edges: list[Running]
+) -> None:
+    liar = start_program(
+        [sys.executable, str(Path(__file__).parents[1] / "corrupting_provider.py"),
+         "--upstream", edges[1].url, "--every", "10"]
+    )  # fmt: skip
+    try:
+        size = 60 * CHUNK
+        body, progress = await download(
+            home, f"{origin.url}/bytes/{size}?t=liar", [edges[0].url, liar.url, edges[2].url]
+        )
+    finally:
+        liar.stop()
+    assert body == expected(size)
+    stats = progress.providers[liar.url]  # type: ignore[attr-defined]
+    assert stats.dropped is not None and "bad chunk" in stats.dropped
+    assert stats.chunks >= 9  # it served honest chunks until its tenth
+    evidence = stats.evidence
+    assert evidence["provider"] == liar.url
+    assert evidence["head"] and evidence["statement"]
+    index = int(evidence["index"])
+    good = hashlib.sha256(expected(size)[index * CHUNK : (index + 1) * CHUNK]).hexdigest()
+    assert evidence["sha256_received"] != good
+
+
+async def test_a_provider_killed_mid_download_costs_time_not_the_download(
+    home: Home, origin: Running, ledger: Running, tmp_path: Path
+) -> None:
+    from tests.processes import start_edge
+
+    doomed = start_edge(tmp_path / "doomed", ledger.url, "--free-mib", "0")
+    keys = keystore.load(home.path / "wallet.json", PASSPHRASE)
+    store = PayerStore(home.path / "state.sqlite3")
+    size = 80 * CHUNK
+    try:
+        async with aiohttp.ClientSession() as session:
+            manager = ChannelManager(keys.payer, store, LedgerClient(home.ledger, session))
+            providers = [home.edges[0], doomed.url, *home.edges[1:]]  # not the origin edge
+            client = AtlasClient(providers, session, Budget(manager, None))
+            got = await client.open(f"{origin.url}/slow/{size}?delay=0.002&t=killed")
+            parts = []
+            async for chunk in got.chunks():
+                parts.append(chunk)
+                if len(parts) == 10:
+                    doomed.kill9()
+            progress = got.progress
+    finally:
+        store.close()
+        doomed.stop()
+    assert b"".join(parts) == expected(size)
+    assert progress.providers[doomed.url].dropped is not None
+    assert sum(s.chunks for p, s in progress.providers.items() if p != doomed.url) > 0
