@@ -13,7 +13,7 @@ SYSTEM_DEPS := wrk:wrk nginx:nginx
 .PHONY: help venv sysdeps lint typecheck imports pytest test run bench lock clean
 
 help:
-	@echo "make run    start Atlas on embedded defaults (arrives with the edge/ledger issue)"
+	@echo "make run    start a local Atlas network (ledger + 3 edges) on 127.0.0.1; Ctrl-C stops it"
 	@echo "make test   lint, types, import contracts and all tests"
 	@echo "make bench  benchmarks (not part of CI)"
 	@echo "make lock   re-resolve constraints.txt from pyproject.toml"
@@ -52,9 +52,7 @@ pytest: $(STAMP) sysdeps
 test: lint typecheck imports pytest
 
 run: $(STAMP)
-	@echo "make run will start a ledger and edges once the edge/ledger issue lands;"
-	@echo "for now the installed CLI is: $(BIN)/atlas --help"
-	$(BIN)/atlas --help
+	$(BIN)/atlas up --data-dir $(or $(ATLAS_DATA),./atlas-data)
 
 bench: $(STAMP)
 	$(BIN)/python loadtest/bench_protocol.py

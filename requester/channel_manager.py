@@ -66,7 +66,7 @@ class ChannelManager:
             raise WrongBinding("provider wants to be paid on another ledger or asset")
         async with self._locks.setdefault(quote.payee, asyncio.Lock()):
             channel = self._usable(quote.payee, cost, now) or await self._open_channel(
-                quote.payee, cost, now
+                quote.payee, max(self._policy.deposit, cost), now
             )
             actions = channel.pay(cost, now)
             persist = actions[0]
@@ -84,9 +84,26 @@ class ChannelManager:
                 return channel
         return None
 
-    async def _open_channel(self, payee: TronAddress, cost: int, now: int) -> PayerChannel:
-        deposit = max(self._policy.deposit, cost)
-        expires_at = now + self._policy.duration
+    async def top_up(self, channel_id: bytes, amount: int, extend: int, now: int) -> PayerChannel:
+        """Add ``amount`` to a channel's deposit and push its expiry ``extend`` s past now."""
+        channel = self._open.get(channel_id)
+        if channel is None:
+            raise WrongBinding(f"no open channel {channel_id.hex()} in this wallet's state")
+        expires_at = max(channel.terms.expires_at, now + extend)
+        view = (await self._ledger.top_up(self._key, channel_id, amount, expires_at))["channel"]
+        channel.top_up(int(view["deposit"]), int(view["expires_at"]))
+        self._store.update_terms(channel.terms)
+        return channel
+
+    async def open_channel(self, payee: TronAddress, deposit: int, now: int,
+                           duration: int | None = None) -> PayerChannel:  # fmt: skip
+        """Open a channel to ``payee`` now, rather than on the first payment."""
+        async with self._locks.setdefault(payee, asyncio.Lock()):
+            return await self._open_channel(payee, deposit, now, duration)
+
+    async def _open_channel(self, payee: TronAddress, deposit: int, now: int,
+                            duration: int | None = None) -> PayerChannel:  # fmt: skip
+        expires_at = now + (self._policy.duration if duration is None else duration)
         balance = await self._ledger.balance(self._key.address)
         if balance < deposit:
             raise SpendLimitReached(

@@ -75,8 +75,9 @@ def fetch(url: str, output: Path | None, edges: tuple[str, ...], ledger: str | N
         raise click.ClickException(exc.message) from exc
     if as_json:
         click.echo(json.dumps(summary))
-    if summary["status"] >= 400:
+    if summary["status"] >= 400:  # the body was delivered as sent; the exit code says so
         click.echo(f"atlas: the origin answered {summary['status']}", err=True)
+        sys.exit(1)
 
 
 async def _run(url: str, output: Path | None, settings: Settings, max_spend: int | None,

@@ -14,9 +14,18 @@ import aiohttp
 import click
 
 from requester import keystore
+from requester.channel_manager import ChannelManager
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.payer_store import PayerStore
-from requester.protocol import BTT_LOCAL, MalformedMessage, TronAddress, format_amount, parse_amount
+from requester.protocol import (
+    BTT_LOCAL,
+    MalformedMessage,
+    PayerChannel,
+    ProtocolError,
+    TronAddress,
+    format_amount,
+    parse_amount,
+)
 from requester.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -124,7 +133,9 @@ def channel_list(as_json: bool) -> None:
                 "channel_id": c.terms.channel_id.hex(),
                 "payee": str(c.terms.payee),
                 "deposit": format_amount(c.terms.deposit, c.terms.asset),
+                "deposit_units": str(c.terms.deposit),
                 "spent": format_amount(c.issued, c.terms.asset),
+                "spent_units": str(c.issued),
                 "expires_at": c.terms.expires_at,
                 "status": c.status,
             }
@@ -140,13 +151,102 @@ def channel_list(as_json: bool) -> None:
                    f"{row['deposit']}  {row['status']}")  # fmt: skip
 
 
+def _manager_call(settings: Settings, work: Callable[[ChannelManager], Awaitable[T]]) -> T:
+    """Run ``work`` with this wallet's channel manager (keys unlocked, state opened)."""
+    try:
+        keys = keystore.load(settings.wallet_path, _passphrase())
+    except keystore.KeystoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    store = PayerStore(settings.state_path)
+    try:
+        return _with_ledger(
+            settings, lambda client: work(ChannelManager(keys.payer, store, client))
+        )
+    except ProtocolError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        store.close()
+
+
+async def _payee_of(target: str) -> TronAddress:
+    """A TRON address as given, or the payee an edge names at ``/v1/info``."""
+    if not target.startswith(("http://", "https://")):
+        try:
+            return TronAddress.parse(target)
+        except MalformedMessage as exc:
+            raise click.BadParameter(f"{target!r}: {exc.message}") from exc
+    async with aiohttp.ClientSession() as session:
+        try:
+            async with session.get(f"{target.rstrip('/')}/v1/info") as resp:
+                return TronAddress.parse((await resp.json())["payee"])
+        except (aiohttp.ClientError, ValueError, KeyError, TypeError) as exc:
+            raise click.ClickException(f"{target} did not name its payee: {exc}") from exc
+
+
+def _print_channel(ch: PayerChannel) -> None:
+    t = ch.terms
+    click.echo(json.dumps({
+        "channel_id": t.channel_id.hex(), "payee": str(t.payee),
+        "deposit": format_amount(t.deposit, t.asset), "spent": format_amount(ch.issued, t.asset),
+        "expires_at": t.expires_at,
+    }))  # fmt: skip
+
+
+@channel.command("open")
+@click.argument("payee")
+@click.option("--deposit", default="10", show_default=True, help="BTT to lock in the channel")
+@click.option("--hours", default=24.0, show_default=True, type=click.FloatRange(0.5, 24 * 365))
+@click.option("--ledger", help="ledger URL; default from config")
+def channel_open(payee: str, deposit: str, hours: float, ledger: str | None) -> None:
+    """Open a channel to PAYEE (a TRON address, or an edge URL) before it is needed."""
+    settings = _settings(ledger)
+    units = _parse(deposit)
+    address = asyncio.run(_payee_of(payee))
+    ch = _manager_call(settings, lambda m: m.open_channel(
+        address, units, int(time.time()), int(hours * 3600)))  # fmt: skip
+    _print_channel(ch)
+
+
+@channel.command("topup")
+@click.argument("channel_id")
+@click.argument("amount")
+@click.option("--hours", default=0.0, type=click.FloatRange(0, 24 * 365),
+              help="also keep the channel open at least this long from now")  # fmt: skip
+@click.option("--ledger", help="ledger URL; default from config")
+def channel_topup(channel_id: str, amount: str, hours: float, ledger: str | None) -> None:
+    """Add AMOUNT BTT to an open channel's deposit."""
+    settings = _settings(ledger)
+    units = _parse(amount)
+    cid = _channel_id(channel_id)
+    ch = _manager_call(settings, lambda m: m.top_up(cid, units, int(hours * 3600),
+                                                    int(time.time())))  # fmt: skip
+    _print_channel(ch)
+
+
+def _parse(amount: str) -> int:
+    try:
+        return parse_amount(amount, BTT_LOCAL)
+    except MalformedMessage as exc:
+        raise click.BadParameter(exc.message) from exc
+
+
+def _channel_id(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise click.BadParameter(f"{text!r} is not a channel id (64 hex digits)")
+    return raw
+
+
 @channel.command("close")
 @click.argument("channel_id")
 @click.option("--ledger", help="ledger URL; default from config")
 def channel_close(channel_id: str, ledger: str | None) -> None:
     """Stop paying on a channel; reclaim its rest once it has expired."""
     settings = _settings(ledger)
-    cid = bytes.fromhex(channel_id)
+    cid = _channel_id(channel_id)
     store = PayerStore(settings.state_path)
     try:
         store.set_status(cid, "closed")

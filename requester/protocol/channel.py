@@ -178,11 +178,13 @@ class PayeeChannel:
         """Paid in advance and not yet served."""
         return self.paid - self.consumed
 
-    def charge(self, cost: int, voucher: bytes | None, now: int) -> list[Action]:
+    def charge(self, cost: int, voucher: bytes | Voucher | None, now: int) -> list[Action]:
         """Decide whether what costs ``cost`` may be served, given an optional new voucher.
 
-        ``voucher`` is the raw encoded voucher from the request, if any. On
-        success the actions are ``[PersistVoucher(v), Serve(cost)]`` (or just
+        ``voucher`` is the raw encoded voucher from the request, if any, or one
+        the caller already decoded (:meth:`Voucher.decode` checked its
+        signature; decoding twice would recover the signer twice). On success
+        the actions are ``[PersistVoucher(v), Serve(cost)]`` (or just
         ``[Serve(cost)]`` when prepaid credit covers it).
         """
         if cost < 0:
@@ -196,7 +198,7 @@ class PayeeChannel:
                 raise Underpaid(f"{self._owed(cost)} owed; send a voucher (Atlas-Voucher)")
             self.consumed += cost
             return [Serve(cost)]
-        decoded = Voucher.decode(voucher)
+        decoded = voucher if isinstance(voucher, Voucher) else Voucher.decode(voucher)
         if decoded.amount <= self.paid and self._binds(decoded) and cost <= self.credit:
             # Overtaken, not stale: concurrent requests carry vouchers that can arrive out
             # of order, and the later, larger one already paid for this.

@@ -390,7 +390,9 @@ async def test_only_the_channel_payer_can_top_up_or_reclaim(
     ledger: Running, client: LedgerClient, session: aiohttp.ClientSession
 ) -> None:
     payer, mallory, payee = await funded(client), await funded(client), PayerKey.generate()
-    cid = await open_channel(client, payer, payee, ONE, expires_in=1)
+    cid = await open_channel(
+        client, payer, payee, ONE, expires_in=3
+    )  # room for a slow, shared machine
     domain = await client.domain()
     expires_at = (await client.channel(cid))["expires_at"]
     top_up = TopUpChannel(mallory.address, cid, ONE, expires_at + FAR, 0)
@@ -557,7 +559,9 @@ async def test_a_reclaimed_channel_cannot_be_redeemed_or_topped_up(
     ledger: Running, client: LedgerClient, session: aiohttp.ClientSession
 ) -> None:
     payer, payee = await funded(client), PayerKey.generate()
-    cid = await open_channel(client, payer, payee, 2 * ONE, expires_in=1)
+    cid = await open_channel(
+        client, payer, payee, 2 * ONE, expires_in=3
+    )  # room for a slow, shared machine
     paid = await voucher(client, payer, payee, cid, ONE)
     await client.redeem(paid)
     await wait_until(client, (await client.channel(cid))["expires_at"])
