@@ -9,7 +9,7 @@ and ``atlas fetch`` all use it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +56,7 @@ class Download:
     def progress(self) -> Progress:
         return self.scheduler.progress
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """Verified chunks in order; at the end, the seal is checked against them all."""
         count = 0
         async for data in self.scheduler.chunks():

@@ -84,8 +84,15 @@ class ChunkScheduler:
         if seal is not None:
             self._end = seal.chunk_count
 
+    def start_at(self, index: int) -> None:
+        """Deliver from chunk ``index`` instead (a Range request); only before ``chunks``."""
+        if self.progress.delivered_bytes or self._ready or self._inflight:
+            raise RuntimeError("the download has already started")
+        self.start_index = self._next = index
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """Verified chunks in order, from ``start_index`` to the end."""
+        failure: Exception | None = None
         async with asyncio.TaskGroup() as group:
             workers = [
                 group.create_task(self._worker(p))
@@ -102,19 +109,26 @@ class ChunkScheduler:
                         self._notify()
                         yield data
                         continue
-                    if self._failure is not None:
-                        raise self._failure
-                    if all(w.done() for w in workers):
-                        raise NoProvidersLeft(self._why_no_providers())
-                    if time.monotonic() - self._last_progress > self._stall_timeout:
-                        raise NoProvidersLeft(
-                            f"no chunk arrived for {self._stall_timeout:.0f} s; "
-                            + self._why_no_providers()
-                        )
+                    failure = self._why_stopped(workers)
+                    if failure is not None:
+                        break  # raised outside the TaskGroup, which would wrap it in a group
                     await self._wait()
             finally:
                 for worker in workers:
                     worker.cancel()
+        if failure is not None:
+            raise failure
+
+    def _why_stopped(self, workers: list[asyncio.Task[None]]) -> Exception | None:
+        if self._failure is not None:
+            return self._failure
+        if all(w.done() for w in workers):
+            return NoProvidersLeft(self._why_no_providers())
+        if time.monotonic() - self._last_progress > self._stall_timeout:
+            return NoProvidersLeft(
+                f"no chunk arrived for {self._stall_timeout:.0f} s; " + self._why_no_providers()
+            )
+        return None
 
     async def _worker(self, provider: str) -> None:
         stats = self.progress.providers[provider]

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ATLAS = str(Path(sys.executable).with_name("atlas"))
@@ -24,6 +24,8 @@ READY_TIMEOUT = 30.0
 class Running:
     proc: subprocess.Popen[str]
     url: str
+    ready: dict[str, object] = field(default_factory=dict)
+    """The whole ready line (a proxy also names its API, CA and status page)."""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         """Stop the process (SIGTERM by default) and return its exit status."""
@@ -62,11 +64,11 @@ def start_program(argv: Sequence[str], env: dict[str, str] | None = None) -> Run
         if not line:
             break
         try:
-            url = json.loads(line).get("listening")
+            ready = json.loads(line)
         except ValueError:
             continue
-        if url:
-            return Running(proc, url)
+        if isinstance(ready, dict) and ready.get("listening"):
+            return Running(proc, str(ready["listening"]), ready)
     proc.kill()
     proc.wait()
     raise RuntimeError(f"{' '.join(argv)} did not become ready (exit {proc.returncode})")
@@ -88,3 +90,9 @@ def start_origin() -> Running:
 def start_edge(data_dir: Path, ledger_url: str, *extra: str) -> Running:
     args = ["edge", "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir)]
     return start([*args, "--ledger", ledger_url, "--allow-private-origins", *extra])
+
+
+def start_proxy(home: Path, *extra: str, env: dict[str, str] | None = None) -> Running:
+    """``atlas proxy`` on ports 0, using the wallet and config in ``home``."""
+    args = ["proxy", "--host", "127.0.0.1", "--port", "0", "--api-port", "0", *extra]
+    return start(args, {"ATLAS_HOME": str(home), **(env or {})})

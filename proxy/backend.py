@@ -1,0 +1,92 @@
+"""The proxy's own HTTP service: the relay mitmproxy routes browser requests to,
+the mobile API, and the status, CA and PAC pages.
+
+mitmproxy only streams server responses, so the browser's requests are
+routed here (an internal path guarded by a per-process secret) and this
+service streams the verified bytes back; mitmproxy never holds a body.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from proxy import pages
+from proxy.failures import Failure, html_page, problem
+from proxy.relay import relay
+from proxy.state import ProxyState
+
+RELAY_PATH = "/_atlas/relay"
+RELAY_SECRET_HEADER = "X-Atlas-Relay"  # noqa: S105 (a header name)
+RELAY_URL_HEADER = "X-Atlas-Url"
+STATE: web.AppKey[ProxyState] = web.AppKey("state", ProxyState)
+
+
+def create_app(state: ProxyState) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[STATE] = state
+    app.add_routes([
+        web.route("*", RELAY_PATH, relay_route),
+        web.get("/v1/fetch", mobile_fetch),
+        web.get("/", pages.status_page),
+        web.get("/status.json", pages.status_json),
+        web.get("/ca", pages.ca_page),
+        web.get("/ca.pem", pages.ca_pem),
+        web.get("/proxy.pac", pages.pac_file),
+        web.get("/healthz", healthz),
+        web.get("/metrics", pages.metrics),
+    ])  # fmt: skip
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def relay_route(request: web.Request) -> web.StreamResponse:
+    """A browser request mitmproxy handed over; the original URL rides in a header."""
+    state = request.app[STATE]
+    secret = request.headers.get(RELAY_SECRET_HEADER, "")
+    if not hmac.compare_digest(secret, state.relay_secret):
+        return problem(Failure(403, "forbidden", "Not for you", "internal relay path"))
+    url = request.headers.get(RELAY_URL_HEADER, "")
+    if request.method not in ("GET", "HEAD"):
+        detail = (f"Atlas carries GET and HEAD through paid edges; a {request.method} "
+                  "cannot be cached, chunked or verified, so it is not sent.")  # fmt: skip
+        return html_page(Failure(405, "method_not_carried", "Method not carried", detail), url)
+    return await _relay(request, url, html_page)
+
+
+async def mobile_fetch(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/fetch?url=URL`` with ``Authorization: Bearer TOKEN``; Range supported."""
+    state = request.app[STATE]
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer ") or not hmac.compare_digest(
+        auth.removeprefix("Bearer ").strip(), state.api_token
+    ):
+        why = "send Authorization: Bearer TOKEN (the token is in the data dir)"
+        failure = Failure(401, "unauthorized", "Missing or wrong token", why)
+        resp = problem(failure)
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="atlas"'
+        return resp
+    url = request.query.get("url", "")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        why = f"url must be an absolute http(s) URL, got {url[:200]!r}"
+        return problem(Failure(400, "bad_url", "Bad URL", why))
+    return await _relay(request, url, lambda failure, _url: problem(failure))
+
+
+async def _relay(request: web.Request, url: str, render: pages.Render) -> web.StreamResponse:
+    state = request.app[STATE]
+    site = urlsplit(url).hostname or "?"
+    state.requests += 1
+    async with state.client_for(site) as client:
+        return await relay(request, client, url, request.headers, render)
+
+
+def info(state: ProxyState) -> str:
+    return json.dumps({"api": state.api_url})

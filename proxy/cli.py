@@ -1,0 +1,50 @@
+"""``atlas proxy``: the browser proxy (mitmproxy) and the mobile API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from proxy.service import ProxyConfig, run
+from proxy.spending import Limits
+from requester.protocol import BTT_LOCAL, MalformedMessage, parse_amount
+from requester.settings import atlas_home, load_settings
+
+
+def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None or value.lower() == "none":
+        return None
+    try:
+        return parse_amount(value, BTT_LOCAL)
+    except MalformedMessage as exc:
+        raise click.BadParameter(exc.message) from exc
+
+
+@click.command("proxy")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--api-port", default=8081, show_default=True, type=click.IntRange(0, 65535),
+              help="port of the mobile API and status pages")  # fmt: skip
+@click.option("--edge", "edges", multiple=True, help="edge URL (repeat); default from config")
+@click.option("--ledger", help="ledger URL; default from config")
+@click.option("--intercept", is_flag=True,
+              help="open HTTPS with the proxy's CA and fetch it through edges too")  # fmt: skip
+@click.option("--max-per-request", default="1", show_default=True, callback=_amount,
+              help="BTT one request may spend ('none' for no limit)")  # fmt: skip
+@click.option("--max-per-day", default="100", show_default=True, callback=_amount,
+              help="BTT all requests may spend per UTC day ('none' for no limit)")  # fmt: skip
+def proxy(
+    host: str, port: int, api_port: int, edges: tuple[str, ...], ledger: str | None,
+    intercept: bool, max_per_request: int | None, max_per_day: int | None,
+) -> None:  # fmt: skip
+    """Browse through paid Atlas edges: set your browser's HTTP/HTTPS proxy to HOST:PORT."""
+    settings = load_settings(edges, ledger)
+    if not settings.edges:
+        raise click.ClickException("no edges: pass --edge URL or run `atlas up` first")
+    config = ProxyConfig(
+        host=host, port=port, api_port=api_port, home=atlas_home(), edges=settings.edges,
+        ledger=settings.ledger, intercept=intercept,
+        limits=Limits(per_request=max_per_request, per_day=max_per_day),
+    )  # fmt: skip
+    asyncio.run(run(config))

@@ -1,0 +1,81 @@
+"""What went wrong, said so a person (HTML page) or an app (JSON problem) understands.
+
+Every failure the proxy can meet before the first byte of a response maps
+to one :class:`Failure`: an HTTP status, a stable code, a one-line title and
+a detail that says what to do about it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from requester.channel_manager import SpendLimitReached
+from requester.client import EdgeUnavailable, FetchRefused
+from requester.downloader import NoProvidersLeft
+from requester.ledger_client import LedgerError
+from requester.protocol import ProtocolError
+
+
+@dataclass(frozen=True)
+class Failure:
+    status: int
+    code: str
+    title: str
+    detail: str
+
+
+def classify(exc: BaseException) -> Failure:  # noqa: PLR0911 (one answer per kind)
+    """The failure a person should see for ``exc``."""
+    if isinstance(exc, SpendLimitReached):
+        return Failure(402, "spend_limit", "Spending limit reached", exc.message)
+    if isinstance(exc, FetchRefused):
+        code = str(exc.problem.get("type", "")).rsplit("/", 1)[-1] or "refused"
+        detail = str(exc.problem.get("detail") or exc)
+        if exc.status == 403:
+            return Failure(403, code, "This address is blocked", detail)
+        if exc.status == 400:
+            return Failure(400, code, "This address cannot be fetched", detail)
+        return Failure(exc.status if 400 <= exc.status < 600 else 502, code,
+                       "The edge refused the request", detail)  # fmt: skip
+    if isinstance(exc, EdgeUnavailable):
+        return Failure(502, "edge_unreachable", "No Atlas edge could be reached", str(exc))
+    if isinstance(exc, NoProvidersLeft):
+        return Failure(504, "no_providers", "No provider could deliver this page", str(exc))
+    if isinstance(exc, LedgerError):
+        if exc.code == "insufficient_funds":
+            return Failure(402, exc.code, "Out of funds", exc.detail)
+        return Failure(502, "ledger_unavailable", "The payment ledger refused", str(exc))
+    if isinstance(exc, ProtocolError):
+        title = "Out of funds" if exc.status == 402 else "A provider sent something invalid"
+        return Failure(exc.status if exc.status != 400 else 502, exc.code, title, exc.message)
+    return Failure(502, "proxy_error", "The Atlas proxy failed", f"{type(exc).__name__}: {exc}")
+
+
+def html_page(failure: Failure, url: str) -> web.Response:
+    body = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Atlas: {html.escape(failure.title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;color:#222}}
+code{{background:#eee;padding:0 .2em}}</style></head>
+<body><h1>{html.escape(failure.title)}</h1>
+<p>{html.escape(failure.detail)}</p>
+<p>Address: <code>{html.escape(url)}</code></p>
+<p><small>Atlas proxy &middot; {failure.status} {html.escape(failure.code)} &middot;
+<a href="http://atlas.proxy/">status</a></small></p></body></html>
+"""
+    return web.Response(status=failure.status, text=body, content_type="text/html",
+                        headers={"Cache-Control": "no-store"})  # fmt: skip
+
+
+def problem(failure: Failure) -> web.Response:
+    body = {
+        "type": f"https://atlas.invalid/problems/{failure.code}",
+        "title": failure.title,
+        "status": failure.status,
+        "detail": failure.detail,
+    }
+    return web.Response(status=failure.status, text=json.dumps(body),
+                        content_type="application/problem+json")  # fmt: skip

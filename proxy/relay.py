@@ -1,0 +1,133 @@
+"""One response through Atlas: open the content via the SDK, answer with the verified
+manifest's status and headers, stream the verified bytes as they arrive.
+
+Shared by the browser path (mitmproxy routes requests here) and the mobile
+API. Range requests are answered from the manifest: delivery starts at the
+chunk holding the first byte, so a seek in a video costs only what it reads.
+Memory per transfer is the SDK's window of chunks, never the response.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import aclosing
+
+from aiohttp import web
+
+from proxy.failures import Failure, classify
+from requester.client import AtlasClient, Download
+from requester.protocol import UNKNOWN_SIZE
+
+log = logging.getLogger(__name__)
+FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "user-agent")
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
+
+
+def total_size(download: Download) -> int | None:
+    seal = download.scheduler.verifier.seal
+    if seal is not None:
+        return seal.total_size
+    hint = download.head.size_hint
+    return None if hint == UNKNOWN_SIZE else hint
+
+
+def parse_range(value: str | None, total: int) -> tuple[int, int] | str | None:  # noqa: PLR0911
+    """(first, last) of a single satisfiable range; None to ignore it; "unsatisfiable"."""
+    if not value:
+        return None
+    match = _RANGE.fullmatch(value.strip())
+    if match is None or (not match[1] and not match[2]):
+        return None  # multiple ranges or odd syntax: RFC 9110 lets us send the whole
+    if not match[1]:
+        length = int(match[2])
+        if length == 0:
+            return "unsatisfiable"
+        return max(0, total - length), total - 1
+    first = int(match[1])
+    last = int(match[2]) if match[2] else total - 1
+    if first >= total:
+        return "unsatisfiable"
+    if last < first:
+        return None
+    return first, min(last, total - 1)
+
+
+async def relay(
+    request: web.Request,
+    client: AtlasClient,
+    url: str,
+    headers: Mapping[str, str],
+    render: Callable[[Failure, str], web.StreamResponse],
+) -> web.StreamResponse:
+    """Answer ``request`` with ``url`` fetched, verified and paid through Atlas."""
+    forwarded = {k: v for k, v in headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
+    try:
+        download = await client.open(url, forwarded)
+    except Exception as exc:  # every failure before the first byte becomes a page
+        log.info("cannot open %s: %s", url, exc)
+        return render(classify(exc), url)
+    head = download.head
+    total = total_size(download)
+    wanted = parse_range(headers.get("Range"), total) if head.status == 200 and total else None
+    if wanted == "unsatisfiable":
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{total}"})
+    resp = web.StreamResponse(status=206 if isinstance(wanted, tuple) else head.status)
+    for name, value in head.headers:
+        if name not in ("date", "server"):
+            resp.headers.add(name, value)
+    resp.headers["Via"] = "1.1 atlas"
+    resp.headers["X-Atlas-Content-Id"] = head.content_id.hex()
+    first, last = 0, (total - 1 if total is not None else None)
+    if total is not None and head.status == 200:
+        resp.headers["Accept-Ranges"] = "bytes"
+    if isinstance(wanted, tuple):
+        first, last = wanted
+        resp.headers["Content-Range"] = f"bytes {first}-{last}/{total}"
+        download.scheduler.start_at(first // head.chunk_size)
+    if last is not None and head.status not in (204, 304):
+        resp.content_length = last - first + 1
+    bodiless = request.method == "HEAD" or head.status in (204, 304)
+    async with aclosing(download.chunks()) as chunks:
+        try:  # the first chunk before the headers: a failure now is still a page
+            opening = b"" if bodiless else await anext(chunks, b"")
+        except Exception as exc:
+            log.info("first chunk of %s failed: %s", url, exc)
+            return render(classify(exc), url)
+        await resp.prepare(request)
+        if not bodiless:
+            await _stream(request, resp, opening, chunks, first % head.chunk_size,
+                          None if last is None else last - first + 1)  # fmt: skip
+    return resp
+
+
+async def _stream(
+    request: web.Request,
+    resp: web.StreamResponse,
+    opening: bytes,
+    chunks: AsyncIterator[bytes],
+    skip: int,
+    remaining: int | None,
+) -> None:
+    """Write the verified bytes from ``skip`` on, ``remaining`` of them (or all)."""
+    try:
+        chunk = opening
+        while True:
+            data = chunk[skip:] if skip else chunk
+            skip = 0
+            if remaining is not None:
+                data = data[:remaining]
+                remaining -= len(data)
+            await resp.write(data)
+            if remaining == 0:
+                break
+            chunk = await anext(chunks, b"")
+            if not chunk:
+                break
+    except Exception as exc:  # headers are gone: the only honest signal left is a cut
+        log.warning("stream broke after headers: %s", exc)
+        if request.transport is not None:
+            request.transport.close()
+        return
+    await resp.write_eof()

@@ -1,0 +1,56 @@
+"""mitmproxy addon: hand every browser request to the proxy's relay service.
+
+mitmproxy buffers request and response bodies unless a response streams, so
+requests are not fetched by mitmproxy itself: each one is re-aimed at the
+relay (``backend.RELAY_PATH``) with its original URL in a header, and the
+relay's response is streamed back. Requests for ``http://atlas.proxy/`` reach
+the proxy's own pages (status, CA certificate, PAC file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from mitmproxy import ctx, http
+
+from proxy.backend import RELAY_PATH, RELAY_SECRET_HEADER, RELAY_URL_HEADER
+
+PAGES_HOST = "atlas.proxy"
+CARRIED_METHODS = ("GET", "HEAD")
+
+
+class RouteToRelay:
+    def __init__(self, relay_port: int, secret: str, on_running: Callable[[], None]) -> None:
+        self._port = relay_port
+        self._secret = secret
+        self._on_running = on_running
+
+    def running(self) -> None:
+        asyncio.get_running_loop().call_soon(self._on_running)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        request = flow.request
+        if request.method not in CARRIED_METHODS and request.host != PAGES_HOST:
+            flow.response = http.Response.make(
+                405,
+                f"Atlas carries GET and HEAD through paid edges; {request.method} is not sent.\n",
+                {"Content-Type": "text/plain; charset=utf-8", "Allow": "GET, HEAD"},
+            )
+            return
+        if request.host == PAGES_HOST:
+            path = request.path
+        else:
+            request.headers[RELAY_URL_HEADER] = request.pretty_url
+            path = RELAY_PATH
+        request.headers[RELAY_SECRET_HEADER] = self._secret
+        request.scheme, request.host, request.port, request.path = (
+            "http", "127.0.0.1", self._port, path,
+        )  # fmt: skip
+        request.headers["Host"] = f"127.0.0.1:{self._port}"
+        if ctx.options.mode and ctx.options.mode[0].startswith("upstream:"):
+            flow.server_conn.via = None  # straight to our relay, not to the upstream edge
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            flow.response.stream = True  # never hold a body in mitmproxy

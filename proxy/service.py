@@ -1,0 +1,132 @@
+"""Running the proxy: the relay/API service and mitmproxy in one event loop.
+
+Startup prints one JSON line, ``{"listening": PROXY_URL, "api": API_URL, ...}``,
+once both listen; SIGTERM/SIGINT stop both cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from mitmproxy import options
+from mitmproxy.tools.dump import DumpMaster
+
+from proxy.backend import create_app
+from proxy.route_addon import RouteToRelay
+from proxy.spending import Limits, SpendBook
+from proxy.state import ProxyState, load_or_create_token
+from requester import keystore
+from requester.channel_manager import ChannelManager
+from requester.ledger_client import LedgerClient
+from requester.payer_store import PayerStore
+
+KEEPALIVE_TIMEOUT = 75.0
+EDGE_SESSION_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=60)
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    host: str
+    port: int
+    api_port: int
+    home: Path
+    edges: list[str]
+    ledger: str | None
+    intercept: bool
+    limits: Limits
+
+
+async def run(config: ProxyConfig) -> None:
+    config.home.mkdir(parents=True, exist_ok=True)
+    async with AsyncExitStack() as stack:
+        session = await stack.enter_async_context(
+            aiohttp.ClientSession(timeout=EDGE_SESSION_TIMEOUT)
+        )
+        state = _state(config, session, stack)
+        runner = web.AppRunner(create_app(state), keepalive_timeout=KEEPALIVE_TIMEOUT,
+                               handle_signals=False, access_log=None)  # fmt: skip
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, config.host, config.api_port)
+        await site.start()
+        api_port = runner.addresses[0][1]
+        state.api_url = f"http://{config.host}:{api_port}"
+        ready = asyncio.Event()
+        master = _mitmproxy(config, state, api_port, ready.set)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        mitm = asyncio.create_task(master.run())
+        watcher = asyncio.create_task(state.watch_edges())
+        await asyncio.wait([mitm, asyncio.create_task(ready.wait())],
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        if mitm.done():
+            mitm.result()  # raises what stopped mitmproxy (port in use...)
+        server = master.addons.get("proxyserver")  # type: ignore[no-untyped-call]
+        port = server.listen_addrs()[0][1]
+        state.proxy_url = f"http://{config.host}:{port}"
+        print(json.dumps({
+            "listening": state.proxy_url, "api": state.api_url,
+            "ca_cert": str(state.ca_cert) if state.ca_cert else None,
+            "status": f"{state.api_url}/",
+        }), flush=True)  # fmt: skip
+        await stop.wait()
+        watcher.cancel()
+        master.shutdown()  # type: ignore[no-untyped-call]
+        await mitm
+
+
+def _state(
+    config: ProxyConfig, session: aiohttp.ClientSession, stack: AsyncExitStack
+) -> ProxyState:
+    book = SpendBook(config.home / "proxy-spending.sqlite3", config.limits)
+    stack.callback(book.close)
+    manager = ledger = address = None
+    wallet = config.home / "wallet.json"
+    if config.ledger and wallet.exists():
+        passphrase = keystore.stored_passphrase(config.home)
+        if passphrase is None:
+            raise SystemExit(f"set {keystore.PASSPHRASE_ENV} to unlock {wallet}")
+        keys = keystore.load(wallet, passphrase)
+        store = PayerStore(config.home / "state.sqlite3")
+        stack.callback(store.close)
+        ledger = LedgerClient(config.ledger, session)
+        manager = ChannelManager(keys.payer, store, ledger)
+        address = keys.payer.address
+    else:
+        print(f"atlas proxy: no wallet/ledger in {config.home}: free allowance only",
+              file=sys.stderr)  # fmt: skip
+    confdir = config.home / "mitmproxy"
+    return ProxyState(
+        edges=[e.rstrip("/") for e in config.edges], session=session, manager=manager,
+        ledger=ledger, address=address, book=book,
+        api_token=load_or_create_token(config.home / "api_token"),
+        ca_cert=confdir / "mitmproxy-ca-cert.pem" if config.intercept else None,
+        intercept=config.intercept,
+    )  # fmt: skip
+
+
+def _mitmproxy(config: ProxyConfig, state: ProxyState, api_port: int,
+               on_running: object) -> DumpMaster:  # fmt: skip
+    opts = options.Options(
+        listen_host=config.host, listen_port=config.port,
+        confdir=str(config.home / "mitmproxy"), mode=["regular"],
+    )  # fmt: skip
+    master = DumpMaster(opts, with_termlog=False, with_dumper=False)
+    master.options.update(  # type: ignore[no-untyped-call]
+        stream_large_bodies="64k", connection_strategy="lazy",
+        ignore_hosts=[] if config.intercept else [".*"],
+    )  # fmt: skip
+    assert callable(on_running)
+    route = RouteToRelay(api_port, state.relay_secret, on_running)
+    master.addons.add(route)  # type: ignore[no-untyped-call]
+    return master

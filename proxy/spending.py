@@ -1,0 +1,102 @@
+"""Spending limits: per request and per day, with what was spent on each site.
+
+Every payment the proxy makes goes through a :class:`RequestPayer`, which
+refuses (with :class:`SpendLimitReached`) before a voucher is signed if the
+request's or the day's limit would be passed. Daily totals per site live in
+SQLite in the data dir so a restart does not reset the day's spending.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from requester.channel_manager import SpendLimitReached
+from requester.chunk_client import Payer
+from requester.protocol import BTT_LOCAL, Quote, Voucher, format_amount
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS spend (
+    day TEXT NOT NULL, site TEXT NOT NULL, amount TEXT NOT NULL, PRIMARY KEY (day, site));
+"""
+
+
+def today(now: float | None = None) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(time.time() if now is None else now))
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_request: int | None
+    per_day: int | None
+
+
+class SpendBook:
+    """The day's spending per site, durable, and the limits it is held to."""
+
+    def __init__(self, path: Path, limits: Limits) -> None:
+        self.limits = limits
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def spent_today(self) -> int:
+        rows = self._db.execute("SELECT amount FROM spend WHERE day=?", (today(),)).fetchall()
+        return sum(int(r[0]) for r in rows)
+
+    def by_site(self) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT site, amount FROM spend WHERE day=? ORDER BY site", (today(),)
+        ).fetchall()
+        return {site: int(amount) for site, amount in rows}
+
+    def check_day(self, cost: int) -> None:
+        limit = self.limits.per_day
+        if limit is not None and self.spent_today() + cost > limit:
+            raise SpendLimitReached(
+                f"today's limit of {format_amount(limit, BTT_LOCAL)} is reached "
+                f"({format_amount(self.spent_today(), BTT_LOCAL)} spent); "
+                "raise it with `atlas proxy --max-per-day AMOUNT`"
+            )
+
+    def add(self, site: str, cost: int) -> None:
+        day = today()
+        with self._db:
+            row = self._db.execute(
+                "SELECT amount FROM spend WHERE day=? AND site=?", (day, site)
+            ).fetchone()
+            total = (int(row[0]) if row else 0) + cost
+            self._db.execute(
+                "INSERT INTO spend VALUES (?, ?, ?) ON CONFLICT(day, site) DO UPDATE SET "
+                "amount=excluded.amount",
+                (day, site, str(total)),
+            )
+
+
+class RequestPayer:
+    """Pays for one request: within its own limit and the day's, then books it to the site."""
+
+    def __init__(self, payer: Payer, book: SpendBook, site: str) -> None:
+        self._payer = payer
+        self._book = book
+        self.site = site
+        self.spent = 0
+
+    async def pay(self, quote: Quote, cost: int, now: int) -> Voucher:
+        limit = self._book.limits.per_request
+        if limit is not None and self.spent + cost > limit:
+            raise SpendLimitReached(
+                f"this request would cost more than its limit of {format_amount(limit, BTT_LOCAL)} "
+                f"({format_amount(self.spent, BTT_LOCAL)} spent); "
+                "raise it with `atlas proxy --max-per-request AMOUNT`"
+            )
+        self._book.check_day(cost)
+        voucher = await self._payer.pay(quote, cost, now)
+        self.spent += cost
+        self._book.add(self.site, cost)
+        return voucher

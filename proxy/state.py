@@ -1,0 +1,86 @@
+"""Everything the proxy's request handlers share: the wallet's channels, the spending
+book, the edges and their health, and the secrets that guard the API."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from proxy.spending import RequestPayer, SpendBook
+from requester.channel_manager import ChannelManager
+from requester.client import AtlasClient
+from requester.ledger_client import LedgerClient
+from requester.protocol import TronAddress
+
+HEALTH_INTERVAL = 10.0
+HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=3)
+
+
+@dataclass
+class EdgeHealth:
+    ok: bool = False
+    checked_at: float = 0.0
+    detail: str = "not checked yet"
+
+
+@dataclass
+class ProxyState:
+    edges: list[str]
+    session: aiohttp.ClientSession
+    manager: ChannelManager | None
+    ledger: LedgerClient | None
+    address: TronAddress | None
+    book: SpendBook
+    api_token: str
+    ca_cert: Path | None
+    intercept: bool
+    api_url: str = ""
+    proxy_url: str = ""
+    relay_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    health: dict[str, EdgeHealth] = field(default_factory=dict)
+    requests: int = 0
+    window: int = 8
+
+    @asynccontextmanager
+    async def client_for(self, site: str) -> AsyncIterator[AtlasClient]:
+        """An SDK client for one request, paying through that request's limits."""
+        payer = None if self.manager is None else RequestPayer(self.manager, self.book, site)
+        healthy = [e for e in self.edges if self.health.get(e, EdgeHealth(ok=True)).ok]
+        yield AtlasClient(healthy or self.edges, self.session, payer, window=self.window)
+
+    async def watch_edges(self) -> None:
+        """Forever: check each edge's /healthz, so requests go to edges that answer."""
+        while True:
+            await asyncio.gather(*(self._check(edge) for edge in self.edges))
+            await asyncio.sleep(HEALTH_INTERVAL)
+
+    async def _check(self, edge: str) -> None:
+        health = self.health.setdefault(edge, EdgeHealth())
+        try:
+            async with self.session.get(f"{edge}/healthz", timeout=HEALTH_TIMEOUT) as resp:
+                health.ok, health.detail = resp.status == 200, f"HTTP {resp.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            health.ok, health.detail = False, f"{type(exc).__name__}: {exc}"
+        health.checked_at = time.time()
+
+
+def load_or_create_token(path: Path) -> str:
+    """The mobile API's bearer token: made at first start, kept (0600) in the data dir."""
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(token + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return token

@@ -1,0 +1,66 @@
+"""The mobile API, ``GET /v1/fetch?url=URL`` with a bearer token, driven by curl."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+from tests.origin_server import pattern
+from tests.processes import Running, start, start_proxy
+from tests.proxy.conftest import api, curl, token
+from tests.sdk.conftest import PASSPHRASE, Home, make_home
+
+CHUNK = 256 * 1024
+
+
+def fetch_url(proxy: Running, url: str) -> str:
+    return f"{api(proxy)}/v1/fetch?url={quote(url, safe='')}"
+
+
+def test_token_is_required(proxy: Running, origin: Running) -> None:
+    target = fetch_url(proxy, f"{origin.url}/bytes/10")
+    for auth in ([], ["-H", "Authorization: Bearer wrong"], ["-H", "Authorization: Basic x"]):
+        got = curl(*auth, "-w", "\n%{http_code}", target)
+        body, _, status = got.stdout.rpartition(b"\n")
+        assert status == b"401"
+        assert json.loads(body)["type"].endswith("/unauthorized")
+
+
+def test_fetch_and_range(proxy: Running, proxy_home: Home, origin: Running) -> None:
+    size = 4 * CHUNK + 3
+    target = fetch_url(proxy, f"{origin.url}/bytes/{size}?t=mobile")
+    auth = f"Authorization: Bearer {token(proxy_home)}"
+    whole = curl("-H", auth, target)
+    assert whole.stdout == pattern(0, size)
+    part = curl("-H", auth, "-H", f"Range: bytes={CHUNK - 2}-{CHUNK + 9}", "-D", "-", target)
+    head, _, body = part.stdout.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 206")
+    assert f"content-range: bytes {CHUNK - 2}-{CHUNK + 9}/{size}".encode() in head.lower()
+    assert body == pattern(CHUNK - 2, 12)
+
+
+def test_bad_url_is_400(proxy: Running, proxy_home: Home) -> None:
+    auth = f"Authorization: Bearer {token(proxy_home)}"
+    for bad in ("notaurl", "ftp://example.com/x", ""):
+        got = curl("-H", auth, "-w", "\n%{http_code}", f"{api(proxy)}/v1/fetch?url={quote(bad)}")
+        body, _, status = got.stdout.rpartition(b"\n")
+        assert status == b"400", bad
+        assert json.loads(body)["type"].endswith("/bad_url")
+
+
+def test_blocked_address_is_403(origin: Running, ledger: Running, tmp_path: Path) -> None:
+    strict = start(["edge", "serve", "--host", "127.0.0.1", "--port", "0",
+                    "--data-dir", str(tmp_path / "strict"), "--ledger", ledger.url])  # fmt: skip
+    home = make_home(tmp_path / "h", [strict.url], ledger.url)
+    proxy = start_proxy(home.path, env={"ATLAS_PASSPHRASE": PASSPHRASE})
+    try:
+        got = curl("-H", f"Authorization: Bearer {token(home)}", "-w", "\n%{http_code}",
+                   fetch_url(proxy, f"{origin.url}/bytes/10"))  # fmt: skip
+        body, _, status = got.stdout.rpartition(b"\n")
+        assert status == b"403"
+        problem = json.loads(body)
+        assert problem["status"] == 403 and "127.0.0.1" in problem["detail"]
+    finally:
+        proxy.stop()
+        strict.stop()
