@@ -37,7 +37,7 @@ class Keys:
 def stored_passphrase(home: Path) -> str | None:
     """``ATLAS_PASSPHRASE``, else the ``passphrase`` file ``atlas up`` keeps for a local network."""
     value = os.environ.get(PASSPHRASE_ENV)
-    if value is not None:
+    if value:  # set but empty counts as unset
         return value
     try:
         return (home / "passphrase").read_text().strip()
