@@ -123,7 +123,7 @@ def _mitmproxy(config: ProxyConfig, state: ProxyState, api_port: int,
     )  # fmt: skip
     master = DumpMaster(opts, with_termlog=False, with_dumper=False)
     master.options.update(  # type: ignore[no-untyped-call]
-        stream_large_bodies="64k", connection_strategy="lazy",
+        stream_large_bodies="64k", connection_strategy="lazy", upstream_cert=False,
         ignore_hosts=[] if config.intercept else [".*"],
     )  # fmt: skip
     assert callable(on_running)

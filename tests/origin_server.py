@@ -28,6 +28,7 @@ import contextlib
 import gzip
 import hashlib
 import json
+import ssl
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -192,13 +193,18 @@ def create_app() -> web.Application:
     return app
 
 
-async def _main(host: str, port: int) -> None:
+async def _main(host: str, port: int, cert: str | None, key: str | None) -> None:
     runner = web.AppRunner(create_app(), max_field_size=128 * 1024, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    context = None
+    if cert and key:  # HTTPS origin for the proxy's tunnel and intercept tests
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+    site = web.TCPSite(runner, host, port, ssl_context=context)
     await site.start()
     bound = runner.addresses[0]
-    sys.stdout.write(json.dumps({"listening": f"http://{bound[0]}:{bound[1]}"}) + "\n")
+    scheme = "https" if context else "http"
+    sys.stdout.write(json.dumps({"listening": f"{scheme}://{bound[0]}:{bound[1]}"}) + "\n")
     sys.stdout.flush()
     await asyncio.Event().wait()
 
@@ -207,6 +213,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS")
+    parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(args.host, args.port))
+        asyncio.run(_main(args.host, args.port, args.tls_cert, args.tls_key))

@@ -81,10 +81,17 @@ def start_ledger(
     return start([*args, "--faucet"] if faucet else args, env)
 
 
-def start_origin() -> Running:
-    """The test origin (tests/origin_server.py) in its own process."""
+def start_origin(tls: tuple[Path, Path] | None = None) -> Running:
+    """The test origin (tests/origin_server.py) in its own process; HTTPS with (cert, key)."""
     script = Path(__file__).with_name("origin_server.py")
-    return start_program([sys.executable, str(script), "--port", "0"])
+    extra = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
+    return start_program([sys.executable, str(script), "--port", "0", *extra])
+
+
+def start_edge_env(data_dir: Path, ledger_url: str, env: dict[str, str], *extra: str) -> Running:
+    """An edge with extra environment (``SSL_CERT_FILE`` to trust a test CA)."""
+    args = ["edge", "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir)]
+    return start([*args, "--ledger", ledger_url, "--allow-private-origins", *extra], env)
 
 
 def start_edge(data_dir: Path, ledger_url: str, *extra: str) -> Running:

@@ -1,0 +1,86 @@
+"""HTTPS through the proxy: ``--intercept`` opens TLS with the proxy's CA and fetches the
+page through paid edges, like plain HTTP. The origin is a local TLS server whose
+certificate comes from a throwaway CA (trustme) that the edges are told to trust."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.origin_server import pattern
+from tests.processes import Running, start_edge_env, start_origin, start_proxy
+from tests.proxy.conftest import api, curl
+from tests.sdk.conftest import PASSPHRASE, Home, fund_edges, make_home
+
+CHUNK = 256 * 1024
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    base = tmp_path_factory.mktemp("tls")
+    files = {"ca": base / "ca.pem", "cert": base / "cert.pem", "key": base / "key.pem"}
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    cert.private_key_pem.write_to_path(str(files["key"]))
+    cert.cert_chain_pems[0].write_to_path(str(files["cert"]))
+    for blob in cert.cert_chain_pems[1:]:
+        blob.write_to_path(str(files["cert"]), append=True)
+    return files
+
+
+@pytest.fixture(scope="module")
+def tls_origin(tls_files: dict[str, Path]) -> Iterator[Running]:
+    running = start_origin((tls_files["cert"], tls_files["key"]))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_edges(tmp_path_factory: pytest.TempPathFactory, ledger: Running,
+              tls_files: dict[str, Path]) -> Iterator[list[Running]]:  # fmt: skip
+    env = {"SSL_CERT_FILE": str(tls_files["ca"])}
+    started = [start_edge_env(tmp_path_factory.mktemp("tls-edge"), ledger.url, env,
+                              "--free-mib", "0")]  # fmt: skip
+    import asyncio
+
+    asyncio.run(fund_edges(ledger.url, [e.url for e in started]))
+    yield started
+    for edge in started:
+        edge.stop()
+
+
+@pytest.fixture(scope="module")
+def intercepting(tmp_path_factory: pytest.TempPathFactory, tls_edges: list[Running],
+                 ledger: Running) -> Iterator[tuple[Running, Home]]:  # fmt: skip
+    home = make_home(tmp_path_factory.mktemp("icpt"), [e.url for e in tls_edges], ledger.url)
+    running = start_proxy(home.path, "--intercept", env={"ATLAS_PASSPHRASE": PASSPHRASE})
+    yield running, home
+    running.stop()
+
+
+def test_intercepted_https_is_fetched_through_edges(
+    intercepting: tuple[Running, Home], tls_origin: Running
+) -> None:
+    proxy, home = intercepting
+    ca = home.path / "mitmproxy" / "mitmproxy-ca-cert.pem"
+    assert ca.exists() and proxy.ready["ca_cert"] == str(ca)
+    size = 2 * CHUNK + 99
+    headers = home.path / "headers.txt"
+    got = curl("-x", proxy.url, "--cacert", str(ca), "-D", str(headers),
+               f"{tls_origin.url}/bytes/{size}?t=icpt")  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    head, body = headers.read_bytes().strip().split(b"\r\n\r\n")[-1], got.stdout
+    assert b"via: 1.1 atlas" in head.lower() and b"x-atlas-content-id" in head.lower()
+    assert body == pattern(0, size)
+
+
+def test_the_ca_and_its_install_page_are_served(intercepting: tuple[Running, Home]) -> None:
+    proxy, home = intercepting
+    ca = (home.path / "mitmproxy" / "mitmproxy-ca-cert.pem").read_bytes()
+    assert curl("-x", proxy.url, "http://atlas.proxy/ca.pem").stdout == ca
+    page = curl(f"{api(proxy)}/ca").stdout
+    assert b"certutil" in page and b"ca.pem" in page
