@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # Debian packages the tests use, as command:package pairs; installed when missing.
-SYSTEM_DEPS := wrk:wrk nginx:nginx curl:curl
+SYSTEM_DEPS := wrk:wrk nginx:nginx curl:curl chromium:chromium
 
 .DEFAULT_GOAL := help
 .PHONY: help venv sysdeps lint typecheck imports pytest test run bench lock clean
@@ -57,6 +57,7 @@ run: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python loadtest/bench_protocol.py
 	$(BIN)/python loadtest/bench_edge.py --install-deps
+	$(BIN)/python loadtest/bench_sdk.py --install-deps
 
 # Re-resolve the lock in a scratch venv from pyproject.toml alone.
 lock:

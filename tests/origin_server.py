@@ -172,6 +172,62 @@ async def hits_route(request: web.Request) -> web.Response:
     return web.json_response(dict(HITS))
 
 
+SITE_VIDEO_SIZE = 20 * 1024 * 1024
+SITE_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Atlas test page</title>
+<link rel="stylesheet" href="style.css"></head>
+<body><h1 id="title">Hello through Atlas</h1>
+<p id="styled">styled text</p><img id="img" src="pixel.svg" width="40" height="40">
+<p id="js">js did not run</p><p id="range">range pending</p><p id="whole">whole pending</p>
+<script src="app.js"></script></body></html>
+"""
+SITE_CSS = "body { background: #f4f0e8; } #styled { color: rgb(200, 30, 40); font-size: 40px; }\n"
+SITE_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40">'
+    '<rect width="40" height="40" fill="#1060c0"/></svg>\n'
+)
+SITE_JS = """
+async function hex(buf) {
+  const d = await crypto.subtle.digest("SHA-256", buf);
+  return Array.from(new Uint8Array(d)).map(b => b.toString(16).padStart(2, "0")).join("");
+}
+document.getElementById("js").textContent = "js ran; color " +
+  getComputedStyle(document.getElementById("styled")).color;
+window.addEventListener("load", () => {
+  const img = document.getElementById("img");
+  document.getElementById("js").dataset.img = img.naturalWidth + "x" + img.naturalHeight;
+});
+(async () => {
+  const part = await fetch("video.bin", {headers: {Range: "bytes=1000000-1065535"}});
+  const pbuf = await part.arrayBuffer();
+  document.getElementById("range").textContent =
+    "range " + part.status + " " + pbuf.byteLength + " " + await hex(pbuf);
+  const all = await fetch("video.bin");
+  const abuf = await all.arrayBuffer();
+  document.getElementById("whole").textContent =
+    "whole " + all.status + " " + abuf.byteLength + " " + await hex(abuf);
+})();
+"""
+SITE = {
+    "index.html": (SITE_PAGE.encode(), "text/html; charset=utf-8"),
+    "style.css": (SITE_CSS.encode(), "text/css"),
+    "pixel.svg": (SITE_SVG.encode(), "image/svg+xml"),
+    "app.js": (SITE_JS.encode(), "application/javascript"),
+}
+
+
+async def site_route(request: web.Request) -> web.StreamResponse:
+    """A page with CSS, JS, an image and a 20 MiB video-like file, for the browser test."""
+    name = request.match_info["name"]
+    if name == "video.bin":
+        return await _stream(request, SITE_VIDEO_SIZE, pattern, "video/mp4")
+    if name not in SITE:
+        raise web.HTTPNotFound()
+    body, content_type = SITE[name]
+    return web.Response(body=body, headers={"Content-Type": content_type,
+                                            "Cache-Control": "max-age=60"})  # fmt: skip
+
+
 def create_app() -> web.Application:
     app = web.Application(middlewares=[count_hits])
     app.add_routes(
@@ -188,6 +244,7 @@ def create_app() -> web.Application:
             web.get("/huge-headers", huge_headers_route),
             web.get("/gzip/{n}", gzip_route),
             web.get("/hits", hits_route),
+            web.get("/site/{name}", site_route),
         ]
     )
     return app
