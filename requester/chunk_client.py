@@ -20,6 +20,7 @@ import zstandard
 
 from requester.channel_manager import SpendLimitReached
 from requester.protocol import (
+    UNKNOWN_SIZE,
     ContentVerifier,
     ProtocolError,
     Quote,
@@ -59,8 +60,20 @@ class Delivered:
     statement: bytes
     """The origin edge's signed statement for the chunk (for providers that re-serve it)."""
     price: int
+    """What the provider charged for it (``Atlas-Price``)."""
     wire_bytes: int
     paid_by: str
+    spent: int = 0
+    """What this request signed over in vouchers (credit left with the provider included)."""
+
+
+@dataclass
+class _Account:
+    """Paying one provider: its quote, the channel, and the credit left there."""
+
+    quote: Quote
+    channel_id: bytes
+    credit: int = 0
 
 
 class Payer(Protocol):
@@ -103,25 +116,69 @@ class ChunkClient:
         self._session = session
         self._channels = channels
         self._max_price_per_mib = max_price_per_mib
+        self._accounts: dict[str, _Account] = {}
+        self.signed: dict[str, int] = {}
+        """Vouchers signed per provider, counted when signed (a request may then fail)."""
 
     async def get(self, provider: str, verifier: ContentVerifier, index: int) -> Delivered:
-        """Chunk ``index`` from ``provider``, verified; pays once if the provider asks."""
+        """Chunk ``index`` from ``provider``, verified and paid.
+
+        The first request to a provider learns its quote from a 402; after that each
+        request carries its payment up front (a voucher for the chunk's full-size price
+        less the credit left by cheaper, compressed chunks, or just the channel id when
+        that credit covers it), so a paid chunk costs one round trip, not two.
+        """
         cid = verifier.head.content_id.hex()
         url = f"{provider.rstrip('/')}/v1/chunk/{cid}/{index}"
-        headers = {"Accept-Encoding": "zstd"}
-        for _attempt in range(2):
+        headers, expected, spent = await self._pay_ahead(provider, verifier, index)
+        for attempt in range(2):
             status, body, answer = await self._request(provider, url, headers)
             if status == 200:
-                return self._accept(provider, verifier, index, body, answer)
-            if status == 402 and "Atlas-Voucher" not in headers and self._channels is not None:
+                delivered = self._accept(provider, verifier, index, body, answer, spent)
+                account = self._accounts.get(provider)
+                if expected and account is not None:
+                    account.credit += max(0, expected - delivered.price)
+                return delivered
+            if status == 402 and attempt == 0 and self._channels is not None:
                 quote, price = self._check_quote(provider, verifier, answer)
                 voucher = await self._channels.pay(quote, price, int(time.time()))
-                headers = {**headers, "Atlas-Voucher": voucher.to_header()}
+                self.signed[provider] = self.signed.get(provider, 0) + price
+                self._accounts[provider] = _Account(quote, voucher.channel_id)
+                headers = {"Accept-Encoding": "zstd", "Atlas-Voucher": voucher.to_header()}
+                expected, spent = 0, spent + price
                 continue
             if status in (404, 416, 429, 503):
+                account = self._accounts.get(provider)
+                if expected and account is not None:  # not served: the payment stays credit
+                    account.credit += expected
                 raise ChunkUnavailable(status, body[:300].decode("utf-8", "replace"))
             raise ProviderFault(provider, f"answered {status}: {body[:200]!r}")
         raise ProviderFault(provider, "refused a voucher for the price it quoted")
+
+    async def _pay_ahead(self, provider: str, verifier: ContentVerifier, index: int
+                         ) -> tuple[dict[str, str], int, int]:  # fmt: skip
+        """Headers paying for one full-size chunk, the price assumed, and what was signed.
+
+        Only for chunks known to exist: a probe past the end is answered 416 unpaid.
+        """
+        headers = {"Accept-Encoding": "zstd"}
+        account = self._accounts.get(provider)
+        now = int(time.time())
+        if self._channels is None or account is None or account.quote.valid_until < now + 30:
+            return headers, 0, 0
+        if not index < _known_chunk_count(verifier):
+            return headers, 0, 0
+        expected = account.quote.chunk_price(verifier.head.chunk_size)  # wire <= raw size
+        taken = min(account.credit, expected)
+        account.credit -= taken  # reserved before any await: concurrent requests share it
+        needed = expected - taken
+        if not needed:
+            headers["Atlas-Channel"] = account.channel_id.hex()
+            return headers, expected, 0
+        voucher = await self._channels.pay(account.quote, needed, now)
+        self.signed[provider] = self.signed.get(provider, 0) + needed
+        headers["Atlas-Voucher"] = voucher.to_header()
+        return headers, expected, needed
 
     async def _request(self, provider: str, url: str, headers: dict[str, str]
                        ) -> tuple[int, bytes, dict[str, str]]:  # fmt: skip
@@ -155,7 +212,7 @@ class ChunkClient:
         return quote, price
 
     def _accept(self, provider: str, verifier: ContentVerifier, index: int, body: bytes,
-                answer: dict[str, str]) -> Delivered:  # fmt: skip
+                answer: dict[str, str], spent: int) -> Delivered:  # fmt: skip
         wire = len(body)
         try:
             statement = b64url_decode(answer.get("Atlas-Chunk", ""), STATEMENT_SIZE, "Atlas-Chunk")
@@ -185,7 +242,16 @@ class ChunkClient:
             int(price) if price.isascii() and price.isdigit() else 0,
             wire,
             answer.get("Atlas-Paid-By", ""),
+            spent,
         )
+
+
+def _known_chunk_count(verifier: ContentVerifier) -> int:
+    """Chunks the content has, from the seal or the origin's stated size (0 if unknown)."""
+    if verifier.seal is not None:
+        return verifier.seal.chunk_count
+    hint, size = verifier.head.size_hint, verifier.head.chunk_size
+    return 0 if hint == UNKNOWN_SIZE else -(-hint // size)
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -69,6 +69,7 @@ class ChunkScheduler:
         self._stall_timeout = stall_timeout
         self._last_progress = time.monotonic()
         self._client = client
+        self._signed_before = dict(client.signed)
         self._window = window
         self._per_provider = per_provider
         self.start_index = start_index
@@ -116,6 +117,7 @@ class ChunkScheduler:
             finally:
                 for worker in workers:
                     worker.cancel()
+                self._sync_paid()
         if failure is not None:
             raise failure
 
@@ -179,7 +181,7 @@ class ChunkScheduler:
     def _take(self, index: int, delivered: Delivered, stats: ProviderStats) -> None:
         stats.chunks += 1
         stats.bytes += delivered.wire_bytes
-        stats.paid += delivered.price if delivered.paid_by == "voucher" else 0
+        self._sync_paid()
         self._inflight.pop(index, None)
         if index >= self._next and index not in self._ready:
             self._ready[index] = delivered.data
@@ -187,6 +189,12 @@ class ChunkScheduler:
         if seal is not None:
             self._end = seal.chunk_count
         self._notify()
+
+    def _sync_paid(self) -> None:
+        """What each provider was paid in this download: vouchers signed, delivered or not."""
+        for provider, stats in self.progress.providers.items():
+            signed = self._client.signed.get(provider, 0)
+            stats.paid = signed - self._signed_before.get(provider, 0)
 
     def _release(self, index: int) -> None:
         self._inflight.pop(index, None)

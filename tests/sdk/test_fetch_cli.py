@@ -112,7 +112,7 @@ def test_settled_balances_equal_what_the_summary_says(
         for edge in own:
             assert edge.stop() == 0  # SIGTERM: redeem, then exit
     rows = channel_rows(home)
-    assert sum(int(r["spent_units"]) for r in rows) == int(doc["paid"]) > 0
+    assert sum(int(r["spent_units"]) for r in rows) == int(doc["paid"]) > 0, (rows, doc)
     on_ledger = asyncio.run(ledger_channels(ledger.url, home))
     assert sum(int(c["redeemed"]) for c in on_ledger) == int(doc["paid"])
     balance = asyncio.run(_balance(ledger.url, home))
