@@ -23,10 +23,12 @@ from proxy.backend import create_app
 from proxy.route_addon import RouteToRelay
 from proxy.spending import Limits, SpendBook
 from proxy.state import ProxyState, load_or_create_token
+from proxy.tunnel_addon import TunnelThroughEdges
 from requester import keystore
 from requester.channel_manager import ChannelManager
 from requester.ledger_client import LedgerClient
 from requester.payer_store import PayerStore
+from requester.settings import load_settings
 
 KEEPALIVE_TIMEOUT = 75.0
 EDGE_SESSION_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=60)
@@ -59,6 +61,7 @@ async def run(config: ProxyConfig) -> None:
         await site.start()
         api_port = runner.addresses[0][1]
         state.api_url = f"http://{config.host}:{api_port}"
+        await state.check_edges()
         ready = asyncio.Event()
         master = _mitmproxy(config, state, api_port, ready.set)
         stop = asyncio.Event()
@@ -100,7 +103,7 @@ def _state(
         store = PayerStore(config.home / "state.sqlite3")
         stack.callback(store.close)
         ledger = LedgerClient(config.ledger, session)
-        manager = ChannelManager(keys.payer, store, ledger)
+        manager = ChannelManager(keys.payer, store, ledger, load_settings().deposit_policy())
         address = keys.payer.address
     else:
         print(f"atlas proxy: no wallet/ledger in {config.home}: free allowance only",
@@ -119,7 +122,7 @@ def _mitmproxy(config: ProxyConfig, state: ProxyState, api_port: int,
                on_running: object) -> DumpMaster:  # fmt: skip
     opts = options.Options(
         listen_host=config.host, listen_port=config.port,
-        confdir=str(config.home / "mitmproxy"), mode=["regular"],
+        confdir=str(config.home / "mitmproxy"), mode=[_mode(config, state)],
     )  # fmt: skip
     master = DumpMaster(opts, with_termlog=False, with_dumper=False)
     master.options.update(  # type: ignore[no-untyped-call]
@@ -129,4 +132,15 @@ def _mitmproxy(config: ProxyConfig, state: ProxyState, api_port: int,
     assert callable(on_running)
     route = RouteToRelay(api_port, state.relay_secret, on_running)
     master.addons.add(route)  # type: ignore[no-untyped-call]
+    if not config.intercept:
+        master.addons.add(TunnelThroughEdges(state))  # type: ignore[no-untyped-call]
     return master
+
+
+def _mode(config: ProxyConfig, state: ProxyState) -> str:
+    """``regular`` to open HTTPS here (--intercept); else ``upstream`` so that each CONNECT
+    can be sent to an edge's tunnel (the addon picks the edge per flow)."""
+    if config.intercept:
+        return "regular"
+    first = next(iter(state.tunnels.values()), "http://127.0.0.1:9")
+    return f"upstream:{first}"

@@ -37,7 +37,7 @@ from requester.protocol import (
     parse_amount,
 )
 from requester.protocol.manifest import MAX_HEAD_BYTES
-from requester.settings import Settings, load_settings
+from requester.settings import ConfigError, Settings, load_settings
 
 
 def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -60,7 +60,10 @@ def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> in
 def fetch(url: str, output: Path | None, edges: tuple[str, ...], ledger: str | None,
           max_spend: int | None, max_price: int | None, as_json: bool) -> None:  # fmt: skip
     """Download URL through Atlas edges, verified chunk by chunk and paid in BTT."""
-    settings = load_settings(edges, ledger)
+    try:
+        settings = load_settings(edges, ledger)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     if not settings.edges:
         raise click.ClickException("no edges: pass --edge URL or run `atlas up` first")
     if output is None and as_json:
@@ -69,7 +72,8 @@ def fetch(url: str, output: Path | None, edges: tuple[str, ...], ledger: str | N
         summary = asyncio.run(_run(url, output, settings, max_spend, max_price))
     except FetchRefused as exc:
         raise click.ClickException(f"the edge refused: {exc.problem.get('detail')}") from exc
-    except (EdgeUnavailable, NoProvidersLeft, LedgerError, keystore.KeystoreError) as exc:
+    except (EdgeUnavailable, NoProvidersLeft, LedgerError, keystore.KeystoreError,
+            ConfigError) as exc:  # fmt: skip
         raise click.ClickException(str(exc)) from exc
     except ProtocolError as exc:
         raise click.ClickException(exc.message) from exc
@@ -126,7 +130,8 @@ def _payer(settings: Settings, session: aiohttp.ClientSession, max_spend: int | 
     keys = keystore.load(settings.wallet_path, passphrase)
     store = PayerStore(settings.state_path)
     stack.callback(store.close)
-    manager = ChannelManager(keys.payer, store, LedgerClient(settings.ledger, session))
+    manager = ChannelManager(keys.payer, store, LedgerClient(settings.ledger, session),
+                             settings.deposit_policy())  # fmt: skip
     return Budget(manager, max_spend)
 
 

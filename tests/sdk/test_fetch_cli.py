@@ -160,3 +160,18 @@ def test_wallet_and_channel_commands(home: Home, edges: list[Running]) -> None:
     closed = home.atlas("channel", "close", ch["channel_id"])
     assert closed.returncode == 0 and "reclaimed after" in closed.stdout
     assert home.atlas("channel", "topup", "zz", "1").returncode == 2
+
+
+def test_deposit_policy_comes_from_the_config(home: Home, origin: Running, tmp_path: Path) -> None:
+    config = json.loads((home.path / "config.json").read_text())
+    (home.path / "config.json").write_text(json.dumps({**config, "deposit": "2.5",
+                                                       "channel_hours": 2}))  # fmt: skip
+    doc = summary(home.atlas("fetch", f"{origin.url}/bytes/{CHUNK}?t=policy",
+                             "-o", str(tmp_path / "p.bin"), "--json"))  # fmt: skip
+    assert int(doc["paid"]) > 0
+    rows = channel_rows(home)
+    assert rows and all(r["deposit"] == "2.5 BTT" for r in rows)
+    assert all(abs(int(r["expires_at"]) - time.time() - 7200) < 120 for r in rows)
+    (home.path / "config.json").write_text(json.dumps({**config, "deposit": "lots"}))
+    bad = home.atlas("fetch", f"{origin.url}/bytes/10?t=policy2")
+    assert bad.returncode == 1 and "config.json deposit" in bad.stderr
