@@ -46,27 +46,41 @@ class ProxyState:
     relay_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     health: dict[str, EdgeHealth] = field(default_factory=dict)
     requests: int = 0
+    tunnels_opened: int = 0
     window: int = 8
+    tunnels: dict[str, str] = field(default_factory=dict)
+    """Each edge's tunnel listener (from its ``/v1/info``), for HTTPS CONNECTs."""
+
+    def is_healthy(self, edge: str) -> bool:
+        return self.health.get(edge, EdgeHealth(ok=True)).ok
 
     @asynccontextmanager
     async def client_for(self, site: str) -> AsyncIterator[AtlasClient]:
         """An SDK client for one request, paying through that request's limits."""
         payer = None if self.manager is None else RequestPayer(self.manager, self.book, site)
-        healthy = [e for e in self.edges if self.health.get(e, EdgeHealth(ok=True)).ok]
+        healthy = [e for e in self.edges if self.is_healthy(e)]
         yield AtlasClient(healthy or self.edges, self.session, payer, window=self.window)
 
     async def watch_edges(self) -> None:
-        """Forever: check each edge's /healthz, so requests go to edges that answer."""
+        """Forever: check each edge, so requests go to edges that answer."""
         while True:
-            await asyncio.gather(*(self._check(edge) for edge in self.edges))
+            await self.check_edges()
             await asyncio.sleep(HEALTH_INTERVAL)
 
+    async def check_edges(self) -> None:
+        await asyncio.gather(*(self._check(edge) for edge in self.edges))
+
     async def _check(self, edge: str) -> None:
+        """``/v1/info`` answers both questions: is it up, and where is its tunnel."""
         health = self.health.setdefault(edge, EdgeHealth())
         try:
-            async with self.session.get(f"{edge}/healthz", timeout=HEALTH_TIMEOUT) as resp:
+            async with self.session.get(f"{edge}/v1/info", timeout=HEALTH_TIMEOUT) as resp:
                 health.ok, health.detail = resp.status == 200, f"HTTP {resp.status}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
+                info = await resp.json() if resp.status == 200 else {}
+            tunnel = info.get("tunnel") if isinstance(info, dict) else None
+            if isinstance(tunnel, str) and tunnel.startswith("http://"):
+                self.tunnels[edge] = tunnel
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             health.ok, health.detail = False, f"{type(exc).__name__}: {exc}"
         health.checked_at = time.time()
 
