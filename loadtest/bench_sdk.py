@@ -634,8 +634,10 @@ def scaling_table(
 ) -> list[str]:
     """Throughput by provider count (medians), and the chunks each provider served."""
     one = statistics.median(rate(samples.seconds["cached1"]))
-    header = ("download", "wall GB/s", "vs 1 edge", "vs curl", "in-process GB/s", "peak RSS")
-    header += ("chunks per provider: median [min-max] over reps",)
+    header: tuple[str, ...] = (
+        "download", "wall GB/s", "vs 1 edge", "vs curl", "in-process GB/s", "peak RSS",
+        "chunks per provider: median [min-max] over reps",
+    )  # fmt: skip
     cells = []
     for setup in ("cached1", "cached2", "cached3", "first3"):
         wall = statistics.median(rate(samples.seconds[setup]))
