@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python loadtest/bench_protocol.py
 	$(BIN)/python loadtest/bench_edge.py --install-deps
 	$(BIN)/python loadtest/bench_sdk.py --install-deps
+	$(BIN)/python loadtest/bench_proxy.py --install-deps
 
 # Re-resolve the lock in a scratch venv from pyproject.toml alone.
 lock:

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import aiohttp
 from aiohttp import web
 
-from cdn_edge import routes_chunks, routes_content, routes_tracker
+from cdn_edge import routes_chunks, routes_content, routes_tracker, routes_tunnel
 from cdn_edge.announcer import Announcer
 from cdn_edge.chunk_store import ChunkStore
 from cdn_edge.config import EdgeConfig
@@ -31,6 +31,8 @@ from cdn_edge.problems import problem_middleware
 from cdn_edge.replication import Replicator
 from cdn_edge.settlement import settle_forever, settle_once
 from cdn_edge.tracker import Tracker
+from cdn_edge.tunnel_book import TUNNELS, TunnelBook
+from cdn_edge.tunnel_server import TunnelServer
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import ChunkClient
 from requester.ledger_client import LedgerClient
@@ -45,6 +47,7 @@ def create_app(config: EdgeConfig) -> web.Application:
     routes_content.add_routes(app)
     routes_chunks.add_routes(app)
     routes_tracker.add_routes(app)
+    routes_tunnel.add_routes(app)
     return app
 
 
@@ -101,11 +104,21 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
             announcer,
         )  # fmt: skip
         app[EDGE] = edge
+        app[TUNNELS] = tunnels = TunnelBook(edge)
+        tunneling: asyncio.Task[None] | None = None
+        if config.tunnel_port is not None:
+            tunnel_server = TunnelServer(tunnels, config, edge.metrics)
+            tunnels.url = await tunnel_server.bind()
+            tunneling = tasks.create_task(tunnel_server.run())
+            await tunnel_server.serving.wait()  # listening before the edge says it is ready
         settler = tasks.create_task(settle_forever(edge.payments, ledger, config.settle_interval))
         announcing = tasks.create_task(announcer.run())
         try:
             yield
         finally:
+            if tunneling is not None:  # tunnels close before the books do
+                tunneling.cancel()
+                await asyncio.wait({tunneling})
             settler.cancel()
             announcing.cancel()
             content.cancel_fetches()

@@ -52,6 +52,28 @@ def edge() -> None:
     "--allow-private-origins", is_flag=True,
     help="allow origins on loopback/private addresses and any port (tests, local networks)",
 )  # fmt: skip
+@click.option(
+    "--tunnel-port", default=0, show_default=True, type=click.IntRange(0, 65535),
+    envvar="ATLAS_TUNNEL_PORT", help="port of the CONNECT tunnel listener on --host (0: any free)",
+)  # fmt: skip
+@click.option("--no-tunnel", is_flag=True, envvar="ATLAS_NO_TUNNEL", help="run no tunnel listener")
+@click.option(
+    "--max-tunnels-per-client", default=64, show_default=True, type=click.IntRange(1),
+    envvar="ATLAS_MAX_TUNNELS_PER_CLIENT", help="open tunnels per client address",
+)  # fmt: skip
+@click.option(
+    "--max-tunnels", default=1024, show_default=True, type=click.IntRange(1),
+    envvar="ATLAS_MAX_TUNNELS", help="open tunnels in all",
+)  # fmt: skip
+@click.option(
+    "--tunnel-pay-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+    envvar="ATLAS_TUNNEL_PAY_TIMEOUT",
+    help="seconds a tunnel waits for payment once its paid bytes are used up",
+)  # fmt: skip
+@click.option(
+    "--tunnel-idle-timeout", default=300.0, show_default=True, type=click.FloatRange(min=0.1),
+    envvar="ATLAS_TUNNEL_IDLE_TIMEOUT", help="seconds without a byte before a tunnel closes",
+)  # fmt: skip
 def serve_command(
     host: str,
     port: int,
@@ -63,8 +85,14 @@ def serve_command(
     free_mib: float,
     store_cap_gib: float,
     allow_private_origins: bool,
+    tunnel_port: int,
+    no_tunnel: bool,
+    max_tunnels_per_client: int,
+    max_tunnels: int,
+    tunnel_pay_timeout: float,
+    tunnel_idle_timeout: float,
 ) -> None:
-    """Serve an edge; prints {"listening": URL} when ready."""
+    """Serve an edge; prints {"listening": URL} (the HTTP port) when ready."""
     config = EdgeConfig(
         data_dir=data_dir,
         ledger_url=ledger_url,
@@ -74,6 +102,12 @@ def serve_command(
         free_bytes=int(free_mib * (1 << 20)),
         store_cap_bytes=int(store_cap_gib * (1 << 30)),
         allow_private_origins=allow_private_origins,
+        tunnel_host=host,
+        tunnel_port=None if no_tunnel else tunnel_port,
+        max_tunnels_per_client=max_tunnels_per_client,
+        max_tunnels=max_tunnels,
+        tunnel_pay_timeout=tunnel_pay_timeout,
+        tunnel_idle_timeout=tunnel_idle_timeout,
     )
     from cdn_edge.app import create_app
     from cdn_edge.edge_state import EDGE

@@ -34,3 +34,17 @@ class EdgeConfig:
     payment_interval: int = 16
     max_transfers_per_client: int = 32
     settle_interval: float = 60.0
+    tunnel_host: str = "127.0.0.1"
+    """Address the CONNECT tunnel listener binds (the CLI's ``--host``)."""
+    tunnel_port: int | None = 0
+    """Port of the tunnel listener; 0 picks a free one, None turns tunnels off."""
+    tunnel_unit: int = 64 * 1024
+    """Tunnel bytes (both directions together) one paid unit covers."""
+    max_tunnels_per_client: int = 64
+    max_tunnels: int = 1024
+    tunnel_pay_timeout: float = 30.0
+    """A tunnel that has used up what was paid closes if nothing more is paid in this time."""
+    tunnel_idle_timeout: float = 300.0
+    tunnel_connect_timeout: float = 10.0
+    tunnel_head_timeout: float = 10.0
+    """Time a client has to send its whole CONNECT request head."""

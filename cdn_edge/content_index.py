@@ -3,6 +3,14 @@
 SQLite, one row per content and one per chunk. The chunk bytes themselves are
 in :class:`~cdn_edge.chunk_store.ChunkStore`; this index says which chunks
 each content uses, so eviction removes a file only when no content needs it.
+
+The index is a cache, written with ``synchronous=NORMAL``: a commit is not
+fsynced, so storing a chunk costs a WAL append, not a disk flush. A process
+crash loses nothing (the OS has the WAL); a power cut can lose the last
+commits, always a suffix, so content whose seal is lost is unsealed and
+dropped at the next start, like any fetch an edge stopped in. Deleting rows
+is the exception: it is made durable before the chunk files go, so no row
+can outlive its file.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ class ContentIndex:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self.store = store
         self.cap_bytes = cap_bytes
@@ -140,19 +149,32 @@ class ContentIndex:
         return freed
 
     def _drop(self, content_hex: str) -> int:
-        shas = [
-            r["sha256"]
-            for r in self._db.execute(
-                "SELECT sha256 FROM chunks WHERE content_id=?", (content_hex,)
-            ).fetchall()
-        ]
-        self._db.execute("DELETE FROM chunks WHERE content_id=?", (content_hex,))
-        self._db.execute("DELETE FROM content WHERE content_id=?", (content_hex,))
-        freed = 0
-        for sha in set(shas):
-            if not self._db.execute("SELECT 1 FROM chunks WHERE sha256=?", (sha,)).fetchone():
-                freed += self.store.delete(sha)
-        return freed
+        self._db.execute("PRAGMA synchronous=FULL")  # this commit is flushed (and all before)
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                shas = {
+                    r["sha256"]
+                    for r in self._db.execute(
+                        "SELECT sha256 FROM chunks WHERE content_id=?", (content_hex,)
+                    ).fetchall()
+                }
+                self._db.execute("DELETE FROM chunks WHERE content_id=?", (content_hex,))
+                self._db.execute("DELETE FROM content WHERE content_id=?", (content_hex,))
+                unused = [
+                    sha
+                    for sha in shas
+                    if not self._db.execute(
+                        "SELECT 1 FROM chunks WHERE sha256=?", (sha,)
+                    ).fetchone()
+                ]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        return sum(self.store.delete(sha) for sha in unused)
 
 
 def _stored(row: sqlite3.Row) -> StoredContent:

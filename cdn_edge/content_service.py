@@ -3,7 +3,9 @@
 ``fetch`` answers as soon as the origin's status and headers are in and the
 head is signed; a background task owned by the service keeps reading the
 body, signs each chunk as it completes, stores it and wakes the requests
-waiting for it. Memory per fetch is one chunk plus the read buffer.
+waiting for it. Storing overlaps reading: up to ``STORE_AHEAD`` signed chunks
+wait for the db thread while the next one is read, so memory per fetch is a
+few chunks plus the read buffer.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import asyncio
 import logging
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from cdn_edge import http_cache
 from cdn_edge.content_entry import ContentEntry
@@ -34,6 +36,7 @@ from requester.protocol import (
     ProtocolError,
     UrlSource,
 )
+from requester.protocol.chunking import SignedChunk
 from requester.protocol.manifest import (
     FORBIDDEN_HEADERS,
     MAX_CHUNKS,
@@ -55,6 +58,8 @@ REPLICA_READ_AHEAD = 4
 """Chunks a replica pulls ahead of the one asked for: requesters read forward."""
 MAX_BACKGROUND = 64
 """Cap on concurrent origin fetches and read-aheads, so a busy edge cannot pile up tasks."""
+STORE_AHEAD = 2
+"""Chunks of one fetch handed to the db thread and not yet stored, at most."""
 
 
 class FetchFailed(ProtocolError):
@@ -212,8 +217,18 @@ class ContentService:
     async def stored_bytes(self) -> int:
         return await self._run(self._index.stored_bytes)
 
+    def open_chunk(self, entry: ContentEntry, index: int) -> BinaryIO:
+        """The chunk's file, open for reading (on the loop: a local open costs microseconds,
+        less than a hop to a thread; once open, eviction cannot take the bytes away)."""
+        try:
+            return self._index.store.open(entry.hashes[index])
+        except FileNotFoundError:
+            raise FetchFailed(f"chunk {index} is missing from this edge's store") from None
+
     async def chunk(self, entry: ContentEntry, index: int) -> bytes:
-        data = await self._run(self._index.store.get, entry.hashes[index])
+        # Read on the default pool, not the db thread, where a live fetch's writes queue.
+        loop = asyncio.get_running_loop()
+        data = await loop.run_in_executor(None, self._index.store.get, entry.hashes[index])
         if data is None:
             raise FetchFailed(f"chunk {index} is missing from this edge's store")
         return data
@@ -289,14 +304,21 @@ class ContentService:
 
     async def _stream_body(self, entry: ContentEntry, resp: OriginResponse) -> None:
         publisher = ContentPublisher(self._key, entry.head)
-        async for piece in resp.body:
-            for signed in publisher.feed(piece):
-                await self._store_chunk(entry, signed.statement.index, signed.statement.sha256,
-                                        signed.data, signed.statement.encode())  # fmt: skip
-        last, seal = publisher.finish()
-        for signed in last:
-            await self._store_chunk(entry, signed.statement.index, signed.statement.sha256,
-                                    signed.data, signed.statement.encode())  # fmt: skip
+        storing: deque[asyncio.Future[None]] = deque()
+        try:
+            async for piece in resp.body:
+                for signed in publisher.feed(piece):
+                    storing.append(self._store_signed(entry, signed))
+                    if len(storing) >= STORE_AHEAD:
+                        await storing.popleft()
+            last, seal = publisher.finish()
+            storing.extend(self._store_signed(entry, signed) for signed in last)
+            while storing:
+                await storing.popleft()
+        finally:  # failed or cancelled: drop stores not started, mute errors of the rest
+            for future in storing:
+                if not future.cancel() and not future.cancelled():
+                    future.exception()
         seal_bytes = seal.encode()
         await self._run(self._index.seal, entry.content_id, seal_bytes, seal.total_size)
         entry.finish(seal_bytes)
@@ -305,11 +327,25 @@ class ContentService:
             for gone in set(self._entries) - set(await self._run(self._index.content_ids)) - live:
                 del self._entries[gone]
 
-    async def _store_chunk(
-        self, entry: ContentEntry, index: int, sha256: bytes, data: bytes, statement: bytes
-    ) -> None:
-        await self._run(self._index.add_chunk, entry.content_id, index, sha256, data, statement)
-        entry.add_chunk(index, statement, sha256)
+    def _store_chunk(self, entry: ContentEntry, index: int, sha256: bytes, data: bytes,
+                     statement: bytes) -> asyncio.Future[None]:  # fmt: skip
+        """Store a chunk on the db thread, file and row in one job (so eviction never sees
+        a file without its row); the entry learns of it, in order, once it is stored."""
+        stored = asyncio.get_running_loop().run_in_executor(
+            self._db,
+            partial(self._index.add_chunk, entry.content_id, index, sha256, data, statement),
+        )
+
+        def announce(done: asyncio.Future[None]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                entry.add_chunk(index, statement, sha256)
+
+        stored.add_done_callback(announce)
+        return stored
+
+    def _store_signed(self, entry: ContentEntry, signed: SignedChunk) -> asyncio.Future[None]:
+        st = signed.statement
+        return self._store_chunk(entry, st.index, st.sha256, signed.data, st.encode())
 
     async def _load(self, stored: StoredContent) -> ContentEntry:
         cached = self._entries.get(stored.content_id)

@@ -30,6 +30,13 @@ class FreeAllowance:
             self._forget(now)
         return True
 
+    def left(self, requester: str, now: float) -> int:
+        """Bytes ``requester`` may still take in the current window (without taking them)."""
+        if self.budget <= 0:
+            return 0
+        start, used = self._used.get(requester, (now, 0))
+        return self.budget if now - start >= self.window else max(0, self.budget - used)
+
     def _forget(self, now: float) -> None:
         for key in [k for k, (start, _) in self._used.items() if now - start >= self.window]:
             del self._used[key]

@@ -35,3 +35,22 @@ class EdgeMetrics:
             "atlas_edge_redeemed_base_units", "Sum redeemed on the ledger", registry=r
         )
         self.stored_bytes = Gauge("atlas_edge_stored_bytes", "Bytes in the chunk store", registry=r)
+        self.tunnels_opened = Counter(
+            "atlas_edge_tunnels_opened", "CONNECT tunnels opened (answered 200)", registry=r
+        )
+        self.tunnels_refused = Counter(
+            "atlas_edge_tunnels_refused", "CONNECT requests refused, by problem code", ["reason"],
+            registry=r,
+        )  # fmt: skip
+        self.tunnels_closed = Counter(
+            "atlas_edge_tunnels_closed", "Tunnels closed, by reason", ["reason"], registry=r
+        )
+        self.tunnels_open = Gauge("atlas_edge_tunnels_open", "Tunnels open now", registry=r)
+        self.tunnel_bytes = Counter(
+            "atlas_edge_tunnel_bytes", "Bytes relayed through tunnels (up: client to target)",
+            ["direction"], registry=r,
+        )  # fmt: skip
+        self.tunnel_units = Counter(
+            "atlas_edge_tunnel_units", "Tunnel units paid, by how they were paid", ["paid_by"],
+            registry=r,
+        )  # fmt: skip

@@ -4,6 +4,9 @@ For each chunk the edge asks the channel's :class:`PayeeChannel` whether the
 voucher (or prepaid credit) covers the price. Accepted vouchers are written to
 SQLite (WAL, ``synchronous=FULL``) *before* the chunk is sent, under a
 per-channel lock so vouchers reach the disk in the order they were accepted.
+Writes are group-committed: channel states queued while a commit is running
+(or in the same loop tick) go to disk in one transaction, one fsync, and
+each request still waits until the transaction holding its state commits.
 Channel terms come from the ledger the first time a channel is seen.
 """
 
@@ -14,7 +17,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +43,9 @@ CREATE TABLE IF NOT EXISTS channels (
     deposit TEXT NOT NULL, expires_at INTEGER NOT NULL, best BLOB, paid TEXT NOT NULL,
     consumed TEXT NOT NULL, redeemed TEXT NOT NULL);
 """
+
+Row = tuple[str, str, int, str, int, bytes | None, str, str, str]
+"""A ``channels`` row, in column order."""
 
 
 class LedgerUnavailable(ProtocolError):
@@ -73,35 +79,43 @@ class PaymentBook:
         self._conn: sqlite3.Connection | None = None
         self._channels: dict[bytes, PayeeChannel] = {}
         self._locks: dict[bytes, asyncio.Lock] = {}
+        self._queue: list[tuple[Row, asyncio.Future[None]]] = []
+        """Channel states waiting for the next group commit, in the order they changed."""
+        self._writer: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         await self._run(self._connect)
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.wait({self._writer})  # what was accepted reaches the disk first
         await self._run(self._disconnect)
         self._db.shutdown()
 
     async def charge(self, voucher: bytes | None, channel_id: bytes | None, cost: int,
                      now: int) -> None:  # fmt: skip
         """Return once ``cost`` is paid for and recorded; raise the refusal otherwise."""
-        if voucher is not None:
-            channel_id = Voucher.decode(voucher).channel_id
+        # Decoded (and its signature checked) once, here: the channel id it names is only
+        # trusted after that, and the channel takes the decoded voucher as is.
+        decoded = Voucher.decode(voucher) if voucher is not None else None
+        if decoded is not None:
+            channel_id = decoded.channel_id
         if channel_id is None:
             raise ProtocolError("no voucher and no channel")  # callers check first
         lock = self._locks.setdefault(channel_id, asyncio.Lock())
         async with lock:
             channel = await self._channel(channel_id)
             try:
-                actions = channel.charge(cost, voucher, now)
+                actions = channel.charge(cost, decoded, now)
             except DepositExceeded:
                 channel = await self._refresh_terms(channel_id)
-                actions = channel.charge(cost, voucher, now)
+                actions = channel.charge(cost, decoded, now)
             try:
-                await self._run(self._save, channel)
+                await self._persist(channel)
             except Exception:
                 self._channels.pop(channel_id, None)  # reload the durable state next time
                 raise
-            del actions  # PersistVoucher is done by _save above; Serve is the caller's send
+            del actions  # PersistVoucher is done by _persist above; Serve is the caller's send
 
     async def outstanding(self) -> list[PayeeChannel]:
         """Channels holding a voucher worth more than what was redeemed."""
@@ -115,7 +129,7 @@ class PaymentBook:
 
     async def mark_redeemed(self, channel: PayeeChannel, amount: int) -> None:
         channel.mark_redeemed(amount)
-        await self._run(self._save, channel)
+        await self._persist(channel)
 
     async def records(self) -> list[ChannelRecord]:
         return [_record(r) for r in await self._run(self._all_rows)]
@@ -129,7 +143,7 @@ class PaymentBook:
         row = await self._run(self._row, channel_id)
         if row is None:
             channel = PayeeChannel(await self._terms_from_ledger(channel_id))
-            await self._run(self._save, channel)
+            await self._persist(channel)
         else:
             channel = self._from_row(row)
         self._channels[channel_id] = channel
@@ -175,6 +189,37 @@ class PaymentBook:
         channel.redeemed = int(row["redeemed"])
         return channel
 
+    async def _persist(self, channel: PayeeChannel) -> None:
+        """Return once ``channel``'s current state is committed (synchronous=FULL).
+
+        The row is taken now, on the loop, so the queue holds states in the order they
+        changed; every write goes through it, so a later state is never overwritten by
+        an earlier one.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((_row_of(channel), done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queued())
+        await asyncio.shield(done)  # a cancelled request must not drop others' results
+
+    async def _write_queued(self) -> None:
+        """Commit everything queued, batch after batch, until the queue is empty."""
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                await self._run(self._save_rows, [row for row, _ in batch])
+            except BaseException as exc:
+                for _, done in batch:
+                    if isinstance(exc, Exception):
+                        done.set_exception(exc)
+                    else:
+                        done.cancel()
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, done in batch:
+                    done.set_result(None)
+
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, partial(fn, *args))
 
@@ -200,18 +245,37 @@ class PaymentBook:
         assert self._conn is not None
         return self._conn.execute("SELECT * FROM channels ORDER BY channel_id").fetchall()
 
-    def _save(self, channel: PayeeChannel) -> None:
+    def _save_rows(self, rows: list[Row]) -> None:
+        """One transaction for the batch, in order (a later row of a channel wins)."""
         assert self._conn is not None
-        t = channel.terms
-        self._conn.execute(
-            "INSERT INTO channels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(channel_id) DO "
-            "UPDATE SET deposit=excluded.deposit, expires_at=excluded.expires_at, "
-            "best=excluded.best, paid=excluded.paid, consumed=excluded.consumed, "
-            "redeemed=excluded.redeemed",
-            (t.channel_id.hex(), str(t.payer), t.asset.code, str(t.deposit), t.expires_at,
-             channel.best.encode() if channel.best else None, str(channel.paid),
-             str(channel.consumed), str(channel.redeemed)),
-        )  # fmt: skip
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany(
+                "INSERT INTO channels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(channel_id) "
+                "DO UPDATE SET deposit=excluded.deposit, expires_at=excluded.expires_at, "
+                "best=excluded.best, paid=excluded.paid, consumed=excluded.consumed, "
+                "redeemed=excluded.redeemed",
+                rows,
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+
+def _row_of(channel: PayeeChannel) -> Row:
+    t = channel.terms
+    return (
+        t.channel_id.hex(), _base58(t.payer), t.asset.code, str(t.deposit), t.expires_at,
+        channel.best.encode() if channel.best else None, str(channel.paid),
+        str(channel.consumed), str(channel.redeemed),
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=4096)  # base58check costs two SHA-256s and a bignum loop per call
+def _base58(address: TronAddress) -> str:
+    return str(address)
 
 
 def _record(row: Any) -> ChannelRecord:

@@ -19,13 +19,18 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def problem_response(status: int, code: str, detail: str) -> web.Response:
-    body = {
+def problem_document(status: int, code: str, detail: str) -> dict[str, object]:
+    """The RFC 9457 body every refusal carries, on the HTTP port and the tunnel port alike."""
+    return {
         "type": f"https://atlas.invalid/problems/{code}",
         "title": code.replace("_", " "),
         "status": status,
         "detail": detail,
     }
+
+
+def problem_response(status: int, code: str, detail: str) -> web.Response:
+    body = problem_document(status, code, detail)
     return web.Response(
         status=status, text=json.dumps(body), content_type="application/problem+json"
     )

@@ -9,11 +9,14 @@ the bytes with the origin edge's chunk statement.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from typing import BinaryIO
 
 from aiohttp import web
 
 from cdn_edge import wire_encoding
+from cdn_edge.chunk_response import ChunkFileResponse
 from cdn_edge.content_entry import ContentEntry
 from cdn_edge.edge_state import EDGE, Edge
 from cdn_edge.problems import problem_response
@@ -28,6 +31,7 @@ from requester.protocol import (
     b64url_encode,
 )
 from requester.protocol.manifest import MAX_CHUNKS
+from requester.protocol.quote import chunk_price
 from requester.protocol.voucher import VOUCHER_SIZE
 
 PAYMENT_HEADERS = ("Atlas-Voucher", "Atlas-Channel")
@@ -100,20 +104,51 @@ async def _serve(
         return problem_response(
             416, "beyond_end", f"content has {count} chunks; {index} is past the end"
         )
-    data = await edge.content.chunk(entry, index)
-    wire, encoding = await wire_encoding.for_wire(
-        data, entry.head.header("content-type"), request.headers.get("Accept-Encoding")
-    )
-    now = int(time.time())
-    quote = make_quote(edge, entry.content_id, now)
-    cost = quote.chunk_price(len(wire))
+    return await _respond(request, edge, entry, index, client)
+
+
+async def _respond(request: web.Request, edge: Edge, entry: ContentEntry, index: int,
+                   client: str) -> web.StreamResponse:  # fmt: skip
+    """The held chunk ``index``: its wire form and price, payment, then the bytes."""
+    content_type = entry.head.header("content-type")
+    accept_encoding = request.headers.get("Accept-Encoding")
+    file: BinaryIO | None = None
+    if wire_encoding.compressible(content_type) and wire_encoding.accepts_zstd(accept_encoding):
+        data = await edge.content.chunk(entry, index)
+        wire, encoding = await wire_encoding.for_wire(data, content_type, accept_encoding)
+        size = len(wire)
+    else:  # sent as stored: straight from the file, with sendfile(2)
+        file = edge.content.open_chunk(entry, index)
+        wire, encoding, size = b"", None, os.fstat(file.fileno()).st_size
     try:
-        paid_by = await _settle(request, edge, cost, len(wire), client, now)
+        headers = await _charge(request, edge, entry, index, client, size, encoding)
+        if isinstance(headers, web.Response):
+            return headers  # 402
+        if file is None:
+            return web.Response(body=wire, headers=headers)
+        response = ChunkFileResponse(file, size, headers)
+        file = None  # the response closes it once sent
+        return response
+    finally:
+        if file is not None:
+            file.close()
+
+
+async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: int,
+                  client: str, size: int, encoding: str | None
+                  ) -> dict[str, str] | web.Response:  # fmt: skip
+    """Settle payment for ``size`` bytes on the wire: the 200's headers, or a 402."""
+    now = int(time.time())
+    # The price a quote would state; the quote itself is signed only for a 402, the one
+    # answer that shows it (an Ed25519 signature per served chunk was wasted work).
+    cost = chunk_price(edge.config.price_per_chunk, edge.config.price_per_mib, size)
+    try:
+        paid_by = await _settle(request, edge, cost, size, client, now)
     except ProtocolError as exc:
         if any(h in request.headers for h in PAYMENT_HEADERS):  # a bare 402 refuses nothing
             edge.metrics.vouchers.labels(exc.code).inc()
         if isinstance(exc, PaymentRequired):
-            return _payment_problem(exc, quote, cost)
+            return _payment_problem(exc, make_quote(edge, entry.content_id, now), cost)
         raise
     headers = {
         "Atlas-Chunk": b64url_encode(entry.statements[index]),
@@ -125,8 +160,8 @@ async def _serve(
     if encoding:
         headers["Content-Encoding"] = encoding
     edge.metrics.chunks.labels(paid_by).inc()
-    edge.metrics.bytes_sent.inc(len(wire))
-    return web.Response(body=wire, headers=headers)
+    edge.metrics.bytes_sent.inc(size)
+    return headers
 
 
 async def _settle(request: web.Request, edge: Edge, cost: int, size: int, client: str,

@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from cdn_edge.content_entry import ContentEntry
 from cdn_edge.edge_state import EDGE
 from cdn_edge.problems import read_json
+from cdn_edge.tunnel_book import TUNNELS
 from requester.protocol import BTT_LOCAL, MalformedMessage, UrlSource, b64url_encode, format_amount
 
 MAX_FORWARDED_HEADER = 1024
@@ -100,6 +101,7 @@ async def info(request: web.Request) -> web.Response:
             "price_per_chunk": str(edge.config.price_per_chunk),
             "free_bytes": edge.config.free_bytes,
             "free_window": edge.config.free_window,
+            "tunnel": request.app[TUNNELS].url,
         }
     )
 

@@ -30,7 +30,7 @@ def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> in
 @click.option("--ledger", help="ledger URL; default from config")
 @click.option("--intercept", is_flag=True,
               help="open HTTPS with the proxy's CA and fetch it through edges too")  # fmt: skip
-@click.option("--max-per-request", default="1", show_default=True, callback=_amount,
+@click.option("--max-per-request", default="5", show_default=True, callback=_amount,
               help="BTT one request may spend ('none' for no limit)")  # fmt: skip
 @click.option("--max-per-day", default="100", show_default=True, callback=_amount,
               help="BTT all requests may spend per UTC day ('none' for no limit)")  # fmt: skip

@@ -97,8 +97,9 @@ async def relay(
             return render(classify(exc), url)
         await resp.prepare(request)
         if not bodiless:
+            ranged = isinstance(wanted, tuple)
             await _stream(request, resp, opening, chunks, first % head.chunk_size,
-                          None if last is None else last - first + 1)  # fmt: skip
+                          last - first + 1 if ranged and last is not None else None)  # fmt: skip
     return resp
 
 

@@ -15,6 +15,7 @@ import aiohttp
 
 from proxy.spending import RequestPayer, SpendBook
 from requester.channel_manager import ChannelManager
+from requester.chunk_client import Account
 from requester.client import AtlasClient
 from requester.ledger_client import LedgerClient
 from requester.protocol import TronAddress
@@ -48,6 +49,8 @@ class ProxyState:
     requests: int = 0
     tunnels_opened: int = 0
     window: int = 8
+    accounts: dict[str, Account] = field(default_factory=dict)
+    """What each provider quoted and holds as credit, shared so requests pay ahead."""
     tunnels: dict[str, str] = field(default_factory=dict)
     """Each edge's tunnel listener (from its ``/v1/info``), for HTTPS CONNECTs."""
 
@@ -59,7 +62,8 @@ class ProxyState:
         """An SDK client for one request, paying through that request's limits."""
         payer = None if self.manager is None else RequestPayer(self.manager, self.book, site)
         healthy = [e for e in self.edges if self.is_healthy(e)]
-        yield AtlasClient(healthy or self.edges, self.session, payer, window=self.window)
+        yield AtlasClient(healthy or self.edges, self.session, payer, window=self.window,
+                          accounts=self.accounts)  # fmt: skip
 
     async def watch_edges(self) -> None:
         """Forever: check each edge, so requests go to edges that answer."""

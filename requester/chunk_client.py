@@ -68,7 +68,7 @@ class Delivered:
 
 
 @dataclass
-class _Account:
+class Account:
     """Paying one provider: its quote, the channel, and the credit left there."""
 
     quote: Quote
@@ -112,11 +112,13 @@ class ChunkClient:
         channels: Payer | None,
         *,
         max_price_per_mib: int | None = None,
+        accounts: dict[str, Account] | None = None,
     ) -> None:
         self._session = session
         self._channels = channels
         self._max_price_per_mib = max_price_per_mib
-        self._accounts: dict[str, _Account] = {}
+        self._accounts: dict[str, Account] = {} if accounts is None else accounts
+        """Quotes and credit per provider; a long-lived caller (the proxy) shares one."""
         self.signed: dict[str, int] = {}
         """Vouchers signed per provider, counted when signed (a request may then fail)."""
 
@@ -143,7 +145,7 @@ class ChunkClient:
                 quote, price = self._check_quote(provider, verifier, answer)
                 voucher = await self._channels.pay(quote, price, int(time.time()))
                 self.signed[provider] = self.signed.get(provider, 0) + price
-                self._accounts[provider] = _Account(quote, voucher.channel_id)
+                self._accounts[provider] = Account(quote, voucher.channel_id)
                 headers = {"Accept-Encoding": "zstd", "Atlas-Voucher": voucher.to_header()}
                 expected, spent = 0, spent + price
                 continue

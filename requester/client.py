@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from requester.chunk_client import ChunkClient, Payer
+from requester.chunk_client import Account, ChunkClient, Payer
 from requester.downloader import ChunkScheduler, Progress
 from requester.protocol import (
     ContentVerifier,
@@ -82,12 +82,15 @@ class AtlasClient:
         max_price_per_mib: int | None = None,
         window: int = 16,
         per_provider: int = 2,
+        accounts: dict[str, Account] | None = None,
     ) -> None:
         if not edges:
             raise ValueError("an Atlas client needs at least one edge")
         self.edges = [e.rstrip("/") for e in edges]
         self._session = session
-        self._chunks = ChunkClient(session, payer, max_price_per_mib=max_price_per_mib)
+        self._chunks = ChunkClient(
+            session, payer, max_price_per_mib=max_price_per_mib, accounts=accounts
+        )
         self._window = window
         self._per_provider = per_provider
 

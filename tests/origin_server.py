@@ -28,6 +28,7 @@ import contextlib
 import gzip
 import hashlib
 import json
+import re
 import ssl
 import sys
 from collections import Counter
@@ -219,8 +220,21 @@ SITE = {
 async def site_route(request: web.Request) -> web.StreamResponse:
     """A page with CSS, JS, an image and a 20 MiB video-like file, for the browser test."""
     name = request.match_info["name"]
-    if name == "video.bin":
-        return await _stream(request, SITE_VIDEO_SIZE, pattern, "video/mp4")
+    if name == "video.bin":  # a video server answers single ranges
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", request.headers.get("Range", ""))
+        if match is None:
+            return await _stream(request, SITE_VIDEO_SIZE, pattern, "video/mp4")
+        first = int(match[1])
+        last = min(int(match[2] or SITE_VIDEO_SIZE - 1), SITE_VIDEO_SIZE - 1)
+        resp = web.Response(
+            status=206,
+            body=pattern(first, last - first + 1),
+            headers={
+                "Content-Type": "video/mp4",
+                "Content-Range": f"bytes {first}-{last}/{SITE_VIDEO_SIZE}",
+            },
+        )
+        return resp
     if name not in SITE:
         raise web.HTTPNotFound()
     body, content_type = SITE[name]

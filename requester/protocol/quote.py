@@ -122,15 +122,21 @@ class Quote:
 
     def chunk_price(self, wire_bytes: int) -> int:
         """Price of a chunk of ``wire_bytes`` bytes as sent: fixed + per-MiB part, rounded up."""
-        if wire_bytes < 0:
-            raise MalformedMessage("negative size")
-        return self.price_per_chunk + -(-wire_bytes * self.price_per_mib // MIB)
+        return chunk_price(self.price_per_chunk, self.price_per_mib, wire_bytes)
 
     def check_valid(self, now: int) -> None:
         if not self.valid_from <= now < self.valid_until:
             raise QuoteExpired(
                 f"quote valid from {self.valid_from} until {self.valid_until}, now is {now}"
             )
+
+
+def chunk_price(price_per_chunk: int, price_per_mib: int, wire_bytes: int) -> int:
+    """What :meth:`Quote.chunk_price` charges, for a payee that has not signed the quote
+    (an edge signs one only when it must show it, on a 402)."""
+    if wire_bytes < 0:
+        raise MalformedMessage("negative size")
+    return price_per_chunk + -(-wire_bytes * price_per_mib // MIB)
 
 
 def _check(interval: int, valid_from: int, valid_until: int) -> None:

@@ -27,6 +27,14 @@ def odd_origin() -> Iterator[Running]:
 
 
 @pytest.fixture(scope="module")
+def echo() -> Iterator[Running]:
+    """A TCP echo server (tests/edge/echo_server.py), the target of tunnel tests."""
+    running = start_program([sys.executable, str(Path(__file__).with_name("echo_server.py"))])
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     running = start_ledger(tmp_path_factory.mktemp("ledger"))
     yield running

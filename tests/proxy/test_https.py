@@ -4,12 +4,14 @@ certificate comes from a throwaway CA (trustme) that the edges are told to trust
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
 
+from requester.protocol import BTT_LOCAL, parse_amount
 from tests.origin_server import pattern
 from tests.processes import Running, start_edge_env, start_origin, start_proxy
 from tests.proxy.conftest import api, curl
@@ -84,3 +86,36 @@ def test_the_ca_and_its_install_page_are_served(intercepting: tuple[Running, Hom
     assert curl("-x", proxy.url, "http://atlas.proxy/ca.pem").stdout == ca
     page = curl(f"{api(proxy)}/ca").stdout
     assert b"certutil" in page and b"ca.pem" in page
+
+
+@pytest.fixture(scope="module")
+def tunnelling(tmp_path_factory: pytest.TempPathFactory, tls_edges: list[Running],
+               ledger: Running) -> Iterator[tuple[Running, Home]]:  # fmt: skip
+    home = make_home(tmp_path_factory.mktemp("tunnel"), [e.url for e in tls_edges], ledger.url)
+    running = start_proxy(home.path, env={"ATLAS_PASSPHRASE": PASSPHRASE})
+    yield running, home
+    running.stop()
+
+
+def test_https_tunnels_through_a_paid_edge_end_to_end(
+    tunnelling: tuple[Running, Home], tls_origin: Running, tls_files: dict[str, Path],
+    tls_edges: list[Running],
+) -> None:  # fmt: skip
+    proxy, home = tunnelling
+    size = 3 * 1024 * 1024 + 7
+    headers = home.path / "tunnel-headers.txt"
+    got = curl("-x", proxy.url, "--cacert", str(tls_files["ca"]), "-D", str(headers),
+               f"{tls_origin.url}/bytes/{size}?t=tunnel")  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == pattern(0, size)
+    last = headers.read_bytes().strip().split(b"\r\n\r\n")[-1].lower()
+    assert b"via: 1.1 atlas" not in last  # the origin's own TLS answer, not a relay's
+    metrics = curl(f"{tls_edges[0].url}/metrics").stdout.decode()
+    relayed = sum(
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+        if line.startswith("atlas_edge_tunnel_bytes")
+    )  # fmt: skip
+    assert relayed >= size
+    status = json.loads(curl(f"{api(proxy)}/status.json").stdout)
+    spent = parse_amount(status["spent_today"], BTT_LOCAL)
+    assert spent > 0 and status["per_site"]["127.0.0.1"]

@@ -1,0 +1,153 @@
+"""The edge's tunnels by id: admission, payment, status, and a short memory of closed ones.
+
+Shared by the raw tunnel listener (which opens tunnels) and the HTTP routes
+(which pay for them and report on them). A tunnel id is chosen by the client;
+it stays taken while the tunnel is open and for ``CLOSED_KEPT`` seconds after,
+so a client can still read how its tunnel ended. Units are paid like chunks:
+a voucher checked and stored by the :class:`PaymentBook` before the bytes it
+pays for move, or the requester's free allowance.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from aiohttp import web
+
+from cdn_edge.connect_request import TooManyTunnels, TunnelInUse, UnknownTunnel
+from cdn_edge.edge_state import Edge
+from cdn_edge.routes_chunks import make_quote
+from cdn_edge.tunnel import Tunnel
+from cdn_edge.tunnel_meter import TunnelMeter
+from requester.protocol import ANY_CONTENT, PaymentRequired, ProtocolError, Quote
+
+CLOSED_KEPT = 60.0
+"""Seconds a closed tunnel stays queryable (and its id taken)."""
+
+
+class TunnelBook:
+    def __init__(self, edge: Edge) -> None:
+        self._edge = edge
+        self.unit = edge.config.tunnel_unit
+        self.unit_price = self.quote().chunk_price(self.unit)
+        """Base units per unit: what a chunk of ``unit`` wire bytes costs at this edge."""
+        self.url: str | None = None
+        """Where the tunnel listener is reached, ``http://HOST:PORT``; None when off."""
+        self._tunnels: dict[str, Tunnel] = {}
+        self._pending: set[str] = set()
+        """Ids of CONNECT requests being negotiated (reserved, not yet open)."""
+        self._per_client: dict[str, int] = {}
+        self._held = 0
+        self._closed: deque[tuple[float, str]] = deque()
+
+    def quote(self) -> Quote:
+        """A signed quote for byte-metered services (content id ``ANY_CONTENT``)."""
+        return make_quote(self._edge, ANY_CONTENT, int(time.time()))
+
+    # -- admission -------------------------------------------------------------------
+
+    def reserve(self, tunnel_id: str, client: str) -> None:
+        """Hold ``tunnel_id`` and a place under the caps while a CONNECT is negotiated."""
+        config = self._edge.config
+        self._purge(time.monotonic())
+        if self._held >= config.max_tunnels:
+            raise TooManyTunnels(f"this edge is at its limit of {config.max_tunnels} tunnels")
+        if self._per_client.get(client, 0) >= config.max_tunnels_per_client:
+            raise TooManyTunnels(
+                f"{client} already holds {config.max_tunnels_per_client} tunnels, the limit"
+            )
+        if tunnel_id in self._tunnels or tunnel_id in self._pending:
+            raise TunnelInUse(f"tunnel id {tunnel_id} is in use; choose a new random one")
+        self._pending.add(tunnel_id)
+        self._per_client[client] = self._per_client.get(client, 0) + 1
+        self._held += 1
+
+    def release(self, tunnel_id: str, client: str) -> None:
+        """Give back what :meth:`reserve` held, for a CONNECT that was refused."""
+        self._pending.discard(tunnel_id)
+        self._unhold(client)
+
+    def open(self, tunnel_id: str, target: str, client: str) -> Tunnel:
+        """The reserved id becomes an open tunnel with one paid unit."""
+        config = self._edge.config
+        tunnel = Tunnel(
+            tunnel_id, target, client, TunnelMeter.opened(self.unit, 1, time.monotonic()),
+            refill=lambda: self.take_free(client, 1), metrics=self._edge.metrics,
+            pay_timeout=config.tunnel_pay_timeout, idle_timeout=config.tunnel_idle_timeout,
+        )  # fmt: skip
+        self._pending.discard(tunnel_id)
+        self._tunnels[tunnel_id] = tunnel
+        self._edge.metrics.tunnels_opened.inc()
+        self._edge.metrics.tunnels_open.inc()
+        return tunnel
+
+    def closed(self, tunnel: Tunnel, reason: str) -> None:
+        now = time.monotonic()
+        if not tunnel.open:
+            return
+        tunnel.mark_closed(reason, now)
+        self._closed.append((now, tunnel.id))
+        self._unhold(tunnel.client)
+        self._edge.metrics.tunnels_closed.labels(reason).inc()
+        self._edge.metrics.tunnels_open.dec()
+
+    def get(self, tunnel_id: str) -> Tunnel:
+        self._purge(time.monotonic())
+        tunnel = self._tunnels.get(tunnel_id)
+        if tunnel is None:
+            raise UnknownTunnel(f"no tunnel {tunnel_id} on this edge (or closed over a minute ago)")
+        return tunnel
+
+    # -- payment ---------------------------------------------------------------------
+
+    def free_covers(self, client: str, units: int) -> bool:
+        """Whether the free allowance (or a zero price) would pay for ``units`` now."""
+        cost = units * self.unit
+        return self.unit_price == 0 or self._edge.free.left(client, time.time()) >= cost
+
+    def take_free(self, client: str, units: int) -> bool:
+        if self.unit_price == 0 or self._edge.free.take(client, units * self.unit, time.time()):
+            self._edge.metrics.tunnel_units.labels("free").inc(units)
+            return True
+        return False
+
+    async def charge(self, voucher: bytes | None, client: str, units: int) -> str:
+        """Return how ``units`` were paid once they are (the voucher stored durably first)."""
+        metrics = self._edge.metrics
+        if voucher is None:
+            if self.take_free(client, units):
+                return "free"
+            raise PaymentRequired(
+                f"{units} unit(s) of {self.unit} bytes cost {units * self.unit_price}; "
+                "pay with an Atlas-Voucher"
+            )
+        try:
+            await self._edge.payments.charge(voucher, None, units * self.unit_price,
+                                             int(time.time()))  # fmt: skip
+        except ProtocolError as exc:
+            metrics.vouchers.labels(exc.code).inc()
+            raise
+        metrics.vouchers.labels("accepted").inc()
+        metrics.tunnel_units.labels("voucher").inc(units)
+        return "voucher"
+
+    # -- internals -------------------------------------------------------------------
+
+    def _unhold(self, client: str) -> None:
+        self._held -= 1
+        left = self._per_client.get(client, 0) - 1
+        if left > 0:
+            self._per_client[client] = left
+        else:
+            self._per_client.pop(client, None)
+
+    def _purge(self, now: float) -> None:
+        while self._closed and now - self._closed[0][0] >= CLOSED_KEPT:
+            _, tunnel_id = self._closed.popleft()
+            tunnel = self._tunnels.get(tunnel_id)
+            if tunnel is not None and not tunnel.open:
+                del self._tunnels[tunnel_id]
+
+
+TUNNELS = web.AppKey("tunnels", TunnelBook)
