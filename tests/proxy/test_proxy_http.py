@@ -16,7 +16,7 @@ from requester.protocol import BTT_LOCAL, parse_amount
 from tests.origin_server import pattern
 from tests.processes import Running, start_edge, start_proxy
 from tests.proxy.conftest import api, curl
-from tests.sdk.conftest import PASSPHRASE, Home, make_home
+from tests.sdk.conftest import PASSPHRASE, Home, fund_edges, make_home
 
 CHUNK = 256 * 1024
 
@@ -160,13 +160,28 @@ def _rss(pid: int) -> int:
 
 
 def test_edges_were_paid_what_the_proxy_spent(
-    proxy: Running, proxy_home: Home, origin: Running, ledger: Running
+    origin: Running, ledger: Running, tmp_path: Path
 ) -> None:
-    curl("-x", proxy.url, "-o", "/dev/null", f"{origin.url}/bytes/{12 * CHUNK}?t=px-paid")
-    status = curl(f"{api(proxy)}/status.json")
-    assert b'"channels": [{' in status.stdout
-    channels = asyncio.run(_channels(ledger.url, proxy_home))
-    assert channels and all(c["payer"] == str(proxy_home.address) for c in channels)
+    """After the run (edges redeem on SIGTERM), the ledger holds what the proxy's wallet spent."""
+    own = [start_edge(tmp_path / f"e{i}", ledger.url, "--free-mib", "0") for i in range(2)]
+    asyncio.run(fund_edges(ledger.url, [e.url for e in own]))
+    home = make_home(tmp_path / "home", [e.url for e in own], ledger.url)
+    proxy = start_proxy(home.path, env={"ATLAS_PASSPHRASE": PASSPHRASE})
+    try:
+        for n in (1, 2, 3):
+            got = curl("-x", proxy.url, "-o", "/dev/null", "-w", "%{http_code}",
+                       f"{origin.url}/bytes/{n * 5 * CHUNK}?t=px-paid{n}")  # fmt: skip
+            assert got.stdout == b"200"
+        status = json.loads(curl(f"{api(proxy)}/status.json").stdout)
+    finally:
+        proxy.stop()
+        for edge in own:
+            assert edge.stop() == 0  # SIGTERM: redeem, then exit
+    spent = parse_amount(status["spent_today"], BTT_LOCAL)
+    channels = asyncio.run(_channels(ledger.url, home))
+    assert spent > 0 and channels
+    assert sum(int(c["redeemed"]) for c in channels) == spent
+    assert all(c["payer"] == str(home.address) for c in channels)
 
 
 async def _channels(ledger: str, home: Home) -> list[dict[str, str]]:
