@@ -60,6 +60,12 @@ bench: $(STAMP)
 	$(BIN)/python loadtest/bench_sdk.py --install-deps
 	$(BIN)/python loadtest/bench_proxy.py --install-deps
 
+# Locust load test of a whole local network (origin + atlas up), reports in loadtest/reports/.
+# LOADTEST_ARGS: e.g. "-u 40 -t 2m", "--smoke", or "--sweep" (see loadtest/README.md).
+.PHONY: loadtest
+loadtest: $(STAMP)
+	$(BIN)/python loadtest/run_loadtest.py $(LOADTEST_ARGS)
+
 # Re-resolve the lock in a scratch venv from pyproject.toml alone.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
