@@ -82,10 +82,20 @@ async def mobile_fetch(request: web.Request) -> web.StreamResponse:
 
 async def _relay(request: web.Request, url: str, render: pages.Render) -> web.StreamResponse:
     state = request.app[STATE]
+    if state.active >= state.max_active:  # overload: refuse at once, do not queue
+        failure = Failure(503, "overloaded", "The Atlas proxy is busy",
+                          f"{state.active} transfers in progress; retry in a second")  # fmt: skip
+        resp = render(failure, url)
+        resp.headers["Retry-After"] = "1"
+        return resp
     site = urlsplit(url).hostname or "?"
     state.requests += 1
-    async with state.client_for(site) as client:
-        return await relay(request, client, url, request.headers, render)
+    state.active += 1
+    try:
+        async with state.client_for(site) as client:
+            return await relay(request, client, url, request.headers, render)
+    finally:
+        state.active -= 1
 
 
 def info(state: ProxyState) -> str:

@@ -32,11 +32,13 @@ def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> in
               help="open HTTPS with the proxy's CA and fetch it through edges too")  # fmt: skip
 @click.option("--max-per-request", default="5", show_default=True, callback=_amount,
               help="BTT one request may spend ('none' for no limit)")  # fmt: skip
+@click.option("--max-transfers", default=64, show_default=True, type=click.IntRange(1, 10000),
+              help="transfers at once; more are answered 503 with Retry-After")  # fmt: skip
 @click.option("--max-per-day", default="100", show_default=True, callback=_amount,
               help="BTT all requests may spend per UTC day ('none' for no limit)")  # fmt: skip
 def proxy(
     host: str, port: int, api_port: int, edges: tuple[str, ...], ledger: str | None,
-    intercept: bool, max_per_request: int | None, max_per_day: int | None,
+    intercept: bool, max_transfers: int, max_per_request: int | None, max_per_day: int | None,
 ) -> None:  # fmt: skip
     """Browse through paid Atlas edges: set your browser's HTTP/HTTPS proxy to HOST:PORT."""
     settings = load_settings(edges, ledger)
@@ -46,5 +48,6 @@ def proxy(
         host=host, port=port, api_port=api_port, home=atlas_home(), edges=settings.edges,
         ledger=settings.ledger, intercept=intercept,
         limits=Limits(per_request=max_per_request, per_day=max_per_day),
+        max_transfers=max_transfers,
     )  # fmt: skip
     asyncio.run(run(config))

@@ -44,6 +44,7 @@ class ProxyConfig:
     ledger: str | None
     intercept: bool
     limits: Limits
+    max_transfers: int = 64
 
 
 async def run(config: ProxyConfig) -> None:
@@ -114,7 +115,7 @@ def _state(
         ledger=ledger, address=address, book=book,
         api_token=load_or_create_token(config.home / "api_token"),
         ca_cert=confdir / "mitmproxy-ca-cert.pem" if config.intercept else None,
-        intercept=config.intercept,
+        intercept=config.intercept, max_active=config.max_transfers,
     )  # fmt: skip
 
 

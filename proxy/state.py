@@ -47,6 +47,9 @@ class ProxyState:
     relay_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     health: dict[str, EdgeHealth] = field(default_factory=dict)
     requests: int = 0
+    active: int = 0
+    max_active: int = 64
+    """Transfers served at once; more get 503 with Retry-After instead of a growing queue."""
     tunnels_opened: int = 0
     window: int = 8
     accounts: dict[str, Account] = field(default_factory=dict)

@@ -187,3 +187,28 @@ def test_edges_were_paid_what_the_proxy_spent(
 async def _channels(ledger: str, home: Home) -> list[dict[str, str]]:
     async with aiohttp.ClientSession() as session:
         return await LedgerClient(ledger, session).channels(home.address)
+
+
+def test_overload_is_answered_503_with_retry_after(proxy_home: Home, origin: Running) -> None:
+    busy = start_proxy(proxy_home.path, "--max-transfers", "1",
+                       env={"ATLAS_PASSPHRASE": PASSPHRASE})  # fmt: skip
+    try:
+        slow = subprocess.Popen(
+            ["curl", "-sS", "-x", busy.url, "-o", "/dev/null",
+             f"{origin.url}/slow/{2 * CHUNK}?delay=0.05&t=busy"],
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                status = json.loads(curl(f"{api(busy)}/status.json").stdout)
+                if status["requests"] >= 1:
+                    break
+                time.sleep(0.05)
+            refused = curl("-x", busy.url, "-D", "-", "-o", "/dev/null",
+                           f"{origin.url}/bytes/10?t=busy2")  # fmt: skip
+            assert refused.stdout.startswith(b"HTTP/1.1 503"), refused.stdout[:200]
+            assert b"retry-after: 1" in refused.stdout.lower()
+        finally:
+            assert slow.wait(60) == 0
+    finally:
+        busy.stop()
