@@ -26,24 +26,20 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
-import json
 import os
-import platform
 import resource
-import ssl
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import coincurve
 import nacl.signing
+from benchlib import cli, report
+from benchlib.machine import machine_facts, machine_lines
+from benchlib.tables import references, table
+from benchlib.units import GB, GIB, KIB, MIB
 
 from requester.protocol import (
     BTT_LOCAL,
@@ -73,10 +69,6 @@ DEPOSIT = 10**18
 EXPIRES_AT = 2_000_000_000
 NOW = 1_700_000_000
 
-KIB = 1024
-MIB = 1024 * KIB
-GIB = 1024 * MIB
-GB = 1e9
 CHUNK_SIZE = 256 * KIB
 PIECE_SIZE = 64 * KIB
 BUFFER_SIZE = 4 * MIB
@@ -554,55 +546,6 @@ def bench_chunk_hashing(cfg: Config, buffer: bytes) -> list[Row]:
 # --- report ---------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() in ("model name", "Hardware", "Processor") and value.strip():
-            return value.strip()
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def git_commit() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None
-
-
-def version_of(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def machine_facts() -> dict[str, Any]:
-    return {
-        "cpu_model": cpu_model(),
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
-        "openssl": ssl.OPENSSL_VERSION,
-        "coincurve": version_of("coincurve"),
-        "pynacl": version_of("PyNaCl"),
-    }
-
-
 def peak_rss_mib() -> float:
     """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -614,14 +557,6 @@ def format_value(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value:.3f}"
     return f"{value:.2f}"
-
-
-def references(rows: Sequence[Row]) -> list[str]:
-    """One line per distinct reference, naming the rows measured against it."""
-    users: dict[str, list[str]] = {}
-    for row in rows:
-        users.setdefault(row.reference, []).append(row.id)
-    return [f"  {ref}: {', '.join(ids)}" for ref, ids in users.items()]
 
 
 def render(facts: dict[str, Any], cfg: Config, rows: Sequence[Row], rss: float) -> str:
@@ -636,30 +571,14 @@ def render(facts: dict[str, Any], cfg: Config, rows: Sequence[Row], rss: float) 
         )
         for row in rows
     ]
-    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(header))]
-
-    def line(values: Sequence[str]) -> str:
-        name, *numbers = values
-        parts = [name.ljust(widths[0])]
-        parts += [
-            v.rjust(w) if i != 1 else v.ljust(w)
-            for i, (v, w) in enumerate(zip(numbers, widths[1:], strict=True))
-        ]
-        return "  ".join(parts).rstrip()
-
     out = [
         "Atlas protocol micro-benchmark (loadtest/bench_protocol.py)",
-        f"cpu:      {facts['cpu_model']}",
-        f"cores:    {facts['cores']} ({facts['usable_cores']} usable)",
-        f"python:   {facts['python']} on {facts['platform']}",
-        f"date:     {facts['date']}  commit: {facts['git_commit'] or 'unknown'}",
+        *machine_lines(facts, load_average=False),
         f"libs:     {facts['openssl']}, coincurve {facts['coincurve']}, PyNaCl {facts['pynacl']}",
         f"mode:     {cfg.mode}, median of {cfg.reps} repetitions; "
         "ratio = Atlas speed / reference speed",
         "",
-        line(header),
-        line(["-" * w for w in widths]),
-        *(line(c) for c in cells),
+        *table(header, cells, left=(0, 2)),
         "",
         "references:",
         *references(rows),
@@ -670,21 +589,19 @@ def render(facts: dict[str, Any], cfg: Config, rows: Sequence[Row], rss: float) 
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--quick", action="store_true", help="small sizes and 2 repetitions (a few seconds)"
+    parser = cli.new_parser(__doc__)
+    cli.add_common(
+        parser,
+        reps_help="repetitions per measurement (default 5)",
+        quick_help="small sizes and 2 repetitions (a few seconds)",
     )
-    parser.add_argument("--reps", type=int, help="repetitions per measurement (default 5)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = QUICK if args.quick else FULL
-    if args.reps is not None:
-        if args.reps < 1:
-            raise SystemExit("--reps must be at least 1")
+    if cli.checked_reps(args.reps) is not None:
         cfg = Config(
             cfg.mode, args.reps, cfg.vouchers, cfg.statements, cfg.manifest_bytes, cfg.hash_chunks
         )
@@ -702,16 +619,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render(facts, cfg, rows, rss))
     print(f"wall time: {elapsed:.1f} s")
     if args.json is not None:
-        report = {
-            "benchmark": "protocol",
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "machine": facts,
-            "config": asdict(cfg),
-            "wall_time_s": elapsed,
-            "peak_rss_mib": rss,
-            "results": [asdict(row) for row in rows],
-        }
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        report.write_json(
+            args.json,
+            "protocol",
+            machine=facts,
+            config=asdict(cfg),
+            wall_time_s=elapsed,
+            peak_rss_mib=rss,
+            results=[asdict(row) for row in rows],
+        )
     return 0
 
 

@@ -8,17 +8,12 @@ shape of the report and its correctness counts are checked, not the speeds.
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "loadtest" / "bench_edge.py"
+from tests.bench_smoke import check_rows, positive, require_tools, run_quick
 
 ROWS = {
     "serve_voucher_rps",
@@ -36,34 +31,14 @@ ROWS = {
 UNITS = {"req/s", "MiB", "GB/s", "KiB", "ms/MiB"}
 
 
-def positive(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value) and value > 0
-
-
 @pytest.mark.slow
 def test_quick_edge_benchmark_reports_every_row(tmp_path: Path) -> None:
-    missing = [tool for tool in ("wrk", "nginx") if shutil.which(tool) is None]
-    assert not missing, f"{missing} not installed: run `make sysdeps`"
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "reference median" in result.stdout
-
-    report = json.loads(out.read_text(encoding="utf-8"))
-    assert report["config"]["mode"] == "quick"
+    require_tools("wrk", "nginx")
+    run = run_quick("bench_edge.py", tmp_path, timeout=180)
+    report = run.report
     assert report["failed"] == []
-    rows = {row["id"]: row for row in report["results"]}
-    assert set(rows) == ROWS
-    for name, row in rows.items():
-        assert row["operation"] in result.stdout, name
-        assert row["unit"] in UNITS, name
+    check_rows(run, ROWS, UNITS)
+    for name, row in run.rows.items():
         assert positive(row["reference_median"]), name
         if name == "stream_rss_growth":  # may be about 0, or even below after a free()
             assert math.isfinite(row["median"]), name

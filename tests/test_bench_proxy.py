@@ -10,49 +10,23 @@ shape of the report and its correctness counts are checked, not the speeds.
 
 from __future__ import annotations
 
-import json
-import math
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "loadtest" / "bench_proxy.py"
+from tests.bench_smoke import check_rows, finite, require_tools, run_quick
 
 ROWS = {"small_rps", "latency_added", "latency_p50", "stream_download", "rss_growth"}
 
 
-def finite(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
-
-
 @pytest.mark.slow
 def test_quick_proxy_benchmark_reports_every_row(tmp_path: Path) -> None:
-    missing = [tool for tool in ("nginx", "curl") if shutil.which(tool) is None]
-    assert not missing, f"{missing} not installed: run `make sysdeps`"
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "reference median" in result.stdout
-
-    report = json.loads(out.read_text(encoding="utf-8"))
-    assert report["config"]["mode"] == "quick"
+    require_tools("nginx", "curl")
+    run = run_quick("bench_proxy.py", tmp_path, timeout=240)
+    report = run.report
     assert report["failed"] == []
-    rows = {row["id"]: row for row in report["results"]}
-    assert set(rows) == ROWS
-    for name, row in rows.items():
-        assert row["operation"] in result.stdout, name
-        assert row["unit"] in {"req/s", "ms", "GB/s", "MiB"}, name
+    check_rows(run, ROWS, {"req/s", "ms", "GB/s", "MiB"})
+    for name, row in run.rows.items():
         assert finite(row["median"]) and finite(row["reference_median"]), name
         if row["unit"] == "MiB":  # memory growth may be 0 (then the ratio is null)
             assert row["median"] >= 0 and row["reference_median"] >= 0, name

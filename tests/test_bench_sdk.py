@@ -9,50 +9,24 @@ counts are checked, not the speeds.
 
 from __future__ import annotations
 
-import json
-import math
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "loadtest" / "bench_sdk.py"
+from tests.bench_smoke import check_rows, positive, require_tools, run_quick
 
 ROWS = {"fetch_first_3", "fetch_cached_3", "fetch_cached_1", "fetch_cached_2", "fetch_peak_rss"}
 
 
-def positive(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value) and value > 0
-
-
 @pytest.mark.slow
 def test_quick_sdk_benchmark_reports_every_row(tmp_path: Path) -> None:
-    missing = [tool for tool in ("nginx", "curl") if shutil.which(tool) is None]
-    assert not missing, f"{missing} not installed: run `make sysdeps`"
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "reference median" in result.stdout
-    assert "chunks per provider" in result.stdout
-
-    report = json.loads(out.read_text(encoding="utf-8"))
-    assert report["config"]["mode"] == "quick"
+    require_tools("nginx", "curl")
+    run = run_quick("bench_sdk.py", tmp_path, timeout=180)
+    report = run.report
+    assert "chunks per provider" in run.stdout
     assert report["failed"] == []
-    rows = {row["id"]: row for row in report["results"]}
-    assert set(rows) == ROWS
-    for name, row in rows.items():
-        assert row["operation"] in result.stdout, name
-        assert row["unit"] in {"GB/s", "MiB"}, name
+    check_rows(run, ROWS, {"GB/s", "MiB"})
+    for name, row in run.rows.items():
         assert positive(row["median"]) and positive(row["reference_median"]), name
         assert positive(row["ratio"]), name
 

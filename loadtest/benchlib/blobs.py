@@ -1,0 +1,45 @@
+"""Deterministic content: blobs whose every 256 KiB chunk is distinct and self-describing."""
+
+from __future__ import annotations
+
+import random
+
+from benchlib.processes import BenchError
+from benchlib.units import CHUNK, MIB
+
+BLOB_BUFFER = 4 * MIB
+BLOB_SEED = 0x41544C53
+
+_BUFFER: bytes | None = None
+
+
+def blob_buffer() -> bytes:
+    global _BUFFER  # noqa: PLW0603 (built once, on first use, in whichever process needs it)
+    if _BUFFER is None:
+        _BUFFER = random.Random(BLOB_SEED).randbytes(BLOB_BUFFER)
+    return _BUFFER
+
+
+def blob_range(offset: int, size: int, salt: int) -> bytes:
+    """Bytes ``offset .. offset+size`` of blob ``salt``: a repeated random buffer whose every
+    256 KiB chunk starts with its index and the salt, so no two chunks are alike (the chunk
+    store deduplicates by hash) and a client can check order and origin for free."""
+    buffer = blob_buffer()
+    out = bytearray()
+    start = offset % BLOB_BUFFER
+    while len(out) < size:
+        take = min(size - len(out), BLOB_BUFFER - start)
+        out += buffer[start : start + take]
+        start = 0
+    first = -(-offset // CHUNK) * CHUNK
+    for boundary in range(first, offset + size, CHUNK):
+        stamp = (boundary // CHUNK).to_bytes(8, "big") + salt.to_bytes(8, "big")
+        at = boundary - offset
+        out[at : at + 16] = stamp[: max(0, min(16, size - at))]
+    return bytes(out)
+
+
+def check_chunk(body: bytes, index: int, salt: int, expected_size: int) -> None:
+    stamp = index.to_bytes(8, "big") + salt.to_bytes(8, "big")
+    if len(body) != expected_size or body[:16] != stamp[: min(16, expected_size)]:
+        raise BenchError(f"chunk {index} of blob {salt}: wrong size or bytes ({len(body)} B)")

@@ -1,0 +1,183 @@
+"""Child processes of a benchmark: started with their output in files, stopped by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+READY_TIMEOUT = 30.0
+ATLAS = str(Path(sys.executable).with_name("atlas"))
+
+
+class BenchError(Exception):
+    """A measurement could not be made (a server misbehaved, a check failed)."""
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM it if this benchmark dies (PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
+@dataclass
+class Proc:
+    """A child process this benchmark started; stopped by its PID, never by name."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    url: str = ""
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout)
+        return self.popen.returncode
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class Processes:
+    """Every server of the run; ``close`` stops them all (in reverse order), by PID."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.running: list[Proc] = []
+        self.bad_exits: list[str] = []
+
+    def start(self, name: str, argv: Sequence[str], *, ready_line: bool = True) -> Proc:
+        out = self.workdir / f"{name}.out"
+        log = self.workdir / f"{name}.log"
+        with out.open("wb") as stdout, log.open("wb") as stderr:
+            popen = subprocess.Popen(
+                list(argv),
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 (it only calls prctl)
+            )
+        proc = Proc(name, popen, log)
+        self.running.append(proc)
+        if ready_line:
+            proc.url = self._wait_ready(proc, out)
+        return proc
+
+    def _wait_ready(self, proc: Proc, out: Path) -> str:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            for line in out.read_text(encoding="utf-8", errors="replace").splitlines():
+                with contextlib.suppress(ValueError, AttributeError):
+                    url = json.loads(line).get("listening")
+                    if url:
+                        return str(url)
+            if proc.popen.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop(proc)
+        raise BenchError(f"{proc.name} did not become ready:\n{proc.log_tail()}")
+
+    def stop(self, proc: Proc) -> int | None:
+        code = proc.stop()
+        if proc in self.running:
+            self.running.remove(proc)
+            if code not in (0, -signal.SIGTERM):
+                self.bad_exits.append(f"{proc.name} exited {code}: {proc.log_tail(5)}")
+        return code
+
+    def close(self) -> None:
+        for proc in reversed(list(self.running)):
+            self.stop(proc)
+
+    def ledger(self) -> Proc:
+        data = self.workdir / "ledger"
+        return self.start(
+            "ledger",
+            [
+                ATLAS,
+                "ledger",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data),
+                "--faucet",
+            ],
+        )
+
+    def edge(self, name: str, ledger: str, *extra: str) -> Proc:
+        data = self.workdir / name
+        return self.start(
+            name,
+            [
+                ATLAS,
+                "edge",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data),
+                "--ledger",
+                ledger,
+                "--allow-private-origins",
+                *extra,
+            ],
+        )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(proc: Proc, port: int, what: str) -> None:
+    """Until ``port`` on 127.0.0.1 accepts a connection; BenchError if ``proc`` exits first
+    or READY_TIMEOUT passes (the process is left running: the caller stops it)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            break
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise BenchError(f"{what} did not start:\n{proc.log_tail()}")
+
+
+@contextlib.contextmanager
+def workspace(prefix: str) -> Iterator[Path]:
+    """A temporary directory that nginx workers (an unprivileged user) can read; removed."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,76 @@
+"""The loopback origin of the edge benchmark (``bench_edge.py --origin`` runs it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from benchlib.blobs import blob_range
+from benchlib.processes import Proc, Processes
+
+from edgebench.env import PAGE_SUFFIXES, PAGE_TYPES, PIECE
+
+BENCH_EDGE = Path(__file__).resolve().parents[1] / "bench_edge.py"
+
+
+def run_origin(port: int, pages: Path | None) -> None:
+    """A loopback origin: ``/blob/{n}?salt=S`` (streamed) and ``/pages/{name}`` (files)."""
+    from aiohttp import web
+
+    async def blob(request: web.Request) -> web.StreamResponse:
+        total = int(request.match_info["n"])
+        salt = int(request.query.get("salt", "0"))
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.content_length = total
+        await response.prepare(request)
+        sent = 0
+        while sent < total:
+            size = min(PIECE, total - sent)
+            await response.write(blob_range(sent, size, salt))
+            sent += size
+        await response.write_eof()
+        return response
+
+    async def page(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if pages is None or "/" in name or name.startswith("."):
+            raise web.HTTPNotFound()
+        path = pages / name
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        kind = PAGE_SUFFIXES.get(path.suffix, "")
+        return web.Response(
+            body=path.read_bytes(),
+            headers={"Content-Type": PAGE_TYPES.get(kind, "application/octet-stream")},
+        )
+
+    async def main() -> None:
+        app = web.Application()
+        app.add_routes([web.get("/blob/{n:[0-9]+}", blob), web.get("/pages/{name}", page)])
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=75.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        await site.start()
+        host, bound = runner.addresses[0][:2]
+        sys.stdout.write(json.dumps({"listening": f"http://{host}:{bound}"}) + "\n")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+
+
+def start_origin(procs: Processes, pages: Path) -> Proc:
+    """The origin: ``bench_edge.py --origin`` in a child process, serving ``pages``."""
+    return procs.start(
+        "origin", [sys.executable, str(BENCH_EDGE), "--origin", "--pages", str(pages)]
+    )

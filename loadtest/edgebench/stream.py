@@ -1,0 +1,167 @@
+"""Part 2, stream: a large response through a fresh edge; its memory and throughput."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+from benchlib.blobs import check_chunk
+from benchlib.edge_api import edge_fetch, get_chunk, wait_sealed
+from benchlib.processes import BenchError
+from benchlib.rss import RSS_POLL, RssSampler, proc_status_kib, reset_peak_rss
+from benchlib.tables import Row, make_row
+from benchlib.units import CHUNK, GB, GIB, KIB, MIB
+
+from edgebench.env import STREAM_WORKERS, Env
+
+
+async def download_via_edge(
+    session: aiohttp.ClientSession,
+    edge: str,
+    url: str,
+    total: int,
+    salt: int,
+    cid: str | None = None,
+) -> tuple[float, str]:
+    """Seconds from POST /v1/fetch (skipped when ``cid`` is known) to the last chunk, with
+    ``STREAM_WORKERS`` chunk requests in flight; and the content id."""
+    started = time.perf_counter()
+    if cid is None:
+        cid = str((await edge_fetch(session, edge, url))["content_id"])
+    count = -(-total // CHUNK)
+    next_index = 0
+
+    async def worker(content_id: str) -> None:
+        nonlocal next_index
+        while next_index < count:
+            index = next_index
+            next_index += 1
+            status, body, _ = await get_chunk(session, edge, content_id, index)
+            if status != 200:
+                raise BenchError(f"chunk {index}: {status} {body[:300]!r}")
+            check_chunk(body, index, salt, min(CHUNK, total - index * CHUNK))
+
+    await asyncio.gather(*(worker(cid) for _ in range(STREAM_WORKERS)))
+    elapsed = time.perf_counter() - started
+    sealed = await wait_sealed(session, edge, cid)
+    if sealed["chunks_available"] != count:
+        raise BenchError(f"edge holds {sealed['chunks_available']} chunks, expected {count}")
+    return elapsed, cid
+
+
+async def download_direct(session: aiohttp.ClientSession, url: str, total: int, salt: int) -> float:
+    """Seconds to read ``url`` from the origin, checked chunk by chunk like the edge download."""
+    started = time.perf_counter()
+    async with session.get(url) as response:
+        if response.status != 200:
+            raise BenchError(f"origin: {response.status}")
+        for index in range(-(-total // CHUNK)):
+            size = min(CHUNK, total - index * CHUNK)
+            check_chunk(await response.content.readexactly(size), index, salt, size)
+        if await response.content.read(1):
+            raise BenchError("origin sent more than expected")
+    return time.perf_counter() - started
+
+
+@dataclass
+class StreamSamples:
+    growth_mib: list[float] = field(default_factory=list)
+    through: list[float] = field(default_factory=list)
+    """GB/s from POST /v1/fetch to the last chunk: the body streams origin -> edge -> client."""
+    stored: list[float] = field(default_factory=list)
+    """GB/s downloading the same content again, now from the edge's store."""
+    direct: list[float] = field(default_factory=list)
+    hwm_reset: bool = True
+
+
+async def stream_once(env: Env, rep: int, samples: StreamSamples) -> None:
+    """One repetition on a fresh edge (a clean peak RSS and an empty store)."""
+    session, total = env.session, env.cfg.stream_bytes
+    name = f"stream-edge-{rep}"
+    # Free allowance for the warm-up, the streamed body and its second download.
+    edge = env.procs.edge(name, env.ledger.url, "--free-mib", "4096")
+    try:
+        warm = 1000 + rep  # the first transfer loads code and buffers: not growth
+        await download_via_edge(
+            session, edge.url, f"{env.origin.url}/blob/{MIB}?salt={warm}", MIB, warm
+        )
+        await asyncio.sleep(0.3)
+        baseline = proc_status_kib(edge.pid, "VmRSS")
+        samples.hwm_reset &= reset_peak_rss(edge.pid)
+        salt = 2000 + rep
+        url = f"{env.origin.url}/blob/{total}?salt={salt}"
+
+        async def through_edge() -> None:
+            with RssSampler(edge.pid) as sampler:
+                seconds, cid = await download_via_edge(session, edge.url, url, total, salt)
+                hwm = proc_status_kib(edge.pid, "VmHWM") if samples.hwm_reset else 0
+            samples.growth_mib.append((max(sampler.peak, hwm) - baseline) / KIB)
+            samples.through.append(total / seconds / GB)
+            seconds, _ = await download_via_edge(session, edge.url, url, total, salt, cid)
+            samples.stored.append(total / seconds / GB)
+
+        async def direct() -> None:
+            direct_salt = 3000 + rep
+            seconds = await download_direct(
+                session, f"{env.origin.url}/blob/{total}?salt={direct_salt}", total, direct_salt
+            )
+            samples.direct.append(total / seconds / GB)
+
+        for step in [through_edge, direct] if rep % 2 == 0 else [direct, through_edge]:
+            await step()
+    finally:
+        env.procs.stop(edge)
+        shutil.rmtree(env.workdir / name, ignore_errors=True)
+
+
+async def bench_stream(env: Env) -> list[Row]:
+    total = env.cfg.stream_bytes
+    samples = StreamSamples()
+    for rep in range(env.cfg.stream_reps):
+        await stream_once(env, rep, samples)
+    size = f"{total // GIB} GiB" if total >= GIB else f"{total // MIB} MiB"
+    growth = samples.growth_mib
+    env.notes.append(
+        f"stream: {size} of random bytes, {STREAM_WORKERS} chunk requests in flight, a fresh "
+        "free edge per rep; RSS growth = peak (VmHWM after a clear_refs reset, and VmRSS polled "
+        f"every {RSS_POLL * 1000:.0f} ms) - VmRSS before; per rep MiB: "
+        + ", ".join(f"{g:.1f}" for g in growth)
+        + ("" if samples.hwm_reset else " (VmRSS polling only: clear_refs refused)")
+    )
+    env.checks["stream"] = {
+        "bytes": total,
+        "growth_mib": growth,
+        "hwm_reset": samples.hwm_reset,
+    }
+    direct = "same client, direct from the origin (one GET)"
+    return [
+        make_row(
+            "stream_rss_growth",
+            f"edge peak RSS growth, {size} streamed through",
+            "MiB",
+            growth,
+            f"body size ({size}); ratio = share of the body held in memory",
+            [total / MIB] * len(growth),
+            "< 64 MiB",
+            lambda _m, _r: max(growth) < 64,
+        ),
+        make_row(
+            "stream_through",
+            f"download {size} via edge, origin fetch included",
+            "GB/s",
+            samples.through,
+            direct,
+            samples.direct,
+        ),
+        make_row(
+            "stream_stored",
+            f"download {size} again, from the edge's store",
+            "GB/s",
+            samples.stored,
+            direct,
+            samples.direct,
+        ),
+    ]

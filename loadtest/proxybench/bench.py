@@ -1,0 +1,243 @@
+"""The proxies under test, on the network of bench_sdk, and what every part shares."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from benchlib.edge_api import edge_counter
+from benchlib.processes import ATLAS, BenchError, Proc, Processes, free_port, wait_port
+from benchlib.units import GIB, KIB, MIB
+from sdkbench.net import (
+    PASSPHRASE,
+    Net,
+    Run,
+    build_net,
+    file_sha256,
+    fill_replicas,
+    run_timed,
+)
+from sdkbench.net import Config as NetConfig
+
+from proxybench.cpu import cpu_seconds
+
+MITMDUMP = str(Path(sys.executable).with_name("mitmdump"))
+SMALL = 16 * KIB
+"""The small object: one chunk, the size of a typical page asset."""
+HIT = 'atlas_edge_fetches_total{cache="HIT"}'
+MISS = 'atlas_edge_fetches_total{cache="MISS"}'
+SERVED = 'atlas_edge_chunks_total{paid_by="voucher"}'
+SERVED_CREDIT = 'atlas_edge_chunks_total{paid_by="credit"}'
+ACCEPTED = 'atlas_edge_vouchers_total{outcome="accepted"}'
+PARTS = ("rps", "latency", "stream", "rss")
+TARGETS = ("atlas", "mitmdump")
+PROXY_ENV_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+"""Dropped from the clients' environment: only the ``-x``/``proxy=`` given is used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    mode: str
+    reps: int
+    """Repetitions of the rps runs."""
+    rps_seconds: float
+    """Length of one measured load run."""
+    concurrency: int
+    """Connections (hey workers) of a load run."""
+    latency_requests: int
+    """Sequential requests per target and repetition."""
+    latency_reps: int
+    size: int
+    """Bytes of the stream download."""
+    stream_reps: int
+    rss_size: int
+    rss_reps: int
+
+
+FULL = Config("full", 3, 5.0, 8, 200, 3, 100 * MIB, 5, GIB, 2)
+QUICK = Config("quick", 1, 1.0, 4, 20, 1, 8 * MIB, 1, 32 * MIB, 1)
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def client_env() -> dict[str, str]:
+    """The environment of curl and hey: no proxy settings but the ones given explicitly."""
+    return {k: v for k, v in os.environ.items() if k.lower() not in PROXY_ENV_VARS}
+
+
+def start_proxy(procs: Processes, home: Path) -> tuple[Proc, str]:
+    """``atlas proxy`` on free ports with the wallet in ``home``; (process, API URL).
+
+    Spending limits are lifted: at the edges' default price a 1 GiB download costs
+    1.024 BTT, over the default ``--max-per-request`` of 1 BTT."""
+    env = shutil.which("env") or "/usr/bin/env"  # exec()s the proxy: the PID stays the same
+    argv = [env, f"ATLAS_HOME={home}", f"ATLAS_PASSPHRASE={PASSPHRASE}", ATLAS, "proxy"]
+    argv += ["--host", "127.0.0.1", "--port", "0", "--api-port", "0"]
+    argv += ["--max-per-request", "none", "--max-per-day", "none"]
+    proc = procs.start("proxy", argv)
+    api = ""
+    for line in (procs.workdir / "proxy.out").read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(ValueError, AttributeError):
+            api = str(json.loads(line).get("api") or api)
+    return proc, api
+
+
+def start_mitmdump(procs: Processes, workdir: Path) -> Proc:
+    """Plain ``mitmdump`` forwarding (quiet, streaming every body, confdir of its own)."""
+    port = free_port()
+    confdir = workdir / "mitmdump-conf"
+    confdir.mkdir()
+    argv = [MITMDUMP, "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port)]
+    argv += ["--set", f"confdir={confdir}", "--set", "stream_large_bodies=1"]
+    proc = procs.start("mitmdump", argv, ready_line=False)
+    proc.url = f"http://127.0.0.1:{port}"
+    try:
+        wait_port(proc, port, "mitmdump")
+    except BenchError:
+        procs.stop(proc)
+        raise
+    return proc
+
+
+# --- the bench ------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    cfg: Config
+    net: Net
+    proxy: Proc
+    api: str
+    mitm: Proc
+    client: str
+    """``hey`` or ``aiohttp`` (the rps client)."""
+    notes: list[str] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
+    cached_id: str = ""
+    """Content id of the 100 MiB body the edges hold (filled before the proxy started)."""
+
+    @property
+    def small_url(self) -> str:
+        return f"{self.net.nginx.url}/small.bin"
+
+    def via(self, target: str) -> str:
+        return self.proxy.url if target == "atlas" else self.mitm.url
+
+    def cpu_snapshot(self) -> dict[str, float]:
+        named = [
+            ("proxy", self.proxy),
+            ("mitmdump", self.mitm),
+            ("ledger", self.net.ledger),
+            ("nginx", self.net.nginx),
+            *((e.name, e) for e in self.net.edges),
+            *((p.name, p) for p in self.net.procs.running if p.name == "tracker"),
+        ]
+        return {name: cpu_seconds(p.pid) for name, p in named}
+
+    async def counters(self) -> dict[str, float]:
+        session, edges = self.net.session, self.net.edges
+        return {
+            "hit": await edge_counter(session, edges[0].url, HIT),
+            "miss": await edge_counter(session, edges[0].url, MISS),
+            "served": sum([await edge_counter(session, e.url, SERVED) for e in edges])
+            + sum([await edge_counter(session, e.url, SERVED_CREDIT) for e in edges]),
+            "accepted": sum([await edge_counter(session, e.url, ACCEPTED) for e in edges]),
+        }
+
+
+async def get_checked(
+    session: aiohttp.ClientSession, url: str, proxy: str | None, digest: str, size: int
+) -> dict[str, str]:
+    async with session.get(url, proxy=proxy) as response:
+        body = await response.read()
+        headers = dict(response.headers)
+        status = response.status
+    if status != 200 or len(body) != size or hashlib.sha256(body).hexdigest() != digest:
+        raise BenchError(f"GET {url} via {proxy}: {status}, {len(body)} B, bytes differ")
+    return headers
+
+
+async def check_paths(bench: Bench) -> None:
+    """One small GET direct and through each proxy, bytes checked; Atlas must say it carried
+    it (``Via: 1.1 atlas`` and a content id). The first Atlas request is the edge's MISS."""
+    digest = bench.net.files["small.bin"]
+    session = bench.net.session
+    await get_checked(session, bench.small_url, None, digest, SMALL)
+    await get_checked(session, bench.small_url, bench.mitm.url, digest, SMALL)
+    headers = await get_checked(session, bench.small_url, bench.proxy.url, digest, SMALL)
+    if headers.get("Via") != "1.1 atlas" or not headers.get("X-Atlas-Content-Id"):
+        raise BenchError(f"the proxy's answer did not come through Atlas: {headers}")
+
+
+def curl_via(bench: Bench, target: str | None, name: str, query: str = "") -> tuple[Run, str]:
+    """``curl -sS --fail [-x PROXY] -D HEADERS -o FILE URL``, timed; the file is checked
+    against nginx's and removed. Returns the run and the response headers."""
+    net = bench.net
+    net.runs += 1
+    output = net.workdir / f"out-{net.runs}.bin"
+    head = net.workdir / f"head-{net.runs}.txt"
+    argv = [shutil.which("curl") or "curl", "-sS", "--fail", "-o", str(output), "-D", str(head)]
+    if target is not None:
+        argv += ["-x", bench.via(target)]
+    try:
+        run = run_timed(
+            [*argv, f"{net.nginx.url}/{name}{query}"],
+            client_env(),
+            net.workdir,
+            f"curl-{target or 'direct'}",
+            summary=False,
+        )
+        headers = head.read_text(encoding="latin-1")
+        got = file_sha256(output)
+    finally:
+        output.unlink(missing_ok=True)
+        head.unlink(missing_ok=True)
+    if got != net.files[name]:
+        raise BenchError(f"curl {name}{query} via {target or 'direct'}: the file differs")
+    return run, headers
+
+
+def atlas_headers_check(headers: str, content_id: str | None = None) -> None:
+    lower = headers.lower()
+    if "via: 1.1 atlas" not in lower:
+        raise BenchError("a download through the proxy did not come through Atlas")
+    if content_id is not None and f"x-atlas-content-id: {content_id}" not in lower:
+        raise BenchError("a cached download through the proxy got other content (not a HIT)")
+
+
+# --- setup ----------------------------------------------------------------------------------
+
+
+async def setup(
+    cfg: Config, workdir: Path, procs: Processes, session: aiohttp.ClientSession, client: str
+) -> Bench:
+    """The network of bench_sdk (ledger, nginx, tracker, three paid edges, a wallet with open
+    channels), the 100 MiB body cached with full replicas, then the two proxies."""
+    net_cfg = NetConfig(cfg.mode, cfg.stream_reps, cfg.size, cfg.rss_size, SMALL, cfg.rss_reps)
+    net = await build_net(net_cfg, workdir, procs, session)
+    loop = asyncio.get_running_loop()
+    # Before the proxy runs (it keeps the channels' issued amounts in memory): the origin edge
+    # caches body.bin and edge2/edge3 buy all of it, as bench_sdk's cached runs.
+    warm = await loop.run_in_executor(
+        None, net.atlas_fetch, f"{net.nginx.url}/body.bin", len(net.edges), "body.bin"
+    )
+    cached_id = str(warm.summary["content_id"])
+    await fill_replicas(net, net.edges[1:], cached_id)
+    proxy, api = start_proxy(procs, net.home)
+    mitm = start_mitmdump(procs, workdir)
+    bench = Bench(cfg, net, proxy, api, mitm, client, cached_id=cached_id)
+    await check_paths(bench)
+    # The proxy's first download of the cached body (warm-up, not timed), content id checked.
+    _, headers = await loop.run_in_executor(None, curl_via, bench, "atlas", "body.bin")
+    atlas_headers_check(headers, cached_id)
+    return bench

@@ -1,0 +1,297 @@
+"""The network of the requester benchmark: ledger, nginx, a tracker and three paid edges,
+a funded wallet with open channels, and ``atlas fetch`` / ``curl`` runs timed against it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from benchlib.blobs import blob_range
+from benchlib.edge_api import edge_counter
+from benchlib.nginx import CACHEABLE_LOCATION, start_nginx
+from benchlib.processes import ATLAS, BenchError, Proc, Processes, die_with_parent
+from benchlib.rss import PeakRss
+from benchlib.units import GIB, MIB
+
+from requester import keystore
+from requester.channel_manager import ChannelManager, DepositPolicy
+from requester.chunk_client import Budget, ChunkClient
+from requester.ledger_client import LedgerClient
+from requester.payer_store import PayerStore
+from requester.protocol import (
+    BTT_LOCAL,
+    ContentVerifier,
+    ManifestHead,
+    TronAddress,
+    b64url_decode,
+)
+from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE
+from requester.settings import write_config
+
+PASSPHRASE = "bench-sdk-passphrase"
+WALLET_FUNDS = 1000 * BTT_LOCAL.one
+"""The faucet's largest grant; the requester's wallet gets it once."""
+EDGE_FUNDS = 200 * BTT_LOCAL.one
+"""Each edge's payee account: edges pay the origin edge for the chunks they replicate."""
+CHANNEL_DEPOSIT = 250 * BTT_LOCAL.one
+"""Per edge, opened before the timed runs (a full run spends ~2 BTT per edge at most)."""
+EDGES = 3
+FETCH_TIMEOUT = 300.0
+WARM_WORKERS = 4
+"""Chunk requests in flight while filling an edge's replica (setup, not timed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    mode: str
+    reps: int
+    size: int
+    """Bytes of the fetch and scaling downloads."""
+    rss_size: int
+    rss_small: int
+    """Bytes of the RSS reference download (the fixed cost of the process)."""
+    rss_reps: int
+
+
+FULL = Config("full", 5, 100 * MIB, GIB, MIB, 2)
+QUICK = Config("quick", 1, 8 * MIB, 32 * MIB, MIB, 1)
+
+
+def size_text(size: int) -> str:
+    return f"{size // GIB} GiB" if size >= GIB and size % GIB == 0 else f"{size // MIB} MiB"
+
+
+# --- the files nginx serves, and the timed commands ------------------------------------------
+
+
+def write_blob(path: Path, size: int, salt: int) -> str:
+    """``size`` bytes of blob ``salt`` (every 256 KiB chunk distinct) to ``path``; its SHA-256."""
+    digest = hashlib.sha256()
+    step = 4 * MIB
+    with path.open("wb") as out:
+        for offset in range(0, size, step):
+            piece = blob_range(offset, min(step, size - offset), salt)
+            digest.update(piece)
+            out.write(piece)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while piece := handle.read(4 * MIB):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    seconds: float
+    """Wall time of the command, from spawn to exit."""
+    peak_rss_kib: int
+    summary: dict[str, Any]
+    """``atlas fetch --json`` output ({} for curl)."""
+
+
+def run_timed(
+    argv: Sequence[str], env: dict[str, str], workdir: Path, name: str, *, summary: bool = True
+) -> Run:
+    """Run one command to completion, timed, its peak RSS polled; raise if it fails.
+    With ``summary``, its stdout (if any) is JSON: ``atlas fetch --json``'s summary."""
+    out, err = workdir / f"{name}.out", workdir / f"{name}.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        started = time.perf_counter()
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=stdout,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=workdir,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (it only calls prctl)
+        )
+        sampler = PeakRss(popen.pid)
+        try:
+            code = popen.wait(FETCH_TIMEOUT)
+            seconds = time.perf_counter() - started
+        except subprocess.TimeoutExpired:
+            popen.kill()  # our own child, by its PID
+            popen.wait()
+            raise BenchError(f"{name}: did not finish in {FETCH_TIMEOUT:.0f} s") from None
+        finally:
+            peak = sampler.stop()
+    text = out.read_text(encoding="utf-8", errors="replace")
+    problem = err.read_text(encoding="utf-8", errors="replace")
+    out.unlink(missing_ok=True)
+    err.unlink(missing_ok=True)
+    if code != 0:
+        raise BenchError(f"{name}: {argv[0]} exited {code}: {problem[-1500:]}")
+    return Run(seconds, peak, json.loads(text) if summary and text.strip() else {})
+
+
+# --- the network ------------------------------------------------------------------------------
+
+
+@dataclass
+class Net:
+    cfg: Config
+    workdir: Path
+    procs: Processes
+    session: aiohttp.ClientSession
+    ledger: Proc
+    nginx: Proc
+    edges: list[Proc]
+    home: Path
+    files: dict[str, str] = field(default_factory=dict)
+    """nginx file name -> SHA-256 of its bytes."""
+    notes: list[str] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, list[str]] = field(default_factory=dict)
+    """Extra tables printed after the main one (the scaling table)."""
+    runs: int = 0
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "ATLAS_HOME": str(self.home), "ATLAS_PASSPHRASE": PASSPHRASE}
+
+    def names(self) -> dict[str, str]:
+        return {e.url: f"edge{i}" for i, e in enumerate(self.edges, 1)}
+
+    def atlas_fetch(self, url: str, edges: int, expect: str) -> Run:
+        """``atlas fetch URL -o FILE --json --edge ...`` (the first ``edges`` edges), timed;
+        the file is checked against nginx's and removed."""
+        self.runs += 1
+        output = self.workdir / f"out-{self.runs}.bin"
+        argv = [ATLAS, "fetch", url, "-o", str(output), "--json"]
+        for edge in self.edges[:edges]:
+            argv += ["--edge", edge.url]
+        try:
+            run = run_timed(argv, self.env, self.workdir, f"fetch-{self.runs}")
+            got = file_sha256(output)
+        finally:
+            for path in (output, output.with_name(output.name + ".part")):
+                path.unlink(missing_ok=True)
+            output.with_name(output.name + ".atlas").unlink(missing_ok=True)
+        if got != self.files[expect]:
+            raise BenchError(f"atlas fetch {url}: the file differs from nginx's {expect}")
+        summary = run.summary
+        if summary.get("status") != 200 or summary.get("dropped"):
+            raise BenchError(f"atlas fetch {url}: {summary}")
+        return run
+
+    def curl(self, name: str) -> Run:
+        self.runs += 1
+        output = self.workdir / f"out-{self.runs}.bin"
+        argv = [shutil.which("curl") or "curl", "-sS", "--fail", "-o", str(output)]
+        try:
+            run = run_timed(
+                [*argv, f"{self.nginx.url}/{name}"], dict(os.environ), self.workdir, "curl"
+            )
+            got = file_sha256(output)
+        finally:
+            output.unlink(missing_ok=True)
+        if got != self.files[name]:
+            raise BenchError(f"curl {name}: the file differs")
+        return run
+
+    async def counter(self, edge: Proc, metric: str) -> int:
+        return int(await edge_counter(self.session, edge.url, metric))
+
+
+async def payee_of(session: aiohttp.ClientSession, edge: str) -> TronAddress:
+    async with session.get(f"{edge}/v1/info") as response:
+        return TronAddress.parse((await response.json())["payee"])
+
+
+@contextlib.asynccontextmanager
+async def wallet(net: Net) -> AsyncIterator[ChannelManager]:
+    """The requester's channel manager, from the same ATLAS_HOME as ``atlas fetch`` (used
+    only while no ``atlas fetch`` runs: it reloads the issued amounts from the store)."""
+    keys = keystore.load(net.home / "wallet.json", PASSPHRASE)
+    store = PayerStore(net.home / "state.sqlite3")
+    try:
+        yield ChannelManager(
+            keys.payer, store, LedgerClient(net.ledger.url, net.session), DepositPolicy()
+        )
+    finally:
+        store.close()
+
+
+async def build_net(
+    cfg: Config, workdir: Path, procs: Processes, session: aiohttp.ClientSession
+) -> Net:
+    """Ledger, nginx with the files, a tracker, three paid edges; funds; a wallet whose
+    channels to the three edges are open (as ``atlas channel open`` would)."""
+    ledger = procs.ledger()
+    www = workdir / "nginx" / "www"
+    www.mkdir(parents=True)
+    files = {
+        "body.bin": write_blob(www / "body.bin", cfg.size, 1),
+        "big.bin": write_blob(www / "big.bin", cfg.rss_size, 2),
+        "small.bin": write_blob(www / "small.bin", cfg.rss_small, 3),
+    }
+    nginx = start_nginx(procs, workdir / "nginx", location=CACHEABLE_LOCATION)
+    # The tracker is an edge of its own that serves nothing, so a client given k edges finds
+    # exactly those k as providers (an edge's tracker lists only what was announced to it).
+    tracker = procs.edge("tracker", ledger.url, "--free-mib", "0")
+    edges = [
+        procs.edge(f"edge{i}", ledger.url, "--free-mib", "0", "--tracker", tracker.url)
+        for i in range(1, EDGES + 1)
+    ]
+    ledger_client = LedgerClient(ledger.url, session)
+    payees = [await payee_of(session, e.url) for e in edges]
+    for payee in payees:
+        await ledger_client.faucet(payee, EDGE_FUNDS)
+    home = workdir / "home"
+    keys = keystore.create(home / "wallet.json", PASSPHRASE, fast=True)
+    write_config(home, [e.url for e in edges], ledger.url)
+    await ledger_client.faucet(keys.payer.address, WALLET_FUNDS)
+    net = Net(cfg, workdir, procs, session, ledger, nginx, edges, home, files)
+    async with wallet(net) as manager:
+        for payee in payees:
+            await manager.open_channel(payee, CHANNEL_DEPOSIT, int(time.time()))
+    return net
+
+
+async def fill_replicas(net: Net, edges: Sequence[Proc], content_id: str) -> None:
+    """Buy every chunk of ``content_id`` from each of ``edges`` (with the SDK's ChunkClient),
+    so they replicate all of it from the origin edge; checks that they then hold it all."""
+    async with net.session.get(f"{net.edges[0].url}/v1/content/{content_id}") as response:
+        info = await response.json()
+    if not info.get("seal"):
+        raise BenchError(f"{content_id} is not sealed at the origin edge")
+    verifier = ContentVerifier(
+        ManifestHead.decode(b64url_decode(info["head"], MAX_HEAD_BYTES, "head"))
+    )
+    verifier.accept_seal(b64url_decode(info["seal"], SEAL_SIZE, "seal"))
+    assert verifier.seal is not None
+    count = verifier.seal.chunk_count
+    async with wallet(net) as manager:
+        client = ChunkClient(net.session, Budget(manager, None))
+
+        async def fill(edge: Proc) -> None:
+            indexes = iter(range(count))
+
+            async def worker() -> None:
+                for index in indexes:
+                    await client.get(edge.url, verifier, index)
+
+            await asyncio.gather(*(worker() for _ in range(WARM_WORKERS)))
+
+        await asyncio.gather(*(fill(edge) for edge in edges))
+    for edge in edges:
+        async with net.session.get(f"{edge.url}/v1/content/{content_id}") as response:
+            held = (await response.json())["chunks_available"]
+        if held != count:
+            raise BenchError(f"{edge.name} holds {held} of {count} chunks after the warm-up")
