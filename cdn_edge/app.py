@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 
 import aiohttp
 from aiohttp import web
@@ -30,6 +31,8 @@ from cdn_edge.payments import PaymentBook
 from cdn_edge.problems import problem_middleware
 from cdn_edge.replication import Replicator
 from cdn_edge.settlement import settle_forever, settle_once
+from cdn_edge.torrent import TorrentSession
+from cdn_edge.torrent_content import TorrentContent
 from cdn_edge.tracker import Tracker
 from cdn_edge.tunnel_book import TUNNELS, TunnelBook
 from cdn_edge.tunnel_server import TunnelServer
@@ -72,6 +75,7 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
             total_timeout=config.origin_timeout,
         ) as origin,
         asyncio.TaskGroup() as tasks,
+        AsyncExitStack() as stack,
     ):
         ledger = LedgerClient(config.ledger_url, session)
         domain = await _ledger_domain(ledger)
@@ -103,6 +107,12 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
             FreeAllowance(config.free_bytes, config.free_window), EdgeMetrics(), tracker,
             announcer,
         )  # fmt: skip
+        if config.torrent_listen is not None:
+            torrents = await stack.enter_async_context(_torrent_session(config))
+            edge.torrents = TorrentContent(
+                torrents, content, max_size=config.max_torrent_file_bytes,
+                metadata_timeout=config.torrent_metadata_timeout,
+            )  # fmt: skip
         app[EDGE] = edge
         app[TUNNELS] = tunnels = TunnelBook(edge)
         tunneling: asyncio.Task[None] | None = None
@@ -127,6 +137,16 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
             payer_store.close()
     await loop.run_in_executor(db, index.close)
     db.shutdown()
+
+
+def _torrent_session(config: EdgeConfig) -> TorrentSession:
+    assert config.torrent_listen is not None
+    discover = config.torrent_discovery
+    return TorrentSession(
+        config.data_dir / "torrents", listen_interfaces=config.torrent_listen,
+        enable_dht=discover, enable_lsd=discover, enable_upnp=discover, enable_natpmp=discover,
+        seed=config.torrent_seed, allow_private_peers=config.allow_private_origins,
+    )  # fmt: skip
 
 
 async def _ledger_domain(ledger: LedgerClient, attempts: int = 30) -> PaymentDomain:

@@ -74,6 +74,20 @@ def edge() -> None:
     "--tunnel-idle-timeout", default=300.0, show_default=True, type=click.FloatRange(min=0.1),
     envvar="ATLAS_TUNNEL_IDLE_TIMEOUT", help="seconds without a byte before a tunnel closes",
 )  # fmt: skip
+@click.option(
+    "--torrent-listen", default=None, envvar="ATLAS_TORRENT_LISTEN",
+    help="libtorrent listen interfaces (default: HOST:0)",
+)  # fmt: skip
+@click.option("--no-torrents", is_flag=True, help="do not fetch torrent content")
+@click.option(
+    "--torrent-discovery", is_flag=True, envvar="ATLAS_TORRENT_DISCOVERY",
+    help="turn on DHT, LSD, UPnP and NAT-PMP (off by default)",
+)  # fmt: skip
+@click.option("--torrent-seed", is_flag=True, help="keep seeding fetched torrents")
+@click.option(
+    "--torrent-cap-gib", default=4.0, show_default=True, type=click.FloatRange(min=0.001),
+    help="largest file taken from a torrent",
+)  # fmt: skip
 def serve_command(
     host: str,
     port: int,
@@ -91,6 +105,11 @@ def serve_command(
     max_tunnels: int,
     tunnel_pay_timeout: float,
     tunnel_idle_timeout: float,
+    torrent_listen: str | None,
+    no_torrents: bool,
+    torrent_discovery: bool,
+    torrent_seed: bool,
+    torrent_cap_gib: float,
 ) -> None:
     """Serve an edge; prints {"listening": URL} (the HTTP port) when ready."""
     config = EdgeConfig(
@@ -108,6 +127,10 @@ def serve_command(
         max_tunnels=max_tunnels,
         tunnel_pay_timeout=tunnel_pay_timeout,
         tunnel_idle_timeout=tunnel_idle_timeout,
+        torrent_listen=None if no_torrents else (torrent_listen or f"{host}:0"),
+        torrent_discovery=torrent_discovery,
+        torrent_seed=torrent_seed,
+        max_torrent_file_bytes=int(torrent_cap_gib * (1 << 30)),
     )
     from cdn_edge.app import create_app
     from cdn_edge.edge_state import EDGE

@@ -46,5 +46,13 @@ class EdgeConfig:
     """A tunnel that has used up what was paid closes if nothing more is paid in this time."""
     tunnel_idle_timeout: float = 300.0
     tunnel_connect_timeout: float = 10.0
+    torrent_listen: str | None = "127.0.0.1:0"
+    """libtorrent's listen interfaces; None turns torrent fetching off."""
+    torrent_discovery: bool = False
+    """DHT, LSD, UPnP and NAT-PMP: off unless the operator turns them on."""
+    torrent_seed: bool = False
+    """Keep uploading finished torrents to the swarm (off: removed after the fetch)."""
+    max_torrent_file_bytes: int = 4 * 1024 * MIB
+    torrent_metadata_timeout: float = 30.0
     tunnel_head_timeout: float = 10.0
     """Time a client has to send its whole CONNECT request head."""

@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
 from typing import BinaryIO, TypeVar
@@ -34,6 +35,8 @@ from requester.protocol import (
     ManifestHead,
     NodeKey,
     ProtocolError,
+    Source,
+    TorrentSource,
     UrlSource,
 )
 from requester.protocol.chunking import SignedChunk
@@ -132,13 +135,33 @@ class ContentService:
                 revalidated = await self._revalidate(stored, url, headers)
                 if revalidated is not None:
                     return revalidated
+        return await self._fetch_once(
+            url, headers, lambda: self._origin.fetch(url, headers=headers)
+        )
+
+    async def publish(self, key: str, source: Source, opener: Opener) -> FetchResult:
+        """Content that is not an HTTP URL (a file in a torrent), under a cache ``key``:
+        stored content is immutable and served as is; else it is read once through
+        ``opener`` and chunked like an origin response."""
+        stored = self._match(await self._run(self._index.variants, key), key, {})
+        if stored is not None:
+            await self._run(self._index.touch, stored.content_id, self._clock())
+            return FetchResult(await self._load(stored), CacheStatus.HIT)
+        return await self._fetch_once(key, {}, opener, source, IMMUTABLE)
+
+    async def _fetch_once(self, url: str, headers: dict[str, str], opener: Opener,
+                          source: Source | None = None, policy: http_cache.CachePolicy | None = None
+                          ) -> FetchResult:  # fmt: skip
+        """Join a fetch of ``url`` already running, or start one; return once its head is signed."""
         live = self._live.get(url)
         if live is not None:
             result = await asyncio.shield(live)
             return FetchResult(result.entry, CacheStatus.JOINED)
         future: asyncio.Future[FetchResult] = asyncio.get_running_loop().create_future()
         self._live[url] = future
-        task = self._tasks.create_task(self._fetch_from_origin(url, headers, future))
+        task = self._tasks.create_task(
+            self._fetch_from_origin(url, headers, future, opener, source, policy)
+        )
         self._fetching.add(task)
         task.add_done_callback(self._fetching.discard)
         return await asyncio.shield(future)
@@ -165,7 +188,7 @@ class ContentService:
         if entry is None:
             return None
         source = entry.head.source
-        url = source.url if isinstance(source, UrlSource) else f"torrent:{source.infohash.hex()}"
+        url = source.url if isinstance(source, UrlSource) else torrent_key(source)
         not_a_cache_entry = http_cache.CachePolicy(False, 0, None, None, ())
         await self._run(self._index.add_content, content_id, url, "", entry.head_bytes,
                         not_a_cache_entry, self._clock())  # fmt: skip
@@ -250,12 +273,13 @@ class ContentService:
         return FetchResult(await self._load(stored), CacheStatus.REVALIDATED)
 
     async def _fetch_from_origin(
-        self, url: str, headers: dict[str, str], future: asyncio.Future[FetchResult]
-    ) -> None:
+        self, url: str, headers: dict[str, str], future: asyncio.Future[FetchResult],
+        opener: Opener, source: Source | None, policy: http_cache.CachePolicy | None,
+    ) -> None:  # fmt: skip
         entry: ContentEntry | None = None
         try:
-            async with self._origin.fetch(url, headers=headers) as resp:
-                entry = await self._start(url, headers, resp)
+            async with opener() as resp:
+                entry = await self._start(url, headers, resp, source, policy)
                 future.set_result(FetchResult(entry, CacheStatus.MISS))
                 await self._stream_body(entry, resp)
         except ProtocolError as exc:
@@ -279,13 +303,15 @@ class ContentService:
             if not future.done():
                 future.cancel()
 
-    async def _start(self, url: str, headers: dict[str, str], resp: OriginResponse) -> ContentEntry:
+    async def _start(self, url: str, headers: dict[str, str], resp: OriginResponse,
+                     source: Source | None = None, policy: http_cache.CachePolicy | None = None
+                     ) -> ContentEntry:  # fmt: skip
         now = self._clock()
         size_hint = _size_hint(resp.headers)
         kept = _manifest_headers(resp.headers)
         try:
             head = ManifestHead.create(
-                self._key, source=UrlSource(url), status=resp.status, headers=kept,
+                self._key, source=source or UrlSource(url), status=resp.status, headers=kept,
                 created_at=int(now), nonce=secrets.token_bytes(NONCE_SIZE),
                 chunk_size=self._chunk_size, size_hint=size_hint,
             )  # fmt: skip
@@ -293,7 +319,7 @@ class ContentService:
             raise OriginUnreachable(
                 f"origin sent a response no manifest can hold: {exc.message}"
             ) from exc
-        policy = http_cache.policy(resp.status, headers, resp.headers, now)
+        policy = policy or http_cache.policy(resp.status, headers, resp.headers, now)
         key = http_cache.cache_key(url, policy.vary, headers)
         head_bytes = head.encode()
         await self._run(self._index.add_content, head.content_id, url, key, head_bytes, policy, now)
@@ -378,6 +404,17 @@ class ContentService:
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, partial(fn, *args))
+
+
+IMMUTABLE = http_cache.CachePolicy(True, 1e18, None, None, ())
+"""A torrent file never changes under its infohash and path: fresh for ever."""
+Opener = Callable[[], AbstractAsyncContextManager[OriginResponse]]
+"""Opens the response to chunk: an origin fetch, or a torrent file read as one."""
+
+
+def torrent_key(source: TorrentSource) -> str:
+    """The cache key of a file in a torrent (the index's ``url`` column)."""
+    return f"torrent:{source.infohash.hex()}/{source.path}"
 
 
 def _manifest_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from cdn_edge.edge_identity import EdgeIdentity
 from cdn_edge.free_allowance import FreeAllowance
 from cdn_edge.metrics import EdgeMetrics
 from cdn_edge.payments import PaymentBook
+from cdn_edge.torrent_content import TorrentContent
 from cdn_edge.tracker import Tracker
 from requester.ledger_client import LedgerClient
 from requester.protocol import PaymentDomain
@@ -35,6 +36,8 @@ class Edge:
     announcer: Announcer
     active: dict[str, int] = field(default_factory=dict)
     """Chunk transfers in progress per client address."""
+    torrents: TorrentContent | None = None
+    """Files in torrents, fetched with libtorrent (None when the operator turned it off)."""
 
 
 CONFIG = web.AppKey("config", EdgeConfig)

@@ -15,18 +15,38 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from cdn_edge.content_entry import ContentEntry
 from cdn_edge.edge_state import EDGE
 from cdn_edge.problems import read_json
+from cdn_edge.torrent import (
+    MAX_TORRENT_FILE_BYTES,
+    TorrentSpec,
+    parse_peer,
+    parse_source,
+    parse_torrent_file,
+)
 from cdn_edge.tunnel_book import TUNNELS
-from requester.protocol import BTT_LOCAL, MalformedMessage, UrlSource, b64url_encode, format_amount
+from requester.protocol import (
+    BTT_LOCAL,
+    MalformedMessage,
+    ProtocolError,
+    UrlSource,
+    b64url_encode,
+    format_amount,
+)
 
 MAX_FORWARDED_HEADER = 1024
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
 """What an HTTP field value may hold here: CR/LF and other controls would be an injection."""
 
 
+class TorrentsOff(ProtocolError):
+    status = 404
+    code = "not_found"
+
+
 def add_routes(app: web.Application) -> None:
     app.add_routes(
         [
             web.post("/v1/fetch", fetch),
+            web.post("/v1/torrent", upload_torrent),
             web.get("/v1/content/{content_id}", content),
             web.get("/v1/info", info),
             web.get("/healthz", healthz),
@@ -52,6 +72,9 @@ async def fetch(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("url"), str):
         raise MalformedMessage('fetch body is {"url": "https://...", "headers": {...}}')
+    if is_torrent(body["url"]):
+        spec = parse_source(body["url"])
+        return await _torrent(request, spec, body.get("file"), body.get("peers", []))
     if not body["url"].isascii():  # a lone surrogate would crash the core's UTF-8 length check
         raise MalformedMessage(
             f"URL must be absolute http(s) in printable ASCII: {body['url'][:80]!r}"
@@ -64,6 +87,45 @@ async def fetch(request: web.Request) -> web.Response:
     return web.json_response(
         {**describe(result.entry), "cache": result.cache}, headers={"Atlas-Cache": result.cache}
     )
+
+
+async def upload_torrent(request: web.Request) -> web.Response:
+    """``POST /v1/torrent?file=PATH[&peer=IP:PORT...]`` with a .torrent file as the body."""
+    declared = request.content_length
+    if declared is None or declared > MAX_TORRENT_FILE_BYTES:
+        raise MalformedMessage(
+            f"send the .torrent with a Content-Length of at most {MAX_TORRENT_FILE_BYTES} bytes"
+        )
+    spec = parse_torrent_file(await request.content.readexactly(declared))
+    return await _torrent(
+        request, spec, request.query.get("file"), request.query.getall("peer", [])
+    )
+
+
+async def _torrent(request: web.Request, spec: TorrentSpec, path: object,
+                   peers: object) -> web.Response:  # fmt: skip
+    """A file in a torrent as content (like a URL), or the torrent's file list."""
+    edge = request.app[EDGE]
+    if edge.torrents is None:
+        raise TorrentsOff("this edge does not fetch torrents (started without a torrent listener)")
+    if not isinstance(peers, list) or len(peers) > 16 or not all(isinstance(p, str) for p in peers):
+        raise MalformedMessage('peers is a list of at most 16 "ip:port" strings')
+    dial = [parse_peer(p) for p in peers]
+    if path is None:
+        return web.json_response({"files": await edge.torrents.files(spec, dial)})
+    if not isinstance(path, str):
+        raise MalformedMessage("file is the path of a file inside the torrent")
+    result = await edge.torrents.fetch(spec, path, dial)
+    edge.metrics.fetches.labels(result.cache).inc()
+    return web.json_response(
+        {**describe(result.entry), "cache": result.cache}, headers={"Atlas-Cache": result.cache}
+    )
+
+
+def is_torrent(url: str) -> bool:
+    """A magnet link or a bare infohash (40 or 64 hex digits), not an HTTP URL."""
+    hexdigits = set("0123456789abcdefABCDEF")
+    return url.startswith("magnet:") or (len(url) in (40, 64) and set(url) <= hexdigits)
 
 
 def _request_headers(headers: object) -> dict[str, str]:

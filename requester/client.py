@@ -34,6 +34,14 @@ class EdgeUnavailable(Exception):
     """No configured edge could fetch the URL; carries each edge's reason."""
 
 
+class TorrentListing(Exception):
+    """The URL named a torrent but no file in it; ``files`` is what it holds."""
+
+    def __init__(self, files: list[dict[str, Any]]) -> None:
+        super().__init__(f"the torrent holds {len(files)} files: name one")
+        self.files = files
+
+
 class FetchRefused(Exception):
     """An edge refused the fetch (bad URL, blocked address, origin unreachable...)."""
 
@@ -95,10 +103,17 @@ class AtlasClient:
         self._per_provider = per_provider
 
     async def open(
-        self, url: str, headers: Mapping[str, str] | None = None, *, start_index: int = 0
-    ) -> Download:
-        """Ask an edge for ``url`` and prepare the download (no chunk fetched yet)."""
-        origin, info = await self._fetch(url, dict(headers or {}))
+        self, url: str, headers: Mapping[str, str] | None = None, *, start_index: int = 0,
+        file: str | None = None,
+    ) -> Download:  # fmt: skip
+        """Ask an edge for ``url`` and prepare the download (no chunk fetched yet).
+
+        ``url`` may be a magnet link or an infohash; ``file`` then names the file in
+        the torrent (without it, edges answer with the torrent's file list).
+        """
+        origin, info = await self._fetch(url, dict(headers or {}), file)
+        if "files" in info and "head" not in info:
+            raise TorrentListing(info["files"])
         head = ManifestHead.decode(b64url_decode(info["head"], MAX_HEAD_BYTES, "head"))
         if head.content_id.hex() != info.get("content_id"):
             raise ProtocolError("edge returned a head that does not match its content id")
@@ -128,12 +143,16 @@ class AtlasClient:
         async for data in download.chunks():
             yield data
 
-    async def _fetch(self, url: str, headers: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    async def _fetch(self, url: str, headers: dict[str, str],
+                     file: str | None = None) -> tuple[str, dict[str, Any]]:  # fmt: skip
         reasons = []
+        ask: dict[str, Any] = {"url": url, "headers": headers}
+        if file is not None:
+            ask["file"] = file
         for edge in self.edges:
             try:
                 async with self._session.post(
-                    f"{edge}/v1/fetch", json={"url": url, "headers": headers}, timeout=EDGE_TIMEOUT
+                    f"{edge}/v1/fetch", json=ask, timeout=EDGE_TIMEOUT
                 ) as resp:
                     body = await resp.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:

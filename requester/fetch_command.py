@@ -23,7 +23,7 @@ import click
 from requester import keystore
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import Budget
-from requester.client import AtlasClient, Download, EdgeUnavailable, FetchRefused
+from requester.client import AtlasClient, Download, EdgeUnavailable, FetchRefused, TorrentListing
 from requester.downloader import NoProvidersLeft
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.payer_store import PayerStore
@@ -52,13 +52,15 @@ def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> in
 @click.command("fetch")
 @click.argument("url")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--file", "torrent_file", help="for a magnet or infohash: the file in the torrent")
 @click.option("--edge", "edges", multiple=True, help="edge URL (repeat); default from config")
 @click.option("--ledger", help="ledger URL; default from config")
 @click.option("--max-spend", callback=_amount, help="stop before spending more (BTT)")
 @click.option("--max-price", callback=_amount, help="refuse prices above this per MiB (BTT)")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary on stdout")
-def fetch(url: str, output: Path | None, edges: tuple[str, ...], ledger: str | None,
-          max_spend: int | None, max_price: int | None, as_json: bool) -> None:  # fmt: skip
+def fetch(url: str, output: Path | None, torrent_file: str | None, edges: tuple[str, ...],
+          ledger: str | None, max_spend: int | None, max_price: int | None,
+          as_json: bool) -> None:  # fmt: skip
     """Download URL through Atlas edges, verified chunk by chunk and paid in BTT."""
     try:
         settings = load_settings(edges, ledger)
@@ -69,7 +71,12 @@ def fetch(url: str, output: Path | None, edges: tuple[str, ...], ledger: str | N
     if output is None and as_json:
         raise click.ClickException("--json prints the summary on stdout: use -o FILE with it")
     try:
-        summary = asyncio.run(_run(url, output, settings, max_spend, max_price))
+        summary = asyncio.run(_run(url, output, settings, max_spend, max_price, torrent_file))
+    except TorrentListing as exc:
+        listing = "\n".join(f"  {f['path']}  ({f['size']} bytes)" for f in exc.files)
+        raise click.ClickException(
+            f"name a file with --file PATH; the torrent holds:\n{listing}"
+        ) from None
     except FetchRefused as exc:
         raise click.ClickException(f"the edge refused: {exc.problem.get('detail')}") from exc
     except (EdgeUnavailable, NoProvidersLeft, LedgerError, keystore.KeystoreError,
@@ -84,8 +91,10 @@ def fetch(url: str, output: Path | None, edges: tuple[str, ...], ledger: str | N
         sys.exit(1)
 
 
-async def _run(url: str, output: Path | None, settings: Settings, max_spend: int | None,
-               max_price: int | None) -> dict[str, Any]:  # fmt: skip
+async def _run(
+    url: str, output: Path | None, settings: Settings, max_spend: int | None,
+    max_price: int | None, torrent_file: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     started = time.monotonic()
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
@@ -96,7 +105,7 @@ async def _run(url: str, output: Path | None, settings: Settings, max_spend: int
         if resumed is not None:
             download = await client.resume(resumed[0], start_index=resumed[1])
         else:
-            download = await client.open(url)
+            download = await client.open(url, file=torrent_file)
         await _save(download, output, sidecar, url, resumed[1] if resumed else 0)
         progress = download.progress
         return {
