@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
@@ -22,6 +22,8 @@ from proxy.state import ProxyState
 RELAY_PATH = "/_atlas/relay"
 RELAY_SECRET_HEADER = "X-Atlas-Relay"  # noqa: S105 (a header name)
 RELAY_URL_HEADER = "X-Atlas-Url"
+TORRENT_HOST = "torrent.atlas"
+"""Browsers reach a file in a torrent as ``http://torrent.atlas/<infohash>/<path>``."""
 STATE: web.AppKey[ProxyState] = web.AppKey("state", ProxyState)
 
 
@@ -74,14 +76,21 @@ async def mobile_fetch(request: web.Request) -> web.StreamResponse:
         return resp
     url = request.query.get("url", "")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        why = f"url must be an absolute http(s) URL, got {url[:200]!r}"
+    torrent = url.startswith("magnet:") or parts.hostname == TORRENT_HOST
+    if not torrent and (parts.scheme not in ("http", "https") or not parts.netloc):
+        why = f"url must be an absolute http(s) URL or a magnet link, got {url[:200]!r}"
         return problem(Failure(400, "bad_url", "Bad URL", why))
-    return await _relay(request, url, lambda failure, _url: problem(failure))
+    file = request.query.get("file")
+    return await _relay(request, url, lambda failure, _url: problem(failure), file)
 
 
-async def _relay(request: web.Request, url: str, render: pages.Render) -> web.StreamResponse:
+async def _relay(request: web.Request, url: str, render: pages.Render,
+                 file: str | None = None) -> web.StreamResponse:  # fmt: skip
     state = request.app[STATE]
+    parts = urlsplit(url)
+    if parts.hostname == TORRENT_HOST:  # http://torrent.atlas/<infohash>/<path in torrent>
+        url, _, path = parts.path.lstrip("/").partition("/")
+        file = unquote(path) or None
     if state.active >= state.max_active:  # overload: refuse at once, do not queue
         failure = Failure(503, "overloaded", "The Atlas proxy is busy",
                           f"{state.active} transfers in progress; retry in a second")  # fmt: skip
@@ -93,7 +102,7 @@ async def _relay(request: web.Request, url: str, render: pages.Render) -> web.St
     state.active += 1
     try:
         async with state.client_for(site) as client:
-            return await relay(request, client, url, request.headers, render)
+            return await relay(request, client, url, request.headers, render, file)
     finally:
         state.active -= 1
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from requester.channel_manager import SpendLimitReached
-from requester.client import EdgeUnavailable, FetchRefused
+from requester.client import EdgeUnavailable, FetchRefused, TorrentListing
 from requester.downloader import NoProvidersLeft
 from requester.ledger_client import LedgerError
 from requester.protocol import ProtocolError
@@ -30,6 +30,9 @@ class Failure:
 
 def classify(exc: BaseException) -> Failure:  # noqa: PLR0911 (one answer per kind)
     """The failure a person should see for ``exc``."""
+    if isinstance(exc, TorrentListing):
+        names = ", ".join(str(f.get("path")) for f in exc.files[:50])
+        return Failure(300, "torrent_listing", "Choose a file in this torrent", names)
     if isinstance(exc, SpendLimitReached):
         return Failure(402, "spend_limit", "Spending limit reached", exc.message)
     if isinstance(exc, FetchRefused):

@@ -60,11 +60,15 @@ async def relay(
     url: str,
     headers: Mapping[str, str],
     render: Callable[[Failure, str], web.StreamResponse],
+    file: str | None = None,
 ) -> web.StreamResponse:
-    """Answer ``request`` with ``url`` fetched, verified and paid through Atlas."""
+    """Answer ``request`` with ``url`` fetched, verified and paid through Atlas.
+
+    ``url`` may be a magnet link or infohash, with ``file`` naming the file in the torrent.
+    """
     forwarded = {k: v for k, v in headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
     try:
-        download = await client.open(url, forwarded)
+        download = await client.open(url, forwarded, file=file)
     except Exception as exc:  # every failure before the first byte becomes a page
         log.info("cannot open %s: %s", url, exc)
         return render(classify(exc), url)
