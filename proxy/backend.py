@@ -9,7 +9,6 @@ service streams the verified bytes back; mitmproxy never holds a body.
 from __future__ import annotations
 
 import hmac
-import json
 from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
@@ -88,6 +87,7 @@ async def _relay(request: web.Request, url: str, render: pages.Render,
                  file: str | None = None) -> web.StreamResponse:  # fmt: skip
     state = request.app[STATE]
     parts = urlsplit(url)
+    site = parts.hostname or ("torrent" if url.startswith("magnet:") else "?")
     if parts.hostname == TORRENT_HOST:  # http://torrent.atlas/<infohash>/<path in torrent>
         url, _, path = parts.path.lstrip("/").partition("/")
         file = unquote(path) or None
@@ -97,7 +97,6 @@ async def _relay(request: web.Request, url: str, render: pages.Render,
         resp = render(failure, url)
         resp.headers["Retry-After"] = "1"
         return resp
-    site = urlsplit(url).hostname or "?"
     state.requests += 1
     state.active += 1
     try:
@@ -105,7 +104,3 @@ async def _relay(request: web.Request, url: str, render: pages.Render,
             return await relay(request, client, url, request.headers, render, file)
     finally:
         state.active -= 1
-
-
-def info(state: ProxyState) -> str:
-    return json.dumps({"api": state.api_url})
