@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python loadtest/bench_edge.py --install-deps
 	$(BIN)/python loadtest/bench_sdk.py --install-deps
 	$(BIN)/python loadtest/bench_proxy.py --install-deps
+	$(BIN)/python loadtest/bench_torrent.py
 
 # Locust load test of a whole local network (origin + atlas up), reports in loadtest/reports/.
 # LOADTEST_ARGS: e.g. "-u 40 -t 2m", "--smoke", or "--sweep" (see loadtest/README.md).

@@ -1,0 +1,331 @@
+"""The two parts of ``loadtest/bench_torrent.py``: one seeder each, unthrottled or limited.
+
+Every repetition starts a fresh edge (an empty store and a new libtorrent session, so
+``atlas fetch`` is a first fetch: the edge downloads from the seeder while the client
+reads), then runs, in an order that rotates with the repetition, the plain libtorrent
+client and ``atlas fetch`` (followed, unthrottled, by a second ``atlas fetch`` of the same
+magnet: a cache HIT at that edge). The edge is stopped and its data removed at the end of
+the repetition, so only one edge runs at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from benchlib.processes import BenchError, Proc, Processes
+from benchlib.tables import Row, make_row
+from benchlib.units import KIB, MIB
+from proxybench.cpu import cpu_seconds
+from sdkbench.net import file_sha256, size_text
+
+from torrentbench.runs import (
+    ChildRun,
+    Clients,
+    Seeder,
+    edge_settings,
+    start_edge,
+    start_seeder,
+    stop_edge,
+)
+
+FETCHES = 'atlas_edge_fetches_total{{cache="{}"}}'
+METHODS = ("plain", "first", "cached")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    mode: str
+    size: int
+    piece_size: int
+    reps: int
+    limited_reps: int
+    limit: int
+    """Bytes/s of the rate-limited seeder (its per-torrent upload limit)."""
+
+
+FULL = Config("full", 200 * MIB, 256 * KIB, 4, 2, 20 * MIB)
+"""Even repetition counts: each client goes first equally often. About 3 minutes on 2 cores."""
+QUICK = Config("quick", 8 * MIB, 256 * KIB, 1, 1, 16 * MIB)
+
+
+@dataclass
+class Samples:
+    runs: dict[str, list[ChildRun]] = field(default_factory=lambda: {m: [] for m in METHODS})
+    edge_cpu: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METHODS})
+    seeder_cpu: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METHODS})
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Bench:
+    """What both parts share: the run's processes, ledger, and where results go."""
+
+    cfg: Config
+    procs: Processes
+    ledger: Proc
+    notes: list[str]
+    checks: dict[str, Any]
+    sections: dict[str, list[str]]
+    settings: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings = edge_settings(self.procs.workdir)
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""Straight to the loopback edge, whatever the environment's proxy settings say."""
+
+
+def edge_counter(edge: Proc, metric: str) -> int:
+    with _DIRECT.open(f"{edge.url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    for line in text.splitlines():
+        if line.startswith(metric + " "):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+def measure(bench: Bench, part: str, seeder: Seeder, reps: int, cached: bool) -> Samples:
+    started = time.perf_counter()
+    sha = file_sha256(seeder.path)
+    clients = Clients(bench.procs.workdir, seeder, bench.settings, sha)
+    samples = Samples()
+    # Untimed. A fresh seeder answers its first peer late (about 1 s for the first piece
+    # when rate-limited), and checks each piece's hash the first time it sends it (seed
+    # mode): unthrottled, a whole download absorbs both; limited, the first piece.
+    clients.plain(warm_up=part == "limited")
+    bench.notes.append(
+        f"{part}: seeder start (writes and hashes the file), SHA-256 and warm-up: "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+
+    def plain() -> None:
+        seeder_before = cpu_seconds(seeder.proc.pid)
+        samples.runs["plain"].append(clients.plain())
+        samples.seeder_cpu["plain"].append(cpu_seconds(seeder.proc.pid) - seeder_before)
+
+    def atlas(edge: Proc) -> None:
+        for method in ("first", "cached") if cached else ("first",):
+            cache = "MISS" if method == "first" else "HIT"
+            counted = edge_counter(edge, FETCHES.format(cache))
+            edge_before, seeder_before = cpu_seconds(edge.pid), cpu_seconds(seeder.proc.pid)
+            run, summary = clients.atlas(edge)
+            samples.edge_cpu[method].append(cpu_seconds(edge.pid) - edge_before)
+            samples.seeder_cpu[method].append(cpu_seconds(seeder.proc.pid) - seeder_before)
+            if edge_counter(edge, FETCHES.format(cache)) != counted + 1:
+                raise BenchError(f"{part}: the {method} atlas fetch was not a {cache} at the edge")
+            samples.runs[method].append(run)
+            samples.summaries.append({"method": method, "edge": edge.name, **summary})
+        ids = {s["content_id"] for s in samples.summaries if s["edge"] == edge.name}
+        if len(ids) != 1:
+            raise BenchError(f"{part}: the cached fetch got other content than the first")
+
+    for rep in range(reps):
+        edge = start_edge(bench.procs, f"edge-{part}-{rep}", bench.ledger.url)
+        try:
+            steps: list[Callable[[], None]] = [plain, partial(atlas, edge)]
+            for step in steps if rep % 2 == 0 else steps[::-1]:
+                step()
+        finally:
+            stop_edge(bench.procs, edge)
+    bench.checks[part] = {
+        "reps": reps,
+        "bytes": seeder.size,
+        "sha256": sha,
+        "runs": {m: [timeline(r) for r in runs] for m, runs in samples.runs.items() if runs},
+        "cpu_s": {
+            "edge": {m: v for m, v in samples.edge_cpu.items() if v},
+            "seeder": {m: v for m, v in samples.seeder_cpu.items() if v},
+            "client": {m: [r.cpu for r in runs] for m, runs in samples.runs.items() if runs},
+        },
+        "summaries": samples.summaries,
+    }
+    return samples
+
+
+def timeline(run: ChildRun) -> dict[str, float | None]:
+    """The run's events in seconds from its spawn (the JSON's per-run record)."""
+    out: dict[str, float | None] = {
+        key: round(run.since_spawn(key), 4)
+        for key, value in run.stamps.items()
+        if isinstance(value, float) and key != "started"
+    }
+    out["exit"] = round(run.seconds, 4)
+    if run.part_first_byte is not None:
+        out["part_first_byte"] = round(run.part_first_byte - run.spawned, 4)
+    out["cpu_s"] = round(run.cpu, 3)
+    return out
+
+
+# --- what the table shows ---------------------------------------------------------------------
+
+
+def first_byte_ms(run: ChildRun) -> float:
+    """Asked → first byte in hand: ``add_torrent`` → first piece of the file verified (plain),
+    ``AtlasClient.open`` → first verified chunk (atlas fetch)."""
+    first, asked = (
+        ("first_piece", "asked") if "first_piece" in run.stamps else ("first_chunk", "open")
+    )
+    return (float(run.stamps[first]) - float(run.stamps[asked])) * 1000
+
+
+def rate(size: int, runs: list[ChildRun]) -> list[float]:
+    """MiB/s from the spawn to completion: the torrent finished (plain: its session's
+    teardown after that took 0.1-0.7 s), or the command's exit (atlas fetch: the file is
+    fsynced and renamed)."""
+    return [size / (r.since_spawn("finished") if "finished" in r.stamps else r.seconds) / MIB
+            for r in runs]  # fmt: skip
+
+
+def rows_of(part: str, cfg: Config, seeder: Seeder, samples: Samples) -> list[Row]:
+    text = size_text(seeder.size)
+    plain = samples.runs["plain"]
+    prefix, where = ("torrent", "") if part == "unlimited" else ("torrent_limited", ", limited")
+    limited = "" if part == "unlimited" else f", seeder limited to {cfg.limit / MIB:g} MiB/s"
+    ttfb_ref = (
+        f"plain libtorrent client{limited}: add_torrent → first piece of the file verified "
+        "(sequential download)"
+    )
+    rate_ref = f"plain libtorrent client{limited}: size / (spawn → torrent finished)"
+    rows = [
+        make_row(
+            f"{prefix}_first_byte",
+            f"atlas fetch {text} magnet{where}, first fetch: open() → first chunk",
+            "ms",
+            [first_byte_ms(r) for r in samples.runs["first"]],
+            ttfb_ref,
+            [first_byte_ms(r) for r in plain],
+            "ratio <= 1.20",
+            lambda _m, ratio: ratio <= 1.2,
+        ),
+        make_row(
+            f"{prefix}_throughput",
+            f"atlas fetch {text} magnet{where}, first fetch: size / wall time",
+            "MiB/s",
+            rate(seeder.size, samples.runs["first"]),
+            rate_ref,
+            rate(seeder.size, plain),
+            "ratio >= 0.80",
+            lambda _m, ratio: ratio >= 0.8,
+        ),
+    ]
+    if samples.runs["cached"]:
+        rows += [
+            make_row(
+                f"{prefix}_cached_first_byte",
+                f"atlas fetch {text} magnet, cached (edge HIT): open() → first chunk",
+                "ms",
+                [first_byte_ms(r) for r in samples.runs["cached"]],
+                ttfb_ref,
+                [first_byte_ms(r) for r in plain],
+            ),
+            make_row(
+                f"{prefix}_cached_throughput",
+                f"atlas fetch {text} magnet, cached (edge HIT): size / wall time",
+                "MiB/s",
+                rate(seeder.size, samples.runs["cached"]),
+                rate_ref,
+                rate(seeder.size, plain),
+            ),
+        ]
+    return rows
+
+
+TIMELINE_HEADER = (
+    "run", "ready", "asked", "head", "first byte", ".part byte", "last byte", "exit",
+    "in-process MiB/s", "CPU s client/edge/seeder",
+)  # fmt: skip
+
+
+def timeline_cells(part: str, seeder: Seeder, samples: Samples) -> list[tuple[str, ...]]:
+    """Medians, in seconds from the spawn: imports done, content asked for, metadata or
+    signed head, first byte in hand, first byte in OUT.part, last byte, process exit."""
+    names = {"plain": "plain libtorrent", "first": "atlas fetch, first", "cached": "atlas, cached"}
+    keys = {
+        "plain": ("imported", "asked", "metadata", "first_piece", "finished"),
+        "first": ("imported", "open", "opened", "first_chunk", "last_chunk"),
+    }
+    keys["cached"] = keys["first"]
+    cells: list[tuple[str, ...]] = []
+    for method, runs in samples.runs.items():
+        if not runs:
+            continue
+
+        def med(values: list[float]) -> str:
+            return f"{statistics.median(values):.3f}"
+
+        ready, asked, head, first, last = (
+            med([r.since_spawn(k) for r in runs]) for k in keys[method]
+        )
+        parts = [r.part_first_byte - r.spawned for r in runs if r.part_first_byte is not None]
+        inner = statistics.median(
+            seeder.size / (r.stamps[keys[method][4]] - r.stamps[keys[method][1]]) / MIB
+            for r in runs
+        )
+        edge = med(samples.edge_cpu[method]) if samples.edge_cpu[method] else "-"
+        cpu = f"{med([r.cpu for r in runs])}/{edge}/{med(samples.seeder_cpu[method])}"
+        cells.append(
+            (
+                f"{part}: {names[method]}",
+                ready,
+                asked,
+                head,
+                first,
+                med(parts) if parts else "-",
+                last,
+                med([r.seconds for r in runs]),
+                f"{inner:.1f}",
+                cpu,
+            )
+        )
+    return cells
+
+
+def run_part(bench: Bench, part: str) -> tuple[list[Row], list[tuple[str, ...]]]:
+    cfg = bench.cfg
+    limit = cfg.limit if part == "limited" else 0
+    name = f"seeder-{part}"
+    seeder = start_seeder(bench.procs, name, cfg.size, cfg.piece_size, limit)
+    try:
+        reps = cfg.reps if part == "unlimited" else cfg.limited_reps
+        samples = measure(bench, part, seeder, reps, cached=part == "unlimited")
+    finally:
+        bench.procs.stop(seeder.proc)
+        shutil.rmtree(bench.procs.workdir / name, ignore_errors=True)
+    pieces = -(-seeder.size // cfg.piece_size)
+    plain = samples.runs["plain"]
+    out_of_order = [int(r.stamps["out_of_order"]) for r in plain]
+    bench.notes.append(
+        f"{part}: {size_text(seeder.size)} single-file hybrid torrent, {pieces} pieces of "
+        f"{cfg.piece_size // KIB} KiB"
+        + (f", seeder upload limit {limit / MIB:g} MiB/s (per torrent)" if limit else "")
+        + f"; plain client: pieces verified before the file's first one: {out_of_order}"
+    )
+    firsts = [r.part_first_byte - r.spawned for r in samples.runs["first"] if r.part_first_byte]
+    plain_firsts = [r.since_spawn("first_piece") for r in plain]
+    if firsts:
+        bench.notes.append(
+            f"{part}: first byte counted from the spawn (process start and imports included): "
+            f"atlas fetch's first byte in OUT.part {statistics.median(firsts):.3f} s, plain "
+            f"client's first piece {statistics.median(plain_firsts):.3f} s (ratio "
+            f"{statistics.median(firsts) / statistics.median(plain_firsts):.2f})"
+        )
+    return rows_of(part, cfg, seeder, samples), timeline_cells(part, seeder, samples)
+
+
+def settings_note(bench: Bench) -> str:
+    keys = ("enable_dht", "enable_lsd", "enable_upnp", "enable_natpmp", "listen_interfaces")
+    shown = ", ".join(f"{k}={json.dumps(bench.settings[k])}" for k in keys)
+    return (
+        f"libtorrent settings: the plain client gets the edge's TorrentSession pack "
+        f"({len(bench.settings)} settings: {shown}, ...); the seeder runs with DHT, LSD, UPnP "
+        "and NAT-PMP off on 127.0.0.1; peers found only through the magnet's x.pe"
+    )

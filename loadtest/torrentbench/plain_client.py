@@ -1,0 +1,113 @@
+"""The reference: a plain libtorrent client downloading one magnet, in its own process.
+
+Run by ``loadtest/bench_torrent.py`` as::
+
+    python plain_client.py --magnet MAGNET --save DIR --settings JSON [--timeout S]
+
+``--settings`` is the edge's libtorrent settings pack (``TorrentSession``'s, as JSON), so
+both sides run libtorrent alike: DHT, LSD, UPnP and NAT-PMP off, loopback only. The
+torrent is added with ``sequential_download`` on. On completion it prints one JSON line
+of ``time.monotonic()`` stamps (CLOCK_MONOTONIC, the parent's clock too): ``started``
+(before ``import libtorrent``), ``imported``, ``asked`` (just before ``add_torrent``),
+``metadata``, ``first_piece`` (the first piece of the file verified) and ``finished``
+(``torrent_finished_alert``: every piece verified and written), then exits normally,
+destroying the session as any client would. Exit 1 on a torrent error, 2 on timeout.
+"""
+
+from __future__ import annotations
+
+import time
+
+STARTED = time.monotonic()
+
+import argparse  # noqa: E402 (after the first stamp, like the imports it times)
+import json  # noqa: E402
+import sys  # noqa: E402
+from typing import Any  # noqa: E402
+
+import libtorrent as lt  # noqa: E402
+
+WAIT_MS = 100
+
+
+def first_piece_of_largest_file(handle: Any) -> tuple[int, str, int]:
+    """(first piece, path, size) of the torrent's largest file: the one the edge streams
+    in the single-file case (pad files of a hybrid torrent are never the largest)."""
+    info = handle.torrent_file()
+    files = info.layout()
+    index = max(range(files.num_files()), key=files.file_size)
+    return (
+        files.file_offset(index) // info.piece_length(),
+        files.file_path(index),
+        files.file_size(index),
+    )
+
+
+def download(ses: Any, params: Any, timeout: float, warm_up: bool) -> dict[str, Any]:
+    stamps: dict[str, Any] = {"started": STARTED}
+    piece_done: dict[int, float] = {}
+    stamps["asked"] = time.monotonic()
+    handle = ses.add_torrent(params)
+    deadline = stamps["asked"] + timeout
+    while "finished" not in stamps:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not finished within {timeout:g} s")
+        ses.wait_for_alert(WAIT_MS)
+        for alert in ses.pop_alerts():
+            now = time.monotonic()
+            if isinstance(alert, lt.piece_finished_alert):
+                piece_done.setdefault(alert.piece_index, now)
+                if warm_up:
+                    return {"warm_up": True, "pieces_done": len(piece_done)}
+            elif isinstance(alert, lt.metadata_received_alert):
+                stamps.setdefault("metadata", now)
+            elif isinstance(alert, lt.torrent_finished_alert):
+                stamps["finished"] = now
+            elif isinstance(alert, lt.torrent_error_alert | lt.file_error_alert):
+                raise RuntimeError(alert.message())
+    first, path, size = first_piece_of_largest_file(handle)
+    info = handle.torrent_file()
+    if first not in piece_done or len(piece_done) != info.num_pieces():
+        raise RuntimeError(f"finished with {len(piece_done)} of {info.num_pieces()} pieces")
+    stamps.setdefault("metadata", stamps["asked"])  # already there: no alert comes
+    stamps.update(
+        first_piece=piece_done[first],
+        first_piece_index=first,
+        pieces=info.num_pieces(),
+        piece_length=info.piece_length(),
+        path=path,
+        size=size,
+        out_of_order=sum(1 for p, t in piece_done.items() if t < piece_done[first] and p != first),
+    )
+    return stamps
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--magnet", required=True)
+    parser.add_argument("--save", required=True)
+    parser.add_argument("--settings", required=True, help="libtorrent settings pack as JSON")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--warm-up", action="store_true", help="stop after the first piece")
+    args = parser.parse_args()
+    imported = time.monotonic()
+    ses = lt.session(json.loads(args.settings))
+    params = lt.parse_magnet_uri(args.magnet)
+    params.save_path = args.save
+    params.flags |= lt.torrent_flags.sequential_download
+    params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    try:
+        stamps = download(ses, params, args.timeout, args.warm_up)
+    except TimeoutError as exc:
+        print(json.dumps({"error": str(exc)}), flush=True)
+        return 2
+    except RuntimeError as exc:
+        print(json.dumps({"error": str(exc)}), flush=True)
+        return 1
+    stamps["imported"] = imported
+    print(json.dumps(stamps), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

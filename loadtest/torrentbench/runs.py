@@ -1,0 +1,259 @@
+"""The processes of the torrent benchmark: the seeder, fresh edges, and the two timed clients.
+
+A timed client is a child process whose spawn and exit this process clocks with
+``time.monotonic()`` (CLOCK_MONOTONIC, the same clock the children stamp their events
+with), the exit through a pidfd (``Popen.wait(timeout)`` polls with sleeps of up to
+50 ms). Its CPU time comes from ``getrusage(RUSAGE_CHILDREN)`` around its run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import select
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchlib.processes import BenchError, Proc, Processes, die_with_parent
+from sdkbench.net import file_sha256
+
+from cdn_edge.torrent.session import TorrentSession
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SEEDER = REPO / "tests" / "torrent_seeder.py"
+PLAIN_CLIENT = HERE / "plain_client.py"
+TIMED_FETCH = HERE / "timed_fetch.py"
+PART_POLL = 0.002
+"""Seconds between two looks at ``OUT.part`` (only until its first byte)."""
+RUN_TIMEOUT = 300.0
+
+
+def edge_settings(workdir: Path) -> dict[str, Any]:
+    """The libtorrent settings pack of an edge started as the benchmark starts its edges
+    (``--allow-private-origins``, torrent listener on 127.0.0.1:0, no discovery)."""
+    session = TorrentSession(
+        workdir / "settings-probe", listen_interfaces="127.0.0.1:0", allow_private_peers=True
+    )
+    return dict(session._settings)
+
+
+@dataclass(frozen=True, slots=True)
+class Seeder:
+    proc: Proc
+    magnet: str
+    name: str
+    path: Path
+    """The file the seeder wrote (and seeds)."""
+    size: int
+    infohash_v1: str
+
+
+def start_seeder(
+    procs: Processes, name: str, size: int, piece_size: int, rate_limit: int
+) -> Seeder:
+    """``tests/torrent_seeder.py``: one single-file hybrid torrent of ``size`` bytes."""
+    directory = procs.workdir / name
+    argv = [sys.executable, str(SEEDER), "--dir", str(directory)]
+    argv += ["--make", f"single:hybrid:{size}", "--piece-size", str(piece_size)]
+    if rate_limit:
+        argv += ["--rate-limit", str(rate_limit)]
+    proc = procs.start(name, argv)
+    ready = json.loads((procs.workdir / f"{name}.out").read_text(encoding="utf-8").splitlines()[0])
+    record = ready["torrents"][0]
+    if "x.pe=127.0.0.1:" not in record["magnet"]:
+        raise BenchError(f"the seeder's magnet names no loopback peer: {record['magnet']}")
+    (file,) = record["files"]
+    return Seeder(
+        proc,
+        record["magnet"],
+        record["name"],
+        directory / file["path"],
+        int(file["size"]),
+        record["infohash_v1"],
+    )
+
+
+def start_edge(procs: Processes, name: str, ledger: str) -> Proc:
+    """A fresh free edge (``--free-mib 4096``): empty store, its own libtorrent session."""
+    return procs.edge(name, ledger, "--free-mib", "4096")
+
+
+def stop_edge(procs: Processes, edge: Proc) -> None:
+    procs.stop(edge)
+    shutil.rmtree(procs.workdir / edge.name, ignore_errors=True)
+
+
+class FirstByte(threading.Thread):
+    """Polls ``path`` until it holds a byte; ``at`` is when that was first seen."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self.at: float | None = None
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            with contextlib.suppress(OSError):
+                if self.path.stat().st_size > 0:
+                    self.at = time.monotonic()
+                    return
+            self.stopped.wait(PART_POLL)
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRun:
+    spawned: float
+    """``time.monotonic()`` just before the spawn."""
+    exited: float
+    """``time.monotonic()`` when the process ended (its pidfd became readable)."""
+    stamps: dict[str, Any]
+    """The child's own ``time.monotonic()`` stamps."""
+    part_first_byte: float | None
+    """When ``OUT.part`` first held a byte (``atlas fetch`` only)."""
+    cpu: float
+    """CPU seconds (user + system) of the child."""
+    stdout: str
+
+    @property
+    def seconds(self) -> float:
+        return self.exited - self.spawned
+
+    def since_spawn(self, stamp: str) -> float:
+        return float(self.stamps[stamp]) - self.spawned
+
+
+def run_child(
+    argv: Sequence[str],
+    env: dict[str, str],
+    workdir: Path,
+    name: str,
+    *,
+    part: Path | None = None,
+    stamps_file: Path | None = None,
+) -> ChildRun:
+    """Run one client to completion, clocked; raise BenchError if it fails. Its stamps
+    come from ``stamps_file`` if given, else from the last line of its stdout."""
+    out, err = workdir / f"{name}.out", workdir / f"{name}.err"
+    watch = FirstByte(part) if part is not None else None
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        spawned = time.monotonic()
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=stdout,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=workdir,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (it only calls prctl)
+        )
+        if watch is not None:
+            watch.start()
+        pidfd = os.pidfd_open(popen.pid)
+        try:
+            ended, _, _ = select.select([pidfd], [], [], RUN_TIMEOUT)
+            exited = time.monotonic()
+        finally:
+            os.close(pidfd)
+            if watch is not None:
+                watch.stopped.set()
+                watch.join(5)
+        if not ended:
+            popen.kill()  # our own child, by its PID
+            popen.wait()
+            raise BenchError(f"{name}: did not finish in {RUN_TIMEOUT:.0f} s")
+        code = popen.wait()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    text = out.read_text(encoding="utf-8", errors="replace")
+    problem = err.read_text(encoding="utf-8", errors="replace")
+    if code != 0:
+        raise BenchError(f"{name}: exited {code}: {text[-500:]} {problem[-1500:]}")
+    if stamps_file is not None:
+        stamps = json.loads(stamps_file.read_text(encoding="utf-8"))
+        stamps_file.unlink()
+    else:
+        stamps = json.loads(text.strip().splitlines()[-1])
+    for path in (out, err):
+        path.unlink(missing_ok=True)
+    return ChildRun(spawned, exited, stamps, watch.at if watch else None, cpu, text)
+
+
+@dataclass
+class Clients:
+    """How to run the plain libtorrent client and ``atlas fetch`` against one seeder."""
+
+    workdir: Path
+    seeder: Seeder
+    settings: dict[str, Any]
+    sha256: str
+    """Of the seeded file: every downloaded copy is checked against it."""
+    home: Path = field(init=False)
+    runs: int = 0
+
+    def __post_init__(self) -> None:
+        self.home = self.workdir / "atlas-home"  # no wallet: the edges' free allowance
+        self.home.mkdir(exist_ok=True)
+
+    def plain(self, *, warm_up: bool = False) -> ChildRun:
+        """The reference: a fresh libtorrent session downloads the whole file (sequential);
+        with ``warm_up``, only until its first piece."""
+        self.runs += 1
+        save = self.workdir / f"plain-{self.runs}"
+        argv = [sys.executable, str(PLAIN_CLIENT), "--magnet", self.seeder.magnet]
+        argv += ["--save", str(save), "--settings", json.dumps(self.settings)]
+        try:
+            run = run_child(
+                [*argv, "--warm-up"] if warm_up else argv,
+                dict(os.environ),
+                self.workdir,
+                f"plain-{self.runs}",
+            )
+            if warm_up:
+                return run
+            self.check(save / self.seeder.name, "the plain client")
+        finally:
+            shutil.rmtree(save, ignore_errors=True)
+        if run.stamps.get("size") != self.seeder.size:
+            raise BenchError(f"the plain client downloaded {run.stamps}")
+        return run
+
+    def atlas(self, edge: Proc) -> tuple[ChildRun, dict[str, Any]]:
+        """``atlas fetch MAGNET --file PATH -o OUT --json --edge URL`` (timed); its summary."""
+        self.runs += 1
+        output = self.workdir / f"atlas-{self.runs}.bin"
+        part = output.with_name(output.name + ".part")
+        stamps = self.workdir / f"atlas-{self.runs}.stamps"
+        argv = [sys.executable, str(TIMED_FETCH), "fetch", self.seeder.magnet]
+        argv += ["--file", self.seeder.name, "-o", str(output), "--json", "--edge", edge.url]
+        env = {**os.environ, "ATLAS_HOME": str(self.home), "ATLAS_BENCH_STAMPS": str(stamps)}
+        env.pop("ATLAS_PASSPHRASE", None)
+        try:
+            run = run_child(
+                argv, env, self.workdir, f"atlas-{self.runs}", part=part, stamps_file=stamps
+            )
+            self.check(output, "atlas fetch")
+        finally:
+            for path in (output, part, output.with_name(output.name + ".atlas"), stamps):
+                path.unlink(missing_ok=True)
+        summary: dict[str, Any] = json.loads(run.stdout)
+        if summary.get("status") != 200 or summary.get("bytes") != self.seeder.size:
+            raise BenchError(f"atlas fetch: {summary}")
+        if summary.get("dropped"):
+            raise BenchError(f"atlas fetch dropped a provider: {summary['dropped']}")
+        return run, summary
+
+    def check(self, path: Path, who: str) -> None:
+        if file_sha256(path) != self.sha256:
+            raise BenchError(f"{who}: the downloaded file differs from the seeded one")
