@@ -12,14 +12,8 @@ from aiohttp import web
 
 from cdn_edge.config import EdgeConfig
 from cdn_edge.serving import serve
-from requester.protocol import BTT_LOCAL, MalformedMessage, format_amount, parse_amount
-
-
-def _amount(ctx: click.Context, param: click.Parameter, value: str) -> int:
-    try:
-        return parse_amount(value, BTT_LOCAL)
-    except MalformedMessage as exc:
-        raise click.BadParameter(exc.message) from exc
+from requester.cli_amounts import btt
+from requester.protocol import BTT_LOCAL, format_amount
 
 
 @click.group()
@@ -38,7 +32,7 @@ def edge() -> None:
 @click.option("--tracker", "trackers", multiple=True, help="tracker URL to announce to (repeat)")
 @click.option("--public-url", envvar="ATLAS_PUBLIC_URL", help="URL others reach this edge at")
 @click.option(
-    "--price", default="0.001", show_default=True, callback=_amount, envvar="ATLAS_PRICE",
+    "--price", default="0.001", show_default=True, callback=btt, envvar="ATLAS_PRICE",
     help="price per MiB sent on the wire, in BTT",
 )  # fmt: skip
 @click.option(

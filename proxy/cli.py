@@ -8,17 +8,8 @@ import click
 
 from proxy.service import ProxyConfig, run
 from proxy.spending import Limits
-from requester.protocol import BTT_LOCAL, MalformedMessage, parse_amount
+from requester.cli_amounts import btt_or_none
 from requester.settings import atlas_home, load_settings
-
-
-def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None or value.lower() == "none":
-        return None
-    try:
-        return parse_amount(value, BTT_LOCAL)
-    except MalformedMessage as exc:
-        raise click.BadParameter(exc.message) from exc
 
 
 @click.command("proxy")
@@ -30,11 +21,11 @@ def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> in
 @click.option("--ledger", help="ledger URL; default from config")
 @click.option("--intercept", is_flag=True,
               help="open HTTPS with the proxy's CA and fetch it through edges too")  # fmt: skip
-@click.option("--max-per-request", default="5", show_default=True, callback=_amount,
+@click.option("--max-per-request", default="5", show_default=True, callback=btt_or_none,
               help="BTT one request may spend ('none' for no limit)")  # fmt: skip
 @click.option("--max-transfers", default=64, show_default=True, type=click.IntRange(1, 10000),
               help="transfers at once; more are answered 503 with Retry-After")  # fmt: skip
-@click.option("--max-per-day", default="100", show_default=True, callback=_amount,
+@click.option("--max-per-day", default="100", show_default=True, callback=btt_or_none,
               help="BTT all requests may spend per UTC day ('none' for no limit)")  # fmt: skip
 def proxy(
     host: str, port: int, api_port: int, edges: tuple[str, ...], ledger: str | None,

@@ -23,30 +23,20 @@ import click
 from requester import keystore
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import Budget
+from requester.cli_amounts import optional_btt
 from requester.client import AtlasClient, Download, EdgeUnavailable, FetchRefused, TorrentListing
 from requester.downloader import NoProvidersLeft
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.payer_store import PayerStore
 from requester.protocol import (
     BTT_LOCAL,
-    MalformedMessage,
     ProtocolError,
     b64url_decode,
     b64url_encode,
     format_amount,
-    parse_amount,
 )
 from requester.protocol.manifest import MAX_HEAD_BYTES
 from requester.settings import ConfigError, Settings, load_settings
-
-
-def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_amount(value, BTT_LOCAL)
-    except MalformedMessage as exc:
-        raise click.BadParameter(exc.message) from exc
 
 
 @click.command("fetch")
@@ -55,8 +45,8 @@ def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> in
 @click.option("--file", "torrent_file", help="for a magnet or infohash: the file in the torrent")
 @click.option("--edge", "edges", multiple=True, help="edge URL (repeat); default from config")
 @click.option("--ledger", help="ledger URL; default from config")
-@click.option("--max-spend", callback=_amount, help="stop before spending more (BTT)")
-@click.option("--max-price", callback=_amount, help="refuse prices above this per MiB (BTT)")
+@click.option("--max-spend", callback=optional_btt, help="stop before spending more (BTT)")
+@click.option("--max-price", callback=optional_btt, help="refuse prices above this per MiB (BTT)")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary on stdout")
 def fetch(url: str, output: Path | None, torrent_file: str | None, edges: tuple[str, ...],
           ledger: str | None, max_spend: int | None, max_price: int | None,

@@ -15,6 +15,7 @@ import click
 
 from requester import keystore
 from requester.channel_manager import ChannelManager
+from requester.cli_amounts import parse_btt
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.payer_store import PayerStore
 from requester.protocol import (
@@ -24,7 +25,6 @@ from requester.protocol import (
     ProtocolError,
     TronAddress,
     format_amount,
-    parse_amount,
 )
 from requester.settings import Settings, load_settings
 
@@ -104,10 +104,7 @@ def wallet_balance(ledger: str | None) -> None:
 def wallet_fund(amount: str, ledger: str | None) -> None:
     """Get AMOUNT BTT from a local ledger's faucet."""
     settings = _settings(ledger)
-    try:
-        units = parse_amount(amount, BTT_LOCAL)
-    except MalformedMessage as exc:
-        raise click.BadParameter(exc.message) from exc
+    units = parse_btt(amount)
     address = TronAddress.parse(keystore.address_of(settings.wallet_path))
     _with_ledger(settings, lambda client: client.faucet(address, units))
     balance = _with_ledger(settings, lambda client: client.balance(address))
@@ -200,7 +197,7 @@ def _print_channel(ch: PayerChannel) -> None:
 def channel_open(payee: str, deposit: str, hours: float, ledger: str | None) -> None:
     """Open a channel to PAYEE (a TRON address, or an edge URL) before it is needed."""
     settings = _settings(ledger)
-    units = _parse(deposit)
+    units = parse_btt(deposit)
     address = asyncio.run(_payee_of(payee))
     ch = _manager_call(settings, lambda m: m.open_channel(
         address, units, int(time.time()), int(hours * 3600)))  # fmt: skip
@@ -216,18 +213,11 @@ def channel_open(payee: str, deposit: str, hours: float, ledger: str | None) -> 
 def channel_topup(channel_id: str, amount: str, hours: float, ledger: str | None) -> None:
     """Add AMOUNT BTT to an open channel's deposit."""
     settings = _settings(ledger)
-    units = _parse(amount)
+    units = parse_btt(amount)
     cid = _channel_id(channel_id)
     ch = _manager_call(settings, lambda m: m.top_up(cid, units, int(hours * 3600),
                                                     int(time.time())))  # fmt: skip
     _print_channel(ch)
-
-
-def _parse(amount: str) -> int:
-    try:
-        return parse_amount(amount, BTT_LOCAL)
-    except MalformedMessage as exc:
-        raise click.BadParameter(exc.message) from exc
 
 
 def _channel_id(text: str) -> bytes:
