@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from requester.protocol.codec import MAGIC_PREFIX, U64_MAX, Reader, Writer
 from requester.protocol.errors import MalformedMessage, WrongBinding
@@ -117,6 +117,11 @@ class ManifestHead:
     size_hint: int
     """Expected total size from the origin (``UNKNOWN_SIZE`` if it did not say)."""
     signature: bytes
+    _content_id: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Hashed once: every chunk check and request names the content by its id.
+        object.__setattr__(self, "_content_id", hashlib.sha256(self.body).digest())
 
     @classmethod
     def create(
@@ -202,7 +207,7 @@ class ManifestHead:
     @property
     def content_id(self) -> bytes:
         """SHA-256 of the head's canonical (unsigned) bytes."""
-        return hashlib.sha256(self.body).digest()
+        return self._content_id
 
     def header(self, name: str) -> str | None:
         wanted = name.lower()
