@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import os
+import select
 import shutil
 import signal
 import socket
@@ -151,6 +153,18 @@ class Processes:
                 *extra,
             ],
         )
+
+
+def wait_exit(popen: subprocess.Popen[bytes], timeout: float) -> float | None:
+    """``time.monotonic()`` when ``popen``'s process ended, seen through a pidfd; None if it
+    is still running after ``timeout`` s. ``Popen.wait(timeout)`` polls with sleeps of up to
+    50 ms, which would make every short run look 12 to 16 ms slower than it was."""
+    pidfd = os.pidfd_open(popen.pid)
+    try:
+        ended, _, _ = select.select([pidfd], [], [], timeout)
+        return time.monotonic() if ended else None
+    finally:
+        os.close(pidfd)
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ import aiohttp
 from benchlib.blobs import blob_range
 from benchlib.edge_api import edge_counter
 from benchlib.nginx import CACHEABLE_LOCATION, start_nginx
-from benchlib.processes import ATLAS, BenchError, Proc, Processes, die_with_parent
+from benchlib.processes import ATLAS, BenchError, Proc, Processes, die_with_parent, wait_exit
 from benchlib.rss import PeakRss
 from benchlib.units import GIB, MIB
 
@@ -111,7 +111,7 @@ def run_timed(
     With ``summary``, its stdout (if any) is JSON: ``atlas fetch --json``'s summary."""
     out, err = workdir / f"{name}.out", workdir / f"{name}.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        started = time.perf_counter()
+        started = time.monotonic()
         popen = subprocess.Popen(
             list(argv),
             stdout=stdout,
@@ -123,14 +123,15 @@ def run_timed(
         )
         sampler = PeakRss(popen.pid)
         try:
-            code = popen.wait(FETCH_TIMEOUT)
-            seconds = time.perf_counter() - started
-        except subprocess.TimeoutExpired:
-            popen.kill()  # our own child, by its PID
-            popen.wait()
-            raise BenchError(f"{name}: did not finish in {FETCH_TIMEOUT:.0f} s") from None
+            exited = wait_exit(popen, FETCH_TIMEOUT)
         finally:
             peak = sampler.stop()
+        if exited is None:
+            popen.kill()  # our own child, by its PID
+            popen.wait()
+            raise BenchError(f"{name}: did not finish in {FETCH_TIMEOUT:.0f} s")
+        seconds = exited - started
+        code = popen.wait()
     text = out.read_text(encoding="utf-8", errors="replace")
     problem = err.read_text(encoding="utf-8", errors="replace")
     out.unlink(missing_ok=True)

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import resource
-import select
 import shutil
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchlib.processes import BenchError, Proc, Processes, die_with_parent
+from benchlib.processes import BenchError, Proc, Processes, die_with_parent, wait_exit
 from sdkbench.net import file_sha256
 
 from cdn_edge.torrent.session import TorrentSession
@@ -160,16 +159,13 @@ def run_child(
         )
         if watch is not None:
             watch.start()
-        pidfd = os.pidfd_open(popen.pid)
         try:
-            ended, _, _ = select.select([pidfd], [], [], RUN_TIMEOUT)
-            exited = time.monotonic()
+            exited = wait_exit(popen, RUN_TIMEOUT)
         finally:
-            os.close(pidfd)
             if watch is not None:
                 watch.stopped.set()
                 watch.join(5)
-        if not ended:
+        if exited is None:
             popen.kill()  # our own child, by its PID
             popen.wait()
             raise BenchError(f"{name}: did not finish in {RUN_TIMEOUT:.0f} s")
