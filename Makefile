@@ -15,7 +15,7 @@ SYSTEM_DEPS := wrk:wrk nginx:nginx curl:curl chromium:chromium
 help:
 	@echo "make run    start a local Atlas network (ledger + 3 edges) on 127.0.0.1; Ctrl-C stops it"
 	@echo "make test   lint, types, import contracts and all tests"
-	@echo "make bench  benchmarks (not part of CI)"
+	@echo "make bench  every benchmark, one table, docs/performance.md (about 10 min; not in CI)"
 	@echo "make lock   re-resolve constraints.txt from pyproject.toml"
 
 # The virtualenv is rebuilt from the lock whenever the project or the lock changes.
@@ -57,12 +57,10 @@ test: lint typecheck imports pytest
 run: $(STAMP)
 	$(BIN)/atlas up --data-dir $(or $(ATLAS_DATA),./atlas-data)
 
+# Every benchmark, one table, docs/performance.md and its plot (loadtest/bench_suite.py).
+# BENCH_ARGS: e.g. "--only proxy --no-doc" or "--quick".
 bench: $(STAMP)
-	$(BIN)/python loadtest/bench_protocol.py
-	$(BIN)/python loadtest/bench_edge.py --install-deps
-	$(BIN)/python loadtest/bench_sdk.py --install-deps
-	$(BIN)/python loadtest/bench_proxy.py --install-deps
-	$(BIN)/python loadtest/bench_torrent.py
+	$(BIN)/python loadtest/bench_suite.py --install-deps $(BENCH_ARGS)
 
 # Locust load test of a whole local network (origin + atlas up), reports in loadtest/reports/.
 # LOADTEST_ARGS: e.g. "-u 40 -t 2m", "--smoke", or "--sweep" (see loadtest/README.md).

@@ -17,6 +17,9 @@ nginx. The same client drives both proxies in the same run:
 4. **rss**: peak RSS growth of each proxy process (``/proc/PID/status`` VmHWM after a
    ``clear_refs`` reset, and VmRSS polled every 10 ms) while 1 GiB goes through it (Atlas:
    a URL no edge has seen, so the origin pull is included).
+5. **sizes**: throughput by payload size (16 KiB to 64 MiB), curl direct, through mitmdump
+   and through ``atlas proxy`` (cached), timed by curl's ``time_total``: the curve of
+   ``docs/performance.md``.
 
 Medians of several repetitions (in rotating order); ``ratio`` = median / reference median.
 Usage::
@@ -58,12 +61,11 @@ from benchlib.processes import BenchError, Processes, workspace
 from benchlib.rss import proc_status_kib
 from benchlib.tables import Row, measurement_table, references
 from benchlib.units import KIB
-from proxybench.bench import FULL, QUICK, Config, setup
+from proxybench.bench import FULL, PARTS, QUICK, Config, setup
 from proxybench.cpu import own_cpu_seconds, system_busy_seconds
 from proxybench.parts import bench_latency, bench_rps, bench_rss, bench_stream
+from proxybench.sizes import bench_sizes
 from sdkbench.net import size_text
-
-PARTS = ("rps", "latency", "stream", "rss")
 
 
 def format_value(value: float, unit: str) -> str:
@@ -83,7 +85,7 @@ def render(facts: dict[str, Any], cfg: Config, rows: Sequence[Row], notes: Seque
         f"libs:     mitmproxy {facts['mitmproxy']}, aiohttp {facts['aiohttp']}, "
         f"{facts['nginx']}, {facts['curl']}, rps client {facts['rps_client']}",
         f"mode:     {cfg.mode}, medians of {cfg.reps} (rps), {cfg.latency_reps} (latency), "
-        f"{cfg.stream_reps} (stream), {cfg.rss_reps} (rss) repetitions; "
+        f"{cfg.stream_reps} (stream), {cfg.rss_reps} (rss), {cfg.sizes_reps} (sizes) repetitions; "
         "ratio = median / reference median",
     ]
     return report.render(head, measurement_table(rows, format_value), references(rows), notes)
@@ -147,6 +149,7 @@ async def run_all(
                 "latency": lambda: bench_latency(bench),
                 "stream": lambda: bench_stream(bench),
                 "rss": lambda: bench_rss(bench),
+                "sizes": lambda: bench_sizes(bench),
             }
             await report.run_parts(parts, only, outcome)
             with contextlib.suppress(OSError, BenchError):
@@ -162,7 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = QUICK if args.quick else FULL
     if cli.checked_reps(args.reps) is not None:
-        cfg = replace(cfg, reps=args.reps, stream_reps=args.reps, latency_reps=args.reps)
+        cfg = replace(
+            cfg,
+            reps=args.reps,
+            stream_reps=args.reps,
+            latency_reps=args.reps,
+            sizes_reps=args.reps,
+        )
     client = ensure_tools(args.install_deps)
     if args.client == "hey" and client != "hey":
         raise SystemExit("hey is not installed: apt-get install hey, or --install-deps")

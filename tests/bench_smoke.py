@@ -69,3 +69,33 @@ def check_rows(run: QuickRun, expected: Collection[str], units: Collection[str])
     for name, row in run.rows.items():
         assert row["operation"] in run.stdout, name
         assert row["unit"] in units, name
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteRun:
+    stdout: str
+    reports: dict[str, dict[str, Any]]
+    """Each benchmark's ``--json`` report, by name."""
+    doc: str
+    """The performance document it wrote."""
+    plot: Path
+
+
+def run_suite(names: Collection[str], tmp_path: Path, *, timeout: float) -> SuiteRun:
+    """``loadtest/bench_suite.py --quick --only NAME ...``, its reports and document in
+    ``tmp_path``: it must exit 0."""
+    argv = [sys.executable, str(ROOT / "loadtest" / "bench_suite.py"), "--quick"]
+    for name in names:
+        argv += ["--only", name]
+    argv += ["--reports", str(tmp_path), "--doc", str(tmp_path / "performance.md")]
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    reports = {
+        name: json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8")) for name in names
+    }
+    for report in reports.values():
+        assert report["config"]["mode"] == "quick"
+    doc = (tmp_path / "performance.md").read_text(encoding="utf-8")
+    return SuiteRun(result.stdout, reports, doc, tmp_path / "performance-throughput.png")

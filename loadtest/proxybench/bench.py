@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,9 @@ from benchlib.units import GIB, KIB, MIB
 from sdkbench.net import (
     PASSPHRASE,
     Net,
-    Run,
     build_net,
     file_sha256,
     fill_replicas,
-    run_timed,
 )
 from sdkbench.net import Config as NetConfig
 
@@ -38,8 +37,9 @@ MISS = 'atlas_edge_fetches_total{cache="MISS"}'
 SERVED = 'atlas_edge_chunks_total{paid_by="voucher"}'
 SERVED_CREDIT = 'atlas_edge_chunks_total{paid_by="credit"}'
 ACCEPTED = 'atlas_edge_vouchers_total{outcome="accepted"}'
-PARTS = ("rps", "latency", "stream", "rss")
+PARTS = ("rps", "latency", "stream", "rss", "sizes")
 TARGETS = ("atlas", "mitmdump")
+CURL_TIMEOUT = 300.0
 PROXY_ENV_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 """Dropped from the clients' environment: only the ``-x``/``proxy=`` given is used."""
 
@@ -61,10 +61,16 @@ class Config:
     stream_reps: int
     rss_size: int
     rss_reps: int
+    sizes: tuple[int, ...]
+    """Payload sizes of the throughput-by-size curve."""
+    sizes_reps: int
 
 
-FULL = Config("full", 3, 5.0, 8, 200, 3, 100 * MIB, 5, GIB, 2)
-QUICK = Config("quick", 1, 1.0, 4, 20, 1, 8 * MIB, 1, 32 * MIB, 1)
+FULL = Config(
+    "full", 3, 5.0, 8, 200, 3, 100 * MIB, 5, GIB, 2,
+    (16 * KIB, 256 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB), 3,
+)  # fmt: skip
+QUICK = Config("quick", 1, 1.0, 4, 20, 1, 8 * MIB, 1, 32 * MIB, 1, (16 * KIB, MIB), 1)
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -179,32 +185,47 @@ async def check_paths(bench: Bench) -> None:
         raise BenchError(f"the proxy's answer did not come through Atlas: {headers}")
 
 
-def curl_via(bench: Bench, target: str | None, name: str, query: str = "") -> tuple[Run, str]:
-    """``curl -sS --fail [-x PROXY] -D HEADERS -o FILE URL``, timed; the file is checked
-    against nginx's and removed. Returns the run and the response headers."""
+@dataclass(frozen=True, slots=True)
+class CurlRun:
+    seconds: float
+    """curl's own ``time_total``: from its first step (name lookup) to the last byte, so the
+    process start-up of curl, the same for every path, is left out."""
+    headers: str
+
+
+def curl_via(bench: Bench, target: str | None, name: str, query: str = "") -> CurlRun:
+    """``curl -sS --fail [-x PROXY] -D HEADERS -o FILE URL``, timed by curl; the file is
+    checked against nginx's and removed."""
     net = bench.net
     net.runs += 1
     output = net.workdir / f"out-{net.runs}.bin"
     head = net.workdir / f"head-{net.runs}.txt"
     argv = [shutil.which("curl") or "curl", "-sS", "--fail", "-o", str(output), "-D", str(head)]
+    argv += ["-w", "%{time_total}"]
     if target is not None:
         argv += ["-x", bench.via(target)]
+    where = f"curl {name}{query} via {target or 'direct'}"
     try:
-        run = run_timed(
+        done = subprocess.run(
             [*argv, f"{net.nginx.url}/{name}{query}"],
-            client_env(),
-            net.workdir,
-            f"curl-{target or 'direct'}",
-            summary=False,
+            env=client_env(),
+            cwd=net.workdir,
+            capture_output=True,
+            timeout=CURL_TIMEOUT,
+            check=False,
         )
+        if done.returncode != 0:
+            raise BenchError(f"{where}: exit {done.returncode}: {done.stderr.decode()[-500:]}")
         headers = head.read_text(encoding="latin-1")
         got = file_sha256(output)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{where}: did not finish in {CURL_TIMEOUT:.0f} s") from None
     finally:
         output.unlink(missing_ok=True)
         head.unlink(missing_ok=True)
     if got != net.files[name]:
-        raise BenchError(f"curl {name}{query} via {target or 'direct'}: the file differs")
-    return run, headers
+        raise BenchError(f"{where}: the file differs")
+    return CurlRun(float(done.stdout), headers)
 
 
 def atlas_headers_check(headers: str, content_id: str | None = None) -> None:
@@ -238,6 +259,6 @@ async def setup(
     bench = Bench(cfg, net, proxy, api, mitm, client, cached_id=cached_id)
     await check_paths(bench)
     # The proxy's first download of the cached body (warm-up, not timed), content id checked.
-    _, headers = await loop.run_in_executor(None, curl_via, bench, "atlas", "body.bin")
-    atlas_headers_check(headers, cached_id)
+    first = await loop.run_in_executor(None, curl_via, bench, "atlas", "body.bin")
+    atlas_headers_check(first.headers, cached_id)
     return bench

@@ -208,12 +208,12 @@ async def bench_stream(bench: Bench) -> list[Row]:
         pid = bench.proxy.pid if target == "atlas" else bench.mitm.pid
         before = cpu_seconds(pid)
         with RssSampler(bench.proxy.pid) as sampler:
-            run, headers = curl_via(bench, None if target == "direct" else target, "body.bin")
+            run = curl_via(bench, None if target == "direct" else target, "body.bin")
         rates[target].append(size / run.seconds / GB)
         if target != "direct":
             cpu[target].append((cpu_seconds(pid) - before) / (size / GB))
         if target == "atlas":
-            atlas_headers_check(headers, bench.cached_id)
+            atlas_headers_check(run.headers, bench.cached_id)
             rss.append(sampler.peak / KIB)
 
     await loop.run_in_executor(None, one, "mitmdump")  # warm-up (the proxy's is in setup)
@@ -272,12 +272,12 @@ async def bench_rss(bench: Bench) -> list[Row]:
         base = proc_status_kib(pid, "VmRSS")
         reset_ok = reset_peak_rss(pid) and reset_ok
         with RssSampler(pid) as sampler:
-            run, headers = curl_via(bench, target, "big.bin", "?rss")
+            run = curl_via(bench, target, "big.bin", "?rss")
         peak = max(sampler.peak, proc_status_kib(pid, "VmHWM") if reset_ok else 0)
         growth[target].append((peak - base) / KIB)
         rates[target].append(cfg.rss_size / run.seconds / GB)
         if target == "atlas":
-            atlas_headers_check(headers)
+            atlas_headers_check(run.headers)
 
     counters = await bench.counters()
     for rep in range(cfg.rss_reps):

@@ -1,0 +1,1 @@
+"""``make bench``: every benchmark in one run, one combined table, docs/performance.md."""
