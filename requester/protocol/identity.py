@@ -3,25 +3,34 @@
 Edges sign manifests, chunk statements and quotes with Ed25519 (fast, small,
 deterministic). Payers sign vouchers with the secp256k1 key of their TRON
 account, because that is what a TRON contract can check with ``ecrecover``.
+
+TRON keys are handled with coincurve (libsecp256k1) and base58 directly, the two
+libraries tronpy's own ``tronpy.keys`` wraps: importing ``tronpy`` loads its whole
+client (httpx, pydantic, eth-utils: 0.3 s at every ``atlas`` start), and its key
+objects cost a new libsecp256k1 context per signature, on the per-chunk path.
+``tests/protocol/test_identity.py`` checks both give the same addresses and signatures.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import base58
 import nacl.exceptions
 import nacl.signing
-from tronpy import keys as tron_keys
-from tronpy.exceptions import BadAddress, BadKey, BadSignature
+from coincurve import PrivateKey as Secp256k1Secret
+from coincurve import PublicKey as Secp256k1Public
 
 from requester.protocol.errors import InvalidSignature, MalformedMessage
+from requester.protocol.payment_domain import keccak256
 
 NODE_ID_SIZE = 32
 ED25519_SIG_SIZE = 64
 TRON_ADDRESS_SIZE = 21
 TRON_ADDRESS_PREFIX = 0x41
 SECP256K1_SIG_SIZE = 65
-_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_SECP256K1_HALF_N = _SECP256K1_N // 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +102,28 @@ class TronAddress:
 
     @classmethod
     def parse(cls, text: str) -> TronAddress:
-        """Accept the base58check form (``T...``) or 42 hex digits (``41...``)."""
+        """Accept the base58check form (``T...``), 42 hex digits (``41...``) or an EVM
+        address (``0x`` and 40 hex digits)."""
         if not isinstance(text, str) or not 25 <= len(text) <= 64:
             raise MalformedMessage(f"not a TRON address: {str(text)[:80]!r}")
         try:
-            return cls(tron_keys.to_raw_address(text))
-        except (BadAddress, ValueError, TypeError, IndexError) as exc:
+            if text.startswith("T") and len(text) == 34:
+                raw = base58.b58decode_check(text)
+            elif text.startswith("0x") and len(text) == 42:
+                raw = bytes([TRON_ADDRESS_PREFIX]) + bytes.fromhex(text[2:])
+            elif len(text) == 42:
+                raw = bytes.fromhex(text)
+            else:
+                raise ValueError("neither base58check nor hex")
+            return cls(raw)
+        except (ValueError, MalformedMessage) as exc:
             raise MalformedMessage(f"not a TRON address: {text[:80]!r}") from exc
+
+    @classmethod
+    def of_public_key(cls, public: Secp256k1Public) -> TronAddress:
+        """``0x41`` and the last 20 bytes of the keccak256 of the uncompressed key."""
+        point = public.format(compressed=False)[1:]
+        return cls(bytes([TRON_ADDRESS_PREFIX]) + keccak256(point)[12:])
 
     @property
     def evm(self) -> bytes:
@@ -107,7 +131,7 @@ class TronAddress:
         return self.raw[1:]
 
     def base58(self) -> str:
-        return str(tron_keys.to_base58check_address(self.raw))
+        return base58.b58encode_check(self.raw).decode("ascii")
 
     def __str__(self) -> str:
         return self.base58()
@@ -117,23 +141,25 @@ class PayerKey:
     """A payer's TRON secp256k1 key; signs 32-byte digests recoverably."""
 
     def __init__(self, secret: bytes) -> None:
-        try:
-            self._key = tron_keys.PrivateKey(secret)
-        except BadKey as exc:
-            raise MalformedMessage(f"not a secp256k1 private key: {exc}") from exc
-        self.address = TronAddress(self._key.public_key.to_address())
+        if not isinstance(secret, bytes) or len(secret) != 32:
+            raise MalformedMessage("not a secp256k1 private key: it must be 32 bytes")
+        if not 0 < int.from_bytes(secret, "big") < _SECP256K1_N:
+            raise MalformedMessage("not a secp256k1 private key: out of range")
+        self._key = Secp256k1Secret(secret)
+        self.address = TronAddress.of_public_key(self._key.public_key)
 
     @classmethod
     def generate(cls) -> PayerKey:
-        return cls(tron_keys.PrivateKey.random().to_bytes())
+        return cls(Secp256k1Secret().secret)
 
     @property
     def secret(self) -> bytes:
-        return bytes(self._key.to_bytes())
+        return bytes(self._key.secret)
 
     def sign_digest(self, digest: bytes) -> bytes:
-        """65 bytes ``r ‖ s ‖ v`` with low ``s`` and ``v`` in {27, 28}, as ``ecrecover`` takes."""
-        sig = bytes(self._key.sign_msg_hash(digest).to_bytes())
+        """65 bytes ``r ‖ s ‖ v`` with low ``s`` and ``v`` in {27, 28}, as ``ecrecover`` takes.
+        (libsecp256k1 signs deterministically, RFC 6979, and always with low ``s``.)"""
+        sig = self._key.sign_recoverable(digest, hasher=None)
         return sig[:64] + bytes([sig[64] + 27])
 
 
@@ -150,8 +176,9 @@ def recover_signer(digest: bytes, signature: bytes, what: str) -> TronAddress:
     if signature[64] not in (27, 28):
         raise InvalidSignature(f"{what}: signature v must be 27 or 28")
     try:
-        sig = tron_keys.Signature(signature[:64] + bytes([signature[64] - 27]))
-        public = sig.recover_public_key_from_msg_hash(digest)
-    except (BadSignature, ValueError) as exc:
+        public = Secp256k1Public.from_signature_and_message(
+            signature[:64] + bytes([signature[64] - 27]), digest, hasher=None
+        )
+    except Exception as exc:  # coincurve raises ValueError or a bare Exception
         raise InvalidSignature(f"{what}: signature does not recover a key") from exc
-    return TronAddress(public.to_address())
+    return TronAddress.of_public_key(public)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 from Crypto.Hash import keccak
-from eth_abi.abi import encode as abi_encode
 
 from requester.protocol.errors import MalformedMessage
 
@@ -20,6 +19,23 @@ DOMAIN_VERSION = "1"
 
 def keccak256(data: bytes) -> bytes:
     return bytes(keccak.new(data=data, digest_bits=256).digest())
+
+
+def abi_words(*values: bytes | int) -> bytes:
+    """``abi.encode`` of static values, one 32-byte word each: an int as uint256, 32 bytes as
+    bytes32, 20 bytes as an address (left-padded). eth_abi does the same for these types,
+    but importing it costs 0.16 s at every start of ``atlas``; tests check both agree."""
+    words = []
+    for value in values:
+        if isinstance(value, int):
+            if not 0 <= value < 1 << 256:
+                raise MalformedMessage(f"uint256 out of range: {value}")
+            words.append(value.to_bytes(32, "big"))
+        elif len(value) in (20, 32):
+            words.append(value.rjust(32, b"\0"))
+        else:
+            raise MalformedMessage(f"not a bytes32 or an address: {len(value)} bytes")
+    return b"".join(words)
 
 
 DOMAIN_TYPEHASH = keccak256(
@@ -51,15 +67,12 @@ class PaymentDomain:
     def separator(self) -> bytes:
         """The EIP-712 domain separator a contract computes in its constructor."""
         return keccak256(
-            abi_encode(
-                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-                [
-                    DOMAIN_TYPEHASH,
-                    keccak256(DOMAIN_NAME.encode()),
-                    keccak256(DOMAIN_VERSION.encode()),
-                    self.chain_id,
-                    self.contract,
-                ],
+            abi_words(
+                DOMAIN_TYPEHASH,
+                keccak256(DOMAIN_NAME.encode()),
+                keccak256(DOMAIN_VERSION.encode()),
+                self.chain_id,
+                self.contract,
             )
         )
 

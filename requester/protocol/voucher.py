@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from eth_abi.abi import encode as abi_encode
-
 from requester.protocol.assets import Asset, asset_by_code
 from requester.protocol.codec import (
     MAGIC_PREFIX,
@@ -32,7 +30,7 @@ from requester.protocol.identity import (
     TronAddress,
     recover_signer,
 )
-from requester.protocol.payment_domain import PaymentDomain, keccak256
+from requester.protocol.payment_domain import PaymentDomain, abi_words, keccak256
 
 VOUCHER_MAGIC = MAGIC_PREFIX + b"V\x01"
 VOUCHER_SIZE = 4 + 8 + 20 + 32 + 21 + 21 + 1 + 16 + SECP256K1_SIG_SIZE
@@ -57,17 +55,14 @@ def channel_id(
     if len(salt) != 32:
         raise MalformedMessage("channel salt is 32 bytes")
     return keccak256(
-        abi_encode(
-            ["bytes32", "uint256", "address", "address", "address", "bytes32", "bytes32"],
-            [
-                CHANNEL_ID_TAG,
-                domain.chain_id,
-                domain.contract,
-                payer.evm,
-                payee.evm,
-                asset_id(asset),
-                salt,
-            ],
+        abi_words(
+            CHANNEL_ID_TAG,
+            domain.chain_id,
+            domain.contract,
+            payer.evm,
+            payee.evm,
+            asset_id(asset),
+            salt,
         )
     )
 

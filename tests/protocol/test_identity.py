@@ -18,7 +18,7 @@ from requester.protocol import (
     recover_signer,
 )
 from requester.protocol.identity import _SECP256K1_HALF_N
-from requester.protocol.payment_domain import keccak256
+from requester.protocol.payment_domain import abi_words, keccak256
 from tests.conftest import EDGE_SEED, OTHER_EDGE_SEED, OTHER_PAYER_SECRET, PAYER_SECRET
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -249,3 +249,49 @@ def test_recover_signer_only_raises_protocol_errors(signature: bytes, digest: by
 def test_payer_key_refuses_bad_secrets(secret: bytes) -> None:
     with pytest.raises(MalformedMessage, match="not a secp256k1 private key"):
         PayerKey(secret)
+
+
+# The same keys through tronpy ------------------------------------------------------------
+# identity.py uses coincurve and base58 directly (tronpy's import is 0.3 s); tronpy's own
+# key code must agree with it on every address and signature.
+
+
+@settings(max_examples=50)
+@given(st.integers(1, SECP256K1_N - 1), st.binary(min_size=32, max_size=32))
+def test_keys_agree_with_tronpy(secret: int, digest: bytes) -> None:
+    from tronpy import keys as tron_keys
+
+    ours = PayerKey(secret.to_bytes(32, "big"))
+    theirs = tron_keys.PrivateKey(secret.to_bytes(32, "big"))
+    assert ours.address.raw == bytes.fromhex(theirs.public_key.to_hex_address())
+    assert ours.address.base58() == theirs.public_key.to_base58check_address()
+    assert TronAddress.parse(theirs.public_key.to_base58check_address()) == ours.address
+    signature = ours.sign_digest(digest)
+    tron_signature = theirs.sign_msg_hash(digest).to_bytes()
+    assert signature == tron_signature[:64] + bytes([tron_signature[64] + 27])
+    assert recover_signer(digest, signature, "test") == ours.address
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("uint256"), st.integers(0, 2**256 - 1)),
+            st.tuples(st.just("bytes32"), st.binary(min_size=32, max_size=32)),
+            st.tuples(st.just("address"), st.binary(min_size=20, max_size=20)),
+        ),
+        max_size=8,
+    )
+)
+def test_abi_words_is_eth_abi_for_static_types(items: list[tuple[str, int | bytes]]) -> None:
+    from eth_abi.abi import encode as abi_encode
+
+    types = [t for t, _ in items]
+    values = [v for _, v in items]
+    assert abi_words(*values) == abi_encode(types, values)
+
+
+@pytest.mark.parametrize("value", [-1, 2**256, b"\x01" * 21, b""])
+def test_abi_words_refuses_what_it_cannot_encode(value: int | bytes) -> None:
+    with pytest.raises(MalformedMessage):
+        abi_words(value)
