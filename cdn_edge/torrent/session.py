@@ -105,6 +105,10 @@ class TorrentSession:
             "allow_multiple_connections_per_ip": True,
             "tick_interval": 50,
             "disk_write_mode": 0,  # pwrite, not mmap
+            # Dial peers over TCP: uTP (LEDBAT) backs off on any queueing delay by design,
+            # which held loopback and LAN downloads near 10-15 MiB/s. Peers may still use uTP
+            # to reach the edge.
+            "enable_outgoing_utp": False,
             # A torrent with no file wanted yet counts as finished, and finished torrents drop
             # seeds: keep those connections so a stream starts at once, and redial quickly.
             "close_redundant_connections": False,

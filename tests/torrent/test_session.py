@@ -22,11 +22,13 @@ async def test_defaults_stay_on_loopback_without_discovery(tmp_path: Path) -> No
         assert settings[name] is False, name
     assert settings["allow_multiple_connections_per_ip"] is True
     assert settings["tick_interval"] == 50
+    assert settings["enable_outgoing_utp"] is False  # dials over TCP (uTP capped ~15 MiB/s)
+    assert settings["enable_incoming_utp"] is True
 
 
 async def test_operator_settings_win(tmp_path: Path) -> None:
-    async with TorrentSession(tmp_path, settings={"enable_outgoing_utp": False}) as ses:
-        assert ses.lt_settings()["enable_outgoing_utp"] is False
+    async with TorrentSession(tmp_path, settings={"enable_outgoing_utp": True}) as ses:
+        assert ses.lt_settings()["enable_outgoing_utp"] is True
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "192.168.0.7", "[::1]"])
