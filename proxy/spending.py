@@ -44,6 +44,9 @@ class SpendBook:
         # NORMAL keeps every payment free of an fsync (a crash of the process loses nothing).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._pending = 0
+        """Payments checked against the day's limit but not booked yet (their voucher is
+        being signed, maybe after a channel opens): concurrent chunk payments count them."""
 
     def close(self) -> None:
         self._db.close()
@@ -58,16 +61,26 @@ class SpendBook:
         ).fetchall()
         return {site: int(amount) for site, amount in rows}
 
-    def check_day(self, cost: int) -> None:
+    def reserve(self, cost: int) -> None:
+        """Hold ``cost`` against the day's limit until :meth:`add` books it or
+        :meth:`release` gives it back; SpendLimitReached if the limit would pass."""
         limit = self.limits.per_day
-        if limit is not None and self.spent_today() + cost > limit:
-            raise SpendLimitReached(
-                f"today's limit of {format_amount(limit, BTT_LOCAL)} is reached "
-                f"({format_amount(self.spent_today(), BTT_LOCAL)} spent); "
-                "raise it with `atlas proxy --max-per-day AMOUNT`"
-            )
+        if limit is not None:
+            spent = self.spent_today() + self._pending
+            if spent + cost > limit:
+                raise SpendLimitReached(
+                    f"today's limit of {format_amount(limit, BTT_LOCAL)} is reached "
+                    f"({format_amount(spent, BTT_LOCAL)} spent); "
+                    "raise it with `atlas proxy --max-per-day AMOUNT`"
+                )
+        self._pending += cost
+
+    def release(self, cost: int) -> None:
+        self._pending -= cost
 
     def add(self, site: str, cost: int) -> None:
+        """Book a reserved payment to ``site``."""
+        self._pending -= cost
         day = today()
         with self._db:
             row = self._db.execute(
@@ -91,6 +104,8 @@ class RequestPayer:
         self.spent = 0
 
     async def pay(self, quote: Quote, cost: int, now: int) -> Voucher:
+        """Both limits are checked and the cost held before the first ``await``: the chunks of
+        one request are paid concurrently, and each must see what the others committed."""
         limit = self._book.limits.per_request
         if limit is not None and self.spent + cost > limit:
             raise SpendLimitReached(
@@ -98,8 +113,13 @@ class RequestPayer:
                 f"({format_amount(self.spent, BTT_LOCAL)} spent); "
                 "raise it with `atlas proxy --max-per-request AMOUNT`"
             )
-        self._book.check_day(cost)
-        voucher = await self._payer.pay(quote, cost, now)
+        self._book.reserve(cost)
         self.spent += cost
+        try:
+            voucher = await self._payer.pay(quote, cost, now)
+        except BaseException:
+            self.spent -= cost
+            self._book.release(cost)
+            raise
         self._book.add(self.site, cost)
         return voucher

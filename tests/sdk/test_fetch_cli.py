@@ -57,9 +57,11 @@ def test_spend_limit_is_never_passed(home: Home, origin: Running, tmp_path: Path
     result = home.atlas("fetch", f"{origin.url}/bytes/{40 * CHUNK}?t=cap", "-o", str(out),
                         "--max-spend", limit)  # fmt: skip
     assert result.returncode != 0
-    assert "spend limit" in result.stderr
+    assert "would pass the spend limit of 0.001 BTT" in result.stderr  # a real quote was met
+    # Six chunk requests are paid at once: how many payments finish before the one that
+    # would pass the limit stops the download depends on timing; the limit never does.
     spent = sum(int(r["spent_units"]) for r in channel_rows(home))
-    assert 0 < spent <= 10**15  # 0.001 BTT in base units
+    assert spent <= 10**15  # 0.001 BTT in base units
     assert not out.exists()
 
 
