@@ -28,6 +28,9 @@ class EdgeMetrics:
         self.fetches = Counter(
             "atlas_edge_fetches", "Fetch requests by cache status", ["cache"], registry=r
         )
+        self.provider_lookups = Counter(
+            "atlas_edge_provider_lookups", "Tracker look-ups answered (/v1/providers)", registry=r
+        )
         self.earned = Gauge(
             "atlas_edge_earned_base_units", "Sum of accepted voucher amounts", registry=r
         )

@@ -41,7 +41,9 @@ async def announce(request: web.Request) -> web.Response:
 
 async def providers(request: web.Request) -> web.Response:
     cid = content_id_from(request)
-    found = request.app[EDGE].tracker.providers(cid, int(time.time()))
+    edge = request.app[EDGE]
+    edge.metrics.provider_lookups.inc()
+    found = edge.tracker.providers(cid, int(time.time()))
     return web.json_response(
         {
             "content_id": cid.hex(),

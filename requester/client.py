@@ -24,7 +24,7 @@ from requester.protocol import (
     ProviderRecord,
     b64url_decode,
 )
-from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE
+from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE, UNKNOWN_SIZE
 from requester.protocol.provider_record import MAX_RECORD_BYTES
 
 EDGE_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=5)
@@ -120,7 +120,7 @@ class AtlasClient:
         verifier = ContentVerifier(head)
         if info.get("seal"):
             verifier.accept_seal(b64url_decode(info["seal"], SEAL_SIZE, "seal"))
-        providers = await self._providers(origin, head.content_id)
+        providers = await self._providers(origin, head.content_id, expected_chunks(verifier))
         scheduler = ChunkScheduler(
             verifier, providers, self._chunks, window=self._window,
             per_provider=self._per_provider, start_index=start_index,
@@ -165,9 +165,17 @@ class AtlasClient:
             reasons.append(f"{edge}: {resp.status} {str(body)[:200]}")
         raise EdgeUnavailable("no edge could fetch it: " + "; ".join(reasons))
 
-    async def _providers(self, origin: str, content_id: bytes) -> list[str]:
-        """The origin edge first, then the other edges, then tracker-listed providers."""
+    async def _providers(
+        self, origin: str, content_id: bytes, chunk_count: int | None = None
+    ) -> list[str]:
+        """The origin edge first, then the other edges, then tracker-listed providers.
+
+        Content of known ``chunk_count`` that the known edges can already fetch all at once
+        (a page asset is one chunk) skips the trackers: more providers could not make it
+        faster, and the look-ups cost a request and signature checks per edge."""
         providers = [origin] + [e for e in self.edges if e != origin]
+        if chunk_count is not None and chunk_count <= self._per_provider * len(providers):
+            return providers
         lookups = await asyncio.gather(
             *(_tracked(self._session, e, content_id) for e in self.edges), return_exceptions=True
         )
@@ -175,6 +183,17 @@ class AtlasClient:
             if isinstance(found, list):
                 providers += [u for u in found if u.rstrip("/") not in providers]
         return providers
+
+
+def expected_chunks(verifier: ContentVerifier) -> int | None:
+    """How many chunks the content has: sealed, or from the size the edge signed in the head
+    (an edge that understates it only costs the requester some providers)."""
+    if verifier.seal is not None:
+        return verifier.seal.chunk_count
+    head = verifier.head
+    if head.size_hint == UNKNOWN_SIZE:
+        return None
+    return max(1, -(-head.size_hint // head.chunk_size))
 
 
 async def _tracked(session: aiohttp.ClientSession, tracker: str, content_id: bytes) -> list[str]:

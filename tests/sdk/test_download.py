@@ -15,6 +15,7 @@ from requester.chunk_client import Budget
 from requester.client import AtlasClient
 from requester.ledger_client import LedgerClient
 from requester.payer_store import PayerStore
+from tests.edge.edge_client import metrics
 from tests.processes import Running, start_program
 from tests.sdk.conftest import PASSPHRASE, Home
 
@@ -113,3 +114,30 @@ async def test_a_provider_killed_mid_download_costs_time_not_the_download(
     assert b"".join(parts) == expected(size)
     assert progress.providers[doomed.url].dropped is not None
     assert sum(s.chunks for p, s in progress.providers.items() if p != doomed.url) > 0
+
+
+async def lookups(session: aiohttp.ClientSession, edges: list[Running]) -> list[float]:
+    """Each edge's count of tracker look-ups answered."""
+    return [
+        (await metrics(session, edge.url))["atlas_edge_provider_lookups_total"] for edge in edges
+    ]
+
+
+async def test_trackers_are_asked_only_when_more_providers_could_help(
+    home: Home, origin: Running, edges: list[Running]
+) -> None:
+    """A cached one-chunk object (a page asset: sealed, so its size is known) is fetched
+    from the known edges without asking any tracker; a 48-chunk body asks every edge's."""
+    asset = f"{origin.url}/cached/lookup-asset"
+    async with aiohttp.ClientSession() as session:
+        first, _ = await download(home, asset)  # the edge's MISS: cached from now on
+        before = await lookups(session, edges)
+        again, _ = await download(home, asset)
+        after_small = await lookups(session, edges)
+        body, _ = await download(home, f"{origin.url}/bytes/{48 * CHUNK}?t=lookups")
+        assert body == expected(48 * CHUNK)
+        after_large = await lookups(session, edges)
+    assert again == first and 0 < len(first) <= CHUNK
+    assert after_small == before
+    # (edges that replicate chunks also ask their tracker, the first edge: at least 1 each)
+    assert all(a - b >= 1 for a, b in zip(after_large, after_small, strict=True))
