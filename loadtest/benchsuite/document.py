@@ -130,7 +130,17 @@ def render(
             "fixed cost per request, large ones its streaming rate.",
             "",
         ]
-    out += ["## Benchmarks in this run", ""]
+    out += [
+        "## Load and saturation",
+        "",
+        "How many users one edge and one proxy carry before p95 latency doubles, what they "
+        "answer when overloaded and whether memory returns to its baseline is measured with "
+        "locust, not here: `make loadtest LOADTEST_ARGS=--sweep`, figures in "
+        "[loadtest/README.md](../loadtest/README.md#saturation-sweep---sweep).",
+        "",
+        "## Benchmarks in this run",
+        "",
+    ]
     for run in runs:
         state = run.problem or "ok"
         out.append(f"- `{run.benchmark.script}`: {run.seconds:.0f} s, {state}")
