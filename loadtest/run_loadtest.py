@@ -766,9 +766,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--sweep", action="store_true", help="saturation sweep of one edge and the proxy"
     )
-    p.add_argument("--sweep-users", default="5,10,20,40,80")
+    p.add_argument("--sweep-users", default="5,10,20,40,80,160")
     p.add_argument("--sweep-time", default="15s", help="length of each sweep step")
-    p.add_argument("--sweep-reps", type=int, default=3)
+    p.add_argument("--sweep-reps", type=int, default=2)
     p.add_argument("--sweep-targets", default="edge,proxy")
     p.add_argument("--cooldown", type=float, default=None,
                    help="idle seconds before the last RSS reading (5; sweep 20)")  # fmt: skip
