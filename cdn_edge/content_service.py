@@ -26,6 +26,7 @@ from cdn_edge import http_cache
 from cdn_edge.content_entry import ContentEntry
 from cdn_edge.content_index import ContentIndex, StoredContent
 from cdn_edge.origin_fetch import OriginFetcher, OriginResponse, OriginUnreachable
+from cdn_edge.range_pass import NOT_STORED, PassList, single_range
 from cdn_edge.replication import Replicator
 from requester.protocol import (
     DEFAULT_CHUNK_SIZE,
@@ -47,6 +48,7 @@ from requester.protocol.manifest import (
     MAX_HEADERS,
     MIN_CHUNK_SIZE,
     NONCE_SIZE,
+    PARTIAL_CONTENT,
     check_header,
 )
 
@@ -112,6 +114,7 @@ class ContentService:
         self._live: dict[str, asyncio.Future[FetchResult]] = {}
         self._entries: OrderedDict[bytes, ContentEntry] = OrderedDict()
         self._fetching: set[asyncio.Task[None]] = set()
+        self._pass = PassList()
 
     def cancel_fetches(self) -> None:
         """Stop reading origins (shutdown); unsealed content is dropped at next start."""
@@ -119,7 +122,10 @@ class ContentService:
             task.cancel()
 
     async def fetch(self, url: str, request_headers: Mapping[str, str]) -> FetchResult:
-        """The content for ``url``: from the store if fresh, else from the origin."""
+        """The content for ``url``: from the store if fresh, else from the origin. A Range
+        request for a URL whose responses cannot be reused is passed to the origin
+        (``range_pass``); otherwise the whole response is fetched and the requester reads
+        the chunks it needs."""
         headers = {
             k.lower(): v
             for k, v in request_headers.items()
@@ -135,6 +141,13 @@ class ContentService:
                 revalidated = await self._revalidate(stored, url, headers)
                 if revalidated is not None:
                     return revalidated
+        byte_range = single_range(request_headers)
+        if byte_range is not None and self._pass.passing(url, now):
+            ranged = {**headers, "range": byte_range}
+            return await self._fetch_once(
+                url, headers, lambda: self._origin.fetch(url, headers=ranged),
+                policy=NOT_STORED, live_key=f"{url} {byte_range}",
+            )  # fmt: skip
         return await self._fetch_once(
             url, headers, lambda: self._origin.fetch(url, headers=headers)
         )
@@ -149,22 +162,30 @@ class ContentService:
             return FetchResult(await self._load(stored), CacheStatus.HIT)
         return await self._fetch_once(key, {}, opener, source, IMMUTABLE)
 
-    async def _fetch_once(self, url: str, headers: dict[str, str], opener: Opener,
-                          source: Source | None = None, policy: http_cache.CachePolicy | None = None
-                          ) -> FetchResult:  # fmt: skip
-        """Join a fetch of ``url`` already running, or start one; return once its head is signed."""
-        live = self._live.get(url)
+    async def _fetch_once(
+        self, url: str, headers: dict[str, str], opener: Opener, source: Source | None = None,
+        policy: http_cache.CachePolicy | None = None, *, live_key: str | None = None,
+    ) -> FetchResult:  # fmt: skip
+        """Join a fetch of ``url`` already running (the same ``live_key``: a byte range is a
+        fetch of its own), or start one; return once its head is signed."""
+        key = live_key or url
+        live = self._live.get(key)
         if live is not None:
             result = await asyncio.shield(live)
             return FetchResult(result.entry, CacheStatus.JOINED)
         future: asyncio.Future[FetchResult] = asyncio.get_running_loop().create_future()
-        self._live[url] = future
+        self._live[key] = future
         task = self._tasks.create_task(
             self._fetch_from_origin(url, headers, future, opener, source, policy)
         )
         self._fetching.add(task)
         task.add_done_callback(self._fetching.discard)
+        task.add_done_callback(lambda _task: self._end_live(key, future))
         return await asyncio.shield(future)
+
+    def _end_live(self, key: str, future: asyncio.Future[FetchResult]) -> None:
+        if self._live.get(key) is future:
+            del self._live[key]
 
     async def entry(self, content_id: bytes) -> ContentEntry | None:
         """Live or stored content by id, or None."""
@@ -298,8 +319,6 @@ class ContentService:
             elif entry is not None:
                 entry.fail(problem)
         finally:
-            if self._live.get(url) is future:
-                del self._live[url]
             if not future.done():
                 future.cancel()
 
@@ -308,7 +327,7 @@ class ContentService:
                      ) -> ContentEntry:  # fmt: skip
         now = self._clock()
         size_hint = _size_hint(resp.headers)
-        kept = _manifest_headers(resp.headers)
+        kept = _manifest_headers(resp.headers, resp.status)
         try:
             head = ManifestHead.create(
                 self._key, source=source or UrlSource(url), status=resp.status, headers=kept,
@@ -319,7 +338,10 @@ class ContentService:
             raise OriginUnreachable(
                 f"origin sent a response no manifest can hold: {exc.message}"
             ) from exc
-        policy = policy or http_cache.policy(resp.status, headers, resp.headers, now)
+        if policy is None:
+            policy = http_cache.policy(resp.status, headers, resp.headers, now)
+            if source is None:
+                self._pass.note(url, policy, now)
         key = http_cache.cache_key(url, policy.vary, headers)
         head_bytes = head.encode()
         await self._run(self._index.add_content, head.content_id, url, key, head_bytes, policy, now)
@@ -417,19 +439,21 @@ def torrent_key(source: TorrentSource) -> str:
     return f"torrent:{source.infohash.hex()}/{source.path}"
 
 
-def _manifest_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Origin headers a client needs, minus framing, hop-by-hop and per-user ones."""
+def _manifest_headers(headers: list[tuple[str, str]], status: int) -> list[tuple[str, str]]:
+    """Origin headers a client needs, minus framing, hop-by-hop and per-user ones (a 206
+    keeps its ``content-range``)."""
     kept: list[tuple[str, str]] = []
     total = 0
     for name, value in headers:
         lname = name.lower()
         size = len(lname) + len(value.encode("utf-8", "replace"))
-        if lname in DROPPED_RESPONSE_HEADERS or len(kept) >= MAX_HEADERS:
+        partial = lname == "content-range" and status == PARTIAL_CONTENT
+        if (lname in DROPPED_RESPONSE_HEADERS and not partial) or len(kept) >= MAX_HEADERS:
             continue
         if total + size > MAX_HEADER_BYTES:
             continue
         try:
-            check_header(lname, value)
+            check_header(lname, value, status)
         except MalformedMessage:
             continue
         kept.append((lname, value))

@@ -323,7 +323,9 @@ class _GuardedConnector(aiohttp.TCPConnector):
 
 def _request_headers(headers: Mapping[str, str]) -> dict[str, str]:
     sent = {k: v for k, v in headers.items() if k.lower() not in DROPPED_REQUEST_HEADERS}
-    sent["Accept-Encoding"] = ACCEPT_ENCODING
+    # A byte range of an encoded body could not be decoded alone: ask for plain bytes.
+    ranged = any(k.lower() == "range" for k in sent)
+    sent["Accept-Encoding"] = "identity" if ranged else ACCEPT_ENCODING
     return sent
 
 

@@ -21,7 +21,10 @@ from requester.client import AtlasClient, Download
 from requester.protocol import UNKNOWN_SIZE
 
 log = logging.getLogger(__name__)
-FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "user-agent")
+FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "user-agent", "range")
+"""Passed to the edge. ``range`` matters only for a URL whose responses the edge cannot
+reuse: it then answers with the origin's 206 for that range (relayed as it is); otherwise
+it returns the whole response and the relay cuts the range from its chunks."""
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
 
 

@@ -64,32 +64,47 @@ FORBIDDEN_HEADERS = frozenset(
         # framing: chunks carry the identity-decoded bytes, sized by the manifest
         "content-length",
         "content-encoding",
-        "content-range",
+        "content-range",  # except in a 206 head: see PARTIAL_CONTENT
         # per-user state must never be shared through a content-addressed cache
         "set-cookie",
         "set-cookie2",
     }
 )
+PARTIAL_CONTENT = 206
+"""A 206 head is one byte range of a representation: it carries the origin's
+``content-range`` (one range, ``bytes FIRST-LAST/TOTAL`` or ``/*``); the chunks are that
+range's bytes. Every other head refuses ``content-range``."""
+_CONTENT_RANGE = re.compile(r"bytes (\d{1,19})-(\d{1,19})/(\d{1,19}|\*)", re.ASCII)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+", re.ASCII)
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
-def check_header(name: str, value: str) -> None:
-    """Refuse a header that may not appear in a manifest (forbidden, or malformed)."""
+def check_header(name: str, value: str, status: int = 200) -> None:
+    """Refuse a header that may not appear in a manifest of ``status`` (forbidden, or
+    malformed)."""
     if not _TOKEN.fullmatch(name) or len(name) > MAX_HEADER_NAME:
         raise MalformedMessage(f"header name must be a lowercase token: {name[:80]!r}")
+    if name == "content-range" and status == PARTIAL_CONTENT:
+        match = _CONTENT_RANGE.fullmatch(value)
+        if match is None or int(match[1]) > int(match[2]):
+            raise MalformedMessage(f"content-range must be one byte range: {value[:80]!r}")
+        if match[3] != "*" and int(match[2]) >= int(match[3]):
+            raise MalformedMessage(f"content-range ends past its total: {value[:80]!r}")
+        return
     if name in FORBIDDEN_HEADERS:
         raise MalformedMessage(f"header {name!r} may not appear in a manifest")
     if not _FIELD_VALUE.fullmatch(value) or len(value.encode("utf-8")) > MAX_HEADER_VALUE:
         raise MalformedMessage(f"bad value for header {name!r}")
 
 
-def _check_headers(headers: Sequence[tuple[str, str]]) -> None:
+def _check_headers(headers: Sequence[tuple[str, str]], status: int) -> None:
     if len(headers) > MAX_HEADERS:
         raise MalformedMessage(f"manifest has {len(headers)} headers, limit {MAX_HEADERS}")
+    if sum(1 for name, _ in headers if name == "content-range") > 1:
+        raise MalformedMessage("a manifest has at most one content-range")
     total = 0
     for name, value in headers:
-        check_header(name, value)
+        check_header(name, value, status)
         total += len(name) + len(value.encode("utf-8"))
     if total > MAX_HEADER_BYTES:
         raise MalformedMessage(f"manifest headers total {total} bytes, limit {MAX_HEADER_BYTES}")
@@ -330,7 +345,7 @@ def _check_head_fields(
 ) -> None:
     if not 100 <= status <= 599:
         raise MalformedMessage(f"HTTP status {status} out of range")
-    _check_headers(headers)
+    _check_headers(headers, status)
     check_chunk_size(chunk_size)
     if size_hint != UNKNOWN_SIZE and size_hint > chunk_size * MAX_CHUNKS:
         raise MalformedMessage(f"size {size_hint} needs more than {MAX_CHUNKS} chunks")

@@ -44,9 +44,11 @@ async def get_chunk(
         return r.status, body, dict(r.headers)
 
 
-async def download(session: aiohttp.ClientSession, edge: str, url: str) -> tuple[Fetched, bytes]:
+async def download(
+    session: aiohttp.ClientSession, edge: str, url: str, headers: dict[str, str] | None = None
+) -> tuple[Fetched, bytes]:
     """Fetch ``url`` through ``edge`` and return every chunk, verified, in order."""
-    fetched = await fetch(session, edge, url)
+    fetched = await fetch(session, edge, url, headers)
     verifier = ContentVerifier(fetched.head)
     cid = fetched.info["content_id"]
     out = bytearray()

@@ -257,6 +257,33 @@ def test_forbidden_set_is_the_documented_one() -> None:
     )
 
 
+@pytest.mark.parametrize("value", ["bytes 0-65535/20971520", "bytes 100-100/101", "bytes 5-9/*"])
+def test_a_partial_content_head_carries_its_content_range(value: str) -> None:
+    head = make_head(EDGE, status=206, headers=[("Content-Range", value)])
+    assert ManifestHead.decode(head.encode()).headers == (("content-range", value),)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "message"),
+    [
+        (200, [("content-range", "bytes 0-1/2")], "may not appear in a manifest"),
+        (206, [("content-range", "bytes 0-1/2, 4-5/6")], "one byte range"),
+        (206, [("content-range", "items 0-1/2")], "one byte range"),
+        (206, [("content-range", "bytes 9-1/20")], "one byte range"),
+        (206, [("content-range", "bytes 0-20/20")], "ends past its total"),
+        (206, [("content-range", "bytes */20")], "one byte range"),
+        (206, [("content-range", "bytes 0-1/2"), ("content-range", "bytes 0-1/2")], "at most one"),
+    ],
+)
+def test_content_range_only_as_one_range_of_a_206(
+    status: int, headers: list[tuple[str, str]], message: str
+) -> None:
+    with pytest.raises(MalformedMessage, match=message):
+        make_head(EDGE, status=status, headers=headers)
+    with pytest.raises(MalformedMessage, match=message):
+        ManifestHead.decode(raw_head(EDGE, status=status, headers=headers))
+
+
 def test_uppercase_name_refused_on_decode() -> None:
     with pytest.raises(MalformedMessage, match="lowercase token"):
         ManifestHead.decode(raw_head(EDGE, headers=[("Content-Type", "x")]))

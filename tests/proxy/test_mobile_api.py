@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.origin_server import pattern
+from tests.origin_server import SITE_VIDEO_SIZE, pattern
 from tests.processes import Running, start, start_proxy
 from tests.proxy.conftest import api, curl, token
 from tests.sdk.conftest import PASSPHRASE, Home, make_home
@@ -38,6 +38,31 @@ def test_fetch_and_range(proxy: Running, proxy_home: Home, origin: Running) -> N
     assert head.startswith(b"HTTP/1.1 206")
     assert f"content-range: bytes {CHUNK - 2}-{CHUNK + 9}/{size}".encode() in head.lower()
     assert body == pattern(CHUNK - 2, 12)
+
+
+def test_seeking_in_an_uncacheable_video_fetches_only_the_ranges(
+    proxy: Running, proxy_home: Home, origin: Running
+) -> None:
+    """The video has no freshness and no validator, so edges cannot reuse it: after the first
+    request, each Range is fetched from the origin alone (one chunk at the edge, not 80)."""
+    target = fetch_url(proxy, f"{origin.url}/site/video.bin?t=seek")
+    auth = f"Authorization: Bearer {token(proxy_home)}"
+    for first in (0, 5_000_000, 12_345_678):
+        last = first + 65535
+        got = curl("-H", auth, "-H", f"Range: bytes={first}-{last}", "-D", "-", target)
+        head, _, body = got.stdout.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 206"), head
+        assert f"content-range: bytes {first}-{last}/{SITE_VIDEO_SIZE}".encode() in head.lower()
+        assert body == pattern(first, 65536)
+        cid = next(
+            line.split(b":", 1)[1].strip().decode()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"x-atlas-content-id:")
+        )
+        held = [json.loads(curl(f"{edge}/v1/content/{cid}").stdout) for edge in proxy_home.edges]
+        chunks = max(int(info.get("chunks_available") or 0) for info in held)
+        if first:  # (the first request had the edge fetch the whole video, as before)
+            assert chunks == 1, (first, chunks)
 
 
 def test_bad_url_is_400(proxy: Running, proxy_home: Home) -> None:
