@@ -516,8 +516,10 @@ def run_once(args: argparse.Namespace, net: Network, out: Path) -> dict[str, Any
     time.sleep(args.cooldown)
     cooled = samples(net.roles)
     hits: dict[str, int] = {}
+    sent: dict[str, int] = {}
     with contextlib.suppress(OSError, ValueError):
         hits = get_json(f"{net.origin_url}/hits")
+        sent = get_json(f"{net.origin_url}/sent")
     processes = {
         role: {
             "rss_before_mib": before[role].rss_kib / 1024,
@@ -539,6 +541,7 @@ def run_once(args: argparse.Namespace, net: Network, out: Path) -> dict[str, Any
         "loadavg_before": load_before,
         "loadavg_after": load_after,
         "origin_hits": hits,
+        "origin_sent_bytes": sent,
         "cooldown_s": args.cooldown,
     }
 
@@ -564,9 +567,11 @@ def print_run(result: dict[str, Any]) -> None:
     hits = result["origin_hits"]
     if hits:
         video = hits.get("/site/video.bin", 0)
+        video_mib = result.get("origin_sent_bytes", {}).get("/site/video.bin", 0) / 2**20
         ranges = result["scenarios"].get("mobile", {}).get("requests", 0)
-        print(f"origin: {sum(hits.values())} requests in all; /site/video.bin (20 MiB) fetched "
-              f"{video} times for {ranges} mobile Range requests")  # fmt: skip
+        print(f"origin: {sum(hits.values())} requests in all; /site/video.bin (20 MiB) asked "
+              f"{video} times, {video_mib:.1f} MiB sent, for {ranges} mobile Range "
+              "requests")  # fmt: skip
     la, lb = result["loadavg_before"], result["loadavg_after"]
     print(f"load average before {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}, "
           f"after {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f}")  # fmt: skip

@@ -18,6 +18,7 @@ Routes:
   /huge-headers         a response with a 64 KiB header
   /gzip/{n}             /text/{n} gzip-encoded
   /hits                 JSON: hits per path so far
+  /sent                 JSON: body bytes sent per path so far
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ TEXT_UNIT = (
     b'<div class="row"><span>Atlas edge test content</span> <a href="/next">next page</a></div>\n'
 )
 HITS: Counter[str] = Counter()
+SENT: Counter[str] = Counter()
+"""Body bytes sent per path (as generated, before any transfer coding)."""
 LAST_MODIFIED = "Mon, 02 Nov 2026 10:00:00 GMT"
 
 
@@ -93,9 +96,15 @@ def _n(request: web.Request) -> int:
 async def count_hits(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    if request.path != "/hits":
-        HITS[request.path] += 1
-    return await handler(request)
+    if request.path in ("/hits", "/sent"):
+        return await handler(request)
+    HITS[request.path] += 1
+    response = await handler(request)
+    if isinstance(response, web.Response):  # written after this returns: its body is known
+        SENT[request.path] += len(response.body) if isinstance(response.body, bytes) else 0
+    else:  # streamed by the handler: written already
+        SENT[request.path] += response.body_length
+    return response
 
 
 async def bytes_route(request: web.Request) -> web.StreamResponse:
@@ -171,6 +180,10 @@ async def gzip_route(request: web.Request) -> web.Response:
 
 async def hits_route(request: web.Request) -> web.Response:
     return web.json_response(dict(HITS))
+
+
+async def sent_route(request: web.Request) -> web.Response:
+    return web.json_response(dict(SENT))
 
 
 SITE_VIDEO_SIZE = 20 * 1024 * 1024
@@ -258,6 +271,7 @@ def create_app() -> web.Application:
             web.get("/huge-headers", huge_headers_route),
             web.get("/gzip/{n}", gzip_route),
             web.get("/hits", hits_route),
+            web.get("/sent", sent_route),
             web.get("/site/{name}", site_route),
         ]
     )
