@@ -34,7 +34,10 @@ class Limits:
 
 
 class SpendBook:
-    """The day's spending per site, durable, and the limits it is held to."""
+    """The day's spending per site, durable, and the limits it is held to.
+
+    The day's totals are read from SQLite once per day and kept in memory (this process
+    is the book's only writer); every payment writes its site's new total."""
 
     def __init__(self, path: Path, limits: Limits) -> None:
         self.limits = limits
@@ -47,19 +50,30 @@ class SpendBook:
         self._pending = 0
         """Payments checked against the day's limit but not booked yet (their voucher is
         being signed, maybe after a channel opens): concurrent chunk payments count them."""
+        self._day = ""
+        self._sites: dict[str, int] = {}
+        self._total = 0
 
     def close(self) -> None:
         self._db.close()
 
+    def _today(self) -> str:
+        """Today's date, with today's totals loaded."""
+        day = today()
+        if day != self._day:
+            rows = self._db.execute("SELECT site, amount FROM spend WHERE day=?", (day,))
+            self._sites = {site: int(amount) for site, amount in rows.fetchall()}
+            self._total = sum(self._sites.values())
+            self._day = day
+        return day
+
     def spent_today(self) -> int:
-        rows = self._db.execute("SELECT amount FROM spend WHERE day=?", (today(),)).fetchall()
-        return sum(int(r[0]) for r in rows)
+        self._today()
+        return self._total
 
     def by_site(self) -> dict[str, int]:
-        rows = self._db.execute(
-            "SELECT site, amount FROM spend WHERE day=? ORDER BY site", (today(),)
-        ).fetchall()
-        return {site: int(amount) for site, amount in rows}
+        self._today()
+        return dict(sorted(self._sites.items()))
 
     def reserve(self, cost: int) -> None:
         """Hold ``cost`` against the day's limit until :meth:`add` books it or
@@ -81,17 +95,15 @@ class SpendBook:
     def add(self, site: str, cost: int) -> None:
         """Book a reserved payment to ``site``."""
         self._pending -= cost
-        day = today()
-        with self._db:
-            row = self._db.execute(
-                "SELECT amount FROM spend WHERE day=? AND site=?", (day, site)
-            ).fetchone()
-            total = (int(row[0]) if row else 0) + cost
-            self._db.execute(
-                "INSERT INTO spend VALUES (?, ?, ?) ON CONFLICT(day, site) DO UPDATE SET "
-                "amount=excluded.amount",
-                (day, site, str(total)),
-            )
+        day = self._today()
+        total = self._sites.get(site, 0) + cost
+        self._db.execute(
+            "INSERT INTO spend VALUES (?, ?, ?) ON CONFLICT(day, site) DO UPDATE SET "
+            "amount=excluded.amount",
+            (day, site, str(total)),
+        )
+        self._sites[site] = total
+        self._total += cost
 
 
 class RequestPayer:

@@ -78,3 +78,17 @@ async def test_a_failed_payment_gives_its_reservation_back(tmp_path: Path) -> No
     await retry.pay(cast(Quote, None), PRICE, 0)  # the limit is whole again
     assert book.by_site() == {"example.org": PRICE}
     book.close()
+
+
+async def test_the_days_spending_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "spend.sqlite3"
+    book = SpendBook(path, Limits(per_request=None, per_day=3 * PRICE))
+    for site in ("a.example", "b.example", "a.example"):
+        await RequestPayer(SlowPayer(), book, site).pay(cast(Quote, None), PRICE, 0)
+    book.close()
+    again = SpendBook(path, Limits(per_request=None, per_day=3 * PRICE))
+    assert again.by_site() == {"a.example": 2 * PRICE, "b.example": PRICE}
+    assert again.spent_today() == 3 * PRICE
+    with pytest.raises(SpendLimitReached, match="today's limit"):
+        await RequestPayer(SlowPayer(), again, "c.example").pay(cast(Quote, None), PRICE, 0)
+    again.close()
