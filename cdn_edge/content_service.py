@@ -328,6 +328,8 @@ class ContentService:
         now = self._clock()
         size_hint = _size_hint(resp.headers)
         kept = _manifest_headers(resp.headers, resp.status)
+        if resp.status == PARTIAL_CONTENT and not any(n == "content-range" for n, _ in kept):
+            raise OriginUnreachable("origin sent a 206 without one valid Content-Range")
         try:
             head = ManifestHead.create(
                 self._key, source=source or UrlSource(url), status=resp.status, headers=kept,

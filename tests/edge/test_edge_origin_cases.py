@@ -58,6 +58,14 @@ async def test_status_no_manifest_can_hold_is_the_origins_fault(
     )
 
 
+async def test_a_206_without_content_range_is_refused(origin: Running, free_edge: Running) -> None:
+    async with aiohttp.ClientSession() as session:
+        answer = await _post_fetch(session, free_edge.url, f"{origin.url}/status/206")
+    assert problem(answer, 502, "origin_unreachable") == (
+        "origin sent a 206 without one valid Content-Range"
+    )
+
+
 async def test_redirect_chain_is_followed_and_the_head_names_the_asked_url(
     origin: Running, free_edge: Running
 ) -> None:
