@@ -25,12 +25,12 @@ from typing import BinaryIO, TypeVar
 from cdn_edge import http_cache
 from cdn_edge.content_entry import ContentEntry
 from cdn_edge.content_index import ContentIndex, StoredContent
+from cdn_edge.manifest_headers import manifest_headers, size_of
 from cdn_edge.origin_fetch import OriginFetcher, OriginResponse, OriginUnreachable
 from cdn_edge.range_pass import NOT_STORED, PassList, single_range
 from cdn_edge.replication import Replicator
 from requester.protocol import (
     DEFAULT_CHUNK_SIZE,
-    UNKNOWN_SIZE,
     ContentPublisher,
     MalformedMessage,
     ManifestHead,
@@ -42,14 +42,8 @@ from requester.protocol import (
 )
 from requester.protocol.chunking import SignedChunk
 from requester.protocol.manifest import (
-    FORBIDDEN_HEADERS,
-    MAX_CHUNKS,
-    MAX_HEADER_BYTES,
-    MAX_HEADERS,
-    MIN_CHUNK_SIZE,
     NONCE_SIZE,
     PARTIAL_CONTENT,
-    check_header,
 )
 
 log = logging.getLogger(__name__)
@@ -57,7 +51,6 @@ T = TypeVar("T")
 
 FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "user-agent")
 """The only request headers passed to origins: no cookies or credentials, the cache is shared."""
-DROPPED_RESPONSE_HEADERS = FORBIDDEN_HEADERS | {"age", "via", "alt-svc", "server-timing"}
 ENTRY_CACHE = 512
 REPLICA_READ_AHEAD = 4
 """Chunks a replica pulls ahead of the one asked for: requesters read forward."""
@@ -326,8 +319,8 @@ class ContentService:
                      source: Source | None = None, policy: http_cache.CachePolicy | None = None
                      ) -> ContentEntry:  # fmt: skip
         now = self._clock()
-        size_hint = _size_hint(resp.headers)
-        kept = _manifest_headers(resp.headers, resp.status)
+        size_hint = size_of(resp.headers)
+        kept = manifest_headers(resp.headers, resp.status)
         if resp.status == PARTIAL_CONTENT and not any(n == "content-range" for n, _ in kept):
             raise OriginUnreachable("origin sent a 206 without one valid Content-Range")
         try:
@@ -439,34 +432,3 @@ Opener = Callable[[], AbstractAsyncContextManager[OriginResponse]]
 def torrent_key(source: TorrentSource) -> str:
     """The cache key of a file in a torrent (the index's ``url`` column)."""
     return f"torrent:{source.infohash.hex()}/{source.path}"
-
-
-def _manifest_headers(headers: list[tuple[str, str]], status: int) -> list[tuple[str, str]]:
-    """Origin headers a client needs, minus framing, hop-by-hop and per-user ones (a 206
-    keeps its ``content-range``)."""
-    kept: list[tuple[str, str]] = []
-    total = 0
-    for name, value in headers:
-        lname = name.lower()
-        size = len(lname) + len(value.encode("utf-8", "replace"))
-        partial = lname == "content-range" and status == PARTIAL_CONTENT
-        if (lname in DROPPED_RESPONSE_HEADERS and not partial) or len(kept) >= MAX_HEADERS:
-            continue
-        if total + size > MAX_HEADER_BYTES:
-            continue
-        try:
-            check_header(lname, value, status)
-        except MalformedMessage:
-            continue
-        kept.append((lname, value))
-        total += size
-    return kept
-
-
-def _size_hint(headers: list[tuple[str, str]]) -> int:
-    """Content-Length of an unencoded body (what the chunks will add up to), if given."""
-    lowered = {n.lower(): v for n, v in headers}
-    length = lowered.get("content-length", "")
-    if "content-encoding" in lowered or not length.isdigit() or len(length) > 19:
-        return UNKNOWN_SIZE
-    return int(length) if int(length) <= MIN_CHUNK_SIZE * MAX_CHUNKS else UNKNOWN_SIZE
