@@ -9,8 +9,9 @@ and ``atlas fetch`` all use it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -28,6 +29,8 @@ from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE, UNKNOWN_SIZE
 from requester.protocol.provider_record import MAX_RECORD_BYTES
 
 EDGE_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=5)
+LOOKUP_TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=5)
+"""A tracker look-up runs beside the download; a slow tracker only adds no providers."""
 
 
 class EdgeUnavailable(Exception):
@@ -56,9 +59,10 @@ class Download:
 
     head: ManifestHead
     origin_edge: str
-    providers: list[str]
     scheduler: ChunkScheduler
     _session: aiohttp.ClientSession
+    discovery: Callable[[], Coroutine[Any, Any, None]] | None = None
+    """Tracker look-ups that add providers; run beside the chunks, stopped with them."""
 
     @property
     def progress(self) -> Progress:
@@ -66,10 +70,14 @@ class Download:
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         """Verified chunks in order; at the end, the seal is checked against them all."""
-        count = 0
-        async for data in self.scheduler.chunks():
-            count += 1
-            yield data
+        finding = None if self.discovery is None else asyncio.create_task(self.discovery())
+        self.discovery = None
+        try:
+            async for data in self.scheduler.chunks():
+                yield data
+        finally:
+            if finding is not None:
+                finding.cancel()
         verifier = self.scheduler.verifier
         if verifier.seal is None:
             seal = await _seal_from(self._session, self.origin_edge, self.head.content_id)
@@ -120,23 +128,45 @@ class AtlasClient:
         verifier = ContentVerifier(head)
         if info.get("seal"):
             verifier.accept_seal(b64url_decode(info["seal"], SEAL_SIZE, "seal"))
-        providers = await self._providers(origin, head.content_id, expected_chunks(verifier))
-        scheduler = ChunkScheduler(
-            verifier, providers, self._chunks, window=self._window,
-            per_provider=self._per_provider, start_index=start_index,
-        )  # fmt: skip
-        return Download(head, origin, providers, scheduler, self._session)
+        return self._download(head, verifier, origin, start_index)
 
     async def resume(self, head_bytes: bytes, *, start_index: int) -> Download:
         """Continue a download of known content from chunk ``start_index`` (nothing re-paid)."""
         head = ManifestHead.decode(head_bytes)
-        verifier = ContentVerifier(head)
-        providers = await self._providers(self.edges[0], head.content_id)
+        return self._download(head, ContentVerifier(head), self.edges[0], start_index)
+
+    def _download(
+        self, head: ManifestHead, verifier: ContentVerifier, origin: str, start_index: int
+    ) -> Download:
+        """The origin edge first, then the other edges; tracker-listed providers join while
+        the chunks flow, unless the known edges can already fetch all of it at once (a page
+        asset is one chunk): the look-ups cost a request and signature checks per edge."""
+        providers = [origin] + [e for e in self.edges if e != origin]
         scheduler = ChunkScheduler(
             verifier, providers, self._chunks, window=self._window,
             per_provider=self._per_provider, start_index=start_index,
         )  # fmt: skip
-        return Download(head, self.edges[0], providers, scheduler, self._session)
+        download = Download(head, origin, scheduler, self._session)
+        count = expected_chunks(verifier)
+        if count is None or count > self._per_provider * len(providers):
+            scheduler.discovering = True
+            download.discovery = partial(self._discover, scheduler, head.content_id)
+        return download
+
+    async def _discover(self, scheduler: ChunkScheduler, content_id: bytes) -> None:
+        """Ask every edge's tracker; each provider listed joins as its answer comes."""
+        try:
+            for answer in asyncio.as_completed(
+                [_tracked(self._session, e, content_id) for e in self.edges]
+            ):
+                try:
+                    found = await answer
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    continue
+                for url in found:
+                    scheduler.add_provider(url)
+        finally:
+            scheduler.discovery_done()
 
     async def stream(self, url: str) -> AsyncIterator[bytes]:
         download = await self.open(url)
@@ -165,25 +195,6 @@ class AtlasClient:
             reasons.append(f"{edge}: {resp.status} {str(body)[:200]}")
         raise EdgeUnavailable("no edge could fetch it: " + "; ".join(reasons))
 
-    async def _providers(
-        self, origin: str, content_id: bytes, chunk_count: int | None = None
-    ) -> list[str]:
-        """The origin edge first, then the other edges, then tracker-listed providers.
-
-        Content of known ``chunk_count`` that the known edges can already fetch all at once
-        (a page asset is one chunk) skips the trackers: more providers could not make it
-        faster, and the look-ups cost a request and signature checks per edge."""
-        providers = [origin] + [e for e in self.edges if e != origin]
-        if chunk_count is not None and chunk_count <= self._per_provider * len(providers):
-            return providers
-        lookups = await asyncio.gather(
-            *(_tracked(self._session, e, content_id) for e in self.edges), return_exceptions=True
-        )
-        for found in lookups:
-            if isinstance(found, list):
-                providers += [u for u in found if u.rstrip("/") not in providers]
-        return providers
-
 
 def expected_chunks(verifier: ContentVerifier) -> int | None:
     """How many chunks the content has: sealed, or from the size the edge signed in the head
@@ -198,7 +209,7 @@ def expected_chunks(verifier: ContentVerifier) -> int | None:
 
 async def _tracked(session: aiohttp.ClientSession, tracker: str, content_id: bytes) -> list[str]:
     async with session.get(f"{tracker}/v1/providers/{content_id.hex()}",
-                           timeout=EDGE_TIMEOUT) as resp:  # fmt: skip
+                           timeout=LOOKUP_TIMEOUT) as resp:  # fmt: skip
         if resp.status != 200:
             return []
         listed = (await resp.json()).get("providers", [])

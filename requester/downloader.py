@@ -6,7 +6,8 @@ idle worker re-requests a chunk that has been in flight elsewhere for long,
 and the first verified copy wins. Bytes are delivered strictly in order and
 the window bounds memory to ``window`` chunks. A provider that lies (bad
 chunk, bad price) or fails is dropped for this download, with the evidence
-kept, and its chunk goes back to the queue.
+kept, and its chunk goes back to the queue. Providers found while the download
+runs (tracker answers) join it with workers of their own.
 """
 
 from __future__ import annotations
@@ -81,9 +82,28 @@ class ChunkScheduler:
         self._failure: Exception | None = None
         self._last_unavailable = ""
         self.progress = Progress(providers={p: ProviderStats() for p in providers})
+        self.discovering = False
+        """More providers may still come (see :meth:`add_provider`): not all gone yet."""
+        self._group: asyncio.TaskGroup | None = None
+        self._workers: list[asyncio.Task[None]] = []
         seal = verifier.seal
         if seal is not None:
             self._end = seal.chunk_count
+
+    def add_provider(self, provider: str) -> None:
+        """A provider found after the download was set up; its workers join at once."""
+        if provider in self.progress.providers:
+            return
+        self.progress.providers[provider] = ProviderStats()
+        if self._group is not None:
+            self._workers += [
+                self._group.create_task(self._worker(provider)) for _ in range(self._per_provider)
+            ]
+        self._notify()
+
+    def discovery_done(self) -> None:
+        self.discovering = False
+        self._notify()
 
     def start_at(self, index: int) -> None:
         """Deliver from chunk ``index`` instead (a Range request); only before ``chunks``."""
@@ -95,9 +115,10 @@ class ChunkScheduler:
         """Verified chunks in order, from ``start_index`` to the end."""
         failure: Exception | None = None
         async with asyncio.TaskGroup() as group:
-            workers = [
+            self._group = group
+            self._workers = [
                 group.create_task(self._worker(p))
-                for p in self.progress.providers
+                for p in list(self.progress.providers)
                 for _ in range(self._per_provider)
             ]
             try:
@@ -110,21 +131,22 @@ class ChunkScheduler:
                         self._notify()
                         yield data
                         continue
-                    failure = self._why_stopped(workers)
+                    failure = self._why_stopped()
                     if failure is not None:
                         break  # raised outside the TaskGroup, which would wrap it in a group
                     await self._wait()
             finally:
-                for worker in workers:
+                self._group = None
+                for worker in self._workers:
                     worker.cancel()
                 self._sync_paid()
         if failure is not None:
             raise failure
 
-    def _why_stopped(self, workers: list[asyncio.Task[None]]) -> Exception | None:
+    def _why_stopped(self) -> Exception | None:
         if self._failure is not None:
             return self._failure
-        if all(w.done() for w in workers):
+        if all(w.done() for w in self._workers) and not self.discovering:
             return NoProvidersLeft(self._why_no_providers())
         if time.monotonic() - self._last_progress > self._stall_timeout:
             return NoProvidersLeft(

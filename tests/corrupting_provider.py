@@ -1,5 +1,6 @@
-"""A lying provider for tests: a reverse proxy in front of a real edge that
-flips one byte in every Nth chunk it serves.
+"""A misbehaving provider for tests: a reverse proxy in front of a real edge that
+flips one byte in every Nth chunk it serves (``--every 0``: none), and with
+``--lookup-delay S`` answers tracker look-ups (``/v1/providers/...``) S seconds late.
 
 Run: ``python tests/corrupting_provider.py --upstream URL --every 10 --port 0``;
 prints ``{"listening": URL}``. Chunk requests are forwarded without
@@ -22,11 +23,13 @@ HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-
               "accept-encoding", "content-encoding"}  # fmt: skip
 
 
-def create_app(upstream: str, every: int) -> web.Application:
+def create_app(upstream: str, every: int, lookup_delay: float = 0.0) -> web.Application:
     state = {"served": 0}
 
     async def forward(request: web.Request) -> web.Response:
         session: aiohttp.ClientSession = request.app["session"]
+        if request.path.startswith("/v1/providers/"):
+            await asyncio.sleep(lookup_delay)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         async with session.request(
             request.method, upstream + request.path_qs, headers=headers,
@@ -35,7 +38,7 @@ def create_app(upstream: str, every: int) -> web.Application:
             body = await resp.read()
             out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
             status = resp.status
-        if request.path.startswith("/v1/chunk/") and status == 200 and body:
+        if every and request.path.startswith("/v1/chunk/") and status == 200 and body:
             state["served"] += 1
             if state["served"] % every == 0:
                 body = bytes([body[0] ^ 0xFF]) + body[1:]
@@ -52,8 +55,8 @@ def create_app(upstream: str, every: int) -> web.Application:
     return app
 
 
-async def _main(upstream: str, every: int, port: int) -> None:
-    runner = web.AppRunner(create_app(upstream.rstrip("/"), every))
+async def _main(upstream: str, every: int, port: int, lookup_delay: float) -> None:
+    runner = web.AppRunner(create_app(upstream.rstrip("/"), every, lookup_delay))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
@@ -67,8 +70,9 @@ if __name__ == "__main__":
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--lookup-delay", type=float, default=0.0)
     ns = parser.parse_args()
     try:
-        asyncio.run(_main(ns.upstream, ns.every, ns.port))
+        asyncio.run(_main(ns.upstream, ns.every, ns.port, ns.lookup_delay))
     except KeyboardInterrupt:
         sys.exit(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -141,3 +142,26 @@ async def test_trackers_are_asked_only_when_more_providers_could_help(
     assert after_small == before
     # (edges that replicate chunks also ask their tracker, the first edge: at least 1 each)
     assert all(a - b >= 1 for a, b in zip(after_large, after_small, strict=True))
+
+
+async def test_a_slow_tracker_does_not_hold_the_download_back(
+    home: Home, origin: Running, edges: list[Running]
+) -> None:
+    """Tracker look-ups run beside the download: an edge whose tracker answers 8 s late
+    still serves chunks, and the others do not wait for its answer."""
+    slow = start_program(
+        [sys.executable, str(Path(__file__).parents[1] / "corrupting_provider.py"),
+         "--upstream", edges[1].url, "--every", "0", "--lookup-delay", "8"]
+    )  # fmt: skip
+    try:
+        size = 48 * CHUNK
+        started = time.monotonic()
+        body, progress = await download(
+            home, f"{origin.url}/bytes/{size}?t=slow-tracker", [edges[0].url, slow.url]
+        )
+        took = time.monotonic() - started
+    finally:
+        slow.stop()
+    assert body == expected(size)
+    assert took < 6, took
+    assert progress.providers[slow.url].chunks > 0  # type: ignore[attr-defined]
