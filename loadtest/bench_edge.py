@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
@@ -40,7 +39,7 @@ from typing import Any
 
 import aiohttp
 from benchlib import cli, report
-from benchlib.machine import filesystem_of, machine_facts, machine_lines, tool_version, version_of
+from benchlib.machine import machine_lines, run_facts, tool_version, version_of
 from benchlib.processes import Processes, workspace
 from benchlib.tables import Row, measurement_table, references
 from edgebench.env import FULL, PARTS, QUICK, Config, Env
@@ -130,9 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcome = report.Outcome()
     with workspace("atlas-bench-edge-") as workdir:
         facts = {
-            **machine_facts(),
-            "load_average": os.getloadavg()[0],
-            "data_dir_filesystem": filesystem_of(workdir),
+            **run_facts(workdir),
             "aiohttp": version_of("aiohttp"),
             "zstandard": version_of("zstandard"),
             "wrk": tool_version(["wrk", "-v"]),
@@ -142,18 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     print(render(facts, cfg, outcome.rows, outcome.notes))
     print(f"wall time: {elapsed:.1f} s")
-    if args.json is not None:
-        report.write_json(
-            args.json,
-            "edge",
-            machine=facts,
-            config=asdict(cfg),
-            wall_time_s=elapsed,
-            failed=outcome.failed,
-            notes=outcome.notes,
-            checks=outcome.checks,
-            results=[asdict(row) for row in outcome.rows],
-        )
+    report.write_outcome(
+        args.json, "edge", machine=facts, config=asdict(cfg), wall_time_s=elapsed, outcome=outcome
+    )
     return 1 if outcome.failed else 0
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import os
 import shutil
 import signal
@@ -49,12 +48,10 @@ from typing import Any
 import aiohttp
 from benchlib import cli, report
 from benchlib.machine import (
-    filesystem_of,
-    machine_facts,
     machine_lines,
+    run_facts,
     tool_version,
     tree_line,
-    uncommitted,
     version_of,
 )
 from benchlib.processes import BenchError, Processes, workspace
@@ -89,13 +86,6 @@ def render(facts: dict[str, Any], cfg: Config, rows: Sequence[Row], notes: Seque
         "ratio = median / reference median",
     ]
     return report.render(head, measurement_table(rows, format_value), references(rows), notes)
-
-
-def json_row(row: Row) -> dict[str, Any]:
-    """The row for ``--json``; a ratio against a zero reference (inf) becomes null."""
-    out = asdict(row)
-    out["ratio"] = row.ratio if math.isfinite(row.ratio) else None
-    return out
 
 
 def ensure_tools(install: bool) -> str:
@@ -181,10 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcome = report.Outcome()
     with workspace("atlas-bench-proxy-") as workdir:
         facts = {
-            **machine_facts(),
-            "load_average": os.getloadavg()[0],
-            "uncommitted": uncommitted(),
-            "data_dir_filesystem": filesystem_of(workdir),
+            **run_facts(workdir),
             "mitmproxy": version_of("mitmproxy"),
             "aiohttp": version_of("aiohttp"),
             "nginx": tool_version(["nginx", "-v"]),
@@ -201,18 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(render(facts, cfg, outcome.rows, outcome.notes))
     print(f"wall time: {elapsed:.1f} s")
-    if args.json is not None:
-        report.write_json(
-            args.json,
-            "proxy",
-            machine={**facts, "others_cores": max(others, 0.0) / elapsed},
-            config=asdict(cfg),
-            wall_time_s=elapsed,
-            failed=outcome.failed,
-            notes=outcome.notes,
-            checks=outcome.checks,
-            results=[json_row(row) for row in outcome.rows],
-        )
+    report.write_outcome(
+        args.json, "proxy", machine={**facts, "others_cores": max(others, 0.0) / elapsed},
+        config=asdict(cfg), wall_time_s=elapsed, outcome=outcome,
+    )  # fmt: skip
     return 1 if outcome.failed else 0
 
 

@@ -39,12 +39,10 @@ from typing import Any
 import aiohttp
 from benchlib import cli, report
 from benchlib.machine import (
-    filesystem_of,
-    machine_facts,
     machine_lines,
+    run_facts,
     tool_version,
     tree_line,
-    uncommitted,
     version_of,
 )
 from benchlib.processes import Processes, workspace
@@ -183,10 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcome = report.Outcome()
     with workspace("atlas-bench-sdk-") as workdir:
         facts = {
-            **machine_facts(),
-            "load_average": os.getloadavg()[0],
-            "uncommitted": uncommitted(),
-            "data_dir_filesystem": filesystem_of(workdir),
+            **run_facts(workdir),
             "aiohttp": version_of("aiohttp"),
             "zstandard": version_of("zstandard"),
             "nginx": tool_version(["nginx", "-v"]),
@@ -199,19 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcome.notes.append(f"load average at the end: {os.getloadavg()[0]:.2f}")
     print(render(facts, cfg, outcome.rows, outcome.notes, outcome.sections))
     print(f"wall time: {elapsed:.1f} s")
-    if args.json is not None:
-        report.write_json(
-            args.json,
-            "sdk",
-            machine=facts,
-            config=asdict(cfg),
-            wall_time_s=elapsed,
-            failed=outcome.failed,
-            notes=outcome.notes,
-            checks=outcome.checks,
-            sections=outcome.sections,
-            results=[asdict(row) for row in outcome.rows],
-        )
+    report.write_outcome(
+        args.json, "sdk", machine=facts, config=asdict(cfg), wall_time_s=elapsed, outcome=outcome
+    )
     return 1 if outcome.failed else 0
 
 

@@ -36,11 +36,9 @@ from typing import Any
 
 from benchlib import cli, report
 from benchlib.machine import (
-    filesystem_of,
-    machine_facts,
     machine_lines,
+    run_facts,
     tree_line,
-    uncommitted,
     version_of,
 )
 from benchlib.processes import Processes, workspace
@@ -146,10 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcome = report.Outcome()
     with workspace("atlas-bench-torrent-") as workdir:
         facts = {
-            **machine_facts(),
-            "load_average": os.getloadavg()[0],
-            "uncommitted": uncommitted(),
-            "data_dir_filesystem": filesystem_of(workdir),
+            **run_facts(workdir),
             "libtorrent": version_of("libtorrent"),
             "aiohttp": version_of("aiohttp"),
         }
@@ -164,19 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(render(facts, cfg, outcome.rows, outcome.notes, outcome.sections))
     print(f"wall time: {elapsed:.1f} s")
-    if args.json is not None:
-        report.write_json(
-            args.json,
-            "torrent",
-            machine=facts,
-            config=asdict(cfg),
-            wall_time_s=elapsed,
-            failed=outcome.failed,
-            notes=outcome.notes,
-            checks=outcome.checks,
-            sections=outcome.sections,
-            results=[asdict(row) for row in outcome.rows],
-        )
+    report.write_outcome(
+        args.json, "torrent", machine=facts, config=asdict(cfg), wall_time_s=elapsed,
+        outcome=outcome,
+    )  # fmt: skip
     return 1 if outcome.failed else 0
 
 

@@ -124,3 +124,14 @@ def tree_line(changed: Sequence[str]) -> str:
         + (f" ({', '.join(changed[:6])}" if changed else "")
         + (", ...)" if len(changed) > 6 else ")" if changed else "")
     )
+
+
+def run_facts(workdir: Path) -> dict[str, Any]:
+    """The machine facts of an end-to-end benchmark: the machine, the load at its start, the
+    tree's uncommitted files and the file system its data dirs are on."""
+    return {
+        **machine_facts(),
+        "load_average": os.getloadavg()[0],
+        "uncommitted": uncommitted(),
+        "data_dir_filesystem": filesystem_of(workdir),
+    }

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,36 @@ def write_json(
         "results": results,
     }
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def json_row(row: Row) -> dict[str, Any]:
+    """A row for ``--json``; a ratio against a zero reference (inf) becomes null."""
+    out = asdict(row)
+    out["ratio"] = row.ratio if math.isfinite(row.ratio) else None
+    return out
+
+
+def write_outcome(
+    path: Path | None,
+    benchmark: str,
+    *,
+    machine: dict[str, Any],
+    config: dict[str, Any],
+    wall_time_s: float,
+    outcome: Outcome,
+) -> None:
+    """The ``--json`` report of an end-to-end benchmark (nothing when ``path`` is None)."""
+    if path is None:
+        return
+    write_json(
+        path,
+        benchmark,
+        machine=machine,
+        config=config,
+        wall_time_s=wall_time_s,
+        failed=outcome.failed,
+        notes=outcome.notes,
+        checks=outcome.checks,
+        sections=outcome.sections,
+        results=[json_row(row) for row in outcome.rows],
+    )
