@@ -19,23 +19,20 @@ cannot answer "public" to a check and "private" to the connect); and the peer
 of each established connection is checked again before a request byte is sent.
 No proxy from the environment is used, since it would hide the origin's address.
 
-Bodies are streamed and decoded incrementally with every layer's output capped,
-so a compression bomb is refused after ``max_body`` bytes instead of expanded.
+Bodies are streamed and decoded incrementally with every layer's output capped
+(:mod:`cdn_edge.content_decoding`), so a compression bomb is refused after
+``max_body`` bytes instead of expanded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol
 
 import aiohttp
-import brotli  # type: ignore[import-untyped]
-import zstandard
 from aiohttp import ClientRequest, ClientResponse, hdrs
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.connector import Connection
@@ -49,6 +46,14 @@ from cdn_edge.address_policy import (
     check_address,
     check_origin_url,
     parse_origin_url,
+)
+from cdn_edge.content_decoding import DECODERS, READ_SIZE, Layers
+from cdn_edge.origin_errors import (
+    BadOriginEncoding,
+    OriginTimeout,
+    OriginTooLarge,
+    OriginUnreachable,
+    TooManyRedirects,
 )
 from requester.protocol import ProtocolError
 
@@ -65,7 +70,6 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BODY = 1 << 30
-READ_SIZE = 64 * 1024
 """Largest network read, and largest decoded piece handed to the caller."""
 MAX_LINE_SIZE = 8190
 MAX_FIELD_SIZE = 8190
@@ -80,38 +84,6 @@ DROPPED_REQUEST_HEADERS = frozenset(
 )  # fmt: skip
 """Framing and hop-by-hop headers are ours to set; Accept-Encoding lists what we decode."""
 CROSS_ORIGIN_DROPPED = frozenset({"authorization", "cookie"})
-BROTLI_SLICE = 8
-"""Brotli 1.1 cannot cap one call's output; 8 input bytes expand to at most ~16 MiB."""
-ZSTD_SLICE = 64
-"""A zstd block is at most 128 KiB out for at least 4 bytes in: ~2 MiB per 64 bytes."""
-ZSTD_MAX_WINDOW = 8 << 20
-"""RFC 9659: HTTP zstd senders keep the window at 8 MiB; a bigger one would cost memory."""
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
-
-
-class OriginUnreachable(ProtocolError):
-    status = 502
-    code = "origin_unreachable"
-
-
-class OriginTimeout(ProtocolError):
-    status = 504
-    code = "origin_timeout"
-
-
-class OriginTooLarge(ProtocolError):
-    status = 502
-    code = "origin_too_large"
-
-
-class TooManyRedirects(ProtocolError):
-    status = 502
-    code = "too_many_redirects"
-
-
-class BadOriginEncoding(ProtocolError):
-    status = 502
-    code = "bad_content_encoding"
 
 
 @dataclass(frozen=True)
@@ -254,7 +226,7 @@ class OriginFetcher:
     async def _body(
         self, resp: ClientResponse, codings: Sequence[str], url: URL
     ) -> AsyncGenerator[bytes, None]:
-        decoders = _Layers([_DECODERS[c]() for c in reversed(codings)], self._max_body)
+        decoders = Layers([DECODERS[c]() for c in reversed(codings)], self._max_body)
         received = 0
         try:
             async for data in resp.content.iter_chunked(READ_SIZE):
@@ -353,7 +325,7 @@ def _content_codings(resp: ClientResponse) -> list[str]:
         for c in value.split(",")
         if c.strip() and c.strip().lower() != "identity"
     ]
-    unknown = [c for c in codings if c not in _DECODERS]
+    unknown = [c for c in codings if c not in DECODERS]
     if unknown:
         raise BadOriginEncoding(f"unsupported Content-Encoding {unknown[0]!r}")
     if len(codings) > MAX_CODINGS:
@@ -399,177 +371,3 @@ def _translate(exc: BaseException, url: URL) -> ProtocolError:  # noqa: PLR0911 
     if isinstance(exc, aiohttp.ClientPayloadError):
         return OriginUnreachable(f"{where} broke off the body: {exc}")
     return OriginUnreachable(f"{where}: connection failed ({type(exc).__name__})")
-
-
-# --- incremental decoding: every call's output is bounded, whatever the input ---
-
-
-class _Decoder(Protocol):
-    def feed(self, data: bytes) -> Iterator[bytes]: ...
-    def finish(self) -> Iterator[bytes]: ...
-
-
-class _Layers:
-    """Decoders applied in turn; every layer's total output is capped, not just the last."""
-
-    def __init__(self, decoders: list[_Decoder], cap: int) -> None:
-        self._decoders = decoders
-        self._produced = [0] * len(decoders)
-        self._cap = cap
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        return self._through(0, data)
-
-    def finish(self) -> Iterator[bytes]:
-        for index, decoder in enumerate(self._decoders):
-            for piece in decoder.finish():
-                yield from self._counted(index, piece)
-
-    def _through(self, index: int, data: bytes) -> Iterator[bytes]:
-        if index == len(self._decoders):
-            yield data
-            return
-        for piece in self._decoders[index].feed(data):
-            yield from self._counted(index, piece)
-
-    def _counted(self, index: int, piece: bytes) -> Iterator[bytes]:
-        self._produced[index] += len(piece)
-        if self._produced[index] > self._cap:
-            raise OriginTooLarge(f"decoded body exceeds {self._cap} bytes; refused, not expanded")
-        yield from self._through(index + 1, piece)
-
-
-def _split(data: bytes) -> Iterator[bytes]:
-    if len(data) <= READ_SIZE:
-        if data:
-            yield data
-        return
-    view = memoryview(data)
-    for start in range(0, len(data), READ_SIZE):
-        yield bytes(view[start : start + READ_SIZE])
-
-
-def _slices(data: bytes, size: int) -> Iterator[bytes]:
-    view = memoryview(data)
-    for start in range(0, len(data), size):
-        yield bytes(view[start : start + size])
-
-
-class _ZlibDecoder:
-    """gzip (several members allowed) or deflate (zlib-wrapped, or raw as some servers send)."""
-
-    def __init__(self, gzip: bool) -> None:
-        self._gzip = gzip
-        self._obj = zlib.decompressobj(_GZIP_WBITS) if gzip else None
-        self._head = b""
-        self._fed = False
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        if data:
-            self._fed = True
-        if self._obj is None:  # deflate: sniff the zlib header from the first two bytes
-            self._head += data
-            if len(self._head) < 2:
-                return
-            first, second = self._head[0], self._head[1]
-            zlib_wrapped = first & 0x0F == 8 and ((first << 8) | second) % 31 == 0
-            self._obj = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
-            data, self._head = self._head, b""
-        while True:
-            if self._obj.eof:
-                rest = self._obj.unused_data
-                if not (self._gzip and rest.startswith(b"\x1f\x8b")):
-                    return  # bytes after the end of the stream are ignored, as browsers do
-                self._obj = zlib.decompressobj(_GZIP_WBITS)
-                data = rest + data
-            try:
-                out = self._obj.decompress(data, READ_SIZE)
-            except zlib.error as exc:
-                raise BadOriginEncoding(f"corrupt {self._name} body: {exc}") from None
-            data = self._obj.unconsumed_tail
-            if out:
-                yield out
-            if not data and len(out) < READ_SIZE and not self._obj.eof:
-                return
-
-    def finish(self) -> Iterator[bytes]:
-        if self._fed and (self._obj is None or not self._obj.eof):
-            raise BadOriginEncoding(f"{self._name} body ends before its end marker")
-        return iter(())
-
-    @property
-    def _name(self) -> str:
-        return "gzip" if self._gzip else "deflate"
-
-
-class _BrotliDecoder:
-    def __init__(self) -> None:
-        self._obj = brotli.Decompressor()
-        self._fed = False
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        self._fed = self._fed or bool(data)
-        pending: list[bytes] = []
-        size = 0
-        for part in _slices(data, BROTLI_SLICE):
-            if self._obj.is_finished():
-                raise BadOriginEncoding("data after the end of the br stream")
-            try:
-                out: bytes = self._obj.process(part)
-            except brotli.error as exc:
-                raise BadOriginEncoding(f"corrupt br body: {exc}") from None
-            if len(out) >= READ_SIZE:  # a big piece goes out as is, never copied into a join
-                yield from _split(b"".join(pending))
-                yield from _split(out)
-                pending, size = [], 0
-                continue
-            pending.append(out)
-            size += len(out)
-            if size >= READ_SIZE:
-                yield from _split(b"".join(pending))
-                pending, size = [], 0
-        yield from _split(b"".join(pending))
-
-    def finish(self) -> Iterator[bytes]:
-        if self._fed and not self._obj.is_finished():
-            raise BadOriginEncoding("br body ends before its last meta-block")
-        return iter(())
-
-
-class _ZstdDecoder:
-    """zstd, one frame after another (RFC 8878 allows several)."""
-
-    def __init__(self) -> None:
-        self._dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
-        self._obj = self._dctx.decompressobj()
-        self._in_frame = False
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        for part in _slices(data, ZSTD_SLICE):
-            todo = part
-            while todo:
-                self._in_frame = True
-                try:
-                    out = self._obj.decompress(todo)
-                except zstandard.ZstdError as exc:
-                    raise BadOriginEncoding(f"corrupt zstd body: {exc}") from None
-                todo = b""
-                if self._obj.eof:
-                    todo = self._obj.unused_data
-                    self._obj = self._dctx.decompressobj()
-                    self._in_frame = False
-                yield from _split(out)
-
-    def finish(self) -> Iterator[bytes]:
-        if self._in_frame:
-            raise BadOriginEncoding("zstd body ends inside a frame")
-        return iter(())
-
-
-_DECODERS: dict[str, Callable[[], _Decoder]] = {
-    "gzip": lambda: _ZlibDecoder(gzip=True),
-    "x-gzip": lambda: _ZlibDecoder(gzip=True),
-    "deflate": lambda: _ZlibDecoder(gzip=False),
-    "br": _BrotliDecoder,
-    "zstd": _ZstdDecoder,
-}

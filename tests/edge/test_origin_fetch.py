@@ -27,7 +27,7 @@ import zstandard
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from cdn_edge import address_policy, origin_fetch
+from cdn_edge import address_policy, content_decoding, origin_fetch
 from cdn_edge.origin_fetch import (
     BadOriginEncoding,
     BadUrl,
@@ -349,7 +349,7 @@ async def test_compression_bomb_is_refused_in_bounded_memory(
             with pytest.raises(OriginTooLarge, match="refused, not expanded"):
                 async with fetcher.fetch(local_origin.url(f"/bomb?c={quote(coding)}")) as resp:
                     async for piece in resp.body:
-                        assert len(piece) <= origin_fetch.READ_SIZE
+                        assert len(piece) <= content_decoding.READ_SIZE
                         got += len(piece)
         _, peak = tracemalloc.get_traced_memory()
     finally:

@@ -1,0 +1,39 @@
+"""What can go wrong fetching from an origin, as problems a requester reads (see
+:mod:`cdn_edge.origin_fetch` for the whole tree, with the SSRF guard's)."""
+
+from __future__ import annotations
+
+from requester.protocol import ProtocolError
+
+__all__ = [
+    "BadOriginEncoding",
+    "OriginTimeout",
+    "OriginTooLarge",
+    "OriginUnreachable",
+    "TooManyRedirects",
+]
+
+
+class OriginUnreachable(ProtocolError):
+    status = 502
+    code = "origin_unreachable"
+
+
+class OriginTimeout(ProtocolError):
+    status = 504
+    code = "origin_timeout"
+
+
+class OriginTooLarge(ProtocolError):
+    status = 502
+    code = "origin_too_large"
+
+
+class TooManyRedirects(ProtocolError):
+    status = 502
+    code = "too_many_redirects"
+
+
+class BadOriginEncoding(ProtocolError):
+    status = 502
+    code = "bad_content_encoding"
