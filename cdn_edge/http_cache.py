@@ -66,6 +66,11 @@ class CachePolicy:
     def revalidatable(self) -> bool:
         return bool(self.etag or self.last_modified)
 
+    def reusable(self, now: float) -> bool:
+        """Whether a later request could be served from this response: fresh, or stored
+        with a validator to revalidate it."""
+        return self.storable and (self.fresh_until > now or self.revalidatable)
+
 
 def policy(
     status: int,

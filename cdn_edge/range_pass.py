@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from cdn_edge.http_cache import CachePolicy
 
-__all__ = ["NOT_STORED", "PassList", "reusable", "single_range"]
+__all__ = ["NOT_STORED", "PassList", "single_range"]
 
 PASS_SECONDS = 300.0
 PASS_URLS = 4096
@@ -41,11 +41,6 @@ def single_range(headers: Mapping[str, str]) -> str | None:
     return compact
 
 
-def reusable(policy: CachePolicy, now: float) -> bool:
-    """Whether a later request could be served from this response (fresh or revalidatable)."""
-    return policy.storable and (policy.fresh_until > now or policy.revalidatable)
-
-
 class PassList:
     """URLs whose last response could not be reused, each until a deadline."""
 
@@ -54,7 +49,7 @@ class PassList:
 
     def note(self, url: str, policy: CachePolicy, now: float) -> None:
         """Record what a full fetch of ``url`` showed."""
-        if reusable(policy, now):
+        if policy.reusable(now):
             self._until.pop(url, None)
             return
         self._until[url] = now + PASS_SECONDS
