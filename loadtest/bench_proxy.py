@@ -57,12 +57,11 @@ from benchlib.machine import (
 from benchlib.processes import BenchError, Processes, workspace
 from benchlib.rss import proc_status_kib
 from benchlib.tables import Row, measurement_table, references
-from benchlib.units import KIB
+from benchlib.units import KIB, size_text
 from proxybench.bench import FULL, PARTS, QUICK, Config, setup
 from proxybench.cpu import own_cpu_seconds, system_busy_seconds
 from proxybench.parts import bench_latency, bench_rps, bench_rss, bench_stream
 from proxybench.sizes import bench_sizes
-from sdkbench.net import size_text
 
 
 def format_value(value: float, unit: str) -> str:

@@ -48,9 +48,9 @@ from benchlib.machine import (
 from benchlib.processes import Processes, workspace
 from benchlib.rss import RSS_POLL
 from benchlib.tables import Row, make_row, measurement_table, references
-from benchlib.units import GB, GIB, KIB
+from benchlib.units import GB, GIB, KIB, size_text
 from sdkbench.fetch import bench_fetch
-from sdkbench.net import EDGES, FULL, QUICK, Config, Net, Run, build_net, size_text
+from sdkbench.net import EDGES, FULL, QUICK, Config, Net, Run, build_net
 
 PARTS = ("fetch", "rss")
 

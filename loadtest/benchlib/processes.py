@@ -167,6 +167,59 @@ def wait_exit(popen: subprocess.Popen[bytes], timeout: float) -> float | None:
         os.close(pidfd)
 
 
+class Spawned:
+    """One command run to completion as a child, its output in ``workdir/NAME.out|.err``
+    (removed on leaving the ``with``); stopped by its PID if it overruns."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str], workdir: Path, name: str) -> None:
+        self.name, self.argv = name, list(argv)
+        self._out, self._err = workdir / f"{name}.out", workdir / f"{name}.err"
+        self.stdout = ""
+        with self._out.open("wb") as stdout, self._err.open("wb") as stderr:
+            self.spawned = time.monotonic()
+            """``time.monotonic()`` just before the spawn."""
+            self.popen = subprocess.Popen(
+                self.argv,
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=workdir,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 (it only calls prctl)
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def wait(self, timeout: float) -> float:
+        """``time.monotonic()`` at its exit (seen through a pidfd); reads its stdout. Raises
+        BenchError if it ran over ``timeout`` (then it is killed) or exited non-zero."""
+        exited = wait_exit(self.popen, timeout)
+        if exited is None:
+            self.popen.kill()  # our own child, by its PID
+            self.popen.wait()
+            raise BenchError(f"{self.name}: did not finish in {timeout:.0f} s")
+        code = self.popen.wait()
+        self.stdout = self._out.read_text(encoding="utf-8", errors="replace")
+        if code != 0:
+            problem = self._err.read_text(encoding="utf-8", errors="replace")
+            raise BenchError(
+                f"{self.name}: {self.argv[0]} exited {code}: {self.stdout[-500:]} {problem[-1500:]}"
+            )
+        return exited
+
+    def __enter__(self) -> Spawned:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.popen.poll() is None:  # left early by an exception: our own child, by PID
+            self.popen.kill()
+            self.popen.wait()
+        self._out.unlink(missing_ok=True)
+        self._err.unlink(missing_ok=True)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

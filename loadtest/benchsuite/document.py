@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchlib.units import KIB, MIB
+from benchlib.units import size_text
 
 from benchsuite.combined import Line, goal_counts, markdown_table
 from benchsuite.runs import BenchRun
@@ -18,10 +18,6 @@ CURVES = (
     ("mitmdump", "curl through plain mitmdump", "^-"),
     ("atlas", "curl through atlas proxy (paid, verified, cached at the edges)", "o-"),
 )
-
-
-def size_label(size: int) -> str:
-    return f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB"
 
 
 def throughput_by_size(runs: Sequence[BenchRun]) -> dict[str, Any] | None:
@@ -47,7 +43,7 @@ def plot(sizes: dict[str, Any], path: Path, title: str) -> None:
         axes.plot(xs, sizes["median"][key], style, label=label)
     axes.set_xscale("log", base=2)
     axes.set_yscale("log")
-    axes.set_xticks(xs, [size_label(x) for x in xs])
+    axes.set_xticks(xs, [size_text(x) for x in xs])
     axes.set_xlabel("payload size (one GET)")
     axes.set_ylabel(f"throughput, {sizes.get('unit', 'MB/s')} (median)")
     axes.set_title(title, fontsize=10)

@@ -15,10 +15,7 @@ import aiohttp
 from benchlib.processes import BenchError
 from benchlib.rss import RssSampler, proc_status_kib, reset_peak_rss
 from benchlib.tables import Row, make_row
-from benchlib.units import GB, KIB
-from sdkbench.net import (
-    size_text,
-)
+from benchlib.units import GB, KIB, size_text
 
 from proxybench.bench import (
     SMALL,

@@ -12,7 +12,7 @@ import statistics
 
 from benchlib.processes import BenchError
 from benchlib.tables import Row, make_row
-from benchlib.units import KIB, MIB
+from benchlib.units import size_text
 from sdkbench.net import write_blob
 
 from proxybench.bench import Bench, atlas_headers_check, curl_via
@@ -21,10 +21,6 @@ PATHS = ("atlas", "mitmdump", "direct")
 SALT = 100
 """Blob salts from here on: distinct from the other files', so no chunk is shared."""
 MB = 1e6
-
-
-def size_label(size: int) -> str:
-    return f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB"
 
 
 def file_name(size: int) -> str:
@@ -69,13 +65,13 @@ async def bench_sizes(bench: Bench) -> list[Row]:
         "origin edge's MISS, later ones HITs of the same content id); direct nginx MB/s by "
         "size: "
         + ", ".join(
-            f"{size_label(s)} {m:,.1f}" for s, m in zip(cfg.sizes, medians["direct"], strict=True)
+            f"{size_text(s)} {m:,.1f}" for s, m in zip(cfg.sizes, medians["direct"], strict=True)
         )
     )
     return [
         make_row(
             f"size_{size}",
-            f"{size_label(size)} download through atlas proxy (curl -x), cached",
+            f"{size_text(size)} download through atlas proxy (curl -x), cached",
             "MB/s",
             rates[size]["atlas"],
             "the same curl through plain mitmdump streaming, same file from nginx",

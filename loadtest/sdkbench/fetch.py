@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 from benchlib.processes import ATLAS, BenchError
 from benchlib.tables import Row, make_row, table
-from benchlib.units import CHUNK, GB, KIB
+from benchlib.units import CHUNK, GB, KIB, size_text
 
-from sdkbench.net import EDGES, Net, Run, fill_replicas, run_timed, size_text
+from sdkbench.net import EDGES, Net, Run, fill_replicas, run_timed
 
 HIT = 'atlas_edge_fetches_total{cache="HIT"}'
 SERVED = 'atlas_edge_chunks_total{paid_by="voucher"}'

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import aiohttp
 from benchlib.blobs import blob_range
 from benchlib.edge_api import edge_counter
 from benchlib.nginx import CACHEABLE_LOCATION, start_nginx
-from benchlib.processes import ATLAS, BenchError, Proc, Processes, die_with_parent, wait_exit
+from benchlib.processes import ATLAS, BenchError, Proc, Processes, Spawned
 from benchlib.rss import PeakRss
 from benchlib.units import GIB, MIB
 
@@ -68,10 +67,6 @@ FULL = Config("full", 5, 100 * MIB, GIB, MIB, 2)
 QUICK = Config("quick", 1, 8 * MIB, 32 * MIB, MIB, 1)
 
 
-def size_text(size: int) -> str:
-    return f"{size // GIB} GiB" if size >= GIB and size % GIB == 0 else f"{size // MIB} MiB"
-
-
 # --- the files nginx serves, and the timed commands ------------------------------------------
 
 
@@ -109,35 +104,14 @@ def run_timed(
 ) -> Run:
     """Run one command to completion, timed, its peak RSS polled; raise if it fails.
     With ``summary``, its stdout (if any) is JSON: ``atlas fetch --json``'s summary."""
-    out, err = workdir / f"{name}.out", workdir / f"{name}.err"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        started = time.monotonic()
-        popen = subprocess.Popen(
-            list(argv),
-            stdout=stdout,
-            stderr=stderr,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=workdir,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 (it only calls prctl)
-        )
-        sampler = PeakRss(popen.pid)
+    with Spawned(argv, env, workdir, name) as child:
+        sampler = PeakRss(child.pid)
         try:
-            exited = wait_exit(popen, FETCH_TIMEOUT)
+            exited = child.wait(FETCH_TIMEOUT)
         finally:
             peak = sampler.stop()
-        if exited is None:
-            popen.kill()  # our own child, by its PID
-            popen.wait()
-            raise BenchError(f"{name}: did not finish in {FETCH_TIMEOUT:.0f} s")
-        seconds = exited - started
-        code = popen.wait()
-    text = out.read_text(encoding="utf-8", errors="replace")
-    problem = err.read_text(encoding="utf-8", errors="replace")
-    out.unlink(missing_ok=True)
-    err.unlink(missing_ok=True)
-    if code != 0:
-        raise BenchError(f"{name}: {argv[0]} exited {code}: {problem[-1500:]}")
+        text = child.stdout
+    seconds = exited - child.spawned
     return Run(seconds, peak, json.loads(text) if summary and text.strip() else {})
 
 

@@ -22,9 +22,9 @@ from typing import Any
 
 from benchlib.processes import BenchError, Proc, Processes
 from benchlib.tables import Row, make_row
-from benchlib.units import KIB, MIB
+from benchlib.units import KIB, MIB, size_text
 from proxybench.cpu import cpu_seconds
-from sdkbench.net import file_sha256, size_text
+from sdkbench.net import file_sha256
 
 from torrentbench.runs import (
     ChildRun,

@@ -13,7 +13,6 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchlib.processes import BenchError, Proc, Processes, die_with_parent, wait_exit
+from benchlib.processes import BenchError, Proc, Processes, Spawned
 from sdkbench.net import file_sha256
 
 from cdn_edge.torrent.session import TorrentSession
@@ -143,47 +142,26 @@ def run_child(
 ) -> ChildRun:
     """Run one client to completion, clocked; raise BenchError if it fails. Its stamps
     come from ``stamps_file`` if given, else from the last line of its stdout."""
-    out, err = workdir / f"{name}.out", workdir / f"{name}.err"
     watch = FirstByte(part) if part is not None else None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        spawned = time.monotonic()
-        popen = subprocess.Popen(
-            list(argv),
-            stdout=stdout,
-            stderr=stderr,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=workdir,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 (it only calls prctl)
-        )
+    with Spawned(argv, env, workdir, name) as child:
         if watch is not None:
             watch.start()
         try:
-            exited = wait_exit(popen, RUN_TIMEOUT)
+            exited = child.wait(RUN_TIMEOUT)
         finally:
             if watch is not None:
                 watch.stopped.set()
                 watch.join(5)
-        if exited is None:
-            popen.kill()  # our own child, by its PID
-            popen.wait()
-            raise BenchError(f"{name}: did not finish in {RUN_TIMEOUT:.0f} s")
-        code = popen.wait()
+        text = child.stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    text = out.read_text(encoding="utf-8", errors="replace")
-    problem = err.read_text(encoding="utf-8", errors="replace")
-    if code != 0:
-        raise BenchError(f"{name}: exited {code}: {text[-500:]} {problem[-1500:]}")
     if stamps_file is not None:
         stamps = json.loads(stamps_file.read_text(encoding="utf-8"))
         stamps_file.unlink()
     else:
         stamps = json.loads(text.strip().splitlines()[-1])
-    for path in (out, err):
-        path.unlink(missing_ok=True)
-    return ChildRun(spawned, exited, stamps, watch.at if watch else None, cpu, text)
+    return ChildRun(child.spawned, exited, stamps, watch.at if watch else None, cpu, text)
 
 
 @dataclass
