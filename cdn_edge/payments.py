@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -78,7 +79,8 @@ class PaymentBook:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="payments-db")
         self._conn: sqlite3.Connection | None = None
         self._channels: dict[bytes, PayeeChannel] = {}
-        self._locks: dict[bytes, asyncio.Lock] = {}
+        self._locks: dict[bytes, _ChannelLock] = {}
+        """Only for channels a request is using now: a flood of made-up ids leaves none."""
         self._queue: list[tuple[Row, asyncio.Future[None]]] = []
         """Channel states waiting for the next group commit, in the order they changed."""
         self._writer: asyncio.Task[None] | None = None
@@ -102,8 +104,7 @@ class PaymentBook:
             channel_id = decoded.channel_id
         if channel_id is None:
             raise ProtocolError("no voucher and no channel")  # callers check first
-        lock = self._locks.setdefault(channel_id, asyncio.Lock())
-        async with lock:
+        async with self._locked(channel_id):
             channel = await self._channel(channel_id)
             try:
                 actions = channel.charge(cost, decoded, now)
@@ -135,6 +136,21 @@ class PaymentBook:
         return [_record(r) for r in await self._run(self._all_rows)]
 
     # -- internals ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _locked(self, channel_id: bytes) -> AsyncIterator[None]:
+        """Hold ``channel_id``'s lock; the entry goes when its last holder or waiter leaves."""
+        entry = self._locks.get(channel_id)
+        if entry is None:
+            entry = self._locks[channel_id] = _ChannelLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._locks[channel_id]
 
     async def _channel(self, channel_id: bytes) -> PayeeChannel:
         channel = self._channels.get(channel_id)
@@ -262,6 +278,16 @@ class PaymentBook:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             raise
+
+
+class _ChannelLock:
+    """A channel's lock and how many requests hold it or wait for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 def _row_of(channel: PayeeChannel) -> Row:

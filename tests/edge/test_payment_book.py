@@ -8,6 +8,7 @@ as a restarted edge would read it.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, cast
 import pytest
 
 from cdn_edge.payments import PaymentBook
-from requester.ledger_client import LedgerClient
+from requester.ledger_client import LedgerClient, LedgerError
 from requester.protocol import (
     BTT_LOCAL,
     ChannelTerms,
@@ -24,6 +25,8 @@ from requester.protocol import (
     PayerKey,
     PaymentDomain,
     SendVoucher,
+    Underpaid,
+    WrongBinding,
     identity,
 )
 from requester.protocol import voucher as voucher_module
@@ -41,7 +44,10 @@ class StubLedger:
         self.terms: dict[bytes, ChannelTerms] = {}
 
     async def channel(self, channel_id: bytes) -> dict[str, Any]:
-        t = self.terms[channel_id]
+        await asyncio.sleep(0)  # a real ledger call yields: concurrent requests overlap
+        t = self.terms.get(channel_id)
+        if t is None:
+            raise LedgerError(404, "not_found", f"no channel {channel_id.hex()}")
         return {
             "payee": str(t.payee), "payer": str(t.payer), "status": "open",
             "asset": t.asset.uri, "deposit": str(t.deposit), "expires_at": t.expires_at,
@@ -154,3 +160,46 @@ async def test_each_voucher_signature_is_recovered_once(
     monkeypatch.setattr(voucher_module, "recover_signer", counted)
     await payments.charge(next_voucher(channel), None, PRICE, int(time.time()))
     assert len(recoveries) == 1
+
+
+async def test_a_flood_of_made_up_channel_ids_leaves_no_lock_behind(book: Any) -> None:
+    """Issue 13, defect 6: each made-up id used to leave a lock in the table for good."""
+    payments, ledger, _ = book
+    real = open_channel(ledger, 1)
+    strangers = [os.urandom(32) for _ in range(2000)]
+
+    async def stranger(channel_id: bytes) -> BaseException | None:
+        try:
+            await payments.charge(None, channel_id, PRICE, int(time.time()))
+        except WrongBinding as exc:  # "does not exist on the ledger"
+            return exc
+        return None
+
+    async def payer() -> None:
+        for _ in range(20):
+            await payments.charge(next_voucher(real), None, PRICE, int(time.time()))
+
+    results = await asyncio.gather(*(stranger(c) for c in strangers), payer())
+    assert all(isinstance(r, WrongBinding) for r in results[:-1])
+    assert payments._locks == {}  # nothing left by 2000 refusals and 20 accepted vouchers
+    assert durable_paid(book[2], real) == 20 * PRICE
+
+
+async def test_waiters_share_a_lock_until_the_last_leaves(book: Any) -> None:
+    """Pruning must not hand a second lock to a request that waits behind the first."""
+    payments, ledger, _ = book
+    channel = open_channel(ledger, 1)
+    await payments.charge(next_voucher(channel), None, PRICE, int(time.time()))
+    vouchers = [next_voucher(channel) for _ in range(30)]
+    results = await asyncio.gather(
+        *(payments.charge(v, None, PRICE, int(time.time())) for v in vouchers),
+        return_exceptions=True,
+    )
+    # Vouchers raced past each other; each one is either accepted in turn or overtaken by
+    # a larger one already accepted, and the book ends at the largest one.
+    assert not [r for r in results if isinstance(r, BaseException)]
+    assert durable_paid(book[2], channel) == 31 * PRICE
+    assert payments._locks == {}
+    with pytest.raises(Underpaid):
+        await payments.charge(None, channel.terms.channel_id, DEPOSIT, int(time.time()))
+    assert payments._locks == {}
