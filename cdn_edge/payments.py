@@ -22,6 +22,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from requester.failpoints import reached
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.protocol import (
     ChannelTerms,
@@ -111,6 +112,7 @@ class PaymentBook:
             except DepositExceeded:
                 channel = await self._refresh_terms(channel_id)
                 actions = channel.charge(cost, decoded, now)
+            reached("edge.voucher_accepted")
             try:
                 await self._persist(channel)
             except Exception:
@@ -273,7 +275,9 @@ class PaymentBook:
                 "redeemed=excluded.redeemed",
                 rows,
             )
+            reached("edge.payments_before_commit")
             self._conn.execute("COMMIT")
+            reached("edge.payments_committed")
         except BaseException:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")

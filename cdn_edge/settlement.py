@@ -13,6 +13,7 @@ import logging
 import time
 
 from cdn_edge.payments import PaymentBook
+from requester.failpoints import reached
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.protocol import Redeem
 
@@ -29,12 +30,14 @@ async def settle_once(
         if not due or channel.best is None:
             continue
         try:
+            reached("settle.redeem_sent")
             await ledger.redeem(channel.best)
         except LedgerError as exc:
             if exc.code != "already_redeemed":
                 log.warning("redeem of %s failed: %s", channel.terms.channel_id.hex(), exc)
                 continue
             log.info("channel %s was already redeemed", channel.terms.channel_id.hex())
+        reached("settle.redeem_answered")
         await payments.mark_redeemed(channel, channel.paid)
         redeemed += 1
     return redeemed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from requester.failpoints import reached
 from requester.ledger_client import LedgerClient
 from requester.payer_store import PayerStore
 from requester.protocol import (
@@ -90,7 +91,9 @@ class ChannelManager:
         if channel is None:
             raise WrongBinding(f"no open channel {channel_id.hex()} in this wallet's state")
         expires_at = max(channel.terms.expires_at, now + extend)
+        reached("payer.topup_requested")
         view = (await self._ledger.top_up(self._key, channel_id, amount, expires_at))["channel"]
+        reached("payer.topup_answered")
         channel.top_up(int(view["deposit"]), int(view["expires_at"]))
         self._store.update_terms(channel.terms)
         return channel
@@ -111,7 +114,9 @@ class ChannelManager:
                 f"{format_amount(deposit, BTT_LOCAL)} "
                 f"({format_amount(deposit - balance, BTT_LOCAL)} missing)"
             )
+        reached("payer.open_requested")
         view = (await self._ledger.open_channel(self._key, payee, deposit, expires_at))["channel"]
+        reached("payer.open_answered")
         terms = ChannelTerms(
             await self._ledger.domain(), bytes.fromhex(view["channel_id"]), self._key.address,
             payee, BTT_LOCAL, int(view["deposit"]), int(view["expires_at"]),

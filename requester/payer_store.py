@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from requester.failpoints import reached
 from requester.protocol import (
     Asset,
     ChannelTerms,
@@ -75,6 +76,7 @@ class PayerStore:
                 "UPDATE channels SET issued=? WHERE channel_id=?", (str(amount), channel_id.hex())
             )
             self._db.execute("COMMIT")
+            reached("payer.voucher_persisted")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise

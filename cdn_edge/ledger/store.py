@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cdn_edge.ledger.refusals import bad_request, conflict, insufficient_funds, not_found
+from requester.failpoints import reached
 from requester.protocol import (
     Asset,
     OpenChannel,
@@ -115,6 +116,8 @@ class LedgerStore:
             else:
                 result = self._reclaim(op, now)
             self._db.execute("INSERT INTO calls VALUES (?, ?)", (op_hash, json.dumps(result)))
+        if isinstance(call.op, OpenChannel):
+            reached("ledger.open_committed")
         return {**result, "replayed": False}
 
     def redeem(self, voucher: Voucher, now: int) -> Result:
@@ -152,6 +155,7 @@ class LedgerStore:
             self._event(
                 now, "redeem", voucher.payee, voucher.payer, voucher.channel_id, asset, gain
             )
+        reached("ledger.redeem_committed")
         return {"channel": self.channel(voucher.channel_id), "credited": str(gain)}
 
     # -- reads ---------------------------------------------------------------------
