@@ -77,41 +77,76 @@ def _slices(data: bytes, size: int) -> Iterator[bytes]:
 
 
 class _ZlibDecoder:
-    """gzip (several members allowed) or deflate (zlib-wrapped, or raw as some servers send)."""
+    """gzip (members one after another) or deflate (zlib-wrapped, or raw as some servers send).
+
+    Each input byte goes to zlib exactly once. When a member ends, the bytes after it are
+    in ``unused_data`` only: CPython can leave a second copy of them in ``unconsumed_tail``
+    (when an earlier call stopped at the output cap), and feeding that copy as well
+    delivered the next member twice, or forever. What follows a member or stream is
+    decoded by :meth:`_after_end`.
+    """
 
     def __init__(self, gzip: bool) -> None:
         self._gzip = gzip
         self._obj = zlib.decompressobj(_GZIP_WBITS) if gzip else None
-        self._head = b""
+        self._pending = b""
+        """deflate: the first byte, until the header can be sniffed; gzip: bytes after a
+        member, until they show whether another member follows."""
         self._fed = False
+        self._ignoring = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         if data:
             self._fed = True
+        if self._ignoring:
+            return
         if self._obj is None:  # deflate: sniff the zlib header from the first two bytes
-            self._head += data
-            if len(self._head) < 2:
+            data = self._pending + data
+            if len(data) < 2:
+                self._pending = data
                 return
-            first, second = self._head[0], self._head[1]
-            zlib_wrapped = first & 0x0F == 8 and ((first << 8) | second) % 31 == 0
+            self._pending = b""
+            zlib_wrapped = data[0] & 0x0F == 8 and ((data[0] << 8) | data[1]) % 31 == 0
             self._obj = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
-            data, self._head = self._head, b""
         while True:
             if self._obj.eof:
-                rest = self._obj.unused_data
-                if not (self._gzip and rest.startswith(b"\x1f\x8b")):
-                    return  # bytes after the end of the stream are ignored, as browsers do
-                self._obj = zlib.decompressobj(_GZIP_WBITS)
-                data = rest + data
+                rest = self._after_end(data)
+                if rest is None:
+                    return
+                data = rest
             try:
                 out = self._obj.decompress(data, READ_SIZE)
             except zlib.error as exc:
                 raise BadOriginEncoding(f"corrupt {self._name} body: {exc}") from None
-            data = self._obj.unconsumed_tail
+            data = self._obj.unused_data if self._obj.eof else self._obj.unconsumed_tail
             if out:
                 yield out
-            if not data and len(out) < READ_SIZE and not self._obj.eof:
-                return
+            if not data and len(out) < READ_SIZE:
+                return  # all input taken and zlib holds no more output for now
+
+    def _after_end(self, data: bytes) -> bytes | None:
+        """Bytes after a finished member or stream: the start of the next gzip member (with
+        a fresh decompressor ready for it), or None when there is nothing to decode yet.
+
+        As ``gzip.decompress`` (and GNU gzip) do, NUL padding between members is skipped.
+        Other trailing bytes, and anything after a deflate stream, are ignored, as
+        browsers do (``gzip.decompress`` refuses them; ``zlib.decompress`` ignores them).
+        """
+        if not data:
+            return None
+        if not self._gzip:
+            self._ignoring = True
+            return None
+        data = (self._pending + data).lstrip(b"\0")
+        if len(data) < 2:
+            self._pending = data
+            return None
+        self._pending = b""
+        if data[:2] != b"\x1f\x8b":
+            self._ignoring = True
+            return None
+        self._obj = zlib.decompressobj(_GZIP_WBITS)
+        return data
 
     def finish(self) -> Iterator[bytes]:
         if self._fed and (self._obj is None or not self._obj.eof):

@@ -17,6 +17,7 @@ Routes:
   /status/{code}        that status with a small body
   /huge-headers         a response with a 64 KiB header
   /gzip/{n}             /text/{n} gzip-encoded
+  /gzip-members/{n}     gzip(text(n)) + gzip(pattern(0, n)), as `cat a.gz b.gz` makes
   /hits                 JSON: hits per path so far
   /sent                 JSON: body bytes sent per path so far
 """
@@ -178,6 +179,14 @@ async def gzip_route(request: web.Request) -> web.Response:
     )
 
 
+async def gzip_members_route(request: web.Request) -> web.Response:
+    n = _n(request)
+    return web.Response(
+        body=gzip.compress(text(n)) + gzip.compress(pattern(0, n)),
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/octet-stream"},
+    )
+
+
 async def hits_route(request: web.Request) -> web.Response:
     return web.json_response(dict(HITS))
 
@@ -270,6 +279,7 @@ def create_app() -> web.Application:
             web.get("/status/{code}", status_route),
             web.get("/huge-headers", huge_headers_route),
             web.get("/gzip/{n}", gzip_route),
+            web.get("/gzip-members/{n}", gzip_members_route),
             web.get("/hits", hits_route),
             web.get("/sent", sent_route),
             web.get("/site/{name}", site_route),

@@ -79,6 +79,18 @@ async def test_redirect_chain_is_followed_and_the_head_names_the_asked_url(
     assert [hits.get(f"/redirect/{k}", 0) >= 1 for k in (3, 2, 1)] == [True] * 3
 
 
+async def test_concatenated_gzip_members_arrive_whole_and_in_order(
+    origin: Running, free_edge: Running
+) -> None:
+    # `cat a.gz b.gz`: a's output fills the decoder's read size many times over, which is
+    # when the old decoder fed b's bytes twice (b twice, or b until the 4 GiB cap).
+    size = 300_000
+    async with aiohttp.ClientSession() as session:
+        fetched, body = await download(session, free_edge.url, f"{origin.url}/gzip-members/{size}")
+    assert body == text(size) + pattern(0, size)
+    assert ("content-encoding", "gzip") not in fetched.head.headers
+
+
 async def test_too_many_redirects_are_refused(origin: Running, free_edge: Running) -> None:
     async with aiohttp.ClientSession() as session:
         answer = await _post_fetch(session, free_edge.url, f"{origin.url}/redirect/6")
