@@ -117,6 +117,12 @@ def parse_connect(head: bytes) -> ConnectRequest:
     )
 
 
+def open_request(target: str, tunnel_id: str, voucher: bytes | None) -> ConnectRequest:
+    """What a CONNECT would ask, for a tunnel opened over HTTP (same target rules)."""
+    host, port = _target(target)
+    return ConnectRequest(host, port, parse_tunnel_id(tunnel_id), voucher)
+
+
 def _headers(lines: list[str]) -> dict[str, str]:
     if len(lines) > MAX_HEADERS:
         raise MalformedMessage(f"more than {MAX_HEADERS} header fields")

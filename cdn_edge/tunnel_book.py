@@ -6,24 +6,33 @@ it stays taken while the tunnel is open and for ``CLOSED_KEPT`` seconds after,
 so a client can still read how its tunnel ended. Units are paid like chunks:
 a voucher checked and stored by the :class:`PaymentBook` before the bytes it
 pays for move, or the requester's free allowance.
+
+A tunnel opened over HTTP (``POST /v1/tunnels/{id}/open``) is *prepared*: its
+target is connected and its first unit paid, and the book holds the target's
+streams until the client's CONNECT with that id attaches to them, or for
+``ATTACH_TIMEOUT`` seconds, after which it closes as ``not_attached``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 
 from aiohttp import web
 
+from cdn_edge.config import EdgeConfig
 from cdn_edge.connect_request import TooManyTunnels, TunnelInUse, UnknownTunnel
 from cdn_edge.edge_state import Edge
 from cdn_edge.routes_chunks import make_quote
-from cdn_edge.tunnel import Tunnel
+from cdn_edge.tunnel import Streams, Tunnel
 from cdn_edge.tunnel_meter import TunnelMeter
-from requester.protocol import ANY_CONTENT, PaymentRequired, ProtocolError, Quote
+from requester.protocol import ANY_CONTENT, PaymentRequired, ProtocolError, Quote, b64url_encode
 
 CLOSED_KEPT = 60.0
 """Seconds a closed tunnel stays queryable (and its id taken)."""
+ATTACH_TIMEOUT = 10.0
+"""Seconds a prepared tunnel waits for its CONNECT before the edge closes it."""
 
 
 class TunnelBook:
@@ -40,6 +49,19 @@ class TunnelBook:
         self._per_client: dict[str, int] = {}
         self._held = 0
         self._closed: deque[tuple[float, str]] = deque()
+        self._prepared: dict[str, tuple[Streams, asyncio.TimerHandle]] = {}
+        """Open tunnels whose target is connected and whose CONNECT has not come yet."""
+
+    @property
+    def config(self) -> EdgeConfig:
+        return self._edge.config
+
+    def refusal_headers(self, exc: ProtocolError) -> dict[str, str]:
+        """The headers a refused tunnel's answer carries: a quote for a 402, Retry-After."""
+        if isinstance(exc, PaymentRequired):
+            return {"Atlas-Quote": b64url_encode(self.quote().encode()),
+                    "Atlas-Price": str(self.unit_price)}  # fmt: skip
+        return {"Retry-After": "1"} if exc.status == 503 else {}
 
     def quote(self) -> Quote:
         """A signed quote for byte-metered services (content id ``ANY_CONTENT``)."""
@@ -81,6 +103,38 @@ class TunnelBook:
         self._edge.metrics.tunnels_opened.inc()
         self._edge.metrics.tunnels_open.inc()
         return tunnel
+
+    def prepare(self, tunnel_id: str, target: str, client: str, streams: Streams) -> Tunnel:
+        """The reserved id becomes an open tunnel whose target waits for its CONNECT."""
+        tunnel = self.open(tunnel_id, target, client)
+        expiry = asyncio.get_running_loop().call_later(ATTACH_TIMEOUT, self._drop, tunnel_id,
+                                                       "not_attached")  # fmt: skip
+        self._prepared[tunnel_id] = (streams, expiry)
+        return tunnel
+
+    def attach(self, tunnel_id: str, target: str, client: str) -> tuple[Tunnel, Streams] | None:
+        """The prepared tunnel a CONNECT names, with its target; None if it names none."""
+        entry = self._prepared.get(tunnel_id)
+        if entry is None:
+            return None
+        tunnel = self._tunnels[tunnel_id]
+        if tunnel.target != target or tunnel.client != client:
+            raise TunnelInUse(f"tunnel id {tunnel_id} was opened for another target or client")
+        del self._prepared[tunnel_id]
+        entry[1].cancel()
+        return tunnel, entry[0]
+
+    def drop_prepared(self) -> None:
+        """Close every tunnel still waiting for its CONNECT (the edge is stopping)."""
+        for tunnel_id in list(self._prepared):
+            self._drop(tunnel_id, "shutdown")
+
+    def _drop(self, tunnel_id: str, reason: str) -> None:
+        entry = self._prepared.pop(tunnel_id, None)
+        if entry is not None:
+            entry[1].cancel()
+            entry[0][1].close()
+            self.closed(self._tunnels[tunnel_id], reason)
 
     def closed(self, tunnel: Tunnel, reason: str) -> None:
         now = time.monotonic()

@@ -2,16 +2,12 @@
 
 aiohttp cannot hand over a socket after answering, so this is a plain
 asyncio server with its own small HTTP/1.1 front door. Per connection, in
-order: read the request head (8 KiB, 10 s), parse it (400), hold a place under
-the caps and the tunnel id (503, 409), check the target's port and literal
-address against the SSRF guard, resolve once and check every address (403),
-require payment to be present (402), connect (502), charge the unit
-(402/400/409, stored before any byte moves), answer ``200 Connection
-established`` and relay.
-
-Payment is charged after the connect succeeds, so a payer never pays for a
-target that cannot be reached; a CONNECT without any voucher (and no free
-allowance) is refused before the edge opens any connection.
+order: read the request head (8 KiB, 10 s), parse it (400). A CONNECT naming
+a tunnel prepared over HTTP (``POST /v1/tunnels/{id}/open``) attaches to its
+connected, paid target (409 if the target or client differ). Otherwise: hold
+a place under the caps and the tunnel id (503, 409), then check, resolve,
+require payment, connect and charge (:mod:`cdn_edge.tunnel_dial`: 403, 402,
+502...), answer ``200 Connection established`` and relay.
 """
 
 from __future__ import annotations
@@ -19,29 +15,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 
 from yarl import URL
 
-from cdn_edge.address_policy import BlockedAddress, check_address
 from cdn_edge.config import EdgeConfig
 from cdn_edge.connect_request import (
     ESTABLISHED,
     MAX_HEAD,
     ConnectRequest,
-    TargetUnreachable,
-    check_target,
     parse_connect,
     refusal,
 )
 from cdn_edge.metrics import EdgeMetrics
-from cdn_edge.tunnel import Streams
+from cdn_edge.tunnel import Streams, Tunnel
 from cdn_edge.tunnel_book import TunnelBook
-from requester.protocol import MalformedMessage, PaymentRequired, ProtocolError, b64url_encode
+from cdn_edge.tunnel_dial import open_target
+from requester.protocol import MalformedMessage, ProtocolError
 
 log = logging.getLogger(__name__)
-TARGET_BUFFER = 64 * 1024
-"""Stream buffer towards a target; the client side uses MAX_HEAD, the head limit."""
 LINGER = 2.0
 """After a refusal, how long to drain what the client still sends, so the close is not a reset."""
 
@@ -86,6 +77,7 @@ class TunnelServer:
                 finally:
                     self._tasks = None
                     self._server.close()  # no new connections while the tunnels close
+                    self._book.drop_prepared()
         finally:
             await self._server.wait_closed()
 
@@ -110,36 +102,39 @@ class TunnelServer:
                      client: str) -> None:  # fmt: skip
         try:
             request = parse_connect(await self._read_head(reader))
+            opened = self._book.attach(request.tunnel_id, request.target, client)
+            tunnel, target = opened or await self._open(request, client)
         except ProtocolError as exc:
             await self._refuse(reader, writer, exc)
             return
         except (asyncio.IncompleteReadError, ConnectionError):
             return  # gone before sending a whole request: no one to answer
+        await self._relay(tunnel, (reader, writer), target)
+
+    async def _open(self, request: ConnectRequest, client: str) -> tuple[Tunnel, Streams]:
+        """Hold the id, reach the target and charge: a new open tunnel (or the id freed)."""
+        self._book.reserve(request.tunnel_id, client)
         try:
-            self._book.reserve(request.tunnel_id, client)
-        except ProtocolError as exc:
-            await self._refuse(reader, writer, exc)
-            return
-        try:
-            target = await self._open_target(request, client)
-        except ProtocolError as exc:
+            target = await open_target(self._book, self._config, request, client)
+        except ProtocolError:
             self._book.release(request.tunnel_id, client)
-            await self._refuse(reader, writer, exc)
-            return
-        except Exception:
+            raise
+        except Exception as exc:
             self._book.release(request.tunnel_id, client)
             log.exception("opening a tunnel to %s failed", request.target)
-            await self._refuse(reader, writer, InternalError("internal error; see the edge's log"))
-            return
+            raise InternalError("internal error; see the edge's log") from exc
         except BaseException:
             self._book.release(request.tunnel_id, client)
             raise
-        tunnel = self._book.open(request.tunnel_id, request.target, client)
+        return self._book.open(request.tunnel_id, request.target, client), target
+
+    async def _relay(self, tunnel: Tunnel, client: Streams, target: Streams) -> None:
+        """Answer 200 and relay until the tunnel ends; then record why and close the target."""
         reason = "error"
         try:
-            writer.write(ESTABLISHED)
-            await writer.drain()
-            reason = await tunnel.relay((reader, writer), target)
+            client[1].write(ESTABLISHED)
+            await client[1].drain()
+            reason = await tunnel.relay(client, target)
         except OSError:
             reason = "connection_error"
         except asyncio.CancelledError:
@@ -160,40 +155,10 @@ class TunnelServer:
         except asyncio.LimitOverrunError:
             raise MalformedMessage(f"request head is over {MAX_HEAD} bytes") from None
 
-    async def _open_target(self, request: ConnectRequest, client: str) -> Streams:
-        """Check, resolve, connect, then charge one unit: the target, ready to relay."""
-        allow_private = self._config.allow_private_origins
-        check_target(request, allow_private=allow_private)
-        timeout = self._config.tunnel_connect_timeout
-        try:
-            async with asyncio.timeout(timeout):
-                addresses = await _resolve_checked(request.host, request.port, allow_private)
-                if request.voucher is None and not self._book.free_covers(client, 1):
-                    raise PaymentRequired(
-                        f"a tunnel unit ({self._book.unit} bytes) costs "
-                        f"{self._book.unit_price}; send an Atlas-Voucher"
-                    )
-                target = await _connect(addresses, request.port)
-        except TimeoutError:
-            raise TargetUnreachable(
-                f"{request.target}: no connection within {timeout:g} s"
-            ) from None
-        try:
-            await self._book.charge(request.voucher, client, 1)
-        except BaseException:
-            target[1].transport.abort()
-            raise
-        return target
-
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       exc: ProtocolError) -> None:  # fmt: skip
         self._metrics.tunnels_refused.labels(exc.code).inc()
-        headers: dict[str, str] = {}
-        if isinstance(exc, PaymentRequired):
-            headers["Atlas-Quote"] = b64url_encode(self._book.quote().encode())
-            headers["Atlas-Price"] = str(self._book.unit_price)
-        elif exc.status == 503:
-            headers["Retry-After"] = "1"
+        headers = self._book.refusal_headers(exc)
         with contextlib.suppress(OSError, TimeoutError, asyncio.LimitOverrunError, ValueError):
             writer.write(refusal(exc, headers))
             async with asyncio.timeout(LINGER):
@@ -202,31 +167,3 @@ class TunnelServer:
                     writer.write_eof()
                 while await reader.read(MAX_HEAD):  # until the client closes too
                     pass
-
-
-async def _resolve_checked(host: str, port: int, allow_private: bool) -> list[str]:
-    """Resolve once; refuse the target if any address it resolves to is off limits."""
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise TargetUnreachable(f"cannot resolve {host}: {exc}") from None
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    for address in addresses:
-        try:
-            check_address(address, allow_private=allow_private)
-        except BlockedAddress as exc:
-            raise BlockedAddress(f"host {host}", f"resolves to {exc.reason} {address}") from None
-    if not addresses:
-        raise TargetUnreachable(f"{host} resolves to no address")
-    return addresses
-
-
-async def _connect(addresses: list[str], port: int) -> Streams:
-    """Connect to the first address that answers (the checked ones, never a new lookup)."""
-    errors = []
-    for address in addresses:
-        try:
-            return await asyncio.open_connection(address, port, limit=TARGET_BUFFER)
-        except OSError as exc:
-            errors.append(f"{address}: {exc.strerror or exc}")
-    raise TargetUnreachable(f"cannot connect to port {port}: {'; '.join(errors)}")

@@ -57,6 +57,7 @@ async def snapshot(state: ProxyState) -> dict[str, Any]:
         "channels": channels,
         "edges": {e: {"ok": h.ok, "detail": h.detail} for e, h in state.health.items()},
         "requests": state.requests,
+        "tunnels": {"opened": state.tunnels_opened, "paying": state.tunnels_paying},
         "mode": "intercept" if state.intercept else "tunnel",
     }
 

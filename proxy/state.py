@@ -51,6 +51,8 @@ class ProxyState:
     max_active: int = 64
     """Transfers served at once; more get 503 with Retry-After instead of a growing queue."""
     tunnels_opened: int = 0
+    tunnels_paying: int = 0
+    """Tunnels whose pay-ahead task runs now (each ends with its browser connection)."""
     window: int = 8
     accounts: dict[str, Account] = field(default_factory=dict)
     """What each provider quoted and holds as credit, shared so requests pay ahead."""

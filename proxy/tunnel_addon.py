@@ -1,27 +1,40 @@
 """mitmproxy addon: carry each browser CONNECT through an edge's metered tunnel.
 
-mitmproxy runs in ``upstream:`` mode; for every CONNECT this addon picks a
-healthy edge, pays the first unit (a voucher on the wallet's channel to that
-edge), points the flow at the edge's tunnel listener and adds the tunnel id
-and voucher to the CONNECT it sends there. TLS is never opened (``ignore_hosts``
-is ``.*``): the page stays end to end. A small task per tunnel pays ahead by
-watching the edge's byte counter, so the edge never has to pause a tunnel
-whose payer is within its limits. See "Tunnels" in docs/protocol.md.
+mitmproxy runs in ``upstream:`` mode, where it answers ``200`` to the browser
+before it has even dialled the upstream, so the edge's verdict must come
+first: for every CONNECT this addon picks a healthy edge and opens the tunnel
+there over HTTP (``POST /v1/tunnels/{id}/open``, paying the first unit with a
+voucher on the wallet's channel to that edge). The edge connects to the target
+and charges, or says why not, and a refusal reaches the browser as ``502``
+with the edge's problem. Then the flow is pointed at the edge's tunnel
+listener and the CONNECT mitmproxy sends there names the tunnel id, which
+attaches to the connected target. TLS is never opened (``ignore_hosts`` is
+``.*``): the page stays end to end.
+
+A task per tunnel pays ahead once bytes move, by watching the edge's byte
+counter. It belongs to the browser's connection: it ends when the edge
+reports the tunnel closed or gone, and is cancelled when that connection
+ends (``client_disconnected``) or the proxy stops (``done``). See "Tunnels"
+in docs/protocol.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import secrets
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from mitmproxy import http
+from mitmproxy import connection, http
 
+from proxy.failures import Failure, classify
 from proxy.spending import RequestPayer
 from proxy.state import ProxyState
 from requester.protocol import Quote, b64url_decode
@@ -33,6 +46,8 @@ PAY_AHEAD_UNITS = 4
 MAX_UNITS_PER_PAYMENT = 1024
 POLL_INTERVAL = 0.1
 CALL_TIMEOUT = aiohttp.ClientTimeout(total=10)
+OPEN_TIMEOUT = aiohttp.ClientTimeout(total=20)
+"""Opening waits for the edge's own connect to the target (10 s at most)."""
 
 
 @dataclass
@@ -47,37 +62,44 @@ class TunnelThroughEdges:
         self._state = state
         self._turn = itertools.count()
         self._prices: dict[str, TunnelPrice] = {}
-        self._payers: set[asyncio.Task[None]] = set()
+        self._payers: dict[str, asyncio.Task[None]] = {}
+        """The pay-ahead task of each browser connection's tunnel, by client connection id."""
         self._pending: dict[str, dict[str, str]] = {}
 
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         state = self._state
         tunnels = [e for e in state.edges if state.tunnels.get(e) and state.is_healthy(e)]
         if not tunnels:
-            flow.response = _refusal(502, "no Atlas edge offers a tunnel right now")
+            why = "no Atlas edge offers a tunnel right now"
+            flow.response = refusal(Failure(502, "no_tunnel_edge", "No tunnel", why))
             return
         edge = tunnels[next(self._turn) % len(tunnels)]
         tunnel_id = secrets.token_hex(16)
         payer = None if state.manager is None else RequestPayer(
             state.manager, state.book, flow.request.host
         )  # fmt: skip
-        headers = {"Atlas-Tunnel": tunnel_id}
+        target = _authority(flow.request.host, flow.request.port)
         try:
             price = await self._price(edge)
-            if payer is not None:
-                voucher = await payer.pay(price.quote, price.price, int(time.time()))
-                headers["Atlas-Voucher"] = voucher.to_header()
-        except Exception as exc:  # a refusal the browser shows as a failed CONNECT
-            log.info("cannot open a tunnel through %s: %s", edge, exc)
-            flow.response = _refusal(502, f"cannot pay an Atlas edge for this tunnel: {exc}")
+            answer = await self._open(edge, tunnel_id, target, price, payer)
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+            log.info("edge %s did not answer for a tunnel: %r", edge, exc)
+            why = f"{edge} did not answer ({type(exc).__name__})"
+            flow.response = refusal(Failure(502, "edge_unreachable", "No edge answered", why))
             return
-        target = urlsplit(state.tunnels[edge])
-        flow.server_conn.via = ("http", (target.hostname or "127.0.0.1", target.port or 80))
-        self._pending[flow.client_conn.id] = headers
+        except Exception as exc:  # payment refused, limit reached: the CONNECT fails with why
+            log.info("cannot open a tunnel to %s through %s: %s", target, edge, exc)
+            failure = classify(exc)
+            flow.response = refusal(Failure(502, failure.code, failure.title, failure.detail))
+            return
+        if answer is not None:
+            flow.response = refusal(answer)
+            return
+        listener = urlsplit(state.tunnels[edge])
+        flow.server_conn.via = ("http", (listener.hostname or "127.0.0.1", listener.port or 80))
+        self._pending[flow.client_conn.id] = {"Atlas-Tunnel": tunnel_id}
         if payer is not None:
-            task = asyncio.create_task(self._pay_ahead(edge, tunnel_id, price, payer))
-            self._payers.add(task)
-            task.add_done_callback(self._payers.discard)
+            self._own(flow.client_conn.id, self._pay_ahead(edge, tunnel_id, price, payer))
         state.tunnels_opened += 1
 
     def http_connect_upstream(self, flow: http.HTTPFlow) -> None:
@@ -85,6 +107,32 @@ class TunnelThroughEdges:
         # connection (one CONNECT each) ties it to the browser's.
         for name, value in self._pending.pop(flow.client_conn.id, {}).items():
             flow.request.headers[name] = value
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        """The browser's connection ended: so did its tunnel, and paying for it."""
+        self._pending.pop(client.id, None)
+        task = self._payers.get(client.id)
+        if task is not None:
+            task.cancel()
+
+    async def done(self) -> None:
+        tasks = list(self._payers.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _own(self, client_id: str, paying: Coroutine[Any, Any, None]) -> None:
+        """Run ``paying`` as the task of this client connection, counted while it runs."""
+        task = asyncio.create_task(paying)
+        self._payers[client_id] = task
+        self._state.tunnels_paying = len(self._payers)
+
+        def finished(_: asyncio.Task[None]) -> None:
+            if self._payers.get(client_id) is task:
+                del self._payers[client_id]
+            self._state.tunnels_paying = len(self._payers)
+
+        task.add_done_callback(finished)
 
     async def _price(self, edge: str) -> TunnelPrice:
         known = self._prices.get(edge)
@@ -97,23 +145,41 @@ class TunnelThroughEdges:
         self._prices[edge] = price
         return price
 
+    async def _open(self, edge: str, tunnel_id: str, target: str, price: TunnelPrice,
+                    payer: RequestPayer | None) -> Failure | None:  # fmt: skip
+        """Open the tunnel at the edge, first unit paid; None, or why the edge refused."""
+        headers = {}
+        if payer is not None:
+            voucher = await payer.pay(price.quote, price.price, int(time.time()))
+            headers["Atlas-Voucher"] = voucher.to_header()
+        async with self._state.session.post(
+            f"{edge}/v1/tunnels/{tunnel_id}/open", params={"target": target}, headers=headers,
+            timeout=OPEN_TIMEOUT,
+        ) as resp:  # fmt: skip
+            if resp.status == 200:
+                return None
+            problem = _problem(await resp.read())
+        code = str(problem.get("type", "")).rsplit("/", 1)[-1] or f"http_{resp.status}"
+        detail = str(problem.get("detail") or f"the edge answered {resp.status}")
+        return Failure(502, code, "The edge could not open this tunnel", f"{edge}: {detail}")
+
     async def _pay_ahead(self, edge: str, tunnel_id: str, price: TunnelPrice,
                          payer: RequestPayer) -> None:  # fmt: skip
-        """Until the tunnel closes: keep ``PAY_AHEAD_UNITS`` paid beyond what was relayed."""
+        """While the tunnel is open and bytes move: keep ``PAY_AHEAD_UNITS`` paid beyond what
+        was relayed. A tunnel that never moves a byte costs only its first unit."""
         url = f"{edge}/v1/tunnels/{tunnel_id}"
         session = self._state.session
-        await asyncio.sleep(POLL_INTERVAL)
         last_relayed = 0
         while True:
+            await asyncio.sleep(POLL_INTERVAL)
             try:
                 async with session.get(url, timeout=CALL_TIMEOUT) as resp:
-                    if resp.status == 404:
-                        await asyncio.sleep(POLL_INTERVAL)  # not open at the edge yet
-                        continue
-                    status = await resp.json()
+                    status = await resp.json() if resp.status == 200 else {}
                 if not status.get("open"):
-                    return
+                    return  # closed, or gone from the edge
                 relayed = int(status["relayed"])
+                if relayed == 0:
+                    continue
                 ahead = int(status["paid_bytes"]) - relayed
                 # keep two polls' worth of the current rate paid ahead (at least a few units)
                 wanted = max(PAY_AHEAD_UNITS * price.unit, 2 * (relayed - last_relayed))
@@ -131,8 +197,27 @@ class TunnelThroughEdges:
             except Exception as exc:  # limit reached, edge gone: the edge closes it unpaid
                 log.info("stopped paying tunnel %s: %s", tunnel_id, exc)
                 return
-            await asyncio.sleep(POLL_INTERVAL)
 
 
-def _refusal(status: int, detail: str) -> http.Response:
-    return http.Response.make(status, detail + "\n", {"Content-Type": "text/plain"})
+def refusal(failure: Failure) -> http.Response:
+    """A CONNECT answered with a problem: status, code and reason, never a 200."""
+    body = {
+        "type": f"https://atlas.invalid/problems/{failure.code}",
+        "title": failure.title,
+        "status": failure.status,
+        "detail": failure.detail,
+    }
+    return http.Response.make(failure.status, json.dumps(body),
+                              {"Content-Type": "application/problem+json"})  # fmt: skip
+
+
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _problem(raw: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}

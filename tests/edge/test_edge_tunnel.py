@@ -18,8 +18,9 @@ from requester.protocol import ANY_CONTENT, Quote, b64url_decode
 from tests.edge.edge_client import metrics, problem, request
 from tests.edge.paying import open_channel, voucher_header
 from tests.edge.tunnel_client import (
-    Reply,
+    UNIT,
     connect,
+    echo_through,
     new_id,
     opened,
     pay,
@@ -29,29 +30,6 @@ from tests.edge.tunnel_client import (
     wait_status,
 )
 from tests.processes import Running, start_edge
-
-UNIT = 64 * 1024
-
-
-async def echo_through(tunnel: Reply, data: bytes) -> bytes:
-    """Send ``data`` into the tunnel while reading the echo back; return what came back."""
-
-    async def send() -> None:
-        tunnel.writer.write(data)
-        await tunnel.writer.drain()
-
-    async def receive() -> bytes:
-        got = bytearray()
-        while len(got) < len(data):
-            piece = await tunnel.reader.read(1 << 16)
-            assert piece, f"tunnel closed after {len(got)} bytes"
-            got += piece
-        return bytes(got)
-
-    async with asyncio.timeout(20), asyncio.TaskGroup() as tasks:
-        tasks.create_task(send())
-        received = tasks.create_task(receive())
-    return received.result()
 
 
 async def test_info_names_the_tunnel_port_and_a_unit_is_priced_like_a_chunk(

@@ -40,6 +40,31 @@ class Reply:
         return str(self.problem()["type"]).rsplit("/", 1)[1]
 
 
+UNIT = 64 * 1024
+"""An edge's default tunnel unit."""
+
+
+async def echo_through(tunnel: Reply, data: bytes) -> bytes:
+    """Send ``data`` into the tunnel while reading the echo back; return what came back."""
+
+    async def send() -> None:
+        tunnel.writer.write(data)
+        await tunnel.writer.drain()
+
+    async def receive() -> bytes:
+        got = bytearray()
+        while len(got) < len(data):
+            piece = await tunnel.reader.read(1 << 16)
+            assert piece, f"tunnel closed after {len(got)} bytes"
+            got += piece
+        return bytes(got)
+
+    async with asyncio.timeout(20), asyncio.TaskGroup() as tasks:
+        tasks.create_task(send())
+        received = tasks.create_task(receive())
+    return received.result()
+
+
 def new_id() -> str:
     return secrets.token_hex(16)
 
@@ -107,6 +132,14 @@ async def pay(session: aiohttp.ClientSession, edge: str, tunnel_id: str, voucher
     return await request(
         session, "POST", f"{edge}/v1/tunnels/{tunnel_id}/pay?units={units}", headers=headers
     )
+
+
+async def open_tunnel(session: aiohttp.ClientSession, edge: str, tunnel_id: str, target: str,
+                      voucher: str | None = None) -> tuple[int, bytes, dict[str, str]]:  # fmt: skip
+    """``POST /v1/tunnels/{id}/open?target=...``: the edge connects and charges first."""
+    headers = {"Atlas-Voucher": voucher} if voucher is not None else {}
+    return await request(session, "POST", f"{edge}/v1/tunnels/{tunnel_id}/open",
+                         params={"target": target}, headers=headers)  # fmt: skip
 
 
 async def tunnel_info(session: aiohttp.ClientSession, edge: str) -> tuple[str, int]:
