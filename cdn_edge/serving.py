@@ -7,15 +7,15 @@ connections, which is how ``atlas up`` and the tests learn where they are.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import signal
 import sys
 from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+
+from requester.stop_orders import StopOrders
 
 log = logging.getLogger(__name__)
 KEEPALIVE_TIMEOUT = 75.0
@@ -49,19 +49,19 @@ async def serve(
     host: str,
     port: int,
     on_bound: Callable[[web.Application, str], None] | None = None,
+    *,
+    stops_last: bool = False,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM, then run its cleanup and return.
 
     ``on_bound`` learns the URL actually bound (port 0 picks one) before the
-    ready line is printed.
+    ready line is printed. Under ``atlas up`` the launcher's orders stop it too,
+    and a ``stops_last`` server (the ledger) only those (requester/stop_orders.py).
     """
     logging.getLogger("aiohttp.server").addFilter(_QUIET)
     # Handlers go in before the ready line: a SIGTERM sent as soon as it is read must
     # still run the cleanup (an edge redeems its vouchers there), not kill the process.
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    orders = StopOrders(stops_last=stops_last)
     runner = web.AppRunner(
         app,
         keepalive_timeout=KEEPALIVE_TIMEOUT,
@@ -82,6 +82,6 @@ async def serve(
     sys.stdout.write(json.dumps({"listening": url}) + "\n")
     sys.stdout.flush()
     try:
-        await stop.wait()
+        await orders.wait()
     finally:
         await runner.cleanup()

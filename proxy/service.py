@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from requester.channel_manager import ChannelManager
 from requester.ledger_client import LedgerClient
 from requester.payer_store import PayerStore
 from requester.settings import load_settings
+from requester.stop_orders import StopOrders
 
 KEEPALIVE_TIMEOUT = 75.0
 EDGE_SESSION_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=60)
@@ -65,10 +65,7 @@ async def run(config: ProxyConfig) -> None:
         await state.check_edges()
         ready = asyncio.Event()
         master = _mitmproxy(config, state, api_port, ready.set)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        orders = StopOrders()  # SIGTERM/SIGINT, or atlas up's order
         mitm = asyncio.create_task(master.run())
         watcher = asyncio.create_task(state.watch_edges())
         await asyncio.wait([mitm, asyncio.create_task(ready.wait())],
@@ -83,7 +80,7 @@ async def run(config: ProxyConfig) -> None:
             "ca_cert": str(state.ca_cert) if state.ca_cert else None,
             "status": f"{state.api_url}/",
         }), flush=True)  # fmt: skip
-        await stop.wait()
+        await orders.wait()
         watcher.cancel()
         master.shutdown()  # type: ignore[no-untyped-call]
         await mitm

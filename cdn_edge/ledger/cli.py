@@ -39,4 +39,4 @@ def serve_command(host: str, port: int, data_dir: Path, faucet: bool) -> None:
     config = LedgerConfig(
         data_dir=data_dir, faucet=faucet, crash=_crash_hook if os.environ.get(CRASH_ENV) else None
     )
-    asyncio.run(serve(create_app(config), host, port))
+    asyncio.run(serve(create_app(config), host, port, stops_last=True))
