@@ -13,6 +13,7 @@ from aiohttp import web
 from cdn_edge.config import EdgeConfig
 from cdn_edge.serving import serve
 from requester.cli_amounts import btt
+from requester.listener_limits import ListenerLimits, listener_options
 from requester.protocol import BTT_LOCAL, format_amount
 
 
@@ -82,6 +83,7 @@ def edge() -> None:
     "--torrent-cap-gib", default=4.0, show_default=True, type=click.FloatRange(min=0.001),
     help="largest file taken from a torrent",
 )  # fmt: skip
+@listener_options
 def serve_command(
     host: str,
     port: int,
@@ -104,6 +106,7 @@ def serve_command(
     torrent_discovery: bool,
     torrent_seed: bool,
     torrent_cap_gib: float,
+    listener_limits: ListenerLimits,
 ) -> None:
     """Serve an edge; prints {"listening": URL} (the HTTP port) when ready."""
     config = EdgeConfig(
@@ -133,7 +136,7 @@ def serve_command(
         announcer = app[EDGE].announcer
         announcer.public_url = announcer.public_url or url
 
-    asyncio.run(serve(create_app(config), host, port, on_bound))
+    asyncio.run(serve(create_app(config), host, port, on_bound, limits=listener_limits))
 
 
 @edge.command("earnings")

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from requester.guarded_server import GuardedSite
+from requester.listener_limits import DEFAULT_LIMITS, ListenerLimits
 from requester.stop_orders import StopOrders
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,10 @@ KEEPALIVE_TIMEOUT = 75.0
 MAX_LINE_SIZE = 8190
 MAX_FIELD_SIZE = 8190
 MAX_HEADERS = 100
+HANDLER_OPTIONS: dict[str, object] = {
+    "keepalive_timeout": KEEPALIVE_TIMEOUT, "max_line_size": MAX_LINE_SIZE,
+    "max_field_size": MAX_FIELD_SIZE, "max_headers": MAX_HEADERS, "access_log": None,
+}  # fmt: skip
 
 
 class _MalformedRequestFilter(logging.Filter):
@@ -51,28 +57,22 @@ async def serve(
     on_bound: Callable[[web.Application, str], None] | None = None,
     *,
     stops_last: bool = False,
+    limits: ListenerLimits = DEFAULT_LIMITS,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM, then run its cleanup and return.
 
     ``on_bound`` learns the URL actually bound (port 0 picks one) before the
     ready line is printed. Under ``atlas up`` the launcher's orders stop it too,
     and a ``stops_last`` server (the ledger) only those (requester/stop_orders.py).
+    Connections obey ``limits`` (header timeout, per-address cap).
     """
     logging.getLogger("aiohttp.server").addFilter(_QUIET)
     # Handlers go in before the ready line: a SIGTERM sent as soon as it is read must
     # still run the cleanup (an edge redeems its vouchers there), not kill the process.
     orders = StopOrders(stops_last=stops_last)
-    runner = web.AppRunner(
-        app,
-        keepalive_timeout=KEEPALIVE_TIMEOUT,
-        max_line_size=MAX_LINE_SIZE,
-        max_field_size=MAX_FIELD_SIZE,
-        max_headers=MAX_HEADERS,
-        shutdown_timeout=5.0,
-        access_log=None,
-    )
+    runner = web.AppRunner(app, shutdown_timeout=5.0, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = GuardedSite(runner, host, port, limits, **HANDLER_OPTIONS)
     await site.start()
     bound = runner.addresses[0]
     url_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]

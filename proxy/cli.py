@@ -9,6 +9,7 @@ import click
 from proxy.service import ProxyConfig, run
 from proxy.spending import Limits
 from requester.cli_amounts import btt_or_none
+from requester.listener_limits import ListenerLimits, listener_options
 from requester.settings import atlas_home, load_settings
 
 
@@ -27,9 +28,11 @@ from requester.settings import atlas_home, load_settings
               help="transfers at once; more are answered 503 with Retry-After")  # fmt: skip
 @click.option("--max-per-day", default="100", show_default=True, callback=btt_or_none,
               help="BTT all requests may spend per UTC day ('none' for no limit)")  # fmt: skip
+@listener_options
 def proxy(
     host: str, port: int, api_port: int, edges: tuple[str, ...], ledger: str | None,
     intercept: bool, max_transfers: int, max_per_request: int | None, max_per_day: int | None,
+    listener_limits: ListenerLimits,
 ) -> None:  # fmt: skip
     """Browse through paid Atlas edges: set your browser's HTTP/HTTPS proxy to HOST:PORT."""
     settings = load_settings(edges, ledger)
@@ -39,6 +42,6 @@ def proxy(
         host=host, port=port, api_port=api_port, home=atlas_home(), edges=settings.edges,
         ledger=settings.ledger, intercept=intercept,
         limits=Limits(per_request=max_per_request, per_day=max_per_day),
-        max_transfers=max_transfers,
+        max_transfers=max_transfers, listener=listener_limits,
     )  # fmt: skip
     asyncio.run(run(config))

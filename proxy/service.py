@@ -19,13 +19,16 @@ from mitmproxy import options
 from mitmproxy.tools.dump import DumpMaster
 
 from proxy.backend import create_app
+from proxy.listener_guard import ListenerGuard
 from proxy.route_addon import RouteToRelay
 from proxy.spending import Limits, SpendBook
 from proxy.state import ProxyState, load_or_create_token
 from proxy.tunnel_addon import TunnelThroughEdges
 from requester import keystore
 from requester.channel_manager import ChannelManager
+from requester.guarded_server import GuardedSite
 from requester.ledger_client import LedgerClient
+from requester.listener_limits import DEFAULT_LIMITS, ListenerLimits
 from requester.payer_store import PayerStore
 from requester.settings import load_settings
 from requester.stop_orders import StopOrders
@@ -45,6 +48,8 @@ class ProxyConfig:
     intercept: bool
     limits: Limits
     max_transfers: int = 64
+    listener: ListenerLimits = DEFAULT_LIMITS
+    """Header timeout and per-address cap of the proxy port and the API port."""
 
 
 async def run(config: ProxyConfig) -> None:
@@ -58,7 +63,8 @@ async def run(config: ProxyConfig) -> None:
                                handle_signals=False, access_log=None)  # fmt: skip
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, config.host, config.api_port)
+        site = GuardedSite(runner, config.host, config.api_port, config.listener,
+                           keepalive_timeout=KEEPALIVE_TIMEOUT, access_log=None)  # fmt: skip
         await site.start()
         api_port = runner.addresses[0][1]
         state.api_url = f"http://{config.host}:{api_port}"
@@ -128,6 +134,7 @@ def _mitmproxy(config: ProxyConfig, state: ProxyState, api_port: int,
         ignore_hosts=[] if config.intercept else [".*"],
     )  # fmt: skip
     assert callable(on_running)
+    master.addons.add(ListenerGuard(config.listener))  # type: ignore[no-untyped-call]
     route = RouteToRelay(api_port, state.relay_secret, on_running)
     master.addons.add(route)  # type: ignore[no-untyped-call]
     if not config.intercept:

@@ -11,6 +11,7 @@ import click
 
 from cdn_edge.ledger.app import LedgerConfig, create_app
 from cdn_edge.serving import serve
+from requester.listener_limits import ListenerLimits, listener_options
 
 CRASH_ENV = "ATLAS_LEDGER_CRASH_AT"
 """Fault injection for crash tests: ``before-commit`` or ``after-commit``."""
@@ -34,9 +35,12 @@ def ledger() -> None:
     envvar="ATLAS_DATA_DIR",
 )  # fmt: skip
 @click.option("--faucet", is_flag=True, help="let anyone mint local BTT (local networks only)")
-def serve_command(host: str, port: int, data_dir: Path, faucet: bool) -> None:
+@listener_options
+def serve_command(
+    host: str, port: int, data_dir: Path, faucet: bool, listener_limits: ListenerLimits
+) -> None:
     """Serve the ledger API; prints {"listening": URL} when ready."""
     config = LedgerConfig(
         data_dir=data_dir, faucet=faucet, crash=_crash_hook if os.environ.get(CRASH_ENV) else None
     )
-    asyncio.run(serve(create_app(config), host, port, stops_last=True))
+    asyncio.run(serve(create_app(config), host, port, stops_last=True, limits=listener_limits))
