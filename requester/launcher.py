@@ -3,10 +3,13 @@
 It starts a ledger with a faucet and N edges (the first is every edge's
 tracker; each edge is a tracker too) and the browser proxy with its mobile
 API, makes and funds a local wallet and the edges' payee accounts, writes
-``config.json`` so that
-``ATLAS_HOME=DIR atlas fetch URL`` uses the same wallet and edges, prints one
-JSON line of endpoints, and stops everything (edges redeem first) on Ctrl-C
-or SIGTERM. A second ``atlas up`` on the same data dir resumes its state.
+``config.json`` so that ``ATLAS_HOME=DIR atlas fetch URL`` uses the same
+wallet and edges, and prints one JSON line of endpoints. Its ports are
+chosen once and kept in ``DIR/network.json`` (requester/local_network.py),
+so a second ``atlas up`` on the same data dir resumes the same network at
+the same addresses. It supervises the children (requester/supervisor.py):
+one that dies is reported and restarted. Ctrl-C, SIGTERM or SIGHUP stop the
+proxy, then the edges (they redeem what they earned), then the ledger.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -25,48 +28,33 @@ import click
 
 from requester import keystore
 from requester.ledger_client import LedgerClient
+from requester.local_network import (
+    FILE_NAME,
+    HOST,
+    NetworkPorts,
+    NetworkSetupError,
+    check_free,
+    plan_ports,
+    save_ports,
+)
 from requester.protocol import BTT_LOCAL, TronAddress
 from requester.settings import write_config
+from requester.supervisor import Child, ChildFailed, ChildSpec, Supervisor, say
 
 READY_TIMEOUT = 60.0
 WALLET_FUNDS = 1000 * BTT_LOCAL.one
 EDGE_FUNDS = 100 * BTT_LOCAL.one
+ATLAS = [sys.executable, "-m", "requester.cli"]
+LEDGER, EDGES, PROXY = 0, 1, 2
+"""Stages: each starts after the one before and stops before it."""
 
 
-class Child:
-    """A child process that prints ``{"listening": URL}`` when ready."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)  # noqa: S603
-        self.url = ""
-        self.ready: dict[str, object] = {}
-
-    def wait_ready(self) -> str:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                ready = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(ready, dict) and ready.get("listening"):
-                self.ready = ready
-                self.url = str(ready["listening"])
-                return self.url
-        raise click.ClickException(f"{self.name} exited before it was ready")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def _atlas() -> list[str]:
-    return [sys.executable, "-m", "requester.cli"]
+@dataclass(frozen=True)
+class Plan:
+    data_dir: Path
+    ports: NetworkPorts
+    allow_private_origins: bool
+    intercept: bool
 
 
 @click.command("up")
@@ -74,70 +62,97 @@ def _atlas() -> list[str]:
               type=click.Path(file_okay=False, path_type=Path))  # fmt: skip
 @click.option("--edges", "edge_count", default=3, show_default=True, type=click.IntRange(1, 16))
 @click.option("--proxy-port", default=8080, show_default=True, type=click.IntRange(0, 65535),
-              help="the browser proxy's port; the mobile API listens on the next one")  # fmt: skip
+              help="the browser proxy's port; the mobile API listens on the next one "
+                   "(0: free ports, chosen once and kept in the data dir)")  # fmt: skip
 @click.option(
     "--allow-private-origins", is_flag=True, help="let edges fetch from private addresses"
 )
 @click.option("--intercept", is_flag=True, help="the proxy opens HTTPS with its own CA")
 def up(data_dir: Path, edge_count: int, proxy_port: int, allow_private_origins: bool,
        intercept: bool) -> None:  # fmt: skip
-    """Start a local ledger and edges; print their endpoints as one JSON line."""
+    """Start a local ledger, edges and proxy; print their endpoints as one JSON line."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    children: list[Child] = []
-    stop = _install_stop_handler()
     try:
-        ledger = Child("ledger", [*_atlas(), "ledger", "serve", "--port", "0",
-                                  "--data-dir", str(data_dir / "ledger"), "--faucet"])  # fmt: skip
-        children.append(ledger)
-        ledger_url = ledger.wait_ready()
-        edges: list[str] = []
-        for i in range(edge_count):
-            argv = [*_atlas(), "edge", "serve", "--port", "0", "--data-dir",
-                    str(data_dir / f"edge{i + 1}"), "--ledger", ledger_url]  # fmt: skip
-            argv += [f"--tracker={edges[0]}"] if edges else []
-            argv += ["--allow-private-origins"] if allow_private_origins else []
-            edge = Child(f"edge{i + 1}", argv)
-            children.append(edge)
-            edges.append(edge.wait_ready())
-        address = asyncio.run(_fund(data_dir, ledger_url, edges))
-        write_config(data_dir, edges, ledger_url)
-        api_port = proxy_port + 1 if proxy_port else 0
-        argv = [*_atlas(), "proxy", "--port", str(proxy_port), "--api-port", str(api_port)]
-        proxy = Child("proxy", argv + (["--intercept"] if intercept else []),
-                      {**os.environ, "ATLAS_HOME": str(data_dir)})  # fmt: skip
-        children.append(proxy)
-        proxy.wait_ready()
-        asyncio.run(_wait_healthy([ledger_url, *edges, str(proxy.ready["api"])]))
-        click.echo(json.dumps({
-            "proxy": proxy.url, "api": proxy.ready["api"],
-            "api_token": (data_dir / "api_token").read_text().strip(),
-            "edges": edges, "ledger": ledger_url, "ca_cert": proxy.ready.get("ca_cert"),
-            "status": proxy.ready.get("status"), "data_dir": str(data_dir), "wallet": address,
-        }))  # fmt: skip
+        ports = plan_ports(data_dir, edge_count, proxy_port)
+        _check_ports(data_dir, ports, proxy_given=proxy_port != 0)
+        asyncio.run(_run(Plan(data_dir, ports, allow_private_origins, intercept)))
+    except (NetworkSetupError, ChildFailed) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _check_ports(data_dir: Path, ports: NetworkPorts, *, proxy_given: bool) -> None:
+    """Before anything starts: a port some other process holds is named, with what to do."""
+    kept = (f"is another `atlas up` running on {data_dir}? Stop it, or delete "
+            f"{data_dir / FILE_NAME} to pick new ports")  # fmt: skip
+    given = "pass another --proxy-port (0 picks free ports and keeps them)"
+    proxy = {"proxy", "mobile API"}
+    check_free([r for r in ports.roles() if r[0] not in proxy], kept)
+    check_free([r for r in ports.roles() if r[0] in proxy], given if proxy_given else kept)
+
+
+async def _run(plan: Plan) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stopping.set)
+    async with Supervisor(stopping) as supervisor:
+        starting = asyncio.ensure_future(_start(supervisor, plan))
+        asked = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait({starting, asked}, return_when=asyncio.FIRST_COMPLETED)
+        asked.cancel()
+        if not starting.done():
+            starting.cancel()
+            await asyncio.wait({starting})
+            raise click.ClickException("stopped before the network was up")
+        click.echo(json.dumps(starting.result()))
         sys.stdout.flush()
-        stop.wait()
-    finally:
-        for child in reversed(children):
-            child.stop()
+        await stopping.wait()
+        say("stopping: the proxy, the edges (they redeem what they earned), then the ledger")
+    say("stopped")
 
 
-def _install_stop_handler() -> _Stop:
-    stop = _Stop()
-    signal.signal(signal.SIGTERM, stop.set)
-    signal.signal(signal.SIGINT, stop.set)
-    return stop
+async def _start(supervisor: Supervisor, plan: Plan) -> dict[str, object]:
+    data_dir, ports = plan.data_dir, plan.ports
+    ledger = await supervisor.start(ChildSpec(
+        "ledger", [*ATLAS, "ledger", "serve", "--host", HOST, "--port", str(ports.ledger),
+                   "--data-dir", str(data_dir / "ledger"), "--faucet"],
+        LEDGER, (ports.ledger,), stops_last=True,
+    ))  # fmt: skip
+    specs = []
+    for i, edge in enumerate(ports.edges):
+        argv = [*ATLAS, "edge", "serve", "--host", HOST, "--port", str(edge.port),
+                "--tunnel-port", str(edge.tunnel_port),
+                "--data-dir", str(data_dir / f"edge{i + 1}"), "--ledger", ledger.url]  # fmt: skip
+        argv += [f"--tracker=http://{HOST}:{ports.edges[0].port}"] if i else []
+        argv += ["--allow-private-origins"] if plan.allow_private_origins else []
+        specs.append(ChildSpec(f"edge{i + 1}", argv, EDGES, (edge.port, edge.tunnel_port)))
+    first = await supervisor.start(specs[0])  # the others' tracker: up before they announce
+    edges = [first.url, *[e.url for e in await _start_together(supervisor, specs[1:])]]
+    address = await _fund(data_dir, ledger.url, edges)
+    write_config(data_dir, edges, ledger.url)
+    argv = [*ATLAS, "proxy", "--port", str(ports.proxy), "--api-port", str(ports.api)]
+    proxy = await supervisor.start(ChildSpec(
+        "proxy", argv + (["--intercept"] if plan.intercept else []), PROXY,
+        (ports.proxy, ports.api), env={"ATLAS_HOME": str(data_dir)},
+    ))  # fmt: skip
+    await _wait_healthy([ledger.url, *edges, str(proxy.ready["api"])])
+    save_ports(data_dir, ports)
+    return {
+        "proxy": proxy.url, "api": proxy.ready["api"],
+        "api_token": (data_dir / "api_token").read_text().strip(),
+        "edges": edges, "ledger": ledger.url, "ca_cert": proxy.ready.get("ca_cert"),
+        "status": proxy.ready.get("status"), "data_dir": str(data_dir), "wallet": address,
+    }  # fmt: skip
 
 
-class _Stop:
-    def __init__(self) -> None:
-        self._read, self._write = os.pipe()
-
-    def set(self, *_: object) -> None:
-        os.write(self._write, b"x")
-
-    def wait(self) -> None:
-        os.read(self._read, 1)
+async def _start_together(supervisor: Supervisor, specs: list[ChildSpec]) -> list[Child]:
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            started = [tasks.create_task(supervisor.start(spec)) for spec in specs]
+    except* ChildFailed as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in started]
 
 
 async def _fund(data_dir: Path, ledger_url: str, edges: list[str]) -> str:

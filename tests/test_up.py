@@ -1,23 +1,25 @@
-"""``atlas up`` (what ``make run`` calls): the whole system as child processes."""
+"""``atlas up`` (what ``make run`` calls): the whole system as child processes, at addresses
+that stay the same across restarts."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
+import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
+from tests.atlas_up import ATLAS, descendants, env, fetch, start_up
 from tests.origin_server import pattern
-from tests.processes import Running, start_origin
+from tests.processes import Running, start_origin, start_program
 from tests.proxy.conftest import curl
 
 KEYS = {"proxy", "api", "api_token", "edges", "ledger", "ca_cert", "status", "data_dir"}
+ADDRESSES = ("proxy", "api", "edges", "ledger")
 
 
 @pytest.fixture(scope="module")
@@ -27,51 +29,75 @@ def origin() -> Iterator[Running]:
     running.stop()
 
 
-def up(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, object]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "requester.cli", "up", "--data-dir", str(data_dir), "--edges", "2",
-         "--proxy-port", "0", "--allow-private-origins"],
-        stdout=subprocess.PIPE, text=True, env=_env(),
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line, f"atlas up exited with {proc.wait()}"
-    return proc, json.loads(line)
+def command_line(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
 
 
-def _env() -> dict[str, str]:
-    """The user's environment minus a passphrase: ``atlas up`` makes and keeps its own."""
-    return {k: v for k, v in os.environ.items() if k != "ATLAS_PASSPHRASE"}
-
-
-def stop(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    return proc.wait(60)
-
-
-def test_up_starts_everything_and_stops_cleanly(origin: Running, tmp_path: Path) -> None:
-    proc, info = up(tmp_path / "atlas")
+def test_up_serves_and_a_restart_keeps_its_wallet_and_addresses(
+    origin: Running, tmp_path: Path
+) -> None:
+    up = start_up(tmp_path / "atlas")
     try:
+        info = up.info
         assert set(info) >= KEYS
-        assert len(info["edges"]) == 2  # type: ignore[arg-type]
+        assert len(up.edges) == 2
         url = f"{origin.url}/bytes/300000?t=up"
         through_proxy = curl("-x", str(info["proxy"]), url)
         assert through_proxy.stdout == pattern(0, 300000)
         api = curl("-H", f"Authorization: Bearer {info['api_token']}",
                    f"{info['api']}/v1/fetch?url={quote(url, safe='')}")  # fmt: skip
         assert api.stdout == pattern(0, 300000)
-        status = json.loads(curl(f"{info['api']}/status.json").stdout)
+        status = json.loads(curl("-H", f"Authorization: Bearer {info['api_token']}",
+                                 f"{info['api']}/status.json").stdout)  # fmt: skip
         assert status["wallet"] and status["balance"].endswith("BTT")
-        fetched = subprocess.run(
-            [sys.executable, "-m", "requester.cli", "fetch", url],
-            env={**_env(), "ATLAS_HOME": str(info["data_dir"])},
-            capture_output=True, timeout=120, check=False,
-        )  # fmt: skip
-        assert fetched.stdout == pattern(0, 300000).decode("latin-1").encode("latin-1")
+        fetched = fetch(tmp_path / "atlas", url, tmp_path / "out")
+        assert fetched.returncode == 0, fetched.stderr
+        assert (tmp_path / "out").read_bytes() == pattern(0, 300000)
+        argvs = {a[3]: a for a in map(command_line, descendants(up.proc.pid))}  # by command
     finally:
-        assert stop(proc) == 0
-    again, info2 = up(tmp_path / "atlas")  # a second start resumes the same wallet
+        up.proc.send_signal(signal.SIGTERM)
+        assert up.wait() == 0
+    ledger = start_program(argvs["ledger"])  # the same command lines, typed by hand
     try:
-        assert json.loads(curl(f"{info2['api']}/status.json").stdout)["wallet"] == status["wallet"]
+        assert ledger.url == info["ledger"]
+        edge = start_program(argvs["edge"])
+        assert edge.url in up.edges
+        assert edge.stop() == 0
     finally:
-        assert stop(again) == 0
+        assert ledger.stop() == 0
+    again = start_up(tmp_path / "atlas")  # a second start resumes the same network
+    try:
+        assert again.info["wallet"] == info["wallet"]
+        assert {k: again.info[k] for k in ADDRESSES} == {k: info[k] for k in ADDRESSES}
+    finally:
+        again.proc.send_signal(signal.SIGTERM)
+        assert again.wait() == 0
+
+
+def test_a_port_in_use_is_named(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        flag = up_fails(tmp_path / "a", "--proxy-port", str(port))
+        assert f"proxy's port 127.0.0.1:{port} is in use" in flag
+        assert "--proxy-port" in flag
+        kept = tmp_path / "b"
+        kept.mkdir()
+        (kept / "network.json").write_text(json.dumps({
+            "ledger": port, "edges": [{"port": port + 1, "tunnel_port": port + 2}],
+            "proxy": port + 3, "api": port + 4,
+        }))  # fmt: skip
+        in_file = up_fails(kept, "--proxy-port", "0")
+        assert f"ledger's port 127.0.0.1:{port} is in use" in in_file
+        assert "network.json" in in_file
+
+
+def up_fails(data_dir: Path, *extra: str) -> str:
+    """``atlas up`` that must fail at once; its error message."""
+    done = subprocess.run(
+        [*ATLAS, "up", "--data-dir", str(data_dir), "--edges", "1", *extra],
+        env=env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    return done.stderr

@@ -1,0 +1,55 @@
+"""``atlas up`` supervises its children: one that dies is reaped, reported and restarted on
+the same port, and the network serves through it again."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.atlas_up import descendants, fetch, start_up
+from tests.origin_server import pattern
+from tests.processes import Running, start_origin
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[Running]:
+    running = start_origin()
+    yield running
+    running.stop()
+
+
+def pid_of(up_pid: int, *words: str) -> int:
+    """The child of ``atlas up`` whose command line holds ``words`` in order."""
+    for pid in descendants(up_pid):
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        if any(argv[i : i + len(words)] == list(words) for i in range(len(argv))):
+            return pid
+    raise AssertionError(f"no child runs {words}")
+
+
+def test_a_killed_edge_is_reported_reaped_and_restarted_on_its_port(
+    origin: Running, tmp_path: Path
+) -> None:
+    up = start_up(tmp_path / "atlas", edges=1)
+    try:
+        edge = up.edges[0]
+        killed = pid_of(up.proc.pid, "edge", "serve")
+        os.kill(killed, signal.SIGKILL)
+        up.wait_log(rf"edge1 \(pid {killed}\) was killed by SIGKILL; restarting it")
+        back = up.wait_log(r"edge1 is back \(pid (\d+)\) on (\S+)")
+        assert back[2] == edge
+        assert not Path(f"/proc/{killed}").exists(), "the killed edge was not reaped"
+        assert pid_of(up.proc.pid, "edge", "serve") == int(back[1])
+        out = tmp_path / "out"
+        url = f"{origin.url}/bytes/300000?t=restart"
+        done = fetch(Path(str(up.info["data_dir"])), url, out, "--edge", edge)
+        assert done.returncode == 0, done.stderr
+        assert out.read_bytes() == pattern(0, 300000)
+        os.kill(up.proc.pid, signal.SIGTERM)
+        assert up.wait() == 0
+    finally:
+        up.kill_all()

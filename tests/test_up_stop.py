@@ -1,0 +1,78 @@
+"""Stopping ``atlas up`` settles: the edges redeem what they earned before the ledger stops,
+however the stop signal arrives (Ctrl-C to the terminal's process group, or SIGTERM to every
+process at once as systemd or a container runtime does to a cgroup)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.atlas_up import Up, descendants, earnings, fetch, start_up
+from tests.processes import Running, start_origin
+
+PAID_BYTES = 6 << 20
+"""Past an edge's free allowance (4 MiB per requester), so each edge earns."""
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[Running]:
+    running = start_origin()
+    yield running
+    running.stop()
+
+
+def earn_at_every_edge(up: Up, origin: Running, tmp_path: Path) -> list[Path]:
+    """One paid fetch through each edge; their data dirs, each with unredeemed earnings."""
+    data_dir = Path(str(up.info["data_dir"]))
+    for i, edge in enumerate(up.edges):
+        url = f"{origin.url}/bytes/{PAID_BYTES}?t=stop{i}"
+        done = fetch(data_dir, url, tmp_path / f"out{i}", "--edge", edge)
+        assert done.returncode == 0, done.stderr
+    dirs = [data_dir / f"edge{i + 1}" for i in range(len(up.edges))]
+    assert all(earnings(d)["unredeemed"] > 0 for d in dirs)
+    return dirs
+
+
+def alive(pids: list[int]) -> list[int]:
+    return [p for p in pids if Path(f"/proc/{p}").exists()]
+
+
+def assert_settled(up: Up, dirs: list[Path]) -> None:
+    """Every edge redeemed all it was paid."""
+    for edge_dir in dirs:
+        assert earnings(edge_dir)["unredeemed"] == 0, f"{edge_dir.name}:\n" + "".join(up.log)
+
+
+def test_ctrl_c_to_the_process_group_settles_every_edge(origin: Running, tmp_path: Path) -> None:
+    up = start_up(tmp_path / "atlas")
+    pids: list[int] = []
+    try:
+        dirs = earn_at_every_edge(up, origin, tmp_path)
+        pids = descendants(up.proc.pid)
+        os.killpg(up.proc.pid, signal.SIGINT)  # what Ctrl-C in its terminal does
+        assert up.wait() == 0
+        assert not alive(pids), "children outlived atlas up"
+    finally:
+        up.kill_all(alive(pids))
+    assert_settled(up, dirs)
+
+
+def test_sigterm_to_every_process_at_once_settles_every_edge(
+    origin: Running, tmp_path: Path
+) -> None:
+    up = start_up(tmp_path / "atlas")
+    pids: list[int] = []
+    try:
+        dirs = earn_at_every_edge(up, origin, tmp_path)
+        pids = descendants(up.proc.pid)
+        for pid in [up.proc.pid, *pids]:  # what stopping a cgroup (systemd, docker) does
+            os.kill(pid, signal.SIGTERM)
+        assert up.wait() == 0
+        assert not alive(pids), "children outlived atlas up"
+    finally:
+        up.kill_all(alive(pids))
+    assert_settled(up, dirs)
