@@ -15,6 +15,7 @@ from aiohttp import web
 
 from proxy import pages
 from proxy.failures import Failure, html_page, problem
+from proxy.own_listeners import listener_ports, loop_failure, url_target
 from proxy.relay import relay
 from proxy.state import ProxyState
 
@@ -88,6 +89,10 @@ async def _relay(request: web.Request, url: str, render: pages.Render,
     state = request.app[STATE]
     parts = urlsplit(url)
     site = parts.hostname or ("torrent" if url.startswith("magnet:") else "?")
+    own = listener_ports(state.proxy_url, state.api_url)
+    looped = await loop_failure(*url_target(url), own, url) if parts.scheme != "magnet" else None
+    if looped is not None:
+        return render(looped, url)
     if parts.hostname == TORRENT_HOST:  # http://torrent.atlas/<infohash>/<path in torrent>
         url, _, path = parts.path.lstrip("/").partition("/")
         file = unquote(path) or None

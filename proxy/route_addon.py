@@ -41,7 +41,7 @@ class RouteToRelay:
         if request.host == PAGES_HOST:
             path = request.path
         else:
-            request.headers[RELAY_URL_HEADER] = request.pretty_url
+            request.headers[RELAY_URL_HEADER] = original_url(request)
             path = RELAY_PATH
         request.headers[RELAY_SECRET_HEADER] = self._secret
         request.scheme, request.host, request.port, request.path = (
@@ -54,3 +54,12 @@ class RouteToRelay:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             flow.response.stream = True  # never hold a body in mitmproxy
+
+
+def original_url(request: http.Request) -> str:
+    """The URL asked for; mitmproxy's ``pretty_url`` leaves an IPv6 host unbracketed."""
+    if ":" not in request.host:
+        return request.pretty_url
+    default = {"http": 80, "https": 443}.get(request.scheme)
+    port = "" if request.port == default else f":{request.port}"
+    return f"{request.scheme}://[{request.host}]{port}{request.path}"

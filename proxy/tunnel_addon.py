@@ -35,6 +35,7 @@ import aiohttp
 from mitmproxy import connection, http
 
 from proxy.failures import Failure, classify
+from proxy.own_listeners import listener_ports, loop_failure
 from proxy.spending import RequestPayer
 from proxy.state import ProxyState
 from requester.protocol import Quote, b64url_decode
@@ -68,6 +69,12 @@ class TunnelThroughEdges:
 
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         state = self._state
+        host, port = flow.request.host, flow.request.port
+        own = listener_ports(state.proxy_url, state.api_url)
+        looped = await loop_failure(host, port, own, _authority(host, port))
+        if looped is not None:
+            flow.response = refusal(looped)
+            return
         tunnels = [e for e in state.edges if state.tunnels.get(e) and state.is_healthy(e)]
         if not tunnels:
             why = "no Atlas edge offers a tunnel right now"

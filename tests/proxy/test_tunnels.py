@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 
 from tests.edge.edge_client import metrics
-from tests.processes import Running, start_program, start_proxy
-from tests.proxy.conftest import token
-from tests.sdk.conftest import PASSPHRASE, Home, make_home
+from tests.processes import Running, start_program
+from tests.proxy.conftest import logged, send_connect, token
+from tests.sdk.conftest import Home
 
 TESTS = Path(__file__).parent.parent
 UNITS = 'atlas_edge_tunnel_units_total{paid_by="voucher"}'
@@ -35,36 +35,6 @@ def echo() -> Iterator[Running]:
     running = start_program([sys.executable, str(TESTS / "edge" / "echo_server.py")])
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def logged_proxy(tmp_path_factory: pytest.TempPathFactory, edges: list[Running],
-                 ledger: Running) -> Iterator[tuple[Running, Running, Home]]:  # fmt: skip
-    """A proxy whose only edge is ``edges[0]`` behind a logging reverse proxy."""
-    log = start_program([sys.executable, str(Path(__file__).with_name("request_log.py")),
-                         "--upstream", edges[0].url])  # fmt: skip
-    home = make_home(tmp_path_factory.mktemp("logged"), [log.url], ledger.url)
-    proxy = start_proxy(home.path, env={"ATLAS_PASSPHRASE": PASSPHRASE})
-    yield proxy, log, home
-    proxy.stop()
-    log.stop()
-
-
-async def send_connect(proxy: Running, target: str) -> tuple[bytes, asyncio.StreamReader,
-                                                              asyncio.StreamWriter]:  # fmt: skip
-    """CONNECT through the proxy; the answer's head and the open connection."""
-    host, port = proxy.url.removeprefix("http://").rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-    async with asyncio.timeout(30):
-        head = await reader.readuntil(b"\r\n\r\n")
-    return head, reader, writer
-
-
-async def tunnel_polls(session: aiohttp.ClientSession, log: Running) -> int:
-    async with session.get(f"{log.url}/_log") as r:
-        doc: dict[str, Any] = await r.json()
-    return sum(1 for _, method, path in doc["log"] if path.startswith("/v1/tunnels/"))
 
 
 async def proxy_status(session: aiohttp.ClientSession, proxy: Running, home: Home) -> Any:
@@ -89,9 +59,12 @@ async def test_a_connect_dropped_after_200_stops_polling_and_paying(
             await asyncio.sleep(0.5)
         writer.transport.abort()  # dropped, as a browser drops a speculative connection
         await asyncio.sleep(1.5)
-        polls, units = await tunnel_polls(session, log), (await metrics(session, edges[0].url))
+        polls, units = (
+            await logged(session, log, "/v1/tunnels/"),
+            await metrics(session, edges[0].url),
+        )
         await asyncio.sleep(3)
-        polls_later = await tunnel_polls(session, log)
+        polls_later = await logged(session, log, "/v1/tunnels/")
         units_later = await metrics(session, edges[0].url)
         status = await proxy_status(session, proxy, home)
     assert polls_later == polls, f"{polls_later - polls} status polls in the 3 s after the drop"
