@@ -8,6 +8,7 @@ from requester.protocol import ProtocolError
 __all__ = [
     "BadOriginEncoding",
     "OriginTimeout",
+    "OriginTlsInvalid",
     "OriginTooLarge",
     "OriginUnreachable",
     "TooManyRedirects",
@@ -17,6 +18,12 @@ __all__ = [
 class OriginUnreachable(ProtocolError):
     status = 502
     code = "origin_unreachable"
+
+
+class OriginTlsInvalid(OriginUnreachable):
+    """The origin's TLS certificate does not verify (untrusted issuer, wrong name, expired)."""
+
+    code = "origin_tls_invalid"
 
 
 class OriginTimeout(ProtocolError):

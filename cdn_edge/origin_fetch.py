@@ -6,6 +6,7 @@ Every refusal is a :class:`ProtocolError` that the problem middleware turns into
     ├── BadUrl               400 bad_url               not an http(s) URL we fetch
     ├── BlockedAddress       403 blocked_address       SSRF guard: address or port off limits
     ├── OriginUnreachable    502 origin_unreachable    DNS failure, refused, reset, bad HTTP
+    │   └── OriginTlsInvalid 502 origin_tls_invalid    its TLS certificate does not verify
     ├── OriginTooLarge       502 origin_too_large      body (or headers) over the cap
     ├── TooManyRedirects     502 too_many_redirects    too long a chain, or a loop
     ├── BadOriginEncoding    502 bad_content_encoding  corrupt or unknown Content-Encoding
@@ -51,6 +52,7 @@ from cdn_edge.content_decoding import DECODERS, READ_SIZE, Layers
 from cdn_edge.origin_errors import (
     BadOriginEncoding,
     OriginTimeout,
+    OriginTlsInvalid,
     OriginTooLarge,
     OriginUnreachable,
     TooManyRedirects,
@@ -362,6 +364,9 @@ def _translate(exc: BaseException, url: URL) -> ProtocolError:  # noqa: PLR0911 
         return OriginTimeout(f"{where} did not answer in time ({type(exc).__name__})")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return OriginUnreachable(f"{where}: cannot resolve {url.host}")
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        why = getattr(exc.certificate_error, "verify_message", None) or exc.certificate_error
+        return OriginTlsInvalid(f"{where}: the TLS certificate of {url.host} is not valid ({why})")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return OriginUnreachable(f"{where}: cannot connect ({exc.os_error.strerror or exc})")
     if isinstance(exc, aiohttp.InvalidURL):

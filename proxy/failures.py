@@ -28,6 +28,17 @@ class Failure:
     detail: str
 
 
+ORIGIN_TITLES = {
+    "origin_tls_invalid": "The site's TLS certificate could not be verified",
+    "origin_unreachable": "The site could not be reached",
+    "origin_timeout": "The site did not answer in time",
+    "origin_too_large": "The site's response is too large",
+    "too_many_redirects": "The site redirects too many times",
+    "bad_content_encoding": "The site sent a corrupt response",
+}
+"""Edge problems that are the origin's fault, and how a person reads them."""
+
+
 def classify(exc: BaseException) -> Failure:  # noqa: PLR0911 (one answer per kind)
     """The failure a person should see for ``exc``."""
     if isinstance(exc, TorrentListing):
@@ -45,7 +56,9 @@ def classify(exc: BaseException) -> Failure:  # noqa: PLR0911 (one answer per ki
         return Failure(exc.status if 400 <= exc.status < 600 else 502, code,
                        "The edge refused the request", detail)  # fmt: skip
     if isinstance(exc, EdgeUnavailable):
-        return Failure(502, "edge_unreachable", "No Atlas edge could be reached", str(exc))
+        return _origin_failure(exc) or Failure(
+            502, "edge_unreachable", "No Atlas edge could be reached", str(exc)
+        )
     if isinstance(exc, NoProvidersLeft):
         return Failure(504, "no_providers", "No provider could deliver this page", str(exc))
     if isinstance(exc, LedgerError):
@@ -56,6 +69,18 @@ def classify(exc: BaseException) -> Failure:  # noqa: PLR0911 (one answer per ki
         title = "Out of funds" if exc.status == 402 else "A provider sent something invalid"
         return Failure(exc.status if exc.status != 400 else 502, exc.code, title, exc.message)
     return Failure(502, "proxy_error", "The Atlas proxy failed", f"{type(exc).__name__}: {exc}")
+
+
+def _origin_failure(exc: EdgeUnavailable) -> Failure | None:
+    """An edge was reached and says the site is at fault: its problem, as it said it."""
+    for edge, doc in exc.problems:
+        code = str(doc.get("type", "")).rsplit("/", 1)[-1]
+        if code in ORIGIN_TITLES:
+            status = doc.get("status")
+            status = status if isinstance(status, int) and 500 <= status < 600 else 502
+            detail = f"{doc.get('detail') or code}; reported by the Atlas edge {edge}"
+            return Failure(status, code, ORIGIN_TITLES[code], detail)
+    return None
 
 
 def html_page(failure: Failure, url: str) -> web.Response:

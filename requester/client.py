@@ -9,7 +9,7 @@ and ``atlas fetch`` all use it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -35,6 +35,11 @@ LOOKUP_TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=5)
 
 class EdgeUnavailable(Exception):
     """No configured edge could fetch the URL; carries each edge's reason."""
+
+    def __init__(self, message: str, problems: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+        """``(edge, problem)`` for each edge that answered with a JSON problem (a 5xx)."""
 
 
 class TorrentListing(Exception):
@@ -175,7 +180,7 @@ class AtlasClient:
 
     async def _fetch(self, url: str, headers: dict[str, str],
                      file: str | None = None) -> tuple[str, dict[str, Any]]:  # fmt: skip
-        reasons = []
+        reasons, problems = [], []
         ask: dict[str, Any] = {"url": url, "headers": headers}
         if file is not None:
             ask["file"] = file
@@ -192,8 +197,13 @@ class AtlasClient:
                 return edge, body
             if 400 <= resp.status < 500 and isinstance(body, dict):
                 raise FetchRefused(resp.status, body)
+            if isinstance(body, dict):  # a problem: its code and detail, never the dict
+                problems.append((edge, body))
+                code = str(body.get("type", "")).rsplit("/", 1)[-1]
+                reasons.append(f"{edge}: {resp.status} {code}: {str(body.get('detail'))[:200]}")
+                continue
             reasons.append(f"{edge}: {resp.status} {str(body)[:200]}")
-        raise EdgeUnavailable("no edge could fetch it: " + "; ".join(reasons))
+        raise EdgeUnavailable("no edge could fetch it: " + "; ".join(reasons), problems)
 
 
 def expected_chunks(verifier: ContentVerifier) -> int | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import trustme
@@ -21,8 +22,14 @@ CHUNK = 256 * 1024
 
 
 @pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    ca = trustme.CA()
+def tls_ca() -> trustme.CA:
+    """The CA the TLS edges trust (``SSL_CERT_FILE``)."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory, tls_ca: trustme.CA) -> dict[str, Path]:
+    ca = tls_ca
     cert = ca.issue_cert("127.0.0.1", "localhost")
     base = tmp_path_factory.mktemp("tls")
     files = {"ca": base / "ca.pem", "cert": base / "cert.pem", "key": base / "key.pem"}
@@ -119,3 +126,50 @@ def test_https_tunnels_through_a_paid_edge_end_to_end(
     status = json.loads(curl(f"{api(proxy)}/status.json").stdout)
     spent = parse_amount(status["spent_today"], BTT_LOCAL)
     assert spent > 0 and status["per_site"]["127.0.0.1"]
+
+
+def _origin_with(cert: trustme.LeafCert, base: Path) -> Running:
+    files = (base / "cert.pem", base / "key.pem")
+    cert.private_key_pem.write_to_path(str(files[1]))
+    cert.cert_chain_pems[0].write_to_path(str(files[0]))
+    return start_origin(files)
+
+
+@pytest.fixture(scope="module")
+def bad_tls_origins(tmp_path_factory: pytest.TempPathFactory,
+                    tls_ca: trustme.CA) -> Iterator[dict[str, Running]]:  # fmt: skip
+    """Origins the edges cannot trust: a certificate from a CA they do not know, and one
+    from the CA they trust but for another name."""
+    base = tmp_path_factory.mktemp("bad-tls")
+    (base / "stranger").mkdir()
+    (base / "misnamed").mkdir()
+    started = {
+        "stranger": _origin_with(trustme.CA().issue_cert("127.0.0.1"), base / "stranger"),
+        "misnamed": _origin_with(tls_ca.issue_cert("other.example"), base / "misnamed"),
+    }
+    yield started
+    for running in started.values():
+        running.stop()
+
+
+@pytest.mark.parametrize("kind", ["stranger", "misnamed"])
+def test_an_origin_certificate_that_does_not_verify_is_named_with_the_edges_code(
+    intercepting: tuple[Running, Home], bad_tls_origins: dict[str, Running], kind: str
+) -> None:
+    proxy, home = intercepting
+    url = f"{bad_tls_origins[kind].url}/bytes/10?t=badtls-{kind}"
+    ca = home.path / "mitmproxy" / "mitmproxy-ca-cert.pem"
+    page = curl("-x", proxy.url, "--cacert", str(ca), "-w", "\n%{http_code}", url)
+    body, _, status = page.stdout.rpartition(b"\n")
+    assert status == b"502", (status, body[:500])
+    text = body.decode()
+    assert "certificate" in text and "127.0.0.1" in text and "origin_tls_invalid" in text, text
+    assert "No Atlas edge could be reached" not in text and "{" not in text.split("<body>")[1]
+    auth = f"Authorization: Bearer {(home.path / 'api_token').read_text().strip()}"
+    got = curl("-H", auth, "-w", "\n%{http_code}",
+               f"{api(proxy)}/v1/fetch?url={quote(url, safe='')}")  # fmt: skip
+    body, _, status = got.stdout.rpartition(b"\n")
+    problem = json.loads(body)
+    assert status == b"502" and problem["type"].endswith("/origin_tls_invalid"), problem
+    assert "certificate" in problem["detail"] and "127.0.0.1" in problem["detail"]
+    assert "{" not in problem["detail"] and "No Atlas edge" not in problem["title"]
