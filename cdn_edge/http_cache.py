@@ -37,9 +37,10 @@ def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
 
 
 def _seconds(value: str | None) -> int | None:
-    if value is None or not value.isdigit():
+    # ASCII only (isdigit() admits "²", which int() refuses); a huge number is just large.
+    if value is None or not (value.isascii() and value.isdigit()):
         return None
-    return min(int(value), 2**31)
+    return min(int(value), 2**31) if len(value) <= 11 else 2**31
 
 
 def _date(value: str | None) -> float | None:

@@ -2,7 +2,8 @@
 
 Handlers raise :class:`ProtocolError` (or aiohttp's HTTP exceptions); clients
 get ``application/problem+json`` with a precise message and the right 4xx,
-never an HTML page or a traceback.
+never an HTML page or a traceback. What aiohttp answers before any middleware runs (a
+refused request head) is a problem too: see ``requester/guarded_server.py``.
 """
 
 from __future__ import annotations
@@ -13,27 +14,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from requester.listener_problems import (
+    http_exception_problem,
+    problem_document,
+    problem_response,
+)
 from requester.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def problem_document(status: int, code: str, detail: str) -> dict[str, object]:
-    """The RFC 9457 body every refusal carries, on the HTTP port and the tunnel port alike."""
-    return {
-        "type": f"https://atlas.invalid/problems/{code}",
-        "title": code.replace("_", " "),
-        "status": status,
-        "detail": detail,
-    }
-
-
-def problem_response(status: int, code: str, detail: str) -> web.Response:
-    body = problem_document(status, code, detail)
-    return web.Response(
-        status=status, text=json.dumps(body), content_type="application/problem+json"
-    )
+__all__ = ["problem_document", "problem_middleware", "problem_response", "read_json"]
 
 
 @web.middleware
@@ -45,8 +35,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = exc.reason.lower().replace(" ", "_")
-        return problem_response(exc.status, code, exc.text or exc.reason)
+        return http_exception_problem(exc, request)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(500, "internal_error", "internal error; see the server log")

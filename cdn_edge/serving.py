@@ -8,18 +8,15 @@ connections, which is how ``atlas up`` and the tests learn where they are.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from requester.guarded_server import GuardedSite
 from requester.listener_limits import DEFAULT_LIMITS, ListenerLimits
 from requester.stop_orders import StopOrders
 
-log = logging.getLogger(__name__)
 KEEPALIVE_TIMEOUT = 75.0
 """Idle keep-alive connections close after this (aiohttp's default is an hour)."""
 MAX_LINE_SIZE = 8190
@@ -29,25 +26,6 @@ HANDLER_OPTIONS: dict[str, object] = {
     "keepalive_timeout": KEEPALIVE_TIMEOUT, "max_line_size": MAX_LINE_SIZE,
     "max_field_size": MAX_FIELD_SIZE, "max_headers": MAX_HEADERS, "access_log": None,
 }  # fmt: skip
-
-
-class _MalformedRequestFilter(logging.Filter):
-    """Keeps aiohttp from logging a traceback for every malformed request it refuses.
-
-    Requests over the line/header limits never reach the app; aiohttp answers
-    400 itself and logs the parser's exception with a traceback at ERROR, so
-    any client could fill the operator's log. They become one INFO line.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError) and exc.code < 500:
-            log.info("refused a malformed request (%s): %s", exc.code, exc.message[:200])
-            return False
-        return True
-
-
-_QUIET = _MalformedRequestFilter()
 
 
 async def serve(
@@ -66,7 +44,6 @@ async def serve(
     and a ``stops_last`` server (the ledger) only those (requester/stop_orders.py).
     Connections obey ``limits`` (header timeout, per-address cap).
     """
-    logging.getLogger("aiohttp.server").addFilter(_QUIET)
     # Handlers go in before the ready line: a SIGTERM sent as soon as it is read must
     # still run the cleanup (an edge redeems its vouchers there), not kill the process.
     orders = StopOrders(stops_last=stops_last)

@@ -52,7 +52,8 @@ async def relay_route(request: web.Request) -> web.StreamResponse:
     """A browser request mitmproxy handed over; the original URL rides in a header."""
     state = request.app[STATE]
     secret = request.headers.get(RELAY_SECRET_HEADER, "")
-    if not hmac.compare_digest(secret, state.relay_secret):
+    # compare_digest raises on non-ASCII text: such a secret is simply wrong.
+    if not (secret.isascii() and hmac.compare_digest(secret, state.relay_secret)):
         return problem(Failure(403, "forbidden", "Not for you", "internal relay path"))
     url = request.headers.get(RELAY_URL_HEADER, "")
     if request.method not in ("GET", "HEAD"):
@@ -66,6 +67,9 @@ async def mobile_fetch(request: web.Request) -> web.StreamResponse:
     """``GET /v1/fetch?url=URL`` with ``Authorization: Bearer TOKEN``; Range supported."""
     state = request.app[STATE]
     auth = request.headers.get("Authorization", "")
+    if not auth.isascii():  # a token is ASCII; compare_digest raises on anything else
+        why = "the Authorization header must be ASCII: Bearer TOKEN"
+        return problem(Failure(400, "bad_authorization", "Malformed Authorization", why))
     if not auth.startswith("Bearer ") or not hmac.compare_digest(
         auth.removeprefix("Bearer ").strip(), state.api_token
     ):

@@ -25,7 +25,8 @@ FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "user-agent", "range")
 """Passed to the edge. ``range`` matters only for a URL whose responses the edge cannot
 reuse: it then answers with the origin's 206 for that range (relayed as it is); otherwise
 it returns the whole response and the relay cuts the range from its chunks."""
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
+_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})", re.ASCII)
+"""At most 19 digits: a longer position is past any size (and int() of thousands raises)."""
 
 
 def total_size(download: Download) -> int | None:

@@ -5,7 +5,9 @@ has been idle for a whole keep-alive period, and a byte every few seconds is not
 and no per-address cap. :class:`GuardedSite` is a TCP site whose connections are
 :class:`GuardedRequestHandler`: the cap is checked when a connection opens, and a timer
 armed then (or at the first byte of a later request on a kept-alive connection) closes it
-unless a whole request head has been parsed in time. Every Atlas aiohttp server (edge,
+unless a whole request head has been parsed in time. What aiohttp answers by itself
+(refused heads, uncaught errors, the router's 404 and 405) is a JSON problem
+(:mod:`requester.listener_problems`). Every Atlas aiohttp server (edge,
 ledger, the proxy's API) listens through it; it is in the SDK so the proxy need not
 import the edge.
 """
@@ -17,8 +19,10 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from requester.listener_limits import AddressCounter, ListenerLimits, peer_host
+from requester.listener_problems import error_problem, http_exception_problem
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +86,31 @@ class GuardedRequestHandler(web.RequestHandler):
                   self._key, self._header_timeout)  # fmt: skip
         self.force_close()
 
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """What aiohttp answers itself (a refused request head, an uncaught exception),
+        as a problem instead of ``text/plain``; the connection closes after it."""
+        if isinstance(exc, HttpProcessingError) and status < 500:
+            # One line, no traceback: any client can send these, as often as it likes.
+            log.info("refused a malformed request from %s (%s): %.200s",
+                     request.remote, status, exc.message)  # fmt: skip
+        elif status == 500:
+            self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
+        if request.writer.output_size > 0:
+            raise ConnectionError("the response has begun: no error can be sent")
+        resp = error_problem(status, exc, self.max_headers)
+        resp.force_close()
+        return resp
+
 
 def _track_heads(server: web.Server) -> None:
-    """Tell each guarded connection when a request's handler starts and ends.
+    """Tell each guarded connection when a request's handler starts and ends, and answer
+    the HTTP errors no middleware turned into problems (a 404 of the router...) as problems.
 
     The server's request handler is what aiohttp calls once a request head is parsed;
     wrapping it once (handlers copy it when they are made) is the one public place that
@@ -101,6 +127,10 @@ def _track_heads(server: web.Server) -> None:
             guarded.head_received()
         try:
             return await inner(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return http_exception_problem(exc, request)
         finally:
             if guarded is not None:
                 guarded.request_done()

@@ -8,19 +8,19 @@ test also proves nothing it logged carries a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
 import secrets
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from yarl import URL
 
 from requester.protocol import b64url_encode
 from tests.edge.edge_client import Answer, fetch, get_chunk, request
 from tests.processes import Running, start_edge
+from tests.raw_http import BAD_HEADS, exchange, problem_of
 
 PROBLEM = "application/problem+json"
 
@@ -70,29 +70,6 @@ ANNOUNCES: list[object] = [
     {"records": [b64url_encode(b"ATP\x01" + bytes(300))]},
 ]  # fmt: skip
 
-RAW = [
-    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(40) + b"\r\n\r\n",
-    b"GET /healthz HTTP/1.1\r\nHost: x\r\nAtlas-Voucher: " + b"A" * 10_000 + b"\r\n\r\n",
-    b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n",
-    b"POST /v1/fetch HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
-    b"POST /v1/fetch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-    b"GET /healthz HTTP/9.9\r\n\r\n",
-]
-
-
-async def _raw(url: str, data: bytes) -> bytes:
-    target = URL(url)
-    assert target.host is not None and target.port is not None
-    reader, writer = await asyncio.open_connection(target.host, target.port)
-    try:
-        writer.write(data)
-        await writer.drain()
-        async with asyncio.timeout(10):
-            return await reader.read(4096)
-    finally:
-        writer.close()
-
 
 def _checked(what: str, answer: Answer) -> None:
     """A 4xx JSON problem: the client's mistake, said so."""
@@ -122,15 +99,54 @@ async def test_no_hostile_request_gets_a_500_or_a_traceback(
                 _checked(str(announce)[:80], answer)
             for method, path in (("DELETE", "/v1/fetch"), ("PUT", "/"), ("GET", "/v1/fetch")):
                 _checked(f"{method} {path}", await request(session, method, edge.url + path))
-            replies = [await _raw(edge.url, data) for data in RAW]
+            replies = [await exchange(edge.url, data) for _, data, _ in BAD_HEADS]
             still = await request(session, "GET", f"{edge.url}/healthz")
     finally:
         stopped = edge.stop()
     assert stopped == 0
-    for data, reply in zip(RAW, replies, strict=True):
-        # Refused by the HTTP parser before any handler runs: a plain 400, or a closed socket.
-        assert reply == b"" or re.match(rb"HTTP/1\.[01] 400 ", reply), (data[:60], reply[:200])
+    for (what, _, code), reply in zip(BAD_HEADS, replies, strict=True):
+        # Refused by the HTTP parser before any handler runs: a 400 problem all the same.
+        status, document = problem_of(reply)
+        assert (status, document["type"].rsplit("/", 1)[-1]) == (400, code), (what, document)
     assert still[0] == 200
     err = capfd.readouterr().err
     assert "Traceback" not in err, err[-3000:]
     assert "internal_error" not in err and "unhandled error" not in err, err[-3000:]
+
+
+ODD_CACHE_CONTROL = [
+    "max-age=" + "9" * 5000, "s-maxage=" + "9" * 5000, "max-age=\u00b2", "max-age=\u0661",
+    "max-age=" + "9" * 30, "max-age=-5",
+]  # fmt: skip
+
+
+async def _odd_origin() -> web.AppRunner:
+    """An origin that answers with the Cache-Control the query asks for."""
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="hello", headers={"Cache-Control": request.query["cc"]})
+
+    app = web.Application()
+    app.router.add_get("/page", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
+async def test_an_origins_odd_cache_lifetimes_do_not_break_the_fetch(
+    tmp_path: Path, ledger: Running, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """int() of a 5000-digit max-age raised, and so did "\u00b2" (isdigit() but not ASCII)."""
+    origin = await _odd_origin()
+    edge = start_edge(tmp_path / "edge", ledger.url)
+    try:
+        base = f"http://127.0.0.1:{origin.addresses[0][1]}/page"
+        async with aiohttp.ClientSession() as session:
+            for value in ODD_CACHE_CONTROL:
+                fetched = await fetch(session, edge.url, str(URL(base).with_query(cc=value)))
+                assert fetched.head.status == 200, value[:40]
+    finally:
+        edge.stop()
+        await origin.cleanup()
+    assert "Traceback" not in capfd.readouterr().err
