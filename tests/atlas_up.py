@@ -65,13 +65,15 @@ class Up:
         self.proc.wait(10)
 
 
-def start_up(data_dir: Path, *extra: str, edges: int = 2) -> Up:
-    """``atlas up`` on ``data_dir`` (proxy on a free port), once its JSON line is out."""
+def start_up(data_dir: Path, *extra: str, edges: int = 2, more_env: dict[str, str] | None = None
+             ) -> Up:  # fmt: skip
+    """``atlas up`` on ``data_dir`` (proxy on a free port), once its JSON line is out;
+    ``more_env`` reaches its children too (``ATLAS_FREE_MIB=0``: edges charge from byte 0)."""
     proc = subprocess.Popen(
         [*ATLAS, "up", "--data-dir", str(data_dir), "--edges", str(edges),
          "--proxy-port", "0", "--allow-private-origins", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
-        start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**env(), **(more_env or {})}, start_new_session=True,
     )  # fmt: skip
     up = Up(proc, {})
     assert proc.stderr is not None

@@ -40,7 +40,7 @@ def test_a_killed_edge_is_reported_reaped_and_restarted_on_its_port(
         killed = pid_of(up.proc.pid, "edge", "serve")
         os.kill(killed, signal.SIGKILL)
         up.wait_log(rf"edge1 \(pid {killed}\) was killed by SIGKILL; restarting it")
-        back = up.wait_log(r"edge1 is back \(pid (\d+)\) on (\S+)")
+        back = up.wait_log(r"edge1 is back \(pid (\d+)\) on (\S+)", timeout=60)
         assert back[2] == edge
         assert not Path(f"/proc/{killed}").exists(), "the killed edge was not reaped"
         assert pid_of(up.proc.pid, "edge", "serve") == int(back[1])

@@ -14,8 +14,8 @@ import pytest
 from tests.atlas_up import Up, descendants, earnings, fetch, start_up
 from tests.processes import Running, start_origin
 
-PAID_BYTES = 6 << 20
-"""Past an edge's free allowance (4 MiB per requester), so each edge earns."""
+PAYING = {"ATLAS_FREE_MIB": "0"}
+"""The edges' free allowance off, so that every fetch pays."""
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +26,13 @@ def origin() -> Iterator[Running]:
 
 
 def earn_at_every_edge(up: Up, origin: Running, tmp_path: Path) -> list[Path]:
-    """One paid fetch through each edge; their data dirs, each with unredeemed earnings."""
+    """One paid fetch through each edge; their data dirs."""
     data_dir = Path(str(up.info["data_dir"]))
     for i, edge in enumerate(up.edges):
-        url = f"{origin.url}/bytes/{PAID_BYTES}?t=stop{i}"
+        url = f"{origin.url}/bytes/300000?t=stop{i}"
         done = fetch(data_dir, url, tmp_path / f"out{i}", "--edge", edge)
         assert done.returncode == 0, done.stderr
-    dirs = [data_dir / f"edge{i + 1}" for i in range(len(up.edges))]
-    assert all(earnings(d)["unredeemed"] > 0 for d in dirs)
-    return dirs
+    return [data_dir / f"edge{i + 1}" for i in range(len(up.edges))]
 
 
 def alive(pids: list[int]) -> list[int]:
@@ -42,13 +40,16 @@ def alive(pids: list[int]) -> list[int]:
 
 
 def assert_settled(up: Up, dirs: list[Path]) -> None:
-    """Every edge redeemed all it was paid."""
+    """Every edge was paid, and redeemed all it was paid (while it runs, it redeems only
+    channels near their expiry: what it holds at the stop is redeemed on the way out)."""
     for edge_dir in dirs:
-        assert earnings(edge_dir)["unredeemed"] == 0, f"{edge_dir.name}:\n" + "".join(up.log)
+        earned = earnings(edge_dir)
+        assert earned["paid"] > 0
+        assert earned["unredeemed"] == 0, f"{edge_dir.name}:\n" + "".join(up.log)
 
 
 def test_ctrl_c_to_the_process_group_settles_every_edge(origin: Running, tmp_path: Path) -> None:
-    up = start_up(tmp_path / "atlas")
+    up = start_up(tmp_path / "atlas", more_env=PAYING)
     pids: list[int] = []
     try:
         dirs = earn_at_every_edge(up, origin, tmp_path)
@@ -64,7 +65,7 @@ def test_ctrl_c_to_the_process_group_settles_every_edge(origin: Running, tmp_pat
 def test_sigterm_to_every_process_at_once_settles_every_edge(
     origin: Running, tmp_path: Path
 ) -> None:
-    up = start_up(tmp_path / "atlas")
+    up = start_up(tmp_path / "atlas", more_env=PAYING)
     pids: list[int] = []
     try:
         dirs = earn_at_every_edge(up, origin, tmp_path)
