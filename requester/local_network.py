@@ -110,7 +110,7 @@ def check_free(ports: list[tuple[str, int]], hint: str) -> None:
     """Raise :class:`PortInUse` naming the first port some other process holds."""
     for role, port in ports:
         if not port_free(port):
-            raise PortInUse(f"the {role}'s port {HOST}:{port} is in use; {hint}")
+            raise PortInUse(f"port {HOST}:{port} ({role}) is in use; {hint}")
 
 
 def port_free(port: int) -> bool:

@@ -80,7 +80,7 @@ def test_a_port_in_use_is_named(tmp_path: Path) -> None:
         holder.listen()
         port = holder.getsockname()[1]
         flag = up_fails(tmp_path / "a", "--proxy-port", str(port))
-        assert f"proxy's port 127.0.0.1:{port} is in use" in flag
+        assert f"port 127.0.0.1:{port} (proxy) is in use" in flag
         assert "--proxy-port" in flag
         kept = tmp_path / "b"
         kept.mkdir()
@@ -89,7 +89,7 @@ def test_a_port_in_use_is_named(tmp_path: Path) -> None:
             "proxy": port + 3, "api": port + 4,
         }))  # fmt: skip
         in_file = up_fails(kept, "--proxy-port", "0")
-        assert f"ledger's port 127.0.0.1:{port} is in use" in in_file
+        assert f"port 127.0.0.1:{port} (ledger) is in use" in in_file
         assert "network.json" in in_file
 
 
