@@ -1,5 +1,10 @@
 """Decoding origin bodies (gzip, deflate, br, zstd) incrementally, every call's output
-bounded whatever the input: a compression bomb is refused after the cap, not expanded."""
+bounded whatever the input: a compression bomb is refused early, not expanded.
+
+Two limits apply to the output of every layer: the size cap (the edge's largest
+response), and a ratio to the encoded bytes read so far (:data:`MAX_RATIO`, above a
+:data:`RATIO_FLOOR`), so the CPU a body can cost is bounded by what the origin sends.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,17 @@ import zstandard
 
 from cdn_edge.origin_errors import BadOriginEncoding, OriginTooLarge
 
-__all__ = ["DECODERS", "READ_SIZE", "Layers"]
+__all__ = ["DECODERS", "MAX_RATIO", "RATIO_FLOOR", "READ_SIZE", "Layers"]
 
 READ_SIZE = 64 * 1024
 """Bytes read from the origin at a time, and the size decoded output is cut to."""
+MAX_RATIO = 200
+"""Decoded bytes allowed per encoded byte read, as Apache's mod_deflate allows by default
+(DeflateInflateRatioLimit). Web text compresses 3-20 times, repetitive JSON or CSV rarely
+100; a gzip bomb is ~1000 times, br, zstd and stacked codings reach millions."""
+RATIO_FLOOR = 8 << 20
+"""Decoded bytes allowed whatever the ratio, so a small page of one repeated character
+still decodes; refusing a bomb then costs at most about this much inflating (a few ms)."""
 BROTLI_SLICE = 8
 """Brotli 1.1 cannot cap one call's output; 8 input bytes expand to at most ~16 MiB."""
 ZSTD_SLICE = 64
@@ -31,14 +43,23 @@ class _Decoder(Protocol):
 
 
 class Layers:
-    """Decoders applied in turn; every layer's total output is capped, not just the last."""
+    """Decoders applied in turn; every layer's total output is capped, not just the last:
+    at ``cap`` bytes, and at ``max_ratio`` times the encoded bytes fed so far (but never
+    below ``floor``)."""
 
-    def __init__(self, decoders: list[_Decoder], cap: int) -> None:
+    def __init__(
+        self, decoders: list[_Decoder], cap: int, *, max_ratio: int = MAX_RATIO,
+        floor: int = RATIO_FLOOR,
+    ) -> None:  # fmt: skip
         self._decoders = decoders
         self._produced = [0] * len(decoders)
         self._cap = cap
+        self._max_ratio = max_ratio
+        self._floor = floor
+        self._fed = 0
 
     def feed(self, data: bytes) -> Iterator[bytes]:
+        self._fed += len(data)
         return self._through(0, data)
 
     def finish(self) -> Iterator[bytes]:
@@ -54,9 +75,14 @@ class Layers:
             yield from self._counted(index, piece)
 
     def _counted(self, index: int, piece: bytes) -> Iterator[bytes]:
-        self._produced[index] += len(piece)
-        if self._produced[index] > self._cap:
+        produced = self._produced[index] = self._produced[index] + len(piece)
+        if produced > self._cap:
             raise OriginTooLarge(f"decoded body exceeds {self._cap} bytes; refused, not expanded")
+        if produced > max(self._floor, self._max_ratio * self._fed):
+            raise OriginTooLarge(
+                f"decoded body grew past {self._max_ratio} times the {self._fed} encoded bytes "
+                f"read ({produced} bytes); refused, not expanded"
+            )
         yield from self._through(index + 1, piece)
 
 

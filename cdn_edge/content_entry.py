@@ -48,6 +48,8 @@ class ContentEntry:
         return seal is not None and index >= seal.chunk_count
 
     def add_chunk(self, index: int, statement: bytes, sha256: bytes) -> None:
+        if self.error is not None:
+            return  # a store that finished after the failure: its chunk is never served
         self.statements[index] = statement
         self.hashes[index] = sha256
         self._notify()
@@ -57,7 +59,15 @@ class ContentEntry:
         self._notify()
 
     def fail(self, error: ProtocolError) -> None:
+        """The content ends with ``error``, the answer to every request for it from now on.
+
+        Nothing else of it is kept: not its chunk statements (a 4 GiB body that failed
+        held 16,384 of them, ~7 MB, for as long as the entry stayed cached), nor the
+        frames and buffers the error's traceback and causes pointed to.
+        """
+        error.__traceback__ = error.__cause__ = error.__context__ = None
         self.error = error
+        self.statements, self.hashes = {}, {}
         self._notify()
 
     async def wait_for(self, index: int) -> bool:

@@ -311,6 +311,7 @@ class ContentService:
                 future.set_exception(problem)
             elif entry is not None:
                 entry.fail(problem)
+                await self._run(self._index.drop, entry.content_id)
         finally:
             if not future.done():
                 future.cancel()

@@ -21,8 +21,8 @@ of each established connection is checked again before a request byte is sent.
 No proxy from the environment is used, since it would hide the origin's address.
 
 Bodies are streamed and decoded incrementally with every layer's output capped
-(:mod:`cdn_edge.content_decoding`), so a compression bomb is refused after
-``max_body`` bytes instead of expanded.
+(:mod:`cdn_edge.content_decoding`) at ``max_body`` bytes and at a ratio to the bytes
+read, so a compression bomb is refused after a few MiB instead of expanded.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ Routes:
   /huge-headers         a response with a 64 KiB header
   /gzip/{n}             /text/{n} gzip-encoded
   /gzip-members/{n}     gzip(text(n)) + gzip(pattern(0, n)), as `cat a.gz b.gz` makes
+  /bomb/{codings}?mib=m m MiB of zeros (default 5 GiB) coded with each of the comma-
+                        separated codings in turn (gzip, deflate, br, zstd), streamed as made
   /hits                 JSON: hits per path so far
   /sent                 JSON: body bytes sent per path so far
 """
@@ -33,9 +35,12 @@ import json
 import re
 import ssl
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
+import brotli  # type: ignore[import-untyped]
+import zstandard
 from aiohttp import web
 
 PIECE = 64 * 1024
@@ -187,6 +192,47 @@ async def gzip_members_route(request: web.Request) -> web.Response:
     )
 
 
+class _Coder:
+    """One content coding applied as the bytes are made (a bomb's layers)."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self._zlib = zlib.compressobj(6, zlib.DEFLATED, 31 if coding == "gzip" else 15)
+        self._br = brotli.Compressor(quality=5)
+        self._zstd = zstandard.ZstdCompressor(level=3).compressobj()
+
+    def push(self, data: bytes, *, flush: bool = False, end: bool = False) -> bytes:
+        if self.coding == "br":
+            out: bytes = self._br.process(data)
+            return out + (self._br.finish() if end else self._br.flush() if flush else b"")
+        if self.coding == "zstd":
+            out = self._zstd.compress(data)
+            if end or flush:
+                out += self._zstd.flush(0 if end else zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+            return out
+        out = self._zlib.compress(data)
+        return out + (self._zlib.flush() if end else self._zlib.flush(2) if flush else b"")
+
+
+async def bomb_route(request: web.Request) -> web.StreamResponse:
+    codings = request.match_info["codings"].split(",")
+    total = int(request.query.get("mib", "5120"))
+    coders = [_Coder(c) for c in codings]
+    resp = web.StreamResponse(headers={"Content-Encoding": ", ".join(codings)})
+    await resp.prepare(request)
+    zeros = bytes(1 << 20)
+    try:
+        for mib in range(total + 1):
+            data = zeros if mib < total else b""
+            for coder in coders:  # flushed every 4 MiB: the bytes go out as they are made
+                data = coder.push(data, flush=mib % 4 == 3, end=mib == total)
+            await resp.write(data)
+        await resp.write_eof()
+    except (ConnectionError, RuntimeError):
+        pass  # the edge hung up, as it should
+    return resp
+
+
 async def hits_route(request: web.Request) -> web.Response:
     return web.json_response(dict(HITS))
 
@@ -280,6 +326,7 @@ def create_app() -> web.Application:
             web.get("/huge-headers", huge_headers_route),
             web.get("/gzip/{n}", gzip_route),
             web.get("/gzip-members/{n}", gzip_members_route),
+            web.get("/bomb/{codings}", bomb_route),
             web.get("/hits", hits_route),
             web.get("/sent", sent_route),
             web.get("/site/{name}", site_route),

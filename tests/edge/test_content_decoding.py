@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdn_edge.content_decoding import DECODERS, READ_SIZE, Layers
-from cdn_edge.origin_errors import BadOriginEncoding
+from cdn_edge.origin_errors import BadOriginEncoding, OriginTooLarge
 
 CAP = 1 << 30
 SETTINGS = settings(
@@ -254,3 +254,22 @@ def test_references_really_differ_where_the_docstring_says() -> None:
     zstd_reference(cut)  # no error: the stream decode cannot tell a cut body from a slow one
     with pytest.raises(BadOriginEncoding, match="ends inside a frame"):
         decode("zstd", cut, [])
+
+
+def test_ratio_cap_refuses_bombs_not_compressible_pages() -> None:
+    """Past 8 MiB decoded, a layer may not grow beyond 200 times the bytes read."""
+    rows = b"".join(b"<tr><td>%d</td><td>row</td></tr>\n" % i for i in range(300_000))
+    assert decode("gzip", gzip.compress(rows, compresslevel=1), []) == rows  # 10 MiB, ~14:1
+    small = bytes(8 << 20)
+    assert decode("gzip", gzip.compress(small), []) == small  # ~1000:1, but under the floor
+    for coding, bomb in [
+        ("gzip", gzip.compress(bytes(9 << 20))),
+        ("br", brotli.compress(bytes(16 << 20), quality=5)),
+        ("zstd", zstandard.ZstdCompressor().compress(bytes(16 << 20))),
+    ]:
+        with pytest.raises(OriginTooLarge, match=r"200 times the \d+ encoded bytes read"):
+            decode(coding, bomb, [])
+    inner = gzip.compress(bytes(6 << 20))  # each layer under the floor, the stack over it
+    stacked = Layers([DECODERS["gzip"](), DECODERS["gzip"]()], CAP)
+    with pytest.raises(OriginTooLarge, match="times the"):
+        list(stacked.feed(gzip.compress(inner * 2)))
