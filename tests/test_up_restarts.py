@@ -1,5 +1,5 @@
 """``atlas up`` supervises its children: one that dies is reaped, reported and restarted on
-the same port, and the network serves through it again."""
+the same port, the network serves (and pays) through it again, and it settles on the stop."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.atlas_up import descendants, fetch, start_up
+from tests.atlas_up import descendants, earnings, fetch, start_up
 from tests.origin_server import pattern
 from tests.processes import Running, start_origin
 
@@ -34,7 +34,7 @@ def pid_of(up_pid: int, *words: str) -> int:
 def test_a_killed_edge_is_reported_reaped_and_restarted_on_its_port(
     origin: Running, tmp_path: Path
 ) -> None:
-    up = start_up(tmp_path / "atlas", edges=1)
+    up = start_up(tmp_path / "atlas", edges=1, more_env={"ATLAS_FREE_MIB": "0"})
     try:
         edge = up.edges[0]
         killed = pid_of(up.proc.pid, "edge", "serve")
@@ -49,7 +49,10 @@ def test_a_killed_edge_is_reported_reaped_and_restarted_on_its_port(
         done = fetch(Path(str(up.info["data_dir"])), url, out, "--edge", edge)
         assert done.returncode == 0, done.stderr
         assert out.read_bytes() == pattern(0, 300000)
-        os.kill(up.proc.pid, signal.SIGTERM)
+        os.kill(up.proc.pid, signal.SIGTERM)  # to atlas up alone
         assert up.wait() == 0
     finally:
         up.kill_all()
+    earned = earnings(tmp_path / "atlas" / "edge1")  # the restarted edge settled on the stop
+    assert earned["paid"] > 0
+    assert earned["unredeemed"] == 0
