@@ -16,6 +16,7 @@ help:
 	@echo "make run    start a local Atlas network (ledger + 3 edges) on 127.0.0.1; Ctrl-C stops it"
 	@echo "make test   lint, types, import contracts and all tests"
 	@echo "make bench  every benchmark, one table, docs/performance.md (about 10 min; not in CI)"
+	@echo "make fuzz   every fuzz target under atheris, FUZZ_SECONDS each (default 60; not in CI)"
 	@echo "make lock   re-resolve constraints.txt from pyproject.toml"
 
 # The virtualenv is rebuilt from the lock whenever the project or the lock changes.
@@ -67,6 +68,16 @@ bench: $(STAMP)
 .PHONY: loadtest
 loadtest: $(STAMP)
 	$(BIN)/python loadtest/run_loadtest.py $(LOADTEST_ARGS)
+
+# Coverage-guided fuzzing (atheris) of every wire decoder and endpoint parser in tests/fuzz/,
+# FUZZ_SECONDS per target; not in CI (hypothesis runs the same targets there). Crashes, logs and
+# the corpus go to fuzz-artifacts/. FUZZ_ARGS: e.g. "--only decode_gzip,quote".
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: $(STAMP)
+	@$(BIN)/python -c "import atheris" 2>/dev/null || \
+		$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[fuzz]'
+	$(BIN)/python -m tests.fuzz.run --all --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
 
 # Re-resolve the lock in a scratch venv from pyproject.toml alone.
 lock:
