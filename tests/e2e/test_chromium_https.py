@@ -14,11 +14,18 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tests.e2e.test_chromium import CHROMIUM, chromium, pytestmark
 from tests.origin_server import SITE_VIDEO_SIZE, pattern
 from tests.processes import Running
-from tests.proxy.test_https import intercepting, tls_edges, tls_files, tls_origin, tunnelling
+from tests.proxy.test_https import (
+    intercepting,
+    tls_ca,
+    tls_edges,
+    tls_files,
+    tls_origin,
+    tunnelling,
+)
 from tests.sdk.conftest import Home
 
-__all__ = ["CHROMIUM", "intercepting", "pytestmark", "tls_edges", "tls_files", "tls_origin",
-           "tunnelling"]  # fmt: skip
+__all__ = ["CHROMIUM", "intercepting", "pytestmark", "tls_ca", "tls_edges", "tls_files",
+           "tls_origin", "tunnelling"]  # fmt: skip
 
 
 def spki(pem: Path) -> str:
