@@ -437,10 +437,13 @@ class OperatorUser(AtlasUser):
     def scrape(self) -> None:
         for edge in self.targets.edges:
             self.scrape_one(f"{edge}/metrics", "edge /metrics", "atlas_edge_bytes_sent")
-        self.scrape_one("/metrics", "proxy /metrics", "atlas_proxy_requests")
+        token = {"Authorization": f"Bearer {self.targets.api_token}"}  # the proxy's API needs it
+        self.scrape_one("/metrics", "proxy /metrics", "atlas_proxy_requests", token)
 
-    def scrape_one(self, url: str, what: str, needle: str) -> None:
-        with self.client.get(url, name=self.name(what), catch_response=True) as resp:
+    def scrape_one(self, url: str, what: str, needle: str,
+                   headers: dict[str, str] | None = None) -> None:  # fmt: skip
+        with self.client.get(url, name=self.name(what), headers=headers,
+                             catch_response=True) as resp:  # fmt: skip
             if resp.status_code != 200 or needle not in (resp.text or ""):
                 resp.failure(f"HTTP {resp.status_code}, {needle} missing")
             else:

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 
 from proxy import pages
+from proxy.api_auth import token_auth
 from proxy.failures import Failure, html_page, problem
 from proxy.own_listeners import listener_ports, loop_failure, url_target
 from proxy.relay import relay
@@ -28,7 +29,8 @@ STATE: web.AppKey[ProxyState] = web.AppKey("state", ProxyState)
 
 
 def create_app(state: ProxyState) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    auth = token_auth(state.api_token, exempt=frozenset({RELAY_PATH}))  # relay: own secret
+    app = web.Application(client_max_size=64 * 1024, middlewares=[auth])
     app[STATE] = state
     app.add_routes([
         web.route("*", RELAY_PATH, relay_route),

@@ -84,7 +84,7 @@ async def run(config: ProxyConfig) -> None:
         print(json.dumps({
             "listening": state.proxy_url, "api": state.api_url,
             "ca_cert": str(state.ca_cert) if state.ca_cert else None,
-            "status": f"{state.api_url}/",
+            "status": f"{state.api_url}/?token={state.api_token}",
         }), flush=True)  # fmt: skip
         await orders.wait()
         watcher.cancel()

@@ -80,5 +80,10 @@ def token(home: Home) -> str:
     return (home.path / "api_token").read_text().strip()
 
 
+def bearer(home: Home) -> list[str]:
+    """curl arguments that send the API token: the status pages and the mobile API need it."""
+    return ["-H", f"Authorization: Bearer {token(home)}"]
+
+
 def home_path(home: Home) -> Path:
     return home.path

@@ -15,7 +15,7 @@ import trustme
 from requester.protocol import BTT_LOCAL, parse_amount
 from tests.origin_server import pattern
 from tests.processes import Running, start_edge_env, start_origin, start_proxy
-from tests.proxy.conftest import api, curl
+from tests.proxy.conftest import api, bearer, curl
 from tests.sdk.conftest import PASSPHRASE, Home, fund_edges, make_home
 
 CHUNK = 256 * 1024
@@ -123,7 +123,7 @@ def test_https_tunnels_through_a_paid_edge_end_to_end(
         if line.startswith("atlas_edge_tunnel_bytes")
     )  # fmt: skip
     assert relayed >= size
-    status = json.loads(curl(f"{api(proxy)}/status.json").stdout)
+    status = json.loads(curl(*bearer(home), f"{api(proxy)}/status.json").stdout)
     spent = parse_amount(status["spent_today"], BTT_LOCAL)
     assert spent > 0 and status["per_site"]["127.0.0.1"]
 

@@ -15,7 +15,7 @@ from requester.ledger_client import LedgerClient
 from requester.protocol import BTT_LOCAL, parse_amount
 from tests.origin_server import pattern
 from tests.processes import Running, start_edge, start_proxy
-from tests.proxy.conftest import api, curl
+from tests.proxy.conftest import api, bearer, curl, token
 from tests.sdk.conftest import PASSPHRASE, Home, fund_edges, make_home
 
 CHUNK = 256 * 1024
@@ -64,9 +64,15 @@ def test_methods_other_than_get_and_head_are_refused(proxy: Running, origin: Run
     assert posted.stdout.endswith(b"405")
 
 
-def test_status_page_and_pac(proxy: Running) -> None:
-    page = curl("-x", proxy.url, "http://atlas.proxy/")
+def test_status_page_and_pac(proxy: Running, proxy_home: Home, tmp_path: Path) -> None:
+    locked = curl("-x", proxy.url, "-w", "\n%{http_code}", "http://atlas.proxy/")
+    assert locked.stdout.endswith(b"\n401"), locked.stdout  # the status page needs the token
+    jar = str(tmp_path / "cookies")
+    page = curl("-x", proxy.url, "-L", "-c", jar, "-b", jar,
+                f"http://atlas.proxy/?token={token(proxy_home)}")  # fmt: skip
     assert b"Atlas proxy" in page.stdout and b"Spent today" in page.stdout
+    again = curl("-x", proxy.url, "-b", jar, "http://atlas.proxy/status.json")  # the cookie
+    assert json.loads(again.stdout)["mode"] == "tunnel"
     pac = curl(f"{api(proxy)}/proxy.pac")
     assert f"PROXY {proxy.url.removeprefix('http://')}".encode() in pac.stdout
 
@@ -123,7 +129,7 @@ def test_blocked_address_and_spend_limit_pages(
         cut = curl("-x", proxy.url, "-o", "/dev/null", "-w", "%{http_code}",
                    f"{origin.url}/bytes/{8 * CHUNK}?t=lim2")  # fmt: skip
         assert cut.returncode == 18 or cut.stdout == b"402", (cut.returncode, cut.stdout)
-        status = json.loads(curl(f"{api(proxy)}/status.json").stdout)
+        status = json.loads(curl(*bearer(capped), f"{api(proxy)}/status.json").stdout)
         assert parse_amount(status["spent_today"], BTT_LOCAL) <= parse_amount("0.0005", BTT_LOCAL)
     finally:
         proxy.stop()
@@ -172,7 +178,7 @@ def test_edges_were_paid_what_the_proxy_spent(
             got = curl("-x", proxy.url, "-o", "/dev/null", "-w", "%{http_code}",
                        f"{origin.url}/bytes/{n * 5 * CHUNK}?t=px-paid{n}")  # fmt: skip
             assert got.stdout == b"200"
-        status = json.loads(curl(f"{api(proxy)}/status.json").stdout)
+        status = json.loads(curl(*bearer(home), f"{api(proxy)}/status.json").stdout)
     finally:
         proxy.stop()
         for edge in own:
@@ -200,7 +206,7 @@ def test_overload_is_answered_503_with_retry_after(proxy_home: Home, origin: Run
         try:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
-                status = json.loads(curl(f"{api(busy)}/status.json").stdout)
+                status = json.loads(curl(*bearer(proxy_home), f"{api(busy)}/status.json").stdout)
                 if status["requests"] >= 1:
                     break
                 time.sleep(0.05)
