@@ -81,10 +81,13 @@ async def mobile_fetch(request: web.Request) -> web.StreamResponse:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="atlas"'
         return resp
     url = request.query.get("url", "")
-    parts = urlsplit(url)
+    why = f"url must be an absolute http(s) URL or a magnet link, got {url[:200]!r}"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket, say
+        return problem(Failure(400, "bad_url", "Bad URL", why))
     torrent = url.startswith("magnet:") or parts.hostname == TORRENT_HOST
     if not torrent and (parts.scheme not in ("http", "https") or not parts.netloc):
-        why = f"url must be an absolute http(s) URL or a magnet link, got {url[:200]!r}"
         return problem(Failure(400, "bad_url", "Bad URL", why))
     file = request.query.get("file")
     return await _relay(request, url, lambda failure, _url: problem(failure), file)

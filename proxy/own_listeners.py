@@ -46,10 +46,10 @@ async def loop_failure(host: str | None, port: int | None, ports: frozenset[int]
 
 def url_target(url: str) -> tuple[str | None, int | None]:
     """The host and port an http(s) URL names (the scheme's port when none is given)."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port or DEFAULT_PORTS.get(parts.scheme)
-    except ValueError:  # a port that is not a number: no listener of ours
+    except ValueError:  # not a URL a listener of ours could answer (bad port or brackets)
         return None, None
     return parts.hostname, port
 

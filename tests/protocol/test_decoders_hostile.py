@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.registry import all_targets
-from tests.fuzz.target import OracleViolation, Target, run_one
+from tests.fuzz.target import Target, run_one
 from tests.fuzz.targets_http import LEDGER, PROXY
 
 TARGETS = all_targets()
@@ -123,15 +123,9 @@ def _pinned(flags: bytes, prefix: int, path: str, headers: list[tuple[str, str]]
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OracleViolation,
-    reason=(
-        "found by make fuzz (proxy_http): GET /v1/fetch?url=http://[::1/a with the right token is "
-        "a 500: urlsplit raises ValueError ('Invalid IPv6 URL') in proxy/backend.py mobile_fetch"
-    ),
-)
 def test_proxy_mobile_api_refuses_an_unparsable_url_without_a_500(servers: None) -> None:
+    """Found by make fuzz (proxy_http): GET /v1/fetch?url=http://[::1/a with the right token
+    was a 500 (urlsplit raised ValueError in proxy/backend.py mobile_fetch); now 400 bad_url."""
     run_one(TARGETS["proxy_http"], _pinned(b"\x01", 0, "http://[::1/a", []))
 
 
