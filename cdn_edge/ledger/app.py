@@ -14,9 +14,10 @@ from typing import TypeVar
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
+from cdn_edge.ledger.faucet import FaucetLimited, FaucetLimits, FaucetMeter, is_local_request
 from cdn_edge.ledger.refusals import LedgerRefusal, bad_request
 from cdn_edge.ledger.store import CrashHook, LedgerStore, Result
-from cdn_edge.problems import problem_middleware, read_json
+from cdn_edge.problems import problem_middleware, problem_response, read_json
 from requester.protocol import (
     BTT_LOCAL,
     LOCAL_CHAIN_ID,
@@ -37,8 +38,8 @@ T = TypeVar("T")
 class LedgerConfig:
     data_dir: Path
     faucet: bool = False
-    faucet_max: int = 1000 * BTT_LOCAL.one
-    """Largest single faucet grant, in base units."""
+    faucet_limits: FaucetLimits = field(default_factory=FaucetLimits)
+    """Largest grant, and what one address and everyone may get per minute."""
     domain: PaymentDomain = field(
         default_factory=lambda: PaymentDomain(LOCAL_CHAIN_ID, LOCAL_LEDGER_CONTRACT)
     )
@@ -51,11 +52,13 @@ CONFIG = web.AppKey("config", LedgerConfig)
 DB_THREAD = web.AppKey("db_thread", ThreadPoolExecutor)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 CALLS = web.AppKey("calls", Counter)
+FAUCET = web.AppKey("faucet", FaucetMeter)
 
 
 def create_app(config: LedgerConfig) -> web.Application:
     app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY)
     app[CONFIG] = config
+    app[FAUCET] = FaucetMeter(config.faucet_limits)
     registry = CollectorRegistry()
     app[REGISTRY] = registry
     app[CALLS] = Counter(
@@ -134,20 +137,28 @@ async def _faucet(request: web.Request) -> web.Response:
         raise LedgerRefusal(
             403, "faucet_disabled", "this ledger has no faucet (start it with --faucet)"
         )
+    if not is_local_request(request.remote, request.headers):
+        why = "the faucet serves only clients on the ledger's own machine (loopback)"
+        raise LedgerRefusal(403, "faucet_local_only", why)
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("address"), str):
         raise bad_request('faucet body is {"address": "T...", "amount": "100"}')
     address = TronAddress.parse(body["address"])
     amount = parse_amount(str(body.get("amount", "100")), BTT_LOCAL)
-    if not 0 < amount <= config.faucet_max:
-        raise bad_request(
-            f"faucet amount must be above 0 and at most {config.faucet_max} base units"
-        )
+    largest = config.faucet_limits.per_grant
+    if not 0 < amount <= largest:
+        raise bad_request(f"faucet amount must be above 0 and at most {largest} base units")
     request_id = body.get("request_id")
     if request_id is not None and (
         not isinstance(request_id, str) or not 0 < len(request_id) <= 64
     ):
         raise bad_request("request_id, when given, is a string of 1 to 64 characters")
+    try:
+        request.app[FAUCET].take(str(address), amount, time.monotonic())
+    except FaucetLimited as exc:
+        request.app[CALLS].labels("faucet", exc.code).inc()
+        retry = {"Retry-After": str(exc.retry_after)}
+        return problem_response(exc.status, exc.code, exc.message, retry)
     result = await _db(
         request, request.app[STORE].mint, address, BTT_LOCAL, amount, _now(request), request_id
     )
