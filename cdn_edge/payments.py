@@ -1,9 +1,12 @@
 """The edge's side of its payment channels: decide, persist, then serve.
 
 For each chunk the edge asks the channel's :class:`PayeeChannel` whether the
-voucher (or prepaid credit) covers the price. Accepted vouchers are written to
-SQLite (WAL, ``synchronous=FULL``) *before* the chunk is sent, under a
-per-channel lock so vouchers reach the disk in the order they were accepted.
+voucher (or prepaid credit) covers the price. Credit is spent only with a
+spend signed by the channel's payer, and a channel's :class:`CreditGuard`
+honours each spend (and each voucher that spends credit) once. Accepted
+vouchers are written to SQLite (WAL, ``synchronous=FULL``) *before* the chunk
+is sent, under a per-channel lock so vouchers reach the disk in the order they
+were accepted.
 Writes are group-committed: channel states queued while a commit is running
 (or in the same loop tick) go to disk in one transaction, one fsync, and
 each request still waits until the transaction holding its state commits.
@@ -26,14 +29,19 @@ from requester.failpoints import reached
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.protocol import (
     ChannelTerms,
+    CreditGuard,
+    CreditSpend,
     DepositExceeded,
     PayeeChannel,
     PaymentDomain,
     ProtocolError,
+    StaleVoucher,
     TronAddress,
     Voucher,
     WrongBinding,
     asset_by_code,
+    check_credit_spend,
+    format_amount,
 )
 from requester.protocol.assets import ASSETS
 
@@ -53,6 +61,15 @@ Row = tuple[str, str, int, str, int, bytes | None, str, str, str]
 class LedgerUnavailable(ProtocolError):
     status = 503
     code = "ledger_unavailable"
+
+
+@dataclass(frozen=True)
+class CreditClaim:
+    """Paying from credit: the payer's signed spend and the chunk it is offered for."""
+
+    spend: CreditSpend
+    content_id: bytes
+    index: int
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,8 @@ class PaymentBook:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="payments-db")
         self._conn: sqlite3.Connection | None = None
         self._channels: dict[bytes, PayeeChannel] = {}
+        self._guards: dict[bytes, CreditGuard] = {}
+        """Per channel in ``_channels``: the spends and vouchers that already spent credit."""
         self._locks: dict[bytes, _ChannelLock] = {}
         """Only for channels a request is using now: a flood of made-up ids leaves none."""
         self._queue: list[tuple[Row, asyncio.Future[None]]] = []
@@ -95,28 +114,41 @@ class PaymentBook:
         await self._run(self._disconnect)
         self._db.shutdown()
 
-    async def charge(self, voucher: bytes | None, channel_id: bytes | None, cost: int,
+    async def charge(self, voucher: bytes | None, credit: CreditClaim | None, cost: int,
                      now: int) -> None:  # fmt: skip
-        """Return once ``cost`` is paid for and recorded; raise the refusal otherwise."""
+        """Return once ``cost`` is paid for and recorded; raise the refusal otherwise.
+
+        Paid by ``voucher`` (raw bytes from the request), or else from the credit of the
+        channel ``credit.spend`` names, if that spend is the payer's, fresh and unused.
+        """
         # Decoded (and its signature checked) once, here: the channel id it names is only
         # trusted after that, and the channel takes the decoded voucher as is.
         decoded = Voucher.decode(voucher) if voucher is not None else None
         if decoded is not None:
             channel_id = decoded.channel_id
-        if channel_id is None:
-            raise ProtocolError("no voucher and no channel")  # callers check first
+        elif credit is not None:
+            channel_id = credit.spend.channel_id
+        else:
+            raise ProtocolError("no voucher and no credit spend")  # callers check first
         async with self._locked(channel_id):
             channel = await self._channel(channel_id)
+            guard = self._guards[channel_id]
+            _check_spend(channel, guard, decoded, credit, cost, now)
             try:
                 actions = channel.charge(cost, decoded, now)
             except DepositExceeded:
                 channel = await self._refresh_terms(channel_id)
                 actions = channel.charge(cost, decoded, now)
             reached("edge.voucher_accepted")
+            if decoded is not None:
+                guard.record_voucher(decoded.amount)
+            elif credit is not None:
+                guard.record_spend(credit.spend, now)
             try:
                 await self._persist(channel)
             except Exception:
                 self._channels.pop(channel_id, None)  # reload the durable state next time
+                self._guards.pop(channel_id, None)
                 raise
             del actions  # PersistVoucher is done by _persist above; Serve is the caller's send
 
@@ -165,6 +197,7 @@ class PaymentBook:
         else:
             channel = self._from_row(row)
         self._channels[channel_id] = channel
+        self._guards[channel_id] = CreditGuard(channel.paid)
         return channel
 
     async def _refresh_terms(self, channel_id: bytes) -> PayeeChannel:
@@ -292,6 +325,29 @@ class _ChannelLock:
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.users = 0
+
+
+def _check_spend(channel: PayeeChannel, guard: CreditGuard, voucher: Voucher | None,
+                 credit: CreditClaim | None, cost: int, now: int) -> None:  # fmt: skip
+    """Refuse a credit spend that is not the payer's, fresh and unused, and a voucher that
+    would spend credit a second time (one no larger than what was already paid)."""
+    t = channel.terms
+    if voucher is None:
+        assert credit is not None
+        check_credit_spend(credit.spend, t, credit.content_id, credit.index, now)
+        guard.check_spend(credit.spend, now)
+        return
+    same = (voucher.domain, voucher.payer, voucher.payee, voucher.asset)
+    spends_credit = voucher.amount <= channel.paid and cost <= channel.credit
+    if (
+        spends_credit
+        and same == (t.domain, t.payer, t.payee, t.asset)
+        and guard.voucher_used(voucher.amount)
+    ):
+        raise StaleVoucher(
+            f"voucher amount {format_amount(voucher.amount, t.asset)} is not above the last "
+            f"accepted {format_amount(channel.paid, t.asset)}, and it was already used"
+        )
 
 
 def _row_of(channel: PayeeChannel) -> Row:

@@ -2,8 +2,9 @@
 
 Order of work per request: find the chunk (waiting for it if the fetch is
 live), decide its wire form and price, settle payment (voucher, prepaid
-credit or free allowance; the voucher is stored durably first), then send
-the bytes with the origin edge's chunk statement.
+credit spent by the payer's signed ``Atlas-Credit``, or free allowance; the
+payment is stored durably first), then send the bytes with the origin edge's
+chunk statement.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ from cdn_edge import wire_encoding
 from cdn_edge.chunk_response import ChunkFileResponse
 from cdn_edge.content_entry import ContentEntry
 from cdn_edge.edge_state import EDGE, Edge
+from cdn_edge.payments import CreditClaim
 from cdn_edge.problems import problem_response
 from requester.chunk_client import ChunkUnavailable
 from requester.protocol import (
     BTT_LOCAL,
+    CREDIT_HEADER,
+    CreditProofRequired,
+    CreditSpend,
     MalformedMessage,
     PaymentRequired,
     ProtocolError,
@@ -34,7 +39,7 @@ from requester.protocol.manifest import MAX_CHUNKS
 from requester.protocol.quote import chunk_price
 from requester.protocol.voucher import VOUCHER_SIZE
 
-PAYMENT_HEADERS = ("Atlas-Voucher", "Atlas-Channel")
+PAYMENT_HEADERS = ("Atlas-Voucher", CREDIT_HEADER, "Atlas-Channel")
 """Headers that present a payment: only their refusals count in the voucher metrics."""
 
 
@@ -143,7 +148,7 @@ async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: 
     # answer that shows it (an Ed25519 signature per served chunk was wasted work).
     cost = chunk_price(edge.config.price_per_chunk, edge.config.price_per_mib, size)
     try:
-        paid_by = await _settle(request, edge, cost, size, client, now)
+        paid_by = await _settle(request, edge, (entry.content_id, index), cost, size, client, now)
     except ProtocolError as exc:
         if any(h in request.headers for h in PAYMENT_HEADERS):  # a bare 402 refuses nothing
             edge.metrics.vouchers.labels(exc.code).inc()
@@ -164,18 +169,24 @@ async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: 
     return headers
 
 
-async def _settle(request: web.Request, edge: Edge, cost: int, size: int, client: str,
-                  now: int) -> str:  # fmt: skip
+async def _settle(request: web.Request, edge: Edge, chunk: tuple[bytes, int], cost: int,
+                  size: int, client: str, now: int) -> str:  # fmt: skip
     voucher_header = request.headers.get("Atlas-Voucher")
-    channel_header = request.headers.get("Atlas-Channel")
+    credit_header = request.headers.get(CREDIT_HEADER)
     if voucher_header is not None:
         voucher = b64url_decode(voucher_header, VOUCHER_SIZE, "Atlas-Voucher")
         await edge.payments.charge(voucher, None, cost, now)
         edge.metrics.vouchers.labels("accepted").inc()
         return "voucher"
-    if channel_header is not None:
-        await edge.payments.charge(None, _hex32(channel_header, "Atlas-Channel"), cost, now)
+    if credit_header is not None:
+        claim = CreditClaim(CreditSpend.from_header(credit_header), *chunk)
+        await edge.payments.charge(None, claim, cost, now)
         return "credit"
+    if "Atlas-Channel" in request.headers and cost:  # channel ids are public
+        raise CreditProofRequired(
+            "Atlas-Channel alone no longer spends credit: send Atlas-Credit, a credit spend "
+            "signed by the channel's payer for this chunk (docs/protocol.md 6.2)"
+        )
     if cost == 0 or edge.free.take(client, size, now):
         return "free"
     raise PaymentRequired(

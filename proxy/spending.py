@@ -15,7 +15,7 @@ from pathlib import Path
 
 from requester.channel_manager import SpendLimitReached
 from requester.chunk_client import Payer
-from requester.protocol import BTT_LOCAL, Quote, Voucher, format_amount
+from requester.protocol import BTT_LOCAL, CreditSpend, Quote, Voucher, format_amount
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spend (
@@ -135,3 +135,8 @@ class RequestPayer:
             raise
         self._book.add(self.site, cost)
         return voucher
+
+    def credit_spend(self, channel_id: bytes, content_id: bytes, index: int,
+                     now: int) -> CreditSpend:  # fmt: skip
+        """Spending credit already paid for: nothing new to check or book."""
+        return self._payer.credit_spend(channel_id, content_id, index, now)

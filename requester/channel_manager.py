@@ -9,6 +9,7 @@ when it runs out or nears expiry. Every voucher's amount is recorded in the
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass
 
 from requester.failpoints import reached
@@ -17,6 +18,7 @@ from requester.payer_store import PayerStore
 from requester.protocol import (
     BTT_LOCAL,
     ChannelTerms,
+    CreditSpend,
     PayerChannel,
     PayerKey,
     PaymentRequired,
@@ -74,6 +76,17 @@ class ChannelManager:
             assert isinstance(persist, PersistVoucher)
             self._store.record_issued(channel.terms.channel_id, persist.voucher.amount)
             return persist.voucher
+
+    def credit_spend(self, channel_id: bytes, content_id: bytes, index: int,
+                     now: int) -> CreditSpend:  # fmt: skip
+        """Our signed order to pay for one chunk from the credit left on ``channel_id``."""
+        channel = self._open.get(channel_id)
+        if channel is None:
+            raise WrongBinding(f"no open channel {channel_id.hex()} in this wallet's state")
+        return CreditSpend.create(
+            self._key, domain=channel.terms.domain, channel_id=channel_id, content_id=content_id,
+            index=index, issued_at=now, nonce=secrets.token_bytes(16),
+        )  # fmt: skip
 
     def channels(self) -> list[PayerChannel]:
         return list(self._open.values())

@@ -20,8 +20,10 @@ import zstandard
 
 from requester.channel_manager import SpendLimitReached
 from requester.protocol import (
+    CREDIT_HEADER,
     UNKNOWN_SIZE,
     ContentVerifier,
+    CreditSpend,
     ProtocolError,
     Quote,
     Voucher,
@@ -81,6 +83,9 @@ class Payer(Protocol):
 
     async def pay(self, quote: Quote, cost: int, now: int) -> Voucher: ...
 
+    def credit_spend(self, channel_id: bytes, content_id: bytes, index: int,
+                     now: int) -> CreditSpend: ...  # fmt: skip
+
 
 class Budget:
     """Refuses any payment that would take the total over ``limit``."""
@@ -103,6 +108,11 @@ class Budget:
         except BaseException:
             self.spent -= cost
             raise
+
+    def credit_spend(self, channel_id: bytes, content_id: bytes, index: int,
+                     now: int) -> CreditSpend:  # fmt: skip
+        """Spending credit signs nothing new over: the budget already counted it."""
+        return self._payer.credit_spend(channel_id, content_id, index, now)
 
 
 class ChunkClient:
@@ -127,7 +137,7 @@ class ChunkClient:
 
         The first request to a provider learns its quote from a 402; after that each
         request carries its payment up front (a voucher for the chunk's full-size price
-        less the credit left by cheaper, compressed chunks, or just the channel id when
+        less the credit left by cheaper, compressed chunks, or a signed credit spend when
         that credit covers it), so a paid chunk costs one round trip, not two.
         """
         cid = verifier.head.content_id.hex()
@@ -175,7 +185,10 @@ class ChunkClient:
         account.credit -= taken  # reserved before any await: concurrent requests share it
         needed = expected - taken
         if not needed:
-            headers["Atlas-Channel"] = account.channel_id.hex()
+            spend = self._channels.credit_spend(
+                account.channel_id, verifier.head.content_id, index, now
+            )
+            headers[CREDIT_HEADER] = spend.to_header()
             return headers, expected, 0
         voucher = await self._channels.pay(account.quote, needed, now)
         self.signed[provider] = self.signed.get(provider, 0) + needed

@@ -36,10 +36,15 @@ from requester.protocol.channel import (
 )
 from requester.protocol.chunking import ContentPublisher, ContentVerifier, SignedChunk
 from requester.protocol.codec import b64url_decode, b64url_encode
+from requester.protocol.credit import CREDIT_HEADER, CreditGuard, CreditSpend, check_credit_spend
 from requester.protocol.errors import (
     ChannelClosed,
     ChannelExpired,
     Conflict,
+    CreditNotPayer,
+    CreditProofRequired,
+    CreditSpendExpired,
+    CreditSpendReplayed,
     DepositExceeded,
     InvalidSignature,
     MalformedMessage,
@@ -79,6 +84,7 @@ __all__ = [
     "BTT",
     "BTT_LEGACY",
     "BTT_LOCAL",
+    "CREDIT_HEADER",
     "DEFAULT_CHUNK_SIZE",
     "LOCAL_CHAIN_ID",
     "LOCAL_LEDGER_CONTRACT",
@@ -97,6 +103,12 @@ __all__ = [
     "Conflict",
     "ContentPublisher",
     "ContentVerifier",
+    "CreditGuard",
+    "CreditNotPayer",
+    "CreditProofRequired",
+    "CreditSpend",
+    "CreditSpendExpired",
+    "CreditSpendReplayed",
     "DepositExceeded",
     "InvalidSignature",
     "LedgerOp",
@@ -137,6 +149,7 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "channel_id",
+    "check_credit_spend",
     "chunk_list_digest",
     "format_amount",
     "parse_amount",

@@ -13,10 +13,14 @@ turn it into a JSON problem without guessing::
     │   ├── Underpaid                  voucher does not cover what is owed
     │   ├── DepositExceeded            voucher above the channel's deposit
     │   ├── ChannelExpired             channel at or past its expiry margin
-    │   └── QuoteExpired               quote outside its validity window
+    │   ├── QuoteExpired               quote outside its validity window
+    │   ├── CreditProofRequired        credit named by channel id alone, unsigned
+    │   ├── CreditNotPayer             credit spend signed by someone but the payer
+    │   └── CreditSpendExpired         credit spend issued too long ago (or ahead)
     └── Conflict                409    state conflict
         ├── StaleVoucher               amount not above the last accepted one
-        └── ChannelClosed              channel already closed
+        ├── ChannelClosed              channel already closed
+        └── CreditSpendReplayed        credit spend already honoured once
 
 Callers catch by meaning (``except PaymentRequired``), not by where it was raised.
 """
@@ -88,6 +92,20 @@ class QuoteExpired(PaymentRequired):
     code = "quote_expired"
 
 
+class CreditProofRequired(PaymentRequired):
+    """Channel ids are public: credit is spent only with a spend signed by the payer."""
+
+    code = "credit_proof_required"
+
+
+class CreditNotPayer(PaymentRequired):
+    code = "credit_not_payer"
+
+
+class CreditSpendExpired(PaymentRequired):
+    code = "credit_spend_expired"
+
+
 class Conflict(ProtocolError):
     """The request conflicts with state already recorded."""
 
@@ -101,3 +119,7 @@ class StaleVoucher(Conflict):
 
 class ChannelClosed(Conflict):
     code = "channel_closed"
+
+
+class CreditSpendReplayed(Conflict):
+    code = "credit_spend_replayed"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import time
@@ -21,8 +22,10 @@ import aiohttp
 from requester.ledger_client import LedgerClient
 from requester.protocol import (
     BTT_LOCAL,
+    CREDIT_HEADER,
     Asset,
     ChannelTerms,
+    CreditSpend,
     PayerChannel,
     PayerKey,
     PaymentDomain,
@@ -65,6 +68,18 @@ def voucher_header(channel: PayerChannel, amount: int) -> str:
     action = channel.pay(amount, int(time.time()))[1]
     assert isinstance(action, SendVoucher)
     return action.voucher.to_header()
+
+
+def credit_header(key: PayerKey, terms: ChannelTerms, content_id: str, index: int,
+                  issued_at: int | None = None) -> dict[str, str]:  # fmt: skip
+    """An ``Atlas-Credit`` header spending ``terms``' credit on one chunk, signed by ``key``
+    (the channel's payer, or anyone else for a refusal test)."""
+    spend = CreditSpend.create(
+        key, domain=terms.domain, channel_id=terms.channel_id,
+        content_id=bytes.fromhex(content_id), index=index,
+        issued_at=int(time.time()) if issued_at is None else issued_at, nonce=os.urandom(16),
+    )  # fmt: skip
+    return {CREDIT_HEADER: spend.to_header()}
 
 
 def voucher(

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from requester.ledger_client import LedgerClient
 from requester.protocol import PayerKey, Quote, b64url_decode
 from tests.edge.edge_client import fetch, get_chunk
-from tests.edge.paying import open_channel, voucher_header
+from tests.edge.paying import credit_header, open_channel, voucher_header
 from tests.origin_server import pattern
 from tests.processes import ATLAS, Running, start_edge
 
@@ -69,14 +69,15 @@ async def test_prepaid_credit_serves_without_a_new_voucher(
         cid = fetched.info["content_id"]
         _, _, quoted = await get_chunk(session, paid_edge.url, cid, 0)
         price = int(quoted["Atlas-Price"])
-        channel = await open_channel(session, ledger.url, paid_edge.url)
+        key = PayerKey.generate()
+        channel = await open_channel(session, ledger.url, paid_edge.url, key=key)
         first = await get_chunk(
             session, paid_edge.url, cid, 0, {"Atlas-Voucher": voucher_header(channel, 3 * price)}
         )
-        channel_hex = channel.terms.channel_id.hex()
-        second = await get_chunk(session, paid_edge.url, cid, 1, {"Atlas-Channel": channel_hex})
-        third = await get_chunk(session, paid_edge.url, cid, 2, {"Atlas-Channel": channel_hex})
-        fourth = await get_chunk(session, paid_edge.url, cid, 0, {"Atlas-Channel": channel_hex})
+        t = channel.terms
+        second = await get_chunk(session, paid_edge.url, cid, 1, credit_header(key, t, cid, 1))
+        third = await get_chunk(session, paid_edge.url, cid, 2, credit_header(key, t, cid, 2))
+        fourth = await get_chunk(session, paid_edge.url, cid, 0, credit_header(key, t, cid, 0))
     assert [first[0], second[0], third[0]] == [200, 200, 200]
     assert second[2]["Atlas-Paid-By"] == "credit"
     assert fourth[0] == 402
@@ -148,11 +149,15 @@ async def test_edge_redeems_on_shutdown_and_reports_earnings(
     assert earnings["unredeemed"] == "0"
 
 
-@pytest.mark.parametrize("header", ["Atlas-Channel"])
-async def test_unknown_channel_is_refused(origin: Running, paid_edge: Running, header: str) -> None:
+async def test_unknown_channel_is_refused(origin: Running, ledger: Running,
+                                          paid_edge: Running) -> None:  # fmt: skip
     async with aiohttp.ClientSession() as session:
         fetched = await fetch(session, paid_edge.url, f"{origin.url}/bytes/10")
+        cid = fetched.info["content_id"]
+        key = PayerKey.generate()
+        channel = await open_channel(session, ledger.url, paid_edge.url, key=key)
+        made_up = replace(channel.terms, channel_id=bytes([0xAB]) * 32)
         status, body, _ = await get_chunk(
-            session, paid_edge.url, fetched.info["content_id"], 0, {header: "ab" * 32}
+            session, paid_edge.url, cid, 0, credit_header(key, made_up, cid, 0)
         )
     assert status == 400 and json.loads(body)["type"].endswith("wrong_binding")

@@ -16,11 +16,12 @@ from typing import Any, cast
 
 import pytest
 
-from cdn_edge.payments import PaymentBook
+from cdn_edge.payments import CreditClaim, PaymentBook
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.protocol import (
     BTT_LOCAL,
     ChannelTerms,
+    CreditSpend,
     PayerChannel,
     PayerKey,
     PaymentDomain,
@@ -168,9 +169,15 @@ async def test_a_flood_of_made_up_channel_ids_leaves_no_lock_behind(book: Any) -
     real = open_channel(ledger, 1)
     strangers = [os.urandom(32) for _ in range(2000)]
 
+    stranger_key = PayerKey.generate()
+
     async def stranger(channel_id: bytes) -> BaseException | None:
+        spend = CreditSpend.create(
+            stranger_key, domain=DOMAIN, channel_id=channel_id, content_id=bytes(32), index=0,
+            issued_at=int(time.time()), nonce=os.urandom(16),
+        )  # fmt: skip
         try:
-            await payments.charge(None, channel_id, PRICE, int(time.time()))
+            await payments.charge(None, CreditClaim(spend, bytes(32), 0), PRICE, int(time.time()))
         except WrongBinding as exc:  # "does not exist on the ledger"
             return exc
         return None
@@ -201,5 +208,5 @@ async def test_waiters_share_a_lock_until_the_last_leaves(book: Any) -> None:
     assert durable_paid(book[2], channel) == 31 * PRICE
     assert payments._locks == {}
     with pytest.raises(Underpaid):
-        await payments.charge(None, channel.terms.channel_id, DEPOSIT, int(time.time()))
+        await payments.charge(next_voucher(channel), None, DEPOSIT, int(time.time()))
     assert payments._locks == {}

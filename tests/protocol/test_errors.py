@@ -8,6 +8,10 @@ from requester.protocol import (
     ChannelClosed,
     ChannelExpired,
     Conflict,
+    CreditNotPayer,
+    CreditProofRequired,
+    CreditSpendExpired,
+    CreditSpendReplayed,
     DepositExceeded,
     InvalidSignature,
     MalformedMessage,
@@ -28,9 +32,13 @@ EXPECTED: list[tuple[type[ProtocolError], int, str, type[ProtocolError]]] = [
     (DepositExceeded, 402, "deposit_exceeded", PaymentRequired),
     (ChannelExpired, 402, "channel_expired", PaymentRequired),
     (QuoteExpired, 402, "quote_expired", PaymentRequired),
+    (CreditProofRequired, 402, "credit_proof_required", PaymentRequired),
+    (CreditNotPayer, 402, "credit_not_payer", PaymentRequired),
+    (CreditSpendExpired, 402, "credit_spend_expired", PaymentRequired),
     (Conflict, 409, "conflict", ProtocolError),
     (StaleVoucher, 409, "stale_voucher", Conflict),
     (ChannelClosed, 409, "channel_closed", Conflict),
+    (CreditSpendReplayed, 409, "credit_spend_replayed", Conflict),
 ]
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from proxy.spending import Limits, RequestPayer, SpendBook
 from requester.channel_manager import SpendLimitReached
-from requester.protocol import Quote, Voucher
+from requester.protocol import CreditSpend, Quote, Voucher
 
 PRICE = 250
 
@@ -35,6 +35,10 @@ class SlowPayer:
             raise ConnectionError("ledger unreachable")
         self.paid += cost
         return cast(Voucher, object())
+
+    def credit_spend(self, channel_id: bytes, content_id: bytes, index: int,
+                     now: int) -> CreditSpend:  # fmt: skip
+        raise NotImplementedError("these tests only pay")
 
 
 async def pay_concurrently(payer: RequestPayer, times: int) -> list[BaseException | None]:

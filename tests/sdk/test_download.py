@@ -165,3 +165,31 @@ async def test_a_slow_tracker_does_not_hold_the_download_back(
     assert body == expected(size)
     assert took < 6, took
     assert progress.providers[slow.url].chunks > 0  # type: ignore[attr-defined]
+
+
+# Issue 13, defect 3: credit left with an edge (a chunk paid at full size, sent compressed) is
+# spent with a spend signed by the wallet's key, never by channel id alone.
+
+
+def credit_samples(samples: dict[str, float]) -> tuple[float, float]:
+    """Chunks served from credit, and credit refusals, in one edge's metrics."""
+    served = samples.get('atlas_edge_chunks_total{paid_by="credit"}', 0.0)
+    refused = sum(v for k, v in samples.items()
+                  if k.startswith('atlas_edge_vouchers_total{outcome="credit_'))  # fmt: skip
+    return served, refused
+
+
+async def test_compressed_text_is_partly_paid_from_credit(
+    home: Home, origin: Running, edges: list[Running]
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        before = [credit_samples(await metrics(session, e.url)) for e in edges]
+        size = 24 * CHUNK
+        body, progress = await download(home, f"{origin.url}/text/{size}?t=credit-spends")
+        after = [credit_samples(await metrics(session, e.url)) for e in edges]
+    assert len(body) == size
+    assert not [p for p, s in progress.providers.items() if s.dropped]  # type: ignore[attr-defined]
+    served = sum(a[0] - b[0] for a, b in zip(after, before, strict=True))
+    refused = sum(a[1] - b[1] for a, b in zip(after, before, strict=True))
+    assert served > 0, (before, after)
+    assert refused == 0

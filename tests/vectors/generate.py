@@ -1,8 +1,8 @@
-"""Write the Atlas wire-protocol test vectors: manifest.json, quote.json, voucher.json.
+"""Write the Atlas wire-protocol test vectors: manifest, quote, voucher and credit JSON.
 
 Run from the repository root::
 
-    .venv/bin/python tests/vectors/generate.py           # (re)write the three files
+    .venv/bin/python tests/vectors/generate.py           # (re)write the four files
     .venv/bin/python tests/vectors/generate.py --check   # exit 1 if they would change
 
 Every input is fixed (keys, times, bodies), and both signature schemes are
@@ -31,6 +31,7 @@ from requester.protocol import (
     UNKNOWN_SIZE,
     Asset,
     ContentPublisher,
+    CreditSpend,
     ManifestHead,
     NodeKey,
     PayerKey,
@@ -63,6 +64,7 @@ TRON_VECTOR_CONTRACT_TAG = b"atlas.test-vector.tron-ledger"
 """No Atlas ledger is deployed on TRON mainnet yet: the vectors use this stand-in address."""
 
 VOUCHER_AMOUNTS = (1, 10**18, 2**128 - 1)
+CREDIT_NONCE = bytes(range(0xC0, 0xD0))
 
 
 def vector_body() -> bytes:
@@ -355,6 +357,57 @@ def voucher_vectors() -> dict[str, Any]:
     }
 
 
+def credit_vectors(content_id: bytes) -> dict[str, Any]:
+    payer = PayerKey(PAYER_SECRET)
+    payee = PayerKey(PAYEE_SECRET).address
+    specs: list[tuple[str, PaymentDomain, Asset, bytes, int, int]] = [
+        ("local-chunk-0", local_domain(), BTT_LOCAL, bytes(32), 0, CREATED_AT),
+        ("local-chunk-2", local_domain(), BTT_LOCAL, bytes(32), 2, CREATED_AT + 1),
+        ("tron-mainnet-extremes", tron_domain(), BTT, bytes(range(32)), (1 << 22) - 1,
+         2**64 - 1),
+    ]  # fmt: skip
+    spends = []
+    for name, domain, asset, salt, index, issued_at in specs:
+        cid = channel_id(domain, payer.address, payee, asset, salt)
+        spend = CreditSpend.create(
+            payer, domain=domain, channel_id=cid, content_id=content_id, index=index,
+            issued_at=issued_at, nonce=CREDIT_NONCE,
+        )  # fmt: skip
+        spends.append(
+            {
+                "name": name,
+                "inputs": {
+                    "chain_id": domain.chain_id,
+                    "contract": domain.contract.hex(),
+                    "channel_id": cid.hex(),
+                    "content_id": content_id.hex(),
+                    "index": index,
+                    "issued_at": str(issued_at),
+                    "nonce": CREDIT_NONCE.hex(),
+                    "payer_secret": PAYER_SECRET.hex(),
+                    "payer": address_json(payer.address),
+                },
+                "domain_separator": domain.separator.hex(),
+                "struct_hash": spend.struct_hash().hex(),
+                "digest": spend.digest().hex(),
+                "signature": spend.signature.hex(),
+                "encoded": spend.encode().hex(),
+                "header": spend.to_header(),
+            }
+        )
+    return {
+        "description": (
+            "Credit spends (ATD\\x01, 189 bytes; docs/protocol.md 6.2): the payer's order to pay "
+            "for one chunk from a channel's prepaid credit. The payer signs 'digest' = "
+            "keccak256(0x1901 || domain_separator || struct_hash) with secp256k1 (r || s || v, "
+            "v in {27, 28}, low s); the payee recovers the signer and requires the channel's "
+            "payer. Channels are those of voucher.json (salts 0x00.. and 0x0001..1f); the "
+            "content is the 'url' content of manifest.json. 'header' is the Atlas-Credit value."
+        ),
+        "spends": spends,
+    }
+
+
 def render(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
@@ -366,6 +419,7 @@ def build() -> dict[str, str]:
         "manifest.json": render(manifest),
         "quote.json": render(quote_vectors(content_id)),
         "voucher.json": render(voucher_vectors()),
+        "credit.json": render(credit_vectors(content_id)),
     }
 
 

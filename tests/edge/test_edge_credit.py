@@ -1,0 +1,101 @@
+"""Prepaid credit on a real edge: only its payer spends it, each spend once (issue 13, defect 3).
+
+Channel ids are public (the ledger lists them, the proxy's status page shows
+them), so a stranger who knows one must get 402 and leave the payer's credit
+as it was. The payer's own spends are signed (``Atlas-Credit``), bound to one
+chunk, fresh, and honoured once; a voucher that spends credit (one overtaken by
+a larger voucher) does so once too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import aiohttp
+
+from requester.protocol import PayerKey, Quote, b64url_decode
+from tests.edge.edge_client import fetch, get_chunk
+from tests.edge.paying import credit_header, open_channel, voucher_header
+from tests.origin_server import pattern
+from tests.processes import Running
+
+CHUNK = 256 * 1024
+
+
+def code(answer: tuple[int, bytes, dict[str, str]]) -> tuple[int, str]:
+    status, body, _ = answer
+    return status, str(json.loads(body)["type"]).rsplit("/", 1)[-1] if status != 200 else "ok"
+
+
+async def test_a_stranger_knowing_the_channel_id_gets_402_and_the_credit_stays(
+    origin: Running, ledger: Running, paid_edge: Running
+) -> None:
+    async with aiohttp.ClientSession() as payer, aiohttp.ClientSession() as stranger:
+        fetched = await fetch(payer, paid_edge.url, f"{origin.url}/bytes/{4 * CHUNK}?t=credit")
+        cid = fetched.info["content_id"]
+        _, _, quoted = await get_chunk(payer, paid_edge.url, cid, 0)
+        price = int(quoted["Atlas-Price"])
+        key = PayerKey.generate()
+        channel = await open_channel(payer, ledger.url, paid_edge.url, key=key)
+        first = await get_chunk(payer, paid_edge.url, cid, 0,
+                                {"Atlas-Voucher": voucher_header(channel, 3 * price)})  # fmt: skip
+        assert first[0] == 200  # two chunks' worth of credit left on the channel
+        t = channel.terms
+
+        # A stranger who read the channel id off the ledger: the old bare header, and a
+        # spend signed with its own key. Both 402, with a quote to pay its own way.
+        bare = await get_chunk(stranger, paid_edge.url, cid, 1,
+                               {"Atlas-Channel": channel.terms.channel_id.hex()})  # fmt: skip
+        forged = await get_chunk(stranger, paid_edge.url, cid, 1,
+                                 credit_header(PayerKey.generate(), t, cid, 1))  # fmt: skip
+        assert code(bare) == (402, "credit_proof_required")
+        assert code(forged) == (402, "credit_not_payer")
+        assert (
+            Quote.decode(b64url_decode(bare[2]["Atlas-Quote"], 400, "quote")).content_id.hex()
+            == cid
+        )
+
+        # The payer's credit is whole: exactly two chunks, then it is used up.
+        own = credit_header(key, t, cid, 1)
+        second = await get_chunk(payer, paid_edge.url, cid, 1, own)
+        assert code(second) == (200, "ok") and second[1] == pattern(CHUNK, CHUNK)
+        assert second[2]["Atlas-Paid-By"] == "credit"
+        # Someone who saw that header on the wire can use it neither again nor elsewhere.
+        assert code(await get_chunk(stranger, paid_edge.url, cid, 1, own)) == (
+            409, "credit_spend_replayed",
+        )  # fmt: skip
+        assert code(await get_chunk(stranger, paid_edge.url, cid, 2, own)) == (
+            400, "wrong_binding",
+        )  # fmt: skip
+        stale = credit_header(key, t, cid, 2, issued_at=int(time.time()) - 3600)
+        assert code(await get_chunk(payer, paid_edge.url, cid, 2, stale)) == (
+            402, "credit_spend_expired",
+        )  # fmt: skip
+        third = await get_chunk(payer, paid_edge.url, cid, 2, credit_header(key, t, cid, 2))
+        assert code(third) == (200, "ok")
+        used_up = await get_chunk(payer, paid_edge.url, cid, 3, credit_header(key, t, cid, 3))
+        assert code(used_up) == (402, "underpaid")
+
+
+async def test_a_voucher_spends_credit_only_once(
+    origin: Running, ledger: Running, paid_edge: Running
+) -> None:
+    """A smaller voucher overtaken by a larger one is served from credit, once: a copy
+    seen on the wire must not spend the payer's credit again."""
+    async with aiohttp.ClientSession() as session:
+        fetched = await fetch(session, paid_edge.url, f"{origin.url}/bytes/{4 * CHUNK}?t=vcopy")
+        cid = fetched.info["content_id"]
+        _, _, quoted = await get_chunk(session, paid_edge.url, cid, 0)
+        price = int(quoted["Atlas-Price"])
+        channel = await open_channel(session, ledger.url, paid_edge.url)
+        smaller = voucher_header(channel, price)  # amount p
+        larger = voucher_header(channel, 3 * price)  # amount 4p, sent first
+        answers = [
+            await get_chunk(session, paid_edge.url, cid, i, {"Atlas-Voucher": v})
+            for i, v in ((0, larger), (1, smaller), (2, smaller), (2, larger))
+        ]
+    assert [code(a) for a in answers] == [
+        (200, "ok"), (200, "ok"), (409, "stale_voucher"), (409, "stale_voucher"),
+    ]  # fmt: skip
+    assert answers[1][2]["Atlas-Paid-By"] == "voucher"
