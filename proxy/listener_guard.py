@@ -9,20 +9,74 @@ unless its request head (``requestheaders``, or ``http_connect`` for a CONNECT) 
 within the header timeout. After a response, the next request head on the kept-alive
 connection must come within :data:`KEEPALIVE_TIMEOUT` plus the header timeout. An open
 CONNECT tunnel is never timed by this.
+
+mitmproxy also buffers a request head of any size (300 MiB took 2.4 s and 300 MB of
+memory). So the client's stream reader is wrapped: a head over :data:`MAX_HEAD_BYTES`
+gets ``431`` and the connection is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
+from typing import cast
 
 from mitmproxy import connection, ctx, http
+from mitmproxy.proxy.server import ConnectionIO
 
 from requester.listener_limits import AddressCounter, ListenerLimits, peer_host
+from requester.listener_problems import HEAD_TOO_LARGE, problem_document
 
 log = logging.getLogger(__name__)
 KEEPALIVE_TIMEOUT = 75.0
 """Idle time allowed between a response and the next request, as on the aiohttp ports."""
+MAX_HEAD_BYTES = 64 * 1024
+"""Largest request head (request line and headers) the proxy port reads."""
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+class _HeadLimitedReader:
+    """A client's stream reader that ends the stream (after a 431) when a request head it
+    is waiting for grows past :data:`MAX_HEAD_BYTES`. mitmproxy only calls ``read``."""
+
+    def __init__(self, inner: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._inner = inner
+        self._writer = writer
+        self._counting = True
+        self._seen = 0
+        self._tail = b""
+
+    def expect_head(self) -> None:
+        """A new request head is due: count its bytes from now."""
+        self._counting, self._seen, self._tail = True, 0, b""
+
+    async def read(self, n: int = -1) -> bytes:
+        data = await self._inner.read(n)
+        if not self._counting or not data:
+            return data
+        window = self._tail + data
+        end = _HEAD_END.search(window)
+        self._seen += (end.end() - len(self._tail)) if end else len(data)
+        self._tail = window[-3:]
+        if end is not None:
+            self._counting = False  # the rest is a body, or the next request's
+        if self._seen <= MAX_HEAD_BYTES:
+            return data
+        detail = f"a request head may have at most {MAX_HEAD_BYTES} bytes"
+        body = json.dumps(
+            problem_document(HEAD_TOO_LARGE, "request_head_too_large", detail)
+        ).encode()
+        self._writer.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
+            b"Content-Type: application/problem+json\r\n"
+            + b"Content-Length: %d\r\n\r\n" % len(body)
+            + body
+        )
+        log.debug("closing %s: request head over %d bytes", self._writer.get_extra_info("peername"),
+                  MAX_HEAD_BYTES)  # fmt: skip
+        return b""  # mitmproxy takes it as the client closing
 
 
 class ListenerGuard:
@@ -33,6 +87,7 @@ class ListenerGuard:
         """Client id -> the address key it counts against."""
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._in_flight: dict[str, int] = {}
+        self._readers: dict[str, _HeadLimitedReader] = {}
 
     def client_connected(self, client: connection.Client) -> None:
         key = self._counter.admit(peer_host(client.peername))
@@ -40,6 +95,14 @@ class ListenerGuard:
             client.error = f"more than {self._limits.max_per_address} connections from one address"
             return
         self._admitted[client.id] = key
+        io = self._connection_io(client.id)
+        if (
+            io is not None
+            and isinstance(io.reader, asyncio.StreamReader)
+            and isinstance(io.writer, asyncio.StreamWriter)
+        ):
+            reader = self._readers[client.id] = _HeadLimitedReader(io.reader, io.writer)
+            io.reader = cast(asyncio.StreamReader, reader)  # mitmproxy only calls read()
         self._arm(client.id, self._limits.header_timeout)
 
     def client_disconnected(self, client: connection.Client) -> None:
@@ -48,6 +111,7 @@ class ListenerGuard:
             return  # refused in client_connected
         self._disarm(client.id)
         self._in_flight.pop(client.id, None)
+        self._readers.pop(client.id, None)
         self._counter.release(key)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -77,6 +141,9 @@ class ListenerGuard:
 
     def _arm(self, client_id: str, delay: float) -> None:
         self._disarm(client_id)
+        reader = self._readers.get(client_id)
+        if reader is not None:
+            reader.expect_head()
         loop = asyncio.get_running_loop()
         self._timers[client_id] = loop.call_later(delay, self._expire, client_id)
 
@@ -88,11 +155,15 @@ class ListenerGuard:
     def _expire(self, client_id: str) -> None:
         """Close the connection as mitmproxy's own inactivity timeout does: cancel its task."""
         self._timers.pop(client_id, None)
+        io = self._connection_io(client_id)
+        if io is not None and io.handler is not None:
+            log.debug("closing client %s: no request head in time", client_id)
+            io.handler.cancel("no request head in time")
+
+    @staticmethod
+    def _connection_io(client_id: str) -> ConnectionIO | None:
+        """mitmproxy's reader, writer and task of a client's connection (its proxyserver
+        addon keeps them by client id), or None once it is gone."""
         server = ctx.master.addons.get("proxyserver")  # type: ignore[no-untyped-call]
         handler = server.connections.get(client_id) if server is not None else None
-        if handler is None:
-            return
-        io = handler.transports.get(handler.client)
-        if io is not None and io.handler is not None:
-            log.debug("closing %s: no request head in time", handler.client.peername)
-            io.handler.cancel("no request head in time")
+        return None if handler is None else handler.transports.get(handler.client)

@@ -21,6 +21,8 @@ PROBLEM_JSON = "application/problem+json"
 TOO_MANY_HEADERS = "Too many headers received"
 """aiohttp's own message for a head over ``max_headers`` fields."""
 _BODY_HEADERS = {"content-type", "content-length", "content-encoding"}
+HEAD_TOO_LARGE = 431
+"""Request Header Fields Too Large (RFC 6585), for any head over the limits."""
 
 
 def problem_document(status: int, code: str, detail: str) -> dict[str, object]:
@@ -60,7 +62,9 @@ def error_problem(status: int, exc: BaseException | None, max_headers: int) -> w
         return problem_response(500, "internal_error", "internal error; see the server log")
     if status == 504:
         return problem_response(504, "handler_timeout", "the request handler timed out")
-    return problem_response(status, *parser_refusal(exc, max_headers))
+    code, detail = parser_refusal(exc, max_headers)
+    return problem_response(HEAD_TOO_LARGE if code == "request_head_too_large" else status,
+                            code, detail)  # fmt: skip
 
 
 def http_exception_problem(exc: web.HTTPException, request: web.BaseRequest) -> web.Response:

@@ -13,6 +13,8 @@ from yarl import URL
 PROBLEM_JSON = "application/problem+json"
 REPLY_TIMEOUT = 10.0
 
+HEAD_STATUS = {"request_head_too_large": 431, "bad_http_request": 400}
+"""The status each problem code of :data:`BAD_HEADS` comes with."""
 BAD_HEADS: list[tuple[str, bytes, str]] = [
     ("long-header", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000 + b"\r\n\r\n",
      "request_head_too_large"),

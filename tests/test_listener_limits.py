@@ -20,6 +20,7 @@ from yarl import URL
 
 from requester.listener_limits import AddressCounter, address_key
 from tests.processes import Running, start_edge_env, start_ledger, start_proxy
+from tests.raw_http import exchange, problem_of
 
 HEADER_TIMEOUT = 2.0
 CAP = 100
@@ -175,3 +176,27 @@ def test_the_counter_admits_up_to_the_cap_per_address_and_forgets_closed_ones() 
     for key in ("2001:db8::/64", "2001:db8::/64", "2001:db9::/64"):
         counter.release(key)
     assert counter.open_from("2001:db8::1") == 0 and counter.open_from("2001:db9::1") == 0
+
+
+async def test_the_proxy_port_refuses_a_request_head_over_64_kib(proxy: Running) -> None:
+    """mitmproxy buffers a head of any size (300 MiB in 2.4 s); the proxy port stops at 64 KiB."""
+    head = b"GET http://atlas.proxy/healthz HTTP/1.1\r\nHost: atlas.proxy\r\nX-Big: "
+    reply = await exchange(proxy.url, head + b"a" * 70_000 + b"\r\nConnection: close\r\n\r\n")
+    status, document = problem_of(reply)
+    assert (status, document["type"].rsplit("/", 1)[-1]) == (431, "request_head_too_large")
+
+    target = URL(proxy.url)
+    assert target.host is not None and target.port is not None
+    _, writer = await asyncio.open_connection(target.host, target.port)
+    sent = 0
+    try:
+        writer.write(head)
+        while sent < 64 << 20:
+            writer.write(b"a" * (1 << 20))
+            await asyncio.wait_for(writer.drain(), 10)
+            sent += 1 << 20
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    finally:
+        writer.close()
+    assert sent < 64 << 20, "the proxy read a 64 MiB request head"

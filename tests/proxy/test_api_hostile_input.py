@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.processes import Running, start_proxy
-from tests.raw_http import BAD_HEADS, exchange, problem_of
+from tests.raw_http import BAD_HEADS, HEAD_STATUS, exchange, problem_of
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def _get(path: str, *headers: bytes) -> bytes:
         pytest.param(_get("/no/such/page"), 404, "not_found", id="unknown-path"),
         pytest.param(b"POST /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405,
                      "method_not_allowed", id="wrong-method"),
-        *(pytest.param(data, 400, code, id=name) for name, data, code in BAD_HEADS),
+        *(pytest.param(data, HEAD_STATUS[code], code, id=name) for name, data, code in BAD_HEADS),
     ],
 )  # fmt: skip
 async def test_bad_input_on_the_api_port_gets_a_problem(
