@@ -1,4 +1,5 @@
-"""A chunk response whose body goes from its file to the socket with sendfile(2).
+"""A chunk response whose body goes from its file to the socket with sendfile(2), and
+the answer for content that failed.
 
 The bytes never pass through Python: no read into memory, no copy into the
 socket, which per 256 KiB chunk cost more than everything else the edge does
@@ -15,6 +16,19 @@ from typing import BinaryIO
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
+
+from cdn_edge.problems import problem_response
+from requester.chunk_client import CONTENT_STATE_HEADER
+
+
+def content_failed(status: int, code: str, detail: str) -> web.Response:
+    """The answer to every chunk request for content whose fetch failed for good: the
+    content's own problem (``502 origin_truncated``...), marked ``Atlas-Content-State:
+    failed`` so requesters stop asking at once instead of waiting for chunks that will
+    never come. Nothing is charged for it."""
+    response = problem_response(status, code, detail)
+    response.headers[CONTENT_STATE_HEADER] = "failed"
+    return response
 
 
 class ChunkFileResponse(web.StreamResponse):

@@ -7,9 +7,11 @@ from requester.protocol import ProtocolError
 
 __all__ = [
     "BadOriginEncoding",
+    "OriginReset",
     "OriginTimeout",
     "OriginTlsInvalid",
     "OriginTooLarge",
+    "OriginTruncated",
     "OriginUnreachable",
     "TooManyRedirects",
 ]
@@ -24,6 +26,18 @@ class OriginTlsInvalid(OriginUnreachable):
     """The origin's TLS certificate does not verify (untrusted issuer, wrong name, expired)."""
 
     code = "origin_tls_invalid"
+
+
+class OriginTruncated(OriginUnreachable):
+    """The body ended (the connection closed) before its Content-Length or last chunk."""
+
+    code = "origin_truncated"
+
+
+class OriginReset(OriginUnreachable):
+    """The origin reset the connection in the middle of the body."""
+
+    code = "origin_reset"
 
 
 class OriginTimeout(ProtocolError):

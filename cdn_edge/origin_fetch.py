@@ -5,8 +5,10 @@ Every refusal is a :class:`ProtocolError` that the problem middleware turns into
     ProtocolError
     ├── BadUrl               400 bad_url               not an http(s) URL we fetch
     ├── BlockedAddress       403 blocked_address       SSRF guard: address or port off limits
-    ├── OriginUnreachable    502 origin_unreachable    DNS failure, refused, reset, bad HTTP
-    │   └── OriginTlsInvalid 502 origin_tls_invalid    its TLS certificate does not verify
+    ├── OriginUnreachable    502 origin_unreachable    DNS failure, refused, bad HTTP
+    │   ├── OriginTlsInvalid 502 origin_tls_invalid    its TLS certificate does not verify
+    │   ├── OriginTruncated  502 origin_truncated      body ended before its stated length
+    │   └── OriginReset      502 origin_reset          connection reset (mid-body, mostly)
     ├── OriginTooLarge       502 origin_too_large      body (or headers) over the cap
     ├── TooManyRedirects     502 too_many_redirects    too long a chain, or a loop
     ├── BadOriginEncoding    502 bad_content_encoding  corrupt or unknown Content-Encoding
@@ -37,7 +39,7 @@ import aiohttp
 from aiohttp import ClientRequest, ClientResponse, hdrs
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.connector import Connection
-from aiohttp.http_exceptions import LineTooLong
+from aiohttp.http_exceptions import ContentLengthError, LineTooLong, TransferEncodingError
 from aiohttp.tracing import Trace
 from yarl import URL
 
@@ -51,9 +53,11 @@ from cdn_edge.address_policy import (
 from cdn_edge.content_decoding import DECODERS, READ_SIZE, Layers
 from cdn_edge.origin_errors import (
     BadOriginEncoding,
+    OriginReset,
     OriginTimeout,
     OriginTlsInvalid,
     OriginTooLarge,
+    OriginTruncated,
     OriginUnreachable,
     TooManyRedirects,
 )
@@ -64,9 +68,11 @@ __all__ = [
     "BadUrl",
     "BlockedAddress",
     "OriginFetcher",
+    "OriginReset",
     "OriginResponse",
     "OriginTimeout",
     "OriginTooLarge",
+    "OriginTruncated",
     "OriginUnreachable",
     "TooManyRedirects",
 ]
@@ -374,5 +380,21 @@ def _translate(exc: BaseException, url: URL) -> ProtocolError:  # noqa: PLR0911 
     if isinstance(exc, aiohttp.ClientResponseError):
         return OriginUnreachable(f"{where} sent a malformed response: {exc.message}")
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return OriginUnreachable(f"{where} broke off the body: {exc}")
+        return _broken_body(exc, where)
+    if isinstance(exc, ConnectionResetError):
+        return OriginReset(f"{where} reset the connection")
     return OriginUnreachable(f"{where}: connection failed ({type(exc).__name__})")
+
+
+def _broken_body(exc: aiohttp.ClientPayloadError, where: str) -> ProtocolError:
+    """A body that stopped short: reset, or closed before its framing said it ends.
+
+    aiohttp names a reset only in the message of the payload error it raises.
+    """
+    framing = exc.__cause__
+    if not isinstance(framing, ContentLengthError | TransferEncodingError):
+        return OriginUnreachable(f"{where} broke off the body: {exc}")
+    short = framing.message.rstrip(".")
+    if "ConnectionResetError" in str(exc):
+        return OriginReset(f"{where} reset the connection in the middle of the body: {short}")
+    return OriginTruncated(f"{where} closed the connection before the body's end: {short}")

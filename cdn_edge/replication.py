@@ -18,7 +18,7 @@ import aiohttp
 
 from cdn_edge.content_entry import ContentEntry
 from cdn_edge.tracker import Tracker
-from requester.chunk_client import ChunkClient, ChunkUnavailable, ProviderFault
+from requester.chunk_client import ChunkClient, ChunkUnavailable, ContentFailed, ProviderFault
 from requester.ledger_client import LedgerError
 from requester.protocol import (
     ContentVerifier,
@@ -125,11 +125,13 @@ class Replicator:
         if entry.seal_bytes is not None:
             verifier.accept_seal(entry.seal_bytes)
         last: Exception | None = None
+        failed_everywhere = True
         for url in entry.providers:
             try:
                 delivered = await self._chunks.get(url, verifier, index)
             except (ProviderFault, ChunkUnavailable) as exc:
                 last = exc
+                failed_everywhere &= isinstance(exc, ContentFailed)
                 continue
             except (ProtocolError, LedgerError) as exc:  # could not pay: no funds, ledger down
                 log.warning("cannot pay %s for chunk %d: %s", url, index, exc)
@@ -145,6 +147,8 @@ class Replicator:
                 if info is not None and info[1] is not None:
                     entry.finish(info[1])
             return
+        if isinstance(last, ContentFailed) and failed_everywhere:
+            raise last
         if isinstance(last, ChunkUnavailable):
             raise last
         raise ChunkUnavailable(502, f"no provider could serve chunk {index}: {last}")

@@ -17,12 +17,12 @@ from typing import BinaryIO
 from aiohttp import web
 
 from cdn_edge import wire_encoding
-from cdn_edge.chunk_response import ChunkFileResponse
+from cdn_edge.chunk_response import ChunkFileResponse, content_failed
 from cdn_edge.content_entry import ContentEntry
 from cdn_edge.edge_state import EDGE, Edge
 from cdn_edge.payments import CreditClaim
 from cdn_edge.problems import problem_response
-from requester.chunk_client import ChunkUnavailable
+from requester.chunk_client import ChunkUnavailable, ContentFailed
 from requester.protocol import (
     BTT_LOCAL,
     CREDIT_HEADER,
@@ -85,15 +85,11 @@ async def chunk(request: web.Request) -> web.StreamResponse:
 async def _serve(
     request: web.Request, edge: Edge, entry: ContentEntry, index: int, client: str
 ) -> web.StreamResponse:
-    if entry.is_replica and index not in entry.statements and not entry.past_end(index):
-        try:
-            await edge.content.replicate_chunk(entry, index)
-        except ChunkUnavailable as exc:
-            if exc.status == 416:
-                return problem_response(416, "beyond_end", f"chunk {index} is past the end")
-            response = problem_response(503, "chunk_not_ready", f"chunk {index}: {exc}")
-            response.headers["Retry-After"] = "1"
-            return response
+    refused = _failed(entry)  # content that failed answers so at once, whatever the chunk
+    if refused is None and entry.is_replica and index not in entry.statements:
+        refused = await _replicate(edge, entry, index)
+    if refused is not None:
+        return refused
     try:
         async with asyncio.timeout(edge.config.chunk_wait):
             available = await entry.wait_for(index)
@@ -102,14 +98,37 @@ async def _serve(
         response.headers["Retry-After"] = "1"
         return response
     if not available:
-        if entry.error is not None:
-            raise entry.error
+        refused = _failed(entry)  # it failed while this request waited
+        if refused is not None:
+            return refused
         seal = entry.seal
         count = seal.chunk_count if seal is not None else len(entry.statements)
         return problem_response(
             416, "beyond_end", f"content has {count} chunks; {index} is past the end"
         )
     return await _respond(request, edge, entry, index, client)
+
+
+async def _replicate(edge: Edge, entry: ContentEntry, index: int) -> web.Response | None:
+    """Pull a replica's missing chunk from its providers; the refusal if that fails."""
+    if entry.past_end(index):
+        return None
+    try:
+        await edge.content.replicate_chunk(entry, index)
+    except ContentFailed as exc:  # every provider of it says so
+        return content_failed(exc.status, exc.code, f"from {exc.provider}: {exc.detail}")
+    except ChunkUnavailable as exc:
+        if exc.status == 416:
+            return problem_response(416, "beyond_end", f"chunk {index} is past the end")
+        response = problem_response(503, "chunk_not_ready", f"chunk {index}: {exc}")
+        response.headers["Retry-After"] = "1"
+        return response
+    return None
+
+
+def _failed(entry: ContentEntry) -> web.Response | None:
+    error = entry.error
+    return None if error is None else content_failed(error.status, error.code, error.message)
 
 
 async def _respond(request: web.Request, edge: Edge, entry: ContentEntry, index: int,

@@ -11,6 +11,7 @@ signed statement. Any failure raises :class:`ProviderFault` with evidence.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -45,6 +46,25 @@ class ProviderFault(Exception):
     def __init__(self, provider: str, reason: str, evidence: dict[str, str] | None = None) -> None:
         super().__init__(f"{provider}: {reason}")
         self.provider, self.reason, self.evidence = provider, reason, evidence or {}
+
+
+CONTENT_STATE_HEADER = "Atlas-Content-State"
+"""``failed`` on an edge's problem answer for content whose fetch ended in an error."""
+
+
+class ContentFailed(ProviderFault):
+    """The provider says the content itself failed (its origin broke off the body, sent a
+    bomb...): no chunk of it will come from there. Drop the provider; the download ends
+    only on the word of the edge the content was asked from (see the downloader)."""
+
+    def __init__(self, provider: str, status: int, body: bytes) -> None:
+        try:
+            problem = json.loads(body)
+            code, detail = str(problem["type"]).rsplit("/", 1)[-1], str(problem["detail"])
+        except (ValueError, KeyError, TypeError):
+            code, detail = "content_failed", body[:200].decode("utf-8", "replace")
+        super().__init__(provider, f"the content failed: {status} {code}: {detail[:300]}")
+        self.status, self.code, self.detail = status, code, detail[:300]
 
 
 class ChunkUnavailable(Exception):
@@ -159,6 +179,11 @@ class ChunkClient:
                 headers = {"Accept-Encoding": "zstd", "Atlas-Voucher": voucher.to_header()}
                 expected, spent = 0, spent + price
                 continue
+            if status >= 500 and answer.get(CONTENT_STATE_HEADER) == "failed":
+                account = self._accounts.get(provider)
+                if expected and account is not None:  # not served: the payment stays credit
+                    account.credit += expected
+                raise ContentFailed(provider, status, body)
             if status in (404, 416, 429, 503):
                 account = self._accounts.get(provider)
                 if expected and account is not None:  # not served: the payment stays credit

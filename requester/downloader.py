@@ -17,7 +17,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from requester.chunk_client import ChunkClient, ChunkUnavailable, Delivered, ProviderFault
+from requester.chunk_client import (
+    ChunkClient,
+    ChunkUnavailable,
+    ContentFailed,
+    Delivered,
+    ProviderFault,
+)
 from requester.protocol import ContentVerifier
 
 STALL_TIMEOUT = 60.0
@@ -52,8 +58,18 @@ class NoProvidersLeft(Exception):
     """Every provider failed or was dropped before the download completed."""
 
 
+class ContentFailedAtOrigin(NoProvidersLeft):
+    """The edge the content was asked from (the first provider: it signed the head and
+    seals it) says its fetch failed: no chunk past the failure exists anywhere."""
+
+
 class ChunkScheduler:
-    """Runs the workers for one content and yields its bytes in order."""
+    """Runs the workers for one content and yields its bytes in order.
+
+    A provider that answers that the content failed is dropped like any failing one; when
+    the first provider (the origin edge) says so, the download fails at once with that
+    cause, instead of waiting for chunks that cannot come.
+    """
 
     def __init__(
         self,
@@ -82,6 +98,7 @@ class ChunkScheduler:
         self._failure: Exception | None = None
         self._last_unavailable = ""
         self.progress = Progress(providers={p: ProviderStats() for p in providers})
+        self._origin_edge = providers[0] if providers else None
         self.discovering = False
         """More providers may still come (see :meth:`add_provider`): not all gone yet."""
         self._group: asyncio.TaskGroup | None = None
@@ -169,6 +186,8 @@ class ChunkScheduler:
                 delivered = await self._client.get(provider, self.verifier, index)
             except ProviderFault as exc:
                 stats.dropped, stats.evidence = exc.reason, exc.evidence
+                if isinstance(exc, ContentFailed) and provider == self._origin_edge:
+                    self._failure = ContentFailedAtOrigin(f"{provider}: {exc.reason}")
                 self._release(index)
                 return
             except ChunkUnavailable as exc:

@@ -18,6 +18,8 @@ Routes:
   /huge-headers         a response with a 64 KiB header
   /gzip/{n}             /text/{n} gzip-encoded
   /gzip-members/{n}     gzip(text(n)) + gzip(pattern(0, n)), as `cat a.gz b.gz` makes
+  /short/{n}            declares n bytes, sends half of them and closes the connection
+  /reset/{n}            declares n bytes, sends half of them and resets the connection
   /bomb/{codings}?mib=m m MiB of zeros (default 5 GiB) coded with each of the comma-
                         separated codings in turn (gzip, deflate, br, zstd), streamed as made
   /hits                 JSON: hits per path so far
@@ -33,7 +35,9 @@ import gzip
 import hashlib
 import json
 import re
+import socket
 import ssl
+import struct
 import sys
 import zlib
 from collections import Counter
@@ -192,6 +196,31 @@ async def gzip_members_route(request: web.Request) -> web.Response:
     )
 
 
+async def _half_then(request: web.Request, reset: bool) -> web.StreamResponse:
+    """n declared, n // 2 sent, then the connection ends: closed (FIN) or reset (RST)."""
+    n = _n(request)
+    resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    resp.content_length = n
+    await resp.prepare(request)
+    await resp.write(pattern(0, n // 2))
+    await asyncio.sleep(0.2)  # the half goes out before the end
+    transport = request.transport
+    assert transport is not None
+    if reset:  # SO_LINGER 0: close() sends RST instead of FIN
+        linger = struct.pack("ii", 1, 0)
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+    transport.close()
+    raise asyncio.CancelledError  # nothing more to write on this connection
+
+
+async def short_route(request: web.Request) -> web.StreamResponse:
+    return await _half_then(request, reset=False)
+
+
+async def reset_route(request: web.Request) -> web.StreamResponse:
+    return await _half_then(request, reset=True)
+
+
 class _Coder:
     """One content coding applied as the bytes are made (a bomb's layers)."""
 
@@ -327,6 +356,8 @@ def create_app() -> web.Application:
             web.get("/gzip/{n}", gzip_route),
             web.get("/gzip-members/{n}", gzip_members_route),
             web.get("/bomb/{codings}", bomb_route),
+            web.get("/short/{n}", short_route),
+            web.get("/reset/{n}", reset_route),
             web.get("/hits", hits_route),
             web.get("/sent", sent_route),
             web.get("/site/{name}", site_route),

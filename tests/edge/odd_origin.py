@@ -6,6 +6,8 @@ prints ``{"listening": URL}`` when ready.
 Routes:
   /to?location=URL      302 to exactly that location (any host, port or scheme)
   /v1/content/{cid}     200 with a JSON list: a provider answering nonsense
+  /v1/chunk/{cid}/{i}   502 origin_truncated, Atlas-Content-State: failed: a provider
+                        claiming that content failed (true or not)
 """
 
 from __future__ import annotations
@@ -27,10 +29,27 @@ async def hostile_content_route(request: web.Request) -> web.Response:
     return web.json_response(["not", "a", "description"])
 
 
+async def failed_chunk_route(request: web.Request) -> web.Response:
+    problem = {
+        "type": "https://atlas.invalid/problems/origin_truncated",
+        "title": "origin truncated",
+        "status": 502,
+        "detail": "so this provider says",
+    }
+    return web.json_response(
+        problem, status=502, content_type="application/problem+json",
+        headers={"Atlas-Content-State": "failed"},
+    )  # fmt: skip
+
+
 async def _main(host: str, port: int) -> None:
     app = web.Application()
     app.add_routes(
-        [web.get("/to", redirect_route), web.get("/v1/content/{cid}", hostile_content_route)]
+        [
+            web.get("/to", redirect_route),
+            web.get("/v1/content/{cid}", hostile_content_route),
+            web.get("/v1/chunk/{cid}/{index}", failed_chunk_route),
+        ]
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

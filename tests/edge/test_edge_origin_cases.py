@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -28,7 +29,7 @@ from tests.edge.edge_client import (
 )
 from tests.edge.paying import open_channel, voucher_header
 from tests.origin_server import pattern, text
-from tests.processes import Running, start
+from tests.processes import Running, start, start_edge
 
 CHUNK = 256 * 1024
 UNSPECIFIED = "origin address 0.0.0.0 is refused: unspecified ('this network')"
@@ -89,6 +90,44 @@ async def test_concatenated_gzip_members_arrive_whole_and_in_order(
         fetched, body = await download(session, free_edge.url, f"{origin.url}/gzip-members/{size}")
     assert body == text(size) + pattern(0, size)
     assert ("content-encoding", "gzip") not in fetched.head.headers
+
+
+async def _failure(session: aiohttp.ClientSession, edge: str, cid: str) -> dict[str, Any]:
+    """The content's description once its fetch has failed (within 10 s)."""
+    async with asyncio.timeout(10):
+        while True:
+            status, body, _ = await request(session, "GET", f"{edge}/v1/content/{cid}")
+            info: dict[str, Any] = json.loads(body)
+            if info["error"] is not None:
+                return info
+            assert status == 200 and info["seal"] is None, info
+            await asyncio.sleep(0.05)
+
+
+async def test_a_body_cut_short_fails_every_chunk_of_its_content_and_its_replicas(
+    origin: Running, free_edge: Running, ledger: Running, tmp_path: Path
+) -> None:
+    # The origin promises 8 chunks and closes after 4: the edge records origin_truncated and
+    # answers it for every chunk (held or not) at once, marked terminal, instead of
+    # `503 chunk_not_ready` until a requester gives up; an edge replicating it relays it.
+    replica = start_edge(tmp_path / "replica", ledger.url, f"--tracker={free_edge.url}")
+    try:
+        async with aiohttp.ClientSession() as session:
+            fetched = await fetch(session, free_edge.url, f"{origin.url}/short/{8 * CHUNK}")
+            cid = fetched.info["content_id"]
+            info = await _failure(session, free_edge.url, cid)
+            answers = [await get_chunk(session, free_edge.url, cid, i) for i in (0, 7)]
+            relayed = await get_chunk(session, replica.url, cid, 6)
+    finally:
+        replica.stop()
+    port = origin.url.rsplit(":", 1)[1]
+    why = f"origin 127.0.0.1:{port} closed the connection before the body's end"
+    assert info["error"]["detail"].startswith(why) and info["chunks_available"] == 0
+    for answer in [*answers, relayed]:
+        assert answer[2]["Atlas-Content-State"] == "failed"
+        assert "Atlas-Quote" not in answer[2], "nothing is sold for failed content"
+    assert all(problem(a, 502, "origin_truncated").startswith(why) for a in answers)
+    assert problem(relayed, 502, "origin_truncated").startswith(f"from {free_edge.url}: {why}")
 
 
 async def test_too_many_redirects_are_refused(origin: Running, free_edge: Running) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import gzip
 import random
 import socket
+import struct
 import time
 import tracemalloc
 import zlib
@@ -33,8 +34,10 @@ from cdn_edge.origin_fetch import (
     BadUrl,
     BlockedAddress,
     OriginFetcher,
+    OriginReset,
     OriginTimeout,
     OriginTooLarge,
+    OriginTruncated,
     OriginUnreachable,
     TooManyRedirects,
 )
@@ -171,6 +174,22 @@ def origin_app(origin: Origin) -> web.Application:
         await resp.write(b"x" * 10)
         await asyncio.sleep(30)
         return resp
+
+    @routes.get("/half/{framing}/{end}")
+    async def half(request: web.Request) -> web.StreamResponse:
+        """100 KB promised (Content-Length or chunked), 50 KB sent, then FIN or RST."""
+        resp = web.StreamResponse()
+        if request.match_info["framing"] == "length":
+            resp.content_length = 100_000
+        await resp.prepare(request)
+        await resp.write(BODY[:50_000])
+        await asyncio.sleep(0.1)
+        assert request.transport is not None
+        if request.match_info["end"] == "rst":
+            sock = request.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        request.transport.close()
+        raise asyncio.CancelledError
 
     @routes.get("/slow-head")
     async def slow_head(request: web.Request) -> web.Response:
@@ -681,6 +700,30 @@ async def test_total_timeout_bounds_a_trickle(local_origin: Origin) -> None:
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize(
+    ("path", "error", "detail"),
+    [
+        ("/half/length/fin", OriginTruncated,
+         "closed the connection before the body's end: Not enough data to satisfy content "
+         "length header (received 50000 of 100000 bytes)"),
+        ("/half/chunked/fin", OriginTruncated, "closed the connection before the body's end"),
+        ("/half/length/rst", OriginReset, "reset the connection in the middle of the body"),
+        ("/half/chunked/rst", OriginReset, "reset the connection in the middle of the body"),
+    ],
+)  # fmt: skip
+async def test_a_body_cut_short_is_refused_by_how_it_ended(
+    local_origin: Origin, path: str, error: type[ProtocolError], detail: str
+) -> None:
+    got = b""
+    async with OriginFetcher(allow_private=True) as fetcher:
+        with pytest.raises(error) as info:
+            async with fetcher.fetch(local_origin.url(path)) as resp:
+                async for piece in resp.body:
+                    got += piece
+    assert info.value.message.startswith(f"origin 127.0.0.1:{local_origin.port} {detail}")
+    assert got == BODY[:50_000]
+
+
 # --- the API's contract ---
 
 
@@ -701,6 +744,8 @@ def test_fetch_needs_async_with() -> None:
         (BadUrl, 400, "bad_url"),
         (BlockedAddress, 403, "blocked_address"),
         (OriginUnreachable, 502, "origin_unreachable"),
+        (OriginTruncated, 502, "origin_truncated"),
+        (OriginReset, 502, "origin_reset"),
         (OriginTooLarge, 502, "origin_too_large"),
         (TooManyRedirects, 502, "too_many_redirects"),
         (BadOriginEncoding, 502, "bad_content_encoding"),
@@ -718,9 +763,11 @@ def test_exported_names() -> None:
         "BadUrl",
         "BlockedAddress",
         "OriginFetcher",
+        "OriginReset",
         "OriginResponse",
         "OriginTimeout",
         "OriginTooLarge",
+        "OriginTruncated",
         "OriginUnreachable",
         "TooManyRedirects",
     ]
