@@ -26,8 +26,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,6 +48,9 @@ POLL_INTERVAL = 0.1
 CALL_TIMEOUT = aiohttp.ClientTimeout(total=10)
 OPEN_TIMEOUT = aiohttp.ClientTimeout(total=20)
 """Opening waits for the edge's own connect to the target (10 s at most)."""
+REOPEN_AFTER = 5.0
+"""An edge closes an opened tunnel no CONNECT attached to within 10 s; a browser that
+first speaks on a preconnected socket later than this gets a freshly opened one."""
 
 
 @dataclass
@@ -58,6 +60,19 @@ class TunnelPrice:
     price: int
 
 
+@dataclass
+class Opened:
+    """A tunnel opened at an edge for a browser's CONNECT, until mitmproxy attaches to it."""
+
+    edge: str
+    target: str
+    price: TunnelPrice
+    payer: RequestPayer | None
+    tunnel_id: str
+    at: float
+    """When it was opened (monotonic seconds)."""
+
+
 class TunnelThroughEdges:
     def __init__(self, state: ProxyState) -> None:
         self._state = state
@@ -65,7 +80,8 @@ class TunnelThroughEdges:
         self._prices: dict[str, TunnelPrice] = {}
         self._payers: dict[str, asyncio.Task[None]] = {}
         """The pay-ahead task of each browser connection's tunnel, by client connection id."""
-        self._pending: dict[str, dict[str, str]] = {}
+        self._pending: dict[str, Opened] = {}
+        """Tunnels opened for a CONNECT whose upstream CONNECT is not sent yet."""
 
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         state = self._state
@@ -104,16 +120,32 @@ class TunnelThroughEdges:
             return
         listener = urlsplit(state.tunnels[edge])
         flow.server_conn.via = ("http", (listener.hostname or "127.0.0.1", listener.port or 80))
-        self._pending[flow.client_conn.id] = {"Atlas-Tunnel": tunnel_id}
-        if payer is not None:
-            self._own(flow.client_conn.id, self._pay_ahead(edge, tunnel_id, price, payer))
+        opened = Opened(edge, target, price, payer, tunnel_id, time.monotonic())
+        self._pending[flow.client_conn.id] = opened
+        self._pay_for(flow.client_conn.id, opened)
         state.tunnels_opened += 1
 
-    def http_connect_upstream(self, flow: http.HTTPFlow) -> None:
+    async def http_connect_upstream(self, flow: http.HTTPFlow) -> None:
+        """Name the opened tunnel in the CONNECT mitmproxy sends the edge (when the browser
+        first speaks); open a fresh one if the edge may have closed it unattached."""
         # mitmproxy makes a new flow for the CONNECT it sends upstream; the client
         # connection (one CONNECT each) ties it to the browser's.
-        for name, value in self._pending.pop(flow.client_conn.id, {}).items():
-            flow.request.headers[name] = value
+        opened = self._pending.pop(flow.client_conn.id, None)
+        if opened is None:
+            return
+        if time.monotonic() - opened.at > REOPEN_AFTER:
+            fresh = secrets.token_hex(16)
+            try:
+                failure = await self._open(opened.edge, fresh, opened.target, opened.price,
+                                           opened.payer)  # fmt: skip
+            except Exception as exc:  # the edge refuses the stale id: the browser sees a close
+                failure = classify(exc)
+            if failure is None:
+                opened = replace(opened, tunnel_id=fresh, at=time.monotonic())
+                self._pay_for(flow.client_conn.id, opened)
+            else:
+                log.info("cannot reopen a tunnel to %s: %s", opened.target, failure.detail)
+        flow.request.headers["Atlas-Tunnel"] = opened.tunnel_id
 
     def client_disconnected(self, client: connection.Client) -> None:
         """The browser's connection ended: so did its tunnel, and paying for it."""
@@ -128,9 +160,17 @@ class TunnelThroughEdges:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _own(self, client_id: str, paying: Coroutine[Any, Any, None]) -> None:
-        """Run ``paying`` as the task of this client connection, counted while it runs."""
-        task = asyncio.create_task(paying)
+    def _pay_for(self, client_id: str, opened: Opened) -> None:
+        """Start paying ahead for ``opened`` as the task of this client connection (in place
+        of any earlier one), counted while it runs."""
+        if opened.payer is None:
+            return  # the edge's free allowance pays, or nothing does
+        earlier = self._payers.get(client_id)
+        if earlier is not None:
+            earlier.cancel()
+        task = asyncio.create_task(
+            self._pay_ahead(opened.edge, opened.tunnel_id, opened.price, opened.payer)
+        )
         self._payers[client_id] = task
         self._state.tunnels_paying = len(self._payers)
 

@@ -87,3 +87,17 @@ async def test_connect_to_a_closed_port_is_502_with_the_edges_reason(proxy: Runn
     problem = json.loads(body)
     assert problem["type"].endswith("/target_unreachable") and problem["status"] == 502
     assert f"port {closed}" in problem["detail"] and "127.0.0.1" in problem["detail"]
+
+
+async def test_a_client_that_first_speaks_after_the_attach_window_still_gets_its_tunnel(
+    proxy: Running, echo: Running
+) -> None:
+    """A preconnected socket may stay silent past the 10 s an edge holds an opened tunnel
+    for its CONNECT; the proxy then opens a fresh one when the client speaks."""
+    head, reader, writer = await send_connect(proxy, echo.url.removeprefix("tcp://"))
+    assert head.startswith(b"HTTP/1.1 200"), head
+    await asyncio.sleep(11)
+    writer.write(b"late hello")
+    async with asyncio.timeout(10):
+        assert await reader.readexactly(10) == b"late hello"
+    writer.close()
