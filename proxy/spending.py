@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from requester.channel_manager import SpendLimitReached
+from requester.channel_manager import NewChannelAllowance, SpendLimitReached
 from requester.chunk_client import Payer
 from requester.protocol import BTT_LOCAL, CreditSpend, Quote, Voucher, format_amount
 
@@ -115,7 +115,8 @@ class RequestPayer:
         self.site = site
         self.spent = 0
 
-    async def pay(self, quote: Quote, cost: int, now: int) -> Voucher:
+    async def pay(self, quote: Quote, cost: int, now: int,
+                  allowance: NewChannelAllowance | None = None) -> Voucher:  # fmt: skip
         """Both limits are checked and the cost held before the first ``await``: the chunks of
         one request are paid concurrently, and each must see what the others committed."""
         limit = self._book.limits.per_request
@@ -128,7 +129,7 @@ class RequestPayer:
         self._book.reserve(cost)
         self.spent += cost
         try:
-            voucher = await self._payer.pay(quote, cost, now)
+            voucher = await self._payer.pay(quote, cost, now, allowance)
         except BaseException:
             self.spent -= cost
             self._book.release(cost)

@@ -1,8 +1,11 @@
 """Paying providers: one channel per payee, opened on demand, vouchers made durable.
 
 A channel is opened the first time a payee must be paid (deposit and length
-from the :class:`DepositPolicy`), reused while it has room, and replaced
-when it runs out or nears expiry. Every voucher's amount is recorded in the
+from the :class:`DepositPolicy`), reused while it has room, topped up when it
+runs out with at least half its life left, and replaced when it nears expiry.
+A caller paying a payee it does not trust passes a :class:`NewChannelAllowance`:
+then a channel is opened (or topped up) only while the allowance lasts, with
+its small deposit. Every voucher's amount is recorded in the
 :class:`PayerStore` before the voucher leaves this process.
 """
 
@@ -10,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from requester.failpoints import reached
@@ -17,6 +22,7 @@ from requester.ledger_client import LedgerClient
 from requester.payer_store import PayerStore
 from requester.protocol import (
     BTT_LOCAL,
+    ChannelStatus,
     ChannelTerms,
     CreditSpend,
     PayerChannel,
@@ -43,6 +49,19 @@ class SpendLimitReached(PaymentRequired):
     code = "spend_limit"
 
 
+@dataclass
+class NewChannelAllowance:
+    """How many more channels a caller may open (or top up) for payees it does not trust
+    yet, and the deposit each gets: what such payees can lock up is ``channels * deposit``."""
+
+    channels: int
+    deposit: int
+
+
+class NewChannelRefused(Exception):
+    """Paying would open (or top up) a channel the :class:`NewChannelAllowance` has no room for."""
+
+
 class ChannelManager:
     def __init__(
         self,
@@ -56,20 +75,26 @@ class ChannelManager:
         self._ledger = ledger
         self._policy = policy
         self._open: dict[bytes, PayerChannel] = {}
-        self._locks: dict[TronAddress, asyncio.Lock] = {}
+        self._locks: dict[TronAddress, tuple[asyncio.Lock, int]] = {}
+        """Per payee being paid now (lock, holders and waiters): gone when nobody uses it."""
 
         for stored in store.channels(status="open"):
             if stored.terms.payer == key.address:
                 self._open[stored.terms.channel_id] = PayerChannel(stored.terms, key, stored.issued)
 
-    async def pay(self, quote: Quote, cost: int, now: int) -> Voucher:
-        """A voucher raising what ``quote.payee`` is owed by ``cost``; recorded before return."""
+    async def pay(self, quote: Quote, cost: int, now: int,
+                  allowance: NewChannelAllowance | None = None) -> Voucher:  # fmt: skip
+        """A voucher raising what ``quote.payee`` is owed by ``cost``; recorded before return.
+
+        With ``allowance``, a channel with no room is topped up or opened only if the
+        allowance has one left (:class:`NewChannelRefused` otherwise), with its deposit.
+        """
         domain = await self._ledger.domain()
         if quote.domain != domain or quote.asset != BTT_LOCAL:
             raise WrongBinding("provider wants to be paid on another ledger or asset")
-        async with self._locks.setdefault(quote.payee, asyncio.Lock()):
-            channel = self._usable(quote.payee, cost, now) or await self._open_channel(
-                quote.payee, max(self._policy.deposit, cost), now
+        async with self._payee_lock(quote.payee):
+            channel = self._usable(quote.payee, cost, now) or await self._make_room(
+                quote.payee, cost, now, allowance
             )
             actions = channel.pay(cost, now)
             persist = actions[0]
@@ -98,6 +123,45 @@ class ChannelManager:
                 return channel
         return None
 
+    async def _make_room(self, payee: TronAddress, cost: int, now: int,
+                         allowance: NewChannelAllowance | None) -> PayerChannel:  # fmt: skip
+        """A channel to ``payee`` with room for ``cost``: an open one topped up if it has half
+        its life left (fewer channels to reclaim later), else a new one."""
+        if allowance is not None:
+            if allowance.channels <= 0:
+                raise NewChannelRefused(
+                    f"paying {payee} would lock more funds with a provider that has not "
+                    "delivered yet, and this download's allowance for such channels is used up"
+                )
+            allowance.channels -= 1
+        amount = max(self._policy.deposit if allowance is None else allowance.deposit, cost)
+        try:
+            for channel in self._open.values():
+                t = channel.terms
+                lasts = t.expires_at - now >= self._policy.duration // 2
+                if t.payee == payee and lasts and channel.status is ChannelStatus.OPEN:
+                    await self._check_balance(amount, "topping up a channel")
+                    return await self.top_up(t.channel_id, amount, 0, now)
+            return await self._open_channel(payee, amount, now)
+        except BaseException:
+            if allowance is not None:
+                allowance.channels += 1
+            raise
+
+    @asynccontextmanager
+    async def _payee_lock(self, payee: TronAddress) -> AsyncIterator[None]:
+        lock, users = self._locks.get(payee, (asyncio.Lock(), 0))
+        self._locks[payee] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[payee]
+            if users > 1:
+                self._locks[payee] = (lock, users - 1)
+            else:
+                del self._locks[payee]
+
     async def top_up(self, channel_id: bytes, amount: int, extend: int, now: int) -> PayerChannel:
         """Add ``amount`` to a channel's deposit and push its expiry ``extend`` s past now."""
         channel = self._open.get(channel_id)
@@ -114,19 +178,13 @@ class ChannelManager:
     async def open_channel(self, payee: TronAddress, deposit: int, now: int,
                            duration: int | None = None) -> PayerChannel:  # fmt: skip
         """Open a channel to ``payee`` now, rather than on the first payment."""
-        async with self._locks.setdefault(payee, asyncio.Lock()):
+        async with self._payee_lock(payee):
             return await self._open_channel(payee, deposit, now, duration)
 
     async def _open_channel(self, payee: TronAddress, deposit: int, now: int,
                             duration: int | None = None) -> PayerChannel:  # fmt: skip
         expires_at = now + (self._policy.duration if duration is None else duration)
-        balance = await self._ledger.balance(self._key.address)
-        if balance < deposit:
-            raise SpendLimitReached(
-                f"wallet balance is {format_amount(balance, BTT_LOCAL)}; opening a channel needs "
-                f"{format_amount(deposit, BTT_LOCAL)} "
-                f"({format_amount(deposit - balance, BTT_LOCAL)} missing)"
-            )
+        await self._check_balance(deposit, "opening a channel")
         reached("payer.open_requested")
         view = (await self._ledger.open_channel(self._key, payee, deposit, expires_at))["channel"]
         reached("payer.open_answered")
@@ -138,3 +196,12 @@ class ChannelManager:
         channel = PayerChannel(terms, self._key)
         self._open[terms.channel_id] = channel
         return channel
+
+    async def _check_balance(self, amount: int, doing: str) -> None:
+        balance = await self._ledger.balance(self._key.address)
+        if balance < amount:
+            raise SpendLimitReached(
+                f"wallet balance is {format_amount(balance, BTT_LOCAL)}; {doing} needs "
+                f"{format_amount(amount, BTT_LOCAL)} "
+                f"({format_amount(amount - balance, BTT_LOCAL)} missing)"
+            )

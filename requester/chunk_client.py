@@ -19,7 +19,7 @@ from typing import Protocol
 import aiohttp
 import zstandard
 
-from requester.channel_manager import SpendLimitReached
+from requester.channel_manager import NewChannelAllowance, NewChannelRefused, SpendLimitReached
 from requester.protocol import (
     CREDIT_HEADER,
     UNKNOWN_SIZE,
@@ -28,12 +28,14 @@ from requester.protocol import (
     ProtocolError,
     Quote,
     Voucher,
+    WrongBinding,
     b64url_decode,
     b64url_encode,
     format_amount,
 )
 from requester.protocol.manifest import STATEMENT_SIZE
 from requester.protocol.quote import QUOTE_SIZE
+from requester.provider_trust import ProviderTrust
 
 MAX_BODY = 17 * 1024 * 1024
 """Largest answer read: a chunk is at most 16 MiB (the protocol's limit), plus slack."""
@@ -101,7 +103,8 @@ class Account:
 class Payer(Protocol):
     """What pays a provider: a :class:`ChannelManager`, or one wrapped in a budget."""
 
-    async def pay(self, quote: Quote, cost: int, now: int) -> Voucher: ...
+    async def pay(self, quote: Quote, cost: int, now: int,
+                  allowance: NewChannelAllowance | None = None) -> Voucher: ...  # fmt: skip
 
     def credit_spend(self, channel_id: bytes, content_id: bytes, index: int,
                      now: int) -> CreditSpend: ...  # fmt: skip
@@ -115,7 +118,8 @@ class Budget:
         self.limit = limit
         self.spent = 0
 
-    async def pay(self, quote: Quote, cost: int, now: int) -> Voucher:
+    async def pay(self, quote: Quote, cost: int, now: int,
+                  allowance: NewChannelAllowance | None = None) -> Voucher:  # fmt: skip
         if self.limit is not None and self.spent + cost > self.limit:
             raise SpendLimitReached(
                 f"paying {format_amount(cost, quote.asset)} more would pass the spend limit of "
@@ -124,7 +128,7 @@ class Budget:
             )
         self.spent += cost
         try:
-            return await self._payer.pay(quote, cost, now)
+            return await self._payer.pay(quote, cost, now, allowance)
         except BaseException:
             self.spent -= cost
             raise
@@ -152,17 +156,35 @@ class ChunkClient:
         self.signed: dict[str, int] = {}
         """Vouchers signed per provider, counted when signed (a request may then fail)."""
 
-    async def get(self, provider: str, verifier: ContentVerifier, index: int) -> Delivered:
+    async def get(self, provider: str, verifier: ContentVerifier, index: int,
+                  trust: ProviderTrust | None = None) -> Delivered:  # fmt: skip
         """Chunk ``index`` from ``provider``, verified and paid.
 
         The first request to a provider learns its quote from a 402; after that each
         request carries its payment up front (a voucher for the chunk's full-size price
         less the credit left by cheaper, compressed chunks, or a signed credit spend when
-        that credit covers it), so a paid chunk costs one round trip, not two.
+        that credit covers it), so a paid chunk costs one round trip, not two. With a
+        download's ``trust``, a provider on probation is paid one chunk at a time, within
+        the download's allowance, and one that faults is paid nothing more.
         """
+        if trust is not None and trust.dropped(provider):
+            raise ProviderFault(provider, "dropped earlier in this download")
+        try:
+            delivered = await self._get(provider, verifier, index, trust)
+        except ProviderFault:
+            if trust is not None:
+                trust.drop(provider)
+            raise
+        if trust is not None:
+            trust.proven(provider)
+        return delivered
+
+    async def _get(self, provider: str, verifier: ContentVerifier, index: int,
+                   trust: ProviderTrust | None) -> Delivered:  # fmt: skip
         cid = verifier.head.content_id.hex()
         url = f"{provider.rstrip('/')}/v1/chunk/{cid}/{index}"
-        headers, expected, spent = await self._pay_ahead(provider, verifier, index)
+        probation = trust is not None and trust.on_probation(provider)
+        headers, expected, spent = await self._pay_ahead(provider, verifier, index, probation)
         for attempt in range(2):
             status, body, answer = await self._request(provider, url, headers)
             if status == 200:
@@ -173,11 +195,13 @@ class ChunkClient:
                 return delivered
             if status == 402 and attempt == 0 and self._channels is not None:
                 quote, price = self._check_quote(provider, verifier, answer)
-                voucher = await self._channels.pay(quote, price, int(time.time()))
+                voucher = await self._pay_quote(provider, quote, price, trust)
                 self.signed[provider] = self.signed.get(provider, 0) + price
-                self._accounts[provider] = Account(quote, voucher.channel_id)
+                old = self._accounts.get(provider)
+                kept = old.credit if old is not None and old.channel_id == voucher.channel_id else 0
+                self._accounts[provider] = Account(quote, voucher.channel_id, kept)
                 headers = {"Accept-Encoding": "zstd", "Atlas-Voucher": voucher.to_header()}
-                expected, spent = 0, spent + price
+                expected, spent = price, spent + price  # not served: it stays credit there
                 continue
             if status >= 500 and answer.get(CONTENT_STATE_HEADER) == "failed":
                 account = self._accounts.get(provider)
@@ -192,11 +216,30 @@ class ChunkClient:
             raise ProviderFault(provider, f"answered {status}: {body[:200]!r}")
         raise ProviderFault(provider, "refused a voucher for the price it quoted")
 
-    async def _pay_ahead(self, provider: str, verifier: ContentVerifier, index: int
-                         ) -> tuple[dict[str, str], int, int]:  # fmt: skip
+    async def _pay_quote(self, provider: str, quote: Quote, price: int,
+                         trust: ProviderTrust | None) -> Voucher:  # fmt: skip
+        """Pay what a 402 asked: a provider on probation only within the download's limits."""
+        assert self._channels is not None
+        allowance = None
+        if trust is not None:
+            refusal = trust.claim_payment(provider, price)
+            if refusal is not None:
+                raise ProviderFault(provider, refusal)
+            if trust.on_probation(provider):
+                allowance = trust.allowance
+        try:
+            return await self._channels.pay(quote, price, int(time.time()), allowance)
+        except NewChannelRefused as exc:
+            raise ProviderFault(provider, str(exc)) from exc
+        except WrongBinding as exc:  # paid on another ledger or asset: not by us
+            raise ProviderFault(provider, exc.message) from exc
+
+    async def _pay_ahead(self, provider: str, verifier: ContentVerifier, index: int,
+                         probation: bool) -> tuple[dict[str, str], int, int]:  # fmt: skip
         """Headers paying for one full-size chunk, the price assumed, and what was signed.
 
-        Only for chunks known to exist: a probe past the end is answered 416 unpaid.
+        Only for chunks known to exist: a probe past the end is answered 416 unpaid. A
+        provider on probation is paid ahead only from credit it already holds.
         """
         headers = {"Accept-Encoding": "zstd"}
         account = self._accounts.get(provider)
@@ -209,6 +252,9 @@ class ChunkClient:
         taken = min(account.credit, expected)
         account.credit -= taken  # reserved before any await: concurrent requests share it
         needed = expected - taken
+        if needed and probation:
+            account.credit += taken
+            return headers, 0, 0
         if not needed:
             spend = self._channels.credit_spend(
                 account.channel_id, verifier.head.content_id, index, now

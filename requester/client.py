@@ -2,7 +2,8 @@
 
 It asks an edge to fetch the URL, checks the signed head, gathers providers
 (the configured edges, which replicate on demand, plus whoever the trackers
-name), and runs a :class:`ChunkScheduler` over them. The proxy, the mobile API
+name, on probation: :mod:`requester.provider_trust`), and runs a
+:class:`ChunkScheduler` over them. The proxy, the mobile API
 and ``atlas fetch`` all use it.
 """
 
@@ -27,6 +28,7 @@ from requester.protocol import (
 )
 from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE, UNKNOWN_SIZE
 from requester.protocol.provider_record import MAX_RECORD_BYTES
+from requester.provider_trust import ProviderTrust, TrustPolicy
 
 EDGE_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=5)
 LOOKUP_TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=5)
@@ -104,6 +106,7 @@ class AtlasClient:
         window: int = 16,
         per_provider: int = 2,
         accounts: dict[str, Account] | None = None,
+        trust: TrustPolicy | None = None,
     ) -> None:
         if not edges:
             raise ValueError("an Atlas client needs at least one edge")
@@ -114,6 +117,8 @@ class AtlasClient:
         )
         self._window = window
         self._per_provider = per_provider
+        self._trust = trust or TrustPolicy()
+        """Limits on providers other than ``edges``, for each download (a fresh allowance)."""
 
     async def open(
         self, url: str, headers: Mapping[str, str] | None = None, *, start_index: int = 0,
@@ -150,6 +155,7 @@ class AtlasClient:
         scheduler = ChunkScheduler(
             verifier, providers, self._chunks, window=self._window,
             per_provider=self._per_provider, start_index=start_index,
+            trust=ProviderTrust(self.edges, self._trust),
         )  # fmt: skip
         download = Download(head, origin, scheduler, self._session)
         count = expected_chunks(verifier)

@@ -7,7 +7,8 @@ and the first verified copy wins. Bytes are delivered strictly in order and
 the window bounds memory to ``window`` chunks. A provider that lies (bad
 chunk, bad price) or fails is dropped for this download, with the evidence
 kept, and its chunk goes back to the queue. Providers found while the download
-runs (tracker answers) join it with workers of their own.
+runs (tracker answers) join it with workers of their own: one while they are
+on probation (see :mod:`requester.provider_trust`), all once a chunk verifies.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from requester.chunk_client import (
     ProviderFault,
 )
 from requester.protocol import ContentVerifier
+from requester.provider_trust import ProviderTrust
 
 STALL_TIMEOUT = 60.0
 """Seconds without a delivered chunk after which the download gives up."""
@@ -81,8 +83,11 @@ class ChunkScheduler:
         per_provider: int = 2,
         start_index: int = 0,
         stall_timeout: float = STALL_TIMEOUT,
+        trust: ProviderTrust | None = None,
     ) -> None:
         self.verifier = verifier
+        self.trust = trust
+        """Which providers are known; without it, every provider is paid as a known one."""
         self._stall_timeout = stall_timeout
         self._last_progress = time.monotonic()
         self._client = client
@@ -113,9 +118,7 @@ class ChunkScheduler:
             return
         self.progress.providers[provider] = ProviderStats()
         if self._group is not None:
-            self._workers += [
-                self._group.create_task(self._worker(provider)) for _ in range(self._per_provider)
-            ]
+            self._spawn(provider, self._first_workers(provider))
         self._notify()
 
     def discovery_done(self) -> None:
@@ -133,11 +136,9 @@ class ChunkScheduler:
         failure: Exception | None = None
         async with asyncio.TaskGroup() as group:
             self._group = group
-            self._workers = [
-                group.create_task(self._worker(p))
-                for p in list(self.progress.providers)
-                for _ in range(self._per_provider)
-            ]
+            self._workers = []
+            for provider in list(self.progress.providers):
+                self._spawn(provider, self._first_workers(provider))
             try:
                 while self._end is None or self._next < self._end:
                     if self._next in self._ready:
@@ -182,8 +183,9 @@ class ChunkScheduler:
                 await self._wait()
                 continue
             self._inflight.setdefault(index, time.monotonic())
+            probation = self.trust is not None and self.trust.on_probation(provider)
             try:
-                delivered = await self._client.get(provider, self.verifier, index)
+                delivered = await self._client.get(provider, self.verifier, index, self.trust)
             except ProviderFault as exc:
                 stats.dropped, stats.evidence = exc.reason, exc.evidence
                 if isinstance(exc, ContentFailed) and provider == self._origin_edge:
@@ -204,6 +206,18 @@ class ChunkScheduler:
                 self._release(index)
                 return
             self._take(index, delivered, stats)
+            if probation:  # its first chunk verified: it gets the workers others have
+                self._spawn(provider, self._per_provider - 1)
+
+    def _first_workers(self, provider: str) -> int:
+        """One worker for a provider on probation: one chunk in flight, one paid at a time."""
+        if self.trust is not None and self.trust.on_probation(provider):
+            return 1
+        return self._per_provider
+
+    def _spawn(self, provider: str, count: int) -> None:
+        if self._group is not None:
+            self._workers += [self._group.create_task(self._worker(provider)) for _ in range(count)]
 
     def _pick(self, skip: dict[int, float]) -> int | None:
         """The next-needed chunk nobody holds or fetches, minus those this provider lacked."""

@@ -89,7 +89,8 @@ async def _run(
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
         budget = _payer(settings, session, max_spend, stack)
-        client = AtlasClient(settings.edges, session, budget, max_price_per_mib=max_price)
+        client = AtlasClient(settings.edges, session, budget, max_price_per_mib=max_price,
+                             trust=settings.trust_policy())  # fmt: skip
         sidecar = _sidecar(output)
         resumed = _load_sidecar(sidecar, url)
         if resumed is not None:

@@ -3,8 +3,11 @@
 ``ATLAS_HOME`` (default ``~/.atlas``) holds ``wallet.json`` (the encrypted
 keystore), ``state.sqlite3`` (channels and issued vouchers) and
 ``config.json`` (edges and ledger, which ``atlas up`` writes; optionally
-``deposit`` in BTT and ``channel_hours`` for new channels). Flags override
-the file; the file overrides built-in defaults.
+``deposit`` in BTT and ``channel_hours`` for new channels, and the limits on
+providers found through trackers, ``unknown_channels`` and ``unknown_deposit``:
+see :mod:`requester.provider_trust`). Flags override the environment
+(``ATLAS_`` and the key in capitals, for the limits), which overrides the file,
+which overrides built-in defaults. docs/requester.md lists them all.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from requester.channel_manager import DepositPolicy
 from requester.protocol import BTT_LOCAL, MalformedMessage, parse_amount
+from requester.provider_trust import TrustPolicy
 
 HOME_ENV = "ATLAS_HOME"
 
@@ -33,16 +37,33 @@ class Settings:
     """BTT to deposit in each new channel (``config.json`` key ``deposit``)."""
     channel_hours: float | None = None
     """Lifetime of each new channel (``config.json`` key ``channel_hours``)."""
+    unknown_channels: str | None = None
+    """Channels a download may open to payees of unknown providers (``unknown_channels``)."""
+    unknown_deposit: str | None = None
+    """BTT to deposit in each of those (``unknown_deposit``)."""
+
+    def trust_policy(self) -> TrustPolicy:
+        """The limits on providers other than the configured edges, per download."""
+        default = TrustPolicy()
+        channels, deposit = default.unknown_channels, default.unknown_deposit
+        if self.unknown_channels is not None:
+            raw = self.unknown_channels
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 3):
+                raise ConfigError(
+                    f"unknown_channels (ATLAS_UNKNOWN_CHANNELS) must be a whole number 0..999, "
+                    f"not {raw[:40]!r}"
+                )
+            channels = int(raw)
+        if self.unknown_deposit is not None:
+            deposit = _btt(self.unknown_deposit, "unknown_deposit (ATLAS_UNKNOWN_DEPOSIT)")
+        return TrustPolicy(channels, deposit)
 
     def deposit_policy(self) -> DepositPolicy:
         """The channel-opening policy: defaults, overridden by ``config.json``."""
         default = DepositPolicy()
         deposit = default.deposit
         if self.deposit is not None:
-            try:
-                deposit = parse_amount(self.deposit, BTT_LOCAL)
-            except MalformedMessage as exc:
-                raise ConfigError(f"config.json deposit: {exc.message}") from exc
+            deposit = _btt(self.deposit, "config.json deposit", positive=False)
         hours = self.channel_hours
         duration = default.duration if hours is None else int(hours * 3600)
         if deposit <= 0 or not 1800 <= duration <= 365 * 24 * 3600:
@@ -87,7 +108,28 @@ def load_settings(edges: tuple[str, ...] = (), ledger: str | None = None) -> Set
         home, chosen, ledger or (str(file_ledger) if file_ledger else None),
         None if deposit is None else str(deposit),
         float(hours) if isinstance(hours, int | float) else None,
+        _setting(config, "unknown_channels"), _setting(config, "unknown_deposit"),
     )  # fmt: skip
+
+
+def _setting(config: dict[str, object], key: str) -> str | None:
+    """``ATLAS_<KEY>`` from the environment, else ``key`` from ``config.json``, as text."""
+    value = os.environ.get(f"ATLAS_{key.upper()}")
+    if value is None:
+        found = config.get(key)
+        value = None if found is None else str(found)
+    return value
+
+
+def _btt(text: str, what: str, *, positive: bool = True) -> int:
+    """An amount of BTT from the settings; ``positive``: zero is refused too."""
+    try:
+        amount = parse_amount(text, BTT_LOCAL)
+    except MalformedMessage as exc:
+        raise ConfigError(f"{what}: {exc.message}") from exc
+    if positive and amount <= 0:
+        raise ConfigError(f"{what} must be more than 0 BTT")
+    return amount
 
 
 def write_config(home: Path, edges: list[str], ledger: str) -> Path:

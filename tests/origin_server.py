@@ -6,7 +6,8 @@ deterministic generator, so a 200 MiB response costs no memory, and tests
 can recompute the expected bytes with :func:`pattern` without downloading.
 
 Routes:
-  /bytes/{n}            n deterministic bytes (application/octet-stream)
+  /bytes/{n}            n deterministic bytes (application/octet-stream); with ?max-age=s,
+                        cacheable for s seconds
   /text/{n}             n bytes of compressible HTML-ish text (text/html)
   /cached/{name}        max-age=3600, ETag and Last-Modified; counts hits
   /revalidate/{name}    no-cache + ETag: every use revalidates (304 when matching)
@@ -80,8 +81,9 @@ async def _stream(
     content_type: str,
     delay: float = 0.0,
     piece: int = PIECE,
+    headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
-    resp = web.StreamResponse(headers={"Content-Type": content_type})
+    resp = web.StreamResponse(headers={"Content-Type": content_type, **(headers or {})})
     resp.content_length = total
     await resp.prepare(request)
     sent = 0
@@ -118,7 +120,10 @@ async def count_hits(
 
 
 async def bytes_route(request: web.Request) -> web.StreamResponse:
-    return await _stream(request, _n(request), pattern, "application/octet-stream")
+    age = request.query.get("max-age", "")
+    cache = {"Cache-Control": f"max-age={age}"} if age.isascii() and age.isdigit() else None
+    return await _stream(request, _n(request), pattern, "application/octet-stream",
+                         headers=cache)  # fmt: skip
 
 
 async def text_route(request: web.Request) -> web.StreamResponse:

@@ -16,7 +16,7 @@ from typing import cast
 import pytest
 
 from proxy.spending import Limits, RequestPayer, SpendBook
-from requester.channel_manager import SpendLimitReached
+from requester.channel_manager import NewChannelAllowance, SpendLimitReached
 from requester.protocol import CreditSpend, Quote, Voucher
 
 PRICE = 250
@@ -29,7 +29,8 @@ class SlowPayer:
         self.paid = 0
         self.fail = fail
 
-    async def pay(self, quote: Quote, cost: int, now: int) -> Voucher:
+    async def pay(self, quote: Quote, cost: int, now: int,
+                  allowance: NewChannelAllowance | None = None) -> Voucher:  # fmt: skip
         await asyncio.sleep(0.01)
         if self.fail:
             raise ConnectionError("ledger unreachable")
