@@ -79,5 +79,6 @@ def _unauthorized() -> web.Response:
 
 
 def _same(given: str, expected: str) -> bool:
-    """Constant-time comparison of any text (compare_digest refuses non-ASCII str)."""
-    return hmac.compare_digest(given.encode(), expected.encode())
+    """Constant-time comparison of any text (compare_digest refuses non-ASCII str). Header
+    text can hold lone surrogates (bytes that were not UTF-8): they encode back as those."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())

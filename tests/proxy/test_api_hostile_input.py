@@ -40,6 +40,8 @@ def _get(path: str, *headers: bytes) -> bytes:
                      401, "unauthorized", id="wrong-bearer"),
         pytest.param(_get("/_atlas/relay", b"X-Atlas-Relay: \xc3\xa9"), 403, "forbidden",
                      id="utf8-relay-secret"),
+        pytest.param(_get("/status.json", b"Cookie: atlas_api=\xff\xfe"), 401, "unauthorized",
+                     id="non-utf8-cookie"),
         pytest.param(_get("/no/such/page"), 404, "not_found", id="unknown-path"),
         pytest.param(b"POST /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405,
                      "method_not_allowed", id="wrong-method"),
