@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -20,6 +19,7 @@ import pytest
 from cdn_edge.ledger.cli import CRASH_ENV
 from requester.ledger_client import LedgerClient
 from requester.protocol import BTT_LOCAL, PayerChannel, PayerKey, format_amount
+from tests.crash.armed import start_ledger_at
 from tests.edge.edge_client import fetch, get_chunk, problem, request
 from tests.edge.paying import (
     FUNDS,
@@ -29,7 +29,7 @@ from tests.edge.paying import (
     voucher_header,
 )
 from tests.origin_server import pattern
-from tests.processes import Running, start, start_edge
+from tests.processes import Running, start_edge
 
 CHUNK = 256 * 1024
 SLOW = 16
@@ -124,20 +124,12 @@ async def test_kill_9_mid_transfer_loses_no_voucher_and_counts_none_twice(
     assert payer + payee + left == FUNDS
 
 
-def _start_ledger_at(data_dir: Path, url: str, crash_at: str | None = None) -> Running:
-    """The ledger on ``data_dir`` at the port of ``url`` (so edges keep their --ledger)."""
-    port = str(urlsplit(url).port or 0)
-    env = {CRASH_ENV: crash_at} if crash_at else None
-    args = ["ledger", "serve", "--host", "127.0.0.1", "--port", port, "--data-dir", str(data_dir)]
-    return start([*args, "--faucet"], env)
-
-
 @pytest.mark.parametrize("point", ["before-commit", "after-commit"])
 async def test_kill_9_of_the_ledger_while_the_edge_redeems(
     tmp_path: Path, origin: Running, point: str
 ) -> None:
     ledger_dir, edge_dir = tmp_path / "ledger", tmp_path / "edge"
-    ledger = _start_ledger_at(ledger_dir, "http://127.0.0.1:0")
+    ledger = start_ledger_at(ledger_dir, "http://127.0.0.1:0")
     edge: Running | None = None
     key = PayerKey.generate()
     try:
@@ -155,12 +147,12 @@ async def test_kill_9_of_the_ledger_while_the_edge_redeems(
                 assert status == 200
         # Swap in a ledger that SIGKILLs itself inside the edge's redeem, then stop the edge.
         assert ledger.stop() == 0
-        ledger = _start_ledger_at(ledger_dir, ledger.url, crash_at=point)
+        ledger = start_ledger_at(ledger_dir, ledger.url, {CRASH_ENV: point})
         assert edge.stop() == 0, "an unreachable ledger must not make the edge fail to stop"
         ledger.proc.wait(15)
         assert ledger.stop() == -signal.SIGKILL
 
-        ledger = _start_ledger_at(ledger_dir, ledger.url)
+        ledger = start_ledger_at(ledger_dir, ledger.url)
         async with aiohttp.ClientSession() as session:
             *_, redeemed = await _ledger_totals(session, ledger.url, key, channel)
         assert redeemed == (0 if point == "before-commit" else 2 * price)

@@ -33,6 +33,7 @@ from requester.protocol import (
     Voucher,
     sign_op,
 )
+from tests.crash.armed import client_of
 from tests.ledger.support import ONE, funded, ledger_time, ok, problem, send, totals
 from tests.processes import Running, start_ledger
 
@@ -75,13 +76,6 @@ async def ledger_at(data_dir: Path, env: dict[str, str] | None = None) -> AsyncI
         yield running
     finally:
         running.stop()
-
-
-@asynccontextmanager
-async def client_of(running: Running) -> AsyncIterator[LedgerClient]:
-    # A fresh session per process: no pooled connection outlives the server it went to.
-    async with aiohttp.ClientSession() as http:
-        yield LedgerClient(running.url, http)
 
 
 async def snapshot(
