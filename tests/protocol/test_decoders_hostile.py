@@ -9,12 +9,15 @@ are. Targets whose oracle an older property test already applies are listed with
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Iterator
 
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzz import seeds
 from tests.fuzz.registry import all_targets
 from tests.fuzz.target import Target, run_one
 from tests.fuzz.targets_http import LEDGER, PROXY
@@ -133,3 +136,29 @@ def test_ledger_refuses_a_bad_header_with_a_problem(servers: None) -> None:
     """Found by make fuzz (ledger_http) at 9d784bc: aiohttp's plain-text 400 for a header
     value with a control byte (issue 13, defect 11, since fixed)."""
     run_one(TARGETS["ledger_http"], _pinned(b"", 6, "", [("x-bad", "a\x7fb")]))
+
+
+ZSTD_BOMB = (
+    "found by make fuzz (chunk_answer): requester/chunk_client.py decodes a zstd chunk with "
+    "ZstdDecompressor().decompress(body, max_output_size=chunk_size), and python-zstandard "
+    "ignores max_output_size when the frame header states a content size: a 6 KiB body "
+    "inflates to 200 MiB before the size check, and a header claiming 2^40 bytes raises "
+    "MemoryError (not ProviderFault), which stops the whole download"
+)
+
+
+@pytest.mark.xfail(strict=True, raises=(MemoryError, AssertionError), reason=ZSTD_BOMB)
+def test_a_zstd_chunk_cannot_inflate_past_the_chunk_size() -> None:
+    chunk_answer = TARGETS["chunk_answer"]
+    statement = seeds.small_content()[1][0]
+    framed = bytes([0]) + len(statement).to_bytes(2, "big") + statement  # zstd, this statement
+    claims_a_terabyte = b"\x28\xb5\x2f\xfd\xe0" + (1 << 40).to_bytes(8, "little") + b"\x01\0\0"
+    bomb = zstandard.ZstdCompressor().compress(bytes(200 << 20))  # 6 KiB on the wire
+    run_one(chunk_answer, framed + claims_a_terabyte)
+    tracemalloc.start()
+    try:
+        run_one(chunk_answer, framed + bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * seeds.SMALL_CHUNK + (1 << 20), f"{peak} bytes held for one 16 KiB chunk"
