@@ -128,6 +128,8 @@ def serve_command(
         torrent_discovery=torrent_discovery,
         torrent_seed=torrent_seed,
         max_torrent_file_bytes=int(torrent_cap_gib * (1 << 30)),
+        tunnel_head_timeout=listener_limits.header_timeout,
+        max_tunnel_connections_per_address=listener_limits.max_per_address,
     )
     from cdn_edge.app import create_app
     from cdn_edge.edge_state import EDGE

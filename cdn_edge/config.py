@@ -55,4 +55,6 @@ class EdgeConfig:
     max_torrent_file_bytes: int = 4 * 1024 * MIB
     torrent_metadata_timeout: float = 30.0
     tunnel_head_timeout: float = 10.0
-    """Time a client has to send its whole CONNECT request head."""
+    """Time a client has to send its whole CONNECT request head (``--header-timeout``)."""
+    max_tunnel_connections_per_address: int = 256
+    """Connections one address may hold on the tunnel port (``--max-connections-per-address``)."""

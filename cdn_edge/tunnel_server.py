@@ -30,6 +30,7 @@ from cdn_edge.metrics import EdgeMetrics
 from cdn_edge.tunnel import Streams, Tunnel
 from cdn_edge.tunnel_book import TunnelBook
 from cdn_edge.tunnel_dial import open_target
+from requester.listener_limits import AddressCounter, peer_host
 from requester.protocol import MalformedMessage, ProtocolError
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class TunnelServer:
         self._metrics = metrics
         self._server: asyncio.Server | None = None
         self._tasks: asyncio.TaskGroup | None = None
+        self._per_address = AddressCounter(config.max_tunnel_connections_per_address)
         self.serving = asyncio.Event()
         """Set once connections are accepted (the socket listens only from then on)."""
 
@@ -85,7 +87,12 @@ class TunnelServer:
         if self._tasks is None:
             writer.transport.abort()
             return
-        self._tasks.create_task(self._connection(reader, writer))
+        key = self._per_address.admit(peer_host(writer.get_extra_info("peername")))
+        if key is None:  # over the per-address cap (requester/listener_limits.py)
+            writer.transport.abort()
+            return
+        task = self._tasks.create_task(self._connection(reader, writer))
+        task.add_done_callback(lambda _: self._per_address.release(key))
 
     async def _connection(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:  # fmt: skip
