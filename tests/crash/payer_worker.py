@@ -1,12 +1,13 @@
 """A requester in its own process, for the payer's crash points.
 
     python -m tests.crash.payer_worker HOME LEDGER EDGE URL [--rounds N]
-        [--deposit UNITS] [--topup UNITS --topup-every K]
+        [--deposit UNITS] [--open-every K]
 
 Downloads URL through EDGE ``--rounds`` times with the SDK (``AtlasClient``
 over a ``ChannelManager`` and the ``PayerStore`` in HOME, as ``atlas fetch``
-does), paying per chunk and opening channels of ``--deposit`` as each runs
-out; with ``--topup``, it tops up its newest channel every K chunks instead.
+does), paying per chunk; a channel of ``--deposit`` that runs out is topped
+up by as much. With ``--open-every``, it also opens a new channel to the
+edge every K chunks, as ``atlas channel open`` does.
 HOME holds the payer's secret key (``key.hex``) and ``state.sqlite3``. Prints
 ``{"chunks": N}`` when done. Started with ``ATLAS_FAILPOINTS``, it dies at the
 armed step; started again on the same HOME, it resumes from its store.
@@ -37,8 +38,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("url")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--deposit", type=int, default=DepositPolicy().deposit)
-    parser.add_argument("--topup", type=int, default=0)
-    parser.add_argument("--topup-every", type=int, default=2)
+    parser.add_argument("--open-every", type=int, default=0)
     return parser.parse_args()
 
 
@@ -55,9 +55,9 @@ async def _run(args: argparse.Namespace) -> int:
                 download = await client.open(args.url)
                 async for _data in download.chunks():
                     chunks += 1
-                    if args.topup and chunks % args.topup_every == 0:
-                        newest = manager.channels()[-1].terms.channel_id
-                        await manager.top_up(newest, args.topup, 0, int(time.time()))
+                    if args.open_every and chunks % args.open_every == 0:
+                        payee = manager.channels()[-1].terms.payee
+                        await manager.open_channel(payee, args.deposit, int(time.time()))
     finally:
         store.close()
     return chunks

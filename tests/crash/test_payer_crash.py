@@ -72,14 +72,15 @@ async def check_books(payer: Payer, edge_dir: Path, ledger: LedgerClient, payee:
     return await unknown_channels(ledger, payer.key.address, mine)
 
 
-# point: (worker options, the most hits a worker is sure to reach)
-SMALL = [f"--deposit={PRICE * 5 // 2}"]
+# point: (worker options, the most hits a worker is sure to reach). With deposits of 1.5
+# chunks' price, a channel that runs out is topped up (every 1-2 chunks).
+SMALL = [f"--deposit={PRICE * 3 // 2}"]
 WORKLOADS = {
     "payer.voucher_persisted": ([], 12),
-    "payer.open_requested": (SMALL, 6),
-    "payer.open_answered": (SMALL, 6),
-    "payer.topup_requested": ([*SMALL, f"--topup={2 * PRICE}"], 6),
-    "payer.topup_answered": ([*SMALL, f"--topup={2 * PRICE}"], 6),
+    "payer.open_requested": ([*SMALL, "--open-every=2"], 6),
+    "payer.open_answered": ([*SMALL, "--open-every=2"], 6),
+    "payer.topup_requested": (SMALL, 6),
+    "payer.topup_answered": (SMALL, 6),
 }
 
 
