@@ -111,12 +111,14 @@ class Payer(Protocol):
 
 
 class Budget:
-    """Refuses any payment that would take the total over ``limit``."""
+    """Refuses any payment that would take the total over ``limit``; the refusal ends
+    with ``hint`` (how to raise the limit)."""
 
-    def __init__(self, payer: Payer, limit: int | None) -> None:
+    def __init__(self, payer: Payer, limit: int | None, hint: str = "") -> None:
         self._payer = payer
         self.limit = limit
         self.spent = 0
+        self._hint = hint
 
     async def pay(self, quote: Quote, cost: int, now: int,
                   allowance: NewChannelAllowance | None = None) -> Voucher:  # fmt: skip
@@ -124,7 +126,7 @@ class Budget:
             raise SpendLimitReached(
                 f"paying {format_amount(cost, quote.asset)} more would pass the spend limit of "
                 f"{format_amount(self.limit, quote.asset)} "
-                f"({format_amount(self.spent, quote.asset)} spent)"
+                f"({format_amount(self.spent, quote.asset)} spent){self._hint}"
             )
         self.spent += cost
         try:

@@ -1,21 +1,19 @@
 """``atlas fetch``: a paid, verified, multi-provider download to a file or stdout.
 
-With ``-o FILE`` the bytes go to ``FILE.part`` and a small ``FILE.atlas``
-sidecar records the signed head and how many chunks are safely on disk
-(updated only after the data is flushed), so an interrupted fetch resumes
-where it stopped and never pays twice for a chunk it already has.
+With ``-o FILE`` the bytes go to ``FILE.part`` first, with a sidecar that lets
+the same command resume (:mod:`requester.fetch_output`). One fetch spends at
+most ``max_spend`` (default 1 BTT); the error says how to raise it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
 import click
@@ -23,19 +21,13 @@ import click
 from requester import keystore
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import Budget
-from requester.cli_amounts import optional_btt
-from requester.client import AtlasClient, Download, EdgeUnavailable, FetchRefused, TorrentListing
+from requester.cli_amounts import optional_btt, parse_btt
+from requester.client import AtlasClient, EdgeUnavailable, FetchRefused, TorrentListing
 from requester.downloader import NoProvidersLeft
+from requester.fetch_output import load_sidecar, save, sidecar_of
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.payer_store import PayerStore
-from requester.protocol import (
-    BTT_LOCAL,
-    ProtocolError,
-    b64url_decode,
-    b64url_encode,
-    format_amount,
-)
-from requester.protocol.manifest import MAX_HEAD_BYTES
+from requester.protocol import BTT_LOCAL, ProtocolError, format_amount
 from requester.settings import ConfigError, Settings, load_settings
 
 
@@ -45,15 +37,18 @@ from requester.settings import ConfigError, Settings, load_settings
 @click.option("--file", "torrent_file", help="for a magnet or infohash: the file in the torrent")
 @click.option("--edge", "edges", multiple=True, help="edge URL (repeat); default from config")
 @click.option("--ledger", help="ledger URL; default from config")
-@click.option("--max-spend", callback=optional_btt, help="stop before spending more (BTT)")
+@click.option("--max-spend", callback=lambda _ctx, _param, text: _limit_text(text),
+              help="stop before spending more than this (BTT, or none); default: max_spend "
+                   "in config.json or ATLAS_MAX_SPEND, else 1 BTT")  # fmt: skip
 @click.option("--max-price", callback=optional_btt, help="refuse prices above this per MiB (BTT)")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary on stdout")
 def fetch(url: str, output: Path | None, torrent_file: str | None, edges: tuple[str, ...],
-          ledger: str | None, max_spend: int | None, max_price: int | None,
+          ledger: str | None, max_spend: str | None, max_price: int | None,
           as_json: bool) -> None:  # fmt: skip
     """Download URL through Atlas edges, verified chunk by chunk and paid in BTT."""
     try:
         settings = load_settings(edges, ledger)
+        limit = settings.spend_limit(max_spend)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if not settings.edges:
@@ -61,7 +56,7 @@ def fetch(url: str, output: Path | None, torrent_file: str | None, edges: tuple[
     if output is None and as_json:
         raise click.ClickException("--json prints the summary on stdout: use -o FILE with it")
     try:
-        summary = asyncio.run(_run(url, output, settings, max_spend, max_price, torrent_file))
+        summary = asyncio.run(_run(url, output, settings, limit, max_price, torrent_file))
     except TorrentListing as exc:
         listing = "\n".join(f"  {f['path']}  ({f['size']} bytes)" for f in exc.files)
         raise click.ClickException(
@@ -71,9 +66,9 @@ def fetch(url: str, output: Path | None, torrent_file: str | None, edges: tuple[
         raise click.ClickException(f"the edge refused: {exc.problem.get('detail')}") from exc
     except (EdgeUnavailable, NoProvidersLeft, LedgerError, keystore.KeystoreError,
             ConfigError) as exc:  # fmt: skip
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(_with_notes(str(exc), exc)) from exc
     except ProtocolError as exc:
-        raise click.ClickException(exc.message) from exc
+        raise click.ClickException(_with_notes(exc.message, exc)) from exc
     if as_json:
         click.echo(json.dumps(summary))
     if summary["status"] >= 400:  # the body was delivered as sent; the exit code says so
@@ -91,13 +86,13 @@ async def _run(
         budget = _payer(settings, session, max_spend, stack)
         client = AtlasClient(settings.edges, session, budget, max_price_per_mib=max_price,
                              trust=settings.trust_policy())  # fmt: skip
-        sidecar = _sidecar(output)
-        resumed = _load_sidecar(sidecar, url)
+        sidecar = sidecar_of(output)
+        resumed = load_sidecar(sidecar, url)
         if resumed is not None:
             download = await client.resume(resumed[0], start_index=resumed[1])
         else:
             download = await client.open(url, file=torrent_file)
-        await _save(download, output, sidecar, url, resumed[1] if resumed else 0)
+        await save(download, output, sidecar, url, resumed[1] if resumed else 0)
         progress = download.progress
         return {
             "url": url,
@@ -108,6 +103,7 @@ async def _run(
             "paid": str(progress.paid),
             "paid_text": format_amount(progress.paid, BTT_LOCAL),
             "resumed_from_chunk": resumed[1] if resumed else 0,
+            "max_spend": None if max_spend is None else str(max_spend),
             "providers": {
                 p: {"chunks": s.chunks, "bytes": s.bytes, "paid": str(s.paid)}
                 for p, s in progress.providers.items()
@@ -132,79 +128,21 @@ def _payer(settings: Settings, session: aiohttp.ClientSession, max_spend: int | 
     stack.callback(store.close)
     manager = ChannelManager(keys.payer, store, LedgerClient(settings.ledger, session),
                              settings.deposit_policy())  # fmt: skip
-    return Budget(manager, max_spend)
+    return Budget(manager, max_spend, SPEND_HINT)
 
 
-async def _save(download: Download, output: Path | None, sidecar: Path | None, url: str,
-                done: int) -> None:  # fmt: skip
-    tty = sys.stderr.isatty()
-    if output is None:
-        sink: IO[bytes] = sys.stdout.buffer
-        async for data in download.chunks():
-            sink.write(data)
-        sink.flush()
-        return
-    assert sidecar is not None
-    part = output.with_name(output.name + ".part")
-    mode = "r+b" if done and part.exists() else "wb"
-    with part.open(mode) as sink:
-        sink.truncate(done * download.head.chunk_size)
-        sink.seek(done * download.head.chunk_size)
-        _write_sidecar(sidecar, url, download, done)
-        last_report = 0.0
-        async for data in download.chunks():
-            sink.write(data)
-            done += 1
-            if done % 8 == 0:
-                sink.flush()
-                os.fsync(sink.fileno())
-                _write_sidecar(sidecar, url, download, done)
-            if tty and time.monotonic() - last_report > 0.5:
-                last_report = time.monotonic()
-                _report(download)
-        sink.flush()
-        os.fsync(sink.fileno())
-    _finish(part, output, sidecar)
-    if tty:
-        _report(download)
-        sys.stderr.write("\n")
+SPEND_HINT = (
+    "; raise it with --max-spend AMOUNT, or max_spend in config.json or ATLAS_MAX_SPEND "
+    "(none: no limit)"
+)
 
 
-def _finish(part: Path, output: Path, sidecar: Path) -> None:
-    part.replace(output)
-    sidecar.unlink(missing_ok=True)
+def _limit_text(value: str | None) -> str | None:
+    """``--max-spend`` checked (an amount or ``none``) but kept as text for the settings."""
+    if value is not None and value.strip().lower() != "none":
+        parse_btt(value)
+    return value
 
 
-def _report(download: Download) -> None:
-    p = download.progress
-    rate = p.delivered_bytes / max(time.monotonic() - p.started, 1e-3) / (1 << 20)
-    active = sum(1 for s in p.providers.values() if s.chunks and not s.dropped)
-    sys.stderr.write(
-        f"\r{p.delivered_bytes / (1 << 20):9.1f} MiB  {rate:7.1f} MiB/s  "
-        f"{format_amount(p.paid, BTT_LOCAL)} spent  {active} providers   "
-    )
-    sys.stderr.flush()
-
-
-def _sidecar(output: Path | None) -> Path | None:
-    return None if output is None else output.with_name(output.name + ".atlas")
-
-
-def _load_sidecar(sidecar: Path | None, url: str) -> tuple[bytes, int] | None:
-    if sidecar is None or not sidecar.exists():
-        return None
-    try:
-        doc = json.loads(sidecar.read_text())
-        if doc.get("url") != url:
-            return None
-        return b64url_decode(doc["head"], MAX_HEAD_BYTES, "head"), int(doc["chunks_done"])
-    except (ValueError, KeyError, ProtocolError):
-        return None
-
-
-def _write_sidecar(sidecar: Path, url: str, download: Download, done: int) -> None:
-    tmp = sidecar.with_suffix(".tmp")
-    tmp.write_text(json.dumps({
-        "url": url, "head": b64url_encode(download.head.encode()), "chunks_done": done,
-    }))  # fmt: skip
-    tmp.replace(sidecar)
+def _with_notes(message: str, exc: BaseException) -> str:
+    return "\n".join([message, *getattr(exc, "__notes__", [])])

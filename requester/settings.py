@@ -3,11 +3,12 @@
 ``ATLAS_HOME`` (default ``~/.atlas``) holds ``wallet.json`` (the encrypted
 keystore), ``state.sqlite3`` (channels and issued vouchers) and
 ``config.json`` (edges and ledger, which ``atlas up`` writes; optionally
-``deposit`` in BTT and ``channel_hours`` for new channels, and the limits on
-providers found through trackers, ``unknown_channels`` and ``unknown_deposit``:
-see :mod:`requester.provider_trust`). Flags override the environment
-(``ATLAS_`` and the key in capitals, for the limits), which overrides the file,
-which overrides built-in defaults. docs/requester.md lists them all.
+``deposit`` in BTT and ``channel_hours`` for new channels, the limits on
+providers found through trackers, ``unknown_channels`` and ``unknown_deposit``
+(see :mod:`requester.provider_trust`), and ``max_spend``, what one ``atlas
+fetch`` may spend). Flags override the environment (``ATLAS_`` and the key in
+capitals, for the limits), which overrides the file, which overrides built-in
+defaults. docs/requester.md lists them all.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from requester.protocol import BTT_LOCAL, MalformedMessage, parse_amount
 from requester.provider_trust import TrustPolicy
 
 HOME_ENV = "ATLAS_HOME"
+MAX_SPEND = BTT_LOCAL.one
+"""What one ``atlas fetch`` may spend unless told otherwise: 1 BTT, about 1 GiB at an
+edge's default price of 0.001 BTT per MiB."""
 
 
 class ConfigError(ValueError):
@@ -41,6 +45,19 @@ class Settings:
     """Channels a download may open to payees of unknown providers (``unknown_channels``)."""
     unknown_deposit: str | None = None
     """BTT to deposit in each of those (``unknown_deposit``)."""
+    max_spend: str | None = None
+    """What one fetch may spend, in BTT or ``none`` (``max_spend``, ``ATLAS_MAX_SPEND``)."""
+
+    def spend_limit(self, flag: str | None = None) -> int | None:
+        """The spend ceiling of one fetch: ``flag`` (``--max-spend``), else the setting,
+        else :data:`MAX_SPEND`; ``none`` means no ceiling."""
+        text = flag if flag is not None else self.max_spend
+        if text is None:
+            return MAX_SPEND
+        if text.strip().lower() == "none":
+            return None
+        what = "--max-spend" if flag is not None else "max_spend (ATLAS_MAX_SPEND)"
+        return _btt(text, what, positive=False)
 
     def trust_policy(self) -> TrustPolicy:
         """The limits on providers other than the configured edges, per download."""
@@ -109,6 +126,7 @@ def load_settings(edges: tuple[str, ...] = (), ledger: str | None = None) -> Set
         None if deposit is None else str(deposit),
         float(hours) if isinstance(hours, int | float) else None,
         _setting(config, "unknown_channels"), _setting(config, "unknown_deposit"),
+        _setting(config, "max_spend"),
     )  # fmt: skip
 
 

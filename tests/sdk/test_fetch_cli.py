@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 import json
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -177,3 +179,55 @@ def test_deposit_policy_comes_from_the_config(home: Home, origin: Running, tmp_p
     (home.path / "config.json").write_text(json.dumps({**config, "deposit": "lots"}))
     bad = home.atlas("fetch", f"{origin.url}/bytes/10?t=policy2")
     assert bad.returncode == 1 and "config.json deposit" in bad.stderr
+
+
+def test_the_default_spend_ceiling_stops_a_fetch_that_can_then_resume(
+    home: Home, origin: Running, ledger: Running, tmp_path: Path
+) -> None:
+    """Issue 13, defect 8: with no --max-spend a fetch spent without bound (a bomb: 0.65 BTT
+    and a 646 MiB .part). Now it stops at max_spend (1 BTT unless set), says how to raise it,
+    and keeps what it fetched so the same command, with a higher limit, finishes it."""
+    pricey = start_edge(tmp_path / "pricey", ledger.url, "--free-mib", "0", "--price", "0.1")
+    try:  # 0.1 BTT per MiB: 1 BTT buys 10 MiB
+        out = tmp_path / "big.bin"
+        size = 48 * CHUNK
+        url = f"{origin.url}/bytes/{size}?t=ceiling"
+        stopped = home.atlas("fetch", url, "--edge", pricey.url, "-o", str(out))
+        assert stopped.returncode == 1
+        assert "would pass the spend limit of 1 BTT" in stopped.stderr, stopped.stderr
+        assert "--max-spend" in stopped.stderr and "ATLAS_MAX_SPEND" in stopped.stderr
+        assert 0 < sum(int(r["spent_units"]) for r in channel_rows(home)) <= BTT_LOCAL.one
+        kept = json.loads(out.with_name("big.bin.atlas").read_text())["chunks_done"]
+        assert kept > 0 and out.with_name("big.bin.part").stat().st_size == kept * CHUNK
+        assert f"the {kept} chunks fetched are kept in" in stopped.stderr
+
+        # The environment beats config.json, which beats the default; a flag beats all.
+        config = home.path / "config.json"
+        config.write_text(json.dumps({**json.loads(config.read_text()), "max_spend": "0.3"}))
+        again = home.atlas("fetch", f"{url}&x=1", "--edge", pricey.url, "-o", str(out) + "1")
+        assert "spend limit of 0.3 BTT" in again.stderr, again.stderr
+        env = {**home.env, "ATLAS_MAX_SPEND": "0.2"}
+        argv = [sys.executable, "-m", "requester.cli", "fetch", f"{url}&x=2", "--edge",
+                pricey.url, "-o", str(out) + "2"]  # fmt: skip
+        third = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120,
+                               check=False)  # fmt: skip
+        assert "spend limit of 0.2 BTT" in third.stderr, third.stderr
+
+        doc = summary(home.atlas("fetch", url, "--edge", pricey.url, "-o", str(out), "--json",
+                                 "--max-spend", "2"))  # fmt: skip
+    finally:
+        pricey.stop()
+    assert doc["resumed_from_chunk"] == kept and doc["max_spend"] == str(2 * BTT_LOCAL.one)
+    assert out.read_bytes() == pattern(0, size)
+    assert not out.with_name("big.bin.part").exists()
+
+
+def test_a_fetch_whose_content_failed_leaves_no_part_behind(
+    home: Home, origin: Running, tmp_path: Path
+) -> None:
+    """A body the origin broke off cannot be finished by running again: nothing is kept."""
+    out = tmp_path / "cut.bin"
+    result = home.atlas("fetch", f"{origin.url}/short/{40 * CHUNK}?t=nopart", "-o", str(out),
+                        timeout=60)  # fmt: skip
+    assert result.returncode == 1 and "the content failed" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("cut")) == []
