@@ -4,9 +4,9 @@ The kill comes before the answer leaves the ledger: the caller sees the
 connection drop and cannot know the call was applied. A payee resends its
 voucher (credited once: refused as already redeemed if it had committed); a
 payer, as the SDK does, opens another channel. The ledger restarts on the same
-port and data dir, armed for the next kill, and the books are checked each
-time. (``tests/ledger/test_ledger_crash.py`` covers every call kind at both
-sides of the commit, once each.)
+data dir, armed for the next kill, and the books are checked each time.
+(``tests/ledger/test_ledger_crash.py`` covers every call kind at both sides of
+the commit, once each.)
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from tests.crash.armed import (
     died_at_failpoint,
     env_of,
     schedule,
-    start_ledger_at,
 )
 from tests.crash.books import payer_book, unknown_channels
 from tests.ledger.support import ONE, funded, totals
@@ -45,7 +44,8 @@ MOST_CALLS = 50
 
 
 class Ledger:
-    """One ledger data dir at one port, across its restarts."""
+    """One ledger data dir across its restarts (each on a new port, so no other process
+    can have taken the old one meanwhile)."""
 
     def __init__(self, data: Path) -> None:
         self.data = data
@@ -56,7 +56,7 @@ class Ledger:
         """The ledger started again, armed or not, and a client with a fresh session
         (no pooled connection outlives the process it went to)."""
         self.running.stop()
-        self.running = start_ledger_at(self.data, self.running.url, env_of(arming))
+        self.running = start_ledger(self.data, env=env_of(arming))
         async with client_of(self.running) as client:
             yield client
 
