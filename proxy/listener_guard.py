@@ -6,13 +6,13 @@ connection after ten minutes without a byte, which a client trickling a request 
 never reaches. A connection over the cap is refused in ``client_connected`` (setting
 ``client.error`` makes mitmproxy close it). A timer armed there closes the connection
 unless its request head (``requestheaders``, or ``http_connect`` for a CONNECT) arrives
-within the header timeout. After a response, the next request head on the kept-alive
-connection must come within :data:`KEEPALIVE_TIMEOUT` plus the header timeout. An open
-CONNECT tunnel is never timed by this.
+within the header timeout. After a response, a kept-alive connection may idle for
+:data:`KEEPALIVE_TIMEOUT`; the next request head must then arrive whole within the header
+timeout of its first byte. An open CONNECT tunnel is never timed by this.
 
 mitmproxy also buffers a request head of any size (300 MiB took 2.4 s and 300 MB of
 memory). So the client's stream reader is wrapped: a head over :data:`MAX_HEAD_BYTES`
-gets ``431`` and the connection is closed.
+gets ``431`` and the connection is closed. The wrapper also sees a head's first byte.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import cast
 
 from mitmproxy import connection, ctx, http
@@ -47,15 +48,20 @@ class _HeadLimitedReader:
         self._counting = True
         self._seen = 0
         self._tail = b""
+        self._on_first_byte: Callable[[], None] | None = None
 
-    def expect_head(self) -> None:
-        """A new request head is due: count its bytes from now."""
+    def expect_head(self, on_first_byte: Callable[[], None] | None = None) -> None:
+        """A new request head is due: count its bytes from now (and say when one comes)."""
         self._counting, self._seen, self._tail = True, 0, b""
+        self._on_first_byte = on_first_byte
 
     async def read(self, n: int = -1) -> bytes:
         data = await self._inner.read(n)
         if not self._counting or not data:
             return data
+        if self._on_first_byte is not None:
+            started, self._on_first_byte = self._on_first_byte, None
+            started()
         window = self._tail + data
         end = _HEAD_END.search(window)
         self._seen += (end.end() - len(self._tail)) if end else len(data)
@@ -137,13 +143,22 @@ class ListenerGuard:
         self._in_flight[client_id] -= 1
         if self._in_flight[client_id] <= 0:
             del self._in_flight[client_id]
-            self._arm(client_id, KEEPALIVE_TIMEOUT + self._limits.header_timeout)
+            self._arm(client_id, KEEPALIVE_TIMEOUT, kept_alive=True)
 
-    def _arm(self, client_id: str, delay: float) -> None:
-        self._disarm(client_id)
+    def _arm(self, client_id: str, delay: float, *, kept_alive: bool = False) -> None:
+        """Time the next request head: ``delay`` from now; on a kept-alive connection,
+        the header timeout from its first byte once it starts within ``delay``."""
+        timeout = self._limits.header_timeout
         reader = self._readers.get(client_id)
-        if reader is not None:
-            reader.expect_head()
+        if reader is None:
+            self._start_timer(client_id, delay + timeout if kept_alive else delay)
+            return
+        started = (lambda: self._start_timer(client_id, timeout)) if kept_alive else None
+        reader.expect_head(started)
+        self._start_timer(client_id, delay)
+
+    def _start_timer(self, client_id: str, delay: float) -> None:
+        self._disarm(client_id)
         loop = asyncio.get_running_loop()
         self._timers[client_id] = loop.call_later(delay, self._expire, client_id)
 

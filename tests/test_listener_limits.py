@@ -222,3 +222,48 @@ async def test_the_proxy_port_refuses_a_request_head_over_64_kib(proxy: Running)
     finally:
         writer.close()
     assert sent < 64 << 20, "the proxy read a 64 MiB request head"
+
+
+async def _answer(reader: asyncio.StreamReader) -> bytes:
+    """One response's status line, its body read and dropped."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))  # fmt: skip
+    await reader.readexactly(length)
+    return head.split(b"\r\n")[0]
+
+
+@pytest.mark.parametrize("name", ["ledger", "proxy-port"])
+async def test_a_kept_alive_connection_may_idle_but_its_next_head_is_timed(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    """An aiohttp port and the mitmproxy port: idling past the header timeout between
+    requests is fine; trickling the next head is not."""
+    server: Running = request.getfixturevalue("proxy" if name == "proxy-port" else name)
+    target = URL(server.url)
+    assert target.host is not None and target.port is not None
+    via_proxy = b"GET http://atlas.proxy/healthz HTTP/1.1\r\nHost: atlas.proxy\r\n\r\n"
+    direct = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    get = via_proxy if name == "proxy-port" else direct
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection(target.host, target.port)
+    try:
+        writer.write(get)
+        assert await _answer(reader) == b"HTTP/1.1 200 OK"
+        await asyncio.sleep(HEADER_TIMEOUT + 1)
+        writer.write(get)
+        assert await _answer(reader) == b"HTTP/1.1 200 OK"
+        writer.write(get.removesuffix(b"\r\n") + b"X-Slow: ")  # a header value, then...
+        started, closed_after = loop.time(), None
+        while closed_after is None and loop.time() - started < GIVE_UP:
+            try:
+                data = await asyncio.wait_for(reader.read(100), TRICKLE)
+            except TimeoutError:
+                writer.write(b"x")  # a byte at a time: not idle, never a whole head
+                continue
+            if not data:
+                closed_after = loop.time() - started
+        assert closed_after is not None, "a trickled second head kept the connection"
+        assert closed_after <= HEADER_TIMEOUT + 3.0
+    finally:
+        writer.close()
