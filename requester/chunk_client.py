@@ -305,9 +305,7 @@ class ChunkClient:
         try:
             statement = b64url_decode(answer.get("Atlas-Chunk", ""), STATEMENT_SIZE, "Atlas-Chunk")
             if answer.get("Content-Encoding") == "zstd":
-                body = zstandard.ZstdDecompressor().decompress(
-                    body, max_output_size=verifier.head.chunk_size
-                )
+                body = _inflate(body, verifier.head.chunk_size)
             elif answer.get("Content-Encoding") not in (None, "identity"):
                 raise ProviderFault(provider, "unknown Content-Encoding")
             checked = verifier.verify_chunk(statement, body)
@@ -332,6 +330,28 @@ class ChunkClient:
             answer.get("Atlas-Paid-By", ""),
             spent,
         )
+
+
+MAX_WINDOW = 1 << 25
+"""Largest zstd window a chunk's frame may ask for (a chunk is at most 16 MiB)."""
+
+
+def _inflate(body: bytes, limit: int) -> bytes:
+    """The zstd frame in ``body``, refused past ``limit`` bytes of output.
+
+    Read through a stream, not ``decompress``: python-zstandard's one-shot decompress ignores
+    ``max_output_size`` when the frame states its content size, so a 6 KiB body would inflate
+    to 200 MiB, and a frame claiming 2^40 bytes would raise MemoryError.
+    """
+    reader = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).stream_reader(body)
+    parts: list[bytes] = []
+    size = 0
+    while part := reader.read(limit + 1 - size):
+        parts.append(part)
+        size += len(part)
+        if size > limit:
+            raise zstandard.ZstdError(f"chunk inflates past its {limit} bytes")
+    return b"".join(parts)
 
 
 def _known_chunk_count(verifier: ContentVerifier) -> int:
