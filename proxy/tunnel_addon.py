@@ -14,8 +14,8 @@ attaches to the connected target. TLS is never opened (``ignore_hosts`` is
 A task per tunnel pays ahead once bytes move, by watching the edge's byte
 counter. It belongs to the browser's connection: it ends when the edge
 reports the tunnel closed or gone, and is cancelled when that connection
-ends (``client_disconnected``) or the proxy stops (``done``). See "Tunnels"
-in docs/protocol.md.
+ends (``client_disconnected``) or the proxy stops (``done``). The calls to the
+edge are in :mod:`proxy.tunnel_calls`; see "Tunnels" in docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, replace
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -37,27 +36,12 @@ from proxy.failures import Failure, classify
 from proxy.own_listeners import listener_ports, loop_failure
 from proxy.spending import RequestPayer
 from proxy.state import ProxyState
-from requester.protocol import Quote, b64url_decode
-from requester.protocol.quote import QUOTE_SIZE
+from proxy.tunnel_calls import TunnelPrice, open_tunnel, pay_ahead, tunnel_price
 
 log = logging.getLogger(__name__)
-PAY_AHEAD_UNITS = 4
-"""Units kept paid ahead of the bytes relayed: enough that a busy tunnel never pauses."""
-MAX_UNITS_PER_PAYMENT = 1024
-POLL_INTERVAL = 0.1
-CALL_TIMEOUT = aiohttp.ClientTimeout(total=10)
-OPEN_TIMEOUT = aiohttp.ClientTimeout(total=20)
-"""Opening waits for the edge's own connect to the target (10 s at most)."""
 REOPEN_AFTER = 5.0
 """An edge closes an opened tunnel no CONNECT attached to within 10 s; a browser that
 first speaks on a preconnected socket later than this gets a freshly opened one."""
-
-
-@dataclass
-class TunnelPrice:
-    quote: Quote
-    unit: int
-    price: int
 
 
 @dataclass
@@ -104,7 +88,7 @@ class TunnelThroughEdges:
         target = _authority(flow.request.host, flow.request.port)
         try:
             price = await self._price(edge)
-            answer = await self._open(edge, tunnel_id, target, price, payer)
+            answer = await open_tunnel(state.session, edge, tunnel_id, target, price, payer)
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
             log.info("edge %s did not answer for a tunnel: %r", edge, exc)
             why = f"{edge} did not answer ({type(exc).__name__})"
@@ -118,6 +102,8 @@ class TunnelThroughEdges:
         if answer is not None:
             flow.response = refusal(answer)
             return
+        if not flow.client_conn.connected:
+            return  # gone while the edge opened it: the edge closes it unattached in 10 s
         listener = urlsplit(state.tunnels[edge])
         flow.server_conn.via = ("http", (listener.hostname or "127.0.0.1", listener.port or 80))
         opened = Opened(edge, target, price, payer, tunnel_id, time.monotonic())
@@ -136,8 +122,8 @@ class TunnelThroughEdges:
         if time.monotonic() - opened.at > REOPEN_AFTER:
             fresh = secrets.token_hex(16)
             try:
-                failure = await self._open(opened.edge, fresh, opened.target, opened.price,
-                                           opened.payer)  # fmt: skip
+                failure = await open_tunnel(self._state.session, opened.edge, fresh,
+                                            opened.target, opened.price, opened.payer)  # fmt: skip
             except Exception as exc:  # the edge refuses the stale id: the browser sees a close
                 failure = classify(exc)
             if failure is None:
@@ -168,9 +154,9 @@ class TunnelThroughEdges:
         earlier = self._payers.get(client_id)
         if earlier is not None:
             earlier.cancel()
-        task = asyncio.create_task(
-            self._pay_ahead(opened.edge, opened.tunnel_id, opened.price, opened.payer)
-        )
+        paying = pay_ahead(self._state.session, opened.edge, opened.tunnel_id, opened.price,
+                           opened.payer)  # fmt: skip
+        task = asyncio.create_task(paying)
         self._payers[client_id] = task
         self._state.tunnels_paying = len(self._payers)
 
@@ -183,67 +169,9 @@ class TunnelThroughEdges:
 
     async def _price(self, edge: str) -> TunnelPrice:
         known = self._prices.get(edge)
-        if known is not None and known.quote.valid_until > time.time() + 60:
-            return known
-        async with self._state.session.get(f"{edge}/v1/tunnel/quote", timeout=CALL_TIMEOUT) as r:
-            body = await r.json()
-        quote = Quote.decode(b64url_decode(str(body["quote"]), QUOTE_SIZE, "tunnel quote"))
-        price = TunnelPrice(quote, int(body["unit"]), int(body["price"]))
-        self._prices[edge] = price
-        return price
-
-    async def _open(self, edge: str, tunnel_id: str, target: str, price: TunnelPrice,
-                    payer: RequestPayer | None) -> Failure | None:  # fmt: skip
-        """Open the tunnel at the edge, first unit paid; None, or why the edge refused."""
-        headers = {}
-        if payer is not None:
-            voucher = await payer.pay(price.quote, price.price, int(time.time()))
-            headers["Atlas-Voucher"] = voucher.to_header()
-        async with self._state.session.post(
-            f"{edge}/v1/tunnels/{tunnel_id}/open", params={"target": target}, headers=headers,
-            timeout=OPEN_TIMEOUT,
-        ) as resp:  # fmt: skip
-            if resp.status == 200:
-                return None
-            problem = _problem(await resp.read())
-        code = str(problem.get("type", "")).rsplit("/", 1)[-1] or f"http_{resp.status}"
-        detail = str(problem.get("detail") or f"the edge answered {resp.status}")
-        return Failure(502, code, "The edge could not open this tunnel", f"{edge}: {detail}")
-
-    async def _pay_ahead(self, edge: str, tunnel_id: str, price: TunnelPrice,
-                         payer: RequestPayer) -> None:  # fmt: skip
-        """While the tunnel is open and bytes move: keep ``PAY_AHEAD_UNITS`` paid beyond what
-        was relayed. A tunnel that never moves a byte costs only its first unit."""
-        url = f"{edge}/v1/tunnels/{tunnel_id}"
-        session = self._state.session
-        last_relayed = 0
-        while True:
-            await asyncio.sleep(POLL_INTERVAL)
-            try:
-                async with session.get(url, timeout=CALL_TIMEOUT) as resp:
-                    status = await resp.json() if resp.status == 200 else {}
-                if not status.get("open"):
-                    return  # closed, or gone from the edge
-                relayed = int(status["relayed"])
-                if relayed == 0:
-                    continue
-                ahead = int(status["paid_bytes"]) - relayed
-                # keep two polls' worth of the current rate paid ahead (at least a few units)
-                wanted = max(PAY_AHEAD_UNITS * price.unit, 2 * (relayed - last_relayed))
-                last_relayed = relayed
-                if ahead < wanted:
-                    units = min(MAX_UNITS_PER_PAYMENT, -(-(wanted - ahead) // price.unit))
-                    voucher = await payer.pay(price.quote, units * price.price, int(time.time()))
-                    async with session.post(
-                        f"{url}/pay", params={"units": str(units)},
-                        headers={"Atlas-Voucher": voucher.to_header()}, timeout=CALL_TIMEOUT,
-                    ) as paid:  # fmt: skip
-                        if paid.status != 200:
-                            log.warning("edge refused tunnel payment: %s", await paid.text())
-                            return
-            except Exception as exc:  # limit reached, edge gone: the edge closes it unpaid
-                log.info("stopped paying tunnel %s: %s", tunnel_id, exc)
-                return
+        if known is None or known.quote.valid_until <= time.time() + 60:
+            known = self._prices[edge] = await tunnel_price(self._state.session, edge)
+        return known
 
 
 def refusal(failure: Failure) -> http.Response:
@@ -260,11 +188,3 @@ def refusal(failure: Failure) -> http.Response:
 
 def _authority(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _problem(raw: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
