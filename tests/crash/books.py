@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from requester.ledger_client import LedgerClient
@@ -33,7 +33,7 @@ class PayeeRow:
 
     best: int
     """Amount of the best voucher held (0 if none)."""
-    voucher: bytes | None
+    voucher: bytes | None = field(repr=False)
     """That voucher, as the edge stored it."""
     paid: int
     consumed: int
