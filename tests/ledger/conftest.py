@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -9,12 +10,25 @@ import aiohttp
 import pytest
 
 from requester.ledger_client import LedgerClient
-from tests.processes import Running, start_ledger
+from tests.processes import Running, start_ledger, start_program
+
+CLOCKED_LEDGER = Path(__file__).with_name("clocked_ledger.py")
 
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Running]:
     running = start_ledger(tmp_path / "ledger")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def clocked_ledger(tmp_path: Path) -> Iterator[Running]:
+    """The same ledger app with a clock the test moves (tests/ledger/clocked_ledger.py), for
+    tests that cross a channel's expiry: nothing depends on how fast the machine is."""
+    running = start_program(
+        [sys.executable, str(CLOCKED_LEDGER), "--data-dir", str(tmp_path / "ledger")]
+    )
     yield running
     running.stop()
 
@@ -36,3 +50,8 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def client(ledger: Running, session: aiohttp.ClientSession) -> LedgerClient:
     return LedgerClient(ledger.url, session)
+
+
+@pytest.fixture
+def clocked_client(clocked_ledger: Running, session: aiohttp.ClientSession) -> LedgerClient:
+    return LedgerClient(clocked_ledger.url, session)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -103,13 +102,11 @@ async def ledger_time(client: LedgerClient) -> int:
     return int((await client.info())["time"])
 
 
-async def wait_until(client: LedgerClient, moment: int, patience: float = 15.0) -> None:
-    """Wait until the ledger's clock reads ``moment`` or later."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + patience
-    while await ledger_time(client) < moment:
-        assert loop.time() < deadline, f"ledger clock did not reach {moment}"
-        await asyncio.sleep(0.2)
+async def move_clock_to(session: aiohttp.ClientSession, ledger_url: str, moment: int) -> None:
+    """Move a clocked ledger's clock (tests/ledger/clocked_ledger.py) forward to ``moment``."""
+    async with session.post(f"{ledger_url}/_test/clock", json={"to": moment}) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["time"] >= moment
 
 
 async def nonce(client: LedgerClient, key: PayerKey) -> int:

@@ -41,6 +41,7 @@ from tests.ledger.support import (
     client_problem,
     funded,
     ledger_time,
+    move_clock_to,
     nonce,
     ok,
     post_call,
@@ -48,12 +49,13 @@ from tests.ledger.support import (
     problem,
     send,
     totals,
-    wait_until,
 )
 from tests.processes import Running, start_ledger
 
 FAR = 10**6
 """Seconds to an expiry that no test reaches."""
+HOUR = 3600
+"""Seconds to an expiry that a test reaches by moving the clocked ledger's clock."""
 
 
 async def open_channel(
@@ -182,27 +184,30 @@ async def test_faucet_refuses_bad_address_or_amount(
 
 
 async def test_open_topup_redeem_reclaim_add_up_exactly(
-    ledger: Running, client: LedgerClient, session: aiohttp.ClientSession
+    clocked_ledger: Running, clocked_client: LedgerClient, session: aiohttp.ClientSession
 ) -> None:
+    """The clock is moved to the expiry by the test (clocked ledger): on a loaded machine a
+    channel expiring in 3 s sometimes expired before its redeems were sent."""
+    ledger, client = clocked_ledger, clocked_client
     payer, payee = await funded(client, 10 * ONE), PayerKey.generate()
     assert await totals(client) == (10 * ONE, 10 * ONE, 0)
 
     now = await ledger_time(client)
-    opened = await client.open_channel(payer, payee.address, 2 * ONE, now + 3)
+    opened = await client.open_channel(payer, payee.address, 2 * ONE, now + HOUR)
     channel = opened["channel"]
     cid = bytes.fromhex(channel["channel_id"])
     assert opened["replayed"] is False
     assert channel == {
         "channel_id": cid.hex(), "payer": str(payer.address), "payee": str(payee.address),
         "asset": BTT_LOCAL.uri, "deposit": str(2 * ONE), "redeemed": "0",
-        "expires_at": now + 3, "opened_at": channel["opened_at"], "status": "open",
+        "expires_at": now + HOUR, "opened_at": channel["opened_at"], "status": "open",
     }  # fmt: skip
     assert await client.balance(payer.address) == 8 * ONE
     assert await totals(client) == (10 * ONE, 8 * ONE, 2 * ONE)
 
-    topped = await client.top_up(payer, cid, ONE, now + 4)
+    topped = await client.top_up(payer, cid, ONE, now + HOUR + 1)
     assert topped["channel"]["deposit"] == str(3 * ONE)
-    assert topped["channel"]["expires_at"] == now + 4
+    assert topped["channel"]["expires_at"] == now + HOUR + 1
     assert await client.balance(payer.address) == 7 * ONE
     assert await totals(client) == (10 * ONE, 7 * ONE, 3 * ONE)
 
@@ -221,13 +226,14 @@ async def test_open_topup_redeem_reclaim_add_up_exactly(
     )  # fmt: skip
     problem(early, 409, "not_expired")
 
-    await wait_until(client, now + 4)
+    await move_clock_to(session, ledger.url, now + HOUR + 1)
     late = await post_redeem(session, ledger.url, await voucher(client, payer, payee, cid, 3 * ONE))
     problem(late, 409, "channel_expired")
+    later = now + HOUR + 100
     late_top_up = await post_call(
         session, ledger.url,
         sign_op(payer, await client.domain(),
-                TopUpChannel(payer.address, cid, ONE, now + 100, await nonce(client, payer))),
+                TopUpChannel(payer.address, cid, ONE, later, await nonce(client, payer))),
     )  # fmt: skip
     problem(late_top_up, 409, "channel_expired")
     assert await totals(client) == (10 * ONE, 9 * ONE, ONE)
@@ -387,18 +393,17 @@ async def test_call_signed_by_another_key_is_refused(
 
 
 async def test_only_the_channel_payer_can_top_up_or_reclaim(
-    ledger: Running, client: LedgerClient, session: aiohttp.ClientSession
+    clocked_ledger: Running, clocked_client: LedgerClient, session: aiohttp.ClientSession
 ) -> None:
+    ledger, client = clocked_ledger, clocked_client
     payer, mallory, payee = await funded(client), await funded(client), PayerKey.generate()
-    cid = await open_channel(
-        client, payer, payee, ONE, expires_in=3
-    )  # room for a slow, shared machine
+    cid = await open_channel(client, payer, payee, ONE, expires_in=HOUR)
     domain = await client.domain()
     expires_at = (await client.channel(cid))["expires_at"]
     top_up = TopUpChannel(mallory.address, cid, ONE, expires_at + FAR, 0)
     problem(await post_call(session, ledger.url, sign_op(mallory, domain, top_up)), 400,
             "wrong_binding")  # fmt: skip
-    await wait_until(client, expires_at)
+    await move_clock_to(session, ledger.url, expires_at)
     reclaim = ReclaimChannel(mallory.address, cid, 0)
     problem(await post_call(session, ledger.url, sign_op(mallory, domain, reclaim)), 400,
             "wrong_binding")  # fmt: skip
@@ -556,15 +561,14 @@ async def test_reclaim_before_expiry_is_refused(
 
 
 async def test_a_reclaimed_channel_cannot_be_redeemed_or_topped_up(
-    ledger: Running, client: LedgerClient, session: aiohttp.ClientSession
+    clocked_ledger: Running, clocked_client: LedgerClient, session: aiohttp.ClientSession
 ) -> None:
+    ledger, client = clocked_ledger, clocked_client
     payer, payee = await funded(client), PayerKey.generate()
-    cid = await open_channel(
-        client, payer, payee, 2 * ONE, expires_in=3
-    )  # room for a slow, shared machine
+    cid = await open_channel(client, payer, payee, 2 * ONE, expires_in=HOUR)
     paid = await voucher(client, payer, payee, cid, ONE)
     await client.redeem(paid)
-    await wait_until(client, (await client.channel(cid))["expires_at"])
+    await move_clock_to(session, ledger.url, (await client.channel(cid))["expires_at"])
     assert (await client.reclaim(payer, cid))["returned"] == str(ONE)
     higher = await voucher(client, payer, payee, cid, 2 * ONE)
     problem(await post_redeem(session, ledger.url, higher), 409, "channel_expired")
