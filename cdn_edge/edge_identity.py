@@ -7,11 +7,11 @@ key is the payee account that channels pay and the ledger credits.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from requester.protocol import NodeKey, PayerKey
+from requester.secret_file import write_secret
 
 KEY_FILE = "edge-keys.json"
 
@@ -30,14 +30,6 @@ def load_or_create(data_dir: Path) -> EdgeIdentity:
             NodeKey(bytes.fromhex(raw["node_seed"])), PayerKey(bytes.fromhex(raw["payee_secret"]))
         )
     identity = EdgeIdentity(NodeKey.generate(), PayerKey.generate())
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(
-            {"node_seed": identity.node.seed.hex(), "payee_secret": identity.payee.secret.hex()},
-            handle,
-        )
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    keys = {"node_seed": identity.node.seed.hex(), "payee_secret": identity.payee.secret.hex()}
+    write_secret(path, json.dumps(keys).encode())
     return identity

@@ -19,6 +19,7 @@ from requester.chunk_client import Account
 from requester.client import AtlasClient
 from requester.ledger_client import LedgerClient
 from requester.protocol import TronAddress
+from requester.secret_file import write_secret
 
 HEALTH_INTERVAL = 10.0
 HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=3)
@@ -101,9 +102,5 @@ def load_or_create_token(path: Path) -> str:
         if token:
             return token
     token = secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(token + "\n")
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_secret(path, (token + "\n").encode())  # 0600 from its creation, not after a chmod
     return token

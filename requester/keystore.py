@@ -19,6 +19,7 @@ import nacl.secret
 import nacl.utils
 
 from requester.protocol import NodeKey, PayerKey
+from requester.secret_file import write_secret
 
 FORMAT = "atlas-keystore-1"
 PASSPHRASE_ENV = "ATLAS_PASSPHRASE"  # noqa: S105 (the variable's name, not a secret)
@@ -99,11 +100,4 @@ def _write(path: Path, keys: Keys, passphrase: str, *, fast: bool) -> None:
         "salt": salt.hex(),
         "box": bytes(nacl.secret.SecretBox(key).encrypt(plain.encode())).hex(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(doc, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    write_secret(path, json.dumps(doc, indent=2).encode())

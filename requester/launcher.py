@@ -38,6 +38,7 @@ from requester.local_network import (
     save_ports,
 )
 from requester.protocol import BTT_LOCAL, TronAddress
+from requester.secret_file import write_secret
 from requester.settings import write_config
 from requester.supervisor import Child, ChildFailed, ChildSpec, Supervisor, say
 
@@ -162,9 +163,7 @@ async def _fund(data_dir: Path, ledger_url: str, edges: list[str]) -> str:
     fresh = not wallet.exists()
     if fresh:
         passphrase = os.environ.get(keystore.PASSPHRASE_ENV) or secrets.token_urlsafe(24)
-        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(passphrase)
+        write_secret(secret_file, passphrase.encode())
         keystore.create(wallet, passphrase)
     address = TronAddress.parse(keystore.address_of(wallet))
     async with aiohttp.ClientSession() as session:
