@@ -63,8 +63,9 @@ class ContentFailed(ProviderFault):
         try:
             problem = json.loads(body)
             code, detail = str(problem["type"]).rsplit("/", 1)[-1], str(problem["detail"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: [[[[...
             code, detail = "content_failed", body[:200].decode("utf-8", "replace")
+        code, detail = _printable(code)[:60], _printable(detail)  # shown on terminals, pages
         super().__init__(provider, f"the content failed: {status} {code}: {detail[:300]}")
         self.status, self.code, self.detail = status, code, detail[:300]
 
@@ -215,7 +216,7 @@ class ChunkClient:
                 if expected and account is not None:  # not served: the payment stays credit
                     account.credit += expected
                 raise ChunkUnavailable(status, body[:300].decode("utf-8", "replace"))
-            raise ProviderFault(provider, f"answered {status}: {body[:200]!r}")
+            raise ProviderFault(provider, f"answered {status}{_refusal_text(body)}")
         raise ProviderFault(provider, "refused a voucher for the price it quoted")
 
     async def _pay_quote(self, provider: str, quote: Quote, price: int,
@@ -379,3 +380,24 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _refusal_text(body: bytes) -> str:
+    """A provider's error answer as a person reads it, bounded and with no control characters
+    (it ends up on a terminal): `` CODE: DETAIL`` for a JSON problem, else ``: EXCERPT``."""
+    try:
+        problem = json.loads(body) if len(body) <= 65536 else None
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested past the stack
+        problem = None
+    if isinstance(problem, dict) and isinstance(problem.get("type"), str):
+        code = _printable(problem["type"].rsplit("/", 1)[-1])[:60]
+        detail = _printable(str(problem.get("detail", "")))[:200]
+        return f" {code}: {detail}" if detail else f" {code}"
+    excerpt = _printable(body[:400].decode("utf-8", "replace"))[:200]
+    return f": {excerpt}" if excerpt else ""
+
+
+def _printable(text: str) -> str:
+    """``text`` with control and format characters (escapes, bidi overrides) as spaces, runs of
+    spaces as one."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
