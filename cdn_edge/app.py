@@ -29,6 +29,7 @@ from cdn_edge.metrics import EdgeMetrics
 from cdn_edge.origin_fetch import OriginFetcher
 from cdn_edge.payments import PaymentBook
 from cdn_edge.problems import problem_middleware
+from cdn_edge.replica_trust import ReplicaTrust
 from cdn_edge.replication import Replicator
 from cdn_edge.settlement import settle_forever, settle_once
 from cdn_edge.torrent import TorrentSession
@@ -86,9 +87,10 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
         tracker = Tracker()
         payer_store = PayerStore(config.data_dir / "payer.sqlite3")
         spending = ChannelManager(identity.payee, payer_store, ledger)
+        trust = ReplicaTrust.for_edge(config)
         replicator = Replicator(
             identity.node.node_id, config.trackers, tracker, session,
-            ChunkClient(session, spending),
+            ChunkClient(session, trust.payer(spending)), trust,
         )  # fmt: skip
         content = ContentService(
             identity.node,

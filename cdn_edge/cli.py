@@ -17,6 +17,13 @@ from requester.listener_limits import ListenerLimits, listener_options
 from requester.protocol import BTT_LOCAL, format_amount
 
 
+def _positive_btt(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    amount = btt(ctx, param, value)
+    if amount <= 0:
+        raise click.BadParameter("must be more than 0 BTT")
+    return amount
+
+
 @click.group()
 def edge() -> None:
     """An edge node: fetch for requesters, serve signed chunks, earn BTT."""
@@ -83,6 +90,21 @@ def edge() -> None:
     "--torrent-cap-gib", default=4.0, show_default=True, type=click.FloatRange(min=0.001),
     help="largest file taken from a torrent",
 )  # fmt: skip
+@click.option(
+    "--replica-unknown-channels", default=2, show_default=True, type=click.IntRange(0),
+    envvar="ATLAS_REPLICA_UNKNOWN_CHANNELS",
+    help="new channels per replicated content to payees of providers other than the trackers",
+)  # fmt: skip
+@click.option(
+    "--replica-unknown-deposit", default="0.1", show_default=True, callback=_positive_btt,
+    envvar="ATLAS_REPLICA_UNKNOWN_DEPOSIT",
+    help="deposit of each such channel, and the most such a provider may ask per chunk, in BTT",
+)  # fmt: skip
+@click.option(
+    "--replica-unknown-channels-per-hour", default=10, show_default=True,
+    type=click.IntRange(0), envvar="ATLAS_REPLICA_UNKNOWN_CHANNELS_PER_HOUR",
+    help="such channels for all contents together, over any hour",
+)  # fmt: skip
 @listener_options
 def serve_command(
     host: str,
@@ -106,6 +128,9 @@ def serve_command(
     torrent_discovery: bool,
     torrent_seed: bool,
     torrent_cap_gib: float,
+    replica_unknown_channels: int,
+    replica_unknown_deposit: int,
+    replica_unknown_channels_per_hour: int,
     listener_limits: ListenerLimits,
 ) -> None:
     """Serve an edge; prints {"listening": URL} (the HTTP port) when ready."""
@@ -130,6 +155,9 @@ def serve_command(
         max_torrent_file_bytes=int(torrent_cap_gib * (1 << 30)),
         tunnel_head_timeout=listener_limits.header_timeout,
         max_tunnel_connections_per_address=listener_limits.max_per_address,
+        replica_unknown_channels=replica_unknown_channels,
+        replica_unknown_deposit=replica_unknown_deposit,
+        replica_unknown_channels_per_hour=replica_unknown_channels_per_hour,
     )
     from cdn_edge.app import create_app
     from cdn_edge.edge_state import EDGE

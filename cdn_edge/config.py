@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from requester.protocol import DEFAULT_CHUNK_SIZE
+from requester.protocol import BTT_LOCAL, DEFAULT_CHUNK_SIZE
 
 MIB = 1 << 20
 
@@ -58,3 +58,12 @@ class EdgeConfig:
     """Time a client has to send its whole CONNECT request head (``--header-timeout``)."""
     max_tunnel_connections_per_address: int = 256
     """Connections one address may hold on the tunnel port (``--max-connections-per-address``)."""
+    replica_unknown_channels: int = 2
+    """Channels replicating one content may open (or top up) to payees of providers other
+    than the trackers, before one of them delivered (``--replica-unknown-channels``)."""
+    replica_unknown_deposit: int = BTT_LOCAL.one // 10
+    """Deposit of each such channel, and the most such a provider may ask per chunk
+    (``--replica-unknown-deposit``, in BTT)."""
+    replica_unknown_channels_per_hour: int = 10
+    """Such channels for all contents together, over any hour
+    (``--replica-unknown-channels-per-hour``): contents cost an attacker nothing to invent."""

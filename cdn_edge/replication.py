@@ -5,6 +5,8 @@ its trackers, takes the signed head from a provider, and from then on
 fetches each missing chunk from a provider the first time it is asked for,
 paying as any requester would and checking it against the origin edge's
 statement before storing and serving it. It then provides the content too.
+Providers other than the edge's trackers are tried last and on probation, within
+per-content and edge-wide limits on what they can lock up (:mod:`cdn_edge.replica_trust`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,15 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from cdn_edge.content_entry import ContentEntry
+from cdn_edge.replica_trust import ReplicaTrust
 from cdn_edge.tracker import Tracker
-from requester.chunk_client import ChunkClient, ChunkUnavailable, ContentFailed, ProviderFault
+from requester.chunk_client import (
+    ChunkClient,
+    ChunkUnavailable,
+    ContentFailed,
+    Delivered,
+    ProviderFault,
+)
 from requester.ledger_client import LedgerError
 from requester.protocol import (
     ContentVerifier,
@@ -46,8 +55,10 @@ class Replicator:
         own_tracker: Tracker,
         session: aiohttp.ClientSession,
         chunks: ChunkClient,
+        trust: ReplicaTrust,
     ) -> None:
         self._self_id = self_id
+        self._trust = trust
         self._trackers = trackers
         self._own = own_tracker
         self._session = session
@@ -73,7 +84,8 @@ class Replicator:
         return None
 
     async def providers(self, content_id: bytes) -> list[str]:
-        """Provider URLs from our own tracker and the configured ones, never ourselves."""
+        """Provider URLs from our own tracker and the configured ones, never ourselves; the
+        configured trackers first (a tracker may list any number of fakes before them)."""
         now = int(time.time())
         records = list(self._own.providers(content_id, now))
         for tracker in self._trackers:
@@ -99,7 +111,7 @@ class Replicator:
             if (record.content_id == content_id and record.expires_at > now
                     and record.node_id != self._self_id and record.url not in urls):  # fmt: skip
                 urls.append(record.url)
-        return urls
+        return self._trust.ranked(urls)
 
     async def fetch_chunk(self, entry: ContentEntry, index: int, store: StoreChunk) -> None:
         """Make chunk ``index`` of a replica available, fetching it once however many ask."""
@@ -126,9 +138,9 @@ class Replicator:
             verifier.accept_seal(entry.seal_bytes)
         last: Exception | None = None
         failed_everywhere = True
-        for url in entry.providers:
+        for url in self._trust.ranked(entry.providers):
             try:
-                delivered = await self._chunks.get(url, verifier, index)
+                delivered = await self._get(url, verifier, index)
             except (ProviderFault, ChunkUnavailable) as exc:
                 last = exc
                 failed_everywhere &= isinstance(exc, ContentFailed)
@@ -152,6 +164,17 @@ class Replicator:
         if isinstance(last, ChunkUnavailable):
             raise last
         raise ChunkUnavailable(502, f"no provider could serve chunk {index}: {last}")
+
+    async def _get(self, url: str, verifier: ContentVerifier, index: int) -> Delivered:
+        """A chunk from a configured peer as before; from any other provider on this
+        content's probation, one provider on probation at a time."""
+        if self._trust.known(url):
+            return await self._chunks.get(url, verifier, index)
+        content = self._trust.content(verifier.head.content_id)
+        if not content.trust.on_probation(url):
+            return await self._chunks.get(url, verifier, index, content.trust)
+        async with content.probation:
+            return await self._chunks.get(url, verifier, index, content.trust)
 
     async def _content_info(self, url: str, content_id: bytes) -> tuple[bytes, bytes | None] | None:
         async with self._session.get(

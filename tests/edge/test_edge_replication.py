@@ -80,18 +80,18 @@ def pair(tmp_path: Path, ledger: Running) -> Iterator[Pair]:
     a.stop()
 
 
-async def _listed(session: aiohttp.ClientSession, tracker: str, cid: str, provider: str) -> None:
+async def listed(session: aiohttp.ClientSession, tracker: str, cid: str, provider: str) -> None:
     """Wait until ``tracker`` lists ``provider`` for ``cid`` (announcing is asynchronous)."""
     async with asyncio.timeout(20):
         while True:
             async with session.get(f"{tracker}/v1/providers/{cid}") as r:
-                listed = await r.json()
-            if provider in {p["url"] for p in listed["providers"]}:
+                answer = await r.json()
+            if provider in {p["url"] for p in answer["providers"]}:
                 return
             await asyncio.sleep(0.05)
 
 
-async def _paid_download(session: aiohttp.ClientSession, edge: str, head: ManifestHead,
+async def paid_download(session: aiohttp.ClientSession, edge: str, head: ManifestHead,
                          channel: PayerChannel) -> tuple[bytes, int]:  # fmt: skip
     """Every chunk of ``head``'s content from ``edge``, verified; each paid at the price asked."""
     cid = head.content_id.hex()
@@ -131,7 +131,7 @@ async def test_edge_replicates_from_another_edge_paying_it(
         fetched = await fetch(session, pair.a.url, url)
         cid = fetched.info["content_id"]
         await wait_for_seal(session, pair.a.url, cid)
-        await _listed(session, pair.a.url, cid, pair.a.url)
+        await listed(session, pair.a.url, cid, pair.a.url)
 
         status, body, _ = await request(session, "GET", f"{pair.b.url}/v1/content/{cid}")
         assert status == 200, body[:300]
@@ -140,7 +140,7 @@ async def test_edge_replicates_from_another_edge_paying_it(
         assert head.edge_id.hex() == (await edge_info(session, pair.a.url))["node_id"]
 
         channel = await open_channel(session, ledger.url, pair.b.url)
-        data, client_paid = await _paid_download(session, pair.b.url, head, channel)
+        data, client_paid = await paid_download(session, pair.b.url, head, channel)
         assert data == pattern(0, SIZE)
 
         async with session.get(f"{origin.url}/hits") as r:
@@ -160,7 +160,7 @@ async def test_edge_replicates_from_another_edge_paying_it(
         assert issued_by_payer(pair.b_dir, bytes.fromhex(to_a["channel_id"])) == a_earned
         a_metrics = await metrics(session, pair.a.url)
         assert a_metrics['atlas_edge_chunks_total{paid_by="voucher"}'] == 4
-        await _listed(session, pair.a.url, cid, pair.b.url)  # B now provides it too
+        await listed(session, pair.a.url, cid, pair.b.url)  # B now provides it too
 
         assert pair.a.stop() == 0  # A redeems what B paid it on the way out
         view = await ledger_client.channel(bytes.fromhex(to_a["channel_id"]))
@@ -178,7 +178,7 @@ async def test_edge_without_funds_answers_503_not_402(
         fetched = await fetch(session, pair.a.url, f"{origin.url}/bytes/{CHUNK}")
         cid = fetched.info["content_id"]
         await wait_for_seal(session, pair.a.url, cid)
-        await _listed(session, pair.a.url, cid, pair.a.url)
+        await listed(session, pair.a.url, cid, pair.a.url)
         answer = await get_chunk(session, pair.b.url, cid, 0)
         beyond = await get_chunk(session, pair.b.url, cid, 1)
     detail = problem(answer, 503, "chunk_not_ready")
