@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from requester.channel_manager import SpendLimitReached
 from requester.client import EdgeUnavailable, FetchRefused, TorrentListing
-from requester.downloader import NoProvidersLeft
+from requester.downloader import ContentFailedAtOrigin, NoProvidersLeft
 from requester.ledger_client import LedgerError
 from requester.protocol import ProtocolError
 
@@ -33,6 +34,8 @@ ORIGIN_TITLES = {
     "origin_unreachable": "The site could not be reached",
     "origin_timeout": "The site did not answer in time",
     "origin_too_large": "The site's response is too large",
+    "origin_truncated": "The site broke off its response",
+    "origin_reset": "The site reset the connection in the middle of its response",
     "too_many_redirects": "The site redirects too many times",
     "bad_content_encoding": "The site sent a corrupt response",
 }
@@ -59,6 +62,8 @@ def classify(exc: BaseException) -> Failure:  # noqa: PLR0911 (one answer per ki
         return _origin_failure(exc) or Failure(
             502, "edge_unreachable", "No Atlas edge could be reached", str(exc)
         )
+    if isinstance(exc, ContentFailedAtOrigin):
+        return _content_failure(exc)
     if isinstance(exc, NoProvidersLeft):
         return Failure(504, "no_providers", "No provider could deliver this page", str(exc))
     if isinstance(exc, LedgerError):
@@ -81,6 +86,16 @@ def _origin_failure(exc: EdgeUnavailable) -> Failure | None:
             detail = f"{doc.get('detail') or code}; reported by the Atlas edge {edge}"
             return Failure(status, code, ORIGIN_TITLES[code], detail)
     return None
+
+
+def _content_failure(exc: ContentFailedAtOrigin) -> Failure:
+    """The edge fetching the page says its fetch failed (the site broke off the body, sent a
+    bomb...): its problem, as it said it, not "no provider"."""
+    status = exc.status if 500 <= exc.status < 600 else 502
+    code = exc.code if re.fullmatch(r"[a-z0-9_]{1,60}", exc.code) else "content_failed"
+    title = ORIGIN_TITLES.get(code, "The site's response failed at the Atlas edge")
+    detail = f"{exc.detail or code}; reported by the Atlas edge {exc.edge}"
+    return Failure(status, code, title, detail)
 
 
 def html_page(failure: Failure, url: str) -> web.Response:

@@ -64,6 +64,12 @@ class ContentFailedAtOrigin(NoProvidersLeft):
     """The edge the content was asked from (the first provider: it signed the head and
     seals it) says its fetch failed: no chunk past the failure exists anywhere."""
 
+    def __init__(self, failed: ContentFailed) -> None:
+        super().__init__(f"{failed.provider}: {failed.reason}")
+        self.edge = failed.provider
+        self.status, self.code, self.detail = failed.status, failed.code, failed.detail
+        """The edge's problem, as it said it (``502 origin_truncated``, its detail)."""
+
 
 class ChunkScheduler:
     """Runs the workers for one content and yields its bytes in order.
@@ -189,7 +195,7 @@ class ChunkScheduler:
             except ProviderFault as exc:
                 stats.dropped, stats.evidence = exc.reason, exc.evidence
                 if isinstance(exc, ContentFailed) and provider == self._origin_edge:
-                    self._failure = ContentFailedAtOrigin(f"{provider}: {exc.reason}")
+                    self._failure = ContentFailedAtOrigin(exc)
                 self._release(index)
                 return
             except ChunkUnavailable as exc:

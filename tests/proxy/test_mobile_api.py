@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 from tests.origin_server import SITE_VIDEO_SIZE, pattern
 from tests.processes import Running, start, start_proxy
-from tests.proxy.conftest import api, curl, token
+from tests.proxy.conftest import api, bearer, curl, token
 from tests.sdk.conftest import PASSPHRASE, Home, make_home
 
 CHUNK = 256 * 1024
@@ -89,3 +91,23 @@ def test_blocked_address_is_403(origin: Running, ledger: Running, tmp_path: Path
     finally:
         proxy.stop()
         strict.stop()
+
+
+@pytest.mark.parametrize(("route", "code"), [("short", "origin_truncated"),
+                                             ("reset", "origin_reset")])  # fmt: skip
+def test_a_body_the_origin_breaks_off_is_named_with_the_edges_problem(
+    route: str, code: str, proxy: Running, proxy_home: Home, origin: Running
+) -> None:
+    """The origin declares a chunk and sends half of it, then closes or resets: the edge says
+    ``502 origin_truncated`` / ``origin_reset`` for the content, and the app gets that code
+    and the edge's words. Before: ``504 no_providers``, "No provider could deliver this page"."""
+    target = fetch_url(proxy, f"{origin.url}/{route}/{CHUNK}?t=mobile-{route}")
+    got = curl(*bearer(proxy_home), "-w", "\n%{http_code}", "-D", "-", target)
+    head, _, rest = got.stdout.partition(b"\r\n\r\n")
+    body, _, status = rest.rpartition(b"\n")
+    assert status == b"502", got.stdout
+    assert b"content-type: application/problem+json" in head.lower(), head
+    problem = json.loads(body)
+    assert problem["type"] == f"https://atlas.invalid/problems/{code}", problem
+    assert problem["status"] == 502
+    assert "reported by the Atlas edge http://127.0.0.1:" in problem["detail"], problem

@@ -97,6 +97,18 @@ def test_failures_are_pages_a_person_understands(
         guarded.stop()
 
 
+def test_a_body_the_origin_breaks_off_is_a_page_naming_the_cut(
+    proxy: Running, origin: Running
+) -> None:
+    """Before: "No provider could deliver this page" (504 no_providers). (Runs before
+    test_overload_is_answered_503_with_retry_after, whose second proxy on the same home
+    pays on the same channels and leaves this one's channel state behind.)"""
+    page = curl("-x", proxy.url, "-w", "\n%{http_code}", f"{origin.url}/short/{CHUNK}?t=px-cut")
+    assert page.stdout.endswith(b"\n502"), page.stdout
+    assert b"The site broke off its response" in page.stdout
+    assert b"origin_truncated" in page.stdout and b"reported by the Atlas edge" in page.stdout
+
+
 def test_blocked_address_and_spend_limit_pages(
     origin: Running, ledger: Running, edges: list[Running], tmp_path: Path
 ) -> None:
