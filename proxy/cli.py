@@ -10,7 +10,7 @@ from proxy.service import ProxyConfig, run
 from proxy.spending import Limits
 from requester.cli_amounts import btt_or_none
 from requester.listener_limits import ListenerLimits, listener_options
-from requester.settings import atlas_home, load_settings
+from requester.settings import ConfigError, atlas_home, load_settings
 
 
 @click.command("proxy")
@@ -35,13 +35,18 @@ def proxy(
     listener_limits: ListenerLimits,
 ) -> None:  # fmt: skip
     """Browse through paid Atlas edges: set your browser's HTTP/HTTPS proxy to HOST:PORT."""
-    settings = load_settings(edges, ledger)
+    try:  # atlas fetch's max_spend does not apply: a proxy has its per-request/day limits
+        settings = load_settings(edges, ledger)
+        trust = settings.trust_policy()
+        settings.deposit_policy()  # checked here, so a bad value is a message, not a traceback
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     if not settings.edges:
         raise click.ClickException("no edges: pass --edge URL or run `atlas up` first")
     config = ProxyConfig(
         host=host, port=port, api_port=api_port, home=atlas_home(), edges=settings.edges,
         ledger=settings.ledger, intercept=intercept,
         limits=Limits(per_request=max_per_request, per_day=max_per_day),
-        max_transfers=max_transfers, listener=listener_limits,
+        max_transfers=max_transfers, listener=listener_limits, trust=trust,
     )  # fmt: skip
     asyncio.run(run(config))

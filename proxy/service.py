@@ -10,7 +10,7 @@ import asyncio
 import json
 import sys
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -30,6 +30,7 @@ from requester.guarded_server import GuardedSite
 from requester.ledger_client import LedgerClient
 from requester.listener_limits import DEFAULT_LIMITS, ListenerLimits
 from requester.payer_store import PayerStore
+from requester.provider_trust import TrustPolicy
 from requester.settings import load_settings
 from requester.stop_orders import StopOrders
 
@@ -50,6 +51,8 @@ class ProxyConfig:
     max_transfers: int = 64
     listener: ListenerLimits = DEFAULT_LIMITS
     """Header timeout and per-address cap of the proxy port and the API port."""
+    trust: TrustPolicy = field(default_factory=TrustPolicy)
+    """Limits on providers found through trackers, for each request (a download)."""
 
 
 async def run(config: ProxyConfig) -> None:
@@ -118,7 +121,7 @@ def _state(
         ledger=ledger, address=address, book=book,
         api_token=load_or_create_token(config.home / "api_token"),
         ca_cert=confdir / "mitmproxy-ca-cert.pem" if config.intercept else None,
-        intercept=config.intercept, max_active=config.max_transfers,
+        intercept=config.intercept, max_active=config.max_transfers, trust=config.trust,
     )  # fmt: skip
 
 

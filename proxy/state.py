@@ -19,6 +19,7 @@ from requester.chunk_client import Account
 from requester.client import AtlasClient
 from requester.ledger_client import LedgerClient
 from requester.protocol import TronAddress
+from requester.provider_trust import TrustPolicy
 from requester.secret_file import write_secret
 
 HEALTH_INTERVAL = 10.0
@@ -59,6 +60,9 @@ class ProxyState:
     """What each provider quoted and holds as credit, shared so requests pay ahead."""
     tunnels: dict[str, str] = field(default_factory=dict)
     """Each edge's tunnel listener (from its ``/v1/info``), for HTTPS CONNECTs."""
+    trust: TrustPolicy = field(default_factory=TrustPolicy)
+    """Limits on providers found through trackers, per request (``unknown_channels``,
+    ``unknown_deposit`` in config.json or ``ATLAS_UNKNOWN_*``; docs/requester.md)."""
 
     def is_healthy(self, edge: str) -> bool:
         return self.health.get(edge, EdgeHealth(ok=True)).ok
@@ -69,7 +73,7 @@ class ProxyState:
         payer = None if self.manager is None else RequestPayer(self.manager, self.book, site)
         healthy = [e for e in self.edges if self.is_healthy(e)]
         yield AtlasClient(healthy or self.edges, self.session, payer, window=self.window,
-                          accounts=self.accounts)  # fmt: skip
+                          accounts=self.accounts, trust=self.trust)  # fmt: skip
 
     async def watch_edges(self) -> None:
         """Forever: check each edge, so requests go to edges that answer."""
