@@ -25,6 +25,8 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
+
 from requester.failpoints import reached
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.protocol import (
@@ -56,6 +58,12 @@ CREATE TABLE IF NOT EXISTS channels (
 
 Row = tuple[str, str, int, str, int, bytes | None, str, str, str]
 """A ``channels`` row, in column order."""
+
+
+CHANNEL_LOOKUP_TIMEOUT = aiohttp.ClientTimeout(total=5, sock_connect=3)
+"""How long a voucher's channel look-up may wait for the ledger. A requester reads a chunk
+answer for up to 30 s (``CHUNK_TIMEOUT``); an edge that waited as long on a stalled ledger
+was dropped as unreachable, where a ``503 ledger_unavailable`` in 5 s is retried."""
 
 
 class LedgerUnavailable(ProtocolError):
@@ -209,7 +217,7 @@ class PaymentBook:
 
     async def _terms_from_ledger(self, channel_id: bytes) -> ChannelTerms:
         try:
-            view = await self._ledger.channel(channel_id)
+            view = await self._ledger.channel(channel_id, CHANNEL_LOOKUP_TIMEOUT)
         except LedgerError as exc:
             if exc.status == 404:
                 raise WrongBinding(

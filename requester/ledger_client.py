@@ -61,8 +61,12 @@ class LedgerClient:
     async def balance(self, address: TronAddress, asset: Asset = BTT_LOCAL) -> int:
         return int((await self.account(address))["balances"].get(asset.uri, "0"))
 
-    async def channel(self, channel_id: bytes) -> dict[str, Any]:
-        return await self._request("GET", f"/v1/channels/{channel_id.hex()}")
+    async def channel(
+        self, channel_id: bytes, wait: aiohttp.ClientTimeout = DEFAULT_TIMEOUT
+    ) -> dict[str, Any]:
+        """The channel's terms and state; an edge checking a voucher waits less (``wait``):
+        it must answer its requester well within the requester's own timeout."""
+        return await self._request("GET", f"/v1/channels/{channel_id.hex()}", wait=wait)
 
     async def channels(self, address: TronAddress) -> list[dict[str, Any]]:
         return list((await self._request("GET", f"/v1/accounts/{address}/channels"))["channels"])
@@ -116,14 +120,18 @@ class LedgerClient:
     async def _next_nonce(self, address: TronAddress) -> int:
         return int((await self.account(address))["next_nonce"])
 
-    async def _request(self, method: str, path: str, body: object = None) -> dict[str, Any]:
+    async def _request(
+        self, method: str, path: str, body: object = None,
+        wait: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+    ) -> dict[str, Any]:  # fmt: skip
         try:
             async with self._session.request(
-                method, self.url + path, json=body, timeout=DEFAULT_TIMEOUT
+                method, self.url + path, json=body, timeout=wait
             ) as resp:
                 data = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise LedgerError(503, "ledger_unreachable", f"{self.url}: {exc}") from exc
+            why = str(exc) or type(exc).__name__  # a timeout says nothing by itself
+            raise LedgerError(503, "ledger_unreachable", f"{self.url}: {why}") from exc
         if not isinstance(data, dict):
             raise LedgerError(502, "bad_ledger_response", "ledger answered with non-object JSON")
         if resp.status >= 400:
