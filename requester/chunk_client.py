@@ -34,7 +34,7 @@ from requester.protocol import (
     format_amount,
 )
 from requester.protocol.manifest import STATEMENT_SIZE
-from requester.protocol.quote import QUOTE_SIZE
+from requester.protocol.quote import QUOTE_SIZE, chunk_price
 from requester.provider_trust import ProviderTrust
 
 MAX_BODY = 17 * 1024 * 1024
@@ -149,11 +149,15 @@ class ChunkClient:
         channels: Payer | None,
         *,
         max_price_per_mib: int | None = None,
+        max_price_per_chunk: int = 0,
         accounts: dict[str, Account] | None = None,
     ) -> None:
         self._session = session
         self._channels = channels
         self._max_price_per_mib = max_price_per_mib
+        self._max_price_per_chunk = max_price_per_chunk
+        """With ``max_price_per_mib``, the most a full chunk may cost: the limit is a price,
+        fixed part included, for the same bytes as the quote's."""
         self._accounts: dict[str, Account] = {} if accounts is None else accounts
         """Quotes and credit per provider; a long-lived caller (the proxy) shares one."""
         self.signed: dict[str, int] = {}
@@ -289,8 +293,8 @@ class ChunkClient:
             raise ProviderFault(provider, f"bad quote: {exc.message}") from exc
         if quote.content_id not in (verifier.head.content_id, bytes(32)):
             raise ProviderFault(provider, "quote is for other content")
-        if self._max_price_per_mib is not None and quote.price_per_mib > self._max_price_per_mib:
-            raise ProviderFault(provider, f"price {quote.price_per_mib}/MiB is above the limit")
+        if self._max_price_per_mib is not None:
+            self._check_limit(provider, quote, verifier.head.chunk_size)
         price_text = answer.get("Atlas-Price", "")
         if not price_text.isascii() or not price_text.isdigit():
             raise ProviderFault(provider, "402 without a price")
@@ -299,6 +303,23 @@ class ChunkClient:
         if price > quote.chunk_price(verifier.head.chunk_size):
             raise ProviderFault(provider, f"asked {price}, more than its quote allows")
         return quote, price
+
+    def _check_limit(self, provider: str, quote: Quote, size: int) -> None:
+        """Refuse a quote whose price for a full chunk of this content (its fixed part per
+        chunk included, or a tiny per-MiB price would hide a huge one per chunk) is above
+        the limit's price for the same bytes."""
+        assert self._max_price_per_mib is not None
+        asked = quote.chunk_price(size)
+        limit = chunk_price(self._max_price_per_chunk, self._max_price_per_mib, size)
+        if asked > limit:
+            a = quote.asset
+            raise ProviderFault(
+                provider,
+                f"price {format_amount(asked, a)} for a full {size}-byte chunk "
+                f"({format_amount(quote.price_per_chunk, a)} per chunk + "
+                f"{format_amount(quote.price_per_mib, a)}/MiB) is above the limit of "
+                f"{format_amount(limit, a)} ({format_amount(self._max_price_per_mib, a)}/MiB)",
+            )
 
     def _accept(self, provider: str, verifier: ContentVerifier, index: int, body: bytes,
                 answer: dict[str, str], spent: int) -> Delivered:  # fmt: skip

@@ -40,7 +40,9 @@ from requester.settings import ConfigError, Settings, load_settings
 @click.option("--max-spend", callback=lambda _ctx, _param, text: _limit_text(text),
               help="stop before spending more than this (BTT, or none); default: max_spend "
                    "in config.json or ATLAS_MAX_SPEND, else 1 BTT")  # fmt: skip
-@click.option("--max-price", callback=optional_btt, help="refuse prices above this per MiB (BTT)")
+@click.option("--max-price", callback=optional_btt,
+              help="refuse a provider whose price for a full chunk, its price per chunk "
+                   "included, is above this per MiB (BTT)")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary on stdout")
 def fetch(url: str, output: Path | None, torrent_file: str | None, edges: tuple[str, ...],
           ledger: str | None, max_spend: str | None, max_price: int | None,
