@@ -6,7 +6,10 @@ runs out with at least half its life left, and replaced when it nears expiry.
 A caller paying a payee it does not trust passes a :class:`NewChannelAllowance`:
 then a channel is opened (or topped up) only while the allowance lasts, with
 its small deposit. Every voucher's amount is recorded in the
-:class:`PayerStore` before the voucher leaves this process.
+:class:`PayerStore` before the voucher leaves this process, and so is every
+open and top-up: what a crash left unanswered is settled with the ledger
+(``requester/recorded_calls.py``) before the first payment, and before any
+new channel is opened or topped up.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from requester.protocol import (
     WrongBinding,
     format_amount,
 )
+from requester.recorded_calls import RecordedCalls, Settled, view_terms
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,10 @@ class ChannelManager:
         self._open: dict[bytes, PayerChannel] = {}
         self._locks: dict[TronAddress, tuple[asyncio.Lock, int]] = {}
         """Per payee being paid now (lock, holders and waiters): gone when nobody uses it."""
+        self._calls = RecordedCalls(store, ledger)
+        self._settling = asyncio.Lock()
+        self._settle_due = True
+        """Nothing has been settled yet: the first payment settles first."""
 
         for stored in store.channels(status="open"):
             if stored.terms.payer == key.address:
@@ -92,6 +100,8 @@ class ChannelManager:
         domain = await self._ledger.domain()
         if quote.domain != domain or quote.asset != BTT_LOCAL:
             raise WrongBinding("provider wants to be paid on another ledger or asset")
+        if self._settle_due:
+            await self.settle_pending(now, first=True)
         async with self._payee_lock(quote.payee):
             channel = self._usable(quote.payee, cost, now) or await self._make_room(
                 quote.payee, cost, now, allowance
@@ -116,6 +126,25 @@ class ChannelManager:
     def channels(self) -> list[PayerChannel]:
         return list(self._open.values())
 
+    async def settle_pending(self, now: int, *, first: bool = False) -> list[Settled]:
+        """Settle the opens and top-ups a crash left unanswered; the channels they leave are
+        spent from here on. With ``first``, only if nothing was settled yet."""
+        async with self._settling:
+            if first and not self._settle_due:
+                return []
+            self._settle_due = False
+            done = await self._calls.settle(now)
+        settled = {s.terms.channel_id for s in done if s.terms is not None}
+        for stored in self._store.channels(status="open") if settled else []:
+            cid = stored.terms.channel_id
+            if cid not in settled or stored.terms.payer != self._key.address:
+                continue
+            if cid in self._open:
+                _raise(self._open[cid], stored.terms)
+            else:
+                self._open[cid] = PayerChannel(stored.terms, self._key, stored.issued)
+        return done
+
     def _usable(self, payee: TronAddress, cost: int, now: int) -> PayerChannel | None:
         for channel in self._open.values():
             t = channel.terms
@@ -125,8 +154,13 @@ class ChannelManager:
 
     async def _make_room(self, payee: TronAddress, cost: int, now: int,
                          allowance: NewChannelAllowance | None) -> PayerChannel:  # fmt: skip
-        """A channel to ``payee`` with room for ``cost``: an open one topped up if it has half
-        its life left (fewer channels to reclaim later), else a new one."""
+        """A channel to ``payee`` with room for ``cost``: one a crash left unrecorded, an open
+        one topped up if it has half its life left (fewer channels to reclaim later), else a
+        new one."""
+        await self.settle_pending(now)
+        found = self._usable(payee, cost, now)
+        if found is not None:
+            return found
         if allowance is not None:
             if allowance.channels <= 0:
                 raise NewChannelRefused(
@@ -168,16 +202,20 @@ class ChannelManager:
         if channel is None:
             raise WrongBinding(f"no open channel {channel_id.hex()} in this wallet's state")
         expires_at = max(channel.terms.expires_at, now + extend)
-        reached("payer.topup_requested")
-        view = (await self._ledger.top_up(self._key, channel_id, amount, expires_at))["channel"]
+        pending, view = await self._calls.send(
+            channel.terms.payee, now,
+            lambda record: self._ledger.top_up(self._key, channel_id, amount, expires_at,
+                                               record=record),
+        )  # fmt: skip
         reached("payer.topup_answered")
-        channel.top_up(int(view["deposit"]), int(view["expires_at"]))
-        self._store.update_terms(channel.terms)
+        _raise(channel, view_terms(view, pending.domain, channel_id))
+        self._store.update_terms(channel.terms, settles=pending.op_hash)
         return channel
 
     async def open_channel(self, payee: TronAddress, deposit: int, now: int,
                            duration: int | None = None) -> PayerChannel:  # fmt: skip
         """Open a channel to ``payee`` now, rather than on the first payment."""
+        await self.settle_pending(now)
         async with self._payee_lock(payee):
             return await self._open_channel(payee, deposit, now, duration)
 
@@ -185,14 +223,14 @@ class ChannelManager:
                             duration: int | None = None) -> PayerChannel:  # fmt: skip
         expires_at = now + (self._policy.duration if duration is None else duration)
         await self._check_balance(deposit, "opening a channel")
-        reached("payer.open_requested")
-        view = (await self._ledger.open_channel(self._key, payee, deposit, expires_at))["channel"]
-        reached("payer.open_answered")
-        terms = ChannelTerms(
-            await self._ledger.domain(), bytes.fromhex(view["channel_id"]), self._key.address,
-            payee, BTT_LOCAL, int(view["deposit"]), int(view["expires_at"]),
+        pending, view = await self._calls.send(
+            payee, now,
+            lambda record: self._ledger.open_channel(self._key, payee, deposit, expires_at,
+                                                     record=record),
         )  # fmt: skip
-        self._store.add(self._ledger.url, terms, now)
+        reached("payer.open_answered")
+        terms = view_terms(view, pending.domain, pending.channel_id)
+        self._store.add(self._ledger.url, terms, now, settles=pending.op_hash)
         channel = PayerChannel(terms, self._key)
         self._open[terms.channel_id] = channel
         return channel
@@ -205,3 +243,9 @@ class ChannelManager:
                 f"{format_amount(amount, BTT_LOCAL)} "
                 f"({format_amount(amount - balance, BTT_LOCAL)} missing)"
             )
+
+
+def _raise(channel: PayerChannel, terms: ChannelTerms) -> None:
+    """Raise ``channel`` to the deposit and expiry the ledger reported, never lower."""
+    t = channel.terms
+    channel.top_up(max(t.deposit, terms.deposit), max(t.expires_at, terms.expires_at))

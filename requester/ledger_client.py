@@ -2,13 +2,18 @@
 
 Used by requesters (open, top up, reclaim), by edges (redeem) and by tests.
 Refusals come back as :class:`LedgerError` carrying the server's problem body,
-so callers can branch on ``status`` and ``code``.
+so callers can branch on ``status`` and ``code``. An open or top-up takes a
+``record`` callback that gets the signed call before it is sent, so a payer
+can persist it first ("persist, then send") and settle it after a crash by
+sending it again (:meth:`LedgerClient.send`; the ledger answers a repeat from
+its record).
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -21,6 +26,7 @@ from requester.protocol import (
     PayerKey,
     PaymentDomain,
     ReclaimChannel,
+    SignedOp,
     TopUpChannel,
     TronAddress,
     Voucher,
@@ -37,6 +43,16 @@ class LedgerError(Exception):
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(f"ledger refused ({status} {code}): {detail}")
         self.status, self.code, self.detail = status, code, detail
+
+    @property
+    def refused(self) -> bool:
+        """The ledger answered no (4xx): the call was not applied. Otherwise (unreachable,
+        a bad answer) it may or may not have been."""
+        return 400 <= self.status < 500
+
+
+Record = Callable[[SignedOp], None]
+"""Called with a signed call before it is sent; it raises to stop the send."""
 
 
 class LedgerClient:
@@ -82,23 +98,23 @@ class LedgerClient:
 
     async def open_channel(
         self, key: PayerKey, payee: TronAddress, deposit: int, expires_at: int,
-        asset: Asset = BTT_LOCAL,
+        asset: Asset = BTT_LOCAL, record: Record | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         async with self._signer_lock(key.address):
             nonce = await self._next_nonce(key.address)
             op = OpenChannel(
                 key.address, payee, asset, deposit, expires_at, secrets.token_bytes(32), nonce
             )
-            return await self.call(key, op)
+            return await self._sign_and_send(key, op, record)
 
     async def top_up(
-        self, key: PayerKey, channel_id: bytes, amount: int, expires_at: int
-    ) -> dict[str, Any]:
+        self, key: PayerKey, channel_id: bytes, amount: int, expires_at: int,
+        record: Record | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         async with self._signer_lock(key.address):
             nonce = await self._next_nonce(key.address)
-            return await self.call(
-                key, TopUpChannel(key.address, channel_id, amount, expires_at, nonce)
-            )
+            op = TopUpChannel(key.address, channel_id, amount, expires_at, nonce)
+            return await self._sign_and_send(key, op, record)
 
     async def reclaim(self, key: PayerKey, channel_id: bytes) -> dict[str, Any]:
         async with self._signer_lock(key.address):
@@ -111,8 +127,25 @@ class LedgerClient:
 
     async def call(self, key: PayerKey, op: LedgerOp) -> dict[str, Any]:
         """Sign and send one call; safe to retry with the same ``op`` (idempotent)."""
+        return await self._sign_and_send(key, op, None)
+
+    async def send(self, call: SignedOp) -> dict[str, Any]:
+        """Send a call signed earlier (recorded before a crash, say), in turn with this
+        client's other calls by its signer. A call the ledger applied is answered again
+        from its record (``"replayed": true``); one whose nonce another call took is refused
+        ``bad_nonce`` and can never apply."""
+        async with self._signer_lock(call.op.account):
+            return await self._post_call(call)
+
+    async def _sign_and_send(self, key: PayerKey, op: LedgerOp, record: Record | None
+                             ) -> dict[str, Any]:  # fmt: skip
         signed = sign_op(key, await self.domain(), op)
-        return await self._request("POST", "/v1/calls", signed.to_json())
+        if record is not None:
+            record(signed)
+        return await self._post_call(signed)
+
+    async def _post_call(self, call: SignedOp) -> dict[str, Any]:
+        return await self._request("POST", "/v1/calls", call.to_json())
 
     async def redeem(self, voucher: Voucher) -> dict[str, Any]:
         return await self._request("POST", "/v1/redeem", {"voucher": voucher.to_header()})

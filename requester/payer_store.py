@@ -1,14 +1,20 @@
 """The payer's channels on disk: the highest voucher amount ever signed, per channel.
 
-Written with ``synchronous=FULL`` *before* a voucher is sent, so after a
-crash the payer resumes from the highest amount it ever signed and never
-signs a lower or equal one again. SQLite calls are quick and local; they run
-inline (one small write per payment).
+Written *before* a voucher is sent, so after a crash the payer resumes from
+the highest amount it ever signed and never signs a lower or equal one again.
+Likewise each channel open and top-up is recorded, signed, before it is sent
+(``pending_calls``) and settled into ``channels`` when its answer comes, so a
+kill between the ledger applying a call and the payer hearing of it leaves a
+record to settle (``requester/channel_recovery.py``), not a forgotten deposit.
+SQLite calls are quick and local; they run inline (one small write per payment).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +22,10 @@ from requester.failpoints import reached
 from requester.protocol import (
     Asset,
     ChannelTerms,
+    OpenChannel,
     PaymentDomain,
+    SignedOp,
+    TopUpChannel,
     TronAddress,
     asset_by_code,
 )
@@ -28,6 +37,10 @@ CREATE TABLE IF NOT EXISTS channels (
     deposit TEXT NOT NULL, expires_at INTEGER NOT NULL, issued TEXT NOT NULL,
     status TEXT NOT NULL, opened_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS channels_payee ON channels (payee, status);
+CREATE TABLE IF NOT EXISTS pending_calls (
+    op_hash TEXT PRIMARY KEY, ledger TEXT NOT NULL, chain_id INTEGER NOT NULL,
+    contract TEXT NOT NULL, channel_id TEXT NOT NULL, payee TEXT NOT NULL, call TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL);
 """
 
 
@@ -38,6 +51,32 @@ class StoredChannel:
     issued: int
     status: str
     opened_at: int
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """An open or top-up signed and recorded, whose answer this store has not seen."""
+
+    op_hash: str
+    ledger: str
+    domain: PaymentDomain
+    channel_id: bytes
+    """The channel opened (derived from the signed open) or topped up."""
+    payee: TronAddress
+    call: SignedOp
+    recorded_at: int
+
+    @property
+    def kind(self) -> str:
+        return self.call.op.TYPE
+
+    @property
+    def amount(self) -> int:
+        """The deposit of an open, or what a top-up adds."""
+        op = self.call.op
+        if isinstance(op, OpenChannel):
+            return op.deposit
+        return op.amount if isinstance(op, TopUpChannel) else 0
 
 
 class PayerStore:
@@ -55,13 +94,44 @@ class PayerStore:
     def close(self) -> None:
         self._db.close()
 
-    def add(self, ledger: str, terms: ChannelTerms, now: int) -> None:
+    def add(self, ledger: str, terms: ChannelTerms, now: int, *, settles: str | None = None,
+            status: str = "open") -> None:  # fmt: skip
+        """Record an opened channel (kept as it is if already recorded), and drop the pending
+        call ``settles`` (the open it answers) in the same transaction."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR IGNORE INTO channels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '0', ?, ?)",
+                (terms.channel_id.hex(), ledger, terms.domain.chain_id,
+                 terms.domain.contract.hex(), str(terms.payer), str(terms.payee),
+                 terms.asset.code, str(terms.deposit), terms.expires_at, status, now),
+            )  # fmt: skip
+            self._drop(settles)
+
+    def add_pending(self, ledger: str, domain: PaymentDomain, call: SignedOp,
+                    payee: TronAddress, now: int) -> PendingCall:  # fmt: skip
+        """Record an open or top-up before it is sent."""
+        op = call.op
+        cid = op.channel_id(domain) if isinstance(op, OpenChannel) else op.channel_id
+        pending = PendingCall(call.op_hash(domain).hex(), ledger, domain, cid, payee, call, now)
         self._db.execute(
-            "INSERT INTO channels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '0', 'open', ?)",
-            (terms.channel_id.hex(), ledger, terms.domain.chain_id, terms.domain.contract.hex(),
-             str(terms.payer), str(terms.payee), terms.asset.code, str(terms.deposit),
-             terms.expires_at, now),
+            "INSERT INTO pending_calls VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (pending.op_hash, ledger, domain.chain_id, domain.contract.hex(), cid.hex(),
+             str(payee), json.dumps(call.to_json()), now),
         )  # fmt: skip
+        return pending
+
+    def pending(self) -> list[PendingCall]:
+        """Calls recorded and not settled, oldest first."""
+        rows = self._db.execute("SELECT * FROM pending_calls ORDER BY recorded_at").fetchall()
+        return [_pending(r) for r in rows]
+
+    def drop_pending(self, op_hash: str) -> None:
+        """Forget a call the ledger refused: it changed nothing and never will."""
+        self._drop(op_hash)
+
+    def _drop(self, op_hash: str | None) -> None:
+        if op_hash is not None:
+            self._db.execute("DELETE FROM pending_calls WHERE op_hash=?", (op_hash,))
 
     def record_issued(self, channel_id: bytes, amount: int) -> None:
         """Durably raise the issued amount; refuses to lower it."""
@@ -81,11 +151,31 @@ class PayerStore:
             self._db.execute("ROLLBACK")
             raise
 
-    def update_terms(self, terms: ChannelTerms) -> None:
-        self._db.execute(
-            "UPDATE channels SET deposit=?, expires_at=? WHERE channel_id=?",
-            (str(terms.deposit), terms.expires_at, terms.channel_id.hex()),
-        )
+    def update_terms(self, terms: ChannelTerms, *, settles: str | None = None) -> None:
+        """Raise a channel's deposit and expiry to ``terms`` (never lowers them), and drop
+        the pending call ``settles`` (the top-up it answers) in the same transaction."""
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT deposit, expires_at FROM channels WHERE channel_id=?",
+                (terms.channel_id.hex(),),
+            ).fetchone()
+            if row is not None:
+                self._db.execute(
+                    "UPDATE channels SET deposit=?, expires_at=? WHERE channel_id=?",
+                    (str(max(terms.deposit, int(row["deposit"]))),
+                     max(terms.expires_at, row["expires_at"]), terms.channel_id.hex()),
+                )  # fmt: skip
+            self._drop(settles)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def set_status(self, channel_id: bytes, status: str) -> None:
         self._db.execute(
@@ -111,3 +201,12 @@ def _stored(row: sqlite3.Row) -> StoredChannel:
         TronAddress.parse(row["payee"]), asset, int(row["deposit"]), row["expires_at"],
     )  # fmt: skip
     return StoredChannel(row["ledger"], terms, int(row["issued"]), row["status"], row["opened_at"])
+
+
+def _pending(row: sqlite3.Row) -> PendingCall:
+    return PendingCall(
+        row["op_hash"], row["ledger"],
+        PaymentDomain(row["chain_id"], bytes.fromhex(row["contract"])),
+        bytes.fromhex(row["channel_id"]), TronAddress.parse(row["payee"]),
+        SignedOp.from_json(json.loads(row["call"])), row["recorded_at"],
+    )  # fmt: skip

@@ -8,12 +8,13 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 import click
 
 from requester import keystore
+from requester.channel_listing import listed_channels, settle_recorded
 from requester.channel_manager import ChannelManager
 from requester.cli_amounts import parse_btt
 from requester.ledger_client import LedgerClient, LedgerError
@@ -121,31 +122,21 @@ def channel() -> None:
 @channel.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def channel_list(as_json: bool) -> None:
-    """Channels recorded in $ATLAS_HOME/state.sqlite3."""
+    """Channels recorded in $ATLAS_HOME/state.sqlite3, after settling with the ledger any
+    open or top-up a crash left unanswered (listed as pending if the ledger is down)."""
     settings = load_settings()
     store = PayerStore(settings.state_path)
     try:
-        rows: list[dict[str, Any]] = [
-            {
-                "channel_id": c.terms.channel_id.hex(),
-                "payee": str(c.terms.payee),
-                "deposit": format_amount(c.terms.deposit, c.terms.asset),
-                "deposit_units": str(c.terms.deposit),
-                "spent": format_amount(c.issued, c.terms.asset),
-                "spent_units": str(c.issued),
-                "expires_at": c.terms.expires_at,
-                "status": c.status,
-            }
-            for c in store.channels()
-        ]
+        rows = listed_channels(store, settle_recorded(store, settings.ledger))
     finally:
         store.close()
     if as_json:
         click.echo(json.dumps(rows))
         return
     for row in rows:
+        note = f"  ({row['pending']})" if row["pending"] else ""
         click.echo(f"{row['channel_id'][:16]}  {row['payee']}  {row['spent']} of "
-                   f"{row['deposit']}  {row['status']}")  # fmt: skip
+                   f"{row['deposit']}  {row['status']}{note}")  # fmt: skip
 
 
 def _manager_call(settings: Settings, work: Callable[[ChannelManager], Awaitable[T]]) -> T:
@@ -155,10 +146,14 @@ def _manager_call(settings: Settings, work: Callable[[ChannelManager], Awaitable
     except keystore.KeystoreError as exc:
         raise click.ClickException(str(exc)) from exc
     store = PayerStore(settings.state_path)
+
+    async def settled_first(client: LedgerClient) -> T:
+        manager = ChannelManager(keys.payer, store, client)
+        await manager.settle_pending(int(time.time()))
+        return await work(manager)
+
     try:
-        return _with_ledger(
-            settings, lambda client: work(ChannelManager(keys.payer, store, client))
-        )
+        return _with_ledger(settings, settled_first)
     except ProtocolError as exc:
         raise click.ClickException(exc.message) from exc
     finally:
@@ -239,6 +234,7 @@ def channel_close(channel_id: str, ledger: str | None) -> None:
     cid = _channel_id(channel_id)
     store = PayerStore(settings.state_path)
     try:
+        settle_recorded(store, settings.ledger)  # a channel a crash left unrecorded, first
         store.set_status(cid, "closed")
         keys = keystore.load(settings.wallet_path, _passphrase())
         view = _with_ledger(settings, lambda client: client.channel(cid))

@@ -2,8 +2,9 @@
 
 The edge's ``payments.sqlite3`` (best voucher, paid, consumed, redeemed per
 channel), the payer's ``state.sqlite3`` (deposit and highest amount signed per
-channel) and the ledger (channels and balances over its HTTP API). After any
-kill -9 and restart:
+channel, and the opens and top-ups it sent without an answer yet) and the
+ledger (channels and balances over its HTTP API). After any kill -9 and
+restart:
 
 - the ledger conserves money: minted == balances + what open channels hold;
 - the edge holds no voucher the payer did not record first (paid <= issued),
@@ -11,18 +12,22 @@ kill -9 and restart:
   <= paid), and never lost a voucher it served against (its paid only grows);
 - nothing is credited twice: each channel's redeemed amount on the ledger is
   one the edge holds (redeemed <= paid) and the payee's balance is the sum of
-  its channels' redeemed amounts.
+  its channels' redeemed amounts;
+- no channel is stranded: every channel the ledger holds for a payer is in the
+  payer's book, or is an open it recorded before sending and settles at its
+  next start.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from requester.ledger_client import LedgerClient
+from requester.ledger_client import LedgerClient, LedgerError
 from requester.protocol import TronAddress, Voucher
 from tests.ledger.support import totals
 
@@ -47,6 +52,7 @@ class PayerRow:
     payee: str
     deposit: int
     issued: int
+    expires_at: int
 
 
 def _rows(path: Path, query: str) -> list[sqlite3.Row]:
@@ -71,10 +77,46 @@ def payee_book(edge_dir: Path) -> dict[str, PayeeRow]:
 
 
 def payer_book(state: Path) -> dict[str, PayerRow]:
-    rows = _rows(state, "SELECT channel_id, payee, deposit, issued FROM channels")
+    rows = _rows(state, "SELECT channel_id, payee, deposit, issued, expires_at FROM channels")
     return {
-        r["channel_id"]: PayerRow(r["payee"], int(r["deposit"]), int(r["issued"])) for r in rows
-    }
+        r["channel_id"]: PayerRow(r["payee"], int(r["deposit"]), int(r["issued"]),
+                                  r["expires_at"])
+        for r in rows
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """An open or top-up the payer recorded and sent, with no answer recorded yet."""
+
+    kind: str
+    channel_id: str
+    amount: int
+    """The open's deposit, or what the top-up adds."""
+
+
+def payer_pending(state: Path) -> list[PendingRow]:
+    rows = _rows(state, "SELECT channel_id, call FROM pending_calls")
+    out = []
+    for r in rows:
+        call = json.loads(r["call"])
+        amount = call["deposit"] if call["type"] == "open" else call["amount"]
+        out.append(PendingRow(call["type"], r["channel_id"], int(amount)))
+    return out
+
+
+async def check_pending(ledger: LedgerClient, pending: Iterable[PendingRow]) -> None:
+    """A pending open is on the ledger with the deposit it asked for, or not at all (it
+    was cut off before the ledger applied it)."""
+    for row in pending:
+        if row.kind != "open":
+            continue
+        try:
+            view = await ledger.channel(bytes.fromhex(row.channel_id))
+        except LedgerError as exc:
+            assert exc.status == 404, exc
+            continue
+        assert int(view["deposit"]) == row.amount, (row, view)
 
 
 def check_payee(
@@ -121,8 +163,9 @@ async def check_ledger(
 async def unknown_channels(
     ledger: LedgerClient, payer: TronAddress, known: Iterable[str]
 ) -> dict[str, int]:
-    """Open channels the ledger holds for ``payer`` that its book does not know, with
-    their deposits: money the wallet will never spend or reclaim."""
+    """Open channels the ledger holds for ``payer`` that are not in ``known`` (its book,
+    and the opens it recorded as pending), with their deposits: money the wallet would
+    never spend or reclaim."""
     mine = set(known)
     return {
         c["channel_id"]: int(c["deposit"])
