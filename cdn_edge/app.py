@@ -90,7 +90,8 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
         trust = ReplicaTrust.for_edge(config)
         replicator = Replicator(
             identity.node.node_id, config.trackers, tracker, session,
-            ChunkClient(session, trust.payer(spending)), trust,
+            ChunkClient(session, trust.payer(spending), max_price_per_mib=config.price_per_mib,
+                        max_price_per_chunk=config.price_per_chunk), trust,
         )  # fmt: skip
         content = ContentService(
             identity.node,

@@ -234,7 +234,7 @@ class ContentService:
         """A read-ahead fetch: its failure only means the chunk is fetched on demand later."""
         assert self._replicator is not None
         try:
-            await self._replicator.fetch_chunk(entry, index, self._store_chunk)
+            await self._replicator.fetch_chunk(entry, index, self._store_chunk, ahead=True)
         except Exception as exc:
             log.debug("read-ahead of chunk %d failed: %s", index, exc)
             return

@@ -123,8 +123,9 @@ class PaymentBook:
         self._db.shutdown()
 
     async def charge(self, voucher: bytes | None, credit: CreditClaim | None, cost: int,
-                     now: int) -> None:  # fmt: skip
-        """Return once ``cost`` is paid for and recorded; raise the refusal otherwise.
+                     now: int) -> bytes:  # fmt: skip
+        """Return the channel's id once ``cost`` is paid for and recorded; raise the refusal
+        otherwise.
 
         Paid by ``voucher`` (raw bytes from the request), or else from the credit of the
         channel ``credit.spend`` names, if that spend is the payer's, fresh and unused.
@@ -159,6 +160,20 @@ class PaymentBook:
                 self._guards.pop(channel_id, None)
                 raise
             del actions  # PersistVoucher is done by _persist above; Serve is the caller's send
+        return channel_id
+
+    async def refund(self, channel_id: bytes, amount: int) -> None:
+        """Return ``amount`` of what :meth:`charge` took on ``channel_id`` to its credit, once
+        recorded: it paid for something this edge did not send (or sent for less)."""
+        async with self._locked(channel_id):
+            channel = await self._channel(channel_id)
+            channel.refund(amount)
+            try:
+                await self._persist(channel)
+            except Exception:
+                self._channels.pop(channel_id, None)  # reload the durable state next time
+                self._guards.pop(channel_id, None)
+                raise
 
     async def outstanding(self) -> list[PayeeChannel]:
         """Channels holding a voucher worth more than what was redeemed."""

@@ -113,8 +113,19 @@ class Replicator:
                 urls.append(record.url)
         return self._trust.ranked(urls)
 
-    async def fetch_chunk(self, entry: ContentEntry, index: int, store: StoreChunk) -> None:
-        """Make chunk ``index`` of a replica available, fetching it once however many ask."""
+    async def fetch_chunk(self, entry: ContentEntry, index: int, store: StoreChunk, *,
+                          ahead: bool = False) -> None:  # fmt: skip
+        """Make chunk ``index`` of a replica available, fetching it once however many ask
+        (a caller may have paid and waited while another fetch stored it: not bought twice).
+
+        A read-``ahead`` fetch, which no requester has paid for, buys only from the edge's
+        configured peers: from anyone else it would let a provider that sells one chunk to
+        a paying requester sell the edge the next few unasked.
+        """
+        if index in entry.statements:
+            return
+        if ahead and not any(self._trust.known(url) for url in entry.providers):
+            return
         key = (entry.content_id, index)
         running = self._inflight.get(key)
         if running is not None:
@@ -124,7 +135,7 @@ class Replicator:
         running.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved"
         self._inflight[key] = running
         try:
-            await self._fetch(entry, index, store)
+            await self._fetch(entry, index, store, ahead)
             running.set_result(None)
         except Exception as exc:
             running.set_exception(exc)
@@ -132,13 +143,16 @@ class Replicator:
         finally:
             del self._inflight[key]
 
-    async def _fetch(self, entry: ContentEntry, index: int, store: StoreChunk) -> None:
+    async def _fetch(self, entry: ContentEntry, index: int, store: StoreChunk,
+                     ahead: bool) -> None:  # fmt: skip
         verifier = ContentVerifier(entry.head)
         if entry.seal_bytes is not None:
             verifier.accept_seal(entry.seal_bytes)
         last: Exception | None = None
         failed_everywhere = True
         for url in self._trust.ranked(entry.providers):
+            if ahead and not self._trust.known(url):
+                break  # ranked: the configured peers come first
             try:
                 delivered = await self._get(url, verifier, index)
             except (ProviderFault, ChunkUnavailable) as exc:

@@ -4,7 +4,9 @@ Order of work per request: find the chunk (waiting for it if the fetch is
 live), decide its wire form and price, settle payment (voucher, prepaid
 credit spent by the payer's signed ``Atlas-Credit``, or free allowance; the
 payment is stored durably first), then send the bytes with the origin edge's
-chunk statement.
+chunk statement. A replica's missing chunk, which this edge must buy from a
+provider, is paid for first (:mod:`cdn_edge.chunk_payment`): an unpaid request
+gets the 402 and costs the edge nothing.
 """
 
 from __future__ import annotations
@@ -17,27 +19,23 @@ from typing import BinaryIO
 from aiohttp import web
 
 from cdn_edge import wire_encoding
+from cdn_edge.chunk_payment import Hold, hold, largest_price, release, settle, settle_hold
 from cdn_edge.chunk_response import ChunkFileResponse, content_failed
 from cdn_edge.content_entry import ContentEntry
 from cdn_edge.edge_state import EDGE, Edge
-from cdn_edge.payments import CreditClaim
 from cdn_edge.problems import problem_response
 from requester.chunk_client import ChunkUnavailable, ContentFailed
 from requester.protocol import (
     BTT_LOCAL,
     CREDIT_HEADER,
-    CreditProofRequired,
-    CreditSpend,
     MalformedMessage,
     PaymentRequired,
     ProtocolError,
     Quote,
-    b64url_decode,
     b64url_encode,
 )
 from requester.protocol.manifest import MAX_CHUNKS
 from requester.protocol.quote import chunk_price
-from requester.protocol.voucher import VOUCHER_SIZE
 
 PAYMENT_HEADERS = ("Atlas-Voucher", CREDIT_HEADER, "Atlas-Channel")
 """Headers that present a payment: only their refusals count in the voucher metrics."""
@@ -86,10 +84,40 @@ async def _serve(
     request: web.Request, edge: Edge, entry: ContentEntry, index: int, client: str
 ) -> web.StreamResponse:
     refused = _failed(entry)  # content that failed answers so at once, whatever the chunk
-    if refused is None and entry.is_replica and index not in entry.statements:
-        refused = await _replicate(edge, entry, index)
-    if refused is not None:
-        return refused
+    held: Hold | None = None
+    try:
+        if refused is None and _must_buy(entry, index):
+            taken = await _hold(request, edge, entry, index, client)
+            if isinstance(taken, web.Response):
+                return taken  # 402: nothing fetched, nothing paid by this edge
+            held = taken
+            refused = await _replicate(edge, entry, index)
+        if refused is not None:
+            return refused
+        return await _serve_held(request, edge, entry, index, client, held)
+    finally:
+        await release(edge, held)  # not sent: the payer's money stays credit
+
+
+def _must_buy(entry: ContentEntry, index: int) -> bool:
+    """A replica's chunk this edge would have to buy from a provider to serve."""
+    return entry.is_replica and index not in entry.statements and not entry.past_end(index)
+
+
+async def _hold(request: web.Request, edge: Edge, entry: ContentEntry, index: int,
+                client: str) -> Hold | web.Response:  # fmt: skip
+    """The request's payment for the chunk, taken before the edge pays for it; or the 402."""
+    now = int(time.time())
+    try:
+        return await hold(request, edge, entry, index, client, now)
+    except ProtocolError as exc:
+        return _refusal(request, edge, exc, entry.content_id, now,
+                        largest_price(edge, entry, index))  # fmt: skip
+
+
+async def _serve_held(request: web.Request, edge: Edge, entry: ContentEntry, index: int,
+                      client: str, held: Hold | None) -> web.StreamResponse:  # fmt: skip
+    """Wait for the chunk if it is still arriving, then send it (``held``: paid before)."""
     try:
         async with asyncio.timeout(edge.config.chunk_wait):
             available = await entry.wait_for(index)
@@ -106,7 +134,7 @@ async def _serve(
         return problem_response(
             416, "beyond_end", f"content has {count} chunks; {index} is past the end"
         )
-    return await _respond(request, edge, entry, index, client)
+    return await _respond(request, edge, entry, index, client, held)
 
 
 async def _replicate(edge: Edge, entry: ContentEntry, index: int) -> web.Response | None:
@@ -132,7 +160,7 @@ def _failed(entry: ContentEntry) -> web.Response | None:
 
 
 async def _respond(request: web.Request, edge: Edge, entry: ContentEntry, index: int,
-                   client: str) -> web.StreamResponse:  # fmt: skip
+                   client: str, held: Hold | None) -> web.StreamResponse:  # fmt: skip
     """The held chunk ``index``: its wire form and price, payment, then the bytes."""
     content_type = entry.head.header("content-type")
     accept_encoding = request.headers.get("Accept-Encoding")
@@ -145,7 +173,7 @@ async def _respond(request: web.Request, edge: Edge, entry: ContentEntry, index:
         file = edge.content.open_chunk(entry, index)
         wire, encoding, size = b"", None, os.fstat(file.fileno()).st_size
     try:
-        headers = await _charge(request, edge, entry, index, client, size, encoding)
+        headers = await _charge(request, edge, entry, index, client, size, encoding, held)
         if isinstance(headers, web.Response):
             return headers  # 402
         if file is None:
@@ -159,21 +187,23 @@ async def _respond(request: web.Request, edge: Edge, entry: ContentEntry, index:
 
 
 async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: int,
-                  client: str, size: int, encoding: str | None
+                  client: str, size: int, encoding: str | None, held: Hold | None
                   ) -> dict[str, str] | web.Response:  # fmt: skip
-    """Settle payment for ``size`` bytes on the wire: the 200's headers, or a 402."""
+    """Settle payment for ``size`` bytes on the wire (from ``held`` if the request paid
+    before the chunk was fetched): the 200's headers, or a 402."""
     now = int(time.time())
     # The price a quote would state; the quote itself is signed only for a 402, the one
     # answer that shows it (an Ed25519 signature per served chunk was wasted work).
     cost = chunk_price(edge.config.price_per_chunk, edge.config.price_per_mib, size)
-    try:
-        paid_by = await _settle(request, edge, (entry.content_id, index), cost, size, client, now)
-    except ProtocolError as exc:
-        if any(h in request.headers for h in PAYMENT_HEADERS):  # a bare 402 refuses nothing
-            edge.metrics.vouchers.labels(exc.code).inc()
-        if isinstance(exc, PaymentRequired):
-            return _payment_problem(exc, make_quote(edge, entry.content_id, now), cost)
-        raise
+    if held is not None:
+        cost = min(cost, held.amount) if held.channel_id is not None else cost
+        paid_by = await settle_hold(edge, held, cost)
+    else:
+        try:
+            paid_by, _ = await settle(request, edge, (entry.content_id, index), cost, size,
+                                      client, now)  # fmt: skip
+        except ProtocolError as exc:
+            return _refusal(request, edge, exc, entry.content_id, now, cost)
     headers = {
         "Atlas-Chunk": b64url_encode(entry.statements[index]),
         "Atlas-Price": str(cost),
@@ -188,29 +218,15 @@ async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: 
     return headers
 
 
-async def _settle(request: web.Request, edge: Edge, chunk: tuple[bytes, int], cost: int,
-                  size: int, client: str, now: int) -> str:  # fmt: skip
-    voucher_header = request.headers.get("Atlas-Voucher")
-    credit_header = request.headers.get(CREDIT_HEADER)
-    if voucher_header is not None:
-        voucher = b64url_decode(voucher_header, VOUCHER_SIZE, "Atlas-Voucher")
-        await edge.payments.charge(voucher, None, cost, now)
-        edge.metrics.vouchers.labels("accepted").inc()
-        return "voucher"
-    if credit_header is not None:
-        claim = CreditClaim(CreditSpend.from_header(credit_header), *chunk)
-        await edge.payments.charge(None, claim, cost, now)
-        return "credit"
-    if "Atlas-Channel" in request.headers and cost:  # channel ids are public
-        raise CreditProofRequired(
-            "Atlas-Channel alone no longer spends credit: send Atlas-Credit, a credit spend "
-            "signed by the channel's payer for this chunk (docs/protocol.md 6.2)"
-        )
-    if cost == 0 or edge.free.take(client, size, now):
-        return "free"
-    raise PaymentRequired(
-        "this chunk costs more than your free allowance left; pay with an Atlas-Voucher"
-    )
+def _refusal(request: web.Request, edge: Edge, exc: ProtocolError, content_id: bytes, now: int,
+             cost: int) -> web.Response:  # fmt: skip
+    """A payment refusal counted in the metrics: a 402 shows the quote and the price;
+    any other refusal is raised as its problem."""
+    if any(h in request.headers for h in PAYMENT_HEADERS):  # a bare 402 refuses nothing
+        edge.metrics.vouchers.labels(exc.code).inc()
+    if isinstance(exc, PaymentRequired):
+        return _payment_problem(exc, make_quote(edge, content_id, now), cost)
+    raise exc
 
 
 def _payment_problem(exc: PaymentRequired, quote: Quote, cost: int) -> web.Response:

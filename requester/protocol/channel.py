@@ -212,6 +212,13 @@ class PayeeChannel:
     def top_up(self, deposit: int, expires_at: int) -> None:
         self.terms = _check_top_up(self.terms, deposit, expires_at)
 
+    def refund(self, amount: int) -> None:
+        """Give back as credit ``amount`` charged for something not served (or served for
+        less): a payee may charge a price up front and keep only what it sends."""
+        if not 0 <= amount <= self.consumed:
+            raise MalformedMessage(f"refund {amount} is outside 0..{self.consumed} (consumed)")
+        self.consumed -= amount
+
     def redeem_due(self, now: int) -> list[Action]:
         """Near expiry, redeem the best voucher if it holds more than was redeemed."""
         if now >= self.terms.expires_at - 2 * SETTLE_MARGIN and self.paid > self.redeemed:

@@ -34,7 +34,7 @@ from requester.protocol import (
     b64url_encode,
 )
 from requester.protocol.quote import chunk_price
-from tests.edge.edge_client import fetch, get_chunk, wait_for_seal
+from tests.edge.edge_client import fetch, wait_for_seal
 from tests.edge.paying import edge_info, issued_by_payer, open_channel
 from tests.edge.test_edge_replication import CHUNK, listed, paid_download
 from tests.origin_server import pattern
@@ -118,10 +118,11 @@ async def test_fake_providers_get_few_small_channels_from_a_replicating_edge(
                  for k, n in sizes.items()}  # fmt: skip
         cids = {k: head.content_id.hex() for k, head in heads.items()}
 
-        # R replicates a first content from H (on probation there): R now has a channel
-        # with room to H's payee, which costs nothing from either allowance later.
-        status, body, _ = await get_chunk(session, r.url, cids["warm"], 0)
-        assert status == 402, body[:300]
+        # R replicates a first content from H (on probation there) for a paying client: R
+        # now has a channel with room to H's payee, which costs nothing from either
+        # allowance later.
+        client = await open_channel(session, ledger.url, r.url)
+        await paid_download(session, r.url, heads["warm"], client)
 
         fakes = start_program([
             sys.executable, str(FAKES), "--count", "40", "--chain-id", str(domain.chain_id),
@@ -131,7 +132,6 @@ async def test_fake_providers_get_few_small_channels_from_a_replicating_edge(
             urls = list(fakes.ready["urls"])  # type: ignore[call-overload]
             await _announce(session, r.url, cids["y1"], urls[:20])
             await _announce(session, r.url, cids["y2"], urls[20:])
-            client = await open_channel(session, ledger.url, r.url)
             for key in ("y1", "y2"):
                 data, _ = await paid_download(session, r.url, heads[key], client)
                 assert data == pattern(0, sizes[key]), key
@@ -179,9 +179,8 @@ async def test_a_replicating_edge_asks_its_trackers_before_the_providers_they_li
             urls = list(fakes.ready["urls"])  # type: ignore[call-overload]
             await _announce(session, r.url, cid, urls)
             await _announce(session, h.url, cid, urls)
-            for index in (0, 1):
-                status, body, _ = await get_chunk(session, r.url, cid, index)
-                assert status == 402, body[:300]
+            client = await open_channel(session, ledger.url, r.url)
+            assert (await paid_download(session, r.url, head, client))[0] == pattern(0, 2 * CHUNK)
             async with session.get(f"{fakes.url}/stats") as resp:
                 stats: dict[str, dict[str, int]] = await resp.json()
         finally:

@@ -172,14 +172,20 @@ async def test_edge_replicates_from_another_edge_paying_it(
 async def test_edge_without_funds_answers_503_not_402(
     origin: Running, ledger: Running, pair: Pair
 ) -> None:
-    # B's wallet is empty: it cannot open a channel to A. Its client must learn that
-    # the chunk is not available here now, not be asked to pay B, and A earns nothing.
+    # B's wallet is empty: it cannot open a channel to A. B buys a chunk it lacks only
+    # for a request that paid first (an unpaid one gets the 402, and B pays nobody); a
+    # paying client must learn that the chunk is not available here now, its payment
+    # stays credit with B, and A earns nothing.
     async with aiohttp.ClientSession() as session:
         fetched = await fetch(session, pair.a.url, f"{origin.url}/bytes/{CHUNK}")
         cid = fetched.info["content_id"]
         await wait_for_seal(session, pair.a.url, cid)
         await listed(session, pair.a.url, cid, pair.a.url)
-        answer = await get_chunk(session, pair.b.url, cid, 0)
+        unpaid = await get_chunk(session, pair.b.url, cid, 0)
+        assert unpaid[0] == 402 and int(unpaid[2]["Atlas-Price"]) == FULL_CHUNK_PRICE
+        channel = await open_channel(session, ledger.url, pair.b.url)
+        paying = {"Atlas-Voucher": voucher_header(channel, FULL_CHUNK_PRICE)}
+        answer = await get_chunk(session, pair.b.url, cid, 0, paying)
         beyond = await get_chunk(session, pair.b.url, cid, 1)
     detail = problem(answer, 503, "chunk_not_ready")
     assert "wallet balance is 0 BTT" in detail, detail
@@ -187,6 +193,8 @@ async def test_edge_without_funds_answers_503_not_402(
     # B holds none of the chunks, but knows from A's seal where the content ends.
     assert problem(beyond, 416, "beyond_end") == "content has 1 chunks; 1 is past the end"
     assert (await earnings(pair.a_dir))["channels"] == []
+    [credit] = (await earnings(pair.b_dir))["channels"]
+    assert (int(credit["paid"]), int(credit["served"])) == (FULL_CHUNK_PRICE, 0)
 
 
 async def test_hostile_provider_is_skipped(
