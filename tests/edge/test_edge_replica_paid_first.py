@@ -4,12 +4,14 @@ A replica edge V pays its providers from its own wallet. Before the fix it
 fetched a missing chunk for any request, paid or not, and paid any price: an
 attacker whose edge X holds content at a high price (an honest, expensive
 edge here, announced to V's tracker) could ask V for that content's chunks
-without paying, and V paid X for every one. Now an unpaid or badly paid
-request gets its refusal (the 402 with V's quote and the chunk's full price)
-and V signs nothing to anyone; a paying requester (by hand, and through the
-SDK in two round trips for the first chunk, then one) gets every chunk; and V
-pays a provider no more than its own price, a payer's money staying credit
-with V when no provider is that cheap.
+without paying, and V paid X for every one (and for a few chunks ahead of
+each one paid for). Now an unpaid or badly paid request gets its refusal (the
+402 with V's quote and the chunk's full price) and V signs nothing to anyone;
+a paying requester (by hand, and through the SDK in two round trips for the
+first chunk, then one) gets every chunk, V buying each once and nothing ahead
+from a provider it did not configure; and V pays a provider no more than its
+own price, a payer's money staying credit with V when no provider is that
+cheap.
 """
 
 from __future__ import annotations
@@ -130,6 +132,14 @@ async def test_unpaid_and_forged_requests_make_a_replica_pay_nothing(
         await asyncio.sleep(0.5)  # anything V started in the background would have begun
         assert await _v_paid(session, ledger.url, v_payee) == []
         assert (await earnings(pair.x_dir))["channels"] == []
+
+        # A requester paying for chunk 0 makes V buy chunk 0 and no more: V reads ahead
+        # only from its --tracker peers, which X is not.
+        paying = {"Atlas-Voucher": voucher_header(client, FULL)}
+        assert (await get_chunk(session, pair.v.url, cid, 0, paying))[0] == 200
+        await asyncio.sleep(0.5)
+        [x_row] = (await earnings(pair.x_dir))["channels"]
+        assert int(x_row["served"]) == FULL
 
         # A paying requester gets the content; V pays X for what it bought, once.
         data, client_paid = await paid_download(session, pair.v.url, head, client)
