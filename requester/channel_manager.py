@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from requester.failpoints import reached
 from requester.ledger_client import LedgerClient
-from requester.payer_store import PayerStore
+from requester.payer_store import IssuedElsewhere, PayerStore
 from requester.protocol import (
     BTT_LOCAL,
     ChannelStatus,
@@ -39,6 +39,9 @@ from requester.protocol import (
     format_amount,
 )
 from requester.recorded_calls import RecordedCalls, Settled, view_terms
+
+SHARED_STORE_RETRIES = 8
+"""Signing rounds lost to other processes of the wallet before a payment gives up."""
 
 
 @dataclass(frozen=True)
@@ -103,14 +106,30 @@ class ChannelManager:
         if self._settle_due:
             await self.settle_pending(now, first=True)
         async with self._payee_lock(quote.payee):
-            channel = self._usable(quote.payee, cost, now) or await self._make_room(
-                quote.payee, cost, now, allowance
-            )
-            actions = channel.pay(cost, now)
-            persist = actions[0]
-            assert isinstance(persist, PersistVoucher)
-            self._store.record_issued(channel.terms.channel_id, persist.voucher.amount)
-            return persist.voucher
+            for attempt in range(SHARED_STORE_RETRIES):
+                self._catch_up(quote.payee)
+                channel = self._usable(quote.payee, cost, now) or await self._make_room(
+                    quote.payee, cost, now, allowance
+                )
+                actions = channel.pay(cost, now)
+                persist = actions[0]
+                assert isinstance(persist, PersistVoucher)
+                try:
+                    self._store.record_issued(channel.terms.channel_id, persist.voucher.amount)
+                except IssuedElsewhere:
+                    if attempt + 1 == SHARED_STORE_RETRIES:
+                        raise
+                    continue  # this voucher never leaves; sign again above the other's
+                return persist.voucher
+        raise AssertionError("unreachable")
+
+    def _catch_up(self, payee: TronAddress) -> None:
+        """Another process of this wallet (the proxy beside ``atlas fetch``) may have paid
+        on or topped up our channels to ``payee``: continue from the shared store."""
+        for stored in self._store.channels(payee=payee, status="open"):
+            channel = self._open.get(stored.terms.channel_id)
+            if channel is not None:
+                channel.catch_up(stored.terms, stored.issued)
 
     def credit_spend(self, channel_id: bytes, content_id: bytes, index: int,
                      now: int) -> CreditSpend:  # fmt: skip

@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS pending_calls (
 """
 
 
+class IssuedElsewhere(ValueError):
+    """Another process sharing this store signed a voucher at least as large meanwhile."""
+
+
 @dataclass(frozen=True)
 class StoredChannel:
     ledger: str
@@ -140,8 +144,13 @@ class PayerStore:
             row = self._db.execute(
                 "SELECT issued FROM channels WHERE channel_id=?", (channel_id.hex(),)
             ).fetchone()
-            if row is None or int(row["issued"]) >= amount:
-                raise ValueError(f"voucher amount {amount} is not above what was already issued")
+            if row is None:
+                raise ValueError(f"no channel {channel_id.hex()} in this store")
+            if int(row["issued"]) >= amount:
+                raise IssuedElsewhere(
+                    f"voucher amount {amount} is not above what was already issued "
+                    f"({row['issued']}, by another process of this wallet)"
+                )
             self._db.execute(
                 "UPDATE channels SET issued=? WHERE channel_id=?", (str(amount), channel_id.hex())
             )

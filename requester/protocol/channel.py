@@ -115,6 +115,16 @@ class PayerChannel:
     def remaining(self) -> int:
         return self.terms.deposit - self.issued
 
+    def catch_up(self, terms: ChannelTerms, issued: int) -> None:
+        """Take what another process of this wallet did on the channel (a top-up, vouchers
+        up to ``issued``), read from the shared store, so the next voucher is above it."""
+        if terms.deposit > self.terms.deposit or terms.expires_at > self.terms.expires_at:
+            self.top_up(max(terms.deposit, self.terms.deposit),
+                        max(terms.expires_at, self.terms.expires_at))  # fmt: skip
+        if not 0 <= issued <= self.terms.deposit:
+            raise MalformedMessage("issued amount outside the deposit")
+        self.issued = max(self.issued, issued)
+
     def pay(self, cost: int, now: int) -> list[Action]:
         """Sign a voucher raising the total by ``cost``: persist it, then send it."""
         if cost <= 0:
