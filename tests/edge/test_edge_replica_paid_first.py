@@ -7,11 +7,12 @@ edge here, announced to V's tracker) could ask V for that content's chunks
 without paying, and V paid X for every one (and for a few chunks ahead of
 each one paid for). Now an unpaid or badly paid request gets its refusal (the
 402 with V's quote and the chunk's full price) and V signs nothing to anyone;
-a paying requester (by hand, and through the SDK in two round trips for the
-first chunk, then one) gets every chunk, V buying each once and nothing ahead
-from a provider it did not configure; and V pays a provider no more than its
-own price, a payer's money staying credit with V when no provider is that
-cheap.
+a paying requester (by voucher or the payer's credit spend, by hand, and
+through the SDK in two round trips for the first chunk, then one) gets every
+chunk, V buying each once and nothing ahead from a provider it did not
+configure; a free client is served within V's free allowance; and V pays a
+provider no more than its own price, a payer's money staying credit with V
+when no provider is that cheap.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ class Pair:
     x_dir: Path
 
 
-def _pair(tmp_path: Path, ledger: str, v_price: str) -> Iterator[Pair]:
-    v = start_edge(tmp_path / "v", ledger, "--free-mib", "0", "--price", v_price)
+def _pair(tmp_path: Path, ledger: str, v_price: str, free_mib: str = "0") -> Iterator[Pair]:
+    v = start_edge(tmp_path / "v", ledger, "--free-mib", free_mib, "--price", v_price)
     try:
         x = start_edge(tmp_path / "x", ledger, "--free-mib", "0", "--price", "0.01",
                        "--tracker", v.url)  # fmt: skip
@@ -83,6 +84,11 @@ def _pair(tmp_path: Path, ledger: str, v_price: str) -> Iterator[Pair]:
 @pytest.fixture
 def same_price(tmp_path: Path, ledger: Running) -> Iterator[Pair]:
     yield from _pair(tmp_path, ledger.url, "0.01")
+
+
+@pytest.fixture
+def free_victim(tmp_path: Path, ledger: Running) -> Iterator[Pair]:
+    yield from _pair(tmp_path, ledger.url, "0.01", free_mib="1")
 
 
 @pytest.fixture
@@ -115,7 +121,8 @@ async def test_unpaid_and_forged_requests_make_a_replica_pay_nothing(
     async with aiohttp.ClientSession() as session:
         head, v_payee = await _setup(session, ledger.url, origin.url, pair, 3 * CHUNK, "first")
         cid = head.content_id.hex()
-        client = await open_channel(session, ledger.url, pair.v.url)
+        key = PayerKey.generate()
+        client = await open_channel(session, ledger.url, pair.v.url, key=key)
         t = client.terms
         refused = []
         for index in range(3):
@@ -134,12 +141,20 @@ async def test_unpaid_and_forged_requests_make_a_replica_pay_nothing(
         assert (await earnings(pair.x_dir))["channels"] == []
 
         # A requester paying for chunk 0 makes V buy chunk 0 and no more: V reads ahead
-        # only from its --tracker peers, which X is not.
-        paying = {"Atlas-Voucher": voucher_header(client, FULL)}
-        assert (await get_chunk(session, pair.v.url, cid, 0, paying))[0] == 200
+        # only from its --tracker peers, which X is not. It paid twice the price: the
+        # rest stays credit, which the payer's signed spend then pays chunk 1 with.
+        paying = {"Atlas-Voucher": voucher_header(client, 2 * FULL)}
+        status, _, answer = await get_chunk(session, pair.v.url, cid, 0, paying)
+        assert (status, answer["Atlas-Paid-By"]) == (200, "voucher")
+        assert int(answer["Atlas-Price"]) == FULL
         await asyncio.sleep(0.5)
         [x_row] = (await earnings(pair.x_dir))["channels"]
         assert int(x_row["served"]) == FULL
+        spend = credit_header(key, t, cid, 1)
+        status, _, answer = await get_chunk(session, pair.v.url, cid, 1, spend)
+        assert (status, answer["Atlas-Paid-By"]) == (200, "credit")
+        [x_row] = (await earnings(pair.x_dir))["channels"]
+        assert int(x_row["served"]) == 2 * FULL
 
         # A paying requester gets the content; V pays X for what it bought, once.
         data, client_paid = await paid_download(session, pair.v.url, head, client)
@@ -210,3 +225,22 @@ async def test_a_replica_pays_a_provider_no_more_than_its_own_price(
         assert (await earnings(pair.x_dir))["channels"] == []
         [row] = (await earnings(pair.v_dir))["channels"]
         assert (int(row["paid"]), int(row["served"])) == (price, 0)
+
+
+async def test_a_replica_buys_a_chunk_its_free_allowance_covers(
+    origin: Running, ledger: Running, free_victim: Pair
+) -> None:
+    """V gives each client 1 MiB free: an unpaid request within it is served (V buying the
+    chunk), one past it gets the 402 and V buys nothing more."""
+    pair = free_victim
+    async with aiohttp.ClientSession() as session:
+        head, _ = await _setup(session, ledger.url, origin.url, pair, 6 * CHUNK, "free")
+        cid = head.content_id.hex()
+        answers = [await get_chunk(session, pair.v.url, cid, index) for index in range(5)]
+        await asyncio.sleep(0.5)
+        [x_row] = (await earnings(pair.x_dir))["channels"]
+    assert [(s, h.get("Atlas-Paid-By")) for s, _, h in answers] == [(200, "free")] * 4 + [
+        (402, None)
+    ]
+    assert answers[0][1] == pattern(0, CHUNK)
+    assert int(x_row["served"]) == 4 * FULL
