@@ -122,9 +122,7 @@ async def _serve_held(request: web.Request, edge: Edge, entry: ContentEntry, ind
         async with asyncio.timeout(edge.config.chunk_wait):
             available = await entry.wait_for(index)
     except TimeoutError:
-        response = problem_response(503, "chunk_not_ready", f"chunk {index} has not arrived yet")
-        response.headers["Retry-After"] = "1"
-        return response
+        return _not_ready(index, "has not arrived yet")
     if not available:
         refused = _failed(entry)  # it failed while this request waited
         if refused is not None:
@@ -154,6 +152,12 @@ async def _replicate(edge: Edge, entry: ContentEntry, index: int) -> web.Respons
     return None
 
 
+def _not_ready(index: int, why: str) -> web.Response:
+    response = problem_response(503, "chunk_not_ready", f"chunk {index} {why}")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def _failed(entry: ContentEntry) -> web.Response | None:
     error = entry.error
     return None if error is None else content_failed(error.status, error.code, error.message)
@@ -162,6 +166,9 @@ def _failed(entry: ContentEntry) -> web.Response | None:
 async def _respond(request: web.Request, edge: Edge, entry: ContentEntry, index: int,
                    client: str, held: Hold | None) -> web.StreamResponse:  # fmt: skip
     """The held chunk ``index``: its wire form and price, payment, then the bytes."""
+    statement = entry.statements.get(index)
+    if statement is None:  # the content failed (and let go of its chunks) meanwhile
+        return _failed(entry) or _not_ready(index, "is no longer held")
     content_type = entry.head.header("content-type")
     accept_encoding = request.headers.get("Accept-Encoding")
     file: BinaryIO | None = None
@@ -173,7 +180,9 @@ async def _respond(request: web.Request, edge: Edge, entry: ContentEntry, index:
         file = edge.content.open_chunk(entry, index)
         wire, encoding, size = b"", None, os.fstat(file.fileno()).st_size
     try:
-        headers = await _charge(request, edge, entry, index, client, size, encoding, held)
+        headers = await _charge(
+            request, edge, entry, index, statement, client, size, encoding, held
+        )
         if isinstance(headers, web.Response):
             return headers  # 402
         if file is None:
@@ -187,7 +196,7 @@ async def _respond(request: web.Request, edge: Edge, entry: ContentEntry, index:
 
 
 async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: int,
-                  client: str, size: int, encoding: str | None, held: Hold | None
+                  statement: bytes, client: str, size: int, encoding: str | None, held: Hold | None
                   ) -> dict[str, str] | web.Response:  # fmt: skip
     """Settle payment for ``size`` bytes on the wire (from ``held`` if the request paid
     before the chunk was fetched): the 200's headers, or a 402."""
@@ -205,7 +214,7 @@ async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: 
         except ProtocolError as exc:
             return _refusal(request, edge, exc, entry.content_id, now, cost)
     headers = {
-        "Atlas-Chunk": b64url_encode(entry.statements[index]),
+        "Atlas-Chunk": b64url_encode(statement),
         "Atlas-Price": str(cost),
         "Atlas-Paid-By": paid_by,
         "Content-Type": "application/octet-stream",
