@@ -44,7 +44,7 @@ class StubLedger:
     def __init__(self) -> None:
         self.terms: dict[bytes, ChannelTerms] = {}
 
-    async def channel(self, channel_id: bytes) -> dict[str, Any]:
+    async def channel(self, channel_id: bytes, wait: object = None) -> dict[str, Any]:
         await asyncio.sleep(0)  # a real ledger call yields: concurrent requests overlap
         t = self.terms.get(channel_id)
         if t is None:
