@@ -11,7 +11,6 @@ signed statement. Any failure raises :class:`ProviderFault` with evidence.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,6 +34,13 @@ from requester.protocol import (
 )
 from requester.protocol.manifest import STATEMENT_SIZE
 from requester.protocol.quote import QUOTE_SIZE, chunk_price
+from requester.provider_answer import (
+    inflate,
+    json_problem,
+    printable,
+    read_capped,
+    refusal_text,
+)
 from requester.provider_trust import ProviderTrust
 
 MAX_BODY = 17 * 1024 * 1024
@@ -60,12 +66,12 @@ class ContentFailed(ProviderFault):
     only on the word of the edge the content was asked from (see the downloader)."""
 
     def __init__(self, provider: str, status: int, body: bytes) -> None:
-        try:
-            problem = json.loads(body)
-            code, detail = str(problem["type"]).rsplit("/", 1)[-1], str(problem["detail"])
-        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: [[[[...
+        problem = json_problem(body)
+        if problem is not None and "detail" in problem:
+            code, detail = problem["type"].rsplit("/", 1)[-1], str(problem["detail"])
+        else:
             code, detail = "content_failed", body[:200].decode("utf-8", "replace")
-        code, detail = _printable(code)[:60], _printable(detail)  # shown on terminals, pages
+        code, detail = printable(code)[:60], printable(detail)  # shown on terminals, pages
         super().__init__(provider, f"the content failed: {status} {code}: {detail[:300]}")
         self.status, self.code, self.detail = status, code, detail[:300]
 
@@ -220,7 +226,7 @@ class ChunkClient:
                 if expected and account is not None:  # not served: the payment stays credit
                     account.credit += expected
                 raise ChunkUnavailable(status, body[:300].decode("utf-8", "replace"))
-            raise ProviderFault(provider, f"answered {status}{_refusal_text(body)}")
+            raise ProviderFault(provider, f"answered {status}{refusal_text(body)}")
         raise ProviderFault(provider, "refused a voucher for the price it quoted")
 
     async def _pay_quote(self, provider: str, quote: Quote, price: int,
@@ -279,7 +285,7 @@ class ChunkClient:
             async with self._session.get(
                 url, headers=headers, timeout=CHUNK_TIMEOUT, auto_decompress=False
             ) as resp:
-                body = await _read_capped(resp, MAX_BODY)
+                body = await read_capped(resp, MAX_BODY)
                 return resp.status, body, dict(resp.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ProviderFault(provider, f"unreachable: {type(exc).__name__} {exc}") from exc
@@ -327,7 +333,7 @@ class ChunkClient:
         try:
             statement = b64url_decode(answer.get("Atlas-Chunk", ""), STATEMENT_SIZE, "Atlas-Chunk")
             if answer.get("Content-Encoding") == "zstd":
-                body = _inflate(body, verifier.head.chunk_size)
+                body = inflate(body, verifier.head.chunk_size)
             elif answer.get("Content-Encoding") not in (None, "identity"):
                 raise ProviderFault(provider, "unknown Content-Encoding")
             checked = verifier.verify_chunk(statement, body)
@@ -354,28 +360,6 @@ class ChunkClient:
         )
 
 
-MAX_WINDOW = 1 << 25
-"""Largest zstd window a chunk's frame may ask for (a chunk is at most 16 MiB)."""
-
-
-def _inflate(body: bytes, limit: int) -> bytes:
-    """The zstd frame in ``body``, refused past ``limit`` bytes of output.
-
-    Read through a stream, not ``decompress``: python-zstandard's one-shot decompress ignores
-    ``max_output_size`` when the frame states its content size, so a 6 KiB body would inflate
-    to 200 MiB, and a frame claiming 2^40 bytes would raise MemoryError.
-    """
-    reader = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).stream_reader(body)
-    parts: list[bytes] = []
-    size = 0
-    while part := reader.read(limit + 1 - size):
-        parts.append(part)
-        size += len(part)
-        if size > limit:
-            raise zstandard.ZstdError(f"chunk inflates past its {limit} bytes")
-    return b"".join(parts)
-
-
 def _known_chunk_count(verifier: ContentVerifier) -> int:
     """Chunks the content has, from the seal or the origin's stated size (0 if unknown)."""
     if verifier.seal is not None:
@@ -384,41 +368,5 @@ def _known_chunk_count(verifier: ContentVerifier) -> int:
     return 0 if hint == UNKNOWN_SIZE else -(-hint // size)
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body (``StreamReader.read(n)`` returns what has arrived, not n bytes)."""
-    declared = resp.content_length
-    if declared is not None and declared > limit:
-        raise aiohttp.ClientPayloadError(f"body of {declared} bytes is over {limit}")
-    parts: list[bytes] = []
-    size = 0
-    async for part in resp.content.iter_any():
-        size += len(part)
-        if size > limit:
-            raise aiohttp.ClientPayloadError(f"body is over {limit} bytes")
-        parts.append(part)
-    return b"".join(parts)
-
-
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _refusal_text(body: bytes) -> str:
-    """A provider's error answer as a person reads it, bounded and with no control characters
-    (it ends up on a terminal): `` CODE: DETAIL`` for a JSON problem, else ``: EXCERPT``."""
-    try:
-        problem = json.loads(body) if len(body) <= 65536 else None
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested past the stack
-        problem = None
-    if isinstance(problem, dict) and isinstance(problem.get("type"), str):
-        code = _printable(problem["type"].rsplit("/", 1)[-1])[:60]
-        detail = _printable(str(problem.get("detail", "")))[:200]
-        return f" {code}: {detail}" if detail else f" {code}"
-    excerpt = _printable(body[:400].decode("utf-8", "replace"))[:200]
-    return f": {excerpt}" if excerpt else ""
-
-
-def _printable(text: str) -> str:
-    """``text`` with control and format characters (escapes, bidi overrides) as spaces, runs of
-    spaces as one."""
-    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
