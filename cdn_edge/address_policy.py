@@ -2,7 +2,7 @@
 
 An edge fetches URLs chosen by strangers, so without a guard anyone could make it
 read its cloud metadata service, its operator's LAN or its own admin ports. These
-are pure functions (no I/O); :mod:`cdn_edge.origin_fetch` applies them to the URL
+are pure functions (no I/O); :mod:`cdn_edge.content.origin_fetch` applies them to the URL
 of every hop, to every address a host name resolves to, and to the peer of every
 connection, so DNS tricks and redirects cannot slip past.
 

@@ -16,27 +16,28 @@ from contextlib import AsyncExitStack
 import aiohttp
 from aiohttp import web
 
-from cdn_edge import routes_chunks, routes_content, routes_tracker, routes_tunnel
+from cdn_edge import routes_chunks, routes_content, routes_tracker
 from cdn_edge.announcer import Announcer
-from cdn_edge.chunk_store import ChunkStore
 from cdn_edge.config import EdgeConfig
-from cdn_edge.content_index import ContentIndex
-from cdn_edge.content_service import ContentService
+from cdn_edge.content.chunk_store import ChunkStore
+from cdn_edge.content.index import ContentIndex
+from cdn_edge.content.origin_fetch import OriginFetcher
+from cdn_edge.content.replica_trust import ReplicaTrust
+from cdn_edge.content.replication import Replicator
+from cdn_edge.content.service import ContentService
 from cdn_edge.edge_identity import load_or_create
 from cdn_edge.edge_state import CONFIG, EDGE, Edge
 from cdn_edge.free_allowance import FreeAllowance
 from cdn_edge.metrics import EdgeMetrics
-from cdn_edge.origin_fetch import OriginFetcher
 from cdn_edge.payments import PaymentBook
 from cdn_edge.problems import problem_middleware
-from cdn_edge.replica_trust import ReplicaTrust
-from cdn_edge.replication import Replicator
 from cdn_edge.settlement import settle_forever, settle_once
 from cdn_edge.torrent import TorrentSession
-from cdn_edge.torrent_content import TorrentContent
+from cdn_edge.torrent.content import TorrentContent
 from cdn_edge.tracker import Tracker
-from cdn_edge.tunnel_book import TUNNELS, TunnelBook
-from cdn_edge.tunnel_server import TunnelServer
+from cdn_edge.tunnel import routes as routes_tunnel
+from cdn_edge.tunnel.book import TUNNELS, TunnelBook
+from cdn_edge.tunnel.server import TunnelServer
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import ChunkClient
 from requester.ledger_client import LedgerClient

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from cdn_edge.content_entry import ContentEntry
+from cdn_edge.content.entry import ContentEntry
 from cdn_edge.edge_state import Edge
 from cdn_edge.payments import CreditClaim
 from requester.protocol import (

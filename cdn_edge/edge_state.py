@@ -9,12 +9,12 @@ from aiohttp import web
 
 from cdn_edge.announcer import Announcer
 from cdn_edge.config import EdgeConfig
-from cdn_edge.content_service import ContentService
+from cdn_edge.content.service import ContentService
 from cdn_edge.edge_identity import EdgeIdentity
 from cdn_edge.free_allowance import FreeAllowance
 from cdn_edge.metrics import EdgeMetrics
 from cdn_edge.payments import PaymentBook
-from cdn_edge.torrent_content import TorrentContent
+from cdn_edge.torrent.content import TorrentContent
 from cdn_edge.tracker import Tracker
 from requester.ledger_client import LedgerClient
 from requester.protocol import PaymentDomain

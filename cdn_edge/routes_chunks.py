@@ -21,7 +21,7 @@ from aiohttp import web
 from cdn_edge import wire_encoding
 from cdn_edge.chunk_payment import Hold, hold, largest_price, release, settle, settle_hold
 from cdn_edge.chunk_response import ChunkFileResponse, content_failed
-from cdn_edge.content_entry import ContentEntry
+from cdn_edge.content.entry import ContentEntry
 from cdn_edge.edge_state import EDGE, Edge
 from cdn_edge.problems import problem_response
 from requester.chunk_client import ChunkUnavailable, ContentFailed

@@ -12,7 +12,7 @@ import re
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from cdn_edge.content_entry import ContentEntry
+from cdn_edge.content.entry import ContentEntry
 from cdn_edge.edge_state import EDGE
 from cdn_edge.problems import read_json
 from cdn_edge.torrent import (
@@ -22,7 +22,7 @@ from cdn_edge.torrent import (
     parse_source,
     parse_torrent_file,
 )
-from cdn_edge.tunnel_book import TUNNELS
+from cdn_edge.tunnel.book import TUNNELS
 from requester.protocol import (
     BTT_LOCAL,
     MalformedMessage,

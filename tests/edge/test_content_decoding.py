@@ -28,8 +28,8 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdn_edge.content_decoding import DECODERS, READ_SIZE, Layers
-from cdn_edge.origin_errors import BadOriginEncoding, OriginTooLarge
+from cdn_edge.content.decoding import DECODERS, READ_SIZE, Layers
+from cdn_edge.content.origin_errors import BadOriginEncoding, OriginTooLarge
 
 CAP = 1 << 30
 SETTINGS = settings(

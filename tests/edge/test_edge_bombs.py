@@ -2,7 +2,7 @@
 
 Each bomb is 5 GiB of zeros under one or two content codings, made by the test
 origin as it streams. The edge must refuse each with ``502 origin_too_large`` once
-the decoded body passes its ratio to the bytes read (``cdn_edge.content_decoding``),
+the decoded body passes its ratio to the bytes read (``cdn_edge.content.decoding``),
 spending a fraction of a CPU second, not the 15 s a 4 GiB decode cost; and after a
 round of refusals its memory must be back near where it was.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cdn_edge.http_cache import cache_control, cache_key, conditional_headers, policy
+from cdn_edge.content.http_cache import cache_control, cache_key, conditional_headers, policy
 
 NOW = 1_800_000_000.0
 DATE = "Fri, 15 Jan 2027 08:00:00 GMT"

@@ -28,8 +28,10 @@ import zstandard
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from cdn_edge import address_policy, content_decoding, origin_fetch
-from cdn_edge.origin_fetch import (
+from cdn_edge import address_policy
+from cdn_edge.content import decoding as content_decoding
+from cdn_edge.content import origin_fetch
+from cdn_edge.content.origin_fetch import (
     BadOriginEncoding,
     BadUrl,
     BlockedAddress,

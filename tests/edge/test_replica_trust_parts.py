@@ -1,10 +1,10 @@
 """The replicating edge's trust parts on their own: the hourly budget, the order of
-providers, and how long a content's view of its providers lasts (cdn_edge/replica_trust.py).
+providers, and how long a content's view of its providers lasts (cdn_edge/content/replica_trust.py).
 The whole, with real edges and fake providers, is tests/edge/test_edge_replica_trust.py."""
 
 from __future__ import annotations
 
-from cdn_edge.replica_trust import MAX_CONTENTS, TRUST_TTL, HourlyChannels, ReplicaTrust
+from cdn_edge.content.replica_trust import MAX_CONTENTS, TRUST_TTL, HourlyChannels, ReplicaTrust
 from requester.provider_trust import TrustPolicy
 
 

@@ -9,15 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cdn_edge.address_policy import BlockedAddress
-from cdn_edge.connect_request import (
+from cdn_edge.free_allowance import FreeAllowance
+from cdn_edge.tunnel.connect_request import (
     MAX_HEAD,
     TooManyTunnels,
     check_target,
     parse_connect,
     refusal,
 )
-from cdn_edge.free_allowance import FreeAllowance
-from cdn_edge.tunnel_meter import TunnelMeter
+from cdn_edge.tunnel.meter import TunnelMeter
 from requester.protocol import MalformedMessage, ProtocolError
 
 TID = "0123456789abcdef0123456789abcdef"

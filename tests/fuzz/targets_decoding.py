@@ -1,4 +1,4 @@
-"""Fuzz targets for the origin body decoders (cdn_edge/content_decoding.py).
+"""Fuzz targets for the origin body decoders (cdn_edge/content/decoding.py).
 
 An origin is untrusted: its ``Content-Encoding`` body is decoded by the edge and
 signed. Besides the error oracle (only ``bad_content_encoding`` or
@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 import brotli  # type: ignore[import-untyped]
 import zstandard
 
-from cdn_edge.content_decoding import DECODERS, ZSTD_MAX_WINDOW, Layers
-from cdn_edge.origin_errors import BadOriginEncoding
+from cdn_edge.content.decoding import DECODERS, ZSTD_MAX_WINDOW, Layers
+from cdn_edge.content.origin_errors import BadOriginEncoding
 from tests.fuzz import seeds
 from tests.fuzz.target import OracleViolation, target
 

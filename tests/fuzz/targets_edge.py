@@ -18,13 +18,14 @@ from pathlib import Path
 import libtorrent as lt
 from aiohttp.test_utils import make_mocked_request
 
-from cdn_edge import routes_chunks, routes_content, routes_tunnel
+from cdn_edge import routes_chunks, routes_content
 from cdn_edge.address_policy import check_origin_url, parse_origin_url
-from cdn_edge.connect_request import check_target, parse_connect, parse_tunnel_id
-from cdn_edge.http_cache import policy
-from cdn_edge.manifest_headers import manifest_headers, size_of
-from cdn_edge.range_pass import single_range
+from cdn_edge.content.http_cache import policy
+from cdn_edge.content.manifest_headers import manifest_headers, size_of
+from cdn_edge.content.range_pass import single_range
 from cdn_edge.torrent.sources import parse_source, parse_torrent_file
+from cdn_edge.tunnel import routes as routes_tunnel
+from cdn_edge.tunnel.connect_request import check_target, parse_connect, parse_tunnel_id
 from cdn_edge.wire_encoding import accepts_zstd, compressible
 from requester.protocol import NodeKey, ProtocolError, UrlSource, b64url_decode
 from requester.protocol.manifest import ManifestHead

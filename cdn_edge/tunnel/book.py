@@ -22,11 +22,11 @@ from collections import deque
 from aiohttp import web
 
 from cdn_edge.config import EdgeConfig
-from cdn_edge.connect_request import TooManyTunnels, TunnelInUse, UnknownTunnel
 from cdn_edge.edge_state import Edge
 from cdn_edge.routes_chunks import make_quote
-from cdn_edge.tunnel import Streams, Tunnel
-from cdn_edge.tunnel_meter import TunnelMeter
+from cdn_edge.tunnel.connect_request import TooManyTunnels, TunnelInUse, UnknownTunnel
+from cdn_edge.tunnel.meter import TunnelMeter
+from cdn_edge.tunnel.relay import Streams, Tunnel
 from requester.protocol import ANY_CONTENT, PaymentRequired, ProtocolError, Quote, b64url_encode
 
 CLOSED_KEPT = 60.0

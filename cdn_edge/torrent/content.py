@@ -17,8 +17,8 @@ from functools import partial
 
 from yarl import URL
 
-from cdn_edge.content_service import ContentService, FetchResult, torrent_key
-from cdn_edge.origin_fetch import OriginResponse
+from cdn_edge.content.origin_fetch import OriginResponse
+from cdn_edge.content.service import ContentService, FetchResult, torrent_key
 from cdn_edge.torrent import TorrentSession, TorrentSpec, open_torrent
 from cdn_edge.torrent.sources import Peer
 from requester.protocol import TorrentSource

@@ -1,7 +1,7 @@
 """HTTP side of tunnels: the price of a unit, opening a tunnel ahead of its CONNECT,
 paying for more units, a tunnel's status.
 
-The tunnels themselves run on the raw tunnel listener (:mod:`cdn_edge.tunnel_server`);
+The tunnels themselves run on the raw tunnel listener (:mod:`cdn_edge.tunnel.server`);
 these endpoints on the ordinary HTTP port let a client keep one paid while it
 runs, with the same voucher rules and refusals as chunk payments. Opening over
 HTTP first (``POST /v1/tunnels/{id}/open``) gives a proxy the edge's verdict
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cdn_edge.connect_request import TunnelClosed, open_request, parse_tunnel_id
 from cdn_edge.edge_state import EDGE
 from cdn_edge.problems import problem_response
-from cdn_edge.tunnel_book import TUNNELS, TunnelBook
-from cdn_edge.tunnel_dial import open_target
+from cdn_edge.tunnel.book import TUNNELS, TunnelBook
+from cdn_edge.tunnel.connect_request import TunnelClosed, open_request, parse_tunnel_id
+from cdn_edge.tunnel.dial import open_target
 from requester.protocol import (
     VOUCHER_HEADER,
     MalformedMessage,

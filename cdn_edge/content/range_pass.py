@@ -15,7 +15,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from cdn_edge.http_cache import CachePolicy
+from cdn_edge.content.http_cache import CachePolicy
 
 __all__ = ["NOT_STORED", "PassList", "single_range"]
 

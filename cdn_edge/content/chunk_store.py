@@ -2,7 +2,7 @@
 
 A chunk is written once to ``chunks/ab/abcdef...`` through a temporary file
 and a rename, so a reader never sees half a chunk. Identical chunks of
-different content share one file. The content index (``content_index``) says
+different content share one file. The content index (:mod:`cdn_edge.content.index`) says
 which content uses which chunk; eviction asks it what is unused.
 """
 

@@ -1,7 +1,7 @@
 """What content an edge holds: heads, chunk statements, seals and cache metadata.
 
 SQLite, one row per content and one per chunk. The chunk bytes themselves are
-in :class:`~cdn_edge.chunk_store.ChunkStore`; this index says which chunks
+in :class:`~cdn_edge.content.chunk_store.ChunkStore`; this index says which chunks
 each content uses, so eviction removes a file only when no content needs it.
 
 The index is a cache, written with ``synchronous=NORMAL``: a commit is not
@@ -20,8 +20,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdn_edge.chunk_store import ChunkStore
-from cdn_edge.http_cache import CachePolicy
+from cdn_edge.content.chunk_store import ChunkStore
+from cdn_edge.content.http_cache import CachePolicy
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS content (

@@ -1,5 +1,5 @@
 """What can go wrong fetching from an origin, as problems a requester reads (see
-:mod:`cdn_edge.origin_fetch` for the whole tree, with the SSRF guard's)."""
+:mod:`cdn_edge.content.origin_fetch` for the whole tree, with the SSRF guard's)."""
 
 from __future__ import annotations
 

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import BinaryIO, TypeVar
 
-from cdn_edge import http_cache
-from cdn_edge.content_entry import ContentEntry
-from cdn_edge.content_index import ContentIndex, StoredContent
-from cdn_edge.manifest_headers import manifest_headers, size_of
-from cdn_edge.origin_fetch import OriginFetcher, OriginResponse, OriginUnreachable
-from cdn_edge.range_pass import NOT_STORED, PassList, single_range
-from cdn_edge.replication import Replicator
+from cdn_edge.content import http_cache
+from cdn_edge.content.entry import ContentEntry
+from cdn_edge.content.index import ContentIndex, StoredContent
+from cdn_edge.content.manifest_headers import manifest_headers, size_of
+from cdn_edge.content.origin_fetch import OriginFetcher, OriginResponse, OriginUnreachable
+from cdn_edge.content.range_pass import NOT_STORED, PassList, single_range
+from cdn_edge.content.replication import Replicator
 from requester.protocol import (
     DEFAULT_CHUNK_SIZE,
     ContentPublisher,

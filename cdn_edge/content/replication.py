@@ -6,7 +6,7 @@ fetches each missing chunk from a provider the first time it is asked for,
 paying as any requester would and checking it against the origin edge's
 statement before storing and serving it. It then provides the content too.
 Providers other than the edge's trackers are tried last and on probation, within
-per-content and edge-wide limits on what they can lock up (:mod:`cdn_edge.replica_trust`).
+per-content and edge-wide limits on what they can lock up (:mod:`cdn_edge.content.replica_trust`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from cdn_edge.content_entry import ContentEntry
-from cdn_edge.replica_trust import ReplicaTrust
+from cdn_edge.content.entry import ContentEntry
+from cdn_edge.content.replica_trust import ReplicaTrust
 from cdn_edge.tracker import Tracker
 from requester.chunk_client import (
     ChunkClient,

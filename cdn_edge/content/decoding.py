@@ -15,7 +15,7 @@ from typing import Protocol
 import brotli  # type: ignore[import-untyped]
 import zstandard
 
-from cdn_edge.origin_errors import BadOriginEncoding, OriginTooLarge
+from cdn_edge.content.origin_errors import BadOriginEncoding, OriginTooLarge
 
 __all__ = ["DECODERS", "MAX_RATIO", "RATIO_FLOOR", "READ_SIZE", "Layers"]
 

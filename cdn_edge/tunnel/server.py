@@ -6,7 +6,7 @@ order: read the request head (8 KiB, 10 s), parse it (400). A CONNECT naming
 a tunnel prepared over HTTP (``POST /v1/tunnels/{id}/open``) attaches to its
 connected, paid target (409 if the target or client differ). Otherwise: hold
 a place under the caps and the tunnel id (503, 409), then check, resolve,
-require payment, connect and charge (:mod:`cdn_edge.tunnel_dial`: 403, 402,
+require payment, connect and charge (:mod:`cdn_edge.tunnel.dial`: 403, 402,
 502...), answer ``200 Connection established`` and relay.
 """
 
@@ -19,17 +19,17 @@ import logging
 from yarl import URL
 
 from cdn_edge.config import EdgeConfig
-from cdn_edge.connect_request import (
+from cdn_edge.metrics import EdgeMetrics
+from cdn_edge.tunnel.book import TunnelBook
+from cdn_edge.tunnel.connect_request import (
     ESTABLISHED,
     MAX_HEAD,
     ConnectRequest,
     parse_connect,
     refusal,
 )
-from cdn_edge.metrics import EdgeMetrics
-from cdn_edge.tunnel import Streams, Tunnel
-from cdn_edge.tunnel_book import TunnelBook
-from cdn_edge.tunnel_dial import open_target
+from cdn_edge.tunnel.dial import open_target
+from cdn_edge.tunnel.relay import Streams, Tunnel
 from requester.listener_limits import AddressCounter, peer_host
 from requester.protocol import MalformedMessage, ProtocolError
 

@@ -1,7 +1,7 @@
 """What providers an edge did not configure can lock up or take when it replicates.
 
 An edge asked for content it does not hold pays the providers its trackers list,
-from its own wallet (:mod:`cdn_edge.replication`). Anyone can announce signed
+from its own wallet (:mod:`cdn_edge.content.replication`). Anyone can announce signed
 provider records for any content id, each naming a fresh payee, and answer 402
 with a valid quote. So the edge trusts the providers it was configured with (its
 ``--tracker`` edges) and tries them first; every other provider is on probation

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from cdn_edge.metrics import EdgeMetrics
-from cdn_edge.tunnel_meter import TunnelMeter
+from cdn_edge.tunnel.meter import TunnelMeter
 
 READ_SIZE = 64 * 1024
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]

@@ -1,8 +1,8 @@
 """Reaching a tunnel's target: check, resolve, require payment, connect, charge one unit.
 
 Shared by the two ways a tunnel opens: a CONNECT with a voucher on the tunnel
-port (:mod:`cdn_edge.tunnel_server`), and ``POST /v1/tunnels/{id}/open`` on
-the HTTP port (:mod:`cdn_edge.routes_tunnel`), which answers before any byte
+port (:mod:`cdn_edge.tunnel.server`), and ``POST /v1/tunnels/{id}/open`` on
+the HTTP port (:mod:`cdn_edge.tunnel.routes`), which answers before any byte
 moves so a client learns a refusal (502 ``target_unreachable``...) while it
 can still tell its own client.
 
@@ -18,9 +18,9 @@ import socket
 
 from cdn_edge.address_policy import BlockedAddress, check_address
 from cdn_edge.config import EdgeConfig
-from cdn_edge.connect_request import ConnectRequest, TargetUnreachable, check_target
-from cdn_edge.tunnel import Streams
-from cdn_edge.tunnel_book import TunnelBook
+from cdn_edge.tunnel.book import TunnelBook
+from cdn_edge.tunnel.connect_request import ConnectRequest, TargetUnreachable, check_target
+from cdn_edge.tunnel.relay import Streams
 from requester.protocol import PaymentRequired
 
 TARGET_BUFFER = 64 * 1024

@@ -23,7 +23,7 @@ of each established connection is checked again before a request byte is sent.
 No proxy from the environment is used, since it would hide the origin's address.
 
 Bodies are streamed and decoded incrementally with every layer's output capped
-(:mod:`cdn_edge.content_decoding`) at ``max_body`` bytes and at a ratio to the bytes
+(:mod:`cdn_edge.content.decoding`) at ``max_body`` bytes and at a ratio to the bytes
 read, so a compression bomb is refused after a few MiB instead of expanded.
 """
 
@@ -50,8 +50,8 @@ from cdn_edge.address_policy import (
     check_origin_url,
     parse_origin_url,
 )
-from cdn_edge.content_decoding import DECODERS, READ_SIZE, Layers
-from cdn_edge.origin_errors import (
+from cdn_edge.content.decoding import DECODERS, READ_SIZE, Layers
+from cdn_edge.content.origin_errors import (
     BadOriginEncoding,
     OriginReset,
     OriginTimeout,
