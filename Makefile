@@ -41,11 +41,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The benchmarks import their helpers as top-level packages (run from loadtest/), so they are
-# checked from there, against the project's sources.
 typecheck: $(STAMP)
 	$(BIN)/mypy
-	cd loadtest && MYPYPATH=.. ../$(BIN)/mypy --config-file ../pyproject.toml --explicit-package-bases .
 
 imports: $(STAMP)
 	$(BIN)/lint-imports
@@ -58,16 +55,16 @@ test: lint typecheck imports pytest
 run: $(STAMP)
 	$(BIN)/atlas up --data-dir $(or $(ATLAS_DATA),./atlas-data)
 
-# Every benchmark, one table, docs/performance.md and its plot (loadtest/bench_suite.py).
+# Every benchmark, one table, docs/performance.md and its plot (python -m loadtest bench).
 # BENCH_ARGS: e.g. "--only proxy --no-doc" or "--quick".
 bench: $(STAMP)
-	$(BIN)/python loadtest/bench_suite.py --install-deps $(BENCH_ARGS)
+	$(BIN)/python -m loadtest bench --install-deps $(BENCH_ARGS)
 
 # Locust load test of a whole local network (origin + atlas up), reports in loadtest/reports/.
 # LOADTEST_ARGS: e.g. "-u 40 -t 2m", "--smoke", or "--sweep" (see loadtest/README.md).
 .PHONY: loadtest
 loadtest: $(STAMP)
-	$(BIN)/python loadtest/run_loadtest.py $(LOADTEST_ARGS)
+	$(BIN)/python -m loadtest locust $(LOADTEST_ARGS)
 
 # Coverage-guided fuzzing (atheris) of every wire decoder and endpoint parser in tests/fuzz/,
 # FUZZ_SECONDS per target; not in CI (hypothesis runs the same targets there). Crashes, logs and

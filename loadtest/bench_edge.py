@@ -38,16 +38,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchlib import cli, report
-from benchlib.machine import machine_lines, run_facts, tool_version, version_of
-from benchlib.processes import Processes, workspace
-from benchlib.tables import Row, measurement_table, references
-from edgebench.env import FULL, PARTS, QUICK, Config, Env
-from edgebench.origin import run_origin, start_origin
-from edgebench.pages import bench_pages, collect_pages
-from edgebench.serve import bench_serve
-from edgebench.stream import bench_stream
-from edgebench.vouchers import Signer
+
+from loadtest.benchlib import cli, report
+from loadtest.benchlib.machine import machine_lines, run_facts, tool_version, version_of
+from loadtest.benchlib.processes import Processes, workspace
+from loadtest.benchlib.tables import Row, measurement_table, references
+from loadtest.edgebench.env import FULL, PARTS, QUICK, Config, Env
+from loadtest.edgebench.origin import run_origin, start_origin
+from loadtest.edgebench.pages import bench_pages, collect_pages
+from loadtest.edgebench.serve import bench_serve
+from loadtest.edgebench.stream import bench_stream
+from loadtest.edgebench.vouchers import Signer
 
 
 def format_value(value: float, unit: str) -> str:

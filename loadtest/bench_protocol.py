@@ -18,7 +18,7 @@ Each group is repeated (5 times by default, in rotating order) and medians are
 reported; ``ratio`` is Atlas speed / reference speed (1.00 = as fast as the raw
 primitive, 0.25 = four times slower). Usage::
 
-    .venv/bin/python loadtest/bench_protocol.py [--quick] [--reps N] [--json PATH]
+    .venv/bin/python -m loadtest run protocol [--quick] [--reps N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from typing import Any
 
 import coincurve
 import nacl.signing
-from benchlib import cli, report
-from benchlib.machine import machine_facts, machine_lines
-from benchlib.tables import references, table
-from benchlib.units import GB, GIB, KIB, MIB
 
+from loadtest.benchlib import cli, report
+from loadtest.benchlib.machine import machine_facts, machine_lines
+from loadtest.benchlib.tables import references, table
+from loadtest.benchlib.units import GB, GIB, KIB, MIB
 from requester.protocol import (
     BTT_LOCAL,
     LOCAL_CHAIN_ID,

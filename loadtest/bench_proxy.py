@@ -46,22 +46,23 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchlib import cli, report
-from benchlib.machine import (
+
+from loadtest.benchlib import cli, report
+from loadtest.benchlib.machine import (
     machine_lines,
     run_facts,
     tool_version,
     tree_line,
     version_of,
 )
-from benchlib.processes import BenchError, Processes, workspace
-from benchlib.rss import proc_status_kib
-from benchlib.tables import Row, measurement_table, references
-from benchlib.units import KIB, size_text
-from proxybench.bench import FULL, PARTS, QUICK, Config, setup
-from proxybench.cpu import own_cpu_seconds, system_busy_seconds
-from proxybench.parts import bench_latency, bench_rps, bench_rss, bench_stream
-from proxybench.sizes import bench_sizes
+from loadtest.benchlib.processes import BenchError, Processes, workspace
+from loadtest.benchlib.rss import proc_status_kib
+from loadtest.benchlib.tables import Row, measurement_table, references
+from loadtest.benchlib.units import KIB, size_text
+from loadtest.proxybench.bench import FULL, PARTS, QUICK, Config, setup
+from loadtest.proxybench.cpu import own_cpu_seconds, system_busy_seconds
+from loadtest.proxybench.parts import bench_latency, bench_rps, bench_rss, bench_stream
+from loadtest.proxybench.sizes import bench_sizes
 
 
 def format_value(value: float, unit: str) -> str:

@@ -18,7 +18,7 @@ measurement is compared with a reference taken in the same run:
 Medians of several repetitions (in rotating order); ``ratio`` = median / reference
 median. Usage::
 
-    .venv/bin/python loadtest/bench_sdk.py [--quick] [--reps N] [--json PATH] [--install-deps]
+    .venv/bin/python -m loadtest run sdk [--quick] [--reps N] [--json PATH] [--install-deps]
 
 Needs ``nginx`` and ``curl`` (Debian packages of those names); ``--install-deps``
 installs them with apt-get when missing.
@@ -37,20 +37,21 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchlib import cli, report
-from benchlib.machine import (
+
+from loadtest.benchlib import cli, report
+from loadtest.benchlib.machine import (
     machine_lines,
     run_facts,
     tool_version,
     tree_line,
     version_of,
 )
-from benchlib.processes import Processes, workspace
-from benchlib.rss import RSS_POLL
-from benchlib.tables import Row, make_row, measurement_table, references
-from benchlib.units import GB, GIB, KIB, size_text
-from sdkbench.fetch import bench_fetch
-from sdkbench.net import EDGES, FULL, QUICK, Config, Net, Run, build_net
+from loadtest.benchlib.processes import Processes, workspace
+from loadtest.benchlib.rss import RSS_POLL
+from loadtest.benchlib.tables import Row, make_row, measurement_table, references
+from loadtest.benchlib.units import GB, GIB, KIB, size_text
+from loadtest.sdkbench.fetch import bench_fetch
+from loadtest.sdkbench.net import EDGES, FULL, QUICK, Config, Net, Run, build_net
 
 PARTS = ("fetch", "rss")
 

@@ -9,8 +9,8 @@ the goal from the issues. A full run rewrites ``docs/performance.md`` and
 benchmark's own text report and JSON go to ``loadtest/reports/bench-DATE/``.
 Usage::
 
-    .venv/bin/python loadtest/bench_suite.py [--quick] [--only NAME ...] [--install-deps]
-                                             [--doc PATH | --no-doc]
+    .venv/bin/python -m loadtest bench [--quick] [--only NAME ...] [--install-deps]
+                                       [--doc PATH | --no-doc]
 
 ``--quick`` runs every benchmark's seconds-long smoke mode and writes its document into
 the reports directory, never over docs/performance.md (unless ``--doc`` says so).
@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchlib import cli
-from benchsuite.combined import goal_counts, lines_of, text_table
-from benchsuite.document import PLOT_NAME, plot, render, throughput_by_size
-from benchsuite.runs import BENCHMARKS, HERE, NAMES, BenchRun, run_benchmark
+from loadtest.benchlib import cli
+from loadtest.benchsuite.combined import goal_counts, lines_of, text_table
+from loadtest.benchsuite.document import PLOT_NAME, plot, render, throughput_by_size
+from loadtest.benchsuite.runs import BENCHMARKS, HERE, NAMES, BenchRun, run_benchmark
 
 REPO = HERE.parent
 DOC = REPO / "docs" / "performance.md"
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sizes is not None:
             plot(sizes, doc.with_name(PLOT_NAME), f"Throughput by payload size, {now:%Y-%m-%d}")
         given = sys.argv[1:] if argv is None else list(argv)
-        command = shlex.join([".venv/bin/python", "loadtest/bench_suite.py", *given])
+        command = shlex.join([".venv/bin/python", "-m", "loadtest", "bench", *given])
         doc.write_text(
             render(
                 runs,

@@ -34,18 +34,18 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from benchlib import cli, report
-from benchlib.machine import (
+from loadtest.benchlib import cli, report
+from loadtest.benchlib.machine import (
     machine_lines,
     run_facts,
     tree_line,
     version_of,
 )
-from benchlib.processes import Processes, workspace
-from benchlib.tables import Row, measurement_table, references, table
-from benchlib.units import GIB, MIB
-from proxybench.cpu import own_cpu_seconds, system_busy_seconds
-from torrentbench.parts import (
+from loadtest.benchlib.processes import Processes, workspace
+from loadtest.benchlib.tables import Row, measurement_table, references, table
+from loadtest.benchlib.units import GIB, MIB
+from loadtest.proxybench.cpu import own_cpu_seconds, system_busy_seconds
+from loadtest.torrentbench.parts import (
     FULL,
     QUICK,
     TIMELINE_HEADER,

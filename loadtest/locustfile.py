@@ -45,7 +45,10 @@ from urllib.parse import urlencode
 
 import gevent.lock  # type: ignore[import-untyped]
 import gevent.pool  # type: ignore[import-untyped]
-from atlas_load import (
+from locust import FastHttpUser, between, constant_pacing, events, task
+from locust.env import Environment
+
+from loadtest.atlas_load import (
     MIB,
     VIDEO_SIZE,
     ScenarioStats,
@@ -61,9 +64,6 @@ from atlas_load import (
     open_channel_call,
     pattern,
 )
-from locust import FastHttpUser, between, constant_pacing, events, task
-from locust.env import Environment
-
 from requester.protocol import (
     ChannelExpired,
     DepositExceeded,

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import random
 
-import locustfile as base
-from atlas_load import Targets
 from locust import constant, task
 from locust.env import Environment
+
+import loadtest.locustfile as base
+from loadtest.atlas_load import Targets
 
 SMALL_OBJECTS = ("/site/index.html", *base.SITE_ASSETS, *base.CACHED_ITEMS[:16])
 

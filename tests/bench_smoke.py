@@ -43,11 +43,12 @@ class QuickRun:
 
 
 def run_quick(script: str, tmp_path: Path, *, timeout: float) -> QuickRun:
-    """``loadtest/<script> --quick --json FILE``: it must exit 0, print the table and report
-    quick mode."""
+    """``python -m loadtest.<script> --quick --json FILE``: it must exit 0, print the table
+    and report quick mode."""
     out = tmp_path / "bench.json"
+    module = f"loadtest.{script.removesuffix('.py')}"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "loadtest" / script), "--quick", "--json", str(out)],
+        [sys.executable, "-m", module, "--quick", "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -82,9 +83,9 @@ class SuiteRun:
 
 
 def run_suite(names: Collection[str], tmp_path: Path, *, timeout: float) -> SuiteRun:
-    """``loadtest/bench_suite.py --quick --only NAME ...``, its reports and document in
+    """``python -m loadtest bench --quick --only NAME ...``, its reports and document in
     ``tmp_path``: it must exit 0."""
-    argv = [sys.executable, str(ROOT / "loadtest" / "bench_suite.py"), "--quick"]
+    argv = [sys.executable, "-m", "loadtest", "bench", "--quick"]
     for name in names:
         argv += ["--only", name]
     argv += ["--reports", str(tmp_path), "--doc", str(tmp_path / "performance.md")]

@@ -18,7 +18,7 @@ from tests.bench_smoke import ROOT
 
 def test_a_failing_benchmark_is_reported_and_the_others_still_count(tmp_path: Path) -> None:
     doc = tmp_path / "performance.md"
-    argv = [sys.executable, str(ROOT / "loadtest" / "bench_suite.py"), "--quick"]
+    argv = [sys.executable, "-m", "loadtest", "bench", "--quick"]
     argv += ["--only", "protocol", "--only", "edge", "--reports", str(tmp_path)]
     argv += ["--doc", str(doc)]
     env = {**os.environ, "PATH": str(tmp_path / "empty-bin")}

@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNNER = ROOT / "loadtest" / "run_loadtest.py"
+RUNNER = ["-m", "loadtest", "locust"]
 SCENARIOS = {"browser", "mobile", "paying", "operator"}
 
 
 @pytest.mark.slow
 def test_smoke_load_test_runs_every_scenario_without_failures(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(RUNNER), "--smoke", "--reports", str(tmp_path)],
+        [sys.executable, *RUNNER, "--smoke", "--reports", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,5 +1,1 @@
-"""Pieces shared by the ``loadtest/bench_*.py`` benchmarks.
-
-The benchmarks run as scripts (``python loadtest/bench_x.py``), so ``loadtest/`` is the
-first entry of ``sys.path`` and this package imports as ``benchlib``.
-"""
+"""Pieces shared by the ``loadtest.bench_*`` benchmarks (``python -m loadtest run NAME``)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from benchlib.processes import BenchError, Proc, Processes, free_port, wait_port
+from loadtest.benchlib.processes import BenchError, Proc, Processes, free_port, wait_port
 
 NGINX_CONF = """\
 worker_processes {workers};

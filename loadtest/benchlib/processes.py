@@ -18,8 +18,22 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadtest import REPO
+
 READY_TIMEOUT = 30.0
 ATLAS = str(Path(sys.executable).with_name("atlas"))
+
+
+def module_argv(module: str, *args: str) -> list[str]:
+    """``python -m MODULE ARGS``: a loadtest module run as a child (``child_env`` puts the
+    repository on its path, whatever its working directory)."""
+    return [sys.executable, "-m", module, *args]
+
+
+def child_env() -> dict[str, str]:
+    """This process's environment with the repository first on ``PYTHONPATH``."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
 
 
 class BenchError(Exception):
@@ -80,6 +94,7 @@ class Processes:
                 stdout=stdout,
                 stderr=stderr,
                 stdin=subprocess.DEVNULL,
+                env=child_env(),
                 cwd=self.workdir,
                 preexec_fn=die_with_parent,  # noqa: PLW1509 (it only calls prctl)
             )

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchlib.processes import Processes
-from benchlib.tables import Row
+from loadtest.benchlib.processes import Processes
+from loadtest.benchlib.tables import Row
 
 
 @dataclass

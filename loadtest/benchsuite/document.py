@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchlib.units import size_text
-
-from benchsuite.combined import Line, goal_counts, markdown_table
-from benchsuite.runs import BenchRun
+from loadtest.benchlib.units import size_text
+from loadtest.benchsuite.combined import Line, goal_counts, markdown_table
+from loadtest.benchsuite.runs import BenchRun
 
 PLOT_NAME = "performance-throughput.png"
 CURVES = (
@@ -86,10 +85,10 @@ def render(
         "",
         "```sh",
         "make bench            # every benchmark (about 10 minutes on 2 cores), then this file",
-        ".venv/bin/python loadtest/bench_suite.py --only proxy --no-doc   # one benchmark",
+        ".venv/bin/python -m loadtest bench --only proxy --no-doc   # one benchmark",
         "```",
         "",
-        "`make bench` runs `loadtest/bench_suite.py`, which runs each `loadtest/bench_*.py` as",
+        "`make bench` runs `python -m loadtest bench`, which runs each `loadtest/bench_*.py` as",
         "its own process (all servers are its children on 127.0.0.1, stopped by PID), prints",
         "the table, and rewrites this file and its plot. Each benchmark's own report, with",
         "every sample and its notes, is kept under `loadtest/reports/bench-*/`;",

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchlib.processes import die_with_parent, wait_exit
+from loadtest import REPO
+from loadtest.benchlib.processes import child_env, die_with_parent, module_argv, wait_exit
 
-HERE = Path(__file__).resolve().parent.parent
-"""``loadtest/``, where the benchmark scripts live."""
+HERE = REPO / "loadtest"
+"""``loadtest/``, where the benchmark modules live (each runs as ``python -m loadtest.NAME``)."""
 STOP_GRACE = 60.0
 """Seconds a benchmark gets to stop its own children after SIGTERM."""
 
@@ -55,7 +55,8 @@ def run_benchmark(bench: Benchmark, outdir: Path, *, quick: bool, install: bool)
     """Runs ``bench`` to completion (or its budget) with its output in ``outdir/NAME.txt``
     and its report in ``outdir/NAME.json``."""
     report_path, log = outdir / f"{bench.name}.json", outdir / f"{bench.name}.txt"
-    argv = [sys.executable, str(HERE / bench.script), "--json", str(report_path)]
+    module = f"loadtest.{bench.script.removesuffix('.py')}"
+    argv = module_argv(module, "--json", str(report_path))
     argv += ["--quick"] if quick else list(bench.suite_args)
     if install and bench.system_tools:
         argv.append("--install-deps")
@@ -67,7 +68,8 @@ def run_benchmark(bench: Benchmark, outdir: Path, *, quick: bool, install: bool)
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            cwd=HERE,
+            env=child_env(),
+            cwd=REPO,
             preexec_fn=die_with_parent,  # noqa: PLW1509 (it only calls prctl)
         )
         ended = wait_exit(popen, budget)

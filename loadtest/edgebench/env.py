@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchlib.processes import Proc, Processes
-from benchlib.units import GIB, KIB, MIB
 
 from cdn_edge import wire_encoding
-from edgebench.vouchers import Signer
+from loadtest.benchlib.processes import Proc, Processes
+from loadtest.benchlib.units import GIB, KIB, MIB
+from loadtest.edgebench.vouchers import Signer
 
 PIECE = 64 * KIB
 """Origin write size (what a socket read hands over)."""

@@ -8,12 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
-from benchlib.blobs import blob_range
-from benchlib.processes import Proc, Processes
-
-from edgebench.env import PAGE_SUFFIXES, PAGE_TYPES, PIECE
-
-BENCH_EDGE = Path(__file__).resolve().parents[1] / "bench_edge.py"
+from loadtest.benchlib.blobs import blob_range
+from loadtest.benchlib.processes import Proc, Processes, module_argv
+from loadtest.edgebench.env import PAGE_SUFFIXES, PAGE_TYPES, PIECE
 
 
 def run_origin(port: int, pages: Path | None) -> None:
@@ -71,6 +68,5 @@ def run_origin(port: int, pages: Path | None) -> None:
 
 def start_origin(procs: Processes, pages: Path) -> Proc:
     """The origin: ``bench_edge.py --origin`` in a child process, serving ``pages``."""
-    return procs.start(
-        "origin", [sys.executable, str(BENCH_EDGE), "--origin", "--pages", str(pages)]
-    )
+    argv = module_argv("loadtest.bench_edge", "--origin", "--pages", str(pages))
+    return procs.start("origin", argv)

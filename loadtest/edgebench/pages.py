@@ -12,12 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import zstandard
-from benchlib.edge_api import edge_fetch, get_chunk, wait_sealed
-from benchlib.processes import BenchError
-from benchlib.tables import Row, make_row
-from benchlib.units import CHUNK, KIB, MIB
 
-from edgebench.env import PAGE_MAX_TOTAL, PAGE_MIN_SIZE, PAGE_SUFFIXES, PAGE_TYPES, ZSTD_LEVEL, Env
+from loadtest.benchlib.edge_api import edge_fetch, get_chunk, wait_sealed
+from loadtest.benchlib.processes import BenchError
+from loadtest.benchlib.tables import Row, make_row
+from loadtest.benchlib.units import CHUNK, KIB, MIB
+from loadtest.edgebench.env import (
+    PAGE_MAX_TOTAL,
+    PAGE_MIN_SIZE,
+    PAGE_SUFFIXES,
+    PAGE_TYPES,
+    ZSTD_LEVEL,
+    Env,
+)
 
 
 def collect_pages(dest: Path) -> dict[str, str]:

@@ -9,15 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchlib.blobs import blob_range
-from benchlib.edge_api import edge_counter, edge_fetch, get_chunk, wait_sealed
-from benchlib.machine import tool_version
-from benchlib.nginx import MANY_REQUESTS, start_nginx
-from benchlib.processes import BenchError, Proc
-from benchlib.tables import Row, make_row
-from benchlib.units import CHUNK
-
-from edgebench.env import (
+from loadtest.benchlib.blobs import blob_range
+from loadtest.benchlib.edge_api import edge_counter, edge_fetch, get_chunk, wait_sealed
+from loadtest.benchlib.machine import tool_version
+from loadtest.benchlib.nginx import MANY_REQUESTS, start_nginx
+from loadtest.benchlib.processes import BenchError, Proc
+from loadtest.benchlib.tables import Row, make_row
+from loadtest.benchlib.units import CHUNK
+from loadtest.edgebench.env import (
     NGINX_WORKERS,
     SERVE_CHUNKS,
     SUPPLY_SAFETY,
@@ -25,8 +24,8 @@ from edgebench.env import (
     WARMUP_MAX_RATE,
     Env,
 )
-from edgebench.vouchers import Payer, open_payer
-from edgebench.wrk import WrkResult, remove_lines, run_wrk, thread_file, write_lines
+from loadtest.edgebench.vouchers import Payer, open_payer
+from loadtest.edgebench.wrk import WrkResult, remove_lines, run_wrk, thread_file, write_lines
 from requester.ledger_client import LedgerClient
 
 ACCEPTED = 'atlas_edge_vouchers_total{outcome="accepted"}'

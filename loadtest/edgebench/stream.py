@@ -8,14 +8,14 @@ import time
 from dataclasses import dataclass, field
 
 import aiohttp
-from benchlib.blobs import check_chunk
-from benchlib.edge_api import edge_fetch, get_chunk, wait_sealed
-from benchlib.processes import BenchError
-from benchlib.rss import RSS_POLL, RssSampler, proc_status_kib, reset_peak_rss
-from benchlib.tables import Row, make_row
-from benchlib.units import CHUNK, GB, GIB, KIB, MIB
 
-from edgebench.env import STREAM_WORKERS, Env
+from loadtest.benchlib.blobs import check_chunk
+from loadtest.benchlib.edge_api import edge_fetch, get_chunk, wait_sealed
+from loadtest.benchlib.processes import BenchError
+from loadtest.benchlib.rss import RSS_POLL, RssSampler, proc_status_kib, reset_peak_rss
+from loadtest.benchlib.tables import Row, make_row
+from loadtest.benchlib.units import CHUNK, GB, GIB, KIB, MIB
+from loadtest.edgebench.env import STREAM_WORKERS, Env
 
 
 async def download_via_edge(

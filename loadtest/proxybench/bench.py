@@ -15,19 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchlib.edge_api import edge_counter
-from benchlib.processes import ATLAS, BenchError, Proc, Processes, free_port, wait_port
-from benchlib.units import GIB, KIB, MIB
-from sdkbench.net import (
+
+from loadtest.benchlib.edge_api import edge_counter
+from loadtest.benchlib.processes import ATLAS, BenchError, Proc, Processes, free_port, wait_port
+from loadtest.benchlib.units import GIB, KIB, MIB
+from loadtest.proxybench.cpu import cpu_seconds
+from loadtest.sdkbench.net import (
     PASSPHRASE,
     Net,
     build_net,
     file_sha256,
     fill_replicas,
 )
-from sdkbench.net import Config as NetConfig
-
-from proxybench.cpu import cpu_seconds
+from loadtest.sdkbench.net import Config as NetConfig
 
 MITMDUMP = str(Path(sys.executable).with_name("mitmdump"))
 SMALL = 16 * KIB

@@ -11,10 +11,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 import aiohttp
-from benchlib.processes import BenchError
 
-from proxybench.bench import client_env
-from proxybench.cpu import child_cpu_seconds
+from loadtest.benchlib.processes import BenchError
+from loadtest.proxybench.bench import client_env
+from loadtest.proxybench.cpu import child_cpu_seconds
 
 
 @dataclass(frozen=True, slots=True)

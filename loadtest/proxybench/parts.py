@@ -12,12 +12,12 @@ from dataclasses import asdict
 from typing import Any
 
 import aiohttp
-from benchlib.processes import BenchError
-from benchlib.rss import RssSampler, proc_status_kib, reset_peak_rss
-from benchlib.tables import Row, make_row
-from benchlib.units import GB, KIB, size_text
 
-from proxybench.bench import (
+from loadtest.benchlib.processes import BenchError
+from loadtest.benchlib.rss import RssSampler, proc_status_kib, reset_peak_rss
+from loadtest.benchlib.tables import Row, make_row
+from loadtest.benchlib.units import GB, KIB, size_text
+from loadtest.proxybench.bench import (
     SMALL,
     TARGETS,
     Bench,
@@ -25,8 +25,8 @@ from proxybench.bench import (
     curl_via,
     get_checked,
 )
-from proxybench.cpu import cpu_seconds
-from proxybench.load import LoadRun, run_aiohttp_load, run_hey
+from loadtest.proxybench.cpu import cpu_seconds
+from loadtest.proxybench.load import LoadRun, run_aiohttp_load, run_hey
 
 # --- 1: small-object requests/s -------------------------------------------------------------
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import statistics
 
-from benchlib.processes import BenchError
-from benchlib.tables import Row, make_row
-from benchlib.units import size_text
-from sdkbench.net import write_blob
-
-from proxybench.bench import Bench, atlas_headers_check, curl_via
+from loadtest.benchlib.processes import BenchError
+from loadtest.benchlib.tables import Row, make_row
+from loadtest.benchlib.units import size_text
+from loadtest.proxybench.bench import Bench, atlas_headers_check, curl_via
+from loadtest.sdkbench.net import write_blob
 
 PATHS = ("atlas", "mitmdump", "direct")
 SALT = 100

@@ -8,11 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchlib.processes import ATLAS, BenchError
-from benchlib.tables import Row, make_row, table
-from benchlib.units import CHUNK, GB, KIB, size_text
-
-from sdkbench.net import EDGES, Net, Run, fill_replicas, run_timed
+from loadtest.benchlib.processes import ATLAS, BenchError
+from loadtest.benchlib.tables import Row, make_row, table
+from loadtest.benchlib.units import CHUNK, GB, KIB, size_text
+from loadtest.sdkbench.net import EDGES, Net, Run, fill_replicas, run_timed
 
 HIT = 'atlas_edge_fetches_total{cache="HIT"}'
 SERVED = 'atlas_edge_chunks_total{paid_by="voucher"}'

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchlib.blobs import blob_range
-from benchlib.edge_api import edge_counter
-from benchlib.nginx import CACHEABLE_LOCATION, start_nginx
-from benchlib.processes import ATLAS, BenchError, Proc, Processes, Spawned
-from benchlib.rss import PeakRss
-from benchlib.units import GIB, MIB
 
+from loadtest.benchlib.blobs import blob_range
+from loadtest.benchlib.edge_api import edge_counter
+from loadtest.benchlib.nginx import CACHEABLE_LOCATION, start_nginx
+from loadtest.benchlib.processes import ATLAS, BenchError, Proc, Processes, Spawned
+from loadtest.benchlib.rss import PeakRss
+from loadtest.benchlib.units import GIB, MIB
 from requester import keystore
 from requester.channel_manager import ChannelManager, DepositPolicy
 from requester.chunk_client import Budget, ChunkClient

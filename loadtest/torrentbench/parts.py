@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from benchlib.processes import BenchError, Proc, Processes
-from benchlib.tables import Row, make_row
-from benchlib.units import KIB, MIB, size_text
-from proxybench.cpu import cpu_seconds
-from sdkbench.net import file_sha256
-
-from torrentbench.runs import (
+from loadtest.benchlib.processes import BenchError, Proc, Processes
+from loadtest.benchlib.tables import Row, make_row
+from loadtest.benchlib.units import KIB, MIB, size_text
+from loadtest.proxybench.cpu import cpu_seconds
+from loadtest.sdkbench.net import file_sha256
+from loadtest.torrentbench.runs import (
     ChildRun,
     Clients,
     Seeder,

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchlib.processes import BenchError, Proc, Processes, Spawned
-from sdkbench.net import file_sha256
-
 from cdn_edge.torrent.session import TorrentSession
+from loadtest.benchlib.processes import BenchError, Proc, Processes, Spawned
+from loadtest.sdkbench.net import file_sha256
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -1,0 +1,43 @@
+"""``python -m loadtest COMMAND [ARGS]``: the one entry point of the benchmarks and load test.
+
+    bench [ARGS]       every benchmark as its own process, one table (loadtest.bench_suite)
+    run NAME [ARGS]    one benchmark in this process: protocol, edge, sdk, proxy or torrent
+    locust [ARGS]      locust against a local network (loadtest.run_loadtest)
+    sweep [ARGS]       the same with --sweep: the saturation sweep
+
+``python -m loadtest COMMAND --help`` shows each command's arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+from collections.abc import Sequence
+
+BENCHMARKS = ("protocol", "edge", "sdk", "proxy", "torrent")
+
+
+def main(argv: Sequence[str]) -> int:
+    command, args = (argv[0], list(argv[1:])) if argv else ("", [])
+    if command in ("locust", "sweep"):
+        from loadtest import run_loadtest
+
+        try:
+            return run_loadtest.main(["--sweep", *args] if command == "sweep" else args)
+        except run_loadtest.LoadTestError as exc:
+            print(f"load test failed: {exc}", file=sys.stderr)
+            return 2
+    if command == "bench":
+        module = "loadtest.bench_suite"
+    elif command == "run" and args and args[0] in BENCHMARKS:
+        module, args = f"loadtest.bench_{args[0]}", args[1:]
+    else:
+        print(__doc__, file=sys.stderr)
+        return 0 if command in ("-h", "--help") else 2
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop its children on SIGTERM
+    return int(importlib.import_module(module).main(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
