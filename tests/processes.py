@@ -1,47 +1,24 @@
 """Start real Atlas programs as child processes on 127.0.0.1, and stop them.
 
 Every server prints ``{"listening": URL}`` on stdout when ready; tests bind
-port 0 and read that line. The fixture that starts a process stops it.
+port 0 and read that line. The fixture that starts a process stops it. The
+runner is the launcher's own (launcher/processes.py): each program runs in its
+own session and gets SIGTERM if the test process dies.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from launcher import processes
 
 ATLAS = str(Path(sys.executable).with_name("atlas"))
 READY_TIMEOUT = 30.0
-
-
-@dataclass
-class Running:
-    proc: subprocess.Popen[str]
-    url: str
-    ready: dict[str, object] = field(default_factory=dict)
-    """The whole ready line (a proxy also names its API, CA and status page)."""
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
-        """Stop the process (SIGTERM by default) and return its exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        return self.proc.returncode
-
-    def kill9(self) -> None:
-        self.stop(signal.SIGKILL)
+Running = processes.Process
+"""A started program: ``url``, the whole ready line as ``ready`` (a proxy also names its API,
+CA and status page), ``proc``, and ``stop(timeout, sig)`` / ``kill9()``."""
 
 
 def start(args: Sequence[str], env: dict[str, str] | None = None) -> Running:
@@ -51,27 +28,7 @@ def start(args: Sequence[str], env: dict[str, str] | None = None) -> Running:
 
 def start_program(argv: Sequence[str], env: dict[str, str] | None = None) -> Running:
     """Start any program that prints ``{"listening": URL}`` and wait for that line."""
-    proc = subprocess.Popen(
-        list(argv),
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        try:
-            ready = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(ready, dict) and ready.get("listening"):
-            return Running(proc, str(ready["listening"]), ready)
-    proc.kill()
-    proc.wait()
-    raise RuntimeError(f"{' '.join(argv)} did not become ready (exit {proc.returncode})")
+    return processes.start(argv, env=env, ready_timeout=READY_TIMEOUT)
 
 
 def start_ledger(
