@@ -1,6 +1,6 @@
 """``python -m loadtest COMMAND [ARGS]``: the one entry point of the benchmarks and load test.
 
-    bench [ARGS]       every benchmark as its own process, one table (loadtest.bench_suite)
+    bench [ARGS]       every benchmark as its own process, one table (loadtest.harness.suite)
     run NAME [ARGS]    one benchmark in this process: protocol, edge, sdk, proxy or torrent
     locust [ARGS]      locust against a local network (loadtest.run_loadtest)
     sweep [ARGS]       the same with --sweep: the saturation sweep
@@ -29,7 +29,7 @@ def main(argv: Sequence[str]) -> int:
             print(f"load test failed: {exc}", file=sys.stderr)
             return 2
     if command == "bench":
-        module = "loadtest.bench_suite"
+        module = "loadtest.harness.suite"
     elif command == "run" and args and args[0] in BENCHMARKS:
         module, args = f"loadtest.bench_{args[0]}", args[1:]
     else:

@@ -39,16 +39,16 @@ from typing import Any
 
 import aiohttp
 
-from loadtest.benchlib import cli, report
-from loadtest.benchlib.machine import machine_lines, run_facts, tool_version, version_of
-from loadtest.benchlib.processes import Processes, workspace
-from loadtest.benchlib.tables import Row, measurement_table, references
 from loadtest.edgebench.env import FULL, PARTS, QUICK, Config, Env
 from loadtest.edgebench.origin import run_origin, start_origin
 from loadtest.edgebench.pages import bench_pages, collect_pages
 from loadtest.edgebench.serve import bench_serve
 from loadtest.edgebench.stream import bench_stream
 from loadtest.edgebench.vouchers import Signer
+from loadtest.harness import cli, report
+from loadtest.harness.children import Processes, workspace
+from loadtest.harness.machine import machine_lines, run_facts, tool_version, version_of
+from loadtest.harness.rows import Row, measurement_table, references
 
 
 def format_value(value: float, unit: str) -> str:

@@ -37,10 +37,9 @@ from typing import Any
 import coincurve
 import nacl.signing
 
-from loadtest.benchlib import cli, report
-from loadtest.benchlib.machine import machine_facts, machine_lines
-from loadtest.benchlib.tables import references, table
-from loadtest.benchlib.units import GB, GIB, KIB, MIB
+from loadtest.harness import cli, report
+from loadtest.harness.machine import machine_facts, machine_lines
+from loadtest.harness.rows import GB, GIB, KIB, MIB, references, table
 from requester.protocol import (
     BTT_LOCAL,
     LOCAL_CHAIN_ID,

@@ -47,18 +47,17 @@ from typing import Any
 
 import aiohttp
 
-from loadtest.benchlib import cli, report
-from loadtest.benchlib.machine import (
+from loadtest.harness import cli, report
+from loadtest.harness.children import BenchError, Processes, workspace
+from loadtest.harness.machine import (
     machine_lines,
     run_facts,
     tool_version,
     tree_line,
     version_of,
 )
-from loadtest.benchlib.processes import BenchError, Processes, workspace
-from loadtest.benchlib.rss import proc_status_kib
-from loadtest.benchlib.tables import Row, measurement_table, references
-from loadtest.benchlib.units import KIB, size_text
+from loadtest.harness.procfs import proc_status_kib
+from loadtest.harness.rows import KIB, Row, measurement_table, references, size_text
 from loadtest.proxybench.bench import FULL, PARTS, QUICK, Config, setup
 from loadtest.proxybench.cpu import own_cpu_seconds, system_busy_seconds
 from loadtest.proxybench.parts import bench_latency, bench_rps, bench_rss, bench_stream

@@ -38,18 +38,26 @@ from typing import Any
 
 import aiohttp
 
-from loadtest.benchlib import cli, report
-from loadtest.benchlib.machine import (
+from loadtest.harness import cli, report
+from loadtest.harness.children import Processes, workspace
+from loadtest.harness.machine import (
     machine_lines,
     run_facts,
     tool_version,
     tree_line,
     version_of,
 )
-from loadtest.benchlib.processes import Processes, workspace
-from loadtest.benchlib.rss import RSS_POLL
-from loadtest.benchlib.tables import Row, make_row, measurement_table, references
-from loadtest.benchlib.units import GB, GIB, KIB, size_text
+from loadtest.harness.procfs import RSS_POLL
+from loadtest.harness.rows import (
+    GB,
+    GIB,
+    KIB,
+    Row,
+    make_row,
+    measurement_table,
+    references,
+    size_text,
+)
 from loadtest.sdkbench.fetch import bench_fetch
 from loadtest.sdkbench.net import EDGES, FULL, QUICK, Config, Net, Run, build_net
 

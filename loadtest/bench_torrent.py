@@ -34,16 +34,15 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from loadtest.benchlib import cli, report
-from loadtest.benchlib.machine import (
+from loadtest.harness import cli, report
+from loadtest.harness.children import Processes, workspace
+from loadtest.harness.machine import (
     machine_lines,
     run_facts,
     tree_line,
     version_of,
 )
-from loadtest.benchlib.processes import Processes, workspace
-from loadtest.benchlib.tables import Row, measurement_table, references, table
-from loadtest.benchlib.units import GIB, MIB
+from loadtest.harness.rows import GIB, MIB, Row, measurement_table, references, table
 from loadtest.proxybench.cpu import own_cpu_seconds, system_busy_seconds
 from loadtest.torrentbench.parts import (
     FULL,

@@ -22,12 +22,12 @@ from requester import keystore
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import Budget
 from requester.cli_amounts import optional_btt, parse_btt
-from requester.client import AtlasClient, EdgeUnavailable, FetchRefused, TorrentListing
-from requester.downloader import NoProvidersLeft
+from requester.client import AtlasClient, TorrentListing
+from requester.errors import AtlasError
 from requester.fetch_output import load_sidecar, save, sidecar_of
-from requester.ledger_client import LedgerClient, LedgerError
+from requester.ledger_client import LedgerClient
 from requester.payer_store import PayerStore
-from requester.protocol import BTT_LOCAL, ProtocolError, format_amount
+from requester.protocol import BTT_LOCAL, format_amount
 from requester.settings import ConfigError, Settings, load_settings
 
 
@@ -59,18 +59,13 @@ def fetch(url: str, output: Path | None, torrent_file: str | None, edges: tuple[
         raise click.ClickException("--json prints the summary on stdout: use -o FILE with it")
     try:
         summary = asyncio.run(_run(url, output, settings, limit, max_price, torrent_file))
-    except TorrentListing as exc:
+    except TorrentListing as exc:  # not a failure: a question for the user
         listing = "\n".join(f"  {f['path']}  ({f['size']} bytes)" for f in exc.files)
         raise click.ClickException(
             f"name a file with --file PATH; the torrent holds:\n{listing}"
         ) from None
-    except FetchRefused as exc:
-        raise click.ClickException(f"the edge refused: {exc.problem.get('detail')}") from exc
-    except (EdgeUnavailable, NoProvidersLeft, LedgerError, keystore.KeystoreError,
-            ConfigError) as exc:  # fmt: skip
+    except AtlasError as exc:
         raise click.ClickException(_with_notes(str(exc), exc)) from exc
-    except ProtocolError as exc:
-        raise click.ClickException(_with_notes(exc.message, exc)) from exc
     if as_json:
         click.echo(json.dumps(summary))
     if summary["status"] >= 400:  # the body was delivered as sent; the exit code says so

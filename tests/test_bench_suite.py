@@ -1,4 +1,4 @@
-"""``loadtest/bench_suite.py`` (``make bench``) when one benchmark cannot run: the others are
+"""``python -m loadtest bench`` (``make bench``) when one benchmark cannot run: the others are
 still measured, tabled and written down, the failure is named, and the suite exits 1.
 
 The suite runs as a subprocess with a PATH that holds no system tools, so

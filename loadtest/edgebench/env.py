@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 
 from cdn_edge import wire_encoding
-from loadtest.benchlib.processes import Proc, Processes
-from loadtest.benchlib.units import GIB, KIB, MIB
 from loadtest.edgebench.vouchers import Signer
+from loadtest.harness.children import Proc, Processes
+from loadtest.harness.rows import GIB, KIB, MIB
 
 PIECE = 64 * KIB
 """Origin write size (what a socket read hands over)."""

@@ -8,9 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
-from loadtest.benchlib.blobs import blob_range
-from loadtest.benchlib.processes import Proc, Processes, module_argv
 from loadtest.edgebench.env import PAGE_SUFFIXES, PAGE_TYPES, PIECE
+from loadtest.harness.blobs import blob_range
+from loadtest.harness.children import Proc, Processes, module_argv
 
 
 def run_origin(port: int, pages: Path | None) -> None:

@@ -13,10 +13,6 @@ from typing import Any
 
 import zstandard
 
-from loadtest.benchlib.edge_api import edge_fetch, get_chunk, wait_sealed
-from loadtest.benchlib.processes import BenchError
-from loadtest.benchlib.tables import Row, make_row
-from loadtest.benchlib.units import CHUNK, KIB, MIB
 from loadtest.edgebench.env import (
     PAGE_MAX_TOTAL,
     PAGE_MIN_SIZE,
@@ -25,6 +21,9 @@ from loadtest.edgebench.env import (
     ZSTD_LEVEL,
     Env,
 )
+from loadtest.harness.children import BenchError
+from loadtest.harness.edge_api import edge_fetch, get_chunk, wait_sealed
+from loadtest.harness.rows import CHUNK, KIB, MIB, Row, make_row
 
 
 def collect_pages(dest: Path) -> dict[str, str]:

@@ -9,13 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest.benchlib.blobs import blob_range
-from loadtest.benchlib.edge_api import edge_counter, edge_fetch, get_chunk, wait_sealed
-from loadtest.benchlib.machine import tool_version
-from loadtest.benchlib.nginx import MANY_REQUESTS, start_nginx
-from loadtest.benchlib.processes import BenchError, Proc
-from loadtest.benchlib.tables import Row, make_row
-from loadtest.benchlib.units import CHUNK
 from loadtest.edgebench.env import (
     NGINX_WORKERS,
     SERVE_CHUNKS,
@@ -26,6 +19,12 @@ from loadtest.edgebench.env import (
 )
 from loadtest.edgebench.vouchers import Payer, open_payer
 from loadtest.edgebench.wrk import WrkResult, remove_lines, run_wrk, thread_file, write_lines
+from loadtest.harness.blobs import blob_range
+from loadtest.harness.children import BenchError, Proc
+from loadtest.harness.edge_api import edge_counter, edge_fetch, get_chunk, wait_sealed
+from loadtest.harness.machine import tool_version
+from loadtest.harness.nginx import MANY_REQUESTS, start_nginx
+from loadtest.harness.rows import CHUNK, Row, make_row
 from requester.ledger_client import LedgerClient
 
 ACCEPTED = 'atlas_edge_vouchers_total{outcome="accepted"}'

@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from loadtest.benchlib.blobs import check_chunk
-from loadtest.benchlib.edge_api import edge_fetch, get_chunk, wait_sealed
-from loadtest.benchlib.processes import BenchError
-from loadtest.benchlib.rss import RSS_POLL, RssSampler, proc_status_kib, reset_peak_rss
-from loadtest.benchlib.tables import Row, make_row
-from loadtest.benchlib.units import CHUNK, GB, GIB, KIB, MIB
 from loadtest.edgebench.env import STREAM_WORKERS, Env
+from loadtest.harness.blobs import check_chunk
+from loadtest.harness.children import BenchError
+from loadtest.harness.edge_api import edge_fetch, get_chunk, wait_sealed
+from loadtest.harness.procfs import RSS_POLL, RssSampler, proc_status_kib, reset_peak_rss
+from loadtest.harness.rows import CHUNK, GB, GIB, KIB, MIB, Row, make_row
 
 
 async def download_via_edge(

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from loadtest.benchlib.processes import BenchError
+from loadtest.harness.children import BenchError
 from requester.ledger_client import LedgerClient
 from requester.protocol import (
     BTT_LOCAL,

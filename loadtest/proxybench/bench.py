@@ -16,9 +16,9 @@ from typing import Any
 
 import aiohttp
 
-from loadtest.benchlib.edge_api import edge_counter
-from loadtest.benchlib.processes import ATLAS, BenchError, Proc, Processes, free_port, wait_port
-from loadtest.benchlib.units import GIB, KIB, MIB
+from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, free_port, wait_port
+from loadtest.harness.edge_api import edge_counter
+from loadtest.harness.rows import GIB, KIB, MIB
 from loadtest.proxybench.cpu import cpu_seconds
 from loadtest.sdkbench.net import (
     PASSPHRASE,

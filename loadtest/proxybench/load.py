@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from loadtest.benchlib.processes import BenchError
+from loadtest.harness.children import BenchError
 from loadtest.proxybench.bench import client_env
 from loadtest.proxybench.cpu import child_cpu_seconds
 

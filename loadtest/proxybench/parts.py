@@ -13,10 +13,9 @@ from typing import Any
 
 import aiohttp
 
-from loadtest.benchlib.processes import BenchError
-from loadtest.benchlib.rss import RssSampler, proc_status_kib, reset_peak_rss
-from loadtest.benchlib.tables import Row, make_row
-from loadtest.benchlib.units import GB, KIB, size_text
+from loadtest.harness.children import BenchError
+from loadtest.harness.procfs import RssSampler, proc_status_kib, reset_peak_rss
+from loadtest.harness.rows import GB, KIB, Row, make_row, size_text
 from loadtest.proxybench.bench import (
     SMALL,
     TARGETS,

@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import statistics
 
-from loadtest.benchlib.processes import BenchError
-from loadtest.benchlib.tables import Row, make_row
-from loadtest.benchlib.units import size_text
+from loadtest.harness.children import BenchError
+from loadtest.harness.rows import Row, make_row, size_text
 from loadtest.proxybench.bench import Bench, atlas_headers_check, curl_via
 from loadtest.sdkbench.net import write_blob
 

@@ -8,9 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loadtest.benchlib.processes import ATLAS, BenchError
-from loadtest.benchlib.tables import Row, make_row, table
-from loadtest.benchlib.units import CHUNK, GB, KIB, size_text
+from loadtest.harness.children import ATLAS, BenchError
+from loadtest.harness.rows import CHUNK, GB, KIB, Row, make_row, size_text, table
 from loadtest.sdkbench.net import EDGES, Net, Run, fill_replicas, run_timed
 
 HIT = 'atlas_edge_fetches_total{cache="HIT"}'

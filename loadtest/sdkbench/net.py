@@ -17,12 +17,12 @@ from typing import Any
 
 import aiohttp
 
-from loadtest.benchlib.blobs import blob_range
-from loadtest.benchlib.edge_api import edge_counter
-from loadtest.benchlib.nginx import CACHEABLE_LOCATION, start_nginx
-from loadtest.benchlib.processes import ATLAS, BenchError, Proc, Processes, Spawned
-from loadtest.benchlib.rss import PeakRss
-from loadtest.benchlib.units import GIB, MIB
+from loadtest.harness.blobs import blob_range
+from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, Spawned
+from loadtest.harness.edge_api import edge_counter
+from loadtest.harness.nginx import CACHEABLE_LOCATION, start_nginx
+from loadtest.harness.procfs import PeakRss
+from loadtest.harness.rows import GIB, MIB
 from requester import keystore
 from requester.channel_manager import ChannelManager, DepositPolicy
 from requester.chunk_client import Budget, ChunkClient

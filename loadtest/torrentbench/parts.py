@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from loadtest.benchlib.processes import BenchError, Proc, Processes
-from loadtest.benchlib.tables import Row, make_row
-from loadtest.benchlib.units import KIB, MIB, size_text
+from loadtest.harness.children import BenchError, Proc, Processes
+from loadtest.harness.rows import KIB, MIB, Row, make_row, size_text
 from loadtest.proxybench.cpu import cpu_seconds
 from loadtest.sdkbench.net import file_sha256
 from loadtest.torrentbench.runs import (

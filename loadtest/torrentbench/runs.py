@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cdn_edge.torrent.session import TorrentSession
-from loadtest.benchlib.processes import BenchError, Proc, Processes, Spawned
+from loadtest.harness.children import BenchError, Proc, Processes, Spawned
 from loadtest.sdkbench.net import file_sha256
 
 HERE = Path(__file__).resolve().parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from loadtest.benchlib.processes import BenchError, Proc, Processes, free_port, wait_port
+from loadtest.harness.children import BenchError, Proc, Processes, free_port, wait_port
 
 NGINX_CONF = """\
 worker_processes {workers};

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from loadtest.benchlib.processes import BenchError
+from loadtest.harness.children import BenchError
 
 
 async def edge_fetch(session: aiohttp.ClientSession, edge: str, url: str) -> dict[str, Any]:

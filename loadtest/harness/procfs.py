@@ -6,7 +6,7 @@ import contextlib
 import threading
 from pathlib import Path
 
-from loadtest.benchlib.processes import BenchError
+from loadtest.harness.children import BenchError
 
 RSS_POLL = 0.01
 """Seconds between two polls of a process's memory."""

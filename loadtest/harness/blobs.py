@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from loadtest.benchlib.processes import BenchError
-from loadtest.benchlib.units import CHUNK, MIB
+from loadtest.harness.children import BenchError
+from loadtest.harness.rows import CHUNK, MIB
 
 BLOB_BUFFER = 4 * MIB
 BLOB_SEED = 0x41544C53

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loadtest.benchlib.units import size_text
-from loadtest.benchsuite.combined import Line, goal_counts, markdown_table
-from loadtest.benchsuite.runs import BenchRun
+from loadtest.harness.rows import size_text
+from loadtest.harness.suite_table import Line, goal_counts, markdown_table
+
+if TYPE_CHECKING:
+    from loadtest.harness.suite import BenchRun
 
 PLOT_NAME = "performance-throughput.png"
 CURVES = (

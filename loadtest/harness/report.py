@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.benchlib.processes import Processes
-from loadtest.benchlib.tables import Row
+from loadtest.harness.children import Processes
+from loadtest.harness.rows import Row
 
 
 @dataclass

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from loadtest.benchlib.tables import table
+from loadtest.harness.rows import table
 
 HEADER = ("benchmark", "measurement", "Atlas", "reference", "ratio", "goal", "met", "n")
 LEFT = (0, 1, 3, 5, 6)

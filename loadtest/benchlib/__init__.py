@@ -1,1 +1,0 @@
-"""Pieces shared by the ``loadtest.bench_*`` benchmarks (``python -m loadtest run NAME``)."""

@@ -1,1 +1,0 @@
-"""``make bench``: every benchmark in one run, one combined table, docs/performance.md."""
