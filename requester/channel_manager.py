@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from requester.errors import SdkError
 from requester.failpoints import reached
 from requester.ledger_client import LedgerClient
 from requester.payer_store import IssuedElsewhere, PayerStore
@@ -53,7 +54,10 @@ class DepositPolicy:
 
 
 class SpendLimitReached(PaymentRequired):
+    """Paying on would pass the caller's own spending limit (a payment the requester refuses)."""
+
     code = "spend_limit"
+    title = "Spending limit reached"
 
 
 @dataclass
@@ -65,8 +69,11 @@ class NewChannelAllowance:
     deposit: int
 
 
-class NewChannelRefused(Exception):
+class NewChannelRefused(SdkError):
     """Paying would open (or top up) a channel the :class:`NewChannelAllowance` has no room for."""
+
+    status = 402
+    code = "new_channel_refused"
 
 
 class ChannelManager:

@@ -19,6 +19,7 @@ import aiohttp
 import zstandard
 
 from requester.channel_manager import NewChannelAllowance, NewChannelRefused, SpendLimitReached
+from requester.errors import SdkError
 from requester.protocol import (
     CREDIT_HEADER,
     UNKNOWN_SIZE,
@@ -48,8 +49,11 @@ MAX_BODY = 17 * 1024 * 1024
 CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5, sock_read=30)
 
 
-class ProviderFault(Exception):
+class ProviderFault(SdkError):
     """A provider misbehaved or failed; the download drops it and goes elsewhere."""
+
+    status = 502
+    code = "provider_fault"
 
     def __init__(self, provider: str, reason: str, evidence: dict[str, str] | None = None) -> None:
         super().__init__(f"{provider}: {reason}")
@@ -76,8 +80,12 @@ class ContentFailed(ProviderFault):
         self.status, self.code, self.detail = status, code, detail[:300]
 
 
-class ChunkUnavailable(Exception):
-    """The provider cannot serve this chunk now (not ready, past the end): retry or go elsewhere."""
+class ChunkUnavailable(SdkError):
+    """The provider cannot serve this chunk now (not ready, past the end): retry or go elsewhere.
+    ``status`` is the provider's (404, 416, 429, 503)."""
+
+    status = 503
+    code = "chunk_unavailable"
 
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(f"{status}: {detail}")

@@ -19,6 +19,7 @@ import aiohttp
 
 from requester.chunk_client import Account, ChunkClient, Payer
 from requester.downloader import ChunkScheduler, Progress
+from requester.errors import ORIGIN_TITLES, SdkError
 from requester.protocol import (
     ContentVerifier,
     ManifestHead,
@@ -35,29 +36,60 @@ LOOKUP_TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=5)
 """A tracker look-up runs beside the download; a slow tracker only adds no providers."""
 
 
-class EdgeUnavailable(Exception):
-    """No configured edge could fetch the URL; carries each edge's reason."""
+class EdgeUnavailable(SdkError):
+    """No configured edge could fetch the URL; carries each edge's reason. An edge that says
+    the origin is at fault (``ORIGIN_TITLES``) makes that problem the answer, as it said it."""
+
+    status = 502
+    code = "edge_unreachable"
+    title = "No Atlas edge could be reached"
 
     def __init__(self, message: str, problems: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
         super().__init__(message)
         self.problems = list(problems)
         """``(edge, problem)`` for each edge that answered with a JSON problem (a 5xx)."""
+        for edge, doc in self.problems:
+            code = str(doc.get("type", "")).rsplit("/", 1)[-1]
+            if code in ORIGIN_TITLES:
+                status = doc.get("status")
+                self.status = status if isinstance(status, int) and 500 <= status < 600 else 502
+                self.code, self.title = code, ORIGIN_TITLES[code]
+                self.message = f"{doc.get('detail') or code}; reported by the Atlas edge {edge}"
+                break
 
 
-class TorrentListing(Exception):
-    """The URL named a torrent but no file in it; ``files`` is what it holds."""
+class TorrentListing(SdkError):
+    """The URL named a torrent but no file in it; ``files`` is what it holds (``message``:
+    the first 50 paths)."""
+
+    status = 300
+    code = "torrent_listing"
+    title = "Choose a file in this torrent"
 
     def __init__(self, files: list[dict[str, Any]]) -> None:
         super().__init__(f"the torrent holds {len(files)} files: name one")
         self.files = files
+        self.message = ", ".join(str(f.get("path")) for f in files[:50])
 
 
-class FetchRefused(Exception):
-    """An edge refused the fetch (bad URL, blocked address, origin unreachable...)."""
+class FetchRefused(SdkError):
+    """An edge refused the fetch (bad URL, blocked address...): its status, code and detail;
+    ``edge_problem`` is its whole problem document."""
+
+    status = 400
+    code = "refused"
+    title = "The edge refused the request"
 
     def __init__(self, status: int, problem: dict[str, Any]) -> None:
-        super().__init__(f"{status}: {problem.get('detail', problem)}")
-        self.status, self.problem = status, problem
+        super().__init__(f"the edge refused: {problem.get('detail')}")
+        self.edge_problem = problem
+        self.status = status if 400 <= status < 600 else 502
+        self.code = str(problem.get("type", "")).rsplit("/", 1)[-1] or "refused"
+        self.message = str(problem.get("detail") or f"{status}: {problem.get('detail', problem)}")
+        self.title = _REFUSED_TITLES.get(status, self.title)
+
+
+_REFUSED_TITLES = {403: "This address is blocked", 400: "This address cannot be fetched"}
 
 
 @dataclass

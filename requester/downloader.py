@@ -14,6 +14,7 @@ on probation (see :mod:`requester.provider_trust`), all once a chunk verifies.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from requester.chunk_client import (
     Delivered,
     ProviderFault,
 )
+from requester.errors import ORIGIN_TITLES, SdkError
 from requester.protocol import ContentVerifier
 from requester.provider_trust import ProviderTrust
 
@@ -56,19 +58,32 @@ class Progress:
         return sum(p.paid for p in self.providers.values())
 
 
-class NoProvidersLeft(Exception):
+class NoProvidersLeft(SdkError):
     """Every provider failed or was dropped before the download completed."""
+
+    status = 504
+    code = "no_providers"
+    title = "No provider could deliver this page"
 
 
 class ContentFailedAtOrigin(NoProvidersLeft):
     """The edge the content was asked from (the first provider: it signed the head and
     seals it) says its fetch failed: no chunk past the failure exists anywhere."""
 
+    status = 502
+    code = "content_failed"
+    title = "The site's response failed at the Atlas edge"
+
     def __init__(self, failed: ContentFailed) -> None:
         super().__init__(f"{failed.provider}: {failed.reason}")
         self.edge = failed.provider
-        self.status, self.code, self.detail = failed.status, failed.code, failed.detail
+        self.status = failed.status if 500 <= failed.status < 600 else 502
+        if re.fullmatch(r"[a-z0-9_]{1,60}", failed.code):
+            self.code = failed.code
+        self.detail = failed.detail
         """The edge's problem, as it said it (``502 origin_truncated``, its detail)."""
+        self.title = ORIGIN_TITLES.get(self.code, self.title)
+        self.message = f"{self.detail or self.code}; reported by the Atlas edge {self.edge}"
 
 
 class ChunkScheduler:

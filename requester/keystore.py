@@ -18,6 +18,7 @@ import nacl.pwhash
 import nacl.secret
 import nacl.utils
 
+from requester.errors import SdkError
 from requester.protocol import NodeKey, PayerKey
 from requester.secret_file import write_secret
 
@@ -25,8 +26,11 @@ FORMAT = "atlas-keystore-1"
 PASSPHRASE_ENV = "ATLAS_PASSPHRASE"  # noqa: S105 (the variable's name, not a secret)
 
 
-class KeystoreError(Exception):
+class KeystoreError(SdkError):
     """The keystore is missing, unreadable, or the passphrase is wrong."""
+
+    status = 500
+    code = "keystore_unusable"
 
 
 @dataclass(frozen=True)

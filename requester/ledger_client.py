@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from requester.errors import Problem, SdkError
 from requester.protocol import (
     BTT_LOCAL,
     Asset,
@@ -37,12 +38,26 @@ from requester.protocol import (
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=5)
 
 
-class LedgerError(Exception):
-    """The ledger refused a call, or could not be reached."""
+class LedgerError(SdkError):
+    """The ledger refused a call, or could not be reached.
+
+    ``status`` and ``code`` are the ledger's answer (``503 ledger_unreachable`` when it was
+    not reached); a server that meets it answers ``402 insufficient_funds`` (the payer must
+    fund the wallet) or ``502 ledger_unavailable`` (:meth:`answer`).
+    """
+
+    status = 502
+    code = "ledger_unavailable"
+    title = "The payment ledger refused"
 
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(f"ledger refused ({status} {code}): {detail}")
         self.status, self.code, self.detail = status, code, detail
+
+    def answer(self) -> Problem:
+        if self.code == "insufficient_funds":
+            return Problem(402, self.code, self.detail, "Out of funds")
+        return Problem(LedgerError.status, LedgerError.code, self.message, self.title)
 
     @property
     def refused(self) -> bool:

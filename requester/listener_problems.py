@@ -11,13 +11,13 @@ bodies with the same :func:`problem_document`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
-PROBLEM_JSON = "application/problem+json"
+from requester.errors import PROBLEM_JSON, AtlasError, Problem
+
 TOO_MANY_HEADERS = "Too many headers received"
 """aiohttp's own message for a head over ``max_headers`` fields."""
 _BODY_HEADERS = {"content-type", "content-length", "content-encoding"}
@@ -26,20 +26,28 @@ HEAD_TOO_LARGE = 431
 
 
 def problem_document(status: int, code: str, detail: str) -> dict[str, object]:
-    """The RFC 9457 body of every Atlas refusal."""
-    return {
-        "type": f"https://atlas.invalid/problems/{code}",
-        "title": code.replace("_", " "),
-        "status": status,
-        "detail": detail,
-    }
+    """The RFC 9457 body of every Atlas refusal (:class:`requester.errors.Problem`)."""
+    return Problem(status, code, detail).document()
 
 
 def problem_response(
-    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    title: str | None = None,
 ) -> web.Response:
-    body = json.dumps(problem_document(status, code, detail))
+    """An ``application/problem+json`` answer: every aiohttp problem Atlas sends."""
+    body = Problem(status, code, detail, title).json()
     return web.Response(status=status, text=body, content_type=PROBLEM_JSON, headers=headers)
+
+
+def error_response(exc: AtlasError, headers: Mapping[str, str] | None = None) -> web.Response:
+    """The problem a server answers for ``exc`` (:meth:`AtlasError.answer`)."""
+    answer = exc.answer()
+    return problem_response(answer.status, answer.code, answer.detail, headers,
+                            title=answer.title)  # fmt: skip
 
 
 def parser_refusal(exc: BaseException | None, max_headers: int) -> tuple[str, str]:

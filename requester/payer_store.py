@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from requester.errors import SdkError
 from requester.failpoints import reached
 from requester.protocol import (
     Asset,
@@ -44,8 +45,12 @@ CREATE TABLE IF NOT EXISTS pending_calls (
 """
 
 
-class IssuedElsewhere(ValueError):
-    """Another process sharing this store signed a voucher at least as large meanwhile."""
+class IssuedElsewhere(SdkError, ValueError):
+    """Another process sharing this store signed a voucher at least as large meanwhile (a
+    ValueError too: callers around a payment catch that)."""
+
+    status = 409
+    code = "issued_elsewhere"
 
 
 @dataclass(frozen=True)

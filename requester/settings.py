@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from requester.channel_manager import DepositPolicy
+from requester.errors import SdkError
 from requester.protocol import BTT_LOCAL, MalformedMessage, parse_amount
 from requester.provider_trust import TrustPolicy
 
@@ -28,8 +29,11 @@ MAX_SPEND = BTT_LOCAL.one
 edge's default price of 0.001 BTT per MiB."""
 
 
-class ConfigError(ValueError):
+class ConfigError(SdkError):
     """``config.json`` holds something unusable; the message says what."""
+
+    status = 500
+    code = "config_invalid"
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 Every refusal the protocol core makes is a :class:`ProtocolError` that carries
 a stable machine-readable ``code`` and the HTTP status that fits, so servers can
-turn it into a JSON problem without guessing::
+turn it into a JSON problem without guessing. It is one branch of the whole tree
+(:mod:`requester.errors`, whose root :class:`AtlasError` writes the problem)::
 
-    ProtocolError                      (base; never raised itself)
+    ProtocolError(Refusal)             (base; never raised itself)
     ├── MalformedMessage        400    bytes that do not decode, or break a limit
     ├── InvalidSignature        400    signature does not verify / wrong signer
     ├── WrongBinding            400    voucher/quote/chunk bound to another party,
@@ -27,25 +28,15 @@ Callers catch by meaning (``except PaymentRequired``), not by where it was raise
 
 from __future__ import annotations
 
+from requester.errors import Refusal
 
-class ProtocolError(Exception):
-    """Base class: a refusal with an HTTP status and a stable code."""
+
+class ProtocolError(Refusal):
+    """Base class: a refusal with an HTTP status and a stable code (``problem()`` from
+    :class:`AtlasError` writes its RFC 9457 body)."""
 
     status: int = 400
     code: str = "protocol_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def problem(self) -> dict[str, object]:
-        """An RFC 9457 problem body for this refusal."""
-        return {
-            "type": f"https://atlas.invalid/problems/{self.code}",
-            "title": self.code.replace("_", " "),
-            "status": self.status,
-            "detail": self.message,
-        }
 
 
 class MalformedMessage(ProtocolError):
