@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from requester.errors import ServiceRefusal
 from requester.failpoints import reached
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.protocol import (
@@ -66,7 +67,7 @@ answer for up to 30 s (``CHUNK_TIMEOUT``); an edge that waited as long on a stal
 was dropped as unreachable, where a ``503 ledger_unavailable`` in 5 s is retried."""
 
 
-class LedgerUnavailable(ProtocolError):
+class LedgerUnavailable(ServiceRefusal):
     status = 503
     code = "ledger_unavailable"
 

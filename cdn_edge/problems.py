@@ -1,8 +1,10 @@
 """One middleware that turns every refusal into an RFC 9457 JSON problem.
 
-Handlers raise :class:`ProtocolError` (or aiohttp's HTTP exceptions); clients
-get ``application/problem+json`` with a precise message and the right 4xx,
-never an HTML page or a traceback. What aiohttp answers before any middleware runs (a
+Handlers raise a :class:`~requester.errors.Refusal` (the wire protocol's or the
+server's own, :mod:`requester.errors`) or aiohttp's HTTP exceptions; clients get
+``application/problem+json`` with a precise message and the right 4xx, never an
+HTML page or a traceback. Anything else (an SDK failure included) is the server's own
+fault: logged, and answered 500. What aiohttp answers before any middleware runs (a
 refused request head) is a problem too: see ``requester/guarded_server.py``.
 """
 
@@ -14,12 +16,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from requester.errors import Refusal
 from requester.listener_problems import (
+    error_response,
     http_exception_problem,
     problem_document,
     problem_response,
 )
-from requester.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -30,8 +33,8 @@ __all__ = ["problem_document", "problem_middleware", "problem_response", "read_j
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ProtocolError as exc:
-        return problem_response(exc.status, exc.code, exc.message)
+    except Refusal as exc:
+        return error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -25,12 +25,12 @@ from cdn_edge.content.entry import ContentEntry
 from cdn_edge.edge_state import EDGE, Edge
 from cdn_edge.problems import problem_response
 from requester.chunk_client import ChunkUnavailable, ContentFailed
+from requester.errors import Refusal
 from requester.protocol import (
     BTT_LOCAL,
     CREDIT_HEADER,
     MalformedMessage,
     PaymentRequired,
-    ProtocolError,
     Quote,
     b64url_encode,
 )
@@ -110,7 +110,7 @@ async def _hold(request: web.Request, edge: Edge, entry: ContentEntry, index: in
     now = int(time.time())
     try:
         return await hold(request, edge, entry, index, client, now)
-    except ProtocolError as exc:
+    except Refusal as exc:
         return _refusal(request, edge, exc, entry.content_id, now,
                         largest_price(edge, entry, index))  # fmt: skip
 
@@ -211,7 +211,7 @@ async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: 
         try:
             paid_by, _ = await settle(request, edge, (entry.content_id, index), cost, size,
                                       client, now)  # fmt: skip
-        except ProtocolError as exc:
+        except Refusal as exc:
             return _refusal(request, edge, exc, entry.content_id, now, cost)
     headers = {
         "Atlas-Chunk": b64url_encode(statement),
@@ -227,7 +227,7 @@ async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: 
     return headers
 
 
-def _refusal(request: web.Request, edge: Edge, exc: ProtocolError, content_id: bytes, now: int,
+def _refusal(request: web.Request, edge: Edge, exc: Refusal, content_id: bytes, now: int,
              cost: int) -> web.Response:  # fmt: skip
     """A payment refusal counted in the metrics: a 402 shows the quote and the price;
     any other refusal is raised as its problem."""

@@ -23,10 +23,10 @@ from cdn_edge.torrent import (
     parse_torrent_file,
 )
 from cdn_edge.tunnel.book import TUNNELS
+from requester.errors import ServiceRefusal
 from requester.protocol import (
     BTT_LOCAL,
     MalformedMessage,
-    ProtocolError,
     UrlSource,
     b64url_encode,
     format_amount,
@@ -37,7 +37,7 @@ _FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
 """What an HTTP field value may hold here: CR/LF and other controls would be an injection."""
 
 
-class TorrentsOff(ProtocolError):
+class TorrentsOff(ServiceRefusal):
     status = 404
     code = "not_found"
 

@@ -18,12 +18,12 @@ from cdn_edge.ledger.faucet import FaucetLimited, FaucetLimits, FaucetMeter, is_
 from cdn_edge.ledger.refusals import LedgerRefusal, bad_request
 from cdn_edge.ledger.store import CrashHook, LedgerStore, Result
 from cdn_edge.problems import problem_middleware, problem_response, read_json
+from requester.errors import Refusal
 from requester.protocol import (
     BTT_LOCAL,
     LOCAL_CHAIN_ID,
     LOCAL_LEDGER_CONTRACT,
     PaymentDomain,
-    ProtocolError,
     SignedOp,
     TronAddress,
     Voucher,
@@ -172,7 +172,7 @@ async def _call(request: web.Request) -> web.Response:
         call = SignedOp.from_json(await read_json(request))
         kind = call.op.TYPE
         result = await _db(request, request.app[STORE].apply, call, _now(request))
-    except ProtocolError as exc:
+    except Refusal as exc:
         request.app[CALLS].labels(kind, exc.code).inc()
         raise
     request.app[CALLS].labels(kind, "ok").inc()
@@ -186,7 +186,7 @@ async def _redeem(request: web.Request) -> web.Response:
     try:
         voucher = Voucher.from_header(body["voucher"])
         result: Result = await _db(request, request.app[STORE].redeem, voucher, _now(request))
-    except ProtocolError as exc:
+    except Refusal as exc:
         request.app[CALLS].labels("redeem", exc.code).inc()
         raise
     request.app[CALLS].labels("redeem", "ok").inc()

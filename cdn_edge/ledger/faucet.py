@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address
 
-from requester.protocol import BTT_LOCAL, ProtocolError, format_amount
+from requester.errors import ServiceRefusal
+from requester.protocol import BTT_LOCAL, format_amount
 
 WINDOW = 60.0
 """Seconds the bounds are measured over."""
@@ -46,7 +47,7 @@ class FaucetLimits:
             raise ValueError("the faucet must allow at least one grant per minute")
 
 
-class FaucetLimited(ProtocolError):
+class FaucetLimited(ServiceRefusal):
     """A grant over one of the faucet's per-minute bounds; nothing was minted."""
 
     status = 429

@@ -1,12 +1,15 @@
-"""Ledger refusals: protocol errors with the ledger's own codes and statuses."""
+"""Ledger refusals: the ledger's own codes and statuses (a :class:`ServiceRefusal`)."""
 
 from __future__ import annotations
 
-from requester.protocol import ProtocolError
+from requester.errors import ServiceRefusal
 
 
-class LedgerRefusal(ProtocolError):
-    """A call the ledger refuses; nothing was changed."""
+class LedgerRefusal(ServiceRefusal):
+    """A call the ledger refuses; nothing was changed. Each carries its own status and code
+    (``402 insufficient_funds``, ``404 not_found``, ``409`` conflicts, ``400 bad_request``)."""
+
+    code = "ledger_refusal"
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)

@@ -27,7 +27,8 @@ from cdn_edge.routes_chunks import make_quote
 from cdn_edge.tunnel.connect_request import TooManyTunnels, TunnelInUse, UnknownTunnel
 from cdn_edge.tunnel.meter import TunnelMeter
 from cdn_edge.tunnel.relay import Streams, Tunnel
-from requester.protocol import ANY_CONTENT, PaymentRequired, ProtocolError, Quote, b64url_encode
+from requester.errors import Refusal
+from requester.protocol import ANY_CONTENT, PaymentRequired, Quote, b64url_encode
 
 CLOSED_KEPT = 60.0
 """Seconds a closed tunnel stays queryable (and its id taken)."""
@@ -56,7 +57,7 @@ class TunnelBook:
     def config(self) -> EdgeConfig:
         return self._edge.config
 
-    def refusal_headers(self, exc: ProtocolError) -> dict[str, str]:
+    def refusal_headers(self, exc: Refusal) -> dict[str, str]:
         """The headers a refused tunnel's answer carries: a quote for a 402, Retry-After."""
         if isinstance(exc, PaymentRequired):
             return {"Atlas-Quote": b64url_encode(self.quote().encode()),
@@ -179,7 +180,7 @@ class TunnelBook:
         try:
             await self._edge.payments.charge(voucher, None, units * self.unit_price,
                                              int(time.time()))  # fmt: skip
-        except ProtocolError as exc:
+        except Refusal as exc:
             metrics.vouchers.labels(exc.code).inc()
             raise
         metrics.vouchers.labels("accepted").inc()

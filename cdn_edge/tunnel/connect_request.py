@@ -13,14 +13,13 @@ opaque bytes, so only the web ports are open to strangers.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from http import HTTPStatus
 
 from cdn_edge.address_policy import BlockedAddress, check_origin_url, parse_origin_url
-from cdn_edge.problems import problem_document
-from requester.protocol import MalformedMessage, ProtocolError, b64url_decode
+from requester.errors import PROBLEM_JSON, Refusal, ServiceRefusal
+from requester.protocol import MalformedMessage, b64url_decode
 from requester.protocol.voucher import VOUCHER_SIZE
 
 MAX_HEAD = 8192
@@ -36,27 +35,27 @@ _TARGET = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+)):([0-9]{1,5})",
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-class TunnelInUse(ProtocolError):
+class TunnelInUse(ServiceRefusal):
     status = 409
     code = "tunnel_in_use"
 
 
-class TunnelClosed(ProtocolError):
+class TunnelClosed(ServiceRefusal):
     status = 409
     code = "tunnel_closed"
 
 
-class UnknownTunnel(ProtocolError):
+class UnknownTunnel(ServiceRefusal):
     status = 404
     code = "unknown_tunnel"
 
 
-class TooManyTunnels(ProtocolError):
+class TooManyTunnels(ServiceRefusal):
     status = 503
     code = "too_many_tunnels"
 
 
-class TargetUnreachable(ProtocolError):
+class TargetUnreachable(ServiceRefusal):
     status = 502
     code = "target_unreachable"
 
@@ -165,12 +164,12 @@ def check_target(request: ConnectRequest, *, allow_private: bool) -> None:
     check_origin_url(parse_origin_url(f"http://{host}/"), allow_private=allow_private)
 
 
-def refusal(exc: ProtocolError, headers: dict[str, str] | None = None) -> bytes:
+def refusal(exc: Refusal, headers: dict[str, str] | None = None) -> bytes:
     """A complete HTTP/1.1 answer with a JSON problem body; the connection closes after it."""
-    body = json.dumps(problem_document(exc.status, exc.code, exc.message)).encode()
+    body = exc.answer().json().encode()
     lines = [f"HTTP/1.1 {exc.status} {HTTPStatus(exc.status).phrase}"]
     fields = {
-        "Content-Type": "application/problem+json",
+        "Content-Type": PROBLEM_JSON,
         "Content-Length": str(len(body)),
         "Connection": "close",
         **(headers or {}),

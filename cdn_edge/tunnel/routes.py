@@ -17,11 +17,11 @@ from cdn_edge.problems import problem_response
 from cdn_edge.tunnel.book import TUNNELS, TunnelBook
 from cdn_edge.tunnel.connect_request import TunnelClosed, open_request, parse_tunnel_id
 from cdn_edge.tunnel.dial import open_target
+from requester.errors import Refusal
 from requester.protocol import (
     VOUCHER_HEADER,
     MalformedMessage,
     PaymentRequired,
-    ProtocolError,
     b64url_decode,
     b64url_encode,
 )
@@ -75,7 +75,7 @@ async def open_tunnel(request: web.Request) -> web.Response:
         except BaseException:
             book.release(wanted.tunnel_id, client)
             raise
-    except ProtocolError as exc:
+    except Refusal as exc:
         request.app[EDGE].metrics.tunnels_refused.labels(exc.code).inc()
         response = problem_response(exc.status, exc.code, exc.message)
         response.headers.update(book.refusal_headers(exc))

@@ -30,15 +30,16 @@ from cdn_edge.tunnel.connect_request import (
 )
 from cdn_edge.tunnel.dial import open_target
 from cdn_edge.tunnel.relay import Streams, Tunnel
+from requester.errors import Refusal, ServiceRefusal
 from requester.listener_limits import AddressCounter, peer_host
-from requester.protocol import MalformedMessage, ProtocolError
+from requester.protocol import MalformedMessage
 
 log = logging.getLogger(__name__)
 LINGER = 2.0
 """After a refusal, how long to drain what the client still sends, so the close is not a reset."""
 
 
-class InternalError(ProtocolError):
+class InternalError(ServiceRefusal):
     status = 500
     code = "internal_error"
 
@@ -111,7 +112,7 @@ class TunnelServer:
             request = parse_connect(await self._read_head(reader))
             opened = self._book.attach(request.tunnel_id, request.target, client)
             tunnel, target = opened or await self._open(request, client)
-        except ProtocolError as exc:
+        except Refusal as exc:
             await self._refuse(reader, writer, exc)
             return
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -123,7 +124,7 @@ class TunnelServer:
         self._book.reserve(request.tunnel_id, client)
         try:
             target = await open_target(self._book, self._config, request, client)
-        except ProtocolError:
+        except Refusal:
             self._book.release(request.tunnel_id, client)
             raise
         except Exception as exc:
@@ -163,7 +164,7 @@ class TunnelServer:
             raise MalformedMessage(f"request head is over {MAX_HEAD} bytes") from None
 
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                      exc: ProtocolError) -> None:  # fmt: skip
+                      exc: Refusal) -> None:  # fmt: skip
         self._metrics.tunnels_refused.labels(exc.code).inc()
         headers = self._book.refusal_headers(exc)
         with contextlib.suppress(OSError, TimeoutError, asyncio.LimitOverrunError, ValueError):
