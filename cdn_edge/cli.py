@@ -12,8 +12,9 @@ from aiohttp import web
 
 from cdn_edge.config import EdgeConfig
 from cdn_edge.serving import serve
-from requester.cli_amounts import btt
-from requester.listener_limits import ListenerLimits, listener_options
+from requester.cli.amounts import btt
+from requester.cli.listener_options import listener_options
+from requester.listener_limits import ListenerLimits
 from requester.protocol import BTT_LOCAL, format_amount
 
 

@@ -8,8 +8,9 @@ import click
 
 from proxy.service import ProxyConfig, run
 from proxy.spending import Limits
-from requester.cli_amounts import btt_or_none
-from requester.listener_limits import ListenerLimits, listener_options
+from requester.cli.amounts import btt_or_none
+from requester.cli.listener_options import listener_options
+from requester.listener_limits import ListenerLimits
 from requester.settings import ConfigError, atlas_home, load_settings
 
 

@@ -13,18 +13,15 @@ the SDK but not each other.
 - An address may hold ``max_per_address`` connections at once; more are closed as soon
   as they open. An address is an IPv4 address (/32) or an IPv6 /64 (one host's usual
   allocation, so a host cannot dodge the cap by cycling its interface identifiers).
+
+The servers' command-line options for these are :mod:`requester.cli.listener_options`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address, ip_network
-from typing import Any, TypeVar
-
-import click
 
 log = logging.getLogger(__name__)
 DEFAULT_HEADER_TIMEOUT = 10.0
@@ -32,7 +29,6 @@ DEFAULT_MAX_PER_ADDRESS = 256
 """Generous for loopback, where the load tests run every user from 127.0.0.1."""
 HEADER_TIMEOUT_ENV = "ATLAS_HEADER_TIMEOUT"
 MAX_PER_ADDRESS_ENV = "ATLAS_MAX_CONNECTIONS_PER_ADDRESS"
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -100,26 +96,3 @@ class AddressCounter:
 
     def open_from(self, host: str) -> int:
         return self._open.get(address_key(host), 0)
-
-
-def listener_options(command: F) -> F:
-    """Adds ``--header-timeout`` and ``--max-connections-per-address`` to a server command;
-    it receives them as one ``listener_limits: ListenerLimits`` argument."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, header_timeout: float, max_connections_per_address: int,
-                **kwargs: Any) -> Any:  # fmt: skip
-        limits = ListenerLimits(header_timeout, max_connections_per_address)
-        return command(*args, listener_limits=limits, **kwargs)
-
-    with_cap = click.option(
-        "--max-connections-per-address", default=DEFAULT_MAX_PER_ADDRESS, show_default=True,
-        type=click.IntRange(1), envvar=MAX_PER_ADDRESS_ENV,
-        help="connections one address (IPv4, IPv6 /64) may hold open; more are closed",
-    )(wrapper)  # fmt: skip
-    with_timeout = click.option(
-        "--header-timeout", default=DEFAULT_HEADER_TIMEOUT, show_default=True,
-        type=click.FloatRange(min=0.1), envvar=HEADER_TIMEOUT_ENV,
-        help="seconds a client has to send a whole request head",
-    )(with_cap)  # fmt: skip
-    return with_timeout  # type: ignore[return-value]

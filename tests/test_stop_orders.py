@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from requester.stop_orders import STOP_LINE, UP_CHILD_ENV
-from tests.atlas_up import ATLAS, env
+from tests.launcher.atlas_up import ATLAS, env
 from tests.processes import Running, start_ledger
 
 

@@ -12,8 +12,9 @@ import click
 from cdn_edge.ledger.app import LedgerConfig, create_app
 from cdn_edge.ledger.faucet import FaucetLimits
 from cdn_edge.serving import serve
-from requester.cli_amounts import btt
-from requester.listener_limits import ListenerLimits, listener_options
+from requester.cli.amounts import btt
+from requester.cli.listener_options import listener_options
+from requester.listener_limits import ListenerLimits
 
 CRASH_ENV = "ATLAS_LEDGER_CRASH_AT"
 """Fault injection for crash tests: ``before-commit`` or ``after-commit``."""

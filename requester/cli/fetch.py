@@ -1,7 +1,7 @@
 """``atlas fetch``: a paid, verified, multi-provider download to a file or stdout.
 
 With ``-o FILE`` the bytes go to ``FILE.part`` first, with a sidecar that lets
-the same command resume (:mod:`requester.fetch_output`). One fetch spends at
+the same command resume (:mod:`requester.cli.fetch_output`). One fetch spends at
 most ``max_spend`` (default 1 BTT); the error says how to raise it.
 """
 
@@ -21,10 +21,10 @@ import click
 from requester import keystore
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import Budget
-from requester.cli_amounts import optional_btt, parse_btt
+from requester.cli.amounts import optional_btt, parse_btt
+from requester.cli.fetch_output import load_sidecar, save, sidecar_of
 from requester.client import AtlasClient, TorrentListing
 from requester.errors import AtlasError
-from requester.fetch_output import load_sidecar, save, sidecar_of
 from requester.ledger_client import LedgerClient
 from requester.payer_store import PayerStore
 from requester.protocol import BTT_LOCAL, format_amount

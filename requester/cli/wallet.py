@@ -14,9 +14,9 @@ import aiohttp
 import click
 
 from requester import keystore
-from requester.channel_listing import listed_channels, settle_recorded
 from requester.channel_manager import ChannelManager
-from requester.cli_amounts import parse_btt
+from requester.cli.amounts import parse_btt
+from requester.cli.channel_listing import listed_channels, settle_recorded
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.payer_store import PayerStore
 from requester.protocol import (

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.atlas_up import ATLAS, descendants, env, fetch, start_up
+from tests.launcher.atlas_up import ATLAS, descendants, env, fetch, start_up
 from tests.origin_server import pattern
 from tests.processes import Running, start_origin, start_program
 from tests.proxy.conftest import curl

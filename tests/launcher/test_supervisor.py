@@ -1,4 +1,4 @@
-"""requester/supervisor.py with small real child programs: restarts with a pause, gives up
+"""launcher/supervisor.py with small real child programs: restarts with a pause, gives up
 after repeated quick deaths and says so, stops children in reverse stage order."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from requester import supervisor
-from requester.supervisor import ChildSpec, Supervisor
+from launcher import supervisor
+from launcher.supervisor import ChildSpec, Supervisor
 
 READY = "import json, sys; print(json.dumps({'listening': 'http://127.0.0.1:9'}), flush=True); "
 

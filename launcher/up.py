@@ -5,9 +5,9 @@ tracker; each edge is a tracker too) and the browser proxy with its mobile
 API, makes and funds a local wallet and the edges' payee accounts, writes
 ``config.json`` so that ``ATLAS_HOME=DIR atlas fetch URL`` uses the same
 wallet and edges, and prints one JSON line of endpoints. Its ports are
-chosen once and kept in ``DIR/network.json`` (requester/local_network.py),
+chosen once and kept in ``DIR/network.json`` (launcher/local_network.py),
 so a second ``atlas up`` on the same data dir resumes the same network at
-the same addresses. It supervises the children (requester/supervisor.py):
+the same addresses. It supervises the children (launcher/supervisor.py):
 one that dies is reported and restarted. Ctrl-C, SIGTERM or SIGHUP stop the
 proxy, then the edges (they redeem what they earned), then the ledger.
 """
@@ -26,9 +26,7 @@ from pathlib import Path
 import aiohttp
 import click
 
-from requester import keystore
-from requester.ledger_client import LedgerClient
-from requester.local_network import (
+from launcher.local_network import (
     FILE_NAME,
     HOST,
     NetworkPorts,
@@ -37,10 +35,12 @@ from requester.local_network import (
     plan_ports,
     save_ports,
 )
+from launcher.supervisor import Child, ChildFailed, ChildSpec, Supervisor, say
+from requester import keystore
+from requester.ledger_client import LedgerClient
 from requester.protocol import BTT_LOCAL, TronAddress
 from requester.secret_file import write_secret
 from requester.settings import write_config
-from requester.supervisor import Child, ChildFailed, ChildSpec, Supervisor, say
 
 READY_TIMEOUT = 60.0
 WALLET_FUNDS = 1000 * BTT_LOCAL.one

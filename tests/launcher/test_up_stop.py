@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.atlas_up import Up, descendants, earnings, fetch, start_up
+from tests.launcher.atlas_up import Up, descendants, earnings, fetch, start_up
 from tests.processes import Running, start_origin
 
 PAYING = {"ATLAS_FREE_MIB": "0"}

@@ -1,13 +1,13 @@
 """The children of ``atlas up``: started apart from the terminal, restarted when they die,
 stopped in order.
 
-Each child runs in its own session, so Ctrl-C in the terminal (SIGINT to the
-foreground process group) reaches the launcher only, and the launcher stops
-the children in the reverse order of their stages: the proxy, then the edges
-(which redeem what they earned), then the ledger. Its stdin is the launcher's
-control pipe (requester/stop_orders.py), so a child also stops when the
-launcher is gone. A child that dies on its own is reported on stderr and
-restarted on the same ports after a growing pause; after
+Each child runs in its own session (:mod:`launcher.processes` starts it), so
+Ctrl-C in the terminal (SIGINT to the foreground process group) reaches the
+launcher only, and the launcher stops the children in the reverse order of
+their stages: the proxy, then the edges (which redeem what they earned), then
+the ledger. Its stdin is the launcher's control pipe (requester/stop_orders.py),
+so a child also stops when the launcher is gone. A child that dies on its own is
+reported on stderr and restarted on the same ports after a growing pause; after
 :data:`GIVE_UP_AFTER` quick deaths in a row it is left dead, and that is said.
 """
 
@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from requester.local_network import HOST, port_free
+from launcher import processes
+from launcher.local_network import HOST, port_free
 from requester.stop_orders import STOP_LINE, UP_CHILD_ENV
 
 READY_TIMEOUT = 60.0
@@ -58,12 +56,14 @@ class ChildSpec:
 
 
 class Child:
-    """One child process and the ready line it printed (``{"listening": URL, ...}``)."""
+    """One child (run by :mod:`launcher.processes`) and the ready line it printed
+    (``{"listening": URL, ...}``); what else it prints on stdout is passed on to stderr,
+    named."""
 
     def __init__(self, spec: ChildSpec) -> None:
         self.spec = spec
         self.name = spec.name
-        self.proc: asyncio.subprocess.Process | None = None
+        self.process: processes.Process | None = None
         self.ready: dict[str, object] = {}
         self.started = 0.0
 
@@ -77,65 +77,33 @@ class Child:
         for port in self.spec.ports:
             if not port_free(port):
                 raise ChildFailed(f"cannot listen: {HOST}:{port} is in use")
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.spec.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, **self.spec.env, UP_CHILD_ENV: "1"}, start_new_session=True,
+        # No death signal: the control pipe is how a child learns that the launcher is gone,
+        # and the ledger (stops_last) must outlive it while the edges settle.
+        self.process = processes.spawn(
+            self.spec.argv, name=self.name, env={**self.spec.env, UP_CHILD_ENV: "1"},
+            echo=self._pass_on, control_pipe=True, die_with_parent=False,
         )  # fmt: skip
         try:
-            ready = await asyncio.wait_for(self._ready_line(), READY_TIMEOUT)
-        except TimeoutError:
-            self.proc.kill()
-            await self.ended()
-            raise ChildFailed(f"was not ready within {READY_TIMEOUT:g} s") from None
-        if ready is None:
-            raise ChildFailed(f"{await self.ended()} before it was ready")
-        self.ready = ready
+            self.ready = await self.process.wait_ready_async(READY_TIMEOUT)
+        except processes.NotReady as failed:
+            raise ChildFailed(str(failed)) from None
 
-    async def _ready_line(self) -> dict[str, object] | None:
-        assert self.proc is not None and self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            try:
-                ready = json.loads(line)
-            except ValueError:
-                ready = None
-            if isinstance(ready, dict) and ready.get("listening"):
-                return ready
-            self._pass_on(line)
-        return None
-
-    def _pass_on(self, line: bytes) -> None:
-        text = line.decode("utf-8", "replace").rstrip()
-        print(f"{self.name}: {text}", file=sys.stderr, flush=True)
+    def _pass_on(self, line: str) -> None:
+        print(f"{self.name}: {line}", file=sys.stderr, flush=True)
 
     async def ended(self) -> str:
         """Wait for the process to end (passing on what it prints); how it ended."""
-        assert self.proc is not None and self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            self._pass_on(line)
-        code = await self.proc.wait()
-        if code < 0:
-            return f"was killed by {signal.Signals(-code).name}"
-        return f"exited with status {code}"
+        assert self.process is not None
+        return processes.describe_exit(await self.process.wait_async())
 
     async def stop(self) -> None:
         """Order it to stop (SIGTERM, or the ledger's ``stop`` line); SIGKILL if it lingers."""
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
+        if self.process is None or self.process.returncode is not None:
             return
-        assert proc.stdin is not None
-        with contextlib.suppress(ProcessLookupError, ConnectionError):
-            if self.spec.stops_last:
-                proc.stdin.write(STOP_LINE)
-                await proc.stdin.drain()
-            else:
-                proc.send_signal(signal.SIGTERM)
-            proc.stdin.close()
-        try:
-            await asyncio.wait_for(self.ended(), STOP_TIMEOUT)
-        except TimeoutError:
-            say(f"{self.name} did not stop within {STOP_TIMEOUT:g} s; killing it")
-            proc.kill()
-            await proc.wait()
+        await self.process.stop_async(
+            STOP_TIMEOUT, stop_line=STOP_LINE.decode() if self.spec.stops_last else None,
+            lingers=lambda: say(f"{self.name} did not stop within {STOP_TIMEOUT:g} s; killing it"),
+        )  # fmt: skip
 
 
 class Supervisor:
@@ -188,8 +156,8 @@ class Supervisor:
         how = await child.ended()
         while not self._stopping.is_set():
             quick_deaths = quick_deaths + 1 if time.monotonic() - child.started < STEADY else 1
-            assert child.proc is not None
-            what = f"{child.name} (pid {child.proc.pid}) {how}"
+            assert child.process is not None
+            what = f"{child.name} (pid {child.process.pid}) {how}"
             if quick_deaths >= GIVE_UP_AFTER:
                 say(f"{what}, {quick_deaths} times in a row within {STEADY:g} s of starting; "
                     "not restarting it again (the rest of the network keeps running)")  # fmt: skip
@@ -204,5 +172,5 @@ class Supervisor:
             except ChildFailed as failed:
                 how = str(failed)
                 continue
-            say(f"{child.name} is back (pid {child.proc.pid}) on {child.url}")
+            say(f"{child.name} is back (pid {child.process.pid}) on {child.url}")
             how = await child.ended()

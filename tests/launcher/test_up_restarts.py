@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.atlas_up import descendants, earnings, fetch, start_up
+from tests.launcher.atlas_up import descendants, earnings, fetch, start_up
 from tests.origin_server import pattern
 from tests.processes import Running, start_origin
 
