@@ -20,13 +20,12 @@ from requester.errors import Refusal
 from requester.listener_problems import (
     error_response,
     http_exception_problem,
-    problem_document,
     problem_response,
 )
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-__all__ = ["problem_document", "problem_middleware", "problem_response", "read_json"]
+__all__ = ["problem_middleware", "problem_response", "read_json"]
 
 
 @web.middleware

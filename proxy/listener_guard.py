@@ -18,7 +18,6 @@ gets ``431`` and the connection is closed. The wrapper also sees a head's first 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -27,8 +26,9 @@ from typing import cast
 from mitmproxy import connection, ctx, http
 from mitmproxy.proxy.server import ConnectionIO
 
+from requester.errors import PROBLEM_JSON, Problem
 from requester.listener_limits import AddressCounter, ListenerLimits, peer_host
-from requester.listener_problems import HEAD_TOO_LARGE, problem_document
+from requester.listener_problems import HEAD_TOO_LARGE
 
 log = logging.getLogger(__name__)
 KEEPALIVE_TIMEOUT = 75.0
@@ -71,12 +71,10 @@ class _HeadLimitedReader:
         if self._seen <= MAX_HEAD_BYTES:
             return data
         detail = f"a request head may have at most {MAX_HEAD_BYTES} bytes"
-        body = json.dumps(
-            problem_document(HEAD_TOO_LARGE, "request_head_too_large", detail)
-        ).encode()
+        body = Problem(HEAD_TOO_LARGE, "request_head_too_large", detail).json().encode()
         self._writer.write(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
-            b"Content-Type: application/problem+json\r\n"
+            + b"Content-Type: %s\r\n" % PROBLEM_JSON.encode()
             + b"Content-Length: %d\r\n\r\n" % len(body)
             + body
         )

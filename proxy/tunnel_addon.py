@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import secrets
 import time
@@ -37,6 +36,7 @@ from proxy.own_listeners import listener_ports, loop_failure
 from proxy.spending import RequestPayer
 from proxy.state import ProxyState
 from proxy.tunnel_calls import TunnelPrice, open_tunnel, pay_ahead, tunnel_price
+from requester.errors import PROBLEM_JSON, Problem
 
 log = logging.getLogger(__name__)
 REOPEN_AFTER = 5.0
@@ -176,14 +176,8 @@ class TunnelThroughEdges:
 
 def refusal(failure: Failure) -> http.Response:
     """A CONNECT answered with a problem: status, code and reason, never a 200."""
-    body = {
-        "type": f"https://atlas.invalid/problems/{failure.code}",
-        "title": failure.title,
-        "status": failure.status,
-        "detail": failure.detail,
-    }
-    return http.Response.make(failure.status, json.dumps(body),
-                              {"Content-Type": "application/problem+json"})  # fmt: skip
+    body = Problem(failure.status, failure.code, failure.detail, failure.title).json()
+    return http.Response.make(failure.status, body, {"Content-Type": PROBLEM_JSON})
 
 
 def _authority(host: str, port: int) -> str:

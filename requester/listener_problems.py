@@ -5,8 +5,8 @@ refuses (a line or header over the limits, too many headers, a bad Content-Lengt
 chunk size) and an exception no middleware caught. Every Atlas aiohttp server (edge,
 ledger, the proxy's API) answers those as ``application/problem+json`` too, with a
 message that says what was wrong, through :mod:`requester.guarded_server`. It is in the
-SDK so that the proxy need not import the edge; ``cdn_edge/problems.py`` builds its
-bodies with the same :func:`problem_document`.
+SDK so that the proxy need not import the edge; ``cdn_edge/problems.py`` answers with
+the same :func:`problem_response`, and every body is a :class:`requester.errors.Problem`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,6 @@ TOO_MANY_HEADERS = "Too many headers received"
 _BODY_HEADERS = {"content-type", "content-length", "content-encoding"}
 HEAD_TOO_LARGE = 431
 """Request Header Fields Too Large (RFC 6585), for any head over the limits."""
-
-
-def problem_document(status: int, code: str, detail: str) -> dict[str, object]:
-    """The RFC 9457 body of every Atlas refusal (:class:`requester.errors.Problem`)."""
-    return Problem(status, code, detail).document()
 
 
 def problem_response(
