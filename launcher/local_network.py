@@ -17,18 +17,26 @@ import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from requester.errors import SdkError
+
 HOST = "127.0.0.1"
 FILE_NAME = "network.json"
 PICK_FROM = 20000
 """Lowest port picked for a new network (the top is the ephemeral range's start)."""
 
 
-class NetworkSetupError(Exception):
+class NetworkSetupError(SdkError):
     """The network cannot start with these ports; the message says why and what to do."""
+
+    status = 500
+    code = "network_setup_failed"
 
 
 class PortInUse(NetworkSetupError):
     """A port the network needs is held by another process."""
+
+    status = 409
+    code = "port_in_use"
 
 
 @dataclass

@@ -22,6 +22,7 @@ from types import TracebackType
 
 from launcher import processes
 from launcher.local_network import HOST, port_free
+from requester.errors import SdkError
 from requester.stop_orders import STOP_LINE, UP_CHILD_ENV
 
 READY_TIMEOUT = 60.0
@@ -38,8 +39,11 @@ def say(message: str) -> None:
     print(f"atlas up: {message}", file=sys.stderr, flush=True)
 
 
-class ChildFailed(Exception):
+class ChildFailed(SdkError):
     """A child did not become ready; the message says how it ended."""
+
+    status = 500
+    code = "child_failed"
 
 
 @dataclass(frozen=True)
