@@ -5,9 +5,9 @@ A program is started in its own session (so a terminal's Ctrl-C, or a signal to 
 starter's process group, does not reach it) and, by default, set to receive SIGTERM when
 the thread that started it dies (``PR_SET_PDEATHSIG``), so a killed test run or benchmark
 leaves nothing behind. Each Atlas server prints one JSON line on stdout when it is ready
-(``{"listening": URL, ...}``); :func:`start` waits for that line, with a timeout. A thread
-reads the rest of stdout, so the program never blocks on a full pipe: its lines go to the
-log file (which also takes stderr), to an ``echo`` callback, or to a short in-memory tail.
+(``{"listening": URL, ...}``); :func:`start` waits for that line, with a timeout. The rest
+of its stdout is its log (:mod:`launcher.child_output`), kept with its stderr in a file,
+or passed to an ``echo`` callback, and a short tail in memory.
 
 It is stopped by its PID, never by name: SIGTERM (or a line on its control pipe) to its
 process group, a wait, then SIGKILL. The waits come in two kinds with the same outcome:
@@ -18,23 +18,21 @@ through a pidfd, with no thread left behind when the waiter is cancelled.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import ctypes
-import json
 import os
 import signal
 import subprocess
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import TypedDict, Unpack
+
+from launcher.child_output import ChildOutput, resolve
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 OUTPUT_GRACE = 1.0
 """Seconds to wait, after a program exits, for the last of its stdout to be read."""
-TAIL_LINES = 200
 PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up once, not in a forked child
 
@@ -48,44 +46,6 @@ def describe_exit(code: int) -> str:
     if code < 0:
         return f"was killed by {signal.Signals(-code).name}"
     return f"exited with status {code}"
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class _Flag:
-    """A one-shot flag that both threads and ``async`` code can wait for."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._wakers: list[Callable[[], None]] = []
-
-    def set(self) -> None:
-        with self._lock:
-            self._event.set()
-            wakers, self._wakers = self._wakers, []
-        for wake in wakers:
-            wake()
-
-    def wait(self, timeout: float | None) -> bool:
-        return self._event.wait(timeout)
-
-    async def wait_async(self) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                loop.call_soon_threadsafe(_resolve, done)
-
-        with self._lock:
-            if self._event.is_set():
-                return
-            self._wakers.append(wake)
-        await done
 
 
 class Process:
@@ -103,15 +63,13 @@ class Process:
         self.proc = proc
         self.log = log
         """The file that holds its stderr and stdout (None: stderr is inherited)."""
-        self.ready: dict[str, object] = {}
-        """Its ready line, once read."""
-        self._echo = echo
-        self._ready_key = ready_key
-        self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        self._settled = _Flag()  # the ready line was read, or stdout ended
-        self._output_ended = _Flag()
-        self._reader = threading.Thread(target=self._read, name=f"stdout of {name}", daemon=True)
-        self._reader.start()
+        assert proc.stdout is not None
+        self._output = ChildOutput(proc.stdout, name, log, echo, ready_key)
+
+    @property
+    def ready(self) -> dict[str, object]:
+        """Its ready line (the whole JSON object), once read."""
+        return self._output.ready
 
     @property
     def pid(self) -> int:
@@ -131,7 +89,7 @@ class Process:
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> dict[str, object]:
         """Its ready line; if none comes within ``timeout`` s it is killed. Raises NotReady."""
-        if not self._settled.wait(timeout):
+        if not self._output.settled.wait(timeout):
             self.kill9()
             raise NotReady(f"was not ready within {timeout:g} s")
         if self.ready:
@@ -145,7 +103,7 @@ class Process:
         """:meth:`wait_ready`, awaited."""
         try:
             async with asyncio.timeout(timeout):
-                await self._settled.wait_async()
+                await self._output.settled.wait_async()
         except TimeoutError:
             self._signal_group(signal.SIGKILL)
             await self.wait_async()
@@ -154,62 +112,16 @@ class Process:
             return self.ready
         raise NotReady(f"{describe_exit(await self.wait_async())} before it was ready")
 
-    def _is_ready_line(self, line: str) -> dict[str, object] | None:
-        try:
-            parsed = json.loads(line)
-        except ValueError:
-            return None
-        if not isinstance(parsed, dict):
-            return None
-        if self._ready_key is not None and not parsed.get(self._ready_key):
-            return None
-        return parsed
-
-    def _read(self) -> None:
-        stdout = self.proc.stdout
-        assert stdout is not None
-        sink = self.log.open("a", encoding="utf-8") if self.log is not None else None
-        try:
-            for line in stdout:
-                if not self._settled.wait(0) and (ready := self._is_ready_line(line)) is not None:
-                    self.ready = ready
-                    self._settled.set()
-                    continue
-                self._pass_on(line, sink)
-        except (OSError, ValueError):  # the pipe was closed under us
-            pass
-        finally:
-            stdout.close()
-            if sink is not None:
-                sink.close()
-            self._settled.set()
-            self._output_ended.set()
-
-    def _pass_on(self, line: str, sink: IO[str] | None) -> None:
-        text = line.rstrip()
-        self._tail.append(text)
-        if sink is not None:
-            sink.write(line)
-            sink.flush()
-        if self._echo is not None:
-            self._echo(text)
-
     def log_tail(self, lines: int = 15) -> str:
         """The last ``lines`` lines of its log file, or of its stdout if it has none."""
-        if self.log is None:
-            return "\n".join(list(self._tail)[-lines:])
-        try:
-            text = self.log.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return self._output.tail(lines)
 
     # --- stopping -------------------------------------------------------------------------
 
     def wait(self, timeout: float | None = None) -> int:
         """Its exit status, waiting up to ``timeout`` s (``subprocess.TimeoutExpired``)."""
         code = self.proc.wait(timeout)
-        self._output_ended.wait(OUTPUT_GRACE)
+        self._output.ended.wait(OUTPUT_GRACE)
         return code
 
     async def wait_async(self) -> int:
@@ -218,7 +130,7 @@ class Process:
             loop = asyncio.get_running_loop()
             exited: asyncio.Future[None] = loop.create_future()
             pidfd = os.pidfd_open(self.pid)
-            loop.add_reader(pidfd, _resolve, exited)
+            loop.add_reader(pidfd, resolve, exited)
             try:
                 await exited
             finally:
@@ -227,7 +139,7 @@ class Process:
         code = self.proc.wait()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(OUTPUT_GRACE):
-                await self._output_ended.wait_async()
+                await self._output.ended.wait_async()
         return code
 
     def stop(
@@ -287,6 +199,19 @@ class Process:
             os.killpg(self.pid, sig)
 
 
+class Options(TypedDict, total=False):
+    """:func:`spawn`'s options, which :func:`start` passes on."""
+
+    name: str
+    env: dict[str, str] | None
+    cwd: Path | None
+    log: Path | None
+    echo: Callable[[str], None] | None
+    control_pipe: bool
+    die_with_parent: bool
+    ready_key: str | None
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -327,31 +252,12 @@ def spawn(
 
 
 def start(
-    argv: Sequence[str],
-    *,
-    ready_timeout: float = READY_TIMEOUT,
-    name: str = "",
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-    log: Path | None = None,
-    echo: Callable[[str], None] | None = None,
-    control_pipe: bool = False,
-    die_with_parent: bool = True,
-    ready_key: str | None = "listening",
+    argv: Sequence[str], *, ready_timeout: float = READY_TIMEOUT, **options: Unpack[Options]
 ) -> Process:
-    """Start ``argv`` (as :func:`spawn`) and wait for its ready line; NotReady if it does
-    not print one within ``ready_timeout`` s (it is killed) or ends first."""
-    process = spawn(
-        argv,
-        name=name,
-        env=env,
-        cwd=cwd,
-        log=log,
-        echo=echo,
-        control_pipe=control_pipe,
-        die_with_parent=die_with_parent,
-        ready_key=ready_key,
-    )
+    """Start ``argv`` (as :func:`spawn`, with its options) and wait for its ready line;
+    NotReady if it does not print one within ``ready_timeout`` s (it is killed) or ends
+    first."""
+    process = spawn(argv, **options)
     process.wait_ready(ready_timeout)
     return process
 
