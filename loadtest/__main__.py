@@ -2,7 +2,7 @@
 
     bench [ARGS]       every benchmark as its own process, one table (loadtest.harness.suite)
     run NAME [ARGS]    one benchmark in this process: protocol, edge, sdk, proxy or torrent
-    locust [ARGS]      locust against a local network (loadtest.run_loadtest)
+    locust [ARGS]      locust against a local network (loadtest.locust.cli)
     sweep [ARGS]       the same with --sweep: the saturation sweep
 
 ``python -m loadtest COMMAND --help`` shows each command's arguments.
@@ -15,23 +15,20 @@ import signal
 import sys
 from collections.abc import Sequence
 
-BENCHMARKS = ("protocol", "edge", "sdk", "proxy", "torrent")
-
 
 def main(argv: Sequence[str]) -> int:
     command, args = (argv[0], list(argv[1:])) if argv else ("", [])
     if command in ("locust", "sweep"):
-        from loadtest import run_loadtest
+        from loadtest.locust import cli
 
-        try:
-            return run_loadtest.main(["--sweep", *args] if command == "sweep" else args)
-        except run_loadtest.LoadTestError as exc:
-            print(f"load test failed: {exc}", file=sys.stderr)
-            return 2
+        return cli.main(["--sweep", *args] if command == "sweep" else args)
+    from loadtest.harness.suite import BENCHMARKS
+
+    modules = {bench.name: bench.module for bench in BENCHMARKS}
     if command == "bench":
         module = "loadtest.harness.suite"
-    elif command == "run" and args and args[0] in BENCHMARKS:
-        module, args = f"loadtest.bench_{args[0]}", args[1:]
+    elif command == "run" and args and args[0] in modules:
+        module, args = modules[args[0]], args[1:]
     else:
         print(__doc__, file=sys.stderr)
         return 0 if command in ("-h", "--help") else 2

@@ -1,8 +1,8 @@
 """Micro-benchmark of the sans-IO protocol core (``requester/protocol``), run by ``make bench``.
 
-Every Atlas operation is timed next to the raw primitive it is built on, in the
-same process and the same repetition, so the ratio says what the protocol layer
-costs on top of the cryptography whatever the machine:
+Every Atlas operation is timed next to the raw primitive it is built on, in the same
+process and repetition, so the ratio says what the protocol layer costs on top of the
+cryptography whatever the machine (one ``--only`` part per group):
 
 - vouchers: ``PayerChannel.pay`` (sign), ``Voucher.decode`` (secp256k1 recover)
   and ``PayeeChannel.charge`` against raw coincurve sign / recover;
@@ -14,32 +14,28 @@ costs on top of the cryptography whatever the machine:
 - chunk hashing: the statement path and ``ChunkStatement.check`` on 256 KiB
   chunks against ``hashlib.sha256`` of the same chunks.
 
-Each group is repeated (5 times by default, in rotating order) and medians are
-reported; ``ratio`` is Atlas speed / reference speed (1.00 = as fast as the raw
-primitive, 0.25 = four times slower). Usage::
+Each group is repeated (5 times by default, in rotating order), medians reported; ``ratio``
+is Atlas speed / reference speed (1.00 = as fast as the raw primitive, 0.25 = four times
+slower). Usage::
 
     .venv/bin/python -m loadtest run protocol [--quick] [--reps N] [--json PATH]
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import hashlib
 import os
-import resource
-import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import coincurve
 import nacl.signing
 
-from loadtest.harness import cli, report
-from loadtest.harness.machine import machine_facts, machine_lines
-from loadtest.harness.rows import GB, GIB, KIB, MIB, references, table
+from loadtest.harness.bench_main import Bench, Run, bench_main
+from loadtest.harness.procfs import peak_rss_mib
+from loadtest.harness.rows import GB, GIB, KIB, MIB, Row, make_row, rates, size_text
 from requester.protocol import (
     BTT_LOCAL,
     LOCAL_CHAIN_ID,
@@ -72,6 +68,7 @@ CHUNK_SIZE = 256 * KIB
 PIECE_SIZE = 64 * KIB
 BUFFER_SIZE = 4 * MIB
 ED25519_SIG_SIZE = 64
+PARTS = ("vouchers", "statements", "manifest", "hashing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,31 +87,8 @@ class Config:
 
 FULL = Config("full", 5, 5_000, 10_000, GIB, 2_048)
 QUICK = Config("quick", 2, 200, 1_000, 16 * MIB, 64)
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """One timed batch: ``run`` does its whole batch and returns the seconds it took."""
-
-    key: str
-    run: Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    id: str
-    operation: str
-    unit: str
-    median: float
-    reference: str
-    reference_median: float
-    ratio: float
-    """Atlas speed / reference speed: above 1 is faster than the reference."""
-    higher_is_better: bool
-    work: float
-    """Operations or bytes per batch."""
-    samples: list[float]
-    reference_samples: list[float]
+Probe = tuple[str, Callable[[], float]]
+"""One timed batch: its key, and a function that runs the whole batch and returns seconds."""
 
 
 def timed(body: Callable[[], object]) -> float:
@@ -131,102 +105,49 @@ def timed(body: Callable[[], object]) -> float:
             gc.enable()
 
 
-def measure_group(probes: Sequence[Probe], reps: int, *, warmup: bool) -> dict[str, list[float]]:
+def measure(probes: Sequence[Probe], reps: int, *, warmup: bool = True) -> dict[str, list[float]]:
     """Run every probe once per repetition, rotating the order so none always goes first."""
-    if warmup:
-        for probe in probes:
-            probe.run()
-    times: dict[str, list[float]] = {probe.key: [] for probe in probes}
+    for _, run in probes if warmup else ():
+        run()
+    times: dict[str, list[float]] = {key: [] for key, _ in probes}
     for rep in range(reps):
         shift = rep % len(probes)
-        for probe in [*probes[shift:], *probes[:shift]]:
-            times[probe.key].append(probe.run())
+        for key, run in [*probes[shift:], *probes[:shift]]:
+            times[key].append(run())
     return times
 
 
-def rate_row(
-    id_: str,
-    operation: str,
-    unit: str,
-    work: float,
-    times: list[float],
-    reference: str,
-    reference_work: float,
-    reference_times: list[float],
-) -> Row:
-    """A throughput row: ``work`` per second (divided by 1e9 for GB/s)."""
+def rate_row(id_: str, operation: str, unit: str, work: float, times: list[float],
+             reference: str, reference_times: list[float]) -> Row:  # fmt: skip
+    """A throughput row: ``work`` per second (GB/s for bytes); ratio = Atlas / reference speed."""
     scale = GB if unit == "GB/s" else 1.0
-    samples = [work / t / scale for t in times]
-    reference_samples = [reference_work / t / scale for t in reference_times]
-    median = statistics.median(samples)
-    reference_median = statistics.median(reference_samples)
-    return Row(
-        id_,
-        operation,
-        unit,
-        median,
-        reference,
-        reference_median,
-        median / reference_median,
-        True,
-        work,
-        samples,
-        reference_samples,
-    )
+    row = make_row(id_, operation, unit, rates(work, times, scale), reference,
+                   rates(work, reference_times, scale))  # fmt: skip
+    return replace(row, extra={"higher_is_better": True, "work": work})
 
 
-def time_row(
-    id_: str,
-    operation: str,
-    work: float,
-    times: list[float],
-    reference: str,
-    reference_times: list[float],
-) -> Row:
+def time_row(id_: str, operation: str, work: float, times: list[float], reference: str,
+             reference_times: list[float]) -> Row:  # fmt: skip
     """A wall-time row for a whole batch; the ratio is still speed over speed."""
-    median = statistics.median(times)
-    reference_median = statistics.median(reference_times)
-    return Row(
-        id_,
-        operation,
-        "s",
-        median,
-        reference,
-        reference_median,
-        reference_median / median,
-        False,
-        work,
-        list(times),
-        list(reference_times),
-    )
+    row = make_row(id_, operation, "s", times, reference, reference_times)
+    ratio = row.reference_median / row.median
+    return replace(row, ratio=ratio, extra={"higher_is_better": False, "work": work})
 
 
 # --- vouchers -------------------------------------------------------------------------------
 
 
-def make_terms(payer: PayerKey, payee: PayerKey) -> ChannelTerms:
-    domain = PaymentDomain(LOCAL_CHAIN_ID, LOCAL_LEDGER_CONTRACT)
-    cid = channel_id(domain, payer.address, payee.address, BTT_LOCAL, bytes(32))
-    return ChannelTerms(domain, cid, payer.address, payee.address, BTT_LOCAL, DEPOSIT, EXPIRES_AT)
-
-
-def sign_vouchers(terms: ChannelTerms, payer: PayerKey, count: int) -> list[Voucher]:
-    """``count`` vouchers of amounts 1, 2, ... as a fresh channel pays them, one unit each."""
-    channel = PayerChannel(terms, payer)
-    out: list[Voucher] = []
-    for _ in range(count):
-        send = channel.pay(1, NOW)[1]
-        if not isinstance(send, SendVoucher):
-            raise RuntimeError("PayerChannel.pay did not return SendVoucher second")
-        out.append(send.voucher)
-    return out
-
-
 def bench_vouchers(cfg: Config) -> list[Row]:
     payer, payee = PayerKey(PAYER_SECRET), PayerKey(PAYEE_SECRET)
-    terms = make_terms(payer, payee)
+    domain = PaymentDomain(LOCAL_CHAIN_ID, LOCAL_LEDGER_CONTRACT)
+    cid = channel_id(domain, payer.address, payee.address, BTT_LOCAL, bytes(32))
+    terms = ChannelTerms(domain, cid, payer.address, payee.address, BTT_LOCAL, DEPOSIT, EXPIRES_AT)
     n = cfg.vouchers
-    vouchers = sign_vouchers(terms, payer, n)
+    signing = PayerChannel(terms, payer)  # vouchers of amounts 1, 2, ... one unit each
+    sends = [signing.pay(1, NOW)[1] for _ in range(n)]
+    vouchers = [send.voucher for send in sends if isinstance(send, SendVoucher)]
+    if len(vouchers) != n:
+        raise RuntimeError("PayerChannel.pay did not return SendVoucher second")
     encoded = [v.encode() for v in vouchers]
     digests = [v.digest() for v in vouchers]
     # coincurve wants the recovery id (0 or 1) where ecrecover wants v (27 or 28).
@@ -239,12 +160,6 @@ def bench_vouchers(cfg: Config) -> list[Row]:
         channel = PayerChannel(terms, payer)
         return timed(lambda: [channel.pay(1, NOW) for _ in range(n)])
 
-    def raw_sign() -> float:
-        return timed(lambda: [raw_key.sign_recoverable(d, hasher=None) for d in digests])
-
-    def decode() -> float:
-        return timed(lambda: [Voucher.decode(data) for data in encoded])
-
     def charge() -> float:
         channel = PayeeChannel(terms)
         elapsed = timed(lambda: [channel.charge(1, data, NOW) for data in encoded])
@@ -252,54 +167,28 @@ def bench_vouchers(cfg: Config) -> list[Row]:
             raise RuntimeError("PayeeChannel.charge did not accept every voucher")
         return elapsed
 
-    def raw_recover() -> float:
-        return timed(
-            lambda: [
-                coincurve.PublicKey.from_signature_and_message(s, d, hasher=None)
-                for s, d in zip(raw_sigs, digests, strict=True)
-            ]
-        )
-
-    sign_times = measure_group([Probe("pay", pay), Probe("ref", raw_sign)], cfg.reps, warmup=True)
-    verify_times = measure_group(
-        [Probe("decode", decode), Probe("charge", charge), Probe("ref", raw_recover)],
+    recover, sign = coincurve.PublicKey.from_signature_and_message, raw_key.sign_recoverable
+    sign_times = measure(
+        [("pay", pay), ("ref", lambda: timed(lambda: [sign(d, hasher=None) for d in digests]))],
         cfg.reps,
-        warmup=True,
     )
+    verify_times = measure(
+        [("decode", lambda: timed(lambda: [Voucher.decode(data) for data in encoded])),
+         ("charge", charge),
+         ("ref", lambda: timed(lambda: [recover(s, d, hasher=None)
+                                        for s, d in zip(raw_sigs, digests, strict=True)]))],
+        cfg.reps,
+    )  # fmt: skip
     sign_ref = "coincurve PrivateKey.sign_recoverable, 32-byte digest"
     recover_ref = "coincurve PublicKey.from_signature_and_message, 32-byte digest"
     return [
-        rate_row(
-            "voucher_sign",
-            "voucher sign (PayerChannel.pay)",
-            "ops/s",
-            n,
-            sign_times["pay"],
-            sign_ref,
-            n,
-            sign_times["ref"],
-        ),
-        rate_row(
-            "voucher_verify",
-            "voucher verify (Voucher.decode)",
-            "ops/s",
-            n,
-            verify_times["decode"],
-            recover_ref,
-            n,
-            verify_times["ref"],
-        ),
-        rate_row(
-            "payee_charge",
-            "payee decision (PayeeChannel.charge)",
-            "ops/s",
-            n,
-            verify_times["charge"],
-            recover_ref,
-            n,
-            verify_times["ref"],
-        ),
-    ]
+        rate_row("voucher_sign", "voucher sign (PayerChannel.pay)", "ops/s", n,
+                 sign_times["pay"], sign_ref, sign_times["ref"]),
+        rate_row("voucher_verify", "voucher verify (Voucher.decode)", "ops/s", n,
+                 verify_times["decode"], recover_ref, verify_times["ref"]),
+        rate_row("payee_charge", "payee decision (PayeeChannel.charge)", "ops/s", n,
+                 verify_times["charge"], recover_ref, verify_times["ref"]),
+    ]  # fmt: skip
 
 
 # --- chunk statements -----------------------------------------------------------------------
@@ -318,57 +207,33 @@ def make_head(key: NodeKey, size_hint: int) -> ManifestHead:
 
 
 def bench_statements(cfg: Config) -> list[Row]:
-    key = NodeKey(EDGE_SEED)
-    head = make_head(key, CHUNK_SIZE * cfg.statements)
-    n = cfg.statements
-    one_byte = b"\x00"
+    key, n, one_byte = NodeKey(EDGE_SEED), cfg.statements, b"\x00"
+    head = make_head(key, CHUNK_SIZE * n)
     statements = [head.statement(key, i, one_byte).encode() for i in range(n)]
     bodies = [s[:-ED25519_SIG_SIZE] for s in statements]
     signatures = [s[-ED25519_SIG_SIZE:] for s in statements]
     raw_key = nacl.signing.SigningKey(EDGE_SEED)
-    raw_verify_key = raw_key.verify_key
-
-    def sign() -> float:
-        return timed(lambda: [head.statement(key, i, one_byte) for i in range(n)])
-
-    def raw_sign() -> float:
-        return timed(lambda: [raw_key.sign(body) for body in bodies])
-
-    def verify() -> float:
-        return timed(lambda: [head.verify_statement(s) for s in statements])
-
-    def raw_verify() -> float:
-        return timed(
-            lambda: [raw_verify_key.verify(b, s) for b, s in zip(bodies, signatures, strict=True)]
-        )
-
-    sign_times = measure_group([Probe("sign", sign), Probe("ref", raw_sign)], cfg.reps, warmup=True)
-    verify_times = measure_group(
-        [Probe("verify", verify), Probe("ref", raw_verify)], cfg.reps, warmup=True
-    )
-    body_size = len(bodies[0])
+    raw_verify = raw_key.verify_key.verify
+    sign_times = measure(
+        [("sign", lambda: timed(lambda: [head.statement(key, i, one_byte) for i in range(n)])),
+         ("ref", lambda: timed(lambda: [raw_key.sign(body) for body in bodies]))],
+        cfg.reps,
+    )  # fmt: skip
+    verify_times = measure(
+        [("verify", lambda: timed(lambda: [head.verify_statement(s) for s in statements])),
+         ("ref", lambda: timed(lambda: [raw_verify(b, s)
+                                        for b, s in zip(bodies, signatures, strict=True)]))],
+        cfg.reps,
+    )  # fmt: skip
+    size = len(bodies[0])
     return [
-        rate_row(
-            "statement_sign",
-            "chunk statement sign (ManifestHead.statement, 1 B chunk)",
-            "ops/s",
-            n,
-            sign_times["sign"],
-            f"nacl SigningKey.sign, {body_size}-byte body",
-            n,
-            sign_times["ref"],
-        ),
-        rate_row(
-            "statement_verify",
-            "chunk statement verify (ManifestHead.verify_statement)",
-            "ops/s",
-            n,
-            verify_times["verify"],
-            f"nacl VerifyKey.verify, {body_size}-byte body",
-            n,
-            verify_times["ref"],
-        ),
-    ]
+        rate_row("statement_sign", "chunk statement sign (ManifestHead.statement, 1 B chunk)",
+                 "ops/s", n, sign_times["sign"], f"nacl SigningKey.sign, {size}-byte body",
+                 sign_times["ref"]),
+        rate_row("statement_verify", "chunk statement verify (ManifestHead.verify_statement)",
+                 "ops/s", n, verify_times["verify"], f"nacl VerifyKey.verify, {size}-byte body",
+                 verify_times["ref"]),
+    ]  # fmt: skip
 
 
 # --- manifests ------------------------------------------------------------------------------
@@ -389,37 +254,34 @@ def bench_manifest(cfg: Config, buffer: bytes) -> list[Row]:
     key = NodeKey(EDGE_SEED)
     head = make_head(key, total)
     head_bytes = head.encode()
-    published: list[tuple[list[ChunkStatement], bytes]] = []
+    published: list[tuple[list[bytes], bytes]] = []
 
     def publish() -> float:
         statements: list[ChunkStatement] = []
-        sealed: list[bytes] = []
+        seals: list[bytes] = []
 
         def body() -> None:
             publisher = ContentPublisher(key, head)
             for _ in range(rounds):
                 for piece in pieces:
-                    for chunk in publisher.feed(piece):
-                        statements.append(chunk.statement)
+                    statements.extend(chunk.statement for chunk in publisher.feed(piece))
             tail, seal = publisher.finish()
             statements.extend(chunk.statement for chunk in tail)
-            sealed.append(seal.encode())
+            seals.append(seal.encode())
 
         elapsed = timed(body)
         if len(statements) != total // CHUNK_SIZE:
             raise RuntimeError("ContentPublisher emitted the wrong number of chunks")
-        published[:] = [(statements, sealed[0])]
+        published[:] = [([s.encode() for s in statements], seals[0])]
         return elapsed
 
     def verify() -> float:
-        statements, seal = published[0]
-        encoded = [s.encode() for s in statements]
-        count = len(chunks)
+        encoded, seal = published[0]
 
         def body() -> None:
             verifier = ContentVerifier(ManifestHead.decode(head_bytes))
             for index, statement in enumerate(encoded):
-                verifier.verify_chunk(statement, chunks[index % count])
+                verifier.verify_chunk(statement, chunks[index % len(chunks)])
             verifier.accept_seal(seal)
             verifier.check_complete()
 
@@ -437,50 +299,16 @@ def bench_manifest(cfg: Config, buffer: bytes) -> list[Row]:
 
     publish()  # the verifier needs statements and a seal before its first batch
     # Batches are long (about a second at full size); the publish above warms up.
-    times = measure_group(
-        [Probe("publish", publish), Probe("verify", verify), Probe("ref", raw_hash)],
-        cfg.reps,
-        warmup=False,
-    )
-    size = f"{total // GIB} GiB" if total >= GIB else f"{total // MIB} MiB"
-    reference = "hashlib.sha256 over the same bytes, 64 KiB updates"
+    times = measure([("publish", publish), ("verify", verify), ("ref", raw_hash)], cfg.reps,
+                    warmup=False)  # fmt: skip
+    build = f"manifest build {size_text(total)} (ContentPublisher feed+finish)"
+    check = f"manifest verify {size_text(total)} (ContentVerifier, all chunks+seal)"
+    ref = "hashlib.sha256 over the same bytes, 64 KiB updates"
     return [
-        time_row(
-            "manifest_build_time",
-            f"manifest build {size} (ContentPublisher feed+finish)",
-            total,
-            times["publish"],
-            reference,
-            times["ref"],
-        ),
-        rate_row(
-            "manifest_build_rate",
-            f"manifest build {size} (ContentPublisher feed+finish)",
-            "GB/s",
-            total,
-            times["publish"],
-            reference,
-            total,
-            times["ref"],
-        ),
-        time_row(
-            "manifest_verify_time",
-            f"manifest verify {size} (ContentVerifier, all chunks+seal)",
-            total,
-            times["verify"],
-            reference,
-            times["ref"],
-        ),
-        rate_row(
-            "manifest_verify_rate",
-            f"manifest verify {size} (ContentVerifier, all chunks+seal)",
-            "GB/s",
-            total,
-            times["verify"],
-            reference,
-            total,
-            times["ref"],
-        ),
+        time_row("manifest_build_time", build, total, times["publish"], ref, times["ref"]),
+        rate_row("manifest_build_rate", build, "GB/s", total, times["publish"], ref, times["ref"]),
+        time_row("manifest_verify_time", check, total, times["verify"], ref, times["ref"]),
+        rate_row("manifest_verify_rate", check, "GB/s", total, times["verify"], ref, times["ref"]),
     ]
 
 
@@ -489,8 +317,7 @@ def bench_manifest(cfg: Config, buffer: bytes) -> list[Row]:
 
 def bench_chunk_hashing(cfg: Config, buffer: bytes) -> list[Row]:
     """SHA-256 per 256 KiB chunk as the protocol does it, against hashlib on the same chunks."""
-    key = NodeKey(EDGE_SEED)
-    n = cfg.hash_chunks
+    key, n = NodeKey(EDGE_SEED), cfg.hash_chunks
     head = make_head(key, CHUNK_SIZE * n)
     chunks = split(buffer, CHUNK_SIZE)
     mask = len(chunks) - 1
@@ -498,136 +325,50 @@ def bench_chunk_hashing(cfg: Config, buffer: bytes) -> list[Row]:
         raise ValueError("the buffer must hold a power-of-two number of chunks")
     stated = [head.statement(key, i, chunk) for i, chunk in enumerate(chunks)]
 
-    def statement() -> float:
-        return timed(lambda: [head.statement(key, i, chunks[i & mask]) for i in range(n)])
+    def check() -> None:
+        for i in range(n):
+            stated[i & mask].check(chunks[i & mask])  # raises unless the hash matches
 
-    def check() -> float:
-        def body() -> None:
-            for i in range(n):
-                stated[i & mask].check(chunks[i & mask])  # raises unless the hash matches
-
-        return timed(body)
-
-    def raw_hash() -> float:
-        return timed(lambda: [hashlib.sha256(chunks[i & mask]).digest() for i in range(n)])
-
-    times = measure_group(
-        [Probe("statement", statement), Probe("check", check), Probe("ref", raw_hash)],
+    times = measure(
+        [("statement", lambda: timed(lambda: [head.statement(key, i, chunks[i & mask])
+                                              for i in range(n)])),
+         ("check", lambda: timed(check)),
+         ("ref", lambda: timed(lambda: [hashlib.sha256(chunks[i & mask]).digest()
+                                        for i in range(n)]))],
         cfg.reps,
-        warmup=True,
-    )
-    total = n * CHUNK_SIZE
-    reference = "hashlib.sha256(chunk).digest(), same 256 KiB chunks"
+    )  # fmt: skip
+    total, ref = n * CHUNK_SIZE, "hashlib.sha256(chunk).digest(), same 256 KiB chunks"
     return [
-        rate_row(
-            "chunk_hash_statement",
-            "chunk hash+sign 256 KiB (ManifestHead.statement)",
-            "GB/s",
-            total,
-            times["statement"],
-            reference,
-            total,
-            times["ref"],
-        ),
-        rate_row(
-            "chunk_hash_check",
-            "chunk hash check 256 KiB (ChunkStatement.check)",
-            "GB/s",
-            total,
-            times["check"],
-            reference,
-            total,
-            times["ref"],
-        ),
-    ]
+        rate_row("chunk_hash_statement", "chunk hash+sign 256 KiB (ManifestHead.statement)",
+                 "GB/s", total, times["statement"], ref, times["ref"]),
+        rate_row("chunk_hash_check", "chunk hash check 256 KiB (ChunkStatement.check)",
+                 "GB/s", total, times["check"], ref, times["ref"]),
+    ]  # fmt: skip
 
 
-# --- report ---------------------------------------------------------------------------------
+async def measure_all(run: Run[Config]) -> None:
+    cfg, buffer = run.cfg, os.urandom(BUFFER_SIZE)
+    run.head.append(f"openssl:  {run.facts['openssl']}")
+    await run.parts({
+        "vouchers": lambda: bench_vouchers(cfg),
+        "statements": lambda: bench_statements(cfg),
+        "manifest": lambda: bench_manifest(cfg, buffer),
+        "hashing": lambda: bench_chunk_hashing(cfg, buffer),
+    })  # fmt: skip
+    run.checks["peak_rss_mib"] = peak_rss_mib()
+    run.notes.append(f"peak RSS of this process: {run.checks['peak_rss_mib']:.0f} MiB")
 
 
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def format_value(value: float, unit: str) -> str:
-    if unit == "ops/s":
-        return f"{value:,.0f}"
-    if unit == "s":
-        return f"{value:.3f}"
-    return f"{value:.2f}"
-
-
-def render(facts: dict[str, Any], cfg: Config, rows: Sequence[Row], rss: float) -> str:
-    header = ("operation", "median", "unit", "reference median", "ratio")
-    cells = [
-        (
-            row.operation,
-            format_value(row.median, row.unit),
-            row.unit,
-            format_value(row.reference_median, row.unit),
-            f"{row.ratio:.2f}",
-        )
-        for row in rows
-    ]
-    out = [
-        "Atlas protocol micro-benchmark (loadtest/bench_protocol.py)",
-        *machine_lines(facts, load_average=False),
-        f"libs:     {facts['openssl']}, coincurve {facts['coincurve']}, PyNaCl {facts['pynacl']}",
-        f"mode:     {cfg.mode}, median of {cfg.reps} repetitions; "
-        "ratio = Atlas speed / reference speed",
-        "",
-        *table(header, cells, left=(0, 2)),
-        "",
-        "references:",
-        *references(rows),
-        "",
-        f"peak RSS: {rss:.0f} MiB",
-    ]
-    return "\n".join(out)
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = cli.new_parser(__doc__)
-    cli.add_common(
-        parser,
-        reps_help="repetitions per measurement (default 5)",
-        quick_help="small sizes and 2 repetitions (a few seconds)",
-    )
-    return parser.parse_args(argv)
+SPEC = Bench(
+    "protocol", "Atlas protocol micro-benchmark (python -m loadtest run protocol)", __doc__,
+    FULL, QUICK, lambda cfg: f"median of {cfg.reps} repetitions; ratio = Atlas speed / "
+    "reference speed", PARTS, reps_help="repetitions per measurement (default 5)",
+    quick_help="small sizes and 2 repetitions (a few seconds)", libs=("coincurve", "PyNaCl"),
+)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    cfg = QUICK if args.quick else FULL
-    if cli.checked_reps(args.reps) is not None:
-        cfg = Config(
-            cfg.mode, args.reps, cfg.vouchers, cfg.statements, cfg.manifest_bytes, cfg.hash_chunks
-        )
-    facts = machine_facts()
-    started = time.perf_counter()
-    buffer = os.urandom(BUFFER_SIZE)
-    rows = [
-        *bench_vouchers(cfg),
-        *bench_statements(cfg),
-        *bench_manifest(cfg, buffer),
-        *bench_chunk_hashing(cfg, buffer),
-    ]
-    elapsed = time.perf_counter() - started
-    rss = peak_rss_mib()
-    print(render(facts, cfg, rows, rss))
-    print(f"wall time: {elapsed:.1f} s")
-    if args.json is not None:
-        report.write_json(
-            args.json,
-            "protocol",
-            machine=facts,
-            config=asdict(cfg),
-            wall_time_s=elapsed,
-            peak_rss_mib=rss,
-            results=[asdict(row) for row in rows],
-        )
-    return 0
+    return bench_main(SPEC, measure_all, argv)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
+from pathlib import Path
 
 from loadtest.harness.children import BenchError
 from loadtest.harness.rows import CHUNK, MIB
@@ -43,3 +45,23 @@ def check_chunk(body: bytes, index: int, salt: int, expected_size: int) -> None:
     stamp = index.to_bytes(8, "big") + salt.to_bytes(8, "big")
     if len(body) != expected_size or body[:16] != stamp[: min(16, expected_size)]:
         raise BenchError(f"chunk {index} of blob {salt}: wrong size or bytes ({len(body)} B)")
+
+
+def write_blob(path: Path, size: int, salt: int) -> str:
+    """``size`` bytes of blob ``salt`` (every 256 KiB chunk distinct) to ``path``; its SHA-256."""
+    digest = hashlib.sha256()
+    step = 4 * MIB
+    with path.open("wb") as out:
+        for offset in range(0, size, step):
+            piece = blob_range(offset, min(step, size - offset), salt)
+            digest.update(piece)
+            out.write(piece)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while piece := handle.read(4 * MIB):
+            digest.update(piece)
+    return digest.hexdigest()

@@ -1,4 +1,5 @@
-"""Child processes of a benchmark: started with their output in files, stopped by PID."""
+"""The child processes of a benchmark, on the project's one process runner
+(``launcher/processes.py``): servers started and stopped by PID, commands timed to exit."""
 
 from __future__ import annotations
 
@@ -15,13 +16,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from launcher import processes
 from loadtest import REPO
 
 READY_TIMEOUT = 30.0
 ATLAS = str(Path(sys.executable).with_name("atlas"))
+
+
+class BenchError(Exception):
+    """A measurement could not be made (a server misbehaved, a check failed)."""
 
 
 def module_argv(module: str, *args: str) -> list[str]:
@@ -31,13 +38,9 @@ def module_argv(module: str, *args: str) -> list[str]:
 
 
 def child_env() -> dict[str, str]:
-    """This process's environment with the repository first on ``PYTHONPATH``."""
+    """The repository first on ``PYTHONPATH`` (on top of this process's environment)."""
     path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
-
-
-class BenchError(Exception):
-    """A measurement could not be made (a server misbehaved, a check failed)."""
+    return {"PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
 
 
 def die_with_parent() -> None:
@@ -48,33 +51,20 @@ def die_with_parent() -> None:
 
 @dataclass
 class Proc:
-    """A child process this benchmark started; stopped by its PID, never by name."""
+    """A server this benchmark started (its output in ``workdir/NAME.log``)."""
 
     name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
+    process: processes.Process
     url: str = ""
+    ready: dict[str, Any] = field(default_factory=dict)
+    """Its ready line (``{"listening": URL, ...}``; empty for nginx, mitmdump)."""
 
     @property
     def pid(self) -> int:
-        return self.popen.pid
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout)
-        return self.popen.returncode
+        return self.process.pid
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return self.process.log_tail(lines)
 
 
 class Processes:
@@ -86,40 +76,24 @@ class Processes:
         self.bad_exits: list[str] = []
 
     def start(self, name: str, argv: Sequence[str], *, ready_line: bool = True) -> Proc:
-        out = self.workdir / f"{name}.out"
+        """``argv`` in ``workdir``; with ``ready_line``, waits for its ``{"listening": URL}``."""
         log = self.workdir / f"{name}.log"
-        with out.open("wb") as stdout, log.open("wb") as stderr:
-            popen = subprocess.Popen(
-                list(argv),
-                stdout=stdout,
-                stderr=stderr,
-                stdin=subprocess.DEVNULL,
-                env=child_env(),
-                cwd=self.workdir,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 (it only calls prctl)
-            )
-        proc = Proc(name, popen, log)
+        process = processes.spawn(argv, name=name, env=child_env(), cwd=self.workdir, log=log)
+        proc = Proc(name, process)
         self.running.append(proc)
         if ready_line:
-            proc.url = self._wait_ready(proc, out)
+            try:
+                proc.ready = process.wait_ready(READY_TIMEOUT)
+            except processes.NotReady as exc:
+                self.stop(proc)
+                raise BenchError(f"{name} {exc}:\n{proc.log_tail()}") from None
+            proc.url = process.url
+            ready = self.workdir / f"{name}.out"  # until edge, proxy, torrent read proc.ready
+            ready.write_text(json.dumps(proc.ready) + "\n", encoding="utf-8")
         return proc
 
-    def _wait_ready(self, proc: Proc, out: Path) -> str:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            for line in out.read_text(encoding="utf-8", errors="replace").splitlines():
-                with contextlib.suppress(ValueError, AttributeError):
-                    url = json.loads(line).get("listening")
-                    if url:
-                        return str(url)
-            if proc.popen.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop(proc)
-        raise BenchError(f"{proc.name} did not become ready:\n{proc.log_tail()}")
-
     def stop(self, proc: Proc) -> int | None:
-        code = proc.stop()
+        code = proc.process.stop(20.0)
         if proc in self.running:
             self.running.remove(proc)
             if code not in (0, -signal.SIGTERM):
@@ -131,43 +105,13 @@ class Processes:
             self.stop(proc)
 
     def ledger(self) -> Proc:
-        data = self.workdir / "ledger"
-        return self.start(
-            "ledger",
-            [
-                ATLAS,
-                "ledger",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data),
-                "--faucet",
-            ],
-        )
+        argv = [ATLAS, "ledger", "serve", "--host", "127.0.0.1", "--port", "0"]
+        return self.start("ledger", [*argv, "--data-dir", str(self.workdir / "ledger"), "--faucet"])
 
     def edge(self, name: str, ledger: str, *extra: str) -> Proc:
-        data = self.workdir / name
-        return self.start(
-            name,
-            [
-                ATLAS,
-                "edge",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data),
-                "--ledger",
-                ledger,
-                "--allow-private-origins",
-                *extra,
-            ],
-        )
+        argv = [ATLAS, "edge", "serve", "--host", "127.0.0.1", "--port", "0"]
+        argv += ["--data-dir", str(self.workdir / name), "--ledger", ledger]
+        return self.start(name, [*argv, "--allow-private-origins", *extra])
 
 
 def wait_exit(popen: subprocess.Popen[bytes], timeout: float) -> float | None:
@@ -183,8 +127,8 @@ def wait_exit(popen: subprocess.Popen[bytes], timeout: float) -> float | None:
 
 
 class Spawned:
-    """One command run to completion as a child, its output in ``workdir/NAME.out|.err``
-    (removed on leaving the ``with``); stopped by its PID if it overruns."""
+    """One command run to completion as a child, timed to its exit, its output in
+    ``workdir/NAME.out|.err`` (removed on leaving the ``with``); killed if it overruns."""
 
     def __init__(self, argv: Sequence[str], env: dict[str, str], workdir: Path, name: str) -> None:
         self.name, self.argv = name, list(argv)
@@ -194,22 +138,17 @@ class Spawned:
             self.spawned = time.monotonic()
             """``time.monotonic()`` just before the spawn."""
             self.popen = subprocess.Popen(
-                self.argv,
-                stdout=stdout,
-                stderr=stderr,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=workdir,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 (it only calls prctl)
-            )
+                self.argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env,
+                cwd=workdir, preexec_fn=die_with_parent,  # noqa: PLW1509 (it only calls prctl)
+            )  # fmt: skip
 
     @property
     def pid(self) -> int:
         return self.popen.pid
 
     def wait(self, timeout: float) -> float:
-        """``time.monotonic()`` at its exit (seen through a pidfd); reads its stdout. Raises
-        BenchError if it ran over ``timeout`` (then it is killed) or exited non-zero."""
+        """``time.monotonic()`` at its exit; reads its stdout. Raises BenchError if it ran
+        over ``timeout`` (then it is killed) or exited non-zero."""
         exited = wait_exit(self.popen, timeout)
         if exited is None:
             self.popen.kill()  # our own child, by its PID
@@ -245,9 +184,7 @@ def wait_port(proc: Proc, port: int, what: str) -> None:
     """Until ``port`` on 127.0.0.1 accepts a connection; BenchError if ``proc`` exits first
     or READY_TIMEOUT passes (the process is left running: the caller stops it)."""
     deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.popen.poll() is not None:
-            break
+    while time.monotonic() < deadline and proc.process.returncode is None:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             return
         time.sleep(0.05)

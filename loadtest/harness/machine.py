@@ -14,50 +14,28 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from loadtest import REPO
+
+VERSION_FLAGS = {"nginx": "-v", "wrk": "-v"}
+"""How a tool tells its version, when not ``--version``."""
 
 
 def cpu_model() -> str:
-    try:
+    with contextlib.suppress(OSError):
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() in ("model name", "Hardware", "Processor") and value.strip():
-            return value.strip()
+        for line in text.splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() in ("model name", "Hardware", "Processor") and value.strip():
+                return value.strip()
     return platform.processor() or platform.machine() or "unknown"
 
 
-def git_commit() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO / "loadtest",
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None
-
-
-def uncommitted() -> list[str]:
-    """Tracked files with uncommitted changes (the numbers are for this tree, not the commit)."""
-    try:
-        result = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line[3:] for line in result.stdout.splitlines() if line[3:]]
+def git(*args: str) -> str:
+    """``git ARGS``'s output in the repository ("" if git cannot tell)."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              timeout=10, check=False).stdout  # fmt: skip
+    return ""
 
 
 def version_of(distribution: str) -> str:
@@ -67,13 +45,18 @@ def version_of(distribution: str) -> str:
         return "unknown"
 
 
-def tool_version(argv: Sequence[str]) -> str:
+def tool_version(tool: str | Sequence[str]) -> str:
+    """The first line of ``TOOL --version`` (or its own flag), without its copyright."""
+    argv = [tool, VERSION_FLAGS.get(tool, "--version")] if isinstance(tool, str) else list(tool)
     try:
-        result = subprocess.run(list(argv), capture_output=True, text=True, timeout=5, check=False)
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return f"{argv[0]} missing"
     text = (result.stdout + result.stderr).strip().splitlines()
-    return re.sub(r"\s+Copyright.*", "", text[0]) if text else f"{argv[0]} unknown"
+    if not text:
+        return f"{argv[0]} unknown"
+    first = re.sub(r"\s+Copyright.*", "", text[0])
+    return " ".join(first.split()[:2]) if argv[0] == "curl" else first
 
 
 def filesystem_of(path: Path) -> str:
@@ -89,6 +72,7 @@ def filesystem_of(path: Path) -> str:
 
 
 def machine_facts() -> dict[str, Any]:
+    """The machine, the date and the commit."""
     return {
         "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
@@ -96,42 +80,50 @@ def machine_facts() -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": platform.platform(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
+        "git_commit": git("rev-parse", "--short", "HEAD").strip() or None,
         "openssl": ssl.OPENSSL_VERSION,
-        "coincurve": version_of("coincurve"),
-        "pynacl": version_of("PyNaCl"),
     }
 
 
-def machine_lines(facts: dict[str, Any], *, load_average: bool = True) -> list[str]:
-    """The cpu, cores, python and date lines of a report's head (the date line with the
-    load average at the start when ``load_average``)."""
-    date = f"date:     {facts['date']}  commit: {facts['git_commit'] or 'unknown'}"
-    if load_average:
-        date += f"  load average at start: {facts['load_average']:.2f}"
-    return [
-        f"cpu:      {facts['cpu_model']}",
-        f"cores:    {facts['cores']} ({facts['usable_cores']} usable)",
-        f"python:   {facts['python']} on {facts['platform']}",
-        date,
-    ]
-
-
-def tree_line(changed: Sequence[str]) -> str:
-    """The head line naming the tracked files changed since the commit."""
-    return (
-        f"tree:     {len(changed)} tracked files changed since the commit"
-        + (f" ({', '.join(changed[:6])}" if changed else "")
-        + (", ...)" if len(changed) > 6 else ")" if changed else "")
-    )
+def uncommitted() -> list[str]:
+    """Tracked files with uncommitted changes (the numbers are for this tree, not the commit)."""
+    status = git("status", "--porcelain", "--untracked-files=no").splitlines()
+    return [line[3:] for line in status if line[3:]]
 
 
 def run_facts(workdir: Path) -> dict[str, Any]:
-    """The machine facts of an end-to-end benchmark: the machine, the load at its start, the
-    tree's uncommitted files and the file system its data dirs are on."""
+    """:func:`machine_facts`, the load at the start, the tree's uncommitted files and the
+    file system of the run's temporary files."""
     return {
         **machine_facts(),
         "load_average": os.getloadavg()[0],
         "uncommitted": uncommitted(),
         "data_dir_filesystem": filesystem_of(workdir),
     }
+
+
+def head_lines(facts: dict[str, Any]) -> list[str]:
+    """The cpu, cores, python, date, tree and disk lines of a report's head."""
+    changed = facts["uncommitted"]
+    listed = f" ({', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''})" if changed else ""
+    return [
+        f"cpu:      {facts['cpu_model']}",
+        f"cores:    {facts['cores']} ({facts['usable_cores']} usable)",
+        f"python:   {facts['python']} on {facts['platform']}",
+        f"date:     {facts['date']}  commit: {facts['git_commit'] or 'unknown'}"
+        f"  load average at start: {facts['load_average']:.2f}",
+        f"tree:     {len(changed)} tracked files changed since the commit{listed}",
+        f"disk:     temporary files on {facts['data_dir_filesystem']}",
+    ]
+
+
+def machine_lines(facts: dict[str, Any]) -> list[str]:
+    """The first four of :func:`head_lines` (until every bench main is a Bench)."""
+    return head_lines(facts)[:4]
+
+
+def tree_line(changed: Sequence[str]) -> str:
+    """The tree line of :func:`head_lines` (until every bench main is a Bench)."""
+    return head_lines({**dict.fromkeys(("cpu_model", "cores", "usable_cores", "python",
+                       "platform", "date", "git_commit", "data_dir_filesystem"), ""),
+                       "load_average": 0.0, "uncommitted": list(changed)})[4]  # fmt: skip

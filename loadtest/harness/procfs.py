@@ -1,18 +1,23 @@
-"""Resident memory of a process, from ``/proc/PID/status`` (Linux)."""
+"""CPU time and resident memory of processes, from ``/proc`` and ``getrusage`` (Linux)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import resource
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from loadtest.harness.children import BenchError
 
 RSS_POLL = 0.01
 """Seconds between two polls of a process's memory."""
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def proc_status_kib(pid: int, field_name: str) -> int:
+    """One ``/proc/PID/status`` field in KiB (VmRSS, VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
         if line.startswith(field_name + ":"):
             return int(line.split()[1])
@@ -38,55 +43,129 @@ def reset_peak_rss(pid: int) -> bool:
     return True
 
 
-class RssSampler:
-    """Polls VmRSS of ``pid`` in a thread and keeps the largest value (KiB)."""
+class Poller:
+    """Calls ``poll()`` every ``every`` s in a daemon thread, from its creation until ``stop``
+    (or until ``poll`` returns True); also a context manager."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = 0
+    def __init__(self, poll: Callable[[], bool | None], every: float = RSS_POLL) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> RssSampler:
+        self._thread = threading.Thread(target=self._run, args=(poll, every), daemon=True)
         self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def __enter__(self) -> Poller:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        self.stop()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(OSError, BenchError):
-                self.peak = max(self.peak, proc_status_kib(self.pid, "VmRSS"))
-            self._stop.wait(RSS_POLL)
+    def _run(self, poll: Callable[[], bool | None], every: float) -> None:
+        while not self._stop.is_set() and not poll():
+            self._stop.wait(every)
 
 
-class PeakRss:
-    """Polls VmHWM and VmRSS of ``pid`` in a thread; ``peak`` is the largest seen (KiB).
+class RssSampler:
+    """Polls ``pid``'s VmRSS (with ``hwm``, also VmHWM, the kernel's own high-water mark, so a
+    peak between two polls is not missed) every RSS_POLL s, from its creation to ``stop``;
+    ``peak`` is the largest value seen (KiB). Stops polling when ``pid`` ends."""
 
-    VmHWM is the kernel's own high-water mark, so a peak between two polls is not missed
-    unless it falls in the last 10 ms before the process exits."""
+    def __init__(self, pid: int, *, hwm: bool = False) -> None:
+        self.pid, self.peak = pid, 0
+        self._fields = ("VmRSS", "VmHWM") if hwm else ("VmRSS",)
+        self._poller = Poller(self._sample)
+
+    def _sample(self) -> bool:
+        try:
+            values = [proc_status_kib(self.pid, name) for name in self._fields]
+        except (OSError, ValueError, BenchError):
+            return True  # it ended (or is a zombie without memory)
+        self.peak = max(self.peak, *values)
+        return False
+
+    def stop(self) -> int:
+        self._poller.stop()
+        return self.peak
+
+    def __enter__(self) -> RssSampler:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class RssGrowth:
+    """How far ``pid``'s RSS rose above its VmRSS at the start of a ``with`` block: the largest
+    polled VmRSS or, if VmHWM could be reset at the start (``hwm_reset``), VmHWM at the end."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.peak = 0
-        self.polls = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self.base = self.growth_kib = 0
+        self.hwm_reset = False
 
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join(5)
-        return self.peak
+    def __enter__(self) -> RssGrowth:
+        self.base = proc_status_kib(self.pid, "VmRSS")
+        self.hwm_reset = reset_peak_rss(self.pid)
+        self._sampler = RssSampler(self.pid)
+        return self
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                status = proc_status(self.pid)
-            except (OSError, ValueError):
-                return  # exited (or a zombie without memory)
-            self.peak = max(self.peak, *status.values(), 0)
-            self.polls += 1
-            self._stop.wait(RSS_POLL)
+    def __exit__(self, *exc_info: object) -> None:
+        hwm = proc_status_kib(self.pid, "VmHWM") if self.hwm_reset else 0
+        self.growth_kib = max(self._sampler.stop(), hwm) - self.base
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and its live children (nginx workers), in seconds."""
+    total = 0.0
+    for one in [pid, *children_of(pid)]:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = Path(f"/proc/{one}/stat").read_text(encoding="ascii", errors="replace")
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds ``pid``'s threads spent runnable but waiting for a core (schedstat field 2)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int((task / "schedstat").read_text(encoding="ascii").split()[1])
+    return total / 1e9
+
+
+def children_of(pid: int) -> list[int]:
+    """The PIDs whose parent is ``pid``, sorted."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return sorted(found)
+
+
+def system_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot (``/proc/stat``, not idle or iowait)."""
+    fields = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0].split()[1:]
+    ticks = [int(f) for f in fields]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK  # user..steal minus idle, iowait
+
+
+def own_cpu_seconds() -> float:
+    """This process and its waited-for children (every process it started, once stopped)."""
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    )
+
+
+def child_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

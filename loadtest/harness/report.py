@@ -1,19 +1,23 @@
-"""Running a benchmark's parts, collecting their outcome, and the ``--json`` report."""
+"""A benchmark's outcome (rows, notes, checks, sections, failed parts), its parts run one
+by one, the text report and the ``--json`` report."""
 
 from __future__ import annotations
 
+import inspect
 import json
-import math
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loadtest.harness.children import Processes
 from loadtest.harness.rows import Row
+
+Part = Callable[[], Awaitable[list[Row]] | list[Row]]
+"""A part of a benchmark: measures and returns its rows (a coroutine function, or not)."""
 
 
 @dataclass
@@ -36,18 +40,15 @@ class Outcome:
         self.notes += [f"WARNING: {line}" for line in procs.bad_exits]
 
 
-async def run_parts(
-    parts: dict[str, Callable[[], Awaitable[list[Row]]]],
-    only: Sequence[str],
-    outcome: Outcome,
-) -> None:
+async def run_parts(parts: Mapping[str, Part], only: Sequence[str], outcome: Outcome) -> None:
     """Every part named in ``only``, each in its own try: one failing does not hide the others."""
     for name, part in parts.items():
         if name not in only:
             continue
         started = time.perf_counter()
         try:
-            outcome.rows += await part()
+            rows = part()
+            outcome.rows += await rows if inspect.isawaitable(rows) else rows
         except Exception as exc:
             outcome.fail(name, exc)
         outcome.notes.append(f"{name}: took {time.perf_counter() - started:.1f} s")
@@ -70,36 +71,6 @@ def render(
 
 
 def write_json(
-    path: Path,
-    benchmark: str,
-    *,
-    machine: dict[str, Any],
-    config: dict[str, Any],
-    wall_time_s: float,
-    results: list[dict[str, Any]],
-    **middle: Any,
-) -> None:
-    """The ``--json`` report: fixed keys first, ``middle`` (in order) before the results."""
-    report = {
-        "benchmark": benchmark,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine,
-        "config": config,
-        "wall_time_s": wall_time_s,
-        **middle,
-        "results": results,
-    }
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-
-
-def json_row(row: Row) -> dict[str, Any]:
-    """A row for ``--json``; a ratio against a zero reference (inf) becomes null."""
-    out = asdict(row)
-    out["ratio"] = row.ratio if math.isfinite(row.ratio) else None
-    return out
-
-
-def write_outcome(
     path: Path | None,
     benchmark: str,
     *,
@@ -108,18 +79,22 @@ def write_outcome(
     wall_time_s: float,
     outcome: Outcome,
 ) -> None:
-    """The ``--json`` report of an end-to-end benchmark (nothing when ``path`` is None)."""
+    """The ``--json`` report (nothing when ``path`` is None)."""
     if path is None:
         return
-    write_json(
-        path,
-        benchmark,
-        machine=machine,
-        config=config,
-        wall_time_s=wall_time_s,
-        failed=outcome.failed,
-        notes=outcome.notes,
-        checks=outcome.checks,
-        sections=outcome.sections,
-        results=[json_row(row) for row in outcome.rows],
-    )
+    report = {
+        "benchmark": benchmark,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine,
+        "config": config,
+        "wall_time_s": wall_time_s,
+        "failed": outcome.failed,
+        "notes": outcome.notes,
+        "checks": outcome.checks,
+        "sections": outcome.sections,
+        "results": [row.json() for row in outcome.rows],
+    }
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+write_outcome = write_json  # the old name, until every bench main is a bench_main.Bench

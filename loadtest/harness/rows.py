@@ -1,12 +1,12 @@
-"""Result rows and the aligned text tables the benchmarks print."""
+"""The one result Row of every benchmark, its units, and the aligned text tables."""
 
 from __future__ import annotations
 
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -22,9 +22,9 @@ def size_text(size: int) -> str:
     return f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB"
 
 
-MEASUREMENT_HEADER = ("measurement", "median", "unit", "reference median", "ratio", "goal", "met")
-MEASUREMENT_LEFT = (0, 2, 5, 6)
-"""Left-justified columns of the measurement table (the others are right-justified)."""
+def rates(work: float, seconds: Sequence[float], scale: float = 1.0) -> list[float]:
+    """``work`` per second for each of ``seconds``, divided by ``scale`` (GB for GB/s)."""
+    return [work / s / scale for s in seconds]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,15 @@ class Row:
     met: bool | None
     samples: list[float]
     reference_samples: list[float]
+    extra: dict[str, Any] = field(default_factory=dict)
+    """More fields of this row's JSON (e.g. the protocol's work per batch)."""
+
+    def json(self) -> dict[str, Any]:
+        """The row for ``--json``; a ratio against a zero reference (inf) becomes null."""
+        out = asdict(self)
+        out.update(out.pop("extra"))
+        out["ratio"] = self.ratio if math.isfinite(self.ratio) else None
+        return out
 
 
 def make_row(
@@ -53,23 +62,28 @@ def make_row(
     goal: str = "",
     check: Callable[[float, float], bool] | None = None,
 ) -> Row:
+    """A row of medians; ``check(median, ratio)`` says whether ``goal`` is met."""
     median = statistics.median(samples)
     reference_median = statistics.median(reference_samples)
     ratio = median / reference_median if reference_median else math.inf
     met = check(median, ratio) if check is not None else None
-    return Row(
-        id_,
-        operation,
-        unit,
-        median,
-        reference,
-        reference_median,
-        ratio,
-        goal,
-        met,
-        list(samples),
-        list(reference_samples),
-    )
+    return Row(id_, operation, unit, median, reference, reference_median, ratio, goal, met,
+               list(samples), list(reference_samples))  # fmt: skip
+
+
+def format_value(value: float, unit: str) -> str:
+    """A median with the precision its unit deserves."""
+    if not math.isfinite(value):
+        return str(value)
+    if unit in ("GB/s", "s"):
+        return f"{value:.3f}"
+    if unit in ("ms", "x"):
+        return f"{value:.2f}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
+
+
+def verdict(met: bool | None) -> str:
+    return {True: "yes", False: "NO", None: "-"}[met]
 
 
 def table(header: Sequence[str], cells: Sequence[Sequence[str]], left: Sequence[int]) -> list[str]:
@@ -85,21 +99,17 @@ def table(header: Sequence[str], cells: Sequence[Sequence[str]], left: Sequence[
     return [line(header), line(["-" * w for w in widths]), *(line(c) for c in cells)]
 
 
-def measurement_table(rows: Sequence[Row], format_value: Callable[[float, str], str]) -> list[str]:
-    """The main table of an end-to-end benchmark: one line per row, with goal and verdict."""
+def measurement_table(
+    rows: Sequence[Row], fmt: Callable[[float, str], str] = format_value
+) -> list[str]:
+    """A benchmark's main table: one line per row, with goal and verdict."""
+    header = ("measurement", "median", "unit", "reference median", "ratio", "goal", "met")
     cells = [
-        (
-            row.operation,
-            format_value(row.median, row.unit),
-            row.unit,
-            format_value(row.reference_median, row.unit),
-            f"{row.ratio:.2f}",
-            row.goal or "-",
-            {True: "yes", False: "NO", None: "-"}[row.met],
-        )
+        (row.operation, fmt(row.median, row.unit), row.unit, fmt(row.reference_median, row.unit),
+         f"{row.ratio:.2f}", row.goal or "-", verdict(row.met))
         for row in rows
-    ]
-    return table(MEASUREMENT_HEADER, cells, left=MEASUREMENT_LEFT)
+    ]  # fmt: skip
+    return table(header, cells, left=(0, 2, 5, 6))
 
 
 class Referenced(Protocol):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from loadtest.harness.rows import table
+from loadtest.harness.rows import format_value, table, verdict
 
 HEADER = ("benchmark", "measurement", "Atlas", "reference", "ratio", "goal", "met", "n")
 LEFT = (0, 1, 3, 5, 6)
@@ -68,50 +67,20 @@ def lines_of(report: dict[str, Any]) -> list[Line]:
         if SKIPPED.fullmatch(row["id"]):
             continue
         atlas, reference = float(row["median"]), float(row["reference_median"])
-        out.append(
-            Line(
-                benchmark,
-                row["id"],
-                row["operation"],
-                row["unit"],
-                atlas,
-                short_reference(benchmark, row["id"], row["reference"]),
-                row["reference"],
-                reference,
-                atlas / reference if reference else None,
-                row.get("goal") or "",
-                row.get("met"),
-                len(row.get("samples", [])),
-            )
-        )
+        short = short_reference(benchmark, row["id"], row["reference"])
+        ratio = atlas / reference if reference else None
+        out.append(Line(benchmark, row["id"], row["operation"], row["unit"], atlas, short,
+                        row["reference"], reference, ratio, row.get("goal") or "",
+                        row.get("met"), len(row.get("samples", []))))  # fmt: skip
     return out
-
-
-def format_value(value: float, unit: str) -> str:
-    """A median with the precision its unit deserves, and the unit."""
-    if not math.isfinite(value):
-        return f"{value} {unit}"
-    if unit in ("GB/s", "s"):
-        text = f"{value:.3f}"
-    elif unit in ("ms", "x"):
-        text = f"{value:.2f}"
-    elif abs(value) >= 100:
-        text = f"{value:,.0f}"
-    else:
-        text = f"{value:.1f}"
-    return f"{text} {unit}"
-
-
-def verdict(met: bool | None) -> str:
-    return {True: "yes", False: "NO", None: "-"}[met]
 
 
 def cells(line: Line) -> tuple[str, ...]:
     return (
         line.benchmark,
         line.operation,
-        format_value(line.atlas, line.unit),
-        f"{format_value(line.reference_value, line.unit)} {line.reference}",
+        f"{format_value(line.atlas, line.unit)} {line.unit}",
+        f"{format_value(line.reference_value, line.unit)} {line.unit} {line.reference}",
         "-" if line.ratio is None else f"{line.ratio:.2f}",
         line.goal or "-",
         verdict(line.met),

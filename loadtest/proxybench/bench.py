@@ -16,17 +16,12 @@ from typing import Any
 
 import aiohttp
 
+from loadtest.harness.blobs import file_sha256
 from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, free_port, wait_port
 from loadtest.harness.edge_api import edge_counter
 from loadtest.harness.rows import GIB, KIB, MIB
 from loadtest.proxybench.cpu import cpu_seconds
-from loadtest.sdkbench.net import (
-    PASSPHRASE,
-    Net,
-    build_net,
-    file_sha256,
-    fill_replicas,
-)
+from loadtest.sdkbench.net import PASSPHRASE, Net, build_net, fill_replicas
 from loadtest.sdkbench.net import Config as NetConfig
 
 MITMDUMP = str(Path(sys.executable).with_name("mitmdump"))

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import statistics
 
+from loadtest.harness.blobs import write_blob
 from loadtest.harness.children import BenchError
 from loadtest.harness.rows import Row, make_row, size_text
 from loadtest.proxybench.bench import Bench, atlas_headers_check, curl_via
-from loadtest.sdkbench.net import write_blob
 
 PATHS = ("atlas", "mitmdump", "direct")
 SALT = 100

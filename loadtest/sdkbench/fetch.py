@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loadtest.harness.children import ATLAS, BenchError
-from loadtest.harness.rows import CHUNK, GB, KIB, Row, make_row, size_text, table
+from loadtest.harness.rows import CHUNK, GB, KIB, Row, make_row, rates, size_text, table
 from loadtest.sdkbench.net import EDGES, Net, Run, fill_replicas, run_timed
 
 HIT = 'atlas_edge_fetches_total{cache="HIT"}'
@@ -21,6 +21,7 @@ SETUPS = ("first3", "cached1", "cached2", "cached3")
 
 @dataclass
 class FetchSamples:
+    size: int
     seconds: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in SETUPS})
     inner: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in SETUPS})
     """The summary's ``seconds`` (inside the process: no interpreter start, no wallet unlock)."""
@@ -52,7 +53,7 @@ async def bench_fetch(net: Net) -> list[Row]:
         f"{-(-size // CHUNK)} chunks) took {time.perf_counter() - started:.1f} s"
     )
 
-    samples = FetchSamples()
+    samples = FetchSamples(size)
     ids: set[str] = {cached_id}
     hits_before = await net.counter(net.edges[0], HIT)
     misses_before = await net.counter(net.edges[0], MISS)
@@ -125,83 +126,50 @@ async def bench_fetch(net: Net) -> list[Row]:
 
 def fetch_rows(net: Net, samples: FetchSamples) -> list[Row]:
     size = net.cfg.size
-    text = size_text(size)
-    count = -(-size // CHUNK)
-
-    def rate(seconds: list[float]) -> list[float]:
-        return [size / s / GB for s in seconds]
-
-    curl = rate(samples.curl)
+    text, count = size_text(size), -(-size // CHUNK)
+    curl = rates(size, samples.curl, GB)
     reference = f"curl -o FILE, same {text} file straight from nginx"
-    goal = "ratio >= 0.50"
     rows = [
-        make_row(
-            "fetch_first_3",
-            f"atlas fetch {text}, 3 edges, first fetch (origin pull included)",
-            "GB/s",
-            rate(samples.seconds["first3"]),
-            reference,
-            curl,
-            goal,
-            lambda _m, ratio: ratio >= 0.5,
-        ),
-        make_row(
-            "fetch_cached_3",
-            f"atlas fetch {text}, 3 edges, cached (HIT + full replicas)",
-            "GB/s",
-            rate(samples.seconds["cached3"]),
-            reference,
-            curl,
-            goal,
-            lambda _m, ratio: ratio >= 0.5,
-        ),
-    ]
-    for edges in (1, 2):
-        rows.append(
-            make_row(
-                f"fetch_cached_{edges}",
-                f"atlas fetch {text}, {edges} edge{'s' if edges > 1 else ''}, cached",
-                "GB/s",
-                rate(samples.seconds[f"cached{edges}"]),
-                reference,
-                curl,
-            )
+        make_row(f"fetch_{setup[:-1]}_{setup[-1]}", f"atlas fetch {text}, {label}", "GB/s",
+                 rates(size, samples.seconds[setup], GB), reference, curl,
+                 *(("ratio >= 0.50", lambda _m, ratio: ratio >= 0.5) if goal else ()))
+        for setup, label, goal in (
+            ("first3", "3 edges, first fetch (origin pull included)", True),
+            ("cached3", "3 edges, cached (HIT + full replicas)", True),
+            ("cached1", "1 edge, cached", False),
+            ("cached2", "2 edges, cached", False),
         )
-    net.notes.append(
-        f"fetch: {text} = {count} chunks of 256 KiB, random bytes (no zstd), paid at the "
-        "edges' default price (0.001 BTT per MiB); time = wall time of the whole command "
-        "(interpreter start and imports, wallet unlock, /v1/fetch, chunks, fsync, rename); "
-        "the file is checked against nginx's after every run; curl does not fsync"
-    )
+    ]  # fmt: skip
     checks = net.checks["fetch"]
-    net.notes.append(
-        f"fetch: edges served {checks['chunks_edge_to_edge'] / len(samples.seconds['first3']):.0f}"
-        f" chunks to each other per first fetch of {count} (replication with read-ahead; "
-        "the cached runs need none)"
-        + (
-            f"; WARNING: {checks['idle_providers']} provider(s) served nothing"
-            if checks["idle_providers"]
-            else ""
-        )
-    )
+    idle = checks["idle_providers"]
     outside = [
         wall - inner
         for setup in SETUPS
         for wall, inner in zip(samples.seconds[setup], samples.inner[setup], strict=True)
     ]
-    net.notes.append(
+    net.notes += [
+        f"fetch: {text} = {count} chunks of 256 KiB, random bytes (no zstd), paid at the "
+        "edges' default price (0.001 BTT per MiB); time = wall time of the whole command "
+        "(interpreter start and imports, wallet unlock, /v1/fetch, chunks, fsync, rename); "
+        "the file is checked against nginx's after every run; curl does not fsync",
+        f"fetch: edges served {checks['chunks_edge_to_edge'] / len(samples.seconds['first3']):.0f}"
+        f" chunks to each other per first fetch of {count} (replication with read-ahead; "
+        "the cached runs need none)"
+        + (f"; WARNING: {idle} provider(s) served nothing" if idle else ""),
         f"fetch: fixed cost per command: `atlas fetch --help` (interpreter start and imports) "
         f"takes {statistics.median(samples.startup):.2f} s; wall time minus the summary's "
-        f"'seconds' is {statistics.median(outside):.2f} s (medians)"
-    )
-    net.sections["scaling"] = scaling_table(samples, rate, statistics.median(curl))
+        f"'seconds' is {statistics.median(outside):.2f} s (medians)",
+    ]
+    net.sections["scaling"] = scaling_table(samples, statistics.median(curl))
     return rows
 
 
-def scaling_table(
-    samples: FetchSamples, rate: Callable[[list[float]], list[float]], curl: float
-) -> list[str]:
+def scaling_table(samples: FetchSamples, curl: float) -> list[str]:
     """Throughput by provider count (medians), and the chunks each provider served."""
+
+    def rate(seconds: list[float]) -> list[float]:
+        return rates(samples.size, seconds, GB)
+
     one = statistics.median(rate(samples.seconds["cached1"]))
     header: tuple[str, ...] = (
         "download", "wall GB/s", "vs 1 edge", "vs curl", "in-process GB/s", "peak RSS",

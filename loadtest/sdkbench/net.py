@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -17,11 +16,11 @@ from typing import Any
 
 import aiohttp
 
-from loadtest.harness.blobs import blob_range
+from loadtest.harness.blobs import file_sha256, write_blob
 from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, Spawned
 from loadtest.harness.edge_api import edge_counter
 from loadtest.harness.nginx import CACHEABLE_LOCATION, start_nginx
-from loadtest.harness.procfs import PeakRss
+from loadtest.harness.procfs import RssSampler
 from loadtest.harness.rows import GIB, MIB
 from requester import keystore
 from requester.channel_manager import ChannelManager, DepositPolicy
@@ -70,26 +69,6 @@ QUICK = Config("quick", 1, 8 * MIB, 32 * MIB, MIB, 1)
 # --- the files nginx serves, and the timed commands ------------------------------------------
 
 
-def write_blob(path: Path, size: int, salt: int) -> str:
-    """``size`` bytes of blob ``salt`` (every 256 KiB chunk distinct) to ``path``; its SHA-256."""
-    digest = hashlib.sha256()
-    step = 4 * MIB
-    with path.open("wb") as out:
-        for offset in range(0, size, step):
-            piece = blob_range(offset, min(step, size - offset), salt)
-            digest.update(piece)
-            out.write(piece)
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while piece := handle.read(4 * MIB):
-            digest.update(piece)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True, slots=True)
 class Run:
     seconds: float
@@ -105,7 +84,7 @@ def run_timed(
     """Run one command to completion, timed, its peak RSS polled; raise if it fails.
     With ``summary``, its stdout (if any) is JSON: ``atlas fetch --json``'s summary."""
     with Spawned(argv, env, workdir, name) as child:
-        sampler = PeakRss(child.pid)
+        sampler = RssSampler(child.pid, hwm=True)
         try:
             exited = child.wait(FETCH_TIMEOUT)
         finally:

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from loadtest.harness.blobs import file_sha256
 from loadtest.harness.children import BenchError, Proc, Processes
 from loadtest.harness.rows import KIB, MIB, Row, make_row, size_text
 from loadtest.proxybench.cpu import cpu_seconds
-from loadtest.sdkbench.net import file_sha256
 from loadtest.torrentbench.runs import (
     ChildRun,
     Clients,

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from cdn_edge.torrent.session import TorrentSession
+from loadtest.harness.blobs import file_sha256
 from loadtest.harness.children import BenchError, Proc, Processes, Spawned
-from loadtest.sdkbench.net import file_sha256
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -1,0 +1,207 @@
+"""The one ``main`` of every benchmark: flags, configuration, system tools, a workspace, the
+parts, the text report and ``--json``.
+
+A benchmark declares a :class:`Bench` (its two configurations, parts, tools and head) and
+an ``async`` body that measures into a :class:`Run`; :func:`bench_main` does the rest::
+
+    SPEC = Bench("sdk", "Atlas requester benchmark", __doc__, FULL, QUICK, mode, PARTS, ...)
+    def main(argv=None): return bench_main(SPEC, measure, argv)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+import aiohttp
+
+from loadtest.harness.children import Processes, workspace
+from loadtest.harness.machine import head_lines, run_facts, tool_version, version_of
+from loadtest.harness.procfs import own_cpu_seconds, system_busy_seconds
+from loadtest.harness.report import Outcome, Part, render, run_parts, write_json
+from loadtest.harness.rows import GIB, measurement_table, references
+
+
+class Config(Protocol):
+    """What the skeleton reads of a benchmark's configuration (a frozen dataclass)."""
+
+    @property
+    def mode(self) -> str: ...
+
+
+C = TypeVar("C", bound=Config)
+
+
+@dataclass(frozen=True)
+class Bench(Generic[C]):
+    name: str
+    """The report's ``benchmark`` (the suite's ``--only`` name)."""
+    title: str
+    """First line of the text report."""
+    doc: str | None
+    """The module's docstring: ``--help`` shows its first line."""
+    full: C
+    quick: C
+    mode: Callable[[C], str]
+    """The head's mode line after the mode's name, e.g. ``medians of 5 (fetch), 2 (rss)``."""
+    parts: tuple[str, ...] = ()
+    """``--only`` choices, in the order they run (none: no ``--only``)."""
+    reps_fields: tuple[str, ...] = ("reps",)
+    """The configuration fields ``--reps N`` sets."""
+    reps_help: str = "repetitions of each part"
+    quick_help: str = "a seconds-long smoke run"
+    tools: tuple[str, ...] = ()
+    """System tools it needs (Debian packages of those names): refused when missing unless
+    ``--install-deps`` (then apt-get installs them); their versions head the report."""
+    optional_tools: tuple[str, ...] = ()
+    """Installed too with ``--install-deps``, but not required."""
+    libs: tuple[str, ...] = ()
+    """Python distributions whose versions head the report."""
+    end_notes: bool = True
+    """Note the load average at the end, other processes' CPU use and the workspace's size."""
+    add_args: Callable[[argparse.ArgumentParser], None] | None = None
+    configure: Callable[[C, argparse.Namespace], C] | None = None
+    """Applies the benchmark's own flags to its configuration (exit with a message if bad)."""
+
+
+@dataclass
+class Run(Generic[C]):
+    """One run of a benchmark, handed to its body."""
+
+    cfg: C
+    args: argparse.Namespace
+    workdir: Path
+    procs: Processes
+    outcome: Outcome
+    facts: dict[str, Any]
+    """Written as the report's ``machine``; the body may add to it."""
+    head: list[str] = field(default_factory=list)
+    """Lines the body adds to the head of the report, after the mode line."""
+
+    @property
+    def notes(self) -> list[str]:
+        return self.outcome.notes
+
+    @property
+    def checks(self) -> dict[str, Any]:
+        return self.outcome.checks
+
+    @property
+    def sections(self) -> dict[str, list[str]]:
+        return self.outcome.sections
+
+    async def parts(self, parts: Mapping[str, Part]) -> None:
+        """The parts chosen with ``--only`` (all by default), each in its own try."""
+        await run_parts(parts, self.args.only or list(parts), self.outcome)
+
+
+def client_session() -> aiohttp.ClientSession:
+    """An HTTP client without a total timeout (a part may stream for minutes)."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(connect=10, sock_read=60))
+
+
+def parse_args(bench: Bench[Any], argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(bench.doc or "").strip().split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help=bench.quick_help)
+    parser.add_argument("--reps", type=int, help=bench.reps_help)
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
+    if bench.parts:
+        only = f"run only this part ({', '.join(bench.parts)}); repeatable"
+        parser.add_argument("--only", action="append", choices=bench.parts, help=only)
+    if bench.tools or bench.optional_tools:
+        tools = " and ".join(", ".join((*bench.tools, *bench.optional_tools)).rsplit(", ", 1))
+        parser.add_argument("--install-deps", action="store_true",
+                            help=f"apt-get install {tools} when missing")  # fmt: skip
+    if bench.add_args is not None:
+        bench.add_args(parser)
+    return parser.parse_args(argv)
+
+
+def configure(bench: Bench[C], args: argparse.Namespace) -> C:
+    cfg = bench.quick if args.quick else bench.full
+    if args.reps is not None:
+        if args.reps < 1:
+            raise SystemExit("--reps must be at least 1")
+        cfg = dataclasses.replace(cfg, **dict.fromkeys(bench.reps_fields, args.reps))  # type: ignore[type-var]
+    return bench.configure(cfg, args) if bench.configure is not None else cfg
+
+
+def ensure_tools(name: str, tools: Sequence[str], optional: Sequence[str], install: bool) -> None:
+    """Exits naming the missing ``tools``, or (with ``install``) apt-get installs them and
+    the missing ``optional`` ones."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing and not install:
+        raise SystemExit(
+            f"{name} needs {' and '.join(missing)} (Debian packages of those names): "
+            "apt-get install them, or run with --install-deps"
+        )
+    wanted = [*missing, *(t for t in optional if install and shutil.which(t) is None)]
+    if wanted:
+        print(f"installing system packages: {' '.join(wanted)}", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *wanted], check=True, env=env,
+                       timeout=600)  # fmt: skip
+
+
+def bench_main(
+    bench: Bench[C], body: Callable[[Run[C]], Awaitable[None]], argv: Sequence[str] | None
+) -> int:
+    """Runs ``body`` once in a fresh workspace with every child stopped at the end, prints
+    the report and writes ``--json``; 1 if a part failed."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop children on SIGTERM
+    args = parse_args(bench, argv)
+    cfg = configure(bench, args)
+    install = getattr(args, "install_deps", False)
+    ensure_tools(bench.name, bench.tools, bench.optional_tools, install)
+    started, busy, own = time.perf_counter(), system_busy_seconds(), own_cpu_seconds()
+    with workspace(f"atlas-bench-{bench.name}-") as workdir:
+        facts = run_facts(workdir)
+        facts |= {lib: version_of(lib) for lib in bench.libs}
+        facts |= {tool: tool_version(tool) for tool in (*bench.tools, *bench.optional_tools)}
+        run = Run(cfg, args, workdir, Processes(workdir), Outcome(), facts)
+        asyncio.run(_measure(body, run))
+        used = sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
+    elapsed = time.perf_counter() - started
+    if bench.end_notes:
+        others = max((system_busy_seconds() - busy) - (own_cpu_seconds() - own), 0.0) / elapsed
+        facts["others_cores"] = others
+        run.notes.append(
+            f"machine: load average at the end {os.getloadavg()[0]:.2f}; processes not started "
+            f"by this benchmark used {others:.2f} cores on average during the run (all cores "
+            f"busy minus this process tree, from /proc/stat and getrusage); "
+            f"{used / GIB:.1f} GiB in the temporary directory at the end"
+        )
+    libs = [f"{name} {facts[name]}" for name in bench.libs]
+    libs += [facts[tool] for tool in (*bench.tools, *bench.optional_tools)]
+    head = [bench.title, *head_lines(facts), *([f"libs:     {', '.join(libs)}"] if libs else [])]
+    head += [f"mode:     {cfg.mode}, {bench.mode(cfg)}", *run.head]
+    rows = run.outcome.rows
+    print(render(head, measurement_table(rows), references(rows), run.notes, run.sections))
+    print(f"wall time: {elapsed:.1f} s")
+    config = dataclasses.asdict(cfg)  # type: ignore[call-overload]
+    write_json(args.json, bench.name, machine=facts, config=config, wall_time_s=elapsed,
+               outcome=run.outcome)  # fmt: skip
+    return 1 if run.outcome.failed else 0
+
+
+async def _measure(body: Callable[[Run[C]], Awaitable[None]], run: Run[C]) -> None:
+    try:
+        await body(run)
+    except Exception as exc:
+        run.outcome.fail("setup", exc)
+    finally:
+        run.procs.close()
+        run.notes.extend(f"WARNING: {line}" for line in run.procs.bad_exits)
