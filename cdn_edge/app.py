@@ -65,7 +65,7 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
     index = await loop.run_in_executor(
         db,
         lambda: ContentIndex(
-            config.data_dir / "content.sqlite3", ChunkStore(config.data_dir), config.store_cap_bytes
+            config.data_dir / "content.sqlite3", ChunkStore(config.data_dir), config.store_cap_gib
         ),
     )
     timeout = aiohttp.ClientTimeout(total=30, connect=5)
@@ -79,7 +79,7 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.TaskGroup() as tasks,
         AsyncExitStack() as stack,
     ):
-        ledger = LedgerClient(config.ledger_url, session)
+        ledger = LedgerClient(config.ledger, session)
         domain = await _ledger_domain(ledger)
         payments = PaymentBook(
             config.data_dir / "payments.sqlite3", identity.payee.address, domain, ledger
@@ -91,7 +91,7 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
         trust = ReplicaTrust.for_edge(config)
         replicator = Replicator(
             identity.node.node_id, config.trackers, tracker, session,
-            ChunkClient(session, trust.payer(spending), max_price_per_mib=config.price_per_mib,
+            ChunkClient(session, trust.payer(spending), max_price_per_mib=config.price,
                         max_price_per_chunk=config.price_per_chunk), trust,
         )  # fmt: skip
         content = ContentService(
@@ -108,19 +108,19 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
         announcer.public_url = config.public_url
         edge = Edge(
             config, identity, domain, content, payments, ledger,
-            FreeAllowance(config.free_bytes, config.free_window), EdgeMetrics(), tracker,
+            FreeAllowance(config.free_mib, config.free_window), EdgeMetrics(), tracker,
             announcer,
         )  # fmt: skip
-        if config.torrent_listen is not None:
+        if config.torrent_interfaces is not None:
             torrents = await stack.enter_async_context(_torrent_session(config))
             edge.torrents = TorrentContent(
-                torrents, content, max_size=config.max_torrent_file_bytes,
+                torrents, content, max_size=config.torrent_cap_gib,
                 metadata_timeout=config.torrent_metadata_timeout,
             )  # fmt: skip
         app[EDGE] = edge
         app[TUNNELS] = tunnels = TunnelBook(edge)
         tunneling: asyncio.Task[None] | None = None
-        if config.tunnel_port is not None:
+        if not config.no_tunnel:
             tunnel_server = TunnelServer(tunnels, config, edge.metrics)
             tunnels.url = await tunnel_server.bind()
             tunneling = tasks.create_task(tunnel_server.run())
@@ -144,10 +144,10 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _torrent_session(config: EdgeConfig) -> TorrentSession:
-    assert config.torrent_listen is not None
+    assert config.torrent_interfaces is not None
     discover = config.torrent_discovery
     return TorrentSession(
-        config.data_dir / "torrents", listen_interfaces=config.torrent_listen,
+        config.data_dir / "torrents", listen_interfaces=config.torrent_interfaces,
         enable_dht=discover, enable_lsd=discover, enable_upnp=discover, enable_natpmp=discover,
         seed=config.torrent_seed, allow_private_peers=config.allow_private_origins,
     )  # fmt: skip

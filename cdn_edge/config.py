@@ -1,30 +1,64 @@
-"""Settings of one edge node; one name per setting in flags, env and code."""
+"""Settings of one edge node, declared once: ``atlas edge serve``'s options, their
+``ATLAS_...`` variables, ``--help`` and ``atlas config show edge`` are generated from the
+fields below (:mod:`requester.settings_spec`). A setting is named as its flag; its value is
+in base units (bytes, BTT base units, seconds), converted once when its text is read.
+Fields without :func:`setting` are tuned in code, not by operators.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from requester.listener_limits import ListenerLimits
 from requester.protocol import BTT_LOCAL, DEFAULT_CHUNK_SIZE
-
-MIB = 1 << 20
+from requester.settings_spec import (
+    BTT,
+    DIRECTORY,
+    GIB,
+    GIB_SIZE,
+    MIB,
+    MIB_SIZE,
+    POSITIVE_BTT,
+    SECONDS,
+    SWITCH,
+    TEXT,
+    WHOLE,
+    header_timeout_setting,
+    max_connections_setting,
+    setting,
+)
 
 
 @dataclass(frozen=True)
 class EdgeConfig:
-    data_dir: Path
-    ledger_url: str
-    trackers: tuple[str, ...] = ()
-    public_url: str | None = None
-    """URL other nodes reach this edge at; defaults to the address it listens on."""
-    price_per_mib: int = 10**15
-    """Base units per MiB sent on the wire (default 0.001 BTT)."""
+    data_dir: Path = setting(  # noqa: RUF009 (a required setting: no default to give)
+        unit=DIRECTORY, help="where the edge keeps its keys, chunks and payments"
+    )
+    ledger: str = setting(unit=TEXT, help="ledger URL")
+    host: str = setting("127.0.0.1", TEXT, "address the HTTP and tunnel listeners bind")
+    port: int = setting(0, WHOLE, "HTTP port; 0 picks a free port", minimum=0, maximum=65535)
+    trackers: tuple[str, ...] = setting(
+        (), TEXT, "tracker URL to announce to (repeat)",
+        flag="--tracker", env="ATLAS_TRACKER", multiple=True,
+    )  # fmt: skip
+    """A repeated flag names one tracker each; the field holds them all."""
+    public_url: str | None = setting(None, TEXT, "URL others reach this edge at")
+    """Defaults to the address it listens on."""
+    price: int = setting(BTT_LOCAL.one // 1000, BTT, "price per MiB sent on the wire")
+    """Base units per MiB sent on the wire."""
     price_per_chunk: int = 0
-    allow_private_origins: bool = False
-    free_bytes: int = 4 * MIB
-    """Bytes each requester may take without paying per ``free_window``; 0 turns it off."""
+    allow_private_origins: bool = setting(
+        False, SWITCH, "allow origins on loopback/private addresses and any port "
+        "(tests, local networks)",
+    )  # fmt: skip
+    free_mib: int = setting(
+        4 * MIB, MIB_SIZE, "free allowance per requester per 10 minutes (0 turns it off)"
+    )
+    """Bytes each requester may take without paying per ``free_window``."""
     free_window: float = 600.0
-    store_cap_bytes: int = 10 * 1024 * MIB
+    store_cap_gib: int = setting(10 * GIB, GIB_SIZE, "chunk store size cap")
+    """In bytes."""
     max_response_bytes: int = 4 * 1024 * MIB
     origin_timeout: float = 300.0
     chunk_size: int = DEFAULT_CHUNK_SIZE
@@ -34,36 +68,59 @@ class EdgeConfig:
     payment_interval: int = 16
     max_transfers_per_client: int = 32
     settle_interval: float = 60.0
-    tunnel_host: str = "127.0.0.1"
-    """Address the CONNECT tunnel listener binds (the CLI's ``--host``)."""
-    tunnel_port: int | None = 0
-    """Port of the tunnel listener; 0 picks a free one, None turns tunnels off."""
+    tunnel_port: int = setting(
+        0, WHOLE, "port of the CONNECT tunnel listener on --host (0: any free)",
+        minimum=0, maximum=65535,
+    )  # fmt: skip
+    no_tunnel: bool = setting(False, SWITCH, "run no tunnel listener")
     tunnel_unit: int = 64 * 1024
     """Tunnel bytes (both directions together) one paid unit covers."""
-    max_tunnels_per_client: int = 64
-    max_tunnels: int = 1024
-    tunnel_pay_timeout: float = 30.0
-    """A tunnel that has used up what was paid closes if nothing more is paid in this time."""
-    tunnel_idle_timeout: float = 300.0
+    max_tunnels_per_client: int = setting(64, WHOLE, "open tunnels per client address", minimum=1)
+    max_tunnels: int = setting(1024, WHOLE, "open tunnels in all", minimum=1)
+    tunnel_pay_timeout: float = setting(
+        30.0, SECONDS, "time a tunnel waits for payment once its paid bytes are used up",
+        minimum=0.1,
+    )  # fmt: skip
+    tunnel_idle_timeout: float = setting(
+        300.0, SECONDS, "time without a byte before a tunnel closes", minimum=0.1
+    )
     tunnel_connect_timeout: float = 10.0
-    torrent_listen: str | None = "127.0.0.1:0"
-    """libtorrent's listen interfaces; None turns torrent fetching off."""
-    torrent_discovery: bool = False
-    """DHT, LSD, UPnP and NAT-PMP: off unless the operator turns them on."""
-    torrent_seed: bool = False
-    """Keep uploading finished torrents to the swarm (off: removed after the fetch)."""
-    max_torrent_file_bytes: int = 4 * 1024 * MIB
+    torrent_listen: str | None = setting(
+        None, TEXT, "libtorrent listen interfaces (default: HOST:0)"
+    )
+    no_torrents: bool = setting(False, SWITCH, "do not fetch torrent content")
+    torrent_discovery: bool = setting(
+        False, SWITCH, "turn on DHT, LSD, UPnP and NAT-PMP (off by default)"
+    )
+    torrent_seed: bool = setting(False, SWITCH, "keep seeding fetched torrents")
+    torrent_cap_gib: int = setting(
+        4 * GIB, GIB_SIZE, "largest file taken from a torrent", minimum=GIB // 1000
+    )
+    """In bytes."""
     torrent_metadata_timeout: float = 30.0
-    tunnel_head_timeout: float = 10.0
-    """Time a client has to send its whole CONNECT request head (``--header-timeout``)."""
-    max_tunnel_connections_per_address: int = 256
-    """Connections one address may hold on the tunnel port (``--max-connections-per-address``)."""
-    replica_unknown_channels: int = 2
-    """Channels replicating one content may open (or top up) to payees of providers other
-    than the trackers, before one of them delivered (``--replica-unknown-channels``)."""
-    replica_unknown_deposit: int = BTT_LOCAL.one // 10
-    """Deposit of each such channel, and the most such a provider may ask per chunk
-    (``--replica-unknown-deposit``, in BTT)."""
-    replica_unknown_channels_per_hour: int = 10
-    """Such channels for all contents together, over any hour
-    (``--replica-unknown-channels-per-hour``): contents cost an attacker nothing to invent."""
+    header_timeout: float = header_timeout_setting()
+    """Also the time a client has to send its whole CONNECT request head."""
+    max_connections_per_address: int = max_connections_setting()
+    """Also the cap of the tunnel port."""
+    replica_unknown_channels: int = setting(
+        2, WHOLE, "new channels per replicated content to payees of providers other than "
+        "the trackers", minimum=0,
+    )  # fmt: skip
+    """Channels replicating one content may open (or top up) before one of them delivered."""
+    replica_unknown_deposit: int = setting(
+        BTT_LOCAL.one // 10, POSITIVE_BTT,
+        "deposit of each such channel, and the most such a provider may ask per chunk",
+    )  # fmt: skip
+    replica_unknown_channels_per_hour: int = setting(
+        10, WHOLE, "such channels for all contents together, over any hour", minimum=0
+    )
+    """Contents cost an attacker nothing to invent."""
+
+    @property
+    def torrent_interfaces(self) -> str | None:
+        """libtorrent's listen interfaces; None: torrent fetching is off."""
+        return None if self.no_torrents else (self.torrent_listen or f"{self.host}:0")
+
+    @property
+    def listener_limits(self) -> ListenerLimits:
+        return ListenerLimits(self.header_timeout, self.max_connections_per_address)

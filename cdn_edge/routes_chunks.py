@@ -53,7 +53,7 @@ def make_quote(edge: Edge, content_id: bytes, now: int) -> Quote:
         domain=edge.domain,
         content_id=content_id,
         price_per_chunk=edge.config.price_per_chunk,
-        price_per_mib=edge.config.price_per_mib,
+        price_per_mib=edge.config.price,
         interval=edge.config.payment_interval,
         valid_from=now - 60,
         valid_until=now + edge.config.quote_validity,
@@ -203,7 +203,7 @@ async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: 
     now = int(time.time())
     # The price a quote would state; the quote itself is signed only for a 402, the one
     # answer that shows it (an Ed25519 signature per served chunk was wasted work).
-    cost = chunk_price(edge.config.price_per_chunk, edge.config.price_per_mib, size)
+    cost = chunk_price(edge.config.price_per_chunk, edge.config.price, size)
     if held is not None:
         cost = min(cost, held.amount) if held.channel_id is not None else cost
         paid_by = await settle_hold(edge, held, cost)

@@ -156,12 +156,12 @@ async def info(request: web.Request) -> web.Response:
         {
             "node_id": edge.identity.node.node_id.hex(),
             "payee": str(edge.identity.payee.address),
-            "ledger": edge.config.ledger_url,
+            "ledger": edge.config.ledger,
             "chain_id": edge.domain.chain_id,
             "contract": edge.domain.contract.hex(),
-            "price_per_mib": str(edge.config.price_per_mib),
+            "price_per_mib": str(edge.config.price),
             "price_per_chunk": str(edge.config.price_per_chunk),
-            "free_bytes": edge.config.free_bytes,
+            "free_bytes": edge.config.free_mib,
             "free_window": edge.config.free_window,
             "tunnel": request.app[TUNNELS].url,
         }
@@ -197,7 +197,7 @@ async def status_page(request: web.Request) -> web.Response:
 <body><h1>Atlas edge</h1>
 <p>Node {html.escape(edge.identity.node.node_id.hex())}<br>
 Payee {html.escape(str(edge.identity.payee.address))}<br>
-Ledger {html.escape(edge.config.ledger_url)}</p>
+Ledger {html.escape(edge.config.ledger)}</p>
 <p>Earned {html.escape(format_amount(paid, BTT_LOCAL))}, redeemed
 {html.escape(format_amount(redeemed, BTT_LOCAL))}</p>
 <table><tr><th>channel</th><th>payer</th><th>paid</th><th>redeemed</th></tr>{rows}</table>

@@ -10,8 +10,6 @@ import asyncio
 import json
 import sys
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -19,40 +17,21 @@ from mitmproxy import options
 from mitmproxy.tools.dump import DumpMaster
 
 from proxy.backend import create_app
+from proxy.config import ProxyConfig
 from proxy.listener_guard import ListenerGuard
 from proxy.route_addon import RouteToRelay
-from proxy.spending import Limits, SpendBook
+from proxy.spending import SpendBook
 from proxy.state import ProxyState, load_or_create_token
 from proxy.tunnel_addon import TunnelThroughEdges
 from requester import keystore
 from requester.channel_manager import ChannelManager
 from requester.guarded_server import GuardedSite
 from requester.ledger_client import LedgerClient
-from requester.listener_limits import DEFAULT_LIMITS, ListenerLimits
 from requester.payer_store import PayerStore
-from requester.provider_trust import TrustPolicy
-from requester.settings import load_settings
 from requester.stop_orders import StopOrders
 
 KEEPALIVE_TIMEOUT = 75.0
 EDGE_SESSION_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=60)
-
-
-@dataclass(frozen=True)
-class ProxyConfig:
-    host: str
-    port: int
-    api_port: int
-    home: Path
-    edges: list[str]
-    ledger: str | None
-    intercept: bool
-    limits: Limits
-    max_transfers: int = 64
-    listener: ListenerLimits = DEFAULT_LIMITS
-    """Header timeout and per-address cap of the proxy port and the API port."""
-    trust: TrustPolicy = field(default_factory=TrustPolicy)
-    """Limits on providers found through trackers, for each request (a download)."""
 
 
 async def run(config: ProxyConfig) -> None:
@@ -110,7 +89,7 @@ def _state(
         store = PayerStore(config.home / "state.sqlite3")
         stack.callback(store.close)
         ledger = LedgerClient(config.ledger, session)
-        manager = ChannelManager(keys.payer, store, ledger, load_settings().deposit_policy())
+        manager = ChannelManager(keys.payer, store, ledger, config.deposit)
         address = keys.payer.address
     else:
         print(f"atlas proxy: no wallet/ledger in {config.home}: free allowance only",

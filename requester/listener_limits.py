@@ -14,7 +14,8 @@ the SDK but not each other.
   as they open. An address is an IPv4 address (/32) or an IPv6 /64 (one host's usual
   allocation, so a host cannot dodge the cap by cycling its interface identifiers).
 
-The servers' command-line options for these are :mod:`requester.cli.listener_options`.
+Every server declares the two as settings (``--header-timeout``,
+``--max-connections-per-address``) with :mod:`requester.settings_spec`'s helpers.
 """
 
 from __future__ import annotations

@@ -6,24 +6,45 @@ keystore), ``state.sqlite3`` (channels and issued vouchers) and
 ``deposit`` in BTT and ``channel_hours`` for new channels, the limits on
 providers found through trackers, ``unknown_channels`` and ``unknown_deposit``
 (see :mod:`requester.provider_trust`), and ``max_spend``, what one ``atlas
-fetch`` may spend). Flags override the environment (``ATLAS_`` and the key in
-capitals, for the limits), which overrides the file, which overrides built-in
-defaults. docs/requester.md lists them all.
+fetch`` may spend). :class:`Settings` declares each one once
+(:mod:`requester.settings_spec`): a flag overrides the environment (``ATLAS_`` and the
+name in capitals), which overrides the file, which overrides the default; ``atlas config
+show`` prints them and where each came from. docs/requester.md lists them all.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from requester.channel_manager import DepositPolicy
 from requester.errors import SdkError
 from requester.protocol import BTT_LOCAL, MalformedMessage, parse_amount
 from requester.provider_trust import TrustPolicy
+from requester.settings_spec import (
+    BTT,
+    BTT_LIMIT,
+    BTT_TEXT,
+    HOURS,
+    OPTIONAL_TEXT,
+    PATH,
+    TEXT,
+    ConfigFile,
+    InvalidSetting,
+    Origin,
+    Source,
+    btt_text,
+    resolve,
+    setting,
+)
 
 HOME_ENV = "ATLAS_HOME"
+CONFIG_FILE = "config.json"
+DEFAULT_DEPOSIT = DepositPolicy()
+DEFAULT_TRUST = TrustPolicy()
 MAX_SPEND = BTT_LOCAL.one
 """What one ``atlas fetch`` may spend unless told otherwise: 1 BTT, about 1 GiB at an
 edge's default price of 0.001 BTT per MiB."""
@@ -36,28 +57,64 @@ class ConfigError(SdkError):
     code = "config_invalid"
 
 
+def default_home() -> Path:
+    return Path.home() / ".atlas"
+
+
+def home_setting() -> Any:
+    """``ATLAS_HOME``: declared alike by every program that reads the wallet or config.json."""
+    return setting(unit=PATH, help="where the wallet, channels and config.json are",
+                   flag=False, env=HOME_ENV, default_factory=default_home)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Settings:
-    home: Path
-    edges: list[str] = field(default_factory=list)
-    ledger: str | None = None
-    deposit: str | None = None
-    """BTT to deposit in each new channel (``config.json`` key ``deposit``)."""
-    channel_hours: float | None = None
-    """Lifetime of each new channel (``config.json`` key ``channel_hours``)."""
-    unknown_channels: str | None = None
-    """Channels a download may open to payees of unknown providers (``unknown_channels``)."""
-    unknown_deposit: str | None = None
-    """BTT to deposit in each of those (``unknown_deposit``)."""
-    max_spend: str | None = None
-    """What one fetch may spend, in BTT or ``none`` (``max_spend``, ``ATLAS_MAX_SPEND``)."""
+    """The requester's settings (``atlas fetch``, ``atlas channel``, ``atlas wallet``).
+
+    The amounts the library reads later (deposit, the limits) are kept as written and
+    checked here, so their errors keep naming where they were set.
+    """
+
+    home: Path = home_setting()  # noqa: RUF009 (a declared setting, like setting())
+    edges: tuple[str, ...] = setting(
+        (), TEXT, "edge URL (repeat); default from config", flag="--edge", env="ATLAS_EDGE",
+        config_key="edges", multiple=True,
+    )  # fmt: skip
+    """A repeated flag names one edge each; config.json's key (written by ``atlas up``)
+    and the field hold them all."""
+    ledger: str | None = setting(None, OPTIONAL_TEXT, "ledger URL; default from config",
+                                 config_key="ledger")  # fmt: skip
+    deposit: str = setting(
+        btt_text(DEFAULT_DEPOSIT.deposit), BTT_TEXT, "what to lock in each new channel",
+        config_key="deposit",
+    )  # fmt: skip
+    channel_hours: float = setting(
+        DEFAULT_DEPOSIT.duration / 3600, HOURS, "lifetime of each new channel",
+        config_key="channel_hours", aliases=("--hours",), minimum=0.5, maximum=24 * 365,
+    )  # fmt: skip
+    unknown_channels: str = setting(
+        str(DEFAULT_TRUST.unknown_channels), TEXT,
+        "channels a download may open to payees of providers found through trackers",
+        flag=False, config_key="unknown_channels",
+    )  # fmt: skip
+    unknown_deposit: str = setting(
+        btt_text(DEFAULT_TRUST.unknown_deposit), BTT_TEXT, "deposit of each of those",
+        flag=False, config_key="unknown_deposit",
+    )  # fmt: skip
+    max_spend: str = setting(
+        btt_text(MAX_SPEND), BTT_LIMIT, "stop before spending more than this (or none)",
+        config_key="max_spend",
+    )  # fmt: skip
+    """What one fetch may spend, in BTT or ``none``."""
+    max_price: int | None = setting(
+        None, BTT, "refuse a provider whose price for a full chunk, its price per chunk "
+        "included, is above this per MiB", config_key="max_price",
+    )  # fmt: skip
 
     def spend_limit(self, flag: str | None = None) -> int | None:
-        """The spend ceiling of one fetch: ``flag`` (``--max-spend``), else the setting,
-        else :data:`MAX_SPEND`; ``none`` means no ceiling."""
+        """The spend ceiling of one fetch: ``flag`` (``--max-spend``), else the setting;
+        ``none`` means no ceiling."""
         text = flag if flag is not None else self.max_spend
-        if text is None:
-            return MAX_SPEND
         if text.strip().lower() == "none":
             return None
         what = "--max-spend" if flag is not None else "max_spend (ATLAS_MAX_SPEND)"
@@ -65,28 +122,19 @@ class Settings:
 
     def trust_policy(self) -> TrustPolicy:
         """The limits on providers other than the configured edges, per download."""
-        default = TrustPolicy()
-        channels, deposit = default.unknown_channels, default.unknown_deposit
-        if self.unknown_channels is not None:
-            raw = self.unknown_channels
-            if not (raw.isascii() and raw.isdigit() and len(raw) <= 3):
-                raise ConfigError(
-                    f"unknown_channels (ATLAS_UNKNOWN_CHANNELS) must be a whole number 0..999, "
-                    f"not {raw[:40]!r}"
-                )
-            channels = int(raw)
-        if self.unknown_deposit is not None:
-            deposit = _btt(self.unknown_deposit, "unknown_deposit (ATLAS_UNKNOWN_DEPOSIT)")
-        return TrustPolicy(channels, deposit)
+        raw = self.unknown_channels
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 3):
+            raise ConfigError(
+                f"unknown_channels (ATLAS_UNKNOWN_CHANNELS) must be a whole number 0..999, "
+                f"not {raw[:40]!r}"
+            )
+        deposit = _btt(self.unknown_deposit, "unknown_deposit (ATLAS_UNKNOWN_DEPOSIT)")
+        return TrustPolicy(int(raw), deposit)
 
     def deposit_policy(self) -> DepositPolicy:
-        """The channel-opening policy: defaults, overridden by ``config.json``."""
-        default = DepositPolicy()
-        deposit = default.deposit
-        if self.deposit is not None:
-            deposit = _btt(self.deposit, "config.json deposit", positive=False)
-        hours = self.channel_hours
-        duration = default.duration if hours is None else int(hours * 3600)
+        """The channel-opening policy: deposit and lifetime of each new channel."""
+        deposit = _btt(self.deposit, "config.json deposit", positive=False)
+        duration = int(self.channel_hours * 3600)
         if deposit <= 0 or not 1800 <= duration <= 365 * 24 * 3600:
             raise ConfigError("config.json: deposit must be > 0, channel_hours 0.5..8760")
         return DepositPolicy(deposit, duration)
@@ -101,46 +149,32 @@ class Settings:
 
 
 def atlas_home() -> Path:
-    return Path(os.environ.get(HOME_ENV) or Path.home() / ".atlas")
+    return Path(os.environ.get(HOME_ENV) or default_home())
+
+
+def read_config(home: Path | None = None) -> ConfigFile | None:
+    """``config.json`` in ``home`` (default ``$ATLAS_HOME``), or None if there is none."""
+    path = (home or atlas_home()) / CONFIG_FILE
+    if not path.exists():
+        return None
+    try:
+        loaded = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    return ConfigFile(path, loaded if isinstance(loaded, dict) else {})
 
 
 def load_settings(edges: tuple[str, ...] = (), ledger: str | None = None) -> Settings:
-    home = atlas_home()
-    config: dict[str, object] = {}
-    path = home / "config.json"
-    if path.exists():
-        try:
-            loaded = json.loads(path.read_text())
-        except ValueError as exc:
-            raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
-        if isinstance(loaded, dict):
-            config = loaded
-    file_edges = config.get("edges")
-    file_ledger = config.get("ledger")
+    """Settings from ``edges``/``ledger`` (flags), the environment, config.json, defaults."""
+    given: dict[str, tuple[object, Origin]] = {}
     if edges:
-        chosen = list(edges)
-    elif isinstance(file_edges, list):
-        chosen = [str(e) for e in file_edges]
-    else:
-        chosen = []
-    deposit = config.get("deposit")
-    hours = config.get("channel_hours")
-    return Settings(
-        home, chosen, ledger or (str(file_ledger) if file_ledger else None),
-        None if deposit is None else str(deposit),
-        float(hours) if isinstance(hours, int | float) else None,
-        _setting(config, "unknown_channels"), _setting(config, "unknown_deposit"),
-        _setting(config, "max_spend"),
-    )  # fmt: skip
-
-
-def _setting(config: dict[str, object], key: str) -> str | None:
-    """``ATLAS_<KEY>`` from the environment, else ``key`` from ``config.json``, as text."""
-    value = os.environ.get(f"ATLAS_{key.upper()}")
-    if value is None:
-        found = config.get(key)
-        value = None if found is None else str(found)
-    return value
+        given["edges"] = (tuple(edges), Origin(Source.FLAG, "--edge"))
+    if ledger:
+        given["ledger"] = (ledger, Origin(Source.FLAG, "--ledger"))
+    try:
+        return resolve(Settings, given, os.environ, read_config()).settings
+    except InvalidSetting as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _btt(text: str, what: str, *, positive: bool = True) -> int:
@@ -156,6 +190,6 @@ def _btt(text: str, what: str, *, positive: bool = True) -> int:
 
 def write_config(home: Path, edges: list[str], ledger: str) -> Path:
     home.mkdir(parents=True, exist_ok=True)
-    path = home / "config.json"
+    path = home / CONFIG_FILE
     path.write_text(json.dumps({"edges": edges, "ledger": ledger}, indent=2) + "\n")
     return path

@@ -336,7 +336,7 @@ def _ways(spec: Spec) -> str:
 def show_value(spec: Spec, value: object) -> str:
     """A value with its unit (a repeated setting's items joined by spaces)."""
     if spec.multiple and isinstance(value, tuple | list):
-        return " ".join(spec.unit.show(v) for v in value) if value else "(none)"
+        return " ".join(spec.unit.show(v) for v in value) if value else "none"
     return spec.unit.show(value)
 
 

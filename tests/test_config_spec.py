@@ -60,7 +60,7 @@ def test_values_are_held_in_base_units_and_shown_in_their_unit() -> None:
     rows = {r["name"]: r for r in describe(Example, collect(Example, environ={"ATLAS_URL": "u"}))}
     assert rows["price"]["value"] == "0.001 BTT" and rows["free_mib"]["value"] == "4 MiB"
     assert rows["wait"]["value"] == "30 s" and rows["limit"]["value"] == "5 BTT"
-    assert rows["tracker"]["value"] == "(none)"
+    assert rows["tracker"]["value"] == "none"
 
 
 def test_flag_beats_environment_beats_config_file_beats_default(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ class TunnelServer:
         self._metrics = metrics
         self._server: asyncio.Server | None = None
         self._tasks: asyncio.TaskGroup | None = None
-        self._per_address = AddressCounter(config.max_tunnel_connections_per_address)
+        self._per_address = AddressCounter(config.max_connections_per_address)
         self.serving = asyncio.Event()
         """Set once connections are accepted (the socket listens only from then on)."""
 
@@ -59,7 +59,7 @@ class TunnelServer:
         """Bind the listening socket (not serving yet); return ``http://HOST:PORT``."""
         config = self._config
         self._server = await asyncio.start_server(
-            self._accept, config.tunnel_host, config.tunnel_port or 0, limit=MAX_HEAD,
+            self._accept, config.host, config.tunnel_port, limit=MAX_HEAD,
             start_serving=False,
         )  # fmt: skip
         host, port = self._server.sockets[0].getsockname()[:2]
@@ -154,11 +154,11 @@ class TunnelServer:
 
     async def _read_head(self, reader: asyncio.StreamReader) -> bytes:
         try:
-            async with asyncio.timeout(self._config.tunnel_head_timeout):
+            async with asyncio.timeout(self._config.header_timeout):
                 return await reader.readuntil(b"\r\n\r\n")
         except TimeoutError:
             raise MalformedMessage(
-                f"no complete request head within {self._config.tunnel_head_timeout:g} s"
+                f"no complete request head within {self._config.header_timeout:g} s"
             ) from None
         except asyncio.LimitOverrunError:
             raise MalformedMessage(f"request head is over {MAX_HEAD} bytes") from None

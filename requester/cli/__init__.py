@@ -6,8 +6,10 @@
 - :mod:`requester.cli.fetch` (``atlas fetch``) and :mod:`requester.cli.fetch_output`
   (its ``FILE.part`` and sidecar); :mod:`requester.cli.wallet` (``atlas wallet``,
   ``atlas channel``) and :mod:`requester.cli.channel_listing`; :mod:`requester.cli.decode`.
-- :mod:`requester.cli.amounts` and :mod:`requester.cli.listener_options`: option
-  parsing the edge's and the proxy's commands share.
+- :mod:`requester.cli.options`: click options generated from a program's settings
+  declaration (:mod:`requester.settings_spec`), which every program's command uses;
+  :mod:`requester.cli.config_show` (``atlas config show``); :mod:`requester.cli.amounts`
+  (BTT amounts as arguments).
 
 The library (every other module of ``requester``) imports nothing from here, nor click
 (an import-linter contract).

@@ -21,36 +21,27 @@ import click
 from requester import keystore
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import Budget
-from requester.cli.amounts import optional_btt, parse_btt
 from requester.cli.fetch_output import load_sidecar, save, sidecar_of
+from requester.cli.options import settings_options
 from requester.client import AtlasClient, TorrentListing
 from requester.errors import AtlasError
 from requester.ledger_client import LedgerClient
 from requester.payer_store import PayerStore
 from requester.protocol import BTT_LOCAL, format_amount
-from requester.settings import ConfigError, Settings, load_settings
+from requester.settings import ConfigError, Settings, read_config
 
 
 @click.command("fetch")
 @click.argument("url")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--file", "torrent_file", help="for a magnet or infohash: the file in the torrent")
-@click.option("--edge", "edges", multiple=True, help="edge URL (repeat); default from config")
-@click.option("--ledger", help="ledger URL; default from config")
-@click.option("--max-spend", callback=lambda _ctx, _param, text: _limit_text(text),
-              help="stop before spending more than this (BTT, or none); default: max_spend "
-                   "in config.json or ATLAS_MAX_SPEND, else 1 BTT")  # fmt: skip
-@click.option("--max-price", callback=optional_btt,
-              help="refuse a provider whose price for a full chunk, its price per chunk "
-                   "included, is above this per MiB (BTT)")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary on stdout")
-def fetch(url: str, output: Path | None, torrent_file: str | None, edges: tuple[str, ...],
-          ledger: str | None, max_spend: str | None, max_price: int | None,
+@settings_options(Settings, only=("edges", "ledger", "max_spend", "max_price"), config=read_config)
+def fetch(settings: Settings, url: str, output: Path | None, torrent_file: str | None,
           as_json: bool) -> None:  # fmt: skip
     """Download URL through Atlas edges, verified chunk by chunk and paid in BTT."""
     try:
-        settings = load_settings(edges, ledger)
-        limit = settings.spend_limit(max_spend)
+        limit = settings.spend_limit()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if not settings.edges:
@@ -58,7 +49,7 @@ def fetch(url: str, output: Path | None, torrent_file: str | None, edges: tuple[
     if output is None and as_json:
         raise click.ClickException("--json prints the summary on stdout: use -o FILE with it")
     try:
-        summary = asyncio.run(_run(url, output, settings, limit, max_price, torrent_file))
+        summary = asyncio.run(_run(url, output, settings, limit, torrent_file))
     except TorrentListing as exc:  # not a failure: a question for the user
         listing = "\n".join(f"  {f['path']}  ({f['size']} bytes)" for f in exc.files)
         raise click.ClickException(
@@ -75,13 +66,14 @@ def fetch(url: str, output: Path | None, torrent_file: str | None, edges: tuple[
 
 async def _run(
     url: str, output: Path | None, settings: Settings, max_spend: int | None,
-    max_price: int | None, torrent_file: str | None = None,
+    torrent_file: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     started = time.monotonic()
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
         budget = _payer(settings, session, max_spend, stack)
-        client = AtlasClient(settings.edges, session, budget, max_price_per_mib=max_price,
+        client = AtlasClient(list(settings.edges), session, budget,
+                             max_price_per_mib=settings.max_price,
                              trust=settings.trust_policy())  # fmt: skip
         sidecar = sidecar_of(output)
         resumed = load_sidecar(sidecar, url)
@@ -132,13 +124,6 @@ SPEND_HINT = (
     "; raise it with --max-spend AMOUNT, or max_spend in config.json or ATLAS_MAX_SPEND "
     "(none: no limit)"
 )
-
-
-def _limit_text(value: str | None) -> str | None:
-    """``--max-spend`` checked (an amount or ``none``) but kept as text for the settings."""
-    if value is not None and value.strip().lower() != "none":
-        parse_btt(value)
-    return value
 
 
 def _with_notes(message: str, exc: BaseException) -> str:

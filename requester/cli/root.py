@@ -12,6 +12,7 @@ from importlib.metadata import EntryPoint, entry_points, version
 
 import click
 
+from requester.cli.config_show import config
 from requester.cli.decode import decode
 from requester.cli.fetch import fetch
 from requester.cli.wallet import channel, wallet
@@ -50,3 +51,4 @@ main.add_command(decode)
 main.add_command(fetch)
 main.add_command(wallet)
 main.add_command(channel)
+main.add_command(config)

@@ -17,6 +17,7 @@ from requester import keystore
 from requester.channel_manager import ChannelManager
 from requester.cli.amounts import parse_btt
 from requester.cli.channel_listing import listed_channels, settle_recorded
+from requester.cli.options import settings_options
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.payer_store import PayerStore
 from requester.protocol import (
@@ -27,7 +28,7 @@ from requester.protocol import (
     TronAddress,
     format_amount,
 )
-from requester.settings import Settings, load_settings
+from requester.settings import ConfigError, Settings, load_settings, read_config
 
 T = TypeVar("T")
 
@@ -90,7 +91,8 @@ def wallet_show() -> None:
 
 
 @wallet.command("balance")
-@click.option("--ledger", help="ledger URL; default from config")
+@click.option("--ledger", envvar="ATLAS_LEDGER", show_envvar=True,
+              help="ledger URL; default from config")  # fmt: skip
 def wallet_balance(ledger: str | None) -> None:
     """The wallet's balance on the ledger."""
     settings = _settings(ledger)
@@ -101,7 +103,8 @@ def wallet_balance(ledger: str | None) -> None:
 
 @wallet.command("fund")
 @click.argument("amount", default="100")
-@click.option("--ledger", help="ledger URL; default from config")
+@click.option("--ledger", envvar="ATLAS_LEDGER", show_envvar=True,
+              help="ledger URL; default from config")  # fmt: skip
 def wallet_fund(amount: str, ledger: str | None) -> None:
     """Get AMOUNT BTT from a local ledger's faucet."""
     settings = _settings(ledger)
@@ -186,16 +189,20 @@ def _print_channel(ch: PayerChannel) -> None:
 
 @channel.command("open")
 @click.argument("payee")
-@click.option("--deposit", default="10", show_default=True, help="BTT to lock in the channel")
-@click.option("--hours", default=24.0, show_default=True, type=click.FloatRange(0.5, 24 * 365))
-@click.option("--ledger", help="ledger URL; default from config")
-def channel_open(payee: str, deposit: str, hours: float, ledger: str | None) -> None:
-    """Open a channel to PAYEE (a TRON address, or an edge URL) before it is needed."""
-    settings = _settings(ledger)
-    units = parse_btt(deposit)
+@settings_options(Settings, only=("ledger", "deposit", "channel_hours"), config=read_config)
+def channel_open(settings: Settings, payee: str) -> None:
+    """Open a channel to PAYEE (a TRON address, or an edge URL) before it is needed, with
+    the deposit and lifetime a download would use (flags, ATLAS_DEPOSIT and
+    ATLAS_CHANNEL_HOURS, config.json's deposit and channel_hours, else 10 BTT for 24 h)."""
+    if settings.ledger is None:
+        raise click.ClickException("no ledger: pass --ledger URL or run `atlas up` first")
+    try:
+        policy = settings.deposit_policy()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     address = asyncio.run(_payee_of(payee))
     ch = _manager_call(settings, lambda m: m.open_channel(
-        address, units, int(time.time()), int(hours * 3600)))  # fmt: skip
+        address, policy.deposit, int(time.time()), policy.duration))  # fmt: skip
     _print_channel(ch)
 
 
@@ -204,7 +211,8 @@ def channel_open(payee: str, deposit: str, hours: float, ledger: str | None) -> 
 @click.argument("amount")
 @click.option("--hours", default=0.0, type=click.FloatRange(0, 24 * 365),
               help="also keep the channel open at least this long from now")  # fmt: skip
-@click.option("--ledger", help="ledger URL; default from config")
+@click.option("--ledger", envvar="ATLAS_LEDGER", show_envvar=True,
+              help="ledger URL; default from config")  # fmt: skip
 def channel_topup(channel_id: str, amount: str, hours: float, ledger: str | None) -> None:
     """Add AMOUNT BTT to an open channel's deposit."""
     settings = _settings(ledger)
@@ -227,7 +235,8 @@ def _channel_id(text: str) -> bytes:
 
 @channel.command("close")
 @click.argument("channel_id")
-@click.option("--ledger", help="ledger URL; default from config")
+@click.option("--ledger", envvar="ATLAS_LEDGER", show_envvar=True,
+              help="ledger URL; default from config")  # fmt: skip
 def channel_close(channel_id: str, ledger: str | None) -> None:
     """Stop paying on a channel; reclaim its rest once it has expired."""
     settings = _settings(ledger)
