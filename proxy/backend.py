@@ -18,14 +18,13 @@ from proxy.api_auth import token_auth
 from proxy.failures import Failure, html_page, problem
 from proxy.own_listeners import listener_ports, loop_failure, url_target
 from proxy.relay import relay
-from proxy.state import ProxyState
+from proxy.state import STATE, ProxyState
 
 RELAY_PATH = "/_atlas/relay"
 RELAY_SECRET_HEADER = "X-Atlas-Relay"  # noqa: S105 (a header name)
 RELAY_URL_HEADER = "X-Atlas-Url"
 TORRENT_HOST = "torrent.atlas"
 """Browsers reach a file in a torrent as ``http://torrent.atlas/<infohash>/<path>``."""
-STATE: web.AppKey[ProxyState] = web.AppKey("state", ProxyState)
 
 
 def create_app(state: ProxyState) -> web.Application:

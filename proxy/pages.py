@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from proxy.failures import Failure
+from proxy.state import STATE, ProxyState
 from requester.protocol import BTT_LOCAL, format_amount
-
-if TYPE_CHECKING:
-    from proxy.state import ProxyState
 
 Render = Callable[[Failure, str], web.StreamResponse]
 
 
 def _state(request: web.Request) -> ProxyState:
-    from proxy.backend import STATE
-
     return request.app[STATE]
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 
 from proxy.spending import RequestPayer, SpendBook
 from requester.channel_manager import ChannelManager
@@ -97,6 +98,10 @@ class ProxyState:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             health.ok, health.detail = False, f"{type(exc).__name__}: {exc}"
         health.checked_at = time.time()
+
+
+STATE: web.AppKey[ProxyState] = web.AppKey("state", ProxyState)
+"""The proxy's state on its HTTP service, for the relay routes and the pages alike."""
 
 
 def load_or_create_token(path: Path) -> str:
