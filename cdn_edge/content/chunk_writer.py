@@ -3,8 +3,8 @@ body arrives, then the seal; each stored before any request is told of it.
 
 The head is signed and indexed as soon as the status and headers are in, so
 requesters can start before the body has been read. Each chunk is stored (file and
-row in one job on the db thread) before the entry announces it, so a chunk is never
-served that a crash could lose from the index. Storing overlaps reading: up to
+row in one job on the db thread) before the entry announces it, so no request is
+told of a chunk the store does not hold. Storing overlaps reading: up to
 ``STORE_AHEAD`` signed chunks wait for the db thread while the next one is read, so
 memory per fetch is a few chunks plus the read buffer. The seal is written after
 every chunk's row (the db thread keeps the order), then the store is trimmed to its
