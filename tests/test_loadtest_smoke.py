@@ -1,9 +1,9 @@
-"""Smoke test: ``loadtest/run_loadtest.py --smoke`` runs every locust scenario cleanly.
+"""Smoke test: ``python -m loadtest locust --smoke`` runs every locust scenario cleanly.
 
-The orchestrator runs as a subprocess, as ``make loadtest`` runs it; it starts the
-test origin, ``atlas up`` and locust (its own process: locust monkeypatches whatever
-imports it with gevent, so neither this test nor the orchestrator imports it or
-anything under ``loadtest/``). One user per scenario for a few seconds (about 20 s
+The load test runs as a subprocess, as ``make loadtest`` runs it; it starts the test
+origin, ``atlas up`` and locust (its own process: locust monkeypatches whatever imports
+it with gevent, so neither this test nor the orchestrator imports it or anything under
+``loadtest/``). One user per scenario for a few seconds (about 20 s
 in all); only that each scenario ran without a failure and that the reports exist
 is checked, not the speeds.
 """

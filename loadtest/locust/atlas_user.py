@@ -1,0 +1,127 @@
+"""The base of every user: where the network under test listens (``atlas up``'s JSON line
+and the origin, not ``--host``), the ``ATLAS_LT_*`` settings, and the origin's bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from locust import FastHttpUser
+from locust.env import Environment
+
+import loadtest.locust.scenario_stats  # noqa: F401 (importing it installs the statistics hooks)
+
+MIB = 1 << 20
+VIDEO_SIZE = 20 * MIB
+"""``/site/video.bin`` of ``tests/origin_server.py``."""
+SITE_ASSETS = ("/site/style.css", "/site/app.js", "/site/pixel.svg")
+CACHED_ITEMS = tuple(f"/cached/item-{i:02d}" for i in range(40))
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    proxy: str
+    api: str
+    api_token: str
+    edges: tuple[str, ...]
+    ledger: str
+    origin: str
+
+
+def load_targets(up_json: str, origin: str) -> Targets:
+    """``up_json`` is the path of a file holding ``atlas up``'s line, or the line itself."""
+    if not up_json:
+        raise ValueError("set ATLAS_UP_JSON (or --atlas-up-json) to atlas up's JSON line or file")
+    if not origin:
+        raise ValueError("set ATLAS_ORIGIN (or --atlas-origin) to the test origin's URL")
+    text = up_json if up_json.lstrip().startswith("{") else Path(up_json).read_text("utf-8")
+    up: dict[str, Any] = json.loads(text)
+    return Targets(
+        proxy=str(up["proxy"]).rstrip("/"), api=str(up["api"]).rstrip("/"),
+        api_token=str(up["api_token"]), edges=tuple(str(e).rstrip("/") for e in up["edges"]),
+        ledger=str(up["ledger"]).rstrip("/"), origin=origin.rstrip("/"),
+    )  # fmt: skip
+
+
+_targets: Targets | None = None
+
+
+def targets(environment: Environment) -> Targets:
+    global _targets  # noqa: PLW0603 (one parse per process)
+    if _targets is None:
+        options = environment.parsed_options
+        _targets = load_targets(getattr(options, "atlas_up_json", ""),
+                                getattr(options, "atlas_origin", ""))  # fmt: skip
+    return _targets
+
+
+def setting(name: str, default: float) -> float:
+    """A number from the environment (``ATLAS_LT_...``), or ``default``."""
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+def think_time(name: str, default: tuple[float, float]) -> tuple[float, float]:
+    """``NAME="a,b"`` (or ``"a"``) from the environment: a think-time range in seconds."""
+    low, _, high = os.environ.get(name, "").partition(",")
+    return (float(low), float(high or low)) if low.strip() else default
+
+
+def pattern(offset: int, length: int) -> bytes:
+    """Bytes ``offset .. offset+length`` of the origin's deterministic stream (``/bytes``,
+    ``/site/video.bin``); cheap for the few bytes a load test compares."""
+    out = bytearray()
+    block, skip = divmod(offset, 32)
+    while len(out) < length + skip:
+        out += hashlib.sha256(block.to_bytes(8, "big")).digest()
+        block += 1
+    return bytes(out[skip : skip + length])
+
+
+class AtlasUser(FastHttpUser):
+    """A user of one scenario: each request's name starts with ``scenario: ``."""
+
+    abstract = True
+    network_timeout = 30.0
+    connection_timeout = 10.0
+    scenario: ClassVar[str] = "atlas"
+    through_proxy: ClassVar[bool] = False
+    """Ask the origin through the Atlas proxy, as a browser set to use it would."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.targets = targets(environment)
+        if self.through_proxy:
+            proxy = urlsplit(self.targets.proxy)
+            if proxy.hostname is None or proxy.port is None:
+                raise ValueError(f"proxy URL without host and port: {self.targets.proxy}")
+            self.proxy_host, self.proxy_port = proxy.hostname, proxy.port
+        self.host = self.base_url(self.targets)
+        super().__init__(environment)
+
+    def base_url(self, t: Targets) -> str:
+        return t.origin
+
+    def name(self, what: str) -> str:
+        return f"{self.scenario}: {what}"
+
+    def get_object(self, path: str, what: str, size: int | None = None, via: bool = True) -> None:
+        """GET ``path`` and check a whole 200 answer (through Atlas when ``via``; the first
+        bytes of the origin's pattern when ``size`` is given)."""
+        with self.client.get(path, name=self.name(what), catch_response=True) as resp:
+            body = resp.content or b""
+            length = resp.headers.get("Content-Length") if resp.headers else None
+            if resp.status_code != 200:
+                resp.failure(f"HTTP {resp.status_code}: {body[:120]!r}")
+            elif via and "atlas" not in (resp.headers.get("Via") or ""):
+                resp.failure("answer did not come through Atlas (no Via: 1.1 atlas)")
+            elif length is None or int(length) != len(body):
+                resp.failure(f"short body: {len(body)} of Content-Length {length}")
+            elif size is not None and (len(body) != size or body[:32] != pattern(0, 32)):
+                resp.failure(f"wrong body: {len(body)} bytes, want {size} of the pattern")
+            else:
+                resp.success()

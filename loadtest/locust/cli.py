@@ -1,0 +1,114 @@
+"""``python -m loadtest locust|sweep`` (``make loadtest``): locust against a whole local
+Atlas network, every process a child on 127.0.0.1 (loadtest/README.md).
+
+A run writes locust's HTML report and CSV files, the per-scenario statistics and
+``summary.json`` into ``loadtest/reports/<mode>-<time>/`` (or ``--reports``) and prints
+its figures. Exit status 1 when a request failed or a scenario sent nothing (``--sweep``,
+where overload is the point: 0 unless a run broke), 2 when the test could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loadtest import REPO
+from loadtest.harness.machine import run_facts
+from loadtest.locust.locust_process import LOCUST, LoadTestError, seconds_of
+from loadtest.locust.network import ATLAS, earnings, network
+from loadtest.locust.one_run import CLASSES, print_run, run_once
+from loadtest.locust.sweep import render_sweep, run_sweep, sweep_markdown
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m loadtest locust", description="locust against "
+                                "a whole local Atlas network (loadtest/README.md)")  # fmt: skip
+    p.add_argument("-u", "--users", type=int, default=20)
+    p.add_argument("-r", "--spawn-rate", type=float, default=5.0)
+    p.add_argument("-t", "--run-time", default="60s", help="locust -t syntax: 60s, 2m, ...")
+    p.add_argument("--edges", type=int, default=3)
+    p.add_argument("--smoke", action="store_true", help="4 users (one per scenario) for 8 s")
+    p.add_argument("--sweep", action="store_true", help="saturation sweep of an edge and the proxy")
+    p.add_argument("--sweep-users", default="5,10,20,40,80,160")
+    p.add_argument("--sweep-time", default="15s", help="length of each sweep step")
+    p.add_argument("--sweep-reps", type=int, default=2)
+    p.add_argument("--sweep-targets", default="edge,proxy")
+    p.add_argument("--cooldown", type=float, default=None,
+                   help="idle seconds before the last RSS reading (5; sweep 20)")  # fmt: skip
+    p.add_argument("--settle", type=float, default=2.0, help="idle seconds between sweep steps")
+    p.add_argument("--reports", type=Path, default=None,
+                   help="report directory (default loadtest/reports/<mode>-<time>)")  # fmt: skip
+    p.add_argument("--render", type=Path, metavar="SUMMARY_JSON",
+                   help="print the sweep tables of an earlier --sweep's summary.json")  # fmt: skip
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.users, args.spawn_rate, args.run_time = len(CLASSES), len(CLASSES), "8s"
+    if args.cooldown is None:
+        args.cooldown = 20.0 if args.sweep else (2.0 if args.smoke else 5.0)
+    seconds_of(args.run_time)
+    seconds_of(args.sweep_time)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return load_test(parse_args(argv))
+    except LoadTestError as exc:
+        print(f"load test failed: {exc}", file=sys.stderr)
+        return 2
+
+
+def load_test(args: argparse.Namespace) -> int:
+    if args.render:
+        print(render_sweep(args.render))
+        return 0
+    mode = "sweep" if args.sweep else "smoke" if args.smoke else "run"
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out: Path = args.reports or REPO / "loadtest" / "reports" / f"{mode}-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    for tool in (LOCUST, ATLAS):
+        if not tool.exists():
+            raise LoadTestError(f"{tool} missing: run make venv (and use .venv/bin/python)")
+    workdir = Path(tempfile.mkdtemp(prefix="atlas-loadtest-"))
+    info = {**run_facts(workdir), "mode": mode, "users": args.users, "edges": args.edges,
+            "spawn_rate": args.spawn_rate, "run_time": args.run_time,
+            "cooldown_s": args.cooldown, "argv": sys.argv[1:]}  # fmt: skip
+    print(f"atlas load test ({mode}), reports in {out}")
+    stops: dict[str, Any] = {}
+    result: dict[str, Any] = {}
+    try:
+        with network(workdir, args.edges, out, stops) as net:
+            result = run_sweep(args, net, out) if args.sweep else run_once(args, net, out)
+        result["earnings"] = earnings(workdir / "atlas-data")
+    finally:
+        result.update(machine=info, stops=stops)
+        (out / "summary.json").write_text(json.dumps(result, indent=1, default=str), "utf-8")
+        shutil.rmtree(workdir, ignore_errors=True)
+    if args.sweep:
+        text = sweep_markdown(result["summary"], args.cooldown)
+        (out / "sweep.md").write_text(text + "\n", "utf-8")
+        print(f"\n{text}")
+    else:
+        print_run(result)
+    print(f"\nnetwork: up in {stops.get('startup_s')} s, stopped in "
+          f"{stops.get('atlas_up_stop_s')} s (SIGTERM to atlas up; edges redeem)"
+          + (f"; SIGKILLed {stops['killed']}" if stops.get("killed") else ""))  # fmt: skip
+    if exits := stops.get("exit_after_s"):
+        print("  exited after SIGTERM (s): " + ", ".join(f"{r} {t}" for r, t in exits.items()))
+    for edge, e in result.get("earnings", {}).items():
+        print(f"  {edge}: {e}")
+    print(f"reports: {out}")
+    if args.sweep:
+        return 0
+    missing = [s for s in CLASSES if s not in result["scenarios"]]
+    if missing:
+        print(f"scenarios that sent nothing: {missing}")
+    failed = sum(s["failures"] for s in result["scenarios"].values())
+    return 1 if failed or missing or result["locust_exit"] not in (0, 1) else 0

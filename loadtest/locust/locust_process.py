@@ -1,0 +1,110 @@
+"""One headless locust run as a child process, and what it leaves: locust's CSV rows and
+failures, and the per-scenario JSON of :mod:`loadtest.locust.scenario_stats`.
+
+Locust monkeypatches whatever imports it with gevent, so it only ever runs in its own
+process, started here with the files this package gives it (``-f``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from launcher import processes
+from loadtest import REPO
+from loadtest.harness.children import child_env
+from loadtest.harness.procfs import child_cpu_seconds
+
+LOCUST = Path(sys.executable).with_name("locust")
+CONF = REPO / "loadtest" / "locust.conf"
+SCENARIOS_FILE = Path(__file__).with_name("scenarios.py")
+SWEEP_FILE = Path(__file__).with_name("sweep_users.py")
+
+
+class LoadTestError(Exception):
+    """The load test could not run (a process did not start, locust wrote nothing)."""
+
+
+def seconds_of(run_time: str) -> float:
+    """locust's ``-t`` syntax (``90``, ``30s``, ``2m``, ``1h30m``) in seconds."""
+    if re.fullmatch(r"\d+", run_time):
+        return float(run_time)
+    parts = re.findall(r"(\d+)\s*([hms])", run_time)
+    if not parts or "".join(n + u for n, u in parts) != run_time.replace(" ", ""):
+        raise argparse.ArgumentTypeError(f"run time {run_time!r}: use e.g. 30s, 2m, 1h30m")
+    return float(sum(int(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts))
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@dataclass
+class LocustRun:
+    prefix: Path
+    returncode: int
+    wall_s: float
+    cpu_s: float
+    """CPU seconds locust itself used (start-up included)."""
+    rows: list[dict[str, str]]
+    scenarios: dict[str, dict[str, Any]]
+    failures: list[dict[str, str]]
+
+    def row(self, name: str) -> dict[str, str]:
+        return next((r for r in self.rows if r.get("Name") == name), {})
+
+    def measured_window(self, users: int) -> tuple[float, float] | None:
+        """From locust's stats history: first and last second with all ``users`` running."""
+        stamps = [
+            float(r["Timestamp"])
+            for r in read_csv(Path(f"{self.prefix}_stats_history.csv"))
+            if r.get("Name") == "Aggregated" and r.get("User Count") == str(users)
+        ]
+        return (stamps[0], stamps[-1]) if len(stamps) >= 2 else None
+
+
+def run_locust(
+    prefix: Path, locustfile: Path, classes: Sequence[str], users: int, spawn_rate: float,
+    run_time: str, env: dict[str, str], extra: Sequence[str] = (),
+) -> LocustRun:  # fmt: skip
+    """One headless locust process; its CSV, HTML, log and per-scenario JSON at ``prefix``."""
+    scenarios_json = Path(f"{prefix}_scenarios.json")
+    argv = [
+        str(LOCUST), "--config", str(CONF), *extra, "-f", str(locustfile), "--headless",
+        "-u", str(users), "-r", str(spawn_rate), "-t", run_time, "--csv", str(prefix),
+        "--html", f"{prefix}.html", "--only-summary", "--stop-timeout", "10", *classes,
+    ]  # fmt: skip
+    log = Path(f"{prefix}_locust.log")
+    started = time.monotonic()
+    reaped = child_cpu_seconds()
+    locust = processes.spawn(argv, name="locust", cwd=REPO, log=log,
+                             env={**child_env(), **env,
+                                  "ATLAS_LT_SCENARIOS_JSON": str(scenarios_json)})  # fmt: skip
+    try:
+        returncode = locust.wait(seconds_of(run_time) + 120)
+    except subprocess.TimeoutExpired:
+        print(f"locust (pid {locust.pid}) overran its time: stopping it")
+        returncode = locust.stop(20)
+    wall = time.monotonic() - started
+    cpu = child_cpu_seconds() - reaped  # locust is the only child reaped meanwhile
+    scenarios: dict[str, dict[str, Any]] = {}
+    if scenarios_json.exists():
+        scenarios = json.loads(scenarios_json.read_text("utf-8"))["scenarios"]
+    rows = read_csv(Path(f"{prefix}_stats.csv"))
+    if not rows:
+        tail = log.read_text("utf-8", "replace")[-3000:]
+        raise LoadTestError(f"locust wrote no statistics (exit {returncode}); see {log}:\n{tail}")
+    failures = read_csv(Path(f"{prefix}_failures.csv"))
+    return LocustRun(prefix, returncode, wall, cpu, rows, scenarios, failures)
