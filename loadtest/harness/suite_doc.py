@@ -55,13 +55,6 @@ def plot(sizes: dict[str, Any], path: Path, title: str) -> None:
     pyplot.close(figure)
 
 
-def machine_of(runs: Sequence[BenchRun]) -> dict[str, Any]:
-    for run in runs:
-        if run.report is not None:
-            return dict(run.report.get("machine", {}))
-    return {}
-
-
 def render(
     runs: Sequence[BenchRun],
     lines: Sequence[Line],
@@ -72,7 +65,8 @@ def render(
     load: tuple[float, float],
     plot_written: bool,
 ) -> str:
-    machine = machine_of(runs)
+    machines = [dict(r.report.get("machine", {})) for r in runs if r.report is not None]
+    machine = machines[0] if machines else {}
     met, missed = goal_counts(lines)
     out = [
         "# Performance",
@@ -90,7 +84,7 @@ def render(
         ".venv/bin/python -m loadtest bench --only proxy --no-doc   # one benchmark",
         "```",
         "",
-        "`make bench` runs `python -m loadtest bench`, which runs each `loadtest/bench_*.py` as",
+        "`make bench` runs `python -m loadtest bench`, which runs each benchmark as",
         "its own process (all servers are its children on 127.0.0.1, stopped by PID), prints",
         "the table, and rewrites this file and its plot. Each benchmark's own report, with",
         "every sample and its notes, is kept under `loadtest/reports/bench-*/`;",
@@ -102,7 +96,7 @@ def render(
         f"({machine.get('usable_cores', '?')} usable)",
         f"- {machine.get('python', '?')} on {machine.get('platform', '?')}",
         f"- commit {machine.get('git_commit') or 'unknown'}"
-        + (" with uncommitted changes" if any(uncommitted(r) for r in runs) else ""),
+        + (" with uncommitted changes" if any(m.get("uncommitted") for m in machines) else ""),
         f"- load average {load[0]:.2f} at the start, {load[1]:.2f} at the end; "
         f"the suite took {wall_s / 60:.1f} min",
         "",
@@ -138,9 +132,7 @@ def render(
         "## Benchmarks in this run",
         "",
     ]
-    for run in runs:
-        state = run.problem or "ok"
-        out.append(f"- `{run.benchmark.script}`: {run.seconds:.0f} s, {state}")
+    out += [f"- `{r.benchmark.script}`: {r.seconds:.0f} s, {r.problem or 'ok'}" for r in runs]
     out += ["", "## References", ""]
     seen: set[tuple[str, str]] = set()
     for line in lines:
@@ -153,7 +145,3 @@ def render(
         out += ["", "## Notes from the benchmarks", ""]
         out += [f"- {name}: {note}" for name, note in notes]
     return "\n".join(out) + "\n"
-
-
-def uncommitted(run: BenchRun) -> bool:
-    return bool(run.report and run.report.get("machine", {}).get("uncommitted"))

@@ -22,18 +22,10 @@ from loadtest.harness.edge_api import edge_counter
 from loadtest.harness.nginx import CACHEABLE_LOCATION, start_nginx
 from loadtest.harness.procfs import RssSampler
 from loadtest.harness.rows import GIB, MIB
-from requester import keystore
-from requester.channel_manager import ChannelManager, DepositPolicy
-from requester.chunk_client import Budget, ChunkClient
-from requester.ledger_client import LedgerClient
-from requester.payer_store import PayerStore
-from requester.protocol import (
-    BTT_LOCAL,
-    ContentVerifier,
-    ManifestHead,
-    TronAddress,
-    b64url_decode,
-)
+from requester import BTT_LOCAL, Budget, ChannelManager, LedgerClient, PayerStore, keystore
+from requester.channel_manager import DepositPolicy
+from requester.chunk_client import ChunkClient
+from requester.protocol import ContentVerifier, ManifestHead, TronAddress, b64url_decode
 from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE
 from requester.settings import write_config
 
@@ -64,9 +56,6 @@ class Config:
 
 FULL = Config("full", 5, 100 * MIB, GIB, MIB, 2)
 QUICK = Config("quick", 1, 8 * MIB, 32 * MIB, MIB, 1)
-
-
-# --- the files nginx serves, and the timed commands ------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,38 +114,28 @@ class Net:
     def atlas_fetch(self, url: str, edges: int, expect: str) -> Run:
         """``atlas fetch URL -o FILE --json --edge ...`` (the first ``edges`` edges), timed;
         the file is checked against nginx's and removed."""
-        self.runs += 1
-        output = self.workdir / f"out-{self.runs}.bin"
-        argv = [ATLAS, "fetch", url, "-o", str(output), "--json"]
-        for edge in self.edges[:edges]:
-            argv += ["--edge", edge.url]
-        try:
-            run = run_timed(argv, self.env, self.workdir, f"fetch-{self.runs}")
-            got = file_sha256(output)
-        finally:
-            for path in (output, output.with_name(output.name + ".part")):
-                path.unlink(missing_ok=True)
-            output.with_name(output.name + ".atlas").unlink(missing_ok=True)
-        if got != self.files[expect]:
-            raise BenchError(f"atlas fetch {url}: the file differs from nginx's {expect}")
-        summary = run.summary
-        if summary.get("status") != 200 or summary.get("dropped"):
-            raise BenchError(f"atlas fetch {url}: {summary}")
+        argv = [ATLAS, "fetch", url, "--json", *(f"--edge={e.url}" for e in self.edges[:edges])]
+        run = self._download(argv, self.env, "fetch", expect)
+        if run.summary.get("status") != 200 or run.summary.get("dropped"):
+            raise BenchError(f"atlas fetch {url}: {run.summary}")
         return run
 
     def curl(self, name: str) -> Run:
+        curl = [shutil.which("curl") or "curl", "-sS", "--fail", f"{self.nginx.url}/{name}"]
+        return self._download(curl, dict(os.environ), "curl", name)
+
+    def _download(self, argv: list[str], env: dict[str, str], name: str, expect: str) -> Run:
+        """``argv -o FILE`` timed; FILE (and what atlas leaves beside it) checked and removed."""
         self.runs += 1
         output = self.workdir / f"out-{self.runs}.bin"
-        argv = [shutil.which("curl") or "curl", "-sS", "--fail", "-o", str(output)]
         try:
-            run = run_timed(
-                [*argv, f"{self.nginx.url}/{name}"], dict(os.environ), self.workdir, "curl"
-            )
+            run = run_timed([*argv, "-o", str(output)], env, self.workdir, f"{name}-{self.runs}")
             got = file_sha256(output)
         finally:
-            output.unlink(missing_ok=True)
-        if got != self.files[name]:
-            raise BenchError(f"curl {name}: the file differs")
+            for suffix in ("", ".part", ".atlas"):
+                output.with_name(output.name + suffix).unlink(missing_ok=True)
+        if got != self.files[expect]:
+            raise BenchError(f"{name} {argv[-1]}: the file differs from nginx's {expect}")
         return run
 
     async def counter(self, edge: Proc, metric: str) -> int:
