@@ -25,7 +25,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 
 from yarl import URL
 
-from requester.protocol import ProtocolError
+from requester.errors import ServiceRefusal
 
 MAX_URL_LENGTH = 8192
 ALLOWED_SCHEMES = frozenset({"http", "https"})
@@ -87,14 +87,14 @@ _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 _AUTHORITY = re.compile(r"[a-z][a-z0-9+.-]*://([^/?#\\]*)", re.ASCII | re.IGNORECASE)
 
 
-class BadUrl(ProtocolError):
+class BadUrl(ServiceRefusal):
     """The URL is not an http(s) URL an edge will fetch."""
 
     status = 400
     code = "bad_url"
 
 
-class BlockedAddress(ProtocolError):
+class BlockedAddress(ServiceRefusal):
     """The origin's address or port is off limits (the SSRF guard)."""
 
     status = 403

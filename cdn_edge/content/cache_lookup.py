@@ -20,7 +20,8 @@ from cdn_edge.content.fetch_join import CacheStatus, FetchJoin, FetchResult, Ope
 from cdn_edge.content.index import StoredContent
 from cdn_edge.content.origin_fetch import OriginFetcher
 from cdn_edge.content.range_pass import NOT_STORED, PassList, single_range
-from requester.protocol import ProtocolError, Source, TorrentSource
+from requester.errors import Refusal
+from requester.protocol import Source, TorrentSource
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class CacheLookup:
                     return None
                 now = self._clock()
                 refreshed = http_cache.policy(200, headers, resp.headers, now)
-        except ProtocolError as exc:
+        except Refusal as exc:
             log.warning("revalidating %s failed, serving the stored copy: %s", url, exc)
             return FetchResult(await self._entries.load(stored), CacheStatus.STALE)
         await self._entries.run(self._index.touch, stored.content_id, now, refreshed.fresh_until)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from requester.protocol import ManifestHead, ProtocolError, Seal
+from requester.errors import Refusal
+from requester.protocol import ManifestHead, Seal
 
 
 @dataclass
@@ -21,7 +22,7 @@ class ContentEntry:
     """Encoded chunk statements this edge holds, by index."""
     hashes: dict[int, bytes] = field(default_factory=dict)
     seal_bytes: bytes | None = None
-    error: ProtocolError | None = None
+    error: Refusal | None = None
     providers: tuple[str, ...] = ()
     """For a replica: where the missing chunks can be fetched. Empty for own content."""
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -58,7 +59,7 @@ class ContentEntry:
         self.seal_bytes = seal
         self._notify()
 
-    def fail(self, error: ProtocolError) -> None:
+    def fail(self, error: Refusal) -> None:
         """The content ends with ``error``, the answer to every request for it from now on.
 
         Nothing else of it is kept: not its chunk statements (a 4 GiB body that failed

@@ -24,7 +24,8 @@ from cdn_edge.content.chunk_writer import ChunkWriter
 from cdn_edge.content.entries import Entries
 from cdn_edge.content.entry import ContentEntry
 from cdn_edge.content.origin_fetch import OriginResponse
-from requester.protocol import ProtocolError, Source
+from requester.errors import Refusal, ServiceRefusal
+from requester.protocol import Source
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ Opener = Callable[[], AbstractAsyncContextManager[OriginResponse]]
 """Opens the response to chunk: an origin fetch, or a torrent file read as one."""
 
 
-class FetchFailed(ProtocolError):
+class FetchFailed(ServiceRefusal):
     status = 502
     code = "fetch_failed"
 
@@ -116,7 +117,7 @@ class FetchJoin:
                 entry = await self._writer.start(url, headers, resp, source, policy)
                 future.set_result(FetchResult(entry, CacheStatus.MISS))
                 await self._writer.stream_body(entry, resp)
-        except ProtocolError as exc:
+        except Refusal as exc:
             if entry is None:
                 if not future.done():
                     future.set_exception(exc)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from requester.protocol import ProtocolError
+from requester.errors import ServiceRefusal
 
 __all__ = [
     "BadOriginEncoding",
@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 
-class OriginUnreachable(ProtocolError):
+class OriginUnreachable(ServiceRefusal):
     status = 502
     code = "origin_unreachable"
 
@@ -40,21 +40,21 @@ class OriginReset(OriginUnreachable):
     code = "origin_reset"
 
 
-class OriginTimeout(ProtocolError):
+class OriginTimeout(ServiceRefusal):
     status = 504
     code = "origin_timeout"
 
 
-class OriginTooLarge(ProtocolError):
+class OriginTooLarge(ServiceRefusal):
     status = 502
     code = "origin_too_large"
 
 
-class TooManyRedirects(ProtocolError):
+class TooManyRedirects(ServiceRefusal):
     status = 502
     code = "too_many_redirects"
 
 
-class BadOriginEncoding(ProtocolError):
+class BadOriginEncoding(ServiceRefusal):
     status = 502
     code = "bad_content_encoding"

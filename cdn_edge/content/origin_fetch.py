@@ -1,8 +1,8 @@
 """Fetching origin URLs for requesters: behind an SSRF guard, in bounded memory and time.
 
-Every refusal is a :class:`ProtocolError` that the problem middleware turns into JSON::
+Every refusal is a :class:`ServiceRefusal` that the problem middleware turns into JSON::
 
-    ProtocolError
+    ServiceRefusal (requester/errors.py)
     ├── BadUrl               400 bad_url               not an http(s) URL we fetch
     ├── BlockedAddress       403 blocked_address       SSRF guard: address or port off limits
     ├── OriginUnreachable    502 origin_unreachable    DNS failure, refused, bad HTTP
@@ -61,7 +61,7 @@ from cdn_edge.content.origin_errors import (
     OriginUnreachable,
     TooManyRedirects,
 )
-from requester.protocol import ProtocolError
+from requester.errors import Refusal, ServiceRefusal
 
 __all__ = [
     "BadOriginEncoding",
@@ -295,7 +295,7 @@ class _GuardedConnector(aiohttp.TCPConnector):
             if not peer:
                 raise OriginUnreachable(f"connection to {req.url.host} has no peer address")
             check_address(str(peer[0]), allow_private=self._allow_private)
-        except ProtocolError:
+        except Refusal:
             conn.close()
             raise
         return conn
@@ -358,7 +358,7 @@ def _origin(url: URL) -> str:
     return f"origin {url.host}:{url.port}"
 
 
-def _translate(exc: BaseException, url: URL) -> ProtocolError:  # noqa: PLR0911 (one per kind)
+def _translate(exc: BaseException, url: URL) -> ServiceRefusal:  # noqa: PLR0911 (one per kind)
     """A client-library failure as the refusal it means to the requester."""
     where = _origin(url)
     cause: BaseException | None = exc
@@ -386,7 +386,7 @@ def _translate(exc: BaseException, url: URL) -> ProtocolError:  # noqa: PLR0911 
     return OriginUnreachable(f"{where}: connection failed ({type(exc).__name__})")
 
 
-def _broken_body(exc: aiohttp.ClientPayloadError, where: str) -> ProtocolError:
+def _broken_body(exc: aiohttp.ClientPayloadError, where: str) -> ServiceRefusal:
     """A body that stopped short: reset, or closed before its framing said it ends.
 
     aiohttp names a reset only in the message of the payload error it raises.

@@ -1,9 +1,9 @@
-"""Refusals of the torrent fetcher, each a :class:`ProtocolError` with the HTTP status that fits.
+"""Refusals of the torrent fetcher, each a :class:`ServiceRefusal` with the HTTP status that fits.
 
 Bad input from the requester (magnet, infohash, .torrent, path) is a plain
 ``MalformedMessage`` (400); these cover what goes wrong afterwards::
 
-    ProtocolError
+    ServiceRefusal (requester/errors.py)
     ├── TorrentFileNotFound   404 torrent_file_not_found  path not among the torrent's files
     ├── TorrentTooLarge       413 torrent_too_large       file over the edge's size cap
     ├── TorrentUnsupported    422 torrent_unsupported     e.g. pieces too big to stream in memory
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 
-from requester.protocol import ProtocolError
+from requester.errors import ServiceRefusal
 
 __all__ = [
     "TorrentFileNotFound",
@@ -29,32 +29,32 @@ __all__ = [
 ]
 
 
-class TorrentFileNotFound(ProtocolError):
+class TorrentFileNotFound(ServiceRefusal):
     status = 404
     code = "torrent_file_not_found"
 
 
-class TorrentTooLarge(ProtocolError):
+class TorrentTooLarge(ServiceRefusal):
     status = 413
     code = "torrent_too_large"
 
 
-class TorrentUnsupported(ProtocolError):
+class TorrentUnsupported(ServiceRefusal):
     status = 422
     code = "torrent_unsupported"
 
 
-class TorrentUnavailable(ProtocolError):
+class TorrentUnavailable(ServiceRefusal):
     status = 503
     code = "torrent_unavailable"
 
 
-class TorrentTimeout(ProtocolError):
+class TorrentTimeout(ServiceRefusal):
     status = 504
     code = "torrent_timeout"
 
 
-class TorrentStorageFull(ProtocolError):
+class TorrentStorageFull(ServiceRefusal):
     status = 507
     code = "insufficient_storage"
 
@@ -62,7 +62,7 @@ class TorrentStorageFull(ProtocolError):
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-def storage_error(value: int, category: str, message: str, where: str) -> ProtocolError:
+def storage_error(value: int, category: str, message: str, where: str) -> ServiceRefusal:
     """Map a libtorrent storage ``error_code`` to a refusal: a full disk is 507, the rest 503.
 
     Only the ``generic``/``system`` categories carry errno values; in libtorrent's own

@@ -17,7 +17,7 @@ import libtorrent as lt
 
 from cdn_edge.torrent.errors import storage_error
 from cdn_edge.torrent.sources import Peer
-from requester.protocol import ProtocolError
+from requester.errors import Refusal, ServiceRefusal
 
 __all__ = ["Torrent"]
 
@@ -34,7 +34,7 @@ class Torrent:
         self.peers = list(peers)
         self.users = 0
         """Open handles and live streams; the session removes the torrent when none are left."""
-        self.error: ProtocolError | None = None
+        self.error: Refusal | None = None
         self.verified: set[int] = set()
         self.reads: dict[int, list[asyncio.Future[bytes]]] = {}
         self.wanted: Counter[int] = Counter()
@@ -54,7 +54,7 @@ class Torrent:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.changed.wait(), seconds)
 
-    def fail(self, error: ProtocolError) -> None:
+    def fail(self, error: Refusal) -> None:
         if self.error is None:
             self.error = error
         for futures in self.reads.values():
@@ -148,5 +148,5 @@ class Torrent:
                 future.set_result(data)
 
 
-def _storage_error(code: lt.error_code, where: str) -> ProtocolError:
+def _storage_error(code: lt.error_code, where: str) -> ServiceRefusal:
     return storage_error(code.value(), code.category().name(), code.message(), where)

@@ -43,7 +43,7 @@ from cdn_edge.content.origin_fetch import (
     OriginUnreachable,
     TooManyRedirects,
 )
-from requester.protocol import ProtocolError
+from requester.errors import ServiceRefusal
 
 MIB = 1 << 20
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -495,7 +495,7 @@ async def test_redirect_without_location_is_the_answer(local_origin: Origin) -> 
     ],
 )
 async def test_every_redirect_target_is_checked_again(
-    local_origin: Origin, location: str, error: type[ProtocolError], why: str
+    local_origin: Origin, location: str, error: type[ServiceRefusal], why: str
 ) -> None:
     target = quote(location.format(port=local_origin.port), safe="")
     async with OriginFetcher(allow_private=True) as fetcher:
@@ -714,7 +714,7 @@ async def test_total_timeout_bounds_a_trickle(local_origin: Origin) -> None:
     ],
 )  # fmt: skip
 async def test_a_body_cut_short_is_refused_by_how_it_ended(
-    local_origin: Origin, path: str, error: type[ProtocolError], detail: str
+    local_origin: Origin, path: str, error: type[ServiceRefusal], detail: str
 ) -> None:
     got = b""
     async with OriginFetcher(allow_private=True) as fetcher:
@@ -754,8 +754,8 @@ def test_fetch_needs_async_with() -> None:
         (OriginTimeout, 504, "origin_timeout"),
     ],
 )
-def test_refusal_statuses(error: type[ProtocolError], status: int, code: str) -> None:
-    assert issubclass(error, ProtocolError)
+def test_refusal_statuses(error: type[ServiceRefusal], status: int, code: str) -> None:
+    assert issubclass(error, ServiceRefusal)
     assert (error.status, error.code) == (status, code)
 
 

@@ -18,7 +18,8 @@ from cdn_edge.tunnel.connect_request import (
     refusal,
 )
 from cdn_edge.tunnel.meter import TunnelMeter
-from requester.protocol import MalformedMessage, ProtocolError
+from requester.errors import Refusal
+from requester.protocol import MalformedMessage
 
 TID = "0123456789abcdef0123456789abcdef"
 
@@ -39,13 +40,13 @@ def test_a_well_formed_connect_parses() -> None:
 
 @given(st.binary(max_size=600))
 def test_no_input_raises_anything_but_a_protocol_error(data: bytes) -> None:
-    with contextlib.suppress(ProtocolError):
+    with contextlib.suppress(Refusal):
         parse_connect(data + b"\r\n\r\n")
 
 
 @given(st.text(max_size=200))
 def test_no_target_text_raises_anything_but_a_protocol_error(target: str) -> None:
-    with contextlib.suppress(ProtocolError):
+    with contextlib.suppress(Refusal):
         request = parse_connect(head(f"CONNECT {target} HTTP/1.1", f"Atlas-Tunnel: {TID}"))
         check_target(request, allow_private=False)
 

@@ -2,8 +2,8 @@
 
 A target takes one byte string and feeds it to a decoder or parser the way the
 network would. The oracle is the project's rule for untrusted input: a refusal is
-one of the documented error types (:class:`ProtocolError` and its subclasses, or
-the few a target names), never anything else. Some targets add a stronger check
+one of the documented error types (a :class:`Refusal`, the wire protocol's or a
+server's own, or the few a target names), never anything else. Some targets add a stronger check
 (decoded bytes equal a reference decoder's; an HTTP answer is a 4xx problem, not a
 500); those raise :class:`OracleViolation`. Anything that escapes :func:`run_one`
 is a crash.
@@ -19,7 +19,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from requester.protocol import ProtocolError
+from requester.errors import Refusal
 
 Seeds = Callable[[], Iterator[bytes]]
 
@@ -47,7 +47,7 @@ def target(
     name: str,
     *,
     seeds: Seeds,
-    allowed: tuple[type[BaseException], ...] = (ProtocolError,),
+    allowed: tuple[type[BaseException], ...] = (Refusal,),
     covered_by: str | None = None,
 ) -> Callable[[Callable[[bytes], None]], Callable[[bytes], None]]:
     """Register ``fn`` as the fuzz target ``name``."""

@@ -2,7 +2,7 @@
 
 An origin is untrusted: its ``Content-Encoding`` body is decoded by the edge and
 signed. Besides the error oracle (only ``bad_content_encoding`` or
-``origin_too_large``, both :class:`ProtocolError`), each target compares the
+``origin_too_large``, both a :class:`ServiceRefusal`), each target compares the
 streamed output, fed in pieces the input chooses, with the reference library's
 decode of a clean body (whole members or frames, nothing after them): a decoder
 that changes the bytes of a valid body would have the edge sign wrong content.

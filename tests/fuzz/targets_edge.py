@@ -27,7 +27,8 @@ from cdn_edge.torrent.sources import parse_source, parse_torrent_file
 from cdn_edge.tunnel import routes as routes_tunnel
 from cdn_edge.tunnel.connect_request import check_target, parse_connect, parse_tunnel_id
 from cdn_edge.wire_encoding import accepts_zstd, compressible
-from requester.protocol import NodeKey, ProtocolError, UrlSource, b64url_decode
+from requester.errors import Refusal
+from requester.protocol import NodeKey, UrlSource, b64url_decode
 from requester.protocol.manifest import ManifestHead
 from requester.protocol.voucher import VOUCHER_SIZE
 from tests.fuzz import seeds
@@ -64,10 +65,10 @@ def chunk_request(data: bytes) -> None:
     parser and the payment headers as the route reads them (lines of the input)."""
     cid, index, voucher, channel = _parts(data, 4)
     request = make_mocked_request("GET", "/", match_info={"content_id": cid, "index": index})
-    with contextlib.suppress(ProtocolError):
+    with contextlib.suppress(Refusal):
         content_id, number = routes_chunks._parse(request)
         assert len(content_id) == 32 and number >= 0
-    with contextlib.suppress(ProtocolError):
+    with contextlib.suppress(Refusal):
         b64url_decode(voucher, VOUCHER_SIZE, "Atlas-Voucher")
     routes_chunks._hex32(channel, "Atlas-Channel")
 
@@ -77,9 +78,9 @@ def edge_paths(data: bytes) -> None:
     """/v1/content/{id}, /v1/providers/{id}, /v1/tunnels/{id}[/pay?units=N]."""
     cid, tunnel, units = _parts(data, 3)
     request = make_mocked_request("GET", "/", match_info={"content_id": cid})
-    with contextlib.suppress(ProtocolError):
+    with contextlib.suppress(Refusal):
         assert len(routes_content.content_id_from(request)) == 32
-    with contextlib.suppress(ProtocolError):
+    with contextlib.suppress(Refusal):
         parse_tunnel_id(tunnel)
     assert 1 <= routes_tunnel._units(units) <= routes_tunnel.MAX_UNITS_PER_PAYMENT
 
@@ -106,7 +107,7 @@ def fetch_body(data: bytes) -> None:
         parse_source(url)
         return
     if url.isascii():
-        with contextlib.suppress(ProtocolError):
+        with contextlib.suppress(Refusal):
             UrlSource(url)
     routes_content._request_headers(body.get("headers", {}))
 
