@@ -3,6 +3,7 @@ and the origin, not ``--host``), the ``ATLAS_LT_*`` settings, and the origin's b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,6 +26,9 @@ CACHED_ITEMS = tuple(f"/cached/item-{i:02d}" for i in range(40))
 
 @dataclass(frozen=True, slots=True)
 class Targets:
+    """Base URLs (the proxy's as an HTTP proxy; its mobile API's, which also serves its
+    ``/metrics`` to ``api_token``), from ``atlas up``'s line, and the origin's."""
+
     proxy: str
     api: str
     api_token: str
@@ -33,8 +37,10 @@ class Targets:
     origin: str
 
 
+@functools.cache
 def load_targets(up_json: str, origin: str) -> Targets:
-    """``up_json`` is the path of a file holding ``atlas up``'s line, or the line itself."""
+    """``up_json`` is the path of a file holding ``atlas up``'s line, or the line itself
+    (``--atlas-up-json`` or ``ATLAS_UP_JSON``); read once per process."""
     if not up_json:
         raise ValueError("set ATLAS_UP_JSON (or --atlas-up-json) to atlas up's JSON line or file")
     if not origin:
@@ -46,18 +52,6 @@ def load_targets(up_json: str, origin: str) -> Targets:
         api_token=str(up["api_token"]), edges=tuple(str(e).rstrip("/") for e in up["edges"]),
         ledger=str(up["ledger"]).rstrip("/"), origin=origin.rstrip("/"),
     )  # fmt: skip
-
-
-_targets: Targets | None = None
-
-
-def targets(environment: Environment) -> Targets:
-    global _targets  # noqa: PLW0603 (one parse per process)
-    if _targets is None:
-        options = environment.parsed_options
-        _targets = load_targets(getattr(options, "atlas_up_json", ""),
-                                getattr(options, "atlas_origin", ""))  # fmt: skip
-    return _targets
 
 
 def setting(name: str, default: float) -> float:
@@ -94,7 +88,9 @@ class AtlasUser(FastHttpUser):
     """Ask the origin through the Atlas proxy, as a browser set to use it would."""
 
     def __init__(self, environment: Environment) -> None:
-        self.targets = targets(environment)
+        options = environment.parsed_options
+        self.targets = load_targets(getattr(options, "atlas_up_json", ""),
+                                    getattr(options, "atlas_origin", ""))  # fmt: skip
         if self.through_proxy:
             proxy = urlsplit(self.targets.proxy)
             if proxy.hostname is None or proxy.port is None:

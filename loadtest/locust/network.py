@@ -1,4 +1,4 @@
-"""The network under test: the test origin and ``atlas up`` (a ledger with faucet, three
+"""The network under test: the test origin and ``atlas up`` (a ledger with faucet, the
 edges, the proxy and its mobile API, in a temporary data dir), children of this process
 started and stopped with the project's runner (:mod:`launcher.processes`), by PID.
 """
@@ -42,8 +42,9 @@ class Network:
         return {"ATLAS_UP_JSON": str(self.up_json), "ATLAS_ORIGIN": self.origin_url}
 
 
-def start(name: str, argv: list[str], logs: Path, ready_key: str | None = "listening",
-          ) -> processes.Process:  # fmt: skip
+def start(
+    name: str, argv: list[str], logs: Path, ready_key: str | None = "listening"
+) -> processes.Process:
     """``argv`` started, its ready line read; its output in ``logs/NAME.log``."""
     log = logs / f"{name}.log"
     try:
