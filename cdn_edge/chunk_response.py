@@ -61,7 +61,7 @@ async def _send(request: web.BaseRequest, file: BinaryIO, size: int) -> None:
     # Fast path: when everything before (the headers) is already with the kernel, one
     # sendfile call on the plain-TCP socket usually sends the whole chunk, skipping
     # asyncio's sendfile machinery (pause reading, waiters, resume reading), which cost
-    # about a quarter of the free path's chunks per second in loadtest/bench_edge.py.
+    # about a quarter of the free path's chunks per second in loadtest/edge/.
     plain = sock is not None and transport.get_extra_info("sslcontext") is None
     if plain and not transport.get_write_buffer_size():
         with contextlib.suppress(BlockingIOError, InterruptedError):

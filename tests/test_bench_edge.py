@@ -1,4 +1,4 @@
-"""Smoke test: ``loadtest/bench_edge.py --quick`` runs every part and reports every row.
+"""Smoke test: ``python -m loadtest run edge --quick`` runs every part and reports every row.
 
 The benchmark runs as a subprocess, as ``make bench`` runs it (``loadtest`` is
 never imported from the tests). It starts a ledger, an origin, edges, nginx and
@@ -34,7 +34,7 @@ UNITS = {"req/s", "MiB", "GB/s", "KiB", "ms/MiB"}
 @pytest.mark.slow
 def test_quick_edge_benchmark_reports_every_row(tmp_path: Path) -> None:
     require_tools("wrk", "nginx")
-    run = run_quick("bench_edge.py", tmp_path, timeout=180)
+    run = run_quick("edge.bench", tmp_path, timeout=180)
     report = run.report
     assert report["failed"] == []
     check_rows(run, ROWS, UNITS)

@@ -1,5 +1,5 @@
-"""Smoke test: ``loadtest/bench_proxy.py --quick`` runs every part and reports every row,
-run through ``loadtest/bench_suite.py`` (``make bench``) with the protocol benchmark, so
+"""Smoke test: ``python -m loadtest run proxy --quick`` runs every part and reports every row,
+run through ``python -m loadtest bench`` (``make bench``) with the protocol benchmark, so
 the combined table, ``performance.md`` and its plot are checked too.
 
 The benchmarks run as subprocesses (``loadtest`` is never imported from the

@@ -1,4 +1,4 @@
-"""Smoke test: ``loadtest/bench_torrent.py --quick`` runs both parts and reports every row.
+"""Smoke test: ``python -m loadtest run torrent --quick`` runs both parts and reports every row.
 
 The benchmark runs as a subprocess, as ``make bench`` runs it (``loadtest`` is never
 imported from the tests). It starts a ledger, a libtorrent seeder, fresh edges and the
@@ -26,7 +26,7 @@ ROWS = {
 
 @pytest.mark.slow
 def test_quick_torrent_benchmark_reports_every_row(tmp_path: Path) -> None:
-    run = run_quick("bench_torrent.py", tmp_path, timeout=180)
+    run = run_quick("torrent.bench", tmp_path, timeout=180)
     report = run.report
     assert report["failed"] == []
     assert "timeline" in run.stdout

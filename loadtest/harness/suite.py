@@ -55,10 +55,10 @@ class Benchmark:
 
 BENCHMARKS = (
     Benchmark("protocol", "bench_protocol.py", "loadtest.bench_protocol", (), False, 180),
-    Benchmark("edge", "bench_edge.py", "loadtest.bench_edge", (), True, 400),
+    Benchmark("edge", "bench_edge.py", "loadtest.edge.bench", (), True, 400),
     Benchmark("sdk", "bench_sdk.py", "loadtest.bench_sdk", ("--reps", "3"), True, 400),
-    Benchmark("proxy", "bench_proxy.py", "loadtest.bench_proxy", (), True, 400),
-    Benchmark("torrent", "bench_torrent.py", "loadtest.bench_torrent", (), False, 400),
+    Benchmark("proxy", "bench_proxy.py", "loadtest.proxy.bench", (), True, 400),
+    Benchmark("torrent", "bench_torrent.py", "loadtest.torrent.bench", (), False, 400),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from cdn_edge import wire_encoding
-from loadtest.edgebench.vouchers import Signer
+from loadtest.edge.vouchers import Signer
 from loadtest.harness.children import Proc, Processes
 from loadtest.harness.rows import GIB, KIB, MIB
 

@@ -1,36 +1,113 @@
-"""The four measurements: rps, latency, stream and rss, each of atlas proxy against mitmdump."""
+"""The small-object parts: requests/s under load (``hey``, or an aiohttp fallback) and the
+latency of one request at a time, through atlas proxy, plain mitmdump and straight to nginx."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import hashlib
+import re
+import shutil
 import statistics
+import subprocess
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import aiohttp
 
 from loadtest.harness.children import BenchError
-from loadtest.harness.procfs import RssSampler, proc_status_kib, reset_peak_rss
-from loadtest.harness.rows import GB, KIB, Row, make_row, size_text
-from loadtest.proxybench.bench import (
-    SMALL,
-    TARGETS,
-    Bench,
-    atlas_headers_check,
-    curl_via,
-    get_checked,
-)
-from loadtest.proxybench.cpu import cpu_seconds
-from loadtest.proxybench.load import LoadRun, run_aiohttp_load, run_hey
-
-# --- 1: small-object requests/s -------------------------------------------------------------
+from loadtest.harness.procfs import child_cpu_seconds
+from loadtest.harness.rows import KIB, Row, make_row
+from loadtest.proxy.proxies import SMALL, TARGETS, ProxyBench, client_env, get_checked
 
 
-async def load(bench: Bench, target: str, seconds: float) -> LoadRun:
+@dataclass(frozen=True, slots=True)
+class LoadRun:
+    client: str
+    responses: int
+    seconds: float
+    rps: float
+    statuses: dict[int, int]
+    errors: int
+    body_bytes: int
+    client_cpu: float
+
+
+def run_hey(url: str, proxy: str, seconds: float, concurrency: int) -> LoadRun:
+    """``hey -z S -c C -x http://PROXY URL`` (keep-alive, one connection per worker), parsed."""
+    argv = [shutil.which("hey") or "hey", "-z", f"{seconds:g}s", "-c", str(concurrency)]
+    argv += ["-t", "30", "-disable-compression", "-x", proxy, url]
+    cpu = child_cpu_seconds()
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=seconds + 120, check=False, env=client_env()
+    )
+    cpu = child_cpu_seconds() - cpu
+    out = result.stdout
+    if result.returncode != 0:
+        raise BenchError(f"hey exited {result.returncode}: {result.stderr[-1500:]}")
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"Total:\s+([\d.]+) secs", out)
+    if rps is None or total is None:
+        raise BenchError(f"unexpected hey output: {out[-1500:]}")
+    data = re.search(r"Total data:\s+(\d+) bytes", out)
+    statuses = {int(s): int(n) for s, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)}
+    errors = 0
+    if "Error distribution:" in out:
+        tail = out.split("Error distribution:", 1)[1]
+        errors = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", tail, re.MULTILINE))
+    responses = sum(statuses.values())
+    return LoadRun(
+        "hey",
+        responses,
+        float(total[1]),
+        float(rps[1]),
+        statuses,
+        errors,
+        int(data[1]) if data else 0,
+        cpu,
+    )
+
+
+async def run_aiohttp_load(url: str, proxy: str, seconds: float, concurrency: int) -> LoadRun:
+    """The fallback client: ``concurrency`` workers, each GET after the previous answer."""
+    statuses: Counter[int] = Counter()
+    errors = body = 0
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=30)
+    cpu = time.process_time()
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def worker() -> None:
+            nonlocal errors, body
+            while time.perf_counter() < deadline:
+                try:
+                    async with session.get(url, proxy=proxy) as response:
+                        body += len(await response.read())
+                        statuses[response.status] += 1
+                except (aiohttp.ClientError, TimeoutError):
+                    errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    responses = sum(statuses.values())
+    return LoadRun(
+        "aiohttp",
+        responses,
+        elapsed,
+        responses / elapsed,
+        dict(statuses),
+        errors,
+        body,
+        time.process_time() - cpu,
+    )
+
+
+async def load(bench: ProxyBench, target: str, seconds: float) -> LoadRun:
     cfg, loop = bench.cfg, asyncio.get_running_loop()
     if bench.client == "hey":
         return await loop.run_in_executor(
@@ -47,7 +124,7 @@ def check_load(run: LoadRun, target: str) -> None:
         raise BenchError(f"{target}: {run.body_bytes} body bytes for {run.responses} responses")
 
 
-async def bench_rps(bench: Bench) -> list[Row]:
+async def bench_rps(bench: ProxyBench) -> list[Row]:
     cfg = bench.cfg
     for target in TARGETS:  # warm-up, not counted: connections, caches, interpreters
         check_load(await load(bench, target, min(1.0, cfg.rps_seconds)), target)
@@ -114,15 +191,12 @@ async def bench_rps(bench: Bench) -> list[Row]:
     ]
 
 
-# --- 2: latency of one small object ---------------------------------------------------------
-
-
 def percentile(values: Sequence[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def bench_latency(bench: Bench) -> list[Row]:
+async def bench_latency(bench: ProxyBench) -> list[Row]:
     cfg = bench.cfg
     digest = bench.net.files["small.bin"]
     paths = {"direct": None, "mitmdump": bench.mitm.url, "atlas": bench.proxy.url}
@@ -189,127 +263,4 @@ async def bench_latency(bench: Bench) -> list[Row]:
             "p50 latency straight from nginx (no proxy), same client",
             p50["direct"],
         ),
-    ]
-
-
-async def bench_stream(bench: Bench) -> list[Row]:
-    cfg, loop = bench.cfg, asyncio.get_running_loop()
-    size = cfg.size
-    rates: dict[str, list[float]] = {"atlas": [], "mitmdump": [], "direct": []}
-    cpu: dict[str, list[float]] = {"atlas": [], "mitmdump": []}
-    rss: list[float] = []
-    counters = await bench.counters()
-
-    def one(target: str) -> None:
-        pid = bench.proxy.pid if target == "atlas" else bench.mitm.pid
-        before = cpu_seconds(pid)
-        with RssSampler(bench.proxy.pid) as sampler:
-            run = curl_via(bench, None if target == "direct" else target, "body.bin")
-        rates[target].append(size / run.seconds / GB)
-        if target != "direct":
-            cpu[target].append((cpu_seconds(pid) - before) / (size / GB))
-        if target == "atlas":
-            atlas_headers_check(run.headers, bench.cached_id)
-            rss.append(sampler.peak / KIB)
-
-    await loop.run_in_executor(None, one, "mitmdump")  # warm-up (the proxy's is in setup)
-    rates["mitmdump"].clear()
-    cpu["mitmdump"].clear()
-    steps = ["atlas", "mitmdump", "direct"]
-    for rep in range(cfg.stream_reps):
-        shift = rep % len(steps)
-        for target in [*steps[shift:], *steps[:shift]]:
-            await loop.run_in_executor(None, one, target)
-    delta = {k: v - counters[k] for k, v in (await bench.counters()).items()}
-    bench.checks["stream"] = {
-        "bytes": size,
-        "gb_per_s": rates,
-        "cpu_s_per_gb": cpu,
-        "edge_counters": delta,
-        "proxy_rss_mib": rss,
-    }
-    if delta["hit"] != cfg.stream_reps or delta["miss"]:
-        raise BenchError(f"stream: origin edge counted {delta} for {cfg.stream_reps} downloads")
-    text = size_text(size)
-    bench.notes.append(
-        f"stream: curl -x PROXY -o FILE, {text}, file checked by SHA-256 after every run; Atlas: "
-        f"cached (a /v1/fetch HIT, content id checked; edge2 and edge3 hold full replicas); "
-        f"direct curl from nginx {statistics.median(rates['direct']):.3f} GB/s; CPU s per GB: "
-        f"atlas proxy {statistics.median(cpu['atlas']):.2f}, mitmdump "
-        f"{statistics.median(cpu['mitmdump']):.2f}; proxy RSS during the runs "
-        f"{max(rss):.0f} MiB at most"
-    )
-    return [
-        make_row(
-            "stream_download",
-            f"{text} download through atlas proxy (curl -x), cached",
-            "GB/s",
-            rates["atlas"],
-            f"the same curl through plain mitmdump streaming, same {text} from nginx",
-            rates["mitmdump"],
-            "ratio >= 1.00",
-            lambda _m, ratio: ratio >= 1.0,
-        )
-    ]
-
-
-# --- 4: memory of the proxy during 1 GiB ----------------------------------------------------
-
-
-async def bench_rss(bench: Bench) -> list[Row]:
-    cfg, loop = bench.cfg, asyncio.get_running_loop()
-    growth: dict[str, list[float]] = {t: [] for t in TARGETS}
-    rates: dict[str, list[float]] = {t: [] for t in TARGETS}
-    reset_ok = True
-
-    def one(target: str) -> None:
-        nonlocal reset_ok
-        pid = bench.proxy.pid if target == "atlas" else bench.mitm.pid
-        base = proc_status_kib(pid, "VmRSS")
-        reset_ok = reset_peak_rss(pid) and reset_ok
-        with RssSampler(pid) as sampler:
-            run = curl_via(bench, target, "big.bin", "?rss")
-        peak = max(sampler.peak, proc_status_kib(pid, "VmHWM") if reset_ok else 0)
-        growth[target].append((peak - base) / KIB)
-        rates[target].append(cfg.rss_size / run.seconds / GB)
-        if target == "atlas":
-            atlas_headers_check(run.headers)
-
-    counters = await bench.counters()
-    for rep in range(cfg.rss_reps):
-        for target in TARGETS if rep % 2 == 0 else TARGETS[::-1]:
-            await loop.run_in_executor(None, one, target)
-    delta = {k: v - counters[k] for k, v in (await bench.counters()).items()}
-    bench.checks["rss"] = {
-        "bytes": cfg.rss_size,
-        "growth_mib": growth,
-        "gb_per_s": rates,
-        "hwm_reset": reset_ok,
-        "edge_counters": delta,
-    }
-    if delta["miss"] != 1 or delta["hit"] != cfg.rss_reps - 1:
-        raise BenchError(f"rss: origin edge counted {delta} for {cfg.rss_reps} downloads")
-    text = size_text(cfg.rss_size)
-    bench.notes.append(
-        f"rss: {text} through each proxy with curl -x (file checked); Atlas rep 1 is a first "
-        "fetch (the origin edge pulls from nginx while the edges serve it), later reps the same "
-        "URL again (a HIT at the origin edge; edge2/edge3 replicate what they are asked for); "
-        "growth = peak (VmHWM after a clear_refs reset, and VmRSS polled every 10 ms) - VmRSS "
-        "before; per rep MiB: "
-        + "; ".join(f"{t} " + ", ".join(f"{g:.1f}" for g in growth[t]) for t in TARGETS)
-        + ("" if reset_ok else " (VmRSS polling only: clear_refs refused)")
-        + "; GB/s: "
-        + "; ".join(f"{t} " + ", ".join(f"{r:.3f}" for r in rates[t]) for t in TARGETS)
-    )
-    return [
-        make_row(
-            "rss_growth",
-            f"atlas proxy peak RSS growth, {text} downloaded through it",
-            "MiB",
-            growth["atlas"],
-            f"plain mitmdump's peak RSS growth, the same {text} streamed through it",
-            growth["mitmdump"],
-            "< 64 MiB",
-            lambda _m, _r: max(growth["atlas"]) < 64,
-        )
     ]

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from loadtest.edgebench.env import STREAM_WORKERS, Env
+from loadtest.edge.config import STREAM_WORKERS, Env
 from loadtest.harness.blobs import check_chunk
 from loadtest.harness.children import BenchError
 from loadtest.harness.edge_api import edge_fetch, get_chunk, wait_sealed
-from loadtest.harness.procfs import RSS_POLL, RssSampler, proc_status_kib, reset_peak_rss
+from loadtest.harness.procfs import RSS_POLL, RssGrowth
 from loadtest.harness.rows import CHUNK, GB, GIB, KIB, MIB, Row, make_row
 
 
@@ -88,16 +88,14 @@ async def stream_once(env: Env, rep: int, samples: StreamSamples) -> None:
             session, edge.url, f"{env.origin.url}/blob/{MIB}?salt={warm}", MIB, warm
         )
         await asyncio.sleep(0.3)
-        baseline = proc_status_kib(edge.pid, "VmRSS")
-        samples.hwm_reset &= reset_peak_rss(edge.pid)
         salt = 2000 + rep
         url = f"{env.origin.url}/blob/{total}?salt={salt}"
 
         async def through_edge() -> None:
-            with RssSampler(edge.pid) as sampler:
+            with RssGrowth(edge.pid) as growth:
                 seconds, cid = await download_via_edge(session, edge.url, url, total, salt)
-                hwm = proc_status_kib(edge.pid, "VmHWM") if samples.hwm_reset else 0
-            samples.growth_mib.append((max(sampler.peak, hwm) - baseline) / KIB)
+            samples.hwm_reset &= growth.hwm_reset
+            samples.growth_mib.append(growth.growth_kib / KIB)
             samples.through.append(total / seconds / GB)
             seconds, _ = await download_via_edge(session, edge.url, url, total, salt, cid)
             samples.stored.append(total / seconds / GB)
@@ -130,11 +128,7 @@ async def bench_stream(env: Env) -> list[Row]:
         + ", ".join(f"{g:.1f}" for g in growth)
         + ("" if samples.hwm_reset else " (VmRSS polling only: clear_refs refused)")
     )
-    env.checks["stream"] = {
-        "bytes": total,
-        "growth_mib": growth,
-        "hwm_reset": samples.hwm_reset,
-    }
+    env.checks["stream"] = {"bytes": total, "growth_mib": growth, "hwm_reset": samples.hwm_reset}
     direct = "same client, direct from the origin (one GET)"
     return [
         make_row(

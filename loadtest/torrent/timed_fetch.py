@@ -1,17 +1,12 @@
-"""``atlas fetch`` with timestamps: the ``atlas`` entry point, run unchanged in this process.
-
-Run by ``loadtest/bench_torrent.py`` as::
+"""``atlas fetch`` with timestamps: the ``atlas`` entry point, run unchanged in this process::
 
     ATLAS_BENCH_STAMPS=FILE python timed_fetch.py fetch MAGNET --file PATH -o OUT --json ...
 
-The arguments are those of ``atlas`` (the console script calls the same
-``requester.cli:main``). Before handing over, it wraps two SDK methods with clocks: the
-``AtlasClient.open`` call (``open``: asked; ``opened``: the edge answered with the signed
-head) and ``Download.chunks`` (``first_chunk``: the first verified chunk handed to the
-command, which writes it to ``OUT.part`` next; ``last_chunk``: the seal checked). At exit
-it writes those ``time.monotonic()`` stamps (CLOCK_MONOTONIC, the parent's clock too),
-plus ``started`` (before the imports) and ``imported``, to ``$ATLAS_BENCH_STAMPS`` as JSON.
-The wrappers add one async-generator step per chunk; nothing else changes.
+It wraps ``AtlasClient.open`` (stamps ``open``, ``opened``) and ``Download.chunks``
+(``first_chunk``: the first verified chunk, written to ``OUT.part`` next; ``last_chunk``)
+with ``time.monotonic()`` clocks (the parent's clock too), and at exit writes them, with
+``started`` (before the imports) and ``imported``, to ``$ATLAS_BENCH_STAMPS`` as JSON. The
+wrappers add one async-generator step per chunk; nothing else changes.
 """
 
 from __future__ import annotations

@@ -1,14 +1,18 @@
-"""The loopback origin of the edge benchmark (``bench_edge.py --origin`` runs it)."""
+"""The loopback origin of the edge benchmark, a child process of its own::
+
+python -m loadtest.edge.origin --pages DIR [--port N]
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import signal
 import sys
 from pathlib import Path
 
-from loadtest.edgebench.env import PAGE_SUFFIXES, PAGE_TYPES, PIECE
+from loadtest.edge.config import PAGE_SUFFIXES, PAGE_TYPES, PIECE
 from loadtest.harness.blobs import blob_range
 from loadtest.harness.children import Proc, Processes, module_argv
 
@@ -67,6 +71,13 @@ def run_origin(port: int, pages: Path | None) -> None:
 
 
 def start_origin(procs: Processes, pages: Path) -> Proc:
-    """The origin: ``bench_edge.py --origin`` in a child process, serving ``pages``."""
-    argv = module_argv("loadtest.bench_edge", "--origin", "--pages", str(pages))
-    return procs.start("origin", argv)
+    """The origin in a child process, serving ``pages``."""
+    return procs.start("origin", module_argv("loadtest.edge.origin", "--pages", str(pages)))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=Path)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    run_origin(args.port, args.pages)

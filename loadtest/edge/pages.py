@@ -13,7 +13,7 @@ from typing import Any
 
 import zstandard
 
-from loadtest.edgebench.env import (
+from loadtest.edge.config import (
     PAGE_MAX_TOTAL,
     PAGE_MIN_SIZE,
     PAGE_SUFFIXES,

@@ -1,4 +1,4 @@
-"""The two parts of ``loadtest/bench_torrent.py``: one seeder each, unthrottled or limited.
+"""The two parts of the torrent benchmark: one seeder each, unthrottled or limited.
 
 Every repetition starts a fresh edge (an empty store and a new libtorrent session, so
 ``atlas fetch`` is a first fetch: the edge downloads from the seeder while the client
@@ -22,20 +22,12 @@ from typing import Any
 
 from loadtest.harness.blobs import file_sha256
 from loadtest.harness.children import BenchError, Proc, Processes
-from loadtest.harness.rows import KIB, MIB, Row, make_row, size_text
-from loadtest.proxybench.cpu import cpu_seconds
-from loadtest.torrentbench.runs import (
-    ChildRun,
-    Clients,
-    Seeder,
-    edge_settings,
-    start_edge,
-    start_seeder,
-    stop_edge,
-)
+from loadtest.harness.procfs import cpu_seconds
+from loadtest.harness.rows import KIB, MIB, Row, size_text
+from loadtest.torrent.clients import ChildRun, Clients, Seeder, edge_settings, start_seeder
+from loadtest.torrent.rows import Samples, rows_of, timeline_cells
 
 FETCHES = 'atlas_edge_fetches_total{{cache="{}"}}'
-METHODS = ("plain", "first", "cached")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +47,7 @@ QUICK = Config("quick", 8 * MIB, 256 * KIB, 1, 1, 16 * MIB)
 
 
 @dataclass
-class Samples:
-    runs: dict[str, list[ChildRun]] = field(default_factory=lambda: {m: [] for m in METHODS})
-    edge_cpu: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METHODS})
-    seeder_cpu: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METHODS})
-    summaries: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class Bench:
+class TorrentBench:
     """What both parts share: the run's processes, ledger, and where results go."""
 
     cfg: Config
@@ -71,11 +55,21 @@ class Bench:
     ledger: Proc
     notes: list[str]
     checks: dict[str, Any]
-    sections: dict[str, list[str]]
     settings: dict[str, Any] = field(init=False)
+    timelines: list[tuple[str, ...]] = field(default_factory=list)
+    """The timeline table's cells, each part's rows in turn."""
 
     def __post_init__(self) -> None:
         self.settings = edge_settings(self.procs.workdir)
+
+    def settings_note(self) -> str:
+        keys = ("enable_dht", "enable_lsd", "enable_upnp", "enable_natpmp", "listen_interfaces")
+        shown = ", ".join(f"{k}={json.dumps(self.settings[k])}" for k in keys)
+        return (
+            f"libtorrent settings: the plain client gets the edge's TorrentSession pack "
+            f"({len(self.settings)} settings: {shown}, ...); the seeder runs with DHT, LSD, "
+            "UPnP and NAT-PMP off on 127.0.0.1; peers found only through the magnet's x.pe"
+        )
 
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -91,7 +85,7 @@ def edge_counter(edge: Proc, metric: str) -> int:
     return 0
 
 
-def measure(bench: Bench, part: str, seeder: Seeder, reps: int, cached: bool) -> Samples:
+def measure(bench: TorrentBench, part: str, seeder: Seeder, reps: int, cached: bool) -> Samples:
     started = time.perf_counter()
     sha = file_sha256(seeder.path)
     clients = Clients(bench.procs.workdir, seeder, bench.settings, sha)
@@ -127,13 +121,15 @@ def measure(bench: Bench, part: str, seeder: Seeder, reps: int, cached: bool) ->
             raise BenchError(f"{part}: the cached fetch got other content than the first")
 
     for rep in range(reps):
-        edge = start_edge(bench.procs, f"edge-{part}-{rep}", bench.ledger.url)
+        # A fresh free edge (--free-mib 4096): empty store, its own libtorrent session.
+        edge = bench.procs.edge(f"edge-{part}-{rep}", bench.ledger.url, "--free-mib", "4096")
         try:
             steps: list[Callable[[], None]] = [plain, partial(atlas, edge)]
             for step in steps if rep % 2 == 0 else steps[::-1]:
                 step()
         finally:
-            stop_edge(bench.procs, edge)
+            bench.procs.stop(edge)
+            shutil.rmtree(bench.procs.workdir / edge.name, ignore_errors=True)
     bench.checks[part] = {
         "reps": reps,
         "bytes": seeder.size,
@@ -163,131 +159,8 @@ def timeline(run: ChildRun) -> dict[str, float | None]:
     return out
 
 
-# --- what the table shows ---------------------------------------------------------------------
-
-
-def first_byte_ms(run: ChildRun) -> float:
-    """Asked → first byte in hand: ``add_torrent`` → first piece of the file verified (plain),
-    ``AtlasClient.open`` → first verified chunk (atlas fetch)."""
-    first, asked = (
-        ("first_piece", "asked") if "first_piece" in run.stamps else ("first_chunk", "open")
-    )
-    return (float(run.stamps[first]) - float(run.stamps[asked])) * 1000
-
-
-def rate(size: int, runs: list[ChildRun]) -> list[float]:
-    """MiB/s from the spawn to completion: the torrent finished (plain: its session's
-    teardown after that took 0.1-0.7 s), or the command's exit (atlas fetch: the file is
-    fsynced and renamed)."""
-    return [size / (r.since_spawn("finished") if "finished" in r.stamps else r.seconds) / MIB
-            for r in runs]  # fmt: skip
-
-
-def rows_of(part: str, cfg: Config, seeder: Seeder, samples: Samples) -> list[Row]:
-    text = size_text(seeder.size)
-    plain = samples.runs["plain"]
-    prefix, where = ("torrent", "") if part == "unlimited" else ("torrent_limited", ", limited")
-    limited = "" if part == "unlimited" else f", seeder limited to {cfg.limit / MIB:g} MiB/s"
-    ttfb_ref = (
-        f"plain libtorrent client{limited}: add_torrent → first piece of the file verified "
-        "(sequential download)"
-    )
-    rate_ref = f"plain libtorrent client{limited}: size / (spawn → torrent finished)"
-    rows = [
-        make_row(
-            f"{prefix}_first_byte",
-            f"atlas fetch {text} magnet{where}, first fetch: open() → first chunk",
-            "ms",
-            [first_byte_ms(r) for r in samples.runs["first"]],
-            ttfb_ref,
-            [first_byte_ms(r) for r in plain],
-            "ratio <= 1.20",
-            lambda _m, ratio: ratio <= 1.2,
-        ),
-        make_row(
-            f"{prefix}_throughput",
-            f"atlas fetch {text} magnet{where}, first fetch: size / wall time",
-            "MiB/s",
-            rate(seeder.size, samples.runs["first"]),
-            rate_ref,
-            rate(seeder.size, plain),
-            "ratio >= 0.80",
-            lambda _m, ratio: ratio >= 0.8,
-        ),
-    ]
-    if samples.runs["cached"]:
-        rows += [
-            make_row(
-                f"{prefix}_cached_first_byte",
-                f"atlas fetch {text} magnet, cached (edge HIT): open() → first chunk",
-                "ms",
-                [first_byte_ms(r) for r in samples.runs["cached"]],
-                ttfb_ref,
-                [first_byte_ms(r) for r in plain],
-            ),
-            make_row(
-                f"{prefix}_cached_throughput",
-                f"atlas fetch {text} magnet, cached (edge HIT): size / wall time",
-                "MiB/s",
-                rate(seeder.size, samples.runs["cached"]),
-                rate_ref,
-                rate(seeder.size, plain),
-            ),
-        ]
-    return rows
-
-
-TIMELINE_HEADER = (
-    "run", "ready", "asked", "head", "first byte", ".part byte", "last byte", "exit",
-    "in-process MiB/s", "CPU s client/edge/seeder",
-)  # fmt: skip
-
-
-def timeline_cells(part: str, seeder: Seeder, samples: Samples) -> list[tuple[str, ...]]:
-    """Medians, in seconds from the spawn: imports done, content asked for, metadata or
-    signed head, first byte in hand, first byte in OUT.part, last byte, process exit."""
-    names = {"plain": "plain libtorrent", "first": "atlas fetch, first", "cached": "atlas, cached"}
-    keys = {
-        "plain": ("imported", "asked", "metadata", "first_piece", "finished"),
-        "first": ("imported", "open", "opened", "first_chunk", "last_chunk"),
-    }
-    keys["cached"] = keys["first"]
-    cells: list[tuple[str, ...]] = []
-    for method, runs in samples.runs.items():
-        if not runs:
-            continue
-
-        def med(values: list[float]) -> str:
-            return f"{statistics.median(values):.3f}"
-
-        ready, asked, head, first, last = (
-            med([r.since_spawn(k) for r in runs]) for k in keys[method]
-        )
-        parts = [r.part_first_byte - r.spawned for r in runs if r.part_first_byte is not None]
-        inner = statistics.median(
-            seeder.size / (r.stamps[keys[method][4]] - r.stamps[keys[method][1]]) / MIB
-            for r in runs
-        )
-        edge = med(samples.edge_cpu[method]) if samples.edge_cpu[method] else "-"
-        cpu = f"{med([r.cpu for r in runs])}/{edge}/{med(samples.seeder_cpu[method])}"
-        cells.append(
-            (
-                f"{part}: {names[method]}",
-                ready,
-                asked,
-                head,
-                first,
-                med(parts) if parts else "-",
-                last,
-                med([r.seconds for r in runs]),
-                f"{inner:.1f}",
-                cpu,
-            )
-        )
-    return cells
-
-
-def run_part(bench: Bench, part: str) -> tuple[list[Row], list[tuple[str, ...]]]:
+def run_part(bench: TorrentBench, part: str) -> list[Row]:
+    """One seeder (capped for ``limited``), its repetitions; its rows (and timeline cells)."""
     cfg = bench.cfg
     limit = cfg.limit if part == "limited" else 0
     name = f"seeder-{part}"
@@ -316,14 +189,6 @@ def run_part(bench: Bench, part: str) -> tuple[list[Row], list[tuple[str, ...]]]
             f"client's first piece {statistics.median(plain_firsts):.3f} s (ratio "
             f"{statistics.median(firsts) / statistics.median(plain_firsts):.2f})"
         )
-    return rows_of(part, cfg, seeder, samples), timeline_cells(part, seeder, samples)
-
-
-def settings_note(bench: Bench) -> str:
-    keys = ("enable_dht", "enable_lsd", "enable_upnp", "enable_natpmp", "listen_interfaces")
-    shown = ", ".join(f"{k}={json.dumps(bench.settings[k])}" for k in keys)
-    return (
-        f"libtorrent settings: the plain client gets the edge's TorrentSession pack "
-        f"({len(bench.settings)} settings: {shown}, ...); the seeder runs with DHT, LSD, UPnP "
-        "and NAT-PMP off on 127.0.0.1; peers found only through the magnet's x.pe"
-    )
+    limited = f", seeder limited to {limit / MIB:g} MiB/s" if limit else ""
+    bench.timelines += timeline_cells(part, seeder.size, samples)
+    return rows_of(part, limited, seeder.size, samples.runs)

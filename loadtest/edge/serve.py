@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest.edgebench.env import (
+from loadtest.edge.config import (
     NGINX_WORKERS,
     SERVE_CHUNKS,
     SUPPLY_SAFETY,
@@ -17,8 +17,8 @@ from loadtest.edgebench.env import (
     WARMUP_MAX_RATE,
     Env,
 )
-from loadtest.edgebench.vouchers import Payer, open_payer
-from loadtest.edgebench.wrk import WrkResult, remove_lines, run_wrk, thread_file, write_lines
+from loadtest.edge.vouchers import Payer, open_payer
+from loadtest.edge.wrk import WrkResult, remove_lines, run_wrk, thread_file, write_lines
 from loadtest.harness.blobs import blob_range
 from loadtest.harness.children import BenchError, Proc
 from loadtest.harness.edge_api import edge_counter, edge_fetch, get_chunk, wait_sealed
@@ -106,40 +106,20 @@ class ServeBench:
             return
         raise BenchError(f"chunk {index}: the edge refused a voucher of its own price")
 
-    async def _wrk(
-        self, target: Proc, prefix: str, pattern: Path, header: str, *, cycle: bool, seconds: int
-    ) -> WrkResult:
-        return await run_wrk(
-            self.work,
-            target.url,
-            prefix,
-            pattern,
-            header,
-            cycle=cycle,
-            connections=self.conns,
-            seconds=seconds,
-        )
+    async def _wrk(self, target: Proc, pattern: Path, header: str, seconds: int) -> WrkResult:
+        """wrk against nginx's chunk files or the edge's chunks; every request carries the
+        next line of ``pattern`` (the pads cycle, a voucher supply does not)."""
+        prefix = "/chunk/" if target is self.nginx else f"/v1/chunk/{self.cid}/"
+        cycle = pattern == self.pad
+        return await run_wrk(target.url, prefix, pattern, header, cycle, self.conns, seconds)
 
     async def run_nginx(self, seconds: int) -> None:
         assert self.nginx is not None
-        self.reference.append(
-            await self._wrk(
-                self.nginx, "/chunk/", self.pad, "Atlas-Voucher", cycle=True, seconds=seconds
-            )
-        )
+        self.reference.append(await self._wrk(self.nginx, self.pad, "Atlas-Voucher", seconds))
 
     async def run_free(self, seconds: int) -> None:
         assert self.edge is not None
-        self.free.append(
-            await self._wrk(
-                self.edge,
-                f"/v1/chunk/{self.cid}/",
-                self.pad,
-                "X-Bench-Pad",
-                cycle=True,
-                seconds=seconds,
-            )
-        )
+        self.free.append(await self._wrk(self.edge, self.pad, "X-Bench-Pad", seconds))
 
     async def run_paid(self, seconds: int, supply: int) -> WrkResult:
         """A run where every request carries the next voucher of its connection's channel.
@@ -156,14 +136,7 @@ class ServeBench:
             ):
                 write_lines(thread_file(pattern, thread), lines)
             before = await edge_counter(session, edge.url, ACCEPTED)
-            result = await self._wrk(
-                edge,
-                f"/v1/chunk/{self.cid}/",
-                pattern,
-                "Atlas-Voucher",
-                cycle=False,
-                seconds=seconds,
-            )
+            result = await self._wrk(edge, pattern, "Atlas-Voucher", seconds)
             accepted = int(await edge_counter(session, edge.url, ACCEPTED) - before)
             remove_lines(pattern, self.conns)
             if not result.exhausted:

@@ -1,11 +1,9 @@
-"""The proxies under test, on the network of bench_sdk, and what every part shares."""
+"""The two proxies under test on the network of the SDK benchmark, and what every part shares."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -19,19 +17,21 @@ import aiohttp
 from loadtest.harness.blobs import file_sha256
 from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, free_port, wait_port
 from loadtest.harness.edge_api import edge_counter
+from loadtest.harness.procfs import cpu_seconds
 from loadtest.harness.rows import GIB, KIB, MIB
-from loadtest.proxybench.cpu import cpu_seconds
 from loadtest.sdkbench.net import PASSPHRASE, Net, build_net, fill_replicas
 from loadtest.sdkbench.net import Config as NetConfig
 
 MITMDUMP = str(Path(sys.executable).with_name("mitmdump"))
 SMALL = 16 * KIB
 """The small object: one chunk, the size of a typical page asset."""
-HIT = 'atlas_edge_fetches_total{cache="HIT"}'
-MISS = 'atlas_edge_fetches_total{cache="MISS"}'
-SERVED = 'atlas_edge_chunks_total{paid_by="voucher"}'
-SERVED_CREDIT = 'atlas_edge_chunks_total{paid_by="credit"}'
-ACCEPTED = 'atlas_edge_vouchers_total{outcome="accepted"}'
+COUNTERS = {
+    "hit": ['atlas_edge_fetches_total{cache="HIT"}'],
+    "miss": ['atlas_edge_fetches_total{cache="MISS"}'],
+    "served": [f'atlas_edge_chunks_total{{paid_by="{by}"}}' for by in ("voucher", "credit")],
+    "accepted": ['atlas_edge_vouchers_total{outcome="accepted"}'],
+}
+"""What ``ProxyBench.counters`` sums: hit and miss at the origin edge, the others at every edge."""
 PARTS = ("rps", "latency", "stream", "rss", "sizes")
 TARGETS = ("atlas", "mitmdump")
 CURL_TIMEOUT = 300.0
@@ -63,12 +63,9 @@ class Config:
 
 FULL = Config(
     "full", 3, 5.0, 8, 200, 3, 100 * MIB, 5, GIB, 2,
-    (16 * KIB, 256 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB), 3,
+    (16 * KIB, 256 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB), 3
 )  # fmt: skip
 QUICK = Config("quick", 1, 1.0, 4, 20, 1, 8 * MIB, 1, 32 * MIB, 1, (16 * KIB, MIB), 1)
-
-
-# --- processes ------------------------------------------------------------------------------
 
 
 def client_env() -> dict[str, str]:
@@ -76,21 +73,15 @@ def client_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.lower() not in PROXY_ENV_VARS}
 
 
-def start_proxy(procs: Processes, home: Path) -> tuple[Proc, str]:
-    """``atlas proxy`` on free ports with the wallet in ``home``; (process, API URL).
+def start_proxy(procs: Processes, home: Path) -> Proc:
+    """``atlas proxy`` on free ports with the wallet in ``home``.
 
     Spending limits are lifted: at the edges' default price a 1 GiB download costs
     1.024 BTT, over the default ``--max-per-request`` of 1 BTT."""
     env = shutil.which("env") or "/usr/bin/env"  # exec()s the proxy: the PID stays the same
     argv = [env, f"ATLAS_HOME={home}", f"ATLAS_PASSPHRASE={PASSPHRASE}", ATLAS, "proxy"]
     argv += ["--host", "127.0.0.1", "--port", "0", "--api-port", "0"]
-    argv += ["--max-per-request", "none", "--max-per-day", "none"]
-    proc = procs.start("proxy", argv)
-    api = ""
-    for line in (procs.workdir / "proxy.out").read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(ValueError, AttributeError):
-            api = str(json.loads(line).get("api") or api)
-    return proc, api
+    return procs.start("proxy", [*argv, "--max-per-request", "none", "--max-per-day", "none"])
 
 
 def start_mitmdump(procs: Processes, workdir: Path) -> Proc:
@@ -110,22 +101,18 @@ def start_mitmdump(procs: Processes, workdir: Path) -> Proc:
     return proc
 
 
-# --- the bench ------------------------------------------------------------------------------
-
-
 @dataclass
-class Bench:
+class ProxyBench:
     cfg: Config
     net: Net
     proxy: Proc
-    api: str
     mitm: Proc
     client: str
     """``hey`` or ``aiohttp`` (the rps client)."""
+    cached_id: str
+    """Content id of the 100 MiB body the edges hold (filled before the proxy started)."""
     notes: list[str] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)
-    cached_id: str = ""
-    """Content id of the 100 MiB body the edges hold (filled before the proxy started)."""
 
     @property
     def small_url(self) -> str:
@@ -146,14 +133,12 @@ class Bench:
         return {name: cpu_seconds(p.pid) for name, p in named}
 
     async def counters(self) -> dict[str, float]:
-        session, edges = self.net.session, self.net.edges
-        return {
-            "hit": await edge_counter(session, edges[0].url, HIT),
-            "miss": await edge_counter(session, edges[0].url, MISS),
-            "served": sum([await edge_counter(session, e.url, SERVED) for e in edges])
-            + sum([await edge_counter(session, e.url, SERVED_CREDIT) for e in edges]),
-            "accepted": sum([await edge_counter(session, e.url, ACCEPTED) for e in edges]),
-        }
+        out = {}
+        for key, metrics in COUNTERS.items():
+            edges = self.net.edges[:1] if key in ("hit", "miss") else self.net.edges
+            out[key] = sum([await edge_counter(self.net.session, e.url, m)
+                            for m in metrics for e in edges])  # fmt: skip
+        return out
 
 
 async def get_checked(
@@ -168,18 +153,6 @@ async def get_checked(
     return headers
 
 
-async def check_paths(bench: Bench) -> None:
-    """One small GET direct and through each proxy, bytes checked; Atlas must say it carried
-    it (``Via: 1.1 atlas`` and a content id). The first Atlas request is the edge's MISS."""
-    digest = bench.net.files["small.bin"]
-    session = bench.net.session
-    await get_checked(session, bench.small_url, None, digest, SMALL)
-    await get_checked(session, bench.small_url, bench.mitm.url, digest, SMALL)
-    headers = await get_checked(session, bench.small_url, bench.proxy.url, digest, SMALL)
-    if headers.get("Via") != "1.1 atlas" or not headers.get("X-Atlas-Content-Id"):
-        raise BenchError(f"the proxy's answer did not come through Atlas: {headers}")
-
-
 @dataclass(frozen=True, slots=True)
 class CurlRun:
     seconds: float
@@ -188,7 +161,7 @@ class CurlRun:
     headers: str
 
 
-def curl_via(bench: Bench, target: str | None, name: str, query: str = "") -> CurlRun:
+def curl_via(bench: ProxyBench, target: str | None, name: str, query: str = "") -> CurlRun:
     """``curl -sS --fail [-x PROXY] -D HEADERS -o FILE URL``, timed by curl; the file is
     checked against nginx's and removed."""
     net = bench.net
@@ -196,9 +169,7 @@ def curl_via(bench: Bench, target: str | None, name: str, query: str = "") -> Cu
     output = net.workdir / f"out-{net.runs}.bin"
     head = net.workdir / f"head-{net.runs}.txt"
     argv = [shutil.which("curl") or "curl", "-sS", "--fail", "-o", str(output), "-D", str(head)]
-    argv += ["-w", "%{time_total}"]
-    if target is not None:
-        argv += ["-x", bench.via(target)]
+    argv += ["-w", "%{time_total}", *(["-x", bench.via(target)] if target else [])]
     where = f"curl {name}{query} via {target or 'direct'}"
     try:
         done = subprocess.run(
@@ -231,14 +202,13 @@ def atlas_headers_check(headers: str, content_id: str | None = None) -> None:
         raise BenchError("a cached download through the proxy got other content (not a HIT)")
 
 
-# --- setup ----------------------------------------------------------------------------------
-
-
 async def setup(
     cfg: Config, workdir: Path, procs: Processes, session: aiohttp.ClientSession, client: str
-) -> Bench:
+) -> ProxyBench:
     """The network of bench_sdk (ledger, nginx, tracker, three paid edges, a wallet with open
-    channels), the 100 MiB body cached with full replicas, then the two proxies."""
+    channels), the 100 MiB body cached with full replicas, then the two proxies; one small
+    GET direct and through each proxy, bytes checked, Atlas's with ``Via: 1.1 atlas`` and a
+    content id (the origin edge's MISS)."""
     net_cfg = NetConfig(cfg.mode, cfg.stream_reps, cfg.size, cfg.rss_size, SMALL, cfg.rss_reps)
     net = await build_net(net_cfg, workdir, procs, session)
     loop = asyncio.get_running_loop()
@@ -249,10 +219,13 @@ async def setup(
     )
     cached_id = str(warm.summary["content_id"])
     await fill_replicas(net, net.edges[1:], cached_id)
-    proxy, api = start_proxy(procs, net.home)
-    mitm = start_mitmdump(procs, workdir)
-    bench = Bench(cfg, net, proxy, api, mitm, client, cached_id=cached_id)
-    await check_paths(bench)
+    proxy, mitm = start_proxy(procs, net.home), start_mitmdump(procs, workdir)
+    bench = ProxyBench(cfg, net, proxy, mitm, client, cached_id)
+    small = net.files["small.bin"]
+    for via in (None, mitm.url, proxy.url):
+        headers = await get_checked(session, bench.small_url, via, small, SMALL)
+    if headers.get("Via") != "1.1 atlas" or not headers.get("X-Atlas-Content-Id"):
+        raise BenchError(f"the proxy's answer did not come through Atlas: {headers}")
     # The proxy's first download of the cached body (warm-up, not timed), content id checked.
     first = await loop.run_in_executor(None, curl_via, bench, "atlas", "body.bin")
     atlas_headers_check(first.headers, cached_id)

@@ -1,17 +1,12 @@
-"""The reference: a plain libtorrent client downloading one magnet, in its own process.
+"""The reference: a plain libtorrent client downloading one magnet, in its own process::
 
-Run by ``loadtest/bench_torrent.py`` as::
+    python plain_client.py --magnet MAGNET --save DIR --settings JSON [--timeout S] [--warm-up]
 
-    python plain_client.py --magnet MAGNET --save DIR --settings JSON [--timeout S]
-
-``--settings`` is the edge's libtorrent settings pack (``TorrentSession``'s, as JSON), so
-both sides run libtorrent alike: DHT, LSD, UPnP and NAT-PMP off, loopback only. The
-torrent is added with ``sequential_download`` on. On completion it prints one JSON line
-of ``time.monotonic()`` stamps (CLOCK_MONOTONIC, the parent's clock too): ``started``
-(before ``import libtorrent``), ``imported``, ``asked`` (just before ``add_torrent``),
-``metadata``, ``first_piece`` (the first piece of the file verified) and ``finished``
-(``torrent_finished_alert``: every piece verified and written), then exits normally,
-destroying the session as any client would. Exit 1 on a torrent error, 2 on timeout.
+``--settings`` is the edge's libtorrent settings pack, so both sides run libtorrent alike;
+the torrent is added with ``sequential_download``. On completion it prints one JSON line of
+``time.monotonic()`` stamps (the parent's clock too): ``started`` (before the imports),
+``imported``, ``asked`` (``add_torrent``), ``metadata``, ``first_piece`` (the file's first
+piece verified) and ``finished``. Exit 1 on a torrent error, 2 on timeout.
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 
 A timed client is a child process whose spawn and exit this process clocks with
 ``time.monotonic()`` (CLOCK_MONOTONIC, the same clock the children stamp their events
-with), the exit through a pidfd (``Popen.wait(timeout)`` polls with sleeps of up to
-50 ms). Its CPU time comes from ``getrusage(RUSAGE_CHILDREN)`` around its run.
+with), the exit through a pidfd. Its CPU time comes from ``getrusage(RUSAGE_CHILDREN)``.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import os
 import resource
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,12 +22,10 @@ from typing import Any
 from cdn_edge.torrent.session import TorrentSession
 from loadtest.harness.blobs import file_sha256
 from loadtest.harness.children import BenchError, Proc, Processes, Spawned
+from loadtest.harness.procfs import Poller
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-SEEDER = REPO / "tests" / "torrent_seeder.py"
-PLAIN_CLIENT = HERE / "plain_client.py"
-TIMED_FETCH = HERE / "timed_fetch.py"
+SEEDER = HERE.parents[1] / "tests" / "torrent_seeder.py"
 PART_POLL = 0.002
 """Seconds between two looks at ``OUT.part`` (only until its first byte)."""
 RUN_TIMEOUT = 300.0
@@ -52,7 +48,6 @@ class Seeder:
     path: Path
     """The file the seeder wrote (and seeds)."""
     size: int
-    infohash_v1: str
 
 
 def start_seeder(
@@ -65,47 +60,26 @@ def start_seeder(
     if rate_limit:
         argv += ["--rate-limit", str(rate_limit)]
     proc = procs.start(name, argv)
-    ready = json.loads((procs.workdir / f"{name}.out").read_text(encoding="utf-8").splitlines()[0])
-    record = ready["torrents"][0]
+    record = proc.ready["torrents"][0]
     if "x.pe=127.0.0.1:" not in record["magnet"]:
         raise BenchError(f"the seeder's magnet names no loopback peer: {record['magnet']}")
     (file,) = record["files"]
-    return Seeder(
-        proc,
-        record["magnet"],
-        record["name"],
-        directory / file["path"],
-        int(file["size"]),
-        record["infohash_v1"],
-    )
+    return Seeder(proc, record["magnet"], record["name"], directory / file["path"], file["size"])
 
 
-def start_edge(procs: Processes, name: str, ledger: str) -> Proc:
-    """A fresh free edge (``--free-mib 4096``): empty store, its own libtorrent session."""
-    return procs.edge(name, ledger, "--free-mib", "4096")
-
-
-def stop_edge(procs: Processes, edge: Proc) -> None:
-    procs.stop(edge)
-    shutil.rmtree(procs.workdir / edge.name, ignore_errors=True)
-
-
-class FirstByte(threading.Thread):
-    """Polls ``path`` until it holds a byte; ``at`` is when that was first seen."""
+class FirstByte:
+    """When ``path`` first held a byte (``at``), polled every PART_POLL s from creation."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(daemon=True)
         self.path = path
         self.at: float | None = None
-        self.stopped = threading.Event()
+        self.poller = Poller(self._look, PART_POLL)
 
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            with contextlib.suppress(OSError):
-                if self.path.stat().st_size > 0:
-                    self.at = time.monotonic()
-                    return
-            self.stopped.wait(PART_POLL)
+    def _look(self) -> bool:
+        with contextlib.suppress(OSError):
+            if self.path.stat().st_size > 0:
+                self.at = time.monotonic()
+        return self.at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,26 +115,22 @@ def run_child(
 ) -> ChildRun:
     """Run one client to completion, clocked; raise BenchError if it fails. Its stamps
     come from ``stamps_file`` if given, else from the last line of its stdout."""
-    watch = FirstByte(part) if part is not None else None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with Spawned(argv, env, workdir, name) as child:
-        if watch is not None:
-            watch.start()
+        watch = FirstByte(part) if part is not None else None
         try:
             exited = child.wait(RUN_TIMEOUT)
         finally:
             if watch is not None:
-                watch.stopped.set()
-                watch.join(5)
-        text = child.stdout
+                watch.poller.stop()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if stamps_file is not None:
         stamps = json.loads(stamps_file.read_text(encoding="utf-8"))
         stamps_file.unlink()
     else:
-        stamps = json.loads(text.strip().splitlines()[-1])
-    return ChildRun(child.spawned, exited, stamps, watch.at if watch else None, cpu, text)
+        stamps = json.loads(child.stdout.strip().splitlines()[-1])
+    return ChildRun(child.spawned, exited, stamps, watch.at if watch else None, cpu, child.stdout)
 
 
 @dataclass
@@ -184,15 +154,11 @@ class Clients:
         with ``warm_up``, only until its first piece."""
         self.runs += 1
         save = self.workdir / f"plain-{self.runs}"
-        argv = [sys.executable, str(PLAIN_CLIENT), "--magnet", self.seeder.magnet]
+        argv = [sys.executable, str(HERE / "plain_client.py"), "--magnet", self.seeder.magnet]
         argv += ["--save", str(save), "--settings", json.dumps(self.settings)]
+        argv += ["--warm-up"] if warm_up else []
         try:
-            run = run_child(
-                [*argv, "--warm-up"] if warm_up else argv,
-                dict(os.environ),
-                self.workdir,
-                f"plain-{self.runs}",
-            )
+            run = run_child(argv, dict(os.environ), self.workdir, f"plain-{self.runs}")
             if warm_up:
                 return run
             self.check(save / self.seeder.name, "the plain client")
@@ -208,14 +174,13 @@ class Clients:
         output = self.workdir / f"atlas-{self.runs}.bin"
         part = output.with_name(output.name + ".part")
         stamps = self.workdir / f"atlas-{self.runs}.stamps"
-        argv = [sys.executable, str(TIMED_FETCH), "fetch", self.seeder.magnet]
+        argv = [sys.executable, str(HERE / "timed_fetch.py"), "fetch", self.seeder.magnet]
         argv += ["--file", self.seeder.name, "-o", str(output), "--json", "--edge", edge.url]
         env = {**os.environ, "ATLAS_HOME": str(self.home), "ATLAS_BENCH_STAMPS": str(stamps)}
         env.pop("ATLAS_PASSPHRASE", None)
+        name = f"atlas-{self.runs}"
         try:
-            run = run_child(
-                argv, env, self.workdir, f"atlas-{self.runs}", part=part, stamps_file=stamps
-            )
+            run = run_child(argv, env, self.workdir, name, part=part, stamps_file=stamps)
             self.check(output, "atlas fetch")
         finally:
             for path in (output, part, output.with_name(output.name + ".atlas"), stamps):

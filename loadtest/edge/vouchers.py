@@ -17,7 +17,6 @@ from requester.protocol import (
     ChannelTerms,
     PayerChannel,
     PayerKey,
-    PaymentDomain,
     SendVoucher,
     TronAddress,
 )
@@ -29,29 +28,12 @@ CHANNEL_LIFETIME = 3 * 3600
 
 @dataclass
 class Payer:
-    """One payer and its channel to the edge; ``issued`` is the highest amount signed so far."""
+    """One payer and its channel to the edge; ``issued`` is the highest amount signed so far
+    (plain data, so a process pool can sign for it)."""
 
     secret: bytes
-    chain_id: int
-    contract: bytes
-    channel_id: bytes
-    payee: str
-    deposit: int
-    expires_at: int
+    terms: ChannelTerms
     issued: int = 0
-
-    def channel(self) -> PayerChannel:
-        key = PayerKey(self.secret)
-        terms = ChannelTerms(
-            PaymentDomain(self.chain_id, self.contract),
-            self.channel_id,
-            key.address,
-            TronAddress.parse(self.payee),
-            BTT_LOCAL,
-            self.deposit,
-            self.expires_at,
-        )
-        return PayerChannel(terms, key, self.issued)
 
 
 def sign_vouchers(payer: Payer, price: int, count: int) -> tuple[list[str], int]:
@@ -59,7 +41,7 @@ def sign_vouchers(payer: Payer, price: int, count: int) -> tuple[list[str], int]
 
     A module-level function so a process pool can run it.
     """
-    channel = payer.channel()
+    channel = PayerChannel(payer.terms, PayerKey(payer.secret), payer.issued)
     now = int(time.time())
     out = []
     for _ in range(count):
@@ -75,16 +57,12 @@ async def open_payer(ledger: LedgerClient, payee: str) -> Payer:
     await ledger.faucet(key.address, FAUCET_GRANT)
     expires = int(time.time()) + CHANNEL_LIFETIME
     view = (await ledger.open_channel(key, TronAddress.parse(payee), DEPOSIT, expires))["channel"]
-    domain = await ledger.domain()
-    return Payer(
-        key.secret,
-        domain.chain_id,
-        domain.contract,
-        bytes.fromhex(view["channel_id"]),
-        payee,
-        DEPOSIT,
-        expires,
-    )
+    channel_id = bytes.fromhex(view["channel_id"])
+    terms = ChannelTerms(
+        await ledger.domain(), channel_id, key.address, TronAddress.parse(payee), BTT_LOCAL,
+        DEPOSIT, expires
+    )  # fmt: skip
+    return Payer(key.secret, terms)
 
 
 class Signer:

@@ -1,0 +1,1 @@
+"""The edge benchmark (``python -m loadtest run edge``): see its bench.py."""

@@ -1,0 +1,92 @@
+"""End-to-end benchmark of one edge node: cached chunks paid by voucher (and free) against
+nginx serving the same bytes to the same wrk (serve), a large body streamed through a fresh
+edge against the same client reading the origin (stream), and HTML/CSS/JS bytes on the wire
+with and without zstd (pages). Every server is a child on 127.0.0.1; ``loadtest/README.md``
+says what each row measures. Usage::
+
+    python -m loadtest run edge [--quick] [--reps N] [--json PATH] [--install-deps]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import replace
+
+from loadtest.edge.config import FULL, PARTS, QUICK, Config, Env
+from loadtest.edge.origin import start_origin
+from loadtest.edge.pages import bench_pages, collect_pages
+from loadtest.edge.serve import bench_serve
+from loadtest.edge.stream import bench_stream
+from loadtest.edge.vouchers import Signer
+from loadtest.harness.bench_main import Bench, Run, bench_main, client_session
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    help_ = "wrk connections (= threads = channels) for serve (default 8)"
+    parser.add_argument("--connections", type=int, help=help_)
+
+
+def configure(cfg: Config, args: argparse.Namespace) -> Config:
+    if args.connections is None:
+        return cfg
+    if not 1 <= args.connections <= 32:
+        raise SystemExit("--connections must be 1..32 (the edge allows 32 per client)")
+    return replace(cfg, connections=args.connections)
+
+
+SPEC = Bench(
+    "edge",
+    "Atlas edge benchmark (python -m loadtest run edge)",
+    __doc__,
+    FULL,
+    QUICK,
+    lambda c: (
+        f"medians of {c.reps} (serve), {c.stream_reps} (stream), {c.page_reps} (pages) "
+        "repetitions; ratio = median / reference median"
+    ),
+    PARTS,
+    reps_fields=("reps", "page_reps"),
+    reps_help="repetitions of the serve and pages runs",
+    tools=("wrk", "nginx"),
+    libs=("aiohttp", "zstandard"),
+    add_args=add_args,
+    configure=configure,
+)
+
+
+async def measure(run: Run[Config]) -> None:
+    signer = Signer()
+    try:
+        kinds = collect_pages(run.workdir / "pages")
+        ledger = run.procs.ledger()
+        origin = start_origin(run.procs, run.workdir / "pages")
+        async with client_session() as session:
+            env = Env(
+                run.cfg,
+                run.workdir,
+                run.procs,
+                session,
+                ledger,
+                origin,
+                signer,
+                run.notes,
+                run.checks,
+            )
+            await run.parts(
+                {
+                    "serve": lambda: bench_serve(env),
+                    "stream": lambda: bench_stream(env),
+                    "pages": lambda: bench_pages(env, run.workdir / "pages", kinds),
+                }
+            )
+    finally:
+        signer.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return bench_main(SPEC, measure, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""wrk driven by a Lua script that sends every request with the next line of a file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtest.edge.config import SERVE_CHUNKS
+from loadtest.harness.children import BenchError
+
+WRK_LUA = Path(__file__).with_name("serve.lua")
+"""The wrk script: every request with the next line of its thread's header file."""
+
+
+@dataclass(frozen=True, slots=True)
+class WrkResult:
+    requests: int
+    duration_us: int
+    bytes: int
+    connect_errors: int
+    read_errors: int
+    write_errors: int
+    status_errors: int
+    """Responses with status >= 400 (wrk counts only those)."""
+    timeouts: int
+    sent: int
+    """Requests the Lua script generated (some may be in flight when wrk stops)."""
+    exhausted: int
+    latency_p50_us: int
+    latency_p99_us: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / (self.duration_us / 1e6)
+
+    @property
+    def errors(self) -> int:
+        return (
+            self.connect_errors
+            + self.read_errors
+            + self.write_errors
+            + self.status_errors
+            + self.timeouts
+        )
+
+
+async def run_wrk(
+    base: str, prefix: str, pattern: Path, header: str, cycle: bool, conns: int, seconds: int
+) -> WrkResult:
+    """``conns`` threads of one connection each for ``seconds`` against ``base``, requesting
+    ``prefix`` + chunk index with ``header`` set to the next line of the thread's file."""
+    argv = [shutil.which("wrk") or "wrk", "-t", str(conns), "-c", str(conns), "-d", f"{seconds}s"]
+    argv += ["--timeout", "5s", "-s", str(WRK_LUA), base, "--", prefix, str(SERVE_CHUNKS)]
+    argv += [str(pattern), header, "1" if cycle else "0"]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), seconds + 30)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise BenchError(f"wrk did not finish: {' '.join(argv)}") from None
+    text = out.decode(errors="replace")
+    for line in reversed(text.splitlines()):
+        if line.startswith("{"):
+            return WrkResult(**json.loads(line))
+    raise BenchError(f"wrk gave no result (exit {proc.returncode}): {text}{err.decode()}")
+
+
+def thread_file(pattern: Path, thread: int) -> Path:
+    """The file of wrk thread ``thread`` (numbered from 1) for a ``...-%d.txt`` pattern."""
+    return Path(str(pattern).replace("%d", str(thread)))
+
+
+def write_lines(path: Path, lines: Sequence[str]) -> None:
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")
+
+
+def remove_lines(pattern: Path, threads: int) -> None:
+    for thread in range(1, threads + 1):
+        thread_file(pattern, thread).unlink(missing_ok=True)

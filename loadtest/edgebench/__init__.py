@@ -1,1 +1,0 @@
-"""The parts of ``loadtest/bench_edge.py``: serve, stream and pages, and what they share."""

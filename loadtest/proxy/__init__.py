@@ -1,0 +1,1 @@
+"""The proxy benchmark (``python -m loadtest run proxy``): see its bench.py."""

@@ -1,0 +1,204 @@
+"""The download parts, timed by curl: a cached body through each proxy (stream), peak RSS of
+each proxy during a large first fetch (rss), and throughput by payload size (sizes: the
+curve ``docs/performance.md`` plots; small payloads show each path's fixed cost per request,
+for Atlas a ``/v1/fetch``, provider look-ups and a paid, verified chunk, large ones its
+streaming rate)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+
+from loadtest.harness.blobs import write_blob
+from loadtest.harness.children import BenchError
+from loadtest.harness.procfs import RssGrowth, RssSampler, cpu_seconds
+from loadtest.harness.rows import GB, KIB, Row, make_row, size_text
+from loadtest.proxy.proxies import TARGETS, ProxyBench, atlas_headers_check, curl_via
+
+PATHS = ("atlas", "mitmdump", "direct")
+SALT = 100
+"""Blob salts from here on: distinct from the other files', so no chunk is shared."""
+MB = 1e6
+
+
+def file_name(size: int) -> str:
+    return f"size-{size}.bin"
+
+
+async def bench_sizes(bench: ProxyBench) -> list[Row]:
+    cfg, net, loop = bench.cfg, bench.net, asyncio.get_running_loop()
+    www = net.workdir / "nginx" / "www"
+    for i, size in enumerate(cfg.sizes):
+        name = file_name(size)
+        net.files[name] = await loop.run_in_executor(None, write_blob, www / name, size, SALT + i)
+    rates: dict[int, dict[str, list[float]]] = {s: {p: [] for p in PATHS} for s in cfg.sizes}
+    content: dict[int, str] = {}
+
+    def one(size: int, path: str) -> float:
+        run = curl_via(bench, None if path == "direct" else path, file_name(size))
+        if path == "atlas":
+            atlas_headers_check(run.headers, content.get(size))
+        return size / run.seconds / MB
+
+    for size in cfg.sizes:
+        # Warm-up, not timed: the origin edge's MISS, the replicas, both proxies' paths.
+        first = await loop.run_in_executor(None, curl_via, bench, "atlas", file_name(size))
+        content[size] = content_id_of(first.headers)
+        for path in PATHS:
+            await loop.run_in_executor(None, one, size, path)
+        for rep in range(cfg.sizes_reps):
+            shift = rep % len(PATHS)
+            for path in [*PATHS[shift:], *PATHS[:shift]]:
+                rates[size][path].append(await loop.run_in_executor(None, one, size, path))
+    medians = {p: [statistics.median(rates[s][p]) for s in cfg.sizes] for p in PATHS}
+    bench.checks["sizes"] = {
+        "bytes": list(cfg.sizes),
+        "unit": "MB/s",
+        "median": medians,
+        "samples": {p: [rates[s][p] for s in cfg.sizes] for p in PATHS},
+    }
+    bench.notes.append(
+        f"sizes: curl -o FILE [-x PROXY], time = curl's time_total, {cfg.sizes_reps} timed "
+        "runs per size and path after one untimed warm-up (Atlas: the first request is the "
+        "origin edge's MISS, later ones HITs of the same content id); direct nginx MB/s by "
+        "size: "
+        + ", ".join(
+            f"{size_text(s)} {m:,.1f}" for s, m in zip(cfg.sizes, medians["direct"], strict=True)
+        )
+    )
+    return [
+        make_row(
+            f"size_{size}",
+            f"{size_text(size)} download through atlas proxy (curl -x), cached",
+            "MB/s",
+            rates[size]["atlas"],
+            "the same curl through plain mitmdump streaming, same file from nginx",
+            rates[size]["mitmdump"],
+        )
+        for size in cfg.sizes
+    ]
+
+
+def content_id_of(headers: str) -> str:
+    for line in headers.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "x-atlas-content-id":
+            return value.strip()
+    raise BenchError("a download through the proxy carried no X-Atlas-Content-Id")
+
+
+async def bench_stream(bench: ProxyBench) -> list[Row]:
+    cfg, loop = bench.cfg, asyncio.get_running_loop()
+    size = cfg.size
+    rates: dict[str, list[float]] = {"atlas": [], "mitmdump": [], "direct": []}
+    cpu: dict[str, list[float]] = {"atlas": [], "mitmdump": []}
+    rss: list[float] = []
+    counters = await bench.counters()
+
+    def one(target: str) -> None:
+        pid = bench.proxy.pid if target == "atlas" else bench.mitm.pid
+        before = cpu_seconds(pid)
+        with RssSampler(bench.proxy.pid) as sampler:
+            run = curl_via(bench, None if target == "direct" else target, "body.bin")
+        rates[target].append(size / run.seconds / GB)
+        if target != "direct":
+            cpu[target].append((cpu_seconds(pid) - before) / (size / GB))
+        if target == "atlas":
+            atlas_headers_check(run.headers, bench.cached_id)
+            rss.append(sampler.peak / KIB)
+
+    await loop.run_in_executor(None, one, "mitmdump")  # warm-up (the proxy's is in setup)
+    rates["mitmdump"].clear()
+    cpu["mitmdump"].clear()
+    steps = ["atlas", "mitmdump", "direct"]
+    for rep in range(cfg.stream_reps):
+        shift = rep % len(steps)
+        for target in [*steps[shift:], *steps[:shift]]:
+            await loop.run_in_executor(None, one, target)
+    delta = {k: v - counters[k] for k, v in (await bench.counters()).items()}
+    bench.checks["stream"] = {
+        "bytes": size,
+        "gb_per_s": rates,
+        "cpu_s_per_gb": cpu,
+        "edge_counters": delta,
+        "proxy_rss_mib": rss,
+    }
+    if delta["hit"] != cfg.stream_reps or delta["miss"]:
+        raise BenchError(f"stream: origin edge counted {delta} for {cfg.stream_reps} downloads")
+    text = size_text(size)
+    bench.notes.append(
+        f"stream: curl -x PROXY -o FILE, {text}, file checked by SHA-256 after every run; Atlas: "
+        f"cached (a /v1/fetch HIT, content id checked; edge2 and edge3 hold full replicas); "
+        f"direct curl from nginx {statistics.median(rates['direct']):.3f} GB/s; CPU s per GB: "
+        f"atlas proxy {statistics.median(cpu['atlas']):.2f}, mitmdump "
+        f"{statistics.median(cpu['mitmdump']):.2f}; proxy RSS during the runs "
+        f"{max(rss):.0f} MiB at most"
+    )
+    return [
+        make_row(
+            "stream_download",
+            f"{text} download through atlas proxy (curl -x), cached",
+            "GB/s",
+            rates["atlas"],
+            f"the same curl through plain mitmdump streaming, same {text} from nginx",
+            rates["mitmdump"],
+            "ratio >= 1.00",
+            lambda _m, ratio: ratio >= 1.0,
+        )
+    ]
+
+
+async def bench_rss(bench: ProxyBench) -> list[Row]:
+    cfg, loop = bench.cfg, asyncio.get_running_loop()
+    growth: dict[str, list[float]] = {t: [] for t in TARGETS}
+    rates: dict[str, list[float]] = {t: [] for t in TARGETS}
+    reset_ok = True
+
+    def one(target: str) -> None:
+        nonlocal reset_ok
+        with RssGrowth(bench.proxy.pid if target == "atlas" else bench.mitm.pid) as peak:
+            run = curl_via(bench, target, "big.bin", "?rss")
+        reset_ok &= peak.hwm_reset
+        growth[target].append(peak.growth_kib / KIB)
+        rates[target].append(cfg.rss_size / run.seconds / GB)
+        if target == "atlas":
+            atlas_headers_check(run.headers)
+
+    counters = await bench.counters()
+    for rep in range(cfg.rss_reps):
+        for target in TARGETS if rep % 2 == 0 else TARGETS[::-1]:
+            await loop.run_in_executor(None, one, target)
+    delta = {k: v - counters[k] for k, v in (await bench.counters()).items()}
+    bench.checks["rss"] = {
+        "bytes": cfg.rss_size,
+        "growth_mib": growth,
+        "gb_per_s": rates,
+        "hwm_reset": reset_ok,
+        "edge_counters": delta,
+    }
+    if delta["miss"] != 1 or delta["hit"] != cfg.rss_reps - 1:
+        raise BenchError(f"rss: origin edge counted {delta} for {cfg.rss_reps} downloads")
+    text = size_text(cfg.rss_size)
+    bench.notes.append(
+        f"rss: {text} through each proxy with curl -x (file checked); Atlas rep 1 is a first "
+        "fetch (the origin edge pulls from nginx while the edges serve it), later reps the same "
+        "URL again (a HIT at the origin edge; edge2/edge3 replicate what they are asked for); "
+        "growth = peak (VmHWM after a clear_refs reset, and VmRSS polled every 10 ms) - VmRSS "
+        "before; per rep MiB: "
+        + "; ".join(f"{t} " + ", ".join(f"{g:.1f}" for g in growth[t]) for t in TARGETS)
+        + ("" if reset_ok else " (VmRSS polling only: clear_refs refused)")
+        + "; GB/s: "
+        + "; ".join(f"{t} " + ", ".join(f"{r:.3f}" for r in rates[t]) for t in TARGETS)
+    )
+    return [
+        make_row(
+            "rss_growth",
+            f"atlas proxy peak RSS growth, {text} downloaded through it",
+            "MiB",
+            growth["atlas"],
+            f"plain mitmdump's peak RSS growth, the same {text} streamed through it",
+            growth["mitmdump"],
+            "< 64 MiB",
+            lambda _m, _r: max(growth["atlas"]) < 64,
+        )
+    ]

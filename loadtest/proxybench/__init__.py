@@ -1,1 +1,0 @@
-"""The parts of ``loadtest/bench_proxy.py``: rps, latency, stream and rss, and their setup."""

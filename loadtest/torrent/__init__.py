@@ -1,0 +1,1 @@
+"""The torrent benchmark (``python -m loadtest run torrent``): see its bench.py."""

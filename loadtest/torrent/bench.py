@@ -1,0 +1,79 @@
+"""Torrent benchmark: ``atlas fetch MAGNET --file PATH`` through a fresh free edge against a
+plain libtorrent client (the edge's settings, sequential download), both fed by one local
+seeder, unthrottled (then a cached fetch) and with its upload capped. ``loadtest/README.md``
+says what each row measures and how the clocks work. Usage::
+
+    python -m loadtest run torrent [--quick] [--reps N] [--json PATH] [--limit-mib N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import partial
+
+from loadtest.harness.bench_main import Bench, Run, bench_main
+from loadtest.harness.rows import MIB, table
+from loadtest.torrent.measure import FULL, QUICK, Config, TorrentBench, run_part
+from loadtest.torrent.rows import TIMELINE_HEADER
+
+PARTS = ("unlimited", "limited")
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    help_ = "the limited seeder's upload in MiB/s (default 20)"
+    parser.add_argument("--limit-mib", type=float, help=help_)
+
+
+def configure(cfg: Config, args: argparse.Namespace) -> Config:
+    if args.limit_mib is None:
+        return cfg
+    if args.limit_mib <= 0:
+        raise SystemExit("--limit-mib must be above 0")
+    return replace(cfg, limit=int(args.limit_mib * MIB))
+
+
+SPEC = Bench(
+    "torrent",
+    "Atlas torrent benchmark (python -m loadtest run torrent)",
+    __doc__,
+    FULL,
+    QUICK,
+    lambda c: (
+        f"{c.size // MIB} MiB, medians of {c.reps} (unlimited) and {c.limited_reps} "
+        "(limited) repetitions; edges free (--free-mib 4096); ratio = median / reference median"
+    ),
+    PARTS,
+    reps_fields=("reps", "limited_reps"),
+    libs=("libtorrent", "aiohttp"),
+    add_args=add_args,
+    configure=configure,
+)
+
+
+async def measure(run: Run[Config]) -> None:
+    """Both parts, one after the other in this thread (each waits on its child processes)."""
+    started = time.perf_counter()
+    bench = TorrentBench(run.cfg, run.procs, run.procs.ledger(), run.notes, run.checks)
+    run.notes.append(f"setup: ledger {time.perf_counter() - started:.1f} s")
+    run.notes.append(bench.settings_note())
+    await run.parts({name: partial(run_part, bench, name) for name in PARTS})
+    if bench.timelines:
+        run.sections["timeline (medians, seconds from the spawn)"] = table(
+            TIMELINE_HEADER, bench.timelines, left=(0, 9)
+        )
+    run.sections["every repetition, in order (the reference's after the bar)"] = [
+        f"{row.id}: {', '.join(f'{v:.1f}' for v in row.samples)} | "
+        f"{', '.join(f'{v:.1f}' for v in row.reference_samples)} {row.unit}"
+        for row in run.outcome.rows
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return bench_main(SPEC, measure, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
