@@ -97,6 +97,9 @@ def run_locust(
     except subprocess.TimeoutExpired:
         print(f"locust (pid {locust.pid}) overran its time: stopping it")
         returncode = locust.stop(20)
+    except BaseException:  # Ctrl-C: it runs in its own session, so stop it here
+        locust.stop(20)
+        raise
     wall = time.monotonic() - started
     cpu = child_cpu_seconds() - reaped  # locust is the only child reaped meanwhile
     scenarios: dict[str, dict[str, Any]] = {}
