@@ -62,17 +62,7 @@ async def measure(run: Run[Config]) -> None:
         ledger = run.procs.ledger()
         origin = start_origin(run.procs, run.workdir / "pages")
         async with client_session() as session:
-            env = Env(
-                run.cfg,
-                run.workdir,
-                run.procs,
-                session,
-                ledger,
-                origin,
-                signer,
-                run.notes,
-                run.checks,
-            )
+            env = Env(run, session, ledger, origin, signer)
             await run.parts(
                 {
                     "serve": lambda: bench_serve(env),

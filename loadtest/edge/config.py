@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 from cdn_edge import wire_encoding
 from loadtest.edge.vouchers import Signer
-from loadtest.harness.children import Proc, Processes
+from loadtest.harness.bench_main import Run
+from loadtest.harness.children import Proc
 from loadtest.harness.rows import GIB, KIB, MIB
 
 PIECE = 64 * KIB
@@ -58,13 +57,10 @@ QUICK = Config("quick", 1, 1, 1, 2, 32 * MIB, 1, 1)
 
 @dataclass
 class Env:
-    cfg: Config
-    workdir: Path
-    procs: Processes
+    """What the parts share: the run (configuration, processes, notes, checks) and servers."""
+
+    run: Run[Config]
     session: aiohttp.ClientSession
     ledger: Proc
     origin: Proc
     signer: Signer
-    notes: list[str]
-    checks: dict[str, Any]
-    """Counts behind the rows (requests refused, vouchers accepted, ...) for --json."""

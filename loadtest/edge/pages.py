@@ -62,8 +62,12 @@ def collect_pages(dest: Path) -> dict[str, str]:
 
 async def bench_pages(env: Env, pages: Path, kinds: dict[str, str]) -> list[Row]:
     session = env.session
-    edge = env.procs.edge("pages-edge", env.ledger.url, "--free-mib", "100000")
+    edge = env.run.procs.edge("pages-edge", env.ledger.url, "--free-mib", "100000")
     try:
+
+        async def get(cid: str, index: int, encoding: str) -> tuple[int, bytes, Any]:
+            return await get_chunk(session, edge.url, cid, index, {"Accept-Encoding": encoding})
+
         contents: list[tuple[str, str, int]] = []  # name, content id, chunk count
         raw_bytes: dict[str, int] = dict.fromkeys(PAGE_TYPES, 0)
         zstd_bytes: dict[str, int] = dict.fromkeys(PAGE_TYPES, 0)
@@ -77,12 +81,8 @@ async def bench_pages(env: Env, pages: Path, kinds: dict[str, str]) -> list[Row]
         for name, cid, count in contents:
             raw = bytearray()
             for index in range(count):
-                s1, plain, h1 = await get_chunk(
-                    session, edge.url, cid, index, {"Accept-Encoding": "identity"}
-                )
-                s2, packed, h2 = await get_chunk(
-                    session, edge.url, cid, index, {"Accept-Encoding": "zstd"}
-                )
+                s1, plain, h1 = await get(cid, index, "identity")
+                s2, packed, h2 = await get(cid, index, "zstd")
                 if s1 != 200 or s2 != 200 or "Content-Encoding" in h1:
                     raise BenchError(f"{name} chunk {index}: {s1} {s2}")
                 unpacked = (
@@ -103,9 +103,7 @@ async def bench_pages(env: Env, pages: Path, kinds: dict[str, str]) -> list[Row]
             started = time.perf_counter()
             for _, cid, count in contents:
                 for index in range(count):
-                    status, _, _ = await get_chunk(
-                        session, edge.url, cid, index, {"Accept-Encoding": encoding}
-                    )
+                    status, _, _ = await get(cid, index, encoding)
                     if status != 200:
                         raise BenchError(f"chunk {index}: {status}")
             return time.perf_counter() - started
@@ -113,41 +111,38 @@ async def bench_pages(env: Env, pages: Path, kinds: dict[str, str]) -> list[Row]
         total_mib = sum(len(c) for c in chunks) / MIB
         compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
 
-        def compress_all() -> float:
+        def over_chunks(work: Callable[[bytes], object]) -> float:
             started = time.perf_counter()
             for chunk in chunks:
-                compressor.compress(chunk)
+                work(chunk)
             return time.perf_counter() - started
 
-        def hash_all() -> float:
-            started = time.perf_counter()
-            for chunk in chunks:
-                hashlib.sha256(chunk).digest()
-            return time.perf_counter() - started
+        def sha256(chunk: bytes) -> bytes:
+            return hashlib.sha256(chunk).digest()
 
         await fetch_all("zstd")  # warm-up
         await fetch_all("identity")
-        compress_all()
-        hash_all()
+        over_chunks(compressor.compress)
+        over_chunks(sha256)
         times: dict[str, list[float]] = {"zstd": [], "identity": [], "compress": [], "hash": []}
-        for rep in range(env.cfg.page_reps):
+        for rep in range(env.run.cfg.page_reps):
             steps: list[tuple[str, Callable[[], Any]]] = [
                 ("zstd", lambda: fetch_all("zstd")),
                 ("identity", lambda: fetch_all("identity")),
-                ("compress", lambda: asyncio.to_thread(compress_all)),
-                ("hash", lambda: asyncio.to_thread(hash_all)),
+                ("compress", lambda: asyncio.to_thread(over_chunks, compressor.compress)),
+                ("hash", lambda: asyncio.to_thread(over_chunks, sha256)),
             ]
             shift = rep % len(steps)
             for key, step in [*steps[shift:], *steps[:shift]]:
                 times[key].append(await step())
     finally:
-        env.procs.stop(edge)
+        env.run.procs.stop(edge)
 
     def per_mib(seconds: list[float]) -> list[float]:
         return [s * 1000 / total_mib for s in seconds]
 
     counts = {kind: sum(1 for k in kinds.values() if k == kind) for kind in PAGE_TYPES}
-    env.notes.append(
+    env.run.notes.append(
         f"pages: {len(kinds)} files from installed packages ("
         + ", ".join(f"{counts[k]} {k} {raw_bytes[k] / KIB:,.0f} KiB" for k in PAGE_TYPES)
         + f"), {len(chunks)} chunks; wire bytes = chunk response bodies (Content-Length); "
@@ -157,11 +152,11 @@ async def bench_pages(env: Env, pages: Path, kinds: dict[str, str]) -> list[Row]
     raw_total = sum(len(f) for f in files)
     whole_zstd = sum(len(zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(f)) for f in files)
     whole_gzip = sum(len(gzip.compress(f, 6)) for f in files)
-    env.notes.append(
+    env.run.notes.append(
         f"pages: for comparison, whole files (not 256 KiB chunks): zstd level {ZSTD_LEVEL} "
         f"{whole_zstd / raw_total:.2f}x, gzip -6 {whole_gzip / raw_total:.2f}x of raw"
     )
-    env.checks["pages"] = {
+    env.run.checks["pages"] = {
         "files": len(kinds),
         "chunks": len(chunks),
         "raw_bytes": raw_bytes,

@@ -42,8 +42,8 @@ class ServeBench:
 
     def __init__(self, env: Env) -> None:
         self.env = env
-        self.work = env.workdir / "serve"
-        self.conns = env.cfg.connections
+        self.work = env.run.workdir / "serve"
+        self.conns = env.run.cfg.connections
         self.salt = 1
         self.edge: Proc | None = None
         self.nginx: Proc | None = None
@@ -61,7 +61,8 @@ class ServeBench:
         env, session = self.env, self.env.session
         self.work.mkdir()
         # Free allowance for the free rows; a request with a voucher is always charged to it.
-        self.edge = edge = env.procs.edge("serve-edge", env.ledger.url, "--free-mib", "10000000")
+        edge = env.run.procs.edge("serve-edge", env.ledger.url, "--free-mib", "10000000")
+        self.edge = edge
         url = f"{env.origin.url}/blob/{SERVE_CHUNKS * CHUNK}?salt={self.salt}"
         self.cid = (await edge_fetch(session, edge.url, url))["content_id"]
         await wait_sealed(session, edge.url, self.cid)
@@ -76,7 +77,7 @@ class ServeBench:
             (www / str(index)).write_bytes(expected)
             await self._pay_one(probe, index, expected)
         self.nginx = nginx = start_nginx(
-            env.procs, self.work / "nginx", workers=NGINX_WORKERS, http_extra=MANY_REQUESTS
+            env.run.procs, self.work / "nginx", workers=NGINX_WORKERS, http_extra=MANY_REQUESTS
         )
         for index in (0, SERVE_CHUNKS - 1):
             async with session.get(f"{nginx.url}/chunk/{index}") as response:
@@ -142,7 +143,7 @@ class ServeBench:
             if not result.exhausted:
                 self.paid.append(PaidRun(result, accepted))
                 return result
-            self.env.notes.append(
+            self.env.run.notes.append(
                 f"serve: run {self.runs} ran out of vouchers ({supply} per connection); "
                 "repeated with twice as many"
             )
@@ -152,10 +153,10 @@ class ServeBench:
     def stop(self) -> None:
         for proc in (self.nginx, self.edge):
             if proc is not None:
-                self.env.procs.stop(proc)
+                self.env.run.procs.stop(proc)
 
     def rows(self) -> list[Row]:
-        cfg, paid = self.env.cfg, [run.result for run in self.paid]
+        cfg, paid = self.env.run.cfg, [run.result for run in self.paid]
         non_2xx = sum(r.status_errors for r in paid)
         socket_errors = sum(r.errors - r.status_errors for r in paid)
         completed = sum(r.requests for r in paid)
@@ -165,7 +166,7 @@ class ServeBench:
             f"{statistics.median(r.latency_p99_us for r in results) / 1000:.2f}"
             for name, results in (("voucher", paid), ("free", self.free), ("nginx", self.reference))
         )
-        self.env.notes += [
+        self.env.run.outcome.notes += [
             f"serve: wrk, {self.conns} threads x 1 connection (one channel each), "
             f"{cfg.serve_seconds} s runs, {SERVE_CHUNKS} distinct 256 KiB chunks cycled; "
             f"price {self.price} base units per chunk",
@@ -178,7 +179,7 @@ class ServeBench:
             f"free edge {sum(r.status_errors for r in self.free)}",
             f"serve: latency p50/p99 ms: {latency}",
         ]
-        self.env.checks["serve"] = {
+        self.env.run.checks["serve"] = {
             "voucher_responses": completed,
             "voucher_non_2xx": non_2xx,
             "voucher_socket_errors": socket_errors,
@@ -189,7 +190,7 @@ class ServeBench:
             "price": self.price,
         }
         if non_2xx or accepted < completed:
-            self.env.notes.append("serve: WARNING: not every counted request was accepted")
+            self.env.run.notes.append("serve: WARNING: not every counted request was accepted")
         if any(r.errors for r in self.reference):
             raise BenchError(f"the nginx reference had errors: {self.reference}")
         reference = "nginx, same chunk files, same wrk script"
@@ -217,7 +218,7 @@ class ServeBench:
 
 
 async def bench_serve(env: Env) -> list[Row]:
-    cfg, bench = env.cfg, ServeBench(env)
+    cfg, bench = env.run.cfg, ServeBench(env)
     try:
         await bench.setup()
         # Warm-up; it also makes the edge read every channel from the ledger once.

@@ -78,10 +78,10 @@ class StreamSamples:
 
 async def stream_once(env: Env, rep: int, samples: StreamSamples) -> None:
     """One repetition on a fresh edge (a clean peak RSS and an empty store)."""
-    session, total = env.session, env.cfg.stream_bytes
+    session, total = env.session, env.run.cfg.stream_bytes
     name = f"stream-edge-{rep}"
     # Free allowance for the warm-up, the streamed body and its second download.
-    edge = env.procs.edge(name, env.ledger.url, "--free-mib", "4096")
+    edge = env.run.procs.edge(name, env.ledger.url, "--free-mib", "4096")
     try:
         warm = 1000 + rep  # the first transfer loads code and buffers: not growth
         await download_via_edge(
@@ -110,25 +110,26 @@ async def stream_once(env: Env, rep: int, samples: StreamSamples) -> None:
         for step in [through_edge, direct] if rep % 2 == 0 else [direct, through_edge]:
             await step()
     finally:
-        env.procs.stop(edge)
-        shutil.rmtree(env.workdir / name, ignore_errors=True)
+        env.run.procs.stop(edge)
+        shutil.rmtree(env.run.workdir / name, ignore_errors=True)
 
 
 async def bench_stream(env: Env) -> list[Row]:
-    total = env.cfg.stream_bytes
+    total = env.run.cfg.stream_bytes
     samples = StreamSamples()
-    for rep in range(env.cfg.stream_reps):
+    for rep in range(env.run.cfg.stream_reps):
         await stream_once(env, rep, samples)
     size = f"{total // GIB} GiB" if total >= GIB else f"{total // MIB} MiB"
     growth = samples.growth_mib
-    env.notes.append(
+    env.run.notes.append(
         f"stream: {size} of random bytes, {STREAM_WORKERS} chunk requests in flight, a fresh "
         "free edge per rep; RSS growth = peak (VmHWM after a clear_refs reset, and VmRSS polled "
         f"every {RSS_POLL * 1000:.0f} ms) - VmRSS before; per rep MiB: "
         + ", ".join(f"{g:.1f}" for g in growth)
         + ("" if samples.hwm_reset else " (VmRSS polling only: clear_refs refused)")
     )
-    env.checks["stream"] = {"bytes": total, "growth_mib": growth, "hwm_reset": samples.hwm_reset}
+    checks = {"bytes": total, "growth_mib": growth, "hwm_reset": samples.hwm_reset}
+    env.run.checks["stream"] = checks
     direct = "same client, direct from the origin (one GET)"
     return [
         make_row(
