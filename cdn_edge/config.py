@@ -12,7 +12,7 @@ from pathlib import Path
 
 from requester.listener_limits import ListenerLimits
 from requester.protocol import BTT_LOCAL, DEFAULT_CHUNK_SIZE
-from requester.settings_spec import (
+from requester.setting_units import (
     BTT,
     DIRECTORY,
     GIB,
@@ -24,6 +24,8 @@ from requester.settings_spec import (
     SWITCH,
     TEXT,
     WHOLE,
+)
+from requester.settings_spec import (
     header_timeout_setting,
     max_connections_setting,
     setting,

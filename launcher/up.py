@@ -36,7 +36,9 @@ from launcher.local_network import (
     save_ports,
 )
 from launcher.supervisor import Child, ChildFailed, ChildSpec, Supervisor, say
+from launcher.up_settings import UpSettings
 from requester import keystore
+from requester.cli.options import settings_options
 from requester.ledger_client import LedgerClient
 from requester.protocol import BTT_LOCAL, TronAddress
 from requester.secret_file import write_secret
@@ -59,25 +61,16 @@ class Plan:
 
 
 @click.command("up")
-@click.option("--data-dir", default="./atlas-data", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path))  # fmt: skip
-@click.option("--edges", "edge_count", default=3, show_default=True, type=click.IntRange(1, 16))
-@click.option("--proxy-port", default=8080, show_default=True, type=click.IntRange(0, 65535),
-              help="the browser proxy's port; the mobile API listens on the next one "
-                   "(0: free ports, chosen once and kept in the data dir)")  # fmt: skip
-@click.option(
-    "--allow-private-origins", is_flag=True, help="let edges fetch from private addresses"
-)
-@click.option("--intercept", is_flag=True, help="the proxy opens HTTPS with its own CA")
-def up(data_dir: Path, edge_count: int, proxy_port: int, allow_private_origins: bool,
-       intercept: bool) -> None:  # fmt: skip
+@settings_options(UpSettings)
+def up(settings: UpSettings) -> None:
     """Start a local ledger, edges and proxy; print their endpoints as one JSON line."""
-    data_dir = data_dir.resolve()
+    data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        ports = plan_ports(data_dir, edge_count, proxy_port)
-        _check_ports(data_dir, ports, proxy_given=proxy_port != 0)
-        asyncio.run(_run(Plan(data_dir, ports, allow_private_origins, intercept)))
+        ports = plan_ports(data_dir, settings.edges, settings.proxy_port)
+        _check_ports(data_dir, ports, proxy_given=settings.proxy_port != 0)
+        plan = Plan(data_dir, ports, settings.allow_private_origins, settings.intercept)
+        asyncio.run(_run(plan))
     except (NetworkSetupError, ChildFailed) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -132,7 +125,8 @@ async def _start(supervisor: Supervisor, plan: Plan) -> dict[str, object]:
     edges = [first.url, *[e.url for e in await _start_together(supervisor, specs[1:])]]
     address = await _fund(data_dir, ledger.url, edges)
     write_config(data_dir, edges, ledger.url)
-    argv = [*ATLAS, "proxy", "--port", str(ports.proxy), "--api-port", str(ports.api)]
+    argv = [*ATLAS, "proxy", "--host", HOST, "--port", str(ports.proxy), "--api-port",
+            str(ports.api), "--ledger", ledger.url, *[f"--edge={e}" for e in edges]]  # fmt: skip
     proxy = await supervisor.start(ChildSpec(
         "proxy", argv + (["--intercept"] if plan.intercept else []), PROXY,
         (ports.proxy, ports.api), env={"ATLAS_HOME": str(data_dir)},

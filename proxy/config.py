@@ -18,13 +18,15 @@ from requester.channel_manager import DepositPolicy
 from requester.listener_limits import ListenerLimits
 from requester.protocol import BTT_LOCAL
 from requester.provider_trust import TrustPolicy
-from requester.settings import home_setting
-from requester.settings_spec import (
+from requester.setting_units import (
     BTT_OR_NONE,
     OPTIONAL_TEXT,
     SWITCH,
     TEXT,
     WHOLE,
+)
+from requester.settings import home_setting
+from requester.settings_spec import (
     header_timeout_setting,
     max_connections_setting,
     setting,

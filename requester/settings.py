@@ -24,7 +24,7 @@ from requester.channel_manager import DepositPolicy
 from requester.errors import SdkError
 from requester.protocol import BTT_LOCAL, MalformedMessage, parse_amount
 from requester.provider_trust import TrustPolicy
-from requester.settings_spec import (
+from requester.setting_units import (
     BTT,
     BTT_LIMIT,
     BTT_TEXT,
@@ -32,11 +32,13 @@ from requester.settings_spec import (
     OPTIONAL_TEXT,
     PATH,
     TEXT,
+    btt_text,
+)
+from requester.settings_spec import (
     ConfigFile,
     InvalidSetting,
     Origin,
     Source,
-    btt_text,
     resolve,
     setting,
 )

@@ -21,120 +21,20 @@ same declarations. This module imports no click: the library resolves settings t
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from requester.protocol import BTT_LOCAL, MalformedMessage, format_amount, parse_amount
+from requester.setting_units import SECONDS, TEXT, WHOLE, Unit
 
-T = TypeVar("T")
 S = TypeVar("S")
 SPEC = "atlas.setting"
-MIB = 1 << 20
-GIB = 1 << 30
 
 
 class InvalidSetting(ValueError):
     """A setting's text is not a value of its unit; the message names the setting and where."""
-
-
-@dataclass(frozen=True)
-class Unit(Generic[T]):
-    """How a setting is written: ``parse`` reads text (raising ValueError with the reason),
-    ``text`` writes a value back as it would be typed, ``name`` is shown after it."""
-
-    name: str
-    parse: Callable[[str], T]
-    text: Callable[[T], str] = str
-    metavar: str = "TEXT"
-
-    def show(self, value: T) -> str:
-        """The value with its unit, for people (``0.001 BTT``, ``4 MiB``, ``30 s``)."""
-        if value is None:
-            return "none"
-        written = self.text(value)
-        return f"{written} {self.name}" if self.name else written
-
-
-def _number(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite number")
-    return value
-
-
-def _whole(text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise ValueError(f"{text[:40]!r} is not a whole number") from None
-
-
-def _btt(text: str) -> int:
-    """Same text as every ``atlas`` amount flag (``requester.cli`` amounts): exact decimals."""
-    try:
-        return parse_amount(text, BTT_LOCAL)
-    except MalformedMessage as exc:
-        raise ValueError(exc.message) from None
-
-
-def btt_text(units: int) -> str:
-    return format_amount(units, BTT_LOCAL).removesuffix(f" {BTT_LOCAL.symbol}")
-
-
-def _btt_or_none(text: str) -> int | None:
-    return None if text.strip().lower() == "none" else _btt(text)
-
-
-def _checked_btt(text: str) -> str:
-    """An amount kept as written (the library reads it later), checked now."""
-    _btt(text)
-    return text
-
-
-def _checked_btt_or_none(text: str) -> str:
-    if text.strip().lower() != "none":
-        _btt(text)
-    return text
-
-
-def _sized(scale: int) -> Unit[int]:
-    name = {MIB: "MiB", GIB: "GiB"}[scale]
-    return Unit(name, lambda t: int(_number(t) * scale), lambda v: f"{v / scale:g}", name.upper())
-
-
-def _bool(text: str) -> bool:
-    folded = text.strip().lower()
-    if folded in {"1", "true", "t", "yes", "y", "on"}:
-        return True
-    if folded in {"0", "false", "f", "no", "n", "off", ""}:
-        return False
-    raise ValueError(f"{text[:40]!r} is not a boolean (true or false)")
-
-
-TEXT: Unit[str] = Unit("", str)
-OPTIONAL_TEXT: Unit[str | None] = Unit("", lambda t: t or None, lambda v: v or "")
-"""Text where an empty value means none (``"ledger": ""`` in config.json)."""
-WHOLE: Unit[int] = Unit("", _whole, str, "INTEGER")
-SWITCH: Unit[bool] = Unit("", _bool, lambda v: "true" if v else "false", "BOOLEAN")
-PATH: Unit[Path] = Unit("", Path, str, "PATH")
-SECONDS: Unit[float] = Unit("s", _number, lambda v: f"{v:g}", "SECONDS")
-HOURS: Unit[float] = Unit("h", _number, lambda v: f"{v:g}", "HOURS")
-MIB_SIZE = _sized(MIB)
-GIB_SIZE = _sized(GIB)
-BTT: Unit[int] = Unit("BTT", _btt, btt_text, "BTT")
-"""An amount of BTT, held in base units."""
-BTT_OR_NONE: Unit[int | None] = Unit(
-    "BTT", _btt_or_none, lambda v: "none" if v is None else btt_text(v), "BTT"
-)
-"""A limit in BTT held in base units; ``none`` (None) for no limit."""
-BTT_TEXT: Unit[str] = Unit("BTT", _checked_btt, str, "BTT")
-"""An amount of BTT checked but kept as written, for settings the library reads later."""
-BTT_LIMIT: Unit[str] = Unit("BTT", _checked_btt_or_none, str, "BTT")
-"""A limit in BTT, or ``none``, kept as written."""
 
 
 @dataclass(frozen=True)
@@ -353,24 +253,6 @@ def describe(cls: type[Any], found: Collected) -> list[dict[str, str | None]]:
             "flag": spec.flag, "env": spec.env,
         })  # fmt: skip
     return rows
-
-
-def _positive_btt(text: str) -> int:
-    units = _btt(text)
-    if units <= 0:
-        raise ValueError("must be more than 0 BTT")
-    return units
-
-
-def _directory(text: str) -> Path:
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{text!r} is a file, not a directory")
-    return path
-
-
-POSITIVE_BTT: Unit[int] = Unit("BTT", _positive_btt, btt_text, "BTT")
-DIRECTORY: Unit[Path] = Unit("", _directory, str, "DIRECTORY")
 
 
 def header_timeout_setting() -> Any:

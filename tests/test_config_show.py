@@ -19,6 +19,7 @@ import pytest
 
 from cdn_edge.config import EdgeConfig
 from cdn_edge.ledger.settings import LedgerSettings
+from launcher.up_settings import UpSettings
 from proxy.config import ProxyConfig
 from requester.settings_spec import specs
 
@@ -100,7 +101,7 @@ def test_edge_settings_are_shown_in_their_units_with_their_source(tmp_path: Path
     assert lines["ledger"].split() == ["-", "not", "set"]
 
 
-def test_ledger_and_proxy_settings(home: Path) -> None:
+def test_ledger_proxy_and_up_settings(home: Path) -> None:
     ledger = shown("ledger", "--faucet-max", "5", env={"ATLAS_FAUCET": "1"})
     assert (ledger["faucet"]["value"], ledger["faucet"]["from"]) == ("true", "ATLAS_FAUCET")
     assert ledger["faucet_max"]["value"] == "5 BTT" and ledger["faucet_max"]["source"] == "flag"
@@ -112,6 +113,10 @@ def test_ledger_and_proxy_settings(home: Path) -> None:
     assert (proxy["port"]["value"], proxy["port"]["from"]) == ("0", "ATLAS_PROXY_PORT")
     assert proxy["max_per_day"]["value"] == "none" and proxy["max_per_request"]["value"] == "5 BTT"
 
+    up = shown("up", "--intercept", env={"ATLAS_UP_EDGES": "2"})
+    assert (up["edges"]["value"], up["edges"]["from"]) == ("2", "ATLAS_UP_EDGES")
+    assert up["intercept"]["source"] == "flag" and up["proxy_port"]["value"] == "8080"
+
 
 def test_a_bad_value_is_refused_with_its_name() -> None:
     done = atlas("config", "show", "edge", env={"ATLAS_PRICE": "lots"})
@@ -121,7 +126,7 @@ def test_a_bad_value_is_refused_with_its_name() -> None:
 
 @pytest.mark.parametrize(("command", "declaration"), [
     (["edge", "serve"], EdgeConfig), (["ledger", "serve"], LedgerSettings),
-    (["proxy"], ProxyConfig),
+    (["proxy"], ProxyConfig), (["up"], UpSettings),
 ])  # fmt: skip
 def test_help_lists_every_flag_with_its_variable(command: list[str], declaration: type) -> None:
     done = atlas(*command, "--help")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from requester.protocol import BTT_LOCAL
-from requester.settings_spec import (
+from requester.setting_units import (
     BTT,
     BTT_OR_NONE,
     MIB,
@@ -17,6 +17,8 @@ from requester.settings_spec import (
     SWITCH,
     TEXT,
     WHOLE,
+)
+from requester.settings_spec import (
     ConfigFile,
     InvalidSetting,
     Origin,

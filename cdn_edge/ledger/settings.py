@@ -9,12 +9,14 @@ from pathlib import Path
 
 from cdn_edge.ledger.faucet import FaucetLimits
 from requester.listener_limits import ListenerLimits
-from requester.settings_spec import (
+from requester.setting_units import (
     BTT,
     DIRECTORY,
     SWITCH,
     TEXT,
     WHOLE,
+)
+from requester.settings_spec import (
     header_timeout_setting,
     max_connections_setting,
     setting,

@@ -2,10 +2,10 @@
 its value, unit and source (flag, environment variable, config file, default).
 
 PROGRAM is ``requester`` (the default: what ``atlas fetch``, ``atlas channel`` and
-``atlas wallet`` use), ``edge``, ``ledger`` or ``proxy``. Each takes that program's own
-options, generated from the same declaration as the program's (the edge's and the
-ledger's are found through the ``atlas`` plugin commands, so this module imports neither),
-so a flag given here shows as the flag.
+``atlas wallet`` use), ``edge``, ``ledger``, ``proxy`` or ``up``. Each takes that
+program's own options, generated from the same declaration as the program's, so a flag
+given here shows as the flag. The other programs' declarations are found through their
+``atlas`` plugin commands, so this module imports none of them.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from requester.settings_spec import describe, specs
 
 PROGRAMS: dict[str, tuple[str, ...]] = {
     "requester": (), "edge": ("edge", "serve"), "ledger": ("ledger", "serve"),
-    "proxy": ("proxy",),
+    "proxy": ("proxy",), "up": ("up",),
 }  # fmt: skip
 """Each program, and the command whose settings it shows (the requester's are the SDK's)."""
 WHAT = {
     "requester": "atlas fetch, atlas channel and atlas wallet",
     "edge": "atlas edge serve", "ledger": "atlas ledger serve", "proxy": "atlas proxy",
+    "up": "atlas up",
 }  # fmt: skip
 
 
@@ -92,6 +93,6 @@ def config() -> None:
 
 @config.group("show", cls=ShowGroup, subcommand_metavar="[PROGRAM] [FLAGS]...")
 def show() -> None:
-    """Print a program's settings (PROGRAM: requester, the default, edge, ledger or proxy):
+    """Print a program's settings (PROGRAM: requester, the default, edge, ledger, proxy, up):
     each value with its unit and its source: flag, environment variable, config file or
     default. Takes the program's own options; --json prints one JSON object."""

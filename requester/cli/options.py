@@ -18,9 +18,11 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 import click
 from click.core import ParameterSource
 
+from requester.setting_units import (
+    SWITCH,
+)
 from requester.settings import ConfigError
 from requester.settings_spec import (
-    SWITCH,
     Collected,
     ConfigFile,
     InvalidSetting,

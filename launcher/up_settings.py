@@ -1,0 +1,37 @@
+"""Settings of ``atlas up``, declared once (:mod:`requester.settings_spec`): its options,
+their ``ATLAS_...`` variables and ``atlas config show up`` come from these fields.
+
+The variables mean what they mean for the programs it starts (``ATLAS_PROXY_PORT`` is the
+proxy's port, ``ATLAS_ALLOW_PRIVATE_ORIGINS`` the edges' switch), except ``--edges``, a
+count: its variable is ``ATLAS_UP_EDGES``, since ``ATLAS_EDGE`` names edge URLs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from requester.setting_units import (
+    DIRECTORY,
+    SWITCH,
+    WHOLE,
+)
+from requester.settings_spec import (
+    setting,
+)
+
+
+@dataclass(frozen=True)
+class UpSettings:
+    data_dir: Path = setting(  # noqa: RUF009 (a declared setting)
+        Path("atlas-data"), DIRECTORY, "where the network's ledger, edges, wallet and "
+        "config.json are kept",
+    )  # fmt: skip
+    edges: int = setting(3, WHOLE, "edges to start", env="ATLAS_UP_EDGES", minimum=1,
+                         maximum=16)  # fmt: skip
+    proxy_port: int = setting(
+        8080, WHOLE, "the browser proxy's port; the mobile API listens on the next one "
+        "(0: free ports, chosen once and kept in the data dir)", minimum=0, maximum=65535,
+    )  # fmt: skip
+    allow_private_origins: bool = setting(False, SWITCH, "let edges fetch from private addresses")
+    intercept: bool = setting(False, SWITCH, "the proxy opens HTTPS with its own CA")
