@@ -22,13 +22,12 @@ def main(argv: Sequence[str]) -> int:
         from loadtest.locust import cli
 
         return cli.main(["--sweep", *args] if command == "sweep" else args)
-    from loadtest.harness.suite import BENCHMARKS
+    from loadtest.harness.suite import NAMES, module_of
 
-    modules = {bench.name: bench.module for bench in BENCHMARKS}
     if command == "bench":
         module = "loadtest.harness.suite"
-    elif command == "run" and args and args[0] in modules:
-        module, args = modules[args[0]], args[1:]
+    elif command == "run" and args and args[0] in NAMES:
+        module, args = module_of(args[0]), args[1:]
     else:
         print(__doc__, file=sys.stderr)
         return 0 if command in ("-h", "--help") else 2

@@ -1,4 +1,4 @@
-"""What the smoke tests of ``loadtest/bench_*.py --quick`` share.
+"""What the smoke tests of ``python -m loadtest run NAME --quick`` share.
 
 A benchmark runs as a subprocess, as ``make bench`` runs it (``loadtest`` is never
 imported from the tests); only the shape of its report and its correctness counts are
@@ -43,8 +43,8 @@ class QuickRun:
 
 
 def run_quick(script: str, tmp_path: Path, *, timeout: float) -> QuickRun:
-    """``python -m loadtest.<script> --quick --json FILE``: it must exit 0, print the table
-    and report quick mode."""
+    """``python -m loadtest.<script> --quick --json FILE`` (``script``: e.g. ``edge.bench``): it
+    must exit 0, print the table and report quick mode."""
     out = tmp_path / "bench.json"
     module = f"loadtest.{script.removesuffix('.py')}"
     result = subprocess.run(

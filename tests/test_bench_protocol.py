@@ -1,4 +1,4 @@
-"""Smoke test: ``loadtest/bench_protocol.py --quick`` runs and reports every operation.
+"""Smoke test: ``python -m loadtest run protocol --quick`` runs and reports every operation.
 
 The benchmark runs as a subprocess, as ``make bench`` runs it; ``loadtest`` is
 never imported from the tests. Only the shape of the report is checked, not
@@ -29,7 +29,7 @@ MACHINE_FACTS = ("cpu_model", "cores", "python", "date")
 
 
 def test_quick_benchmark_reports_every_operation(tmp_path: Path) -> None:
-    run = run_quick("bench_protocol.py", tmp_path, timeout=20)
+    run = run_quick("protocol.bench", tmp_path, timeout=20)
     report = run.report
     for fact in MACHINE_FACTS:
         assert report["machine"][fact], fact

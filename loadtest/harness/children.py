@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import select
 import shutil
@@ -88,8 +87,6 @@ class Processes:
                 self.stop(proc)
                 raise BenchError(f"{name} {exc}:\n{proc.log_tail()}") from None
             proc.url = process.url
-            ready = self.workdir / f"{name}.out"  # until edge, proxy, torrent read proc.ready
-            ready.write_text(json.dumps(proc.ready) + "\n", encoding="utf-8")
         return proc
 
     def stop(self, proc: Proc) -> int | None:

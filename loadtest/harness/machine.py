@@ -71,8 +71,10 @@ def filesystem_of(path: Path) -> str:
     return f"{best[1]} {best[2]}"
 
 
-def machine_facts() -> dict[str, Any]:
-    """The machine, the date and the commit."""
+def run_facts(workdir: Path) -> dict[str, Any]:
+    """The machine, the date and commit, the load at the start, the tree's uncommitted files
+    (the numbers are for this tree, not the commit) and the file system of ``workdir``."""
+    status = git("status", "--porcelain", "--untracked-files=no").splitlines()
     return {
         "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
@@ -82,22 +84,8 @@ def machine_facts() -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": git("rev-parse", "--short", "HEAD").strip() or None,
         "openssl": ssl.OPENSSL_VERSION,
-    }
-
-
-def uncommitted() -> list[str]:
-    """Tracked files with uncommitted changes (the numbers are for this tree, not the commit)."""
-    status = git("status", "--porcelain", "--untracked-files=no").splitlines()
-    return [line[3:] for line in status if line[3:]]
-
-
-def run_facts(workdir: Path) -> dict[str, Any]:
-    """:func:`machine_facts`, the load at the start, the tree's uncommitted files and the
-    file system of the run's temporary files."""
-    return {
-        **machine_facts(),
         "load_average": os.getloadavg()[0],
-        "uncommitted": uncommitted(),
+        "uncommitted": [line[3:] for line in status if line[3:]],
         "data_dir_filesystem": filesystem_of(workdir),
     }
 
@@ -115,15 +103,3 @@ def head_lines(facts: dict[str, Any]) -> list[str]:
         f"tree:     {len(changed)} tracked files changed since the commit{listed}",
         f"disk:     temporary files on {facts['data_dir_filesystem']}",
     ]
-
-
-def machine_lines(facts: dict[str, Any]) -> list[str]:
-    """The first four of :func:`head_lines` (until every bench main is a Bench)."""
-    return head_lines(facts)[:4]
-
-
-def tree_line(changed: Sequence[str]) -> str:
-    """The tree line of :func:`head_lines` (until every bench main is a Bench)."""
-    return head_lines({**dict.fromkeys(("cpu_model", "cores", "usable_cores", "python",
-                       "platform", "date", "git_commit", "data_dir_filesystem"), ""),
-                       "load_average": 0.0, "uncommitted": list(changed)})[4]  # fmt: skip

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.harness.children import Processes
 from loadtest.harness.rows import Row
 
 Part = Callable[[], Awaitable[list[Row]] | list[Row]]
@@ -35,9 +34,6 @@ class Outcome:
         traceback.print_exc()
         self.failed.append(name)
         self.notes.append(f"{name}: FAILED: {type(exc).__name__}: {exc}")
-
-    def warn_bad_exits(self, procs: Processes) -> None:
-        self.notes += [f"WARNING: {line}" for line in procs.bad_exits]
 
 
 async def run_parts(parts: Mapping[str, Part], only: Sequence[str], outcome: Outcome) -> None:
@@ -95,6 +91,3 @@ def write_json(
         "results": [row.json() for row in outcome.rows],
     }
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-
-
-write_outcome = write_json  # the old name, until every bench main is a bench_main.Bench

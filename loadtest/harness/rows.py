@@ -99,13 +99,12 @@ def table(header: Sequence[str], cells: Sequence[Sequence[str]], left: Sequence[
     return [line(header), line(["-" * w for w in widths]), *(line(c) for c in cells)]
 
 
-def measurement_table(
-    rows: Sequence[Row], fmt: Callable[[float, str], str] = format_value
-) -> list[str]:
+def measurement_table(rows: Sequence[Row]) -> list[str]:
     """A benchmark's main table: one line per row, with goal and verdict."""
     header = ("measurement", "median", "unit", "reference median", "ratio", "goal", "met")
     cells = [
-        (row.operation, fmt(row.median, row.unit), row.unit, fmt(row.reference_median, row.unit),
+        (row.operation, format_value(row.median, row.unit), row.unit,
+         format_value(row.reference_median, row.unit),
          f"{row.ratio:.2f}", row.goal or "-", verdict(row.met))
         for row in rows
     ]  # fmt: skip

@@ -1,12 +1,13 @@
 """Every Atlas benchmark in one run (``make bench``): one table, docs/performance.md, a plot.
 
-Runs each benchmark of BENCHMARKS as its own process with ``--json`` (so one failing or
-hanging is stopped and reported without losing the others), then prints one table with
-each Atlas median beside the reference measured in the same run, its ratio and the goal
-from the issues. A full run rewrites ``docs/performance.md`` and its throughput plot; every
-benchmark's own text report and JSON go to ``loadtest/reports/bench-DATE/``. ``--quick``
-runs every benchmark's smoke mode and writes the document into the reports directory,
-never over docs/performance.md (unless ``--doc`` says so)::
+Runs each benchmark of BENCHMARKS as its own process (``python -m loadtest.NAME.bench
+--json ...``, so one failing or hanging is stopped and reported without losing the
+others), then prints one table with each Atlas median beside the reference measured in the
+same run, its ratio and the goal from the issues. A full run rewrites
+``docs/performance.md`` and its throughput plot; every benchmark's own text report and
+JSON go to ``loadtest/reports/bench-DATE/``. ``--quick`` runs every benchmark's smoke mode
+and writes the document into the reports directory, never over docs/performance.md
+(unless ``--doc`` says so)::
 
     .venv/bin/python -m loadtest bench [--quick] [--only NAME ...] [--install-deps]
                                        [--doc PATH | --no-doc] [--reports DIR]
@@ -42,9 +43,7 @@ STOP_GRACE = 60.0
 class Benchmark:
     name: str
     script: str
-    """What the document calls it."""
-    module: str
-    """What runs it: ``python -m MODULE``."""
+    """What the document calls it (the name its program had before the package)."""
     suite_args: tuple[str, ...]
     """Arguments of a full suite run (fewer repetitions where that keeps the suite short)."""
     system_tools: bool
@@ -54,13 +53,18 @@ class Benchmark:
 
 
 BENCHMARKS = (
-    Benchmark("protocol", "bench_protocol.py", "loadtest.bench_protocol", (), False, 180),
-    Benchmark("edge", "bench_edge.py", "loadtest.edge.bench", (), True, 400),
-    Benchmark("sdk", "bench_sdk.py", "loadtest.bench_sdk", ("--reps", "3"), True, 400),
-    Benchmark("proxy", "bench_proxy.py", "loadtest.proxy.bench", (), True, 400),
-    Benchmark("torrent", "bench_torrent.py", "loadtest.torrent.bench", (), False, 400),
+    Benchmark("protocol", "bench_protocol.py", (), False, 180),
+    Benchmark("edge", "bench_edge.py", (), True, 400),
+    Benchmark("sdk", "bench_sdk.py", ("--reps", "3"), True, 400),
+    Benchmark("proxy", "bench_proxy.py", (), True, 400),
+    Benchmark("torrent", "bench_torrent.py", (), False, 400),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
+
+
+def module_of(name: str) -> str:
+    """The module whose ``main`` runs benchmark ``name``."""
+    return f"loadtest.{name}.bench"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +81,7 @@ def run_benchmark(bench: Benchmark, outdir: Path, *, quick: bool, install: bool)
     """Runs ``bench`` to completion (or its budget) with its output in ``outdir/NAME.txt``
     and its report in ``outdir/NAME.json``."""
     report_path, log = outdir / f"{bench.name}.json", outdir / f"{bench.name}.txt"
-    argv = module_argv(bench.module, "--json", str(report_path))
+    argv = module_argv(module_of(bench.name), "--json", str(report_path))
     argv += ["--quick"] if quick else list(bench.suite_args)
     argv += ["--install-deps"] if install and bench.system_tools else []
     budget = bench.budget_s / 2 if quick else bench.budget_s
@@ -120,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_start, started = os.getloadavg()[0], time.monotonic()
     runs: list[BenchRun] = []
     for bench in [b for b in BENCHMARKS if b.name in (args.only or NAMES)]:
-        print(f"{bench.name}: running {bench.module} ...", flush=True)
+        print(f"{bench.name}: running {module_of(bench.name)} ...", flush=True)
         run = run_benchmark(bench, outdir, quick=args.quick, install=args.install_deps)
         runs.append(run)
         print(f"{bench.name}: {run.seconds:.0f} s, {run.problem or 'ok'} ({run.log})", flush=True)

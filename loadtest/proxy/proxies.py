@@ -19,8 +19,8 @@ from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, free_p
 from loadtest.harness.edge_api import edge_counter
 from loadtest.harness.procfs import cpu_seconds
 from loadtest.harness.rows import GIB, KIB, MIB
-from loadtest.sdkbench.net import PASSPHRASE, Net, build_net, fill_replicas
-from loadtest.sdkbench.net import Config as NetConfig
+from loadtest.sdk.network import PASSPHRASE, Net, build_net, fill_replicas
+from loadtest.sdk.network import Config as NetConfig
 
 MITMDUMP = str(Path(sys.executable).with_name("mitmdump"))
 SMALL = 16 * KIB

@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from loadtest.harness.bench_main import Bench, Run, bench_main, client_session
 from loadtest.harness.procfs import RSS_POLL
 from loadtest.harness.rows import GB, KIB, Row, make_row, size_text
-from loadtest.sdkbench.fetch import bench_fetch
-from loadtest.sdkbench.net import EDGES, FULL, QUICK, Config, Net, build_net
+from loadtest.sdk.fetch import bench_fetch
+from loadtest.sdk.network import EDGES, FULL, QUICK, Config, Net, build_net
 
 PARTS = ("fetch", "rss")
 

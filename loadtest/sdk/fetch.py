@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from loadtest.harness.children import ATLAS, BenchError
 from loadtest.harness.rows import CHUNK, GB, KIB, Row, make_row, rates, size_text, table
-from loadtest.sdkbench.net import EDGES, Net, Run, fill_replicas, run_timed
+from loadtest.sdk.network import EDGES, Net, Run, fill_replicas, run_timed
 
 HIT = 'atlas_edge_fetches_total{cache="HIT"}'
 SERVED = 'atlas_edge_chunks_total{paid_by="voucher"}'
@@ -108,17 +108,12 @@ async def bench_fetch(net: Net) -> list[Row]:
     to_client = sum(sum(c.values()) for runs in samples.chunks.values() for c in runs)
     idle = sum(1 for runs in samples.chunks.values() for c in runs for n in c.values() if not n)
     net.checks["fetch"] = {
-        "bytes": size,
-        "origin_edge_hits": hits,
-        "origin_edge_misses": misses,
-        "chunks_to_clients": to_client,
-        "chunks_edge_to_edge": served - to_client,
-        "idle_providers": idle,
-        "startup_seconds": samples.startup,
-        "chunks_per_provider": samples.chunks,
-        "inner_seconds": samples.inner,
+        "bytes": size, "origin_edge_hits": hits, "origin_edge_misses": misses,
+        "chunks_to_clients": to_client, "chunks_edge_to_edge": served - to_client,
+        "idle_providers": idle, "startup_seconds": samples.startup,
+        "chunks_per_provider": samples.chunks, "inner_seconds": samples.inner,
         "peak_rss_kib": samples.rss,
-    }
+    }  # fmt: skip
     if hits != 3 * cfg.reps or misses != cfg.reps:
         raise BenchError(f"origin edge counted {hits} HIT and {misses} MISS fetches")
     return fetch_rows(net, samples)
@@ -188,15 +183,6 @@ def scaling_table(samples: FetchSamples, curl: float) -> list[str]:
         )
         label = "first fetch, 3 edges" if setup == "first3" else f"cached, {setup[-1]} edge(s)"
         rss = statistics.median(samples.rss[setup]) / KIB
-        cells.append(
-            (
-                label,
-                f"{wall:.3f}",
-                f"{wall / one:.2f}x",
-                f"{wall / curl:.2f}",
-                f"{inner:.3f}",
-                f"{rss:.0f} MiB",
-                per_provider,
-            )
-        )
+        cells.append((label, f"{wall:.3f}", f"{wall / one:.2f}x", f"{wall / curl:.2f}",
+                      f"{inner:.3f}", f"{rss:.0f} MiB", per_provider))  # fmt: skip
     return table(header, cells, left=(0, 6))

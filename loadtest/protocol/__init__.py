@@ -1,0 +1,1 @@
+"""The protocol micro-benchmark: ``python -m loadtest run protocol`` (``bench.py``)."""

@@ -1,1 +1,0 @@
-"""The parts of ``loadtest/bench_sdk.py``; its network is also bench_proxy's."""
