@@ -44,6 +44,21 @@ C = TypeVar("C", bound=Config)
 
 
 @dataclass(frozen=True)
+class Option:
+    """A benchmark's own flag: a number that, times ``scale``, sets one integer field of its
+    configuration once ``valid`` accepts it."""
+
+    flag: str
+    field: str
+    kind: type[int] | type[float]
+    help: str
+    valid: Callable[[float], bool]
+    error: str
+    """The message it exits with when ``valid`` refuses the value."""
+    scale: float = 1
+
+
+@dataclass(frozen=True)
 class Bench(Generic[C]):
     name: str
     """The report's ``benchmark`` (the suite's ``--only`` name)."""
@@ -70,6 +85,7 @@ class Bench(Generic[C]):
     """Python distributions whose versions head the report."""
     end_notes: bool = True
     """Note the load average at the end, other processes' CPU use and the workspace's size."""
+    options: tuple[Option, ...] = ()
     add_args: Callable[[argparse.ArgumentParser], None] | None = None
     configure: Callable[[C, argparse.Namespace], C] | None = None
     """Applies the benchmark's own flags to its configuration (exit with a message if bad)."""
@@ -123,6 +139,8 @@ def parse_args(bench: Bench[Any], argv: Sequence[str] | None) -> argparse.Namesp
         tools = " and ".join(", ".join((*bench.tools, *bench.optional_tools)).rsplit(", ", 1))
         parser.add_argument("--install-deps", action="store_true",
                             help=f"apt-get install {tools} when missing")  # fmt: skip
+    for option in bench.options:
+        parser.add_argument(option.flag, dest=option.field, type=option.kind, help=option.help)
     if bench.add_args is not None:
         bench.add_args(parser)
     return parser.parse_args(argv)
@@ -134,6 +152,12 @@ def configure(bench: Bench[C], args: argparse.Namespace) -> C:
         if args.reps < 1:
             raise SystemExit("--reps must be at least 1")
         cfg = dataclasses.replace(cfg, **dict.fromkeys(bench.reps_fields, args.reps))  # type: ignore[type-var]
+    for option in bench.options:
+        value = getattr(args, option.field)
+        if value is not None and not option.valid(value):
+            raise SystemExit(option.error)
+        if value is not None:
+            cfg = dataclasses.replace(cfg, **{option.field: int(value * option.scale)})  # type: ignore[type-var]
     return bench.configure(cfg, args) if bench.configure is not None else cfg
 
 
