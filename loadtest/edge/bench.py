@@ -9,9 +9,7 @@ says what each row measures. Usage::
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
-from dataclasses import replace
 
 from loadtest.edge.config import FULL, PARTS, QUICK, Config, Env
 from loadtest.edge.origin import start_origin
@@ -19,21 +17,7 @@ from loadtest.edge.pages import bench_pages, collect_pages
 from loadtest.edge.serve import bench_serve
 from loadtest.edge.stream import bench_stream
 from loadtest.edge.vouchers import Signer
-from loadtest.harness.bench_main import Bench, Run, bench_main, client_session
-
-
-def add_args(parser: argparse.ArgumentParser) -> None:
-    help_ = "wrk connections (= threads = channels) for serve (default 8)"
-    parser.add_argument("--connections", type=int, help=help_)
-
-
-def configure(cfg: Config, args: argparse.Namespace) -> Config:
-    if args.connections is None:
-        return cfg
-    if not 1 <= args.connections <= 32:
-        raise SystemExit("--connections must be 1..32 (the edge allows 32 per client)")
-    return replace(cfg, connections=args.connections)
-
+from loadtest.harness.bench_main import Bench, Option, Run, bench_main, client_session
 
 SPEC = Bench(
     "edge",
@@ -50,8 +34,16 @@ SPEC = Bench(
     reps_help="repetitions of the serve and pages runs",
     tools=("wrk", "nginx"),
     libs=("aiohttp", "zstandard"),
-    add_args=add_args,
-    configure=configure,
+    options=(
+        Option(
+            "--connections",
+            "connections",
+            int,
+            "wrk connections (= threads = channels) for serve (default 8)",
+            lambda value: 1 <= value <= 32,
+            "--connections must be 1..32 (the edge allows 32 per client)",
+        ),
+    ),
 )
 
 

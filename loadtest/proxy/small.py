@@ -58,17 +58,9 @@ def run_hey(url: str, proxy: str, seconds: float, concurrency: int) -> LoadRun:
     if "Error distribution:" in out:
         tail = out.split("Error distribution:", 1)[1]
         errors = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", tail, re.MULTILINE))
-    responses = sum(statuses.values())
-    return LoadRun(
-        "hey",
-        responses,
-        float(total[1]),
-        float(rps[1]),
-        statuses,
-        errors,
-        int(data[1]) if data else 0,
-        cpu,
-    )
+    body = int(data[1]) if data else 0
+    return LoadRun("hey", sum(statuses.values()), float(total[1]), float(rps[1]), statuses, errors,
+                   body, cpu)  # fmt: skip
 
 
 async def run_aiohttp_load(url: str, proxy: str, seconds: float, concurrency: int) -> LoadRun:
@@ -94,17 +86,8 @@ async def run_aiohttp_load(url: str, proxy: str, seconds: float, concurrency: in
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    responses = sum(statuses.values())
-    return LoadRun(
-        "aiohttp",
-        responses,
-        elapsed,
-        responses / elapsed,
-        dict(statuses),
-        errors,
-        body,
-        time.process_time() - cpu,
-    )
+    n, cpu = sum(statuses.values()), time.process_time() - cpu
+    return LoadRun("aiohttp", n, elapsed, n / elapsed, dict(statuses), errors, body, cpu)
 
 
 async def load(bench: ProxyBench, target: str, seconds: float) -> LoadRun:

@@ -8,31 +8,16 @@ says what each row measures and how the clocks work. Usage::
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from functools import partial
 
-from loadtest.harness.bench_main import Bench, Run, bench_main
+from loadtest.harness.bench_main import Bench, Option, Run, bench_main
 from loadtest.harness.rows import MIB, table
 from loadtest.torrent.measure import FULL, QUICK, Config, TorrentBench, run_part
 from loadtest.torrent.rows import TIMELINE_HEADER
 
 PARTS = ("unlimited", "limited")
-
-
-def add_args(parser: argparse.ArgumentParser) -> None:
-    help_ = "the limited seeder's upload in MiB/s (default 20)"
-    parser.add_argument("--limit-mib", type=float, help=help_)
-
-
-def configure(cfg: Config, args: argparse.Namespace) -> Config:
-    if args.limit_mib is None:
-        return cfg
-    if args.limit_mib <= 0:
-        raise SystemExit("--limit-mib must be above 0")
-    return replace(cfg, limit=int(args.limit_mib * MIB))
 
 
 SPEC = Bench(
@@ -48,8 +33,17 @@ SPEC = Bench(
     PARTS,
     reps_fields=("reps", "limited_reps"),
     libs=("libtorrent", "aiohttp"),
-    add_args=add_args,
-    configure=configure,
+    options=(
+        Option(
+            "--limit-mib",
+            "limit",
+            float,
+            "the limited seeder's upload in MiB/s (default 20)",
+            lambda value: value > 0,
+            "--limit-mib must be above 0",
+            MIB,
+        ),
+    ),
 )
 
 
