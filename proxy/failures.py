@@ -14,11 +14,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from requester.errors import ORIGIN_TITLES, AtlasError
+from requester.errors import AtlasError
 from requester.listener_problems import problem_response
 from requester.protocol import ProtocolError
-
-__all__ = ["ORIGIN_TITLES", "Failure", "classify", "html_page", "problem"]
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,9 @@ Refusals (what a server answers a request with) and the SDK's failures::
         │   └── PortInUse                 409  port_in_use
         └── ChildFailed                   500  child_failed      (``atlas up``)
 
-Servers answer a :class:`Refusal` with its problem; an :class:`SdkError` met by a server
-(the edge paying a provider) is its own failure, logged and answered 500.
+The edge and the ledger answer a :class:`Refusal` with its problem; an :class:`SdkError`
+met there (the edge paying a provider) is their own failure, logged and answered 500. The
+proxy answers the SDK's failures that carry a ``title`` as they say, on a page or as JSON.
 
 ``status`` and ``code`` are the error's own; an error that relays a peer's answer
 (:class:`LedgerError`, :class:`ChunkUnavailable`, :class:`ContentFailed`) keeps the peer's
