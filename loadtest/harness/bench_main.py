@@ -83,12 +83,7 @@ class Bench(Generic[C]):
     """Installed too with ``--install-deps``, but not required."""
     libs: tuple[str, ...] = ()
     """Python distributions whose versions head the report."""
-    end_notes: bool = True
-    """Note the load average at the end, other processes' CPU use and the workspace's size."""
     options: tuple[Option, ...] = ()
-    add_args: Callable[[argparse.ArgumentParser], None] | None = None
-    configure: Callable[[C, argparse.Namespace], C] | None = None
-    """Applies the benchmark's own flags to its configuration (exit with a message if bad)."""
 
 
 @dataclass
@@ -141,8 +136,6 @@ def parse_args(bench: Bench[Any], argv: Sequence[str] | None) -> argparse.Namesp
                             help=f"apt-get install {tools} when missing")  # fmt: skip
     for option in bench.options:
         parser.add_argument(option.flag, dest=option.field, type=option.kind, help=option.help)
-    if bench.add_args is not None:
-        bench.add_args(parser)
     return parser.parse_args(argv)
 
 
@@ -154,11 +147,12 @@ def configure(bench: Bench[C], args: argparse.Namespace) -> C:
         cfg = dataclasses.replace(cfg, **dict.fromkeys(bench.reps_fields, args.reps))  # type: ignore[type-var]
     for option in bench.options:
         value = getattr(args, option.field)
-        if value is not None and not option.valid(value):
+        if value is None:
+            continue
+        if not option.valid(value):
             raise SystemExit(option.error)
-        if value is not None:
-            cfg = dataclasses.replace(cfg, **{option.field: int(value * option.scale)})  # type: ignore[type-var]
-    return bench.configure(cfg, args) if bench.configure is not None else cfg
+        cfg = dataclasses.replace(cfg, **{option.field: int(value * option.scale)})  # type: ignore[type-var]
+    return cfg
 
 
 def ensure_tools(name: str, tools: Sequence[str], optional: Sequence[str], install: bool) -> None:
@@ -199,15 +193,14 @@ def bench_main(
         asyncio.run(_measure(body, run))
         used = sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
     elapsed = time.perf_counter() - started
-    if bench.end_notes:
-        others = max((system_busy_seconds() - busy) - (own_cpu_seconds() - own), 0.0) / elapsed
-        facts["others_cores"] = others
-        run.notes.append(
-            f"machine: load average at the end {os.getloadavg()[0]:.2f}; processes not started "
-            f"by this benchmark used {others:.2f} cores on average during the run (all cores "
-            f"busy minus this process tree, from /proc/stat and getrusage); "
-            f"{used / GIB:.1f} GiB in the temporary directory at the end"
-        )
+    others = max((system_busy_seconds() - busy) - (own_cpu_seconds() - own), 0.0) / elapsed
+    facts["others_cores"] = others
+    run.notes.append(
+        f"machine: load average at the end {os.getloadavg()[0]:.2f}; processes not started "
+        f"by this benchmark used {others:.2f} cores on average during the run (all cores "
+        f"busy minus this process tree, from /proc/stat and getrusage); "
+        f"{used / GIB:.1f} GiB in the temporary directory at the end"
+    )
     libs = [f"{name} {facts[name]}" for name in bench.libs]
     libs += [facts[tool] for tool in (*bench.tools, *bench.optional_tools)]
     head = [bench.title, *head_lines(facts), *([f"libs:     {', '.join(libs)}"] if libs else [])]

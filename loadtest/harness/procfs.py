@@ -16,22 +16,22 @@ RSS_POLL = 0.01
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def proc_status_kib(pid: int, field_name: str) -> int:
-    """One ``/proc/PID/status`` field in KiB (VmRSS, VmHWM)."""
-    for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1])
-    raise BenchError(f"/proc/{pid}/status has no {field_name}")
-
-
 def proc_status(pid: int) -> dict[str, int]:
-    """VmHWM and VmRSS of ``pid`` (KiB), those of the two it has."""
+    """The memory fields of ``/proc/PID/status`` (VmRSS, VmHWM, ...), in KiB."""
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
         name, _, value = line.partition(":")
-        if name in ("VmHWM", "VmRSS"):
+        if name.startswith("Vm"):
             out[name] = int(value.split()[0])
     return out
+
+
+def proc_status_kib(pid: int, field_name: str) -> int:
+    """One of :func:`proc_status`; BenchError if ``pid`` has no such field."""
+    value = proc_status(pid).get(field_name)
+    if value is None:
+        raise BenchError(f"/proc/{pid}/status has no {field_name}")
+    return value
 
 
 def reset_peak_rss(pid: int) -> bool:
@@ -79,8 +79,9 @@ class RssSampler:
 
     def _sample(self) -> bool:
         try:
-            values = [proc_status_kib(self.pid, name) for name in self._fields]
-        except (OSError, ValueError, BenchError):
+            status = proc_status(self.pid)
+            values = [status[name] for name in self._fields]
+        except (OSError, ValueError, KeyError):
             return True  # it ended (or is a zombie without memory)
         self.peak = max(self.peak, *values)
         return False

@@ -6,7 +6,7 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -111,15 +111,7 @@ def measurement_table(rows: Sequence[Row]) -> list[str]:
     return table(header, cells, left=(0, 2, 5, 6))
 
 
-class Referenced(Protocol):
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def reference(self) -> str: ...
-
-
-def references(rows: Sequence[Referenced]) -> list[str]:
+def references(rows: Sequence[Row]) -> list[str]:
     """One line per distinct reference, naming the rows measured against it."""
     users: dict[str, list[str]] = {}
     for row in rows:
