@@ -48,9 +48,7 @@ async def measure(run: Run[Config]) -> None:
     run.head.append(f"client:   rps client {client}")
     async with client_session() as session:
         started = time.perf_counter()
-        bench = await setup(run.cfg, run.workdir, run.procs, session, client)
-        bench.notes, bench.checks = run.notes, run.checks
-        bench.net.notes, bench.net.checks = run.notes, run.checks
+        bench = await setup(run, session, client)
         run.notes.append(
             "setup: ledger, nginx, a tracker edge and 3 paid edges (--free-mib 0), funds, "
             f"open channels, {size_text(run.cfg.size)} cached with full replicas, atlas proxy "

@@ -8,12 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from loadtest.harness.bench_main import Run
 from loadtest.harness.blobs import file_sha256
 from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, free_port, wait_port
 from loadtest.harness.edge_api import edge_counter
@@ -111,8 +112,8 @@ class ProxyBench:
     """``hey`` or ``aiohttp`` (the rps client)."""
     cached_id: str
     """Content id of the 100 MiB body the edges hold (filled before the proxy started)."""
-    notes: list[str] = field(default_factory=list)
-    checks: dict[str, Any] = field(default_factory=dict)
+    notes: list[str]
+    checks: dict[str, Any]
 
     @property
     def small_url(self) -> str:
@@ -202,13 +203,12 @@ def atlas_headers_check(headers: str, content_id: str | None = None) -> None:
         raise BenchError("a cached download through the proxy got other content (not a HIT)")
 
 
-async def setup(
-    cfg: Config, workdir: Path, procs: Processes, session: aiohttp.ClientSession, client: str
-) -> ProxyBench:
+async def setup(run: Run[Config], session: aiohttp.ClientSession, client: str) -> ProxyBench:
     """The network of bench_sdk (ledger, nginx, tracker, three paid edges, a wallet with open
     channels), the 100 MiB body cached with full replicas, then the two proxies; one small
     GET direct and through each proxy, bytes checked, Atlas's with ``Via: 1.1 atlas`` and a
     content id (the origin edge's MISS)."""
+    cfg, workdir, procs = run.cfg, run.workdir, run.procs
     net_cfg = NetConfig(cfg.mode, cfg.stream_reps, cfg.size, cfg.rss_size, SMALL, cfg.rss_reps)
     net = await build_net(net_cfg, workdir, procs, session)
     loop = asyncio.get_running_loop()
@@ -220,7 +220,7 @@ async def setup(
     cached_id = str(warm.summary["content_id"])
     await fill_replicas(net, net.edges[1:], cached_id)
     proxy, mitm = start_proxy(procs, net.home), start_mitmdump(procs, workdir)
-    bench = ProxyBench(cfg, net, proxy, mitm, client, cached_id)
+    bench = ProxyBench(cfg, net, proxy, mitm, client, cached_id, run.notes, run.checks)
     small = net.files["small.bin"]
     for via in (None, mitm.url, proxy.url):
         headers = await get_checked(session, bench.small_url, via, small, SMALL)
