@@ -114,7 +114,7 @@ class Run(Generic[C]):
 
     async def parts(self, parts: Mapping[str, Part]) -> None:
         """The parts chosen with ``--only`` (all by default), each in its own try."""
-        await run_parts(parts, self.args.only or list(parts), self.outcome)
+        await run_parts(parts, getattr(self.args, "only", None) or list(parts), self.outcome)
 
 
 def client_session() -> aiohttp.ClientSession:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import platform
 import re
+import shutil
 import ssl
 import subprocess
 from collections.abc import Sequence
@@ -16,8 +17,8 @@ from typing import Any
 
 from loadtest import REPO
 
-VERSION_FLAGS = {"nginx": "-v", "wrk": "-v"}
-"""How a tool tells its version, when not ``--version``."""
+VERSION_FLAGS = {"nginx": "-v", "wrk": "-v", "hey": ""}
+"""How a tool tells its version, when not ``--version`` ("": it cannot)."""
 
 
 def cpu_model() -> str:
@@ -48,6 +49,8 @@ def version_of(distribution: str) -> str:
 def tool_version(tool: str | Sequence[str]) -> str:
     """The first line of ``TOOL --version`` (or its own flag), without its copyright."""
     argv = [tool, VERSION_FLAGS.get(tool, "--version")] if isinstance(tool, str) else list(tool)
+    if not argv[-1]:
+        return argv[0] if shutil.which(argv[0]) else f"{argv[0]} missing"
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
