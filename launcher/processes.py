@@ -246,7 +246,7 @@ def spawn(
             encoding="utf-8",
             errors="replace",
             start_new_session=True,
-            preexec_fn=_dies_with(os.getpid()) if die_with_parent else None,  # noqa: PLW1509
+            preexec_fn=dies_with(os.getpid()) if die_with_parent else None,  # noqa: PLW1509
         )
     return Process(name or Path(argv[0]).name, proc, log, echo, ready_key)
 
@@ -262,9 +262,11 @@ def start(
     return process
 
 
-def _dies_with(parent: int) -> Callable[[], None]:
-    """In the child before exec (it only calls prctl): SIGTERM when the starter dies; if it
-    died already, before the prctl took effect, stop at once."""
+def dies_with(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` (it only calls prctl): the child gets SIGTERM when ``parent`` (the
+    starter's PID; strictly, the thread that forks) dies; if it died already, before the
+    prctl took effect, the child stops at once. For a ``Popen`` of one's own (a command run
+    to completion): ``preexec_fn=dies_with(os.getpid())``."""
 
     def set_death_signal() -> None:
         _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
