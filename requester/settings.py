@@ -113,14 +113,11 @@ class Settings:
         "included, is above this per MiB", config_key="max_price",
     )  # fmt: skip
 
-    def spend_limit(self, flag: str | None = None) -> int | None:
-        """The spend ceiling of one fetch: ``flag`` (``--max-spend``), else the setting;
-        ``none`` means no ceiling."""
-        text = flag if flag is not None else self.max_spend
-        if text.strip().lower() == "none":
+    def spend_limit(self) -> int | None:
+        """The spend ceiling of one fetch in base units; None (``none``): no ceiling."""
+        if self.max_spend.strip().lower() == "none":
             return None
-        what = "--max-spend" if flag is not None else "max_spend (ATLAS_MAX_SPEND)"
-        return _btt(text, what, positive=False)
+        return _btt(self.max_spend, "max_spend (ATLAS_MAX_SPEND)", positive=False)
 
     def trust_policy(self) -> TrustPolicy:
         """The limits on providers other than the configured edges, per download."""
