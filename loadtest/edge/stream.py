@@ -142,20 +142,10 @@ async def bench_stream(env: Env) -> list[Row]:
             "< 64 MiB",
             lambda _m, _r: max(growth) < 64,
         ),
-        make_row(
-            "stream_through",
-            f"download {size} via edge, origin fetch included",
-            "GB/s",
-            samples.through,
-            direct,
-            samples.direct,
-        ),
-        make_row(
-            "stream_stored",
-            f"download {size} again, from the edge's store",
-            "GB/s",
-            samples.stored,
-            direct,
-            samples.direct,
-        ),
+    ] + [
+        make_row(f"stream_{key}", f"download {size} {what}", "GB/s", rates, direct, samples.direct)
+        for key, what, rates in (
+            ("through", "via edge, origin fetch included", samples.through),
+            ("stored", "again, from the edge's store", samples.stored),
+        )
     ]
