@@ -204,7 +204,7 @@ def atlas_headers_check(headers: str, content_id: str | None = None) -> None:
 
 
 async def setup(run: Run[Config], session: aiohttp.ClientSession, client: str) -> ProxyBench:
-    """The network of bench_sdk (ledger, nginx, tracker, three paid edges, a wallet with open
+    """The SDK benchmark's network (ledger, nginx, tracker, three paid edges, a wallet with open
     channels), the 100 MiB body cached with full replicas, then the two proxies; one small
     GET direct and through each proxy, bytes checked, Atlas's with ``Via: 1.1 atlas`` and a
     content id (the origin edge's MISS)."""
@@ -213,7 +213,7 @@ async def setup(run: Run[Config], session: aiohttp.ClientSession, client: str) -
     net = await build_net(net_cfg, workdir, procs, session)
     loop = asyncio.get_running_loop()
     # Before the proxy runs (it keeps the channels' issued amounts in memory): the origin edge
-    # caches body.bin and edge2/edge3 buy all of it, as bench_sdk's cached runs.
+    # caches body.bin and edge2/edge3 buy all of it, as the SDK benchmark's cached runs.
     warm = await loop.run_in_executor(
         None, net.atlas_fetch, f"{net.nginx.url}/body.bin", len(net.edges), "body.bin"
     )
