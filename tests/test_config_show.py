@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ from cdn_edge.config import EdgeConfig
 from cdn_edge.ledger.settings import LedgerSettings
 from launcher.up_settings import UpSettings
 from proxy.config import ProxyConfig
+from requester.protocol import BTT_LOCAL
 from requester.settings_spec import specs
+from tests.processes import start, start_ledger
 
 ATLAS = str(Path(sys.executable).with_name("atlas"))
 OLD_EDGE_FLAGS = [
@@ -116,6 +119,27 @@ def test_ledger_proxy_and_up_settings(home: Path) -> None:
     up = shown("up", "--intercept", env={"ATLAS_UP_EDGES": "2"})
     assert (up["edges"]["value"], up["edges"]["from"]) == ("2", "ATLAS_UP_EDGES")
     assert up["intercept"]["source"] == "flag" and up["proxy_port"]["value"] == "8080"
+
+
+def test_a_running_edge_takes_its_settings_from_the_environment(tmp_path: Path) -> None:
+    """The renamed fields reach the app: /v1/info says what ATLAS_PRICE, ATLAS_FREE_MIB
+    (new names, same variables) and ATLAS_NO_TUNNEL, ATLAS_PORT... asked for."""
+    ledger = start_ledger(tmp_path / "ledger")
+    try:
+        env = {"ATLAS_PRICE": "0.002", "ATLAS_FREE_MIB": "1.5", "ATLAS_NO_TUNNEL": "1",
+               "ATLAS_DATA_DIR": str(tmp_path / "edge"), "ATLAS_LEDGER": ledger.url,
+               "ATLAS_NO_TORRENTS": "1"}  # fmt: skip
+        edge = start(["edge", "serve", "--price", "0.003"], env)
+        try:
+            with urllib.request.urlopen(f"{edge.url}/v1/info", timeout=10) as resp:
+                info = json.load(resp)
+        finally:
+            edge.stop()
+    finally:
+        ledger.stop()
+    assert info["price_per_mib"] == str(3 * BTT_LOCAL.one // 1000)  # the flag beats ATLAS_PRICE
+    assert info["free_bytes"] == 3 * (1 << 20) // 2 and info["ledger"] == ledger.url
+    assert "tunnel" in info and info["tunnel"] is None, info  # ATLAS_NO_TUNNEL
 
 
 def test_a_bad_value_is_refused_with_its_name() -> None:
