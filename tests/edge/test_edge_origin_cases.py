@@ -1,6 +1,6 @@
 """Awkward origins through a real edge: huge headers, redirects, chunk boundaries, trickles.
 
-The origin fetcher's rules are tested in depth in-process (test_origin_fetch.py);
+The origin fetcher's rules are tested in depth in-process (content/test_origin_fetch.py);
 here the same cases go through the edge process, so what a requester sees (the
 status, the problem's code and detail, the signed head and seal, the price of a
 short last chunk) is checked end to end.
@@ -149,7 +149,7 @@ async def test_redirect_off_limits_is_refused(
     odd_origin: Running, origin: Running, free_edge: Running, location: str, detail: str
 ) -> None:
     # With --allow-private-origins only what can never be an origin stays refused;
-    # the full guard at every hop is tested in-process (test_origin_fetch.py).
+    # the full guard at every hop is tested in-process (content/test_origin_fetch.py).
     port = origin.url.rsplit(":", 1)[1]
     target = quote(location.format(port=port), safe="")
     async with aiohttp.ClientSession() as session:

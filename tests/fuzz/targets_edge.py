@@ -35,7 +35,7 @@ from tests.fuzz import seeds
 from tests.fuzz.target import Fields, OracleViolation, target
 
 TUNNEL_PARTS_TEST = (
-    "tests/edge/test_tunnel_parts.py::test_no_input_raises_anything_but_a_protocol_error"
+    "tests/edge/tunnel/test_parts.py::test_no_input_raises_anything_but_a_protocol_error"
 )
 V1 = bytes(range(1, 21)).hex()
 V2 = bytes(range(32, 64)).hex()
