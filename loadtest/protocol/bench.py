@@ -252,7 +252,7 @@ def bench_manifest(cfg: Config, buffer: bytes) -> list[Row]:
     key = NodeKey(EDGE_SEED)
     head = make_head(key, total)
     head_bytes = head.encode()
-    published: list[tuple[list[bytes], bytes]] = []
+    published: list[tuple[list[ChunkStatement], bytes]] = []
 
     def publish() -> float:
         statements: list[ChunkStatement] = []
@@ -262,7 +262,8 @@ def bench_manifest(cfg: Config, buffer: bytes) -> list[Row]:
             publisher = ContentPublisher(key, head)
             for _ in range(rounds):
                 for piece in pieces:
-                    statements.extend(chunk.statement for chunk in publisher.feed(piece))
+                    for chunk in publisher.feed(piece):
+                        statements.append(chunk.statement)
             tail, seal = publisher.finish()
             statements.extend(chunk.statement for chunk in tail)
             seals.append(seal.encode())
@@ -270,11 +271,12 @@ def bench_manifest(cfg: Config, buffer: bytes) -> list[Row]:
         elapsed = timed(body)
         if len(statements) != total // CHUNK_SIZE:
             raise RuntimeError("ContentPublisher emitted the wrong number of chunks")
-        published[:] = [([s.encode() for s in statements], seals[0])]
+        published[:] = [(statements, seals[0])]
         return elapsed
 
     def verify() -> float:
-        encoded, seal = published[0]
+        statements, seal = published[0]
+        encoded = [s.encode() for s in statements]
 
         def body() -> None:
             verifier = ContentVerifier(ManifestHead.decode(head_bytes))
