@@ -123,7 +123,8 @@ def client_session() -> aiohttp.ClientSession:
 
 
 def parse_args(bench: Bench[Any], argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(bench.doc or "").strip().split("\n")[0])
+    about = (bench.doc or "").strip().split("\n")[0]
+    parser = argparse.ArgumentParser(f"python -m loadtest run {bench.name}", description=about)
     parser.add_argument("--quick", action="store_true", help=bench.quick_help)
     parser.add_argument("--reps", type=int, help=bench.reps_help)
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")

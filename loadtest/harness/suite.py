@@ -103,7 +103,7 @@ def run_benchmark(bench: Benchmark, outdir: Path, *, quick: bool, install: bool)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser = argparse.ArgumentParser("python -m loadtest bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="every benchmark's smoke mode")
     parser.add_argument("--only", action="append", choices=NAMES, help="repeatable")
     parser.add_argument("--install-deps", action="store_true",
