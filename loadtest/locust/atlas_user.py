@@ -1,5 +1,6 @@
 """The base of every user: where the network under test listens (``atlas up``'s JSON line
-and the origin, not ``--host``), the ``ATLAS_LT_*`` settings, and the origin's bytes."""
+and the origin, from the environment, not ``--host``), the ``ATLAS_LT_*`` settings, and the
+origin's bytes."""
 
 from __future__ import annotations
 
@@ -38,13 +39,11 @@ class Targets:
 
 
 @functools.cache
-def load_targets(up_json: str, origin: str) -> Targets:
-    """``up_json`` is the path of a file holding ``atlas up``'s line, or the line itself
-    (``--atlas-up-json`` or ``ATLAS_UP_JSON``); read once per process."""
-    if not up_json:
-        raise ValueError("set ATLAS_UP_JSON (or --atlas-up-json) to atlas up's JSON line or file")
-    if not origin:
-        raise ValueError("set ATLAS_ORIGIN (or --atlas-origin) to the test origin's URL")
+def load_targets() -> Targets:
+    """From ``ATLAS_UP_JSON`` (``atlas up``'s line, or a file holding it) and ``ATLAS_ORIGIN``."""
+    up_json, origin = os.environ.get("ATLAS_UP_JSON", ""), os.environ.get("ATLAS_ORIGIN", "")
+    if not (up_json and origin):
+        raise ValueError("set ATLAS_UP_JSON (atlas up's line or its file) and ATLAS_ORIGIN")
     text = up_json if up_json.lstrip().startswith("{") else Path(up_json).read_text("utf-8")
     up: dict[str, Any] = json.loads(text)
     return Targets(
@@ -88,9 +87,7 @@ class AtlasUser(FastHttpUser):
     """Ask the origin through the Atlas proxy, as a browser set to use it would."""
 
     def __init__(self, environment: Environment) -> None:
-        options = environment.parsed_options
-        self.targets = load_targets(getattr(options, "atlas_up_json", ""),
-                                    getattr(options, "atlas_origin", ""))  # fmt: skip
+        self.targets = load_targets()
         if self.through_proxy:
             proxy = urlsplit(self.targets.proxy)
             if proxy.hostname is None or proxy.port is None:

@@ -22,9 +22,12 @@ from typing import Any
 from loadtest import REPO
 from loadtest.harness.machine import run_facts
 from loadtest.locust.locust_process import LOCUST, LoadTestError, seconds_of
-from loadtest.locust.network import ATLAS, earnings, network
+from loadtest.locust.network import ATLAS, EDGES, earnings, network
 from loadtest.locust.one_run import CLASSES, print_run, run_once
-from loadtest.locust.sweep import render_sweep, run_sweep, sweep_markdown
+from loadtest.locust.sweep import run_sweep, sweep_markdown
+
+COOLDOWN = {"run": 5.0, "smoke": 2.0, "sweep": 20.0}
+"""Idle seconds before the last RSS reading, by mode (``--cooldown``)."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -32,28 +35,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 "a whole local Atlas network (loadtest/README.md)")  # fmt: skip
     p.add_argument("-u", "--users", type=int, default=20)
     p.add_argument("-r", "--spawn-rate", type=float, default=5.0)
-    p.add_argument("-t", "--run-time", default="60s", help="locust -t syntax: 60s, 2m, ...")
-    p.add_argument("--edges", type=int, default=3)
+    p.add_argument("-t", "--run-time", type=seconds_of, default="60s", help="60s, 2m, ...")
     p.add_argument("--smoke", action="store_true", help="4 users (one per scenario) for 8 s")
     p.add_argument("--sweep", action="store_true", help="saturation sweep of an edge and the proxy")
     p.add_argument("--sweep-users", default="5,10,20,40,80,160")
-    p.add_argument("--sweep-time", default="15s", help="length of each sweep step")
+    p.add_argument("--sweep-time", type=seconds_of, default="15s", help="length of a sweep step")
     p.add_argument("--sweep-reps", type=int, default=2)
     p.add_argument("--sweep-targets", default="edge,proxy")
-    p.add_argument("--cooldown", type=float, default=None,
-                   help="idle seconds before the last RSS reading (5; sweep 20)")  # fmt: skip
-    p.add_argument("--settle", type=float, default=2.0, help="idle seconds between sweep steps")
-    p.add_argument("--reports", type=Path, default=None,
-                   help="report directory (default loadtest/reports/<mode>-<time>)")  # fmt: skip
-    p.add_argument("--render", type=Path, metavar="SUMMARY_JSON",
-                   help="print the sweep tables of an earlier --sweep's summary.json")  # fmt: skip
+    p.add_argument("--cooldown", type=float, help="idle seconds before the last RSS reading")
+    p.add_argument("--reports", type=Path, help="default loadtest/reports/<mode>-<time>")
     args = p.parse_args(argv)
+    args.mode = "sweep" if args.sweep else "smoke" if args.smoke else "run"
     if args.smoke:
-        args.users, args.spawn_rate, args.run_time = len(CLASSES), len(CLASSES), "8s"
+        args.users, args.spawn_rate, args.run_time = len(CLASSES), len(CLASSES), 8
     if args.cooldown is None:
-        args.cooldown = 20.0 if args.sweep else (2.0 if args.smoke else 5.0)
-    seconds_of(args.run_time)
-    seconds_of(args.sweep_time)
+        args.cooldown = COOLDOWN[args.mode]
     return args
 
 
@@ -66,25 +62,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def load_test(args: argparse.Namespace) -> int:
-    if args.render:
-        print(render_sweep(args.render))
-        return 0
-    mode = "sweep" if args.sweep else "smoke" if args.smoke else "run"
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out: Path = args.reports or REPO / "loadtest" / "reports" / f"{mode}-{stamp}"
+    out: Path = args.reports or REPO / "loadtest" / "reports" / f"{args.mode}-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     for tool in (LOCUST, ATLAS):
         if not tool.exists():
             raise LoadTestError(f"{tool} missing: run make venv (and use .venv/bin/python)")
     workdir = Path(tempfile.mkdtemp(prefix="atlas-loadtest-"))
-    info = {**run_facts(workdir), "mode": mode, "users": args.users, "edges": args.edges,
-            "spawn_rate": args.spawn_rate, "run_time": args.run_time,
+    info = {**run_facts(workdir), "mode": args.mode, "users": args.users, "edges": EDGES,
+            "spawn_rate": args.spawn_rate, "run_time_s": args.run_time,
             "cooldown_s": args.cooldown, "argv": sys.argv[1:]}  # fmt: skip
-    print(f"atlas load test ({mode}), reports in {out}")
+    print(f"atlas load test ({args.mode}), reports in {out}")
     stops: dict[str, Any] = {}
     result: dict[str, Any] = {}
     try:
-        with network(workdir, args.edges, out, stops) as net:
+        with network(workdir, out, stops) as net:
             result = run_sweep(args, net, out) if args.sweep else run_once(args, net, out)
         result["earnings"] = earnings(workdir / "atlas-data")
     finally:
@@ -98,10 +90,7 @@ def load_test(args: argparse.Namespace) -> int:
     else:
         print_run(result)
     print(f"\nnetwork: up in {stops.get('startup_s')} s, stopped in "
-          f"{stops.get('atlas_up_stop_s')} s (SIGTERM to atlas up; edges redeem)"
-          + (f"; SIGKILLed {stops['killed']}" if stops.get("killed") else ""))  # fmt: skip
-    if exits := stops.get("exit_after_s"):
-        print("  exited after SIGTERM (s): " + ", ".join(f"{r} {t}" for r, t in exits.items()))
+          f"{stops.get('atlas_up_stop_s')} s (SIGTERM to atlas up; edges redeem)")  # fmt: skip
     for edge, e in result.get("earnings", {}).items():
         print(f"  {edge}: {e}")
     print(f"reports: {out}")

@@ -34,14 +34,13 @@ class LoadTestError(Exception):
     """The load test could not run (a process did not start, locust wrote nothing)."""
 
 
-def seconds_of(run_time: str) -> float:
+def seconds_of(run_time: str) -> int:
     """locust's ``-t`` syntax (``90``, ``30s``, ``2m``, ``1h30m``) in seconds."""
-    if re.fullmatch(r"\d+", run_time):
-        return float(run_time)
-    parts = re.findall(r"(\d+)\s*([hms])", run_time)
-    if not parts or "".join(n + u for n, u in parts) != run_time.replace(" ", ""):
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?", run_time.replace(" ", ""))
+    if not run_time.strip() or parts is None:
         raise argparse.ArgumentTypeError(f"run time {run_time!r}: use e.g. 30s, 2m, 1h30m")
-    return float(sum(int(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts))
+    hours, minutes, seconds = (int(n or 0) for n in parts.groups())
+    return 3600 * hours + 60 * minutes + seconds
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -77,14 +76,15 @@ class LocustRun:
 
 def run_locust(
     prefix: Path, locustfile: Path, classes: Sequence[str], users: int, spawn_rate: float,
-    run_time: str, env: dict[str, str], extra: Sequence[str] = (),
+    seconds: int, env: dict[str, str], extra: Sequence[str] = (),
 ) -> LocustRun:  # fmt: skip
-    """One headless locust process; its CSV, HTML, log and per-scenario JSON at ``prefix``."""
+    """One headless locust process (locust.conf's settings); its CSV, HTML, log and
+    per-scenario JSON at ``prefix``."""
     scenarios_json = Path(f"{prefix}_scenarios.json")
     argv = [
-        str(LOCUST), "--config", str(CONF), *extra, "-f", str(locustfile), "--headless",
-        "-u", str(users), "-r", str(spawn_rate), "-t", run_time, "--csv", str(prefix),
-        "--html", f"{prefix}.html", "--only-summary", "--stop-timeout", "10", *classes,
+        str(LOCUST), "--config", str(CONF), *extra, "-f", str(locustfile), "-u", str(users),
+        "-r", str(spawn_rate), "-t", f"{seconds}s", "--csv", str(prefix), "--html",
+        f"{prefix}.html", *classes,
     ]  # fmt: skip
     log = Path(f"{prefix}_locust.log")
     started = time.monotonic()
@@ -93,7 +93,7 @@ def run_locust(
                              env={**child_env(), **env,
                                   "ATLAS_LT_SCENARIOS_JSON": str(scenarios_json)})  # fmt: skip
     try:
-        returncode = locust.wait(seconds_of(run_time) + 120)
+        returncode = locust.wait(seconds + 120)
     except subprocess.TimeoutExpired:
         print(f"locust (pid {locust.pid}) overran its time: stopping it")
         returncode = locust.stop(20)

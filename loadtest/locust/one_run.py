@@ -13,9 +13,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from loadtest.harness.rows import table
 from loadtest.locust.locust_process import SCENARIOS_FILE, run_locust
 from loadtest.locust.network import Network
-from loadtest.locust.sampling import reset_peaks, samples
 
 CLASSES = {"browser": "BrowserUser", "mobile": "MobileUser", "paying": "PayingEdgeUser",
            "operator": "OperatorUser"}  # fmt: skip
@@ -23,6 +23,7 @@ CLASSES = {"browser": "BrowserUser", "mobile": "MobileUser", "paying": "PayingEd
 SMOKE_THINK = {"ATLAS_LT_THINK_BROWSER": "0.2,0.5", "ATLAS_LT_THINK_MOBILE": "0.2,0.5",
                "ATLAS_LT_THINK_PAYING": "0.05,0.2", "ATLAS_LT_LARGE_P": "0.3"}  # fmt: skip
 """``--smoke``: one user per scenario with short think times, so each runs many times."""
+MIB_COLUMNS = ("rss_before_mib", "rss_after_mib", "rss_peak_mib", "rss_cooled_mib")
 
 
 def origin_counts(origin: str, what: str) -> dict[str, int]:
@@ -42,24 +43,23 @@ def run_once(args: argparse.Namespace, net: Network, out: Path) -> dict[str, Any
         users = [{"user_class_name": c, "fixed_count": 1} for c in CLASSES.values()]
         config.write_text(json.dumps(users))
         extra = ["--config-users", str(config)]
-    before, load_before = samples(net.roles), os.getloadavg()
-    reset_peaks(net.roles)
+    before, load_before = net.samples(), os.getloadavg()
+    net.reset_peaks()
     run = run_locust(out / "locust", SCENARIOS_FILE, list(CLASSES.values()), args.users,
                      args.spawn_rate, args.run_time, env, extra)  # fmt: skip
-    after, load_after = samples(net.roles), os.getloadavg()
+    after, load_after = net.samples(), os.getloadavg()
     time.sleep(args.cooldown)
-    cooled = samples(net.roles)
+    cooled = net.samples()
     processes = {
         role: {
-            "rss_before_mib": before[role].rss_kib / 1024,
-            "rss_after_mib": after[role].rss_kib / 1024,
-            "rss_peak_mib": after[role].hwm_kib / 1024,
-            "rss_cooled_mib": cooled[role].rss_kib / 1024 if role in cooled else None,
+            "rss_before_mib": before[role].rss_mib, "rss_after_mib": after[role].rss_mib,
+            "rss_peak_mib": after[role].peak_mib,
+            "rss_cooled_mib": cooled[role].rss_mib if role in cooled else None,
             "cpu_s": after[role].cpu_s - before[role].cpu_s,
         }
         for role in net.roles
         if role in before and role in after
-    }
+    }  # fmt: skip
     return {
         "locust_exit": run.returncode, "locust_wall_s": round(run.wall_s, 1),
         "scenarios": run.scenarios, "rows": run.rows, "failures": run.failures,
@@ -70,21 +70,22 @@ def run_once(args: argparse.Namespace, net: Network, out: Path) -> dict[str, Any
 
 
 def print_run(result: dict[str, Any]) -> None:
-    print(f"\n{'scenario':<10} {'requests':>8} {'fails':>6} {'req/s':>7} {'p50 ms':>7} "
-          f"{'p95 ms':>7} {'max ms':>7}  failures by kind")  # fmt: skip
+    header = ["scenario", "requests", "fails", "req/s", "p50 ms", "p95 ms", "max ms"]
+    cells = []
     for name, s in result["scenarios"].items():
-        print(f"{name:<10} {s['requests']:>8} {s['failures']:>6} {s['rps']:>7.1f} "
-              f"{s['p50_ms']:>7.0f} {s['p95_ms']:>7.0f} {s['max_ms']:>7.0f}  "
-              f"{kinds_text(s['failure_kinds'])}")  # fmt: skip
+        counts = [name, str(s["requests"]), str(s["failures"]), f"{s['rps']:.1f}"]
+        times = [f"{s[k]:.0f}" for k in ("p50_ms", "p95_ms", "max_ms")]
+        cells.append([*counts, *times, kinds_text(s["failure_kinds"])])
+    print("", *table([*header, "failures by kind"], cells, left=(0, 7)), sep="\n")
     for failure in result["failures"][:10]:
         print(f"  failure x{failure.get('Occurrences')}: {failure.get('Name')}: "
               f"{failure.get('Error', '')[:160]}")  # fmt: skip
-    print(f"\n{'process':<8} {'RSS before':>10} {'after':>6} {'peak':>6} {'cooled':>7} "
-          f"{'CPU s':>6}   (MiB)")  # fmt: skip
+    cells = []
     for role, p in result["processes"].items():
-        cooled = "-" if p["rss_cooled_mib"] is None else f"{p['rss_cooled_mib']:.0f}"
-        print(f"{role:<8} {p['rss_before_mib']:>10.0f} {p['rss_after_mib']:>6.0f} "
-              f"{p['rss_peak_mib']:>6.0f} {cooled:>7} {p['cpu_s']:>6.1f}")  # fmt: skip
+        mib = ["-" if p[k] is None else f"{p[k]:.0f}" for k in MIB_COLUMNS]
+        cells.append([role, *mib, f"{p['cpu_s']:.1f}"])
+    header = ["process", "RSS before MiB", "after", "peak", "cooled", "CPU s"]
+    print("", *table(header, cells, left=(0,)), sep="\n")
     if hits := result["origin_hits"]:
         video_mib = result["origin_sent_bytes"].get("/site/video.bin", 0) / 2**20
         ranges = result["scenarios"].get("mobile", {}).get("requests", 0)

@@ -1,8 +1,8 @@
 """The ``paying`` scenario: an app that pays an edge itself, with its own key and channel.
 
-Its ledger calls and vouchers are built by the protocol core (``requester.protocol``),
-the code the SDK pays with, so the load is made of real, signed payments; locust's own
-client sends them (no asyncio inside a locust process).
+Its ledger calls, quotes, vouchers and chunk checks are the SDK's own sans-IO code
+(``requester.protocol``, :func:`requester.recorded_calls.view_terms`), so the load is made
+of real, signed payments; locust's client sends them (no asyncio inside a locust process).
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import gevent.lock  # type: ignore[import-untyped]
 from locust import between, task
 
 from loadtest.locust.atlas_user import AtlasUser, Targets, setting, think_time
+from requester.errors import AtlasError
 from requester.protocol import (
     BTT_LOCAL,
     ChannelExpired,
-    ChannelTerms,
+    ContentVerifier,
     DepositExceeded,
     ManifestHead,
     OpenChannel,
@@ -32,12 +33,12 @@ from requester.protocol import (
     ProtocolError,
     Quote,
     SendVoucher,
-    WrongBinding,
     b64url_decode,
     sign_op,
 )
 from requester.protocol.manifest import MAX_HEAD_BYTES, STATEMENT_SIZE
 from requester.protocol.quote import QUOTE_SIZE
+from requester.recorded_calls import view_terms
 
 PAID_CONTENT = "/bytes/2097152"
 """What the paying users buy: 8 chunks of 256 KiB (binary, so sent without zstd)."""
@@ -89,9 +90,10 @@ class PayingEdgeUser(AtlasUser):
         faucet = {"address": str(self.key.address), "amount": str(FAUCET_BTT),
                   "request_id": secrets.token_hex(16)}  # fmt: skip
         self.json_call("POST", "/v1/faucet", "ledger faucet", faucet)
-        self.content_id, self.head = self.content()
+        self.content_id, head = self.content()
+        self.verifier = ContentVerifier(head)
         self.quote = self.first_quote()
-        self.price = self.quote.chunk_price(self.head.chunk_size)
+        self.price = self.quote.chunk_price(head.chunk_size)
         self.open_channel()
 
     def json_call(self, method: str, path: str, what: str, body: dict[str, str] | None = None,
@@ -151,15 +153,10 @@ class PayingEdgeUser(AtlasUser):
         op = OpenChannel(self.key.address, self.quote.payee, BTT_LOCAL, CHANNEL_DEPOSIT, expires,
                          secrets.token_bytes(32), int(account["next_nonce"]))  # fmt: skip
         body = sign_op(self.key, self.domain, op).to_json()
-        view = self.json_call("POST", "/v1/calls", "ledger open channel", body).get("channel")
-        if not isinstance(view, dict):
-            raise ValueError("ledger answer without a channel")
-        terms = ChannelTerms(self.domain, op.channel_id(self.domain), self.key.address,
-                             self.quote.payee, BTT_LOCAL, CHANNEL_DEPOSIT, expires)  # fmt: skip
-        if view.get("channel_id") != terms.channel_id.hex() or view.get("status") != "open":
+        view = self.json_call("POST", "/v1/calls", "ledger open channel", body)["channel"]
+        terms = view_terms(view, self.domain, op.channel_id(self.domain))
+        if terms.deposit != CHANNEL_DEPOSIT or view.get("status") != "open":
             raise ValueError(f"ledger opened another channel: {str(view)[:200]}")
-        if int(view.get("deposit", "0")) != CHANNEL_DEPOSIT:
-            raise ValueError(f"deposit {view.get('deposit')} != {CHANNEL_DEPOSIT}")
         self.channel = PayerChannel(terms, self.key)
 
     @task
@@ -167,7 +164,7 @@ class PayingEdgeUser(AtlasUser):
         if self.channel is None:
             try:
                 self.set_up()
-            except (SetupFailed, ProtocolError, KeyError, ValueError) as exc:
+            except (SetupFailed, AtlasError, KeyError, ValueError) as exc:
                 logging.warning("paying user set-up failed: %s", exc)
                 gevent.sleep(1.0)
                 return
@@ -198,20 +195,16 @@ class PayingEdgeUser(AtlasUser):
         """What is wrong with a served chunk, if anything."""
         self.served += 1
         if not (self.verify_every and self.served % self.verify_every == 0):
-            return None if len(body) == self.head.chunk_size else f"chunk of {len(body)} bytes"
+            size = self.verifier.head.chunk_size
+            return None if len(body) == size else f"chunk of {len(body)} bytes"
         try:
             raw = b64url_decode(statement, STATEMENT_SIZE, "Atlas-Chunk")
-            signed = self.head.verify_statement(raw)
-            if signed.index != index:
-                raise WrongBinding(f"statement for chunk {signed.index}, not {index}")
-            signed.check(body)
+            signed = self.verifier.verify_chunk(raw, body)
         except ProtocolError as exc:
             return f"chunk {index} failed verification: {exc}"
-        return None
+        return None if signed.index == index else f"statement for chunk {signed.index}, not {index}"
 
     def back_off(self, retry_after: str | None) -> None:
-        try:
-            delay = min(5.0, float(retry_after or "1"))
-        except ValueError:
-            delay = 1.0
-        gevent.sleep(delay)
+        """Wait as the edge asked (at most 5 s; 1 s if it did not say)."""
+        seconds = retry_after or ""
+        gevent.sleep(min(5.0, float(seconds)) if seconds.isdigit() else 1.0)

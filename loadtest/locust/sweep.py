@@ -7,7 +7,7 @@ and of locust, the load average, and where p95 doubles against the lightest step
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
 import time
 from collections import Counter
@@ -15,10 +15,10 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from loadtest.harness.procfs import Poller, cpu_seconds, runqueue_wait_s
 from loadtest.locust.locust_process import SWEEP_FILE, LoadTestError, run_locust
 from loadtest.locust.network import Network
 from loadtest.locust.one_run import kinds_text
-from loadtest.locust.sampling import CpuSampler, reset_peaks, samples
 
 SWEEP_TARGETS = {
     "edge": ("EdgeSweepUser", "edge-sweep: chunk", "edge1"),
@@ -30,6 +30,9 @@ LOCUST_COLUMNS = {"rps": "Requests/s", "p50_ms": "50%", "p95_ms": "95%", "p99_ms
 MEDIANS = ("rps", "p50_ms", "p95_ms", "error_pct", "target_cpu_pct", "target_runq_pct",
            "locust_cpu_pct", "target_cpu_ms_per_request", "loadavg1")  # fmt: skip
 """What a table row takes the median of, over the repetitions of a step."""
+SETTLE_S = 2.0
+"""Idle seconds after the warm-up and between two steps."""
+Series = list[tuple[float, dict[str, float]]]
 
 
 def run_sweep(args: argparse.Namespace, net: Network, out: Path) -> dict[str, Any]:
@@ -40,17 +43,17 @@ def run_sweep(args: argparse.Namespace, net: Network, out: Path) -> dict[str, An
     # Warm-up (not measured): the proxy's channels, the edges' caches, the paid content.
     for target in targets:
         cls = SWEEP_TARGETS[target][0]
-        run_locust(out / f"warmup_{target}", SWEEP_FILE, [cls], 2, 2, "4s", net.env)
-    time.sleep(args.settle)
-    baseline = {r: s.rss_kib / 1024 for r, s in samples(net.roles).items()}
+        run_locust(out / f"warmup_{target}", SWEEP_FILE, [cls], 2, 2, 4, net.env)
+    time.sleep(SETTLE_S)
+    baseline = {r: s.rss_mib for r, s in net.samples().items()}
     steps = []
     for rep in range(1, args.sweep_reps + 1):
         for target in targets:
             for u in users:
                 steps.append(sweep_step(args, net, out, target, u, rep))
-                time.sleep(args.settle)
+                time.sleep(SETTLE_S)
     time.sleep(args.cooldown)
-    cooled = {r: s.rss_kib / 1024 for r, s in samples(net.roles).items()}
+    cooled = {r: s.rss_mib for r, s in net.samples().items()}
     summary = summarize_sweep(steps, users, baseline, cooled)
     return {"steps": steps, "summary": summary, "rss_baseline_mib": baseline,
             "rss_cooled_mib": cooled, "cooldown_s": args.cooldown}  # fmt: skip
@@ -60,13 +63,14 @@ def sweep_step(args: argparse.Namespace, net: Network, out: Path, target: str, u
                rep: int) -> dict[str, Any]:  # fmt: skip
     cls, row_name, role = SWEEP_TARGETS[target]
     load = os.getloadavg()
-    reset_peaks(net.roles)
+    net.reset_peaks()
     prefix = out / f"{target}_u{users:03d}_rep{rep}"
-    with CpuSampler(net.roles) as cpu_sampler:
+    series: Series = []
+    with Poller(lambda: series.append((time.time(), cpu_point(net.roles))), 0.5):
         run = run_locust(prefix, SWEEP_FILE, [cls], users, users, args.sweep_time, net.env,
                          ["--reset-stats"])  # fmt: skip
-    after = samples(net.roles)
-    cpu = cpu_sampler.percent(run.measured_window(users))
+    after = net.samples()
+    cpu = cpu_percent(series, run.measured_window(users))
     row = run.row(row_name)
     requests, failures = int(row.get("Request Count") or 0), int(row.get("Failure Count") or 0)
     scenario = run.scenarios.get(row_name.split(":")[0], {})
@@ -79,8 +83,8 @@ def sweep_step(args: argparse.Namespace, net: Network, out: Path, target: str, u
         "loadavg1": load[0], "cpu_pct": cpu, "target_cpu_pct": cpu.get(role, 0.0),
         "target_runq_pct": cpu.get(f"{role}:runq", 0.0),
         "locust_cpu_pct": round(100 * run.cpu_s / run.wall_s, 1),
-        "rss_mib": {r: s.rss_kib / 1024 for r, s in after.items()},
-        "peak_rss_mib": {r: s.hwm_kib / 1024 for r, s in after.items()},
+        "rss_mib": {r: s.rss_mib for r, s in after.items()},
+        "peak_rss_mib": {r: s.peak_mib for r, s in after.items()},
         "failure_samples": [f"{f.get('Occurrences')}x {f.get('Error', '')[:140]}"
                             for f in run.failures[:4]],
     }  # fmt: skip
@@ -93,6 +97,26 @@ def sweep_step(args: argparse.Namespace, net: Network, out: Path, target: str, u
           f"(waiting {step['target_runq_pct']:.0f}%)  locust {step['locust_cpu_pct']:.0f}%  "
           f"load {load[0]:.2f}")  # fmt: skip
     return step
+
+
+def cpu_point(roles: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (``role``) and run-queue wait (``role:runq``) of each server still running."""
+    point = {}
+    for role, pid in roles.items():
+        with contextlib.suppress(OSError):  # it ended
+            point[f"{role}:runq"], point[role] = runqueue_wait_s(pid), cpu_seconds(pid)
+    return point
+
+
+def cpu_percent(series: Series, window: tuple[float, float] | None) -> dict[str, float]:
+    """Per server, between the first and last samples inside ``window`` (the seconds locust
+    measured, not its start and stop): CPU % (``role``) and % of the time its threads
+    waited for a CPU while runnable (``role:runq``)."""
+    inside = [(t, cpu) for t, cpu in series if window and window[0] <= t <= window[1]]
+    if len(inside) < 2:
+        return {}
+    (t0, c0), (t1, c1) = inside[0], inside[-1]
+    return {r: round(100 * (c1[r] - c0[r]) / (t1 - t0), 1) for r in c0 if r in c1}
 
 
 def summarize_sweep(steps: list[dict[str, Any]], users: list[int], baseline: dict[str, Any],
@@ -156,12 +180,3 @@ def sweep_markdown(summary: dict[str, Any], cooldown_s: float) -> str:
                           f"{cooled:.0f} MiB after it and {cooldown_s:.0f} s idle."]  # fmt: skip
         lines.append("")
     return "\n".join(lines)
-
-
-def render_sweep(path: Path) -> str:
-    """The sweep tables again from a ``summary.json`` (e.g. for the README)."""
-    result = json.loads(path.read_text("utf-8"))
-    steps = result["steps"]
-    users = sorted({s["users"] for s in steps})
-    summary = summarize_sweep(steps, users, result["rss_baseline_mib"], result["rss_cooled_mib"])
-    return sweep_markdown(summary, result["machine"]["cooldown_s"])
