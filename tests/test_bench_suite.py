@@ -2,7 +2,7 @@
 still measured, tabled and written down, the failure is named, and the suite exits 1.
 
 The suite runs as a subprocess with a PATH that holds no system tools, so
-``bench_edge.py`` refuses to start (it needs wrk and nginx) while ``bench_protocol.py``
+the edge benchmark refuses to start (it needs wrk and nginx) while the protocol one
 (pure Python) runs. The passing case is in test_bench_proxy.py.
 """
 
@@ -31,8 +31,8 @@ def test_a_failing_benchmark_is_reported_and_the_others_still_count(tmp_path: Pa
     protocol_rows = [line for line in result.stdout.splitlines() if line.startswith("protocol ")]
     assert len(protocol_rows) == 9  # every protocol rate row, the failure notwithstanding
     text = doc.read_text(encoding="utf-8")
-    assert "- `bench_edge.py`: " in text and "exited" in text
-    assert "- `bench_protocol.py`: " in text
+    assert "- `edge`: " in text and "exited" in text
+    assert "- `protocol`: " in text
     assert "| protocol | voucher sign (PayerChannel.pay) |" in text
     assert "![throughput" not in text  # no proxy figures, so no plot
     assert not (tmp_path / "performance-throughput.png").exists()

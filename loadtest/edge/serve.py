@@ -166,7 +166,7 @@ class ServeBench:
             f"{statistics.median(r.latency_p99_us for r in results) / 1000:.2f}"
             for name, results in (("voucher", paid), ("free", self.free), ("nginx", self.reference))
         )
-        self.env.run.outcome.notes += [
+        self.env.run.notes += [
             f"serve: wrk, {self.conns} threads x 1 connection (one channel each), "
             f"{cfg.serve_seconds} s runs, {SERVE_CHUNKS} distinct 256 KiB chunks cycled; "
             f"price {self.price} base units per chunk",

@@ -1,11 +1,8 @@
 """The one ``main`` of every benchmark: flags, configuration, system tools, a workspace, the
 parts, the text report and ``--json``.
 
-A benchmark declares a :class:`Bench` (its two configurations, parts, tools and head) and
-an ``async`` body that measures into a :class:`Run`; :func:`bench_main` does the rest::
-
-    SPEC = Bench("sdk", "Atlas requester benchmark", __doc__, FULL, QUICK, mode, PARTS, ...)
-    def main(argv=None): return bench_main(SPEC, measure, argv)
+A benchmark declares a :class:`Bench` and an ``async`` body that measures into a
+:class:`Run`: ``def main(argv=None): return bench_main(SPEC, measure, argv)``.
 """
 
 from __future__ import annotations
@@ -13,12 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import inspect
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,10 @@ import aiohttp
 from loadtest.harness.children import Processes, workspace
 from loadtest.harness.machine import head_lines, run_facts, tool_version, version_of
 from loadtest.harness.procfs import own_cpu_seconds, system_busy_seconds
-from loadtest.harness.report import Outcome, Part, render, run_parts, write_json
-from loadtest.harness.rows import GIB, measurement_table, references
+from loadtest.harness.rows import GIB, Row, measurement_table, references
+
+Part = Callable[[], Awaitable[list[Row]] | list[Row]]
+"""A part of a benchmark: measures and returns its rows (a coroutine function, or not)."""
 
 
 class Config(Protocol):
@@ -46,7 +49,7 @@ C = TypeVar("C", bound=Config)
 @dataclass(frozen=True)
 class Option:
     """A benchmark's own flag: a number that, times ``scale``, sets one integer field of its
-    configuration once ``valid`` accepts it."""
+    configuration once ``valid`` accepts it (else it exits with ``error``)."""
 
     flag: str
     field: str
@@ -54,67 +57,65 @@ class Option:
     help: str
     valid: Callable[[float], bool]
     error: str
-    """The message it exits with when ``valid`` refuses the value."""
     scale: float = 1
 
 
 @dataclass(frozen=True)
 class Bench(Generic[C]):
-    name: str
-    """The report's ``benchmark`` (the suite's ``--only`` name)."""
-    title: str
-    """First line of the text report."""
-    doc: str | None
-    """The module's docstring: ``--help`` shows its first line."""
+    name: str  # the report's ``benchmark`` (the suite's ``--only`` name)
+    title: str  # first line of the text report
+    doc: str | None  # the module's docstring: ``--help`` shows its first line
     full: C
     quick: C
-    mode: Callable[[C], str]
-    """The head's mode line after the mode's name, e.g. ``medians of 5 (fetch), 2 (rss)``."""
-    parts: tuple[str, ...] = ()
-    """``--only`` choices, in the order they run (none: no ``--only``)."""
-    reps_fields: tuple[str, ...] = ("reps",)
-    """The configuration fields ``--reps N`` sets."""
+    mode: Callable[[C], str]  # the mode line after the mode's name
+    parts: tuple[str, ...] = ()  # ``--only`` choices, in the order they run
+    reps_fields: tuple[str, ...] = ("reps",)  # the configuration fields ``--reps N`` sets
     reps_help: str = "repetitions of each part"
     quick_help: str = "a seconds-long smoke run"
     tools: tuple[str, ...] = ()
-    """System tools it needs (Debian packages of those names): refused when missing unless
-    ``--install-deps`` (then apt-get installs them); their versions head the report."""
-    optional_tools: tuple[str, ...] = ()
-    """Installed too with ``--install-deps``, but not required."""
-    libs: tuple[str, ...] = ()
-    """Python distributions whose versions head the report."""
+    """System tools (Debian packages of those names) it needs: refused when missing unless
+    ``--install-deps``; their versions head the report."""
+    optional_tools: tuple[str, ...] = ()  # installed too with ``--install-deps``
+    libs: tuple[str, ...] = ()  # Python distributions whose versions head the report
     options: tuple[Option, ...] = ()
 
 
 @dataclass
 class Run(Generic[C]):
-    """One run of a benchmark, handed to its body."""
+    """One run of a benchmark, handed to its body, and what it measured."""
 
     cfg: C
     args: argparse.Namespace
     workdir: Path
     procs: Processes
-    outcome: Outcome
-    facts: dict[str, Any]
-    """Written as the report's ``machine``; the body may add to it."""
-    head: list[str] = field(default_factory=list)
-    """Lines the body adds to the head of the report, after the mode line."""
+    facts: dict[str, Any]  # written as the report's ``machine``; the body may add to it
+    head: list[str] = field(default_factory=list)  # head lines after the mode line
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
+    """Counts behind the rows (requests refused, vouchers accepted, ...) for ``--json``."""
+    sections: dict[str, list[str]] = field(default_factory=dict)  # tables after the main one
+    failed: list[str] = field(default_factory=list)
 
-    @property
-    def notes(self) -> list[str]:
-        return self.outcome.notes
-
-    @property
-    def checks(self) -> dict[str, Any]:
-        return self.outcome.checks
-
-    @property
-    def sections(self) -> dict[str, list[str]]:
-        return self.outcome.sections
+    def fail(self, name: str, exc: Exception) -> None:
+        """Record that ``name`` failed with ``exc`` (its traceback goes to stderr)."""
+        traceback.print_exc()
+        self.failed.append(name)
+        self.notes.append(f"{name}: FAILED: {type(exc).__name__}: {exc}")
 
     async def parts(self, parts: Mapping[str, Part]) -> None:
-        """The parts chosen with ``--only`` (all by default), each in its own try."""
-        await run_parts(parts, getattr(self.args, "only", None) or list(parts), self.outcome)
+        """The parts chosen with ``--only`` (all by default), each in its own try: one
+        failing does not hide the others."""
+        for name, part in parts.items():
+            if name not in (getattr(self.args, "only", None) or parts):
+                continue
+            started = time.perf_counter()
+            try:
+                rows = part()
+                self.rows += await rows if inspect.isawaitable(rows) else rows
+            except Exception as exc:
+                self.fail(name, exc)
+            self.notes.append(f"{name}: took {time.perf_counter() - started:.1f} s")
 
 
 def client_session() -> aiohttp.ClientSession:
@@ -183,14 +184,14 @@ def bench_main(
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop children on SIGTERM
     args = parse_args(bench, argv)
     cfg = configure(bench, args)
-    install = getattr(args, "install_deps", False)
+    tools = (*bench.tools, *bench.optional_tools)
+    install = bool(getattr(args, "install_deps", False))
     ensure_tools(bench.name, bench.tools, bench.optional_tools, install)
     started, busy, own = time.perf_counter(), system_busy_seconds(), own_cpu_seconds()
     with workspace(f"atlas-bench-{bench.name}-") as workdir:
-        facts = run_facts(workdir)
-        facts |= {lib: version_of(lib) for lib in bench.libs}
-        facts |= {tool: tool_version(tool) for tool in (*bench.tools, *bench.optional_tools)}
-        run = Run(cfg, args, workdir, Processes(workdir), Outcome(), facts)
+        facts = run_facts(workdir) | {lib: version_of(lib) for lib in bench.libs}
+        facts |= {tool: tool_version(tool) for tool in tools}
+        run = Run(cfg, args, workdir, Processes(workdir), facts)
         asyncio.run(_measure(body, run))
         used = sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
     elapsed = time.perf_counter() - started
@@ -202,24 +203,33 @@ def bench_main(
         f"busy minus this process tree, from /proc/stat and getrusage); "
         f"{used / GIB:.1f} GiB in the temporary directory at the end"
     )
-    libs = [f"{name} {facts[name]}" for name in bench.libs]
-    libs += [facts[tool] for tool in (*bench.tools, *bench.optional_tools)]
-    head = [bench.title, *head_lines(facts), *([f"libs:     {', '.join(libs)}"] if libs else [])]
-    head += [f"mode:     {cfg.mode}, {bench.mode(cfg)}", *run.head]
-    rows = run.outcome.rows
-    print(render(head, measurement_table(rows), references(rows), run.notes, run.sections))
+    libs = [*(f"{name} {facts[name]}" for name in bench.libs), *(facts[t] for t in tools)]
+    out = [bench.title, *head_lines(facts), *([f"libs:     {', '.join(libs)}"] if libs else [])]
+    out += [f"mode:     {cfg.mode}, {bench.mode(cfg)}", *run.head, "", *measurement_table(run.rows)]
+    for title, lines in run.sections.items():
+        out += ["", f"{title}:", *(f"  {line}" for line in lines)]
+    out += ["", "references:", *references(run.rows), "", "notes:"]
+    print("\n".join([*out, *(f"  {note}" for note in run.notes)]))
     print(f"wall time: {elapsed:.1f} s")
-    config = dataclasses.asdict(cfg)  # type: ignore[call-overload]
-    write_json(args.json, bench.name, machine=facts, config=config, wall_time_s=elapsed,
-               outcome=run.outcome)  # fmt: skip
-    return 1 if run.outcome.failed else 0
+    if args.json is not None:
+        report = {
+            "benchmark": bench.name,
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "machine": facts,
+            "config": dataclasses.asdict(cfg),  # type: ignore[call-overload]
+            "wall_time_s": elapsed,
+            **{key: getattr(run, key) for key in ("failed", "notes", "checks", "sections")},
+            "results": [row.json() for row in run.rows],
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 1 if run.failed else 0
 
 
 async def _measure(body: Callable[[Run[C]], Awaitable[None]], run: Run[C]) -> None:
     try:
         await body(run)
     except Exception as exc:
-        run.outcome.fail("setup", exc)
+        run.fail("setup", exc)
     finally:
         run.procs.close()
         run.notes.extend(f"WARNING: {line}" for line in run.procs.bad_exits)

@@ -1,16 +1,9 @@
 """Every Atlas benchmark in one run (``make bench``): one table, docs/performance.md, a plot.
 
-Runs each benchmark of BENCHMARKS as its own process (``python -m loadtest.NAME.bench
---json ...``, so one failing or hanging is stopped and reported without losing the
-others), then prints one table with each Atlas median beside the reference measured in the
-same run, its ratio and the goal from the issues. A full run rewrites
-``docs/performance.md`` and its throughput plot; every benchmark's own text report and
-JSON go to ``loadtest/reports/bench-DATE/``. ``--quick`` runs every benchmark's smoke mode
-and writes the document into the reports directory, never over docs/performance.md
-(unless ``--doc`` says so)::
-
-    .venv/bin/python -m loadtest bench [--quick] [--only NAME ...] [--install-deps]
-                                       [--doc PATH | --no-doc] [--reports DIR]
+Each benchmark of BENCHMARKS runs as its own process (``python -m loadtest.NAME.bench
+--json ...``: one failing or over its budget is stopped and reported without losing the
+others). A full run rewrites ``docs/performance.md`` and its plot; ``--quick`` writes the
+document beside the reports in ``loadtest/reports/bench-DATE/`` unless ``--doc`` says so.
 """
 
 from __future__ import annotations
@@ -30,9 +23,8 @@ from typing import Any
 
 from launcher import processes
 from loadtest import REPO
+from loadtest.harness import suite_doc
 from loadtest.harness.children import child_env, module_argv
-from loadtest.harness.suite_doc import PLOT_NAME, plot, render, throughput_by_size
-from loadtest.harness.suite_table import goal_counts, lines_of, text_table
 
 DOC = REPO / "docs" / "performance.md"
 STOP_GRACE = 60.0
@@ -42,22 +34,17 @@ STOP_GRACE = 60.0
 @dataclass(frozen=True, slots=True)
 class Benchmark:
     name: str
-    script: str
-    """What the document calls it (the name its program had before the package)."""
-    suite_args: tuple[str, ...]
-    """Arguments of a full suite run (fewer repetitions where that keeps the suite short)."""
-    system_tools: bool
-    """Takes ``--install-deps`` (needs Debian packages such as nginx, wrk, curl, hey)."""
-    budget_s: float
-    """Longest a full run may take before it is stopped (half of it with ``--quick``)."""
+    suite_args: tuple[str, ...]  # of a full suite run (fewer repetitions to keep it short)
+    system_tools: bool  # takes ``--install-deps`` (needs nginx, wrk, curl, hey, ...)
+    budget_s: float  # longest a full run may take before it is stopped (half with --quick)
 
 
 BENCHMARKS = (
-    Benchmark("protocol", "bench_protocol.py", (), False, 180),
-    Benchmark("edge", "bench_edge.py", (), True, 400),
-    Benchmark("sdk", "bench_sdk.py", ("--reps", "3"), True, 400),
-    Benchmark("proxy", "bench_proxy.py", (), True, 400),
-    Benchmark("torrent", "bench_torrent.py", (), False, 400),
+    Benchmark("protocol", (), False, 180),
+    Benchmark("edge", (), True, 400),
+    Benchmark("sdk", ("--reps", "3"), True, 400),
+    Benchmark("proxy", (), True, 400),
+    Benchmark("torrent", (), False, 400),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 
@@ -71,8 +58,7 @@ def module_of(name: str) -> str:
 class BenchRun:
     benchmark: Benchmark
     seconds: float
-    problem: str
-    """Empty when the run exited 0 and wrote its report."""
+    problem: str  # empty when the run exited 0 and wrote its report
     report: dict[str, Any] | None
     log: Path
 
@@ -129,26 +115,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs.append(run)
         print(f"{bench.name}: {run.seconds:.0f} s, {run.problem or 'ok'} ({run.log})", flush=True)
     wall = time.monotonic() - started
-    lines = [line for run in runs if run.report for line in lines_of(run.report)]
-    met, missed = goal_counts(lines)
+    lines = [line for run in runs if run.report for line in suite_doc.lines_of(run.report)]
+    met, missed = suite_doc.goal_counts(lines)
     print(f"\nAtlas benchmark suite, {now:%Y-%m-%d %H:%M} UTC, {wall / 60:.1f} min")
     print("medians; ratio = Atlas / reference, measured in the same run; n = repetitions\n")
-    print("\n".join(text_table(lines)))
+    print("\n".join(suite_doc.text_table(lines)))
     print(f"\ngoals: {met} met, {missed} missed")
     problems = [f"{run.benchmark.name}: {run.problem}" for run in runs if run.problem]
     for problem in problems:
         print(f"PROBLEM {problem} (see {outdir})")
     if doc is not None:
-        sizes = throughput_by_size(runs)
+        sizes, plot = suite_doc.throughput_by_size(runs), doc.with_name(suite_doc.PLOT_NAME)
         if sizes is not None:
-            plot(sizes, doc.with_name(PLOT_NAME), f"Throughput by payload size, {now:%Y-%m-%d}")
+            suite_doc.plot(sizes, plot, f"Throughput by payload size, {now:%Y-%m-%d}")
         given = sys.argv[1:] if argv is None else list(argv)
         command = shlex.join([".venv/bin/python", "-m", "loadtest", "bench", *given])
-        load = (load_start, os.getloadavg()[0])
-        text = render(runs, lines, started=f"{now:%Y-%m-%d %H:%M}", wall_s=wall,
-                      command=command, load=load, plot_written=sizes is not None)  # fmt: skip
+        text = suite_doc.render(runs, lines, started=f"{now:%Y-%m-%d %H:%M}", wall_s=wall,
+                                command=command, load=(load_start, os.getloadavg()[0]),
+                                plot_written=sizes is not None)  # fmt: skip
         doc.write_text(text, encoding="utf-8")
-        print(f"wrote {doc}" + (f" and {doc.with_name(PLOT_NAME)}" if sizes else ""))
+        print(f"wrote {doc}" + (f" and {plot}" if sizes else ""))
     return 1 if problems else 0
 
 

@@ -1,28 +1,90 @@
-"""``docs/performance.md`` and its plot, written from one suite run."""
+"""The suite's one table (each Atlas median beside its reference, from every benchmark's
+``--json`` report), ``docs/performance.md`` and its plot."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loadtest.harness.rows import size_text
-from loadtest.harness.suite_table import Line, goal_counts, markdown_table
+from loadtest.harness.rows import format_value, size_text, table, verdict
 
 if TYPE_CHECKING:
     from loadtest.harness.suite import BenchRun
 
+HEADER = ("benchmark", "measurement", "Atlas", "reference", "ratio", "goal", "met", "n")
+LEFT = (0, 1, 3, 5, 6)
+SKIPPED = re.compile(r"manifest_(build|verify)_time")
+"""The protocol reports the manifest both as seconds and as GB/s; the table keeps GB/s."""
+SHORT_REFERENCES: tuple[tuple[str, str, str], ...] = (
+    # (benchmark, row id pattern, the reference's short name); first match wins
+    ("protocol", r"voucher_sign", "coincurve sign"),
+    ("protocol", r"voucher_verify|payee_charge", "coincurve recover"),
+    ("protocol", r"statement_sign", "PyNaCl sign"),
+    ("protocol", r"statement_verify", "PyNaCl verify"),
+    ("protocol", r"manifest_|chunk_", "hashlib sha256"),
+    ("edge", r"serve_", "nginx"),
+    ("edge", r"stream_rss_growth", "body size"),
+    ("edge", r"stream_", "direct from origin"),
+    ("edge", r"pages_wire_", "identity bytes"),
+    ("edge", r"pages_zstd_cost", "hashlib sha256"),
+    ("edge", r"pages_fetch_", "identity fetch"),
+    ("sdk", r"fetch_peak_rss", "atlas fetch, 1 MiB"),
+    ("sdk", r"fetch_", "curl direct"),
+    ("proxy", r"latency_p50", "nginx direct"),
+    ("proxy", r".*", "mitmdump"),
+    ("torrent", r".*", "plain libtorrent"),
+)
 PLOT_NAME = "performance-throughput.png"
-CURVES = (
-    # (path in bench_proxy's sizes part, legend, matplotlib style)
+CURVES = (  # (path in the proxy benchmark's sizes part, legend, matplotlib style)
     ("direct", "curl straight from nginx", "s-"),
     ("mitmdump", "curl through plain mitmdump", "^-"),
     ("atlas", "curl through atlas proxy (paid, verified, cached at the edges)", "o-"),
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of the table: its cells (``HEADER``) and what the document says of it."""
+
+    benchmark: str
+    cells: tuple[str, ...]
+    reference: str  # the reference's short name
+    reference_text: str  # the report's full description of it
+    met: bool | None
+
+
+def lines_of(report: dict[str, Any]) -> list[Line]:
+    """The table lines of one benchmark report (rows it could not measure are absent)."""
+    benchmark, out = str(report.get("benchmark", "?")), []
+    for row in report.get("results", []):
+        if SKIPPED.fullmatch(row["id"]):
+            continue
+        atlas, reference, unit = float(row["median"]), float(row["reference_median"]), row["unit"]
+        short = next((name for bench, pattern, name in SHORT_REFERENCES
+                      if bench == benchmark and re.match(f"(?:{pattern})", row["id"])),
+                     row["reference"].split(",", maxsplit=1)[0][:40])  # fmt: skip
+        cells = (benchmark, row["operation"], f"{format_value(atlas, unit)} {unit}",
+                 f"{format_value(reference, unit)} {unit} {short}",
+                 f"{atlas / reference:.2f}" if reference else "-", row.get("goal") or "-",
+                 verdict(row.get("met")), str(len(row.get("samples", []))))  # fmt: skip
+        out.append(Line(benchmark, cells, short, row["reference"], row.get("met")))
+    return out
+
+
+def text_table(lines: Sequence[Line]) -> list[str]:
+    return table(HEADER, [line.cells for line in lines], left=LEFT)
+
+
+def goal_counts(lines: Sequence[Line]) -> tuple[int, int]:
+    """(goals met, goals missed)."""
+    return sum(line.met is True for line in lines), sum(line.met is False for line in lines)
+
+
 def throughput_by_size(runs: Sequence[BenchRun]) -> dict[str, Any] | None:
-    """bench_proxy's ``sizes`` figures, if that part ran."""
+    """The proxy benchmark's ``sizes`` figures, if that part ran."""
     for run in runs:
         if run.benchmark.name == "proxy" and run.report is not None:
             sizes = run.report.get("checks", {}).get("sizes")
@@ -55,19 +117,15 @@ def plot(sizes: dict[str, Any], path: Path, title: str) -> None:
     pyplot.close(figure)
 
 
-def render(
-    runs: Sequence[BenchRun],
-    lines: Sequence[Line],
-    *,
-    started: str,
-    wall_s: float,
-    command: str,
-    load: tuple[float, float],
-    plot_written: bool,
-) -> str:
+def render(runs: Sequence[BenchRun], lines: Sequence[Line], *, started: str, wall_s: float,
+           command: str, load: tuple[float, float], plot_written: bool) -> str:  # fmt: skip
+    """The whole of ``docs/performance.md``."""
     machines = [dict(r.report.get("machine", {})) for r in runs if r.report is not None]
     machine = machines[0] if machines else {}
     met, missed = goal_counts(lines)
+    markdown = [("| " + " | ".join(v.replace("|", "\\|") for v in cells) + " |")
+                for cells in (HEADER, *(line.cells for line in lines))]  # fmt: skip
+    markdown.insert(1, "|" + "|".join("---" if i in LEFT else "--:" for i in range(8)) + "|")
     out = [
         "# Performance",
         "",
@@ -106,7 +164,7 @@ def render(
         f"sizes above 1 is more); `n` = repetitions. Goals from the issues: {met} met, "
         f"{missed} missed.",
         "",
-        *markdown_table(lines),
+        *markdown,
         "",
     ]
     if plot_written:
@@ -131,17 +189,12 @@ def render(
         "",
         "## Benchmarks in this run",
         "",
+        *(f"- `{r.benchmark.name}`: {r.seconds:.0f} s, {r.problem or 'ok'}" for r in runs),
+        "",
+        "## References",
+        "",
+        *dict.fromkeys(f"- {ln.benchmark}, *{ln.reference}*: {ln.reference_text}" for ln in lines),
     ]
-    out += [f"- `{r.benchmark.script}`: {r.seconds:.0f} s, {r.problem or 'ok'}" for r in runs]
-    out += ["", "## References", ""]
-    seen: set[tuple[str, str]] = set()
-    for line in lines:
-        key = (line.benchmark, line.reference_text)
-        if key not in seen:
-            seen.add(key)
-            out.append(f"- {line.benchmark}, *{line.reference}*: {line.reference_text}")
-    notes = [(r.benchmark.name, n) for r in runs if r.report for n in r.report.get("notes", [])]
-    if notes:
-        out += ["", "## Notes from the benchmarks", ""]
-        out += [f"- {name}: {note}" for name, note in notes]
+    notes = [f"- {r.benchmark.name}: {n}" for r in runs if r.report for n in r.report["notes"]]
+    out += ["", "## Notes from the benchmarks", "", *notes] if notes else []
     return "\n".join(out) + "\n"

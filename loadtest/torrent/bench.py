@@ -61,7 +61,7 @@ async def measure(run: Run[Config]) -> None:
     run.sections["every repetition, in order (the reference's after the bar)"] = [
         f"{row.id}: {', '.join(f'{v:.1f}' for v in row.samples)} | "
         f"{', '.join(f'{v:.1f}' for v in row.reference_samples)} {row.unit}"
-        for row in run.outcome.rows
+        for row in run.rows
     ]
 
 
