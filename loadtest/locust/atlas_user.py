@@ -1,11 +1,9 @@
 """The base of every user: where the network under test listens (``atlas up``'s JSON line
-and the origin, from the environment, not ``--host``), the ``ATLAS_LT_*`` settings, and the
-origin's bytes."""
+and the origin, from the environment, not ``--host``) and the ``ATLAS_LT_*`` settings."""
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from locust import FastHttpUser
 from locust.env import Environment
 
 import loadtest.locust.scenario_stats  # noqa: F401 (importing it installs the statistics hooks)
+from tests.origin_server import pattern
 
 MIB = 1 << 20
 VIDEO_SIZE = 20 * MIB
@@ -65,17 +64,6 @@ def think_time(name: str, default: tuple[float, float]) -> tuple[float, float]:
     return (float(low), float(high or low)) if low.strip() else default
 
 
-def pattern(offset: int, length: int) -> bytes:
-    """Bytes ``offset .. offset+length`` of the origin's deterministic stream (``/bytes``,
-    ``/site/video.bin``); cheap for the few bytes a load test compares."""
-    out = bytearray()
-    block, skip = divmod(offset, 32)
-    while len(out) < length + skip:
-        out += hashlib.sha256(block.to_bytes(8, "big")).digest()
-        block += 1
-    return bytes(out[skip : skip + length])
-
-
 class AtlasUser(FastHttpUser):
     """A user of one scenario: each request's name starts with ``scenario: ``."""
 
@@ -90,8 +78,6 @@ class AtlasUser(FastHttpUser):
         self.targets = load_targets()
         if self.through_proxy:
             proxy = urlsplit(self.targets.proxy)
-            if proxy.hostname is None or proxy.port is None:
-                raise ValueError(f"proxy URL without host and port: {self.targets.proxy}")
             self.proxy_host, self.proxy_port = proxy.hostname, proxy.port
         self.host = self.base_url(self.targets)
         super().__init__(environment)

@@ -69,7 +69,7 @@ def load_test(args: argparse.Namespace) -> int:
         if not tool.exists():
             raise LoadTestError(f"{tool} missing: run make venv (and use .venv/bin/python)")
     workdir = Path(tempfile.mkdtemp(prefix="atlas-loadtest-"))
-    info = {**run_facts(workdir), "mode": args.mode, "users": args.users, "edges": EDGES,
+    info = {**run_facts(), "mode": args.mode, "users": args.users, "edges": EDGES,
             "spawn_rate": args.spawn_rate, "run_time_s": args.run_time,
             "cooldown_s": args.cooldown, "argv": sys.argv[1:]}  # fmt: skip
     print(f"atlas load test ({args.mode}), reports in {out}")

@@ -25,11 +25,11 @@ from loadtest.locust.atlas_user import (
     VIDEO_SIZE,
     AtlasUser,
     Targets,
-    pattern,
     setting,
     think_time,
 )
 from loadtest.locust.paying import PayingEdgeUser
+from tests.origin_server import pattern
 
 PAGE_PARALLEL = 6
 """Objects a browser fetches at once over its connections to the proxy."""
