@@ -5,9 +5,8 @@ the combined table, ``performance.md`` and its plot are checked too.
 The benchmarks run as subprocesses (``loadtest`` is never imported from the
 tests). The proxy benchmark starts a ledger, nginx, a tracker, three paid
 edges, ``atlas proxy`` and a plain ``mitmdump`` on 127.0.0.1 and drives them
-with ``hey`` (or, where ``hey`` is not installed, its aiohttp fallback) and
-``curl``; nginx and curl come from the Makefile's SYSTEM_DEPS. Only the
-shape of the report and its correctness counts are checked, not the speeds.
+with ``hey`` and ``curl``; nginx, curl and hey come from the Makefile's SYSTEM_DEPS.
+Only the shape of the report and its correctness counts are checked, not the speeds.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @pytest.mark.slow
 def test_quick_proxy_benchmark_in_the_suite(tmp_path: Path) -> None:
-    require_tools("nginx", "curl")
+    require_tools("nginx", "curl", "hey")
     suite = run_suite(["protocol", "proxy"], tmp_path, timeout=300)
     report = suite.reports["proxy"]
     assert report["failed"] == []

@@ -1,23 +1,17 @@
 """End-to-end benchmark of the browser proxy (``atlas proxy``) against plain ``mitmdump``
-forwarding to the same nginx, on the SDK benchmark's network of paid edges: requests/s of a
-small cached object (``hey``, else an aiohttp client), its latency, a cached download, each
-proxy's peak RSS during a large one, and throughput by payload size (the curve of
-``docs/performance.md``). ``loadtest/README.md`` says what each row measures. Usage::
+on the SDK benchmark's network of paid edges; ``loadtest/README.md`` says what each row
+measures. Usage::
 
     python -m loadtest run proxy [--quick] [--reps N] [--json PATH] [--install-deps]
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import time
 from collections.abc import Sequence
 
 from loadtest.harness.bench_main import Bench, Run, bench_main, client_session
-from loadtest.harness.children import BenchError
-from loadtest.harness.procfs import proc_status_kib
-from loadtest.harness.rows import KIB, size_text
+from loadtest.harness.rows import size_text
 from loadtest.proxy.downloads import bench_rss, bench_sizes, bench_stream
 from loadtest.proxy.proxies import FULL, PARTS, QUICK, Config, setup
 from loadtest.proxy.small import bench_latency, bench_rps
@@ -36,19 +30,15 @@ SPEC = Bench(
     PARTS,
     reps_fields=("reps", "stream_reps", "latency_reps", "sizes_reps"),
     reps_help="repetitions of the rps and stream runs",
-    tools=("nginx", "curl"),
-    optional_tools=("hey",),
+    tools=("nginx", "curl", "hey"),
     libs=("mitmproxy", "aiohttp"),
 )
 
 
 async def measure(run: Run[Config]) -> None:
-    client = "hey" if shutil.which("hey") else "aiohttp"
-    run.facts["rps_client"] = client
-    run.head.append(f"client:   rps client {client}")
     async with client_session() as session:
         started = time.perf_counter()
-        bench = await setup(run, session, client)
+        bench = await setup(run, session)
         run.notes.append(
             "setup: ledger, nginx, a tracker edge and 3 paid edges (--free-mib 0), funds, "
             f"open channels, {size_text(run.cfg.size)} cached with full replicas, atlas proxy "
@@ -64,9 +54,6 @@ async def measure(run: Run[Config]) -> None:
                 "sizes": lambda: bench_sizes(bench),
             }
         )
-        with contextlib.suppress(OSError, BenchError):
-            vm_hwm = proc_status_kib(bench.proxy.pid, "VmHWM") / KIB
-            run.checks["proxy_vm_hwm_mib_at_end"] = vm_hwm
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from loadtest.harness.blobs import write_blob
 from loadtest.harness.children import BenchError
 from loadtest.harness.procfs import RssGrowth, RssSampler, cpu_seconds
 from loadtest.harness.rows import GB, KIB, Row, make_row, size_text
-from loadtest.proxy.proxies import TARGETS, ProxyBench, atlas_headers_check, curl_via
+from loadtest.proxy.proxies import TARGETS, ProxyBench, curl_via
 
 PATHS = ("atlas", "mitmdump", "direct")
 SALT = 100
@@ -35,15 +35,14 @@ async def bench_sizes(bench: ProxyBench) -> list[Row]:
     content: dict[int, str] = {}
 
     def one(size: int, path: str) -> float:
-        run = curl_via(bench, None if path == "direct" else path, file_name(size))
-        if path == "atlas":
-            atlas_headers_check(run.headers, content.get(size))
+        via = None if path == "direct" else path
+        run = curl_via(bench, via, file_name(size), "", content.get(size, ""))
         return size / run.seconds / MB
 
     for size in cfg.sizes:
         # Warm-up, not timed: the origin edge's MISS, the replicas, both proxies' paths.
         first = await loop.run_in_executor(None, curl_via, bench, "atlas", file_name(size))
-        content[size] = content_id_of(first.headers)
+        content[size] = first.content_id
         for path in PATHS:
             await loop.run_in_executor(None, one, size, path)
         for rep in range(cfg.sizes_reps):
@@ -51,12 +50,7 @@ async def bench_sizes(bench: ProxyBench) -> list[Row]:
             for path in [*PATHS[shift:], *PATHS[:shift]]:
                 rates[size][path].append(await loop.run_in_executor(None, one, size, path))
     medians = {p: [statistics.median(rates[s][p]) for s in cfg.sizes] for p in PATHS}
-    bench.checks["sizes"] = {
-        "bytes": list(cfg.sizes),
-        "unit": "MB/s",
-        "median": medians,
-        "samples": {p: [rates[s][p] for s in cfg.sizes] for p in PATHS},
-    }
+    bench.checks["sizes"] = {"bytes": list(cfg.sizes), "unit": "MB/s", "median": medians}
     bench.notes.append(
         f"sizes: curl -o FILE [-x PROXY], time = curl's time_total, {cfg.sizes_reps} timed "
         "runs per size and path after one untimed warm-up (Atlas: the first request is the "
@@ -79,14 +73,6 @@ async def bench_sizes(bench: ProxyBench) -> list[Row]:
     ]
 
 
-def content_id_of(headers: str) -> str:
-    for line in headers.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() == "x-atlas-content-id":
-            return value.strip()
-    raise BenchError("a download through the proxy carried no X-Atlas-Content-Id")
-
-
 async def bench_stream(bench: ProxyBench) -> list[Row]:
     cfg, loop = bench.cfg, asyncio.get_running_loop()
     size = cfg.size
@@ -97,14 +83,13 @@ async def bench_stream(bench: ProxyBench) -> list[Row]:
 
     def one(target: str) -> None:
         pid = bench.proxy.pid if target == "atlas" else bench.mitm.pid
-        before = cpu_seconds(pid)
+        before, via = cpu_seconds(pid), None if target == "direct" else target
         with RssSampler(bench.proxy.pid) as sampler:
-            run = curl_via(bench, None if target == "direct" else target, "body.bin")
+            run = curl_via(bench, via, "body.bin", "", bench.cached_id)
         rates[target].append(size / run.seconds / GB)
         if target != "direct":
             cpu[target].append((cpu_seconds(pid) - before) / (size / GB))
         if target == "atlas":
-            atlas_headers_check(run.headers, bench.cached_id)
             rss.append(sampler.peak / KIB)
 
     await loop.run_in_executor(None, one, "mitmdump")  # warm-up (the proxy's is in setup)
@@ -115,14 +100,8 @@ async def bench_stream(bench: ProxyBench) -> list[Row]:
         shift = rep % len(steps)
         for target in [*steps[shift:], *steps[:shift]]:
             await loop.run_in_executor(None, one, target)
-    delta = {k: v - counters[k] for k, v in (await bench.counters()).items()}
-    bench.checks["stream"] = {
-        "bytes": size,
-        "gb_per_s": rates,
-        "cpu_s_per_gb": cpu,
-        "edge_counters": delta,
-        "proxy_rss_mib": rss,
-    }
+    delta = await bench.counters(since=counters)
+    bench.checks["stream"] = {"edge_counters": delta}
     if delta["hit"] != cfg.stream_reps or delta["miss"]:
         raise BenchError(f"stream: origin edge counted {delta} for {cfg.stream_reps} downloads")
     text = size_text(size)
@@ -161,21 +140,13 @@ async def bench_rss(bench: ProxyBench) -> list[Row]:
         reset_ok &= peak.hwm_reset
         growth[target].append(peak.growth_kib / KIB)
         rates[target].append(cfg.rss_size / run.seconds / GB)
-        if target == "atlas":
-            atlas_headers_check(run.headers)
 
     counters = await bench.counters()
     for rep in range(cfg.rss_reps):
         for target in TARGETS if rep % 2 == 0 else TARGETS[::-1]:
             await loop.run_in_executor(None, one, target)
-    delta = {k: v - counters[k] for k, v in (await bench.counters()).items()}
-    bench.checks["rss"] = {
-        "bytes": cfg.rss_size,
-        "growth_mib": growth,
-        "gb_per_s": rates,
-        "hwm_reset": reset_ok,
-        "edge_counters": delta,
-    }
+    delta = await bench.counters(since=counters)
+    bench.checks["rss"] = {"edge_counters": delta}
     if delta["miss"] != 1 or delta["hit"] != cfg.rss_reps - 1:
         raise BenchError(f"rss: origin edge counted {delta} for {cfg.rss_reps} downloads")
     text = size_text(cfg.rss_size)

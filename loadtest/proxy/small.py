@@ -1,17 +1,15 @@
-"""The small-object parts: requests/s under load (``hey``, or an aiohttp fallback) and the
-latency of one request at a time, through atlas proxy, plain mitmdump and straight to nginx."""
+"""The small-object parts: requests/s under load (``hey``) and the latency of one request at a
+time, through atlas proxy, plain mitmdump and straight to nginx."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import re
 import shutil
 import statistics
 import subprocess
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -26,9 +24,7 @@ from loadtest.proxy.proxies import SMALL, TARGETS, ProxyBench, client_env, get_c
 
 @dataclass(frozen=True, slots=True)
 class LoadRun:
-    client: str
     responses: int
-    seconds: float
     rps: float
     statuses: dict[int, int]
     errors: int
@@ -46,88 +42,45 @@ def run_hey(url: str, proxy: str, seconds: float, concurrency: int) -> LoadRun:
     )
     cpu = child_cpu_seconds() - cpu
     out = result.stdout
-    if result.returncode != 0:
-        raise BenchError(f"hey exited {result.returncode}: {result.stderr[-1500:]}")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"Total:\s+([\d.]+) secs", out)
-    if rps is None or total is None:
-        raise BenchError(f"unexpected hey output: {out[-1500:]}")
+    if result.returncode != 0 or rps is None:
+        raise BenchError(f"hey exited {result.returncode}: {out[-1500:]}{result.stderr[-1500:]}")
     data = re.search(r"Total data:\s+(\d+) bytes", out)
     statuses = {int(s): int(n) for s, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)}
-    errors = 0
-    if "Error distribution:" in out:
-        tail = out.split("Error distribution:", 1)[1]
-        errors = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", tail, re.MULTILINE))
+    tail = out.partition("Error distribution:")[2]
+    errors = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", tail, re.MULTILINE))
     body = int(data[1]) if data else 0
-    return LoadRun("hey", sum(statuses.values()), float(total[1]), float(rps[1]), statuses, errors,
-                   body, cpu)  # fmt: skip
-
-
-async def run_aiohttp_load(url: str, proxy: str, seconds: float, concurrency: int) -> LoadRun:
-    """The fallback client: ``concurrency`` workers, each GET after the previous answer."""
-    statuses: Counter[int] = Counter()
-    errors = body = 0
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    timeout = aiohttp.ClientTimeout(total=30)
-    cpu = time.process_time()
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        started = time.perf_counter()
-        deadline = started + seconds
-
-        async def worker() -> None:
-            nonlocal errors, body
-            while time.perf_counter() < deadline:
-                try:
-                    async with session.get(url, proxy=proxy) as response:
-                        body += len(await response.read())
-                        statuses[response.status] += 1
-                except (aiohttp.ClientError, TimeoutError):
-                    errors += 1
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    n, cpu = sum(statuses.values()), time.process_time() - cpu
-    return LoadRun("aiohttp", n, elapsed, n / elapsed, dict(statuses), errors, body, cpu)
+    return LoadRun(sum(statuses.values()), float(rps[1]), statuses, errors, body, cpu)
 
 
 async def load(bench: ProxyBench, target: str, seconds: float) -> LoadRun:
-    cfg, loop = bench.cfg, asyncio.get_running_loop()
-    if bench.client == "hey":
-        return await loop.run_in_executor(
-            None, run_hey, bench.small_url, bench.via(target), seconds, cfg.concurrency
-        )
-    return await run_aiohttp_load(bench.small_url, bench.via(target), seconds, cfg.concurrency)
-
-
-def check_load(run: LoadRun, target: str) -> None:
+    """One hey run through ``target``; every response must be a 200 of SMALL bytes."""
+    run = await asyncio.get_running_loop().run_in_executor(
+        None, run_hey, bench.small_url, bench.via(target), seconds, bench.cfg.concurrency
+    )
     bad = {s: n for s, n in run.statuses.items() if s != 200}
-    if bad or run.errors or not run.responses:
-        raise BenchError(f"{target}: {run.responses} responses, non-200 {bad}, {run.errors} errors")
-    if run.body_bytes != run.responses * SMALL:
-        raise BenchError(f"{target}: {run.body_bytes} body bytes for {run.responses} responses")
+    if bad or run.errors or not run.responses or run.body_bytes != run.responses * SMALL:
+        raise BenchError(f"{target}: non-200 {bad}, {run.errors} errors, {run}")
+    return run
 
 
 async def bench_rps(bench: ProxyBench) -> list[Row]:
     cfg = bench.cfg
     for target in TARGETS:  # warm-up, not counted: connections, caches, interpreters
-        check_load(await load(bench, target, min(1.0, cfg.rps_seconds)), target)
+        await load(bench, target, min(1.0, cfg.rps_seconds))
     samples: dict[str, list[float]] = {t: [] for t in TARGETS}
     cpu: dict[str, list[dict[str, float]]] = {t: [] for t in TARGETS}
     runs: dict[str, list[dict[str, Any]]] = {t: [] for t in TARGETS}
     totals = {"responses": 0, "hit": 0.0, "miss": 0.0, "served": 0.0, "accepted": 0.0}
     for rep in range(cfg.reps):
-        order = TARGETS if rep % 2 == 0 else TARGETS[::-1]
-        for target in order:
-            counters = await bench.counters()
-            before = bench.cpu_snapshot()
+        for target in TARGETS if rep % 2 == 0 else TARGETS[::-1]:
+            counters, before = await bench.counters(), bench.cpu_snapshot()
             run = await load(bench, target, cfg.rps_seconds)
             after = bench.cpu_snapshot()
-            delta = {k: v - counters[k] for k, v in (await bench.counters()).items()}
-            check_load(run, target)
+            delta = await bench.counters(since=counters)
             samples[target].append(run.rps)
             per_request = {k: (after[k] - before[k]) * 1000 / run.responses for k in after}
-            per_request["client"] = run.client_cpu * 1000 / run.responses
-            cpu[target].append(per_request)
+            cpu[target].append({**per_request, "client": run.client_cpu * 1000 / run.responses})
             runs[target].append({**asdict(run), "edge_counters": delta})
             if target == "atlas":
                 totals["responses"] += run.responses
@@ -135,7 +88,7 @@ async def bench_rps(bench: ProxyBench) -> list[Row]:
                     totals[key] += delta[key]
             elif delta["hit"] or delta["miss"]:
                 raise BenchError("a mitmdump run reached an edge")
-    bench.checks["rps"] = {"runs": runs, "atlas_totals": totals, "cpu_ms_per_request": cpu}
+    bench.checks["rps"] = {"runs": runs, "atlas_totals": totals}
     # Every Atlas response is one /v1/fetch (a HIT) and at least one paid chunk: paid by a
     # voucher, or by the credit earlier vouchers left (the proxy pays a full chunk's price
     # ahead, so small objects leave credit that pays for later ones).
@@ -144,7 +97,7 @@ async def bench_rps(bench: ProxyBench) -> list[Row]:
     if totals["served"] < totals["responses"] or not totals["accepted"]:
         raise BenchError(f"atlas rps: fewer paid chunks than responses: {totals}")
     bench.notes.append(
-        f"rps: {bench.client} -c {cfg.concurrency} (one keep-alive connection per worker) for "
+        f"rps: hey -c {cfg.concurrency} (one keep-alive connection per worker) for "
         f"{cfg.rps_seconds:g} s per run, one {SMALL // KIB} KiB object (the same URL every time: "
         f"a cache HIT at the origin edge); every response 200 with {SMALL} body bytes (checked); "
         f"Atlas runs: {totals['responses']} responses, {totals['hit']:.0f} /v1/fetch HITs, "
@@ -163,10 +116,10 @@ async def bench_rps(bench: ProxyBench) -> list[Row]:
     return [
         make_row(
             "small_rps",
-            f"requests/s, {SMALL // KIB} KiB cached object, {bench.client} -c {cfg.concurrency}",
+            f"requests/s, {SMALL // KIB} KiB cached object, hey -c {cfg.concurrency}",
             "req/s",
             samples["atlas"],
-            f"plain mitmdump (stream_large_bodies=1) forwarding to nginx, same {bench.client}",
+            "plain mitmdump (stream_large_bodies=1) forwarding to nginx, same hey",
             samples["mitmdump"],
             "ratio >= 0.90",
             lambda _m, ratio: ratio >= 0.9,
@@ -193,7 +146,7 @@ async def bench_latency(bench: ProxyBench) -> list[Row]:
             )
             for p in paths
         }
-        for path, proxy in paths.items():  # warm-up: the connection, both proxies' paths
+        for path, proxy in paths.items():  # warm-up (connection, proxy paths), bytes checked
             for _ in range(5):
                 await get_checked(sessions[path], bench.small_url, proxy, digest, SMALL)
         names = list(paths)
@@ -202,22 +155,19 @@ async def bench_latency(bench: ProxyBench) -> list[Row]:
             for path in [*names[shift:], *names[:shift]]:
                 session, proxy = sessions[path], paths[path]
                 times = []
-                for i in range(cfg.latency_requests):
+                for _ in range(cfg.latency_requests):
                     started = time.perf_counter()
                     async with session.get(bench.small_url, proxy=proxy) as response:
                         body = await response.read()
                     times.append((time.perf_counter() - started) * 1000)
                     if response.status != 200 or len(body) != SMALL:
                         raise BenchError(f"latency via {path}: {response.status}, {len(body)} B")
-                    if i == 0 and hashlib.sha256(body).hexdigest() != digest:
-                        raise BenchError(f"latency via {path}: the bytes differ")
                 p50[path].append(statistics.median(times))
                 every[path] += times
     added = {
         t: [p - d for p, d in zip(p50[t], p50["direct"], strict=True)]
         for t in ("atlas", "mitmdump")
     }
-    bench.checks["latency"] = {"p50_ms": p50, "added_ms": added, "requests": cfg.latency_requests}
     bench.notes.append(
         f"latency: {cfg.latency_requests} sequential GETs of the {SMALL // KIB} KiB object per "
         f"path and rep (aiohttp, one keep-alive connection); all reps pooled, ms: "
