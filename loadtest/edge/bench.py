@@ -1,8 +1,6 @@
 """End-to-end benchmark of one edge node: cached chunks paid by voucher (and free) against
-nginx serving the same bytes to the same wrk (serve), a large body streamed through a fresh
-edge against the same client reading the origin (stream), and HTML/CSS/JS bytes on the wire
-with and without zstd (pages). Every server is a child on 127.0.0.1; ``loadtest/README.md``
-says what each row measures. Usage::
+nginx (serve), a large body streamed through it (stream), and HTML/CSS/JS bytes on the wire
+with and without zstd (pages); ``loadtest/README.md`` says what each row measures. Usage::
 
     python -m loadtest run edge [--quick] [--reps N] [--json PATH] [--install-deps]
 """
@@ -16,7 +14,6 @@ from loadtest.edge.origin import start_origin
 from loadtest.edge.pages import bench_pages, collect_pages
 from loadtest.edge.serve import bench_serve
 from loadtest.edge.stream import bench_stream
-from loadtest.edge.vouchers import Signer
 from loadtest.harness.bench_main import Bench, Option, Run, bench_main, client_session
 
 SPEC = Bench(
@@ -48,22 +45,18 @@ SPEC = Bench(
 
 
 async def measure(run: Run[Config]) -> None:
-    signer = Signer()
-    try:
-        kinds = collect_pages(run.workdir / "pages")
-        ledger = run.procs.ledger()
-        origin = start_origin(run.procs, run.workdir / "pages")
-        async with client_session() as session:
-            env = Env(run, session, ledger, origin, signer)
-            await run.parts(
-                {
-                    "serve": lambda: bench_serve(env),
-                    "stream": lambda: bench_stream(env),
-                    "pages": lambda: bench_pages(env, run.workdir / "pages", kinds),
-                }
-            )
-    finally:
-        signer.close()
+    kinds = collect_pages(run.workdir / "pages")
+    ledger = run.procs.ledger()
+    origin = start_origin(run.procs, run.workdir / "pages")
+    async with client_session() as session:
+        env = Env(run, session, ledger, origin)
+        await run.parts(
+            {
+                "serve": lambda: bench_serve(env),
+                "stream": lambda: bench_stream(env),
+                "pages": lambda: bench_pages(env, run.workdir / "pages", kinds),
+            }
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

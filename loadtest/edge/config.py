@@ -1,4 +1,4 @@
-"""What every part of the edge benchmark shares: its settings, configuration and servers."""
+"""What every part of the edge benchmark shares: its configuration, servers and page types."""
 
 from __future__ import annotations
 
@@ -6,26 +6,12 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from cdn_edge import wire_encoding
-from loadtest.edge.vouchers import Signer
 from loadtest.harness.bench_main import Run
 from loadtest.harness.children import Proc
-from loadtest.harness.rows import GIB, KIB, MIB
+from loadtest.harness.rows import GIB, MIB
 
-PIECE = 64 * KIB
-"""Origin write size (what a socket read hands over)."""
-NGINX_WORKERS = 1
-"""One nginx worker process, as the edge is one process (plus helper threads)."""
 SERVE_CHUNKS = 16
 """Distinct chunks of the served content (4 MiB), cycled through by every connection."""
-STREAM_WORKERS = 2
-"""Chunk requests in flight while streaming, as requester/downloader.py's per_provider default."""
-WARMUP_MAX_RATE = 12_000.0
-"""Vouchers per second the edge warm-up run is supplied for (far above what it serves)."""
-SUPPLY_SAFETY = 1.6
-"""Vouchers signed per measured run = warm-up rate x duration x this, plus a margin."""
-VOUCHER_MARGIN = 200
-ZSTD_LEVEL = wire_encoding.LEVEL
 PAGE_SUFFIXES = {".html": "html", ".htm": "html", ".css": "css", ".js": "js", ".mjs": "js"}
 PAGE_TYPES = {
     "html": "text/html; charset=utf-8",
@@ -33,8 +19,6 @@ PAGE_TYPES = {
     "js": "application/javascript; charset=utf-8",
 }
 PARTS = ("serve", "stream", "pages")
-PAGE_MIN_SIZE = 1 * KIB
-PAGE_MAX_TOTAL = 16 * MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,4 +47,3 @@ class Env:
     session: aiohttp.ClientSession
     ledger: Proc
     origin: Proc
-    signer: Signer

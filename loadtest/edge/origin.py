@@ -1,6 +1,6 @@
 """The loopback origin of the edge benchmark, a child process of its own::
 
-python -m loadtest.edge.origin --pages DIR [--port N]
+python -m loadtest.edge.origin --pages DIR
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ import signal
 import sys
 from pathlib import Path
 
-from loadtest.edge.config import PAGE_SUFFIXES, PAGE_TYPES, PIECE
+from loadtest.edge.config import PAGE_SUFFIXES, PAGE_TYPES
 from loadtest.harness.blobs import blob_range
 from loadtest.harness.children import Proc, Processes, module_argv
+from loadtest.harness.rows import KIB
+
+PIECE = 64 * KIB  # the blob's write size (what a socket read hands over)
 
 
-def run_origin(port: int, pages: Path | None) -> None:
+def run_origin(pages: Path) -> None:
     """A loopback origin: ``/blob/{n}?salt=S`` (streamed) and ``/pages/{name}`` (files)."""
     from aiohttp import web
 
@@ -37,7 +40,7 @@ def run_origin(port: int, pages: Path | None) -> None:
 
     async def page(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if pages is None or "/" in name or name.startswith("."):
+        if "/" in name or name.startswith("."):
             raise web.HTTPNotFound()
         path = pages / name
         if not path.is_file():
@@ -53,7 +56,7 @@ def run_origin(port: int, pages: Path | None) -> None:
         app.add_routes([web.get("/blob/{n:[0-9]+}", blob), web.get("/pages/{name}", page)])
         runner = web.AppRunner(app, access_log=None, keepalive_timeout=75.0)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         host, bound = runner.addresses[0][:2]
         sys.stdout.write(json.dumps({"listening": f"http://{host}:{bound}"}) + "\n")
@@ -77,7 +80,5 @@ def start_origin(procs: Processes, pages: Path) -> Proc:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", type=Path)
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-    run_origin(args.port, args.pages)
+    parser.add_argument("--pages", type=Path, required=True)
+    run_origin(parser.parse_args().pages)

@@ -47,9 +47,8 @@ function done(summary, latency, requests)
   end
   local e = summary.errors
   io.write(string.format(
-    '\n{"requests": %d, "duration_us": %d, "bytes": %d, "connect_errors": %d, ' ..
-    '"read_errors": %d, "write_errors": %d, "status_errors": %d, "timeouts": %d, ' ..
+    '\n{"requests": %d, "duration_us": %d, "status_errors": %d, "socket_errors": %d, ' ..
     '"sent": %d, "exhausted": %d, "latency_p50_us": %d, "latency_p99_us": %d}\n',
-    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
-    e.timeout, used_total, exhausted_total, latency:percentile(50), latency:percentile(99)))
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    used_total, exhausted_total, latency:percentile(50), latency:percentile(99)))
 end

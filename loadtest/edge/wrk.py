@@ -1,4 +1,4 @@
-"""wrk driven by a Lua script that sends every request with the next line of a file."""
+"""wrk driven by serve.lua: every request carries the next line of its thread's header file."""
 
 from __future__ import annotations
 
@@ -13,20 +13,17 @@ from loadtest.edge.config import SERVE_CHUNKS
 from loadtest.harness.children import BenchError
 
 WRK_LUA = Path(__file__).with_name("serve.lua")
-"""The wrk script: every request with the next line of its thread's header file."""
 
 
 @dataclass(frozen=True, slots=True)
 class WrkResult:
+    """serve.lua's summary of one wrk run (wrk counts only status >= 400 as status errors)."""
+
     requests: int
     duration_us: int
-    bytes: int
-    connect_errors: int
-    read_errors: int
-    write_errors: int
     status_errors: int
-    """Responses with status >= 400 (wrk counts only those)."""
-    timeouts: int
+    socket_errors: int
+    """Connect, read and write errors and timeouts."""
     sent: int
     """Requests the Lua script generated (some may be in flight when wrk stops)."""
     exhausted: int
@@ -39,13 +36,7 @@ class WrkResult:
 
     @property
     def errors(self) -> int:
-        return (
-            self.connect_errors
-            + self.read_errors
-            + self.write_errors
-            + self.status_errors
-            + self.timeouts
-        )
+        return self.status_errors + self.socket_errors
 
 
 async def run_wrk(
@@ -72,15 +63,9 @@ async def run_wrk(
     raise BenchError(f"wrk gave no result (exit {proc.returncode}): {text}{err.decode()}")
 
 
-def thread_file(pattern: Path, thread: int) -> Path:
-    """The file of wrk thread ``thread`` (numbered from 1) for a ``...-%d.txt`` pattern."""
-    return Path(str(pattern).replace("%d", str(thread)))
-
-
-def write_lines(path: Path, lines: Sequence[str]) -> None:
-    path.write_text("\n".join(lines) + "\n", encoding="ascii")
-
-
-def remove_lines(pattern: Path, threads: int) -> None:
-    for thread in range(1, threads + 1):
-        thread_file(pattern, thread).unlink(missing_ok=True)
+def write_files(pattern: Path, files: Sequence[Sequence[str]]) -> list[Path]:
+    """One header file per wrk thread: ``%d`` in ``pattern`` is the thread's number from 1."""
+    paths = [Path(str(pattern).replace("%d", str(n))) for n in range(1, len(files) + 1)]
+    for path, lines in zip(paths, files, strict=True):
+        path.write_text("\n".join(lines) + "\n", encoding="ascii")
+    return paths
