@@ -1,11 +1,7 @@
 """``python -m loadtest locust|sweep`` (``make loadtest``): locust against a whole local
-Atlas network, every process a child on 127.0.0.1 (loadtest/README.md).
-
-A run writes locust's HTML report and CSV files, the per-scenario statistics and
-``summary.json`` into ``loadtest/reports/<mode>-<time>/`` (or ``--reports``) and prints
-its figures. Exit status 1 when a request failed or a scenario sent nothing (``--sweep``,
-where overload is the point: 0 unless a run broke), 2 when the test could not run.
-"""
+Atlas network, its reports in ``loadtest/reports/<mode>-<time>/`` (loadtest/README.md).
+Exit status 1 when a request failed or a scenario sent nothing (a sweep, where overload is
+the point: 0 unless a run broke), 2 when the test could not run."""
 
 from __future__ import annotations
 

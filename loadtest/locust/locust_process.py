@@ -1,9 +1,6 @@
-"""One headless locust run as a child process, and what it leaves: locust's CSV rows and
-failures, and the per-scenario JSON of :mod:`loadtest.locust.scenario_stats`.
-
-Locust monkeypatches whatever imports it with gevent, so it only ever runs in its own
-process, started here with the files this package gives it (``-f``).
-"""
+"""One headless locust run as a child process (locust monkeypatches whatever imports it
+with gevent), and what it leaves: locust's CSV rows and failures, and the per-scenario JSON
+of :mod:`loadtest.locust.scenario_stats`."""
 
 from __future__ import annotations
 

@@ -1,14 +1,6 @@
-"""The locustfile of the load test: four scenarios against ``atlas up`` and the test origin.
-
-``python -m loadtest locust`` runs it; by hand, against a network you started
-(loadtest/README.md)::
-
-    ATLAS_UP_JSON=up.json ATLAS_ORIGIN=http://127.0.0.1:PORT \\
-        .venv/bin/locust --config loadtest/locust.conf -u 20 -r 5 -t 60s
-
-Each request's name starts with its scenario and a colon: ``browser``, ``mobile``,
-``paying`` (:mod:`loadtest.locust.paying`) and ``operator``.
-"""
+"""The locustfile of the load test (locust.conf's; a hand run: loadtest/README.md): the
+scenarios ``browser``, ``mobile``, ``paying`` (:mod:`.paying`) and ``operator`` against
+``atlas up`` and the test origin; each request's name starts with its scenario and a colon."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""The locustfile of the saturation sweep (``python -m loadtest sweep``): closed-loop users.
-
-No think time: each user sends its next request as soon as the last one is answered, so
-the offered load grows with the user count and the knee of the latency curve shows where
-a process saturates.
-"""
+"""The locustfile of the saturation sweep (``python -m loadtest sweep``): closed-loop users,
+with no think time, so the offered load grows with the user count and the knee of the
+latency curve shows where a process saturates."""
 
 from __future__ import annotations
 
