@@ -189,7 +189,7 @@ def bench_main(
     ensure_tools(bench.name, bench.tools, bench.optional_tools, install)
     started, busy, own = time.perf_counter(), system_busy_seconds(), own_cpu_seconds()
     with workspace(f"atlas-bench-{bench.name}-") as workdir:
-        facts = run_facts(workdir) | {lib: version_of(lib) for lib in bench.libs}
+        facts = run_facts() | {lib: version_of(lib) for lib in bench.libs}
         facts |= {tool: tool_version(tool) for tool in tools}
         run = Run(cfg, args, workdir, Processes(workdir), facts)
         asyncio.run(_measure(body, run))

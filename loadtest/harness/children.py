@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import select
 import shutil
@@ -22,7 +21,7 @@ from typing import Any
 from launcher import processes
 from loadtest import REPO
 
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = processes.READY_TIMEOUT
 ATLAS = str(Path(sys.executable).with_name("atlas"))
 
 
@@ -42,12 +41,6 @@ def child_env() -> dict[str, str]:
     return {"PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
 
 
-def die_with_parent() -> None:
-    """In the child before exec: SIGTERM it if this benchmark dies (PR_SET_PDEATHSIG)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-
-
 @dataclass
 class Proc:
     """A server this benchmark started (its output in ``workdir/NAME.log``)."""
@@ -55,8 +48,7 @@ class Proc:
     name: str
     process: processes.Process
     url: str = ""
-    ready: dict[str, Any] = field(default_factory=dict)
-    """Its ready line (``{"listening": URL, ...}``; empty for nginx, mitmdump)."""
+    ready: dict[str, Any] = field(default_factory=dict)  # its ready line ({} for nginx)
 
     @property
     def pid(self) -> int:
@@ -111,32 +103,18 @@ class Processes:
         return self.start(name, [*argv, "--allow-private-origins", *extra])
 
 
-def wait_exit(popen: subprocess.Popen[bytes], timeout: float) -> float | None:
-    """``time.monotonic()`` when ``popen``'s process ended, seen through a pidfd; None if it
-    is still running after ``timeout`` s. ``Popen.wait(timeout)`` polls with sleeps of up to
-    50 ms, which would make every short run look 12 to 16 ms slower than it was."""
-    pidfd = os.pidfd_open(popen.pid)
-    try:
-        ended, _, _ = select.select([pidfd], [], [], timeout)
-        return time.monotonic() if ended else None
-    finally:
-        os.close(pidfd)
-
-
 class Spawned:
     """One command run to completion as a child, timed to its exit, its output in
     ``workdir/NAME.out|.err`` (removed on leaving the ``with``); killed if it overruns."""
 
     def __init__(self, argv: Sequence[str], env: dict[str, str], workdir: Path, name: str) -> None:
-        self.name, self.argv = name, list(argv)
+        self.name, self.argv, self.stdout = name, list(argv), ""
         self._out, self._err = workdir / f"{name}.out", workdir / f"{name}.err"
-        self.stdout = ""
         with self._out.open("wb") as stdout, self._err.open("wb") as stderr:
-            self.spawned = time.monotonic()
-            """``time.monotonic()`` just before the spawn."""
+            self.spawned = time.monotonic()  # just before the spawn
             self.popen = subprocess.Popen(
                 self.argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env,
-                cwd=workdir, preexec_fn=die_with_parent,  # noqa: PLW1509 (it only calls prctl)
+                cwd=workdir, preexec_fn=processes.dies_with(os.getpid()),  # noqa: PLW1509
             )  # fmt: skip
 
     @property
@@ -144,19 +122,23 @@ class Spawned:
         return self.popen.pid
 
     def wait(self, timeout: float) -> float:
-        """``time.monotonic()`` at its exit; reads its stdout. Raises BenchError if it ran
-        over ``timeout`` (then it is killed) or exited non-zero."""
-        exited = wait_exit(self.popen, timeout)
-        if exited is None:
-            self.popen.kill()  # our own child, by its PID
-            self.popen.wait()
+        """``time.monotonic()`` at its exit, seen through a pidfd (``Popen.wait`` polls with
+        sleeps of up to 50 ms); reads its stdout. BenchError if it ran over ``timeout`` (then
+        it is killed) or exited non-zero."""
+        pidfd = os.pidfd_open(self.popen.pid)
+        try:
+            ended = select.select([pidfd], [], [], timeout)[0]
+            exited = time.monotonic()
+        finally:
+            os.close(pidfd)
+        if not ended:  # __exit__ kills it
             raise BenchError(f"{self.name}: did not finish in {timeout:.0f} s")
         code = self.popen.wait()
         self.stdout = self._out.read_text(encoding="utf-8", errors="replace")
         if code != 0:
-            problem = self._err.read_text(encoding="utf-8", errors="replace")
+            problem = self._err.read_text(encoding="utf-8", errors="replace")[-1500:]
             raise BenchError(
-                f"{self.name}: {self.argv[0]} exited {code}: {self.stdout[-500:]} {problem[-1500:]}"
+                f"{self.name}: {self.argv[0]} exited {code}: {self.stdout[-500:]} {problem}"
             )
         return exited
 
@@ -164,7 +146,7 @@ class Spawned:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.popen.poll() is None:  # left early by an exception: our own child, by PID
+        if self.popen.poll() is None:  # overran, or left early: our own child, by its PID
             self.popen.kill()
             self.popen.wait()
         self._out.unlink(missing_ok=True)

@@ -62,21 +62,9 @@ def tool_version(tool: str | Sequence[str]) -> str:
     return " ".join(first.split()[:2]) if argv[0] == "curl" else first
 
 
-def filesystem_of(path: Path) -> str:
-    """Device and type of the mount holding ``path`` (from /proc/mounts)."""
-    best = ("", "unknown", "unknown")
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/mounts").read_text(encoding="utf-8").splitlines():
-            device, mount, kind = line.split()[:3]
-            inside = str(path).startswith(mount.rstrip("/") + "/") or str(path) == mount
-            if inside and len(mount) >= len(best[0]):
-                best = (mount, device, kind)
-    return f"{best[1]} {best[2]}"
-
-
-def run_facts(workdir: Path) -> dict[str, Any]:
-    """The machine, the date and commit, the load at the start, the tree's uncommitted files
-    (the numbers are for this tree, not the commit) and the file system of ``workdir``."""
+def run_facts() -> dict[str, Any]:
+    """The machine, the date and commit, the load at the start and the tree's uncommitted
+    files (the numbers are for this tree, not the commit)."""
     status = git("status", "--porcelain", "--untracked-files=no").splitlines()
     return {
         "cpu_model": cpu_model(),
@@ -89,12 +77,11 @@ def run_facts(workdir: Path) -> dict[str, Any]:
         "openssl": ssl.OPENSSL_VERSION,
         "load_average": os.getloadavg()[0],
         "uncommitted": [line[3:] for line in status if line[3:]],
-        "data_dir_filesystem": filesystem_of(workdir),
     }
 
 
 def head_lines(facts: dict[str, Any]) -> list[str]:
-    """The cpu, cores, python, date, tree and disk lines of a report's head."""
+    """The cpu, cores, python, date and tree lines of a report's head."""
     changed = facts["uncommitted"]
     listed = f" ({', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''})" if changed else ""
     return [
@@ -104,5 +91,4 @@ def head_lines(facts: dict[str, Any]) -> list[str]:
         f"date:     {facts['date']}  commit: {facts['git_commit'] or 'unknown'}"
         f"  load average at start: {facts['load_average']:.2f}",
         f"tree:     {len(changed)} tracked files changed since the commit{listed}",
-        f"disk:     temporary files on {facts['data_dir_filesystem']}",
     ]

@@ -8,6 +8,7 @@ import resource
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 from loadtest.harness.children import BenchError
 
@@ -18,12 +19,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def proc_status(pid: int) -> dict[str, int]:
     """The memory fields of ``/proc/PID/status`` (VmRSS, VmHWM, ...), in KiB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
-        name, _, value = line.partition(":")
-        if name.startswith("Vm"):
-            out[name] = int(value.split()[0])
-    return out
+    lines = Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines()
+    return {n: int(v.split()[0]) for n, _, v in (x.partition(":") for x in lines) if n[:2] == "Vm"}
 
 
 def proc_status_kib(pid: int, field_name: str) -> int:
@@ -56,7 +53,7 @@ class Poller:
         self._stop.set()
         self._thread.join(5)
 
-    def __enter__(self) -> Poller:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -67,7 +64,7 @@ class Poller:
             self._stop.wait(every)
 
 
-class RssSampler:
+class RssSampler(Poller):
     """Polls ``pid``'s VmRSS (with ``hwm``, also VmHWM, the kernel's own high-water mark, so a
     peak between two polls is not missed) every RSS_POLL s, from its creation to ``stop``;
     ``peak`` is the largest value seen (KiB). Stops polling when ``pid`` ends."""
@@ -75,26 +72,15 @@ class RssSampler:
     def __init__(self, pid: int, *, hwm: bool = False) -> None:
         self.pid, self.peak = pid, 0
         self._fields = ("VmRSS", "VmHWM") if hwm else ("VmRSS",)
-        self._poller = Poller(self._sample)
+        super().__init__(self._sample)
 
     def _sample(self) -> bool:
         try:
             status = proc_status(self.pid)
-            values = [status[name] for name in self._fields]
+            self.peak = max(self.peak, *(status[name] for name in self._fields))
         except (OSError, ValueError, KeyError):
             return True  # it ended (or is a zombie without memory)
-        self.peak = max(self.peak, *values)
         return False
-
-    def stop(self) -> int:
-        self._poller.stop()
-        return self.peak
-
-    def __enter__(self) -> RssSampler:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 class RssGrowth:
@@ -102,9 +88,7 @@ class RssGrowth:
     polled VmRSS or, if VmHWM could be reset at the start (``hwm_reset``), VmHWM at the end."""
 
     def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.base = self.growth_kib = 0
-        self.hwm_reset = False
+        self.pid, self.base, self.growth_kib, self.hwm_reset = pid, 0, 0, False
 
     def __enter__(self) -> RssGrowth:
         self.base = proc_status_kib(self.pid, "VmRSS")
@@ -114,7 +98,8 @@ class RssGrowth:
 
     def __exit__(self, *exc_info: object) -> None:
         hwm = proc_status_kib(self.pid, "VmHWM") if self.hwm_reset else 0
-        self.growth_kib = max(self._sampler.stop(), hwm) - self.base
+        self._sampler.stop()
+        self.growth_kib = max(self._sampler.peak, hwm) - self.base
 
 
 def cpu_seconds(pid: int) -> float:
@@ -156,17 +141,10 @@ def system_busy_seconds() -> float:
 
 def own_cpu_seconds() -> float:
     """This process and its waited-for children (every process it started, once stopped)."""
-    return sum(
-        usage.ru_utime + usage.ru_stime
-        for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    )
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime + child_cpu_seconds()
 
 
 def child_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

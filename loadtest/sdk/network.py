@@ -77,10 +77,10 @@ def run_timed(
         try:
             exited = child.wait(FETCH_TIMEOUT)
         finally:
-            peak = sampler.stop()
+            sampler.stop()
         text = child.stdout
     seconds = exited - child.spawned
-    return Run(seconds, peak, json.loads(text) if summary and text.strip() else {})
+    return Run(seconds, sampler.peak, json.loads(text) if summary and text.strip() else {})
 
 
 # --- the network ------------------------------------------------------------------------------
