@@ -1,7 +1,6 @@
 """Torrent benchmark: ``atlas fetch MAGNET --file PATH`` through a fresh free edge against a
-plain libtorrent client (the edge's settings, sequential download), both fed by one local
-seeder, unthrottled (then a cached fetch) and with its upload capped. ``loadtest/README.md``
-says what each row measures and how the clocks work. Usage::
+plain libtorrent client, both fed by one local seeder; ``loadtest/README.md`` says what each
+row measures and how the clocks work. Usage::
 
     python -m loadtest run torrent [--quick] [--reps N] [--json PATH] [--limit-mib N]
 """
@@ -58,11 +57,6 @@ async def measure(run: Run[Config]) -> None:
         run.sections["timeline (medians, seconds from the spawn)"] = table(
             TIMELINE_HEADER, bench.timelines, left=(0, 9)
         )
-    run.sections["every repetition, in order (the reference's after the bar)"] = [
-        f"{row.id}: {', '.join(f'{v:.1f}' for v in row.samples)} | "
-        f"{', '.join(f'{v:.1f}' for v in row.reference_samples)} {row.unit}"
-        for row in run.rows
-    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

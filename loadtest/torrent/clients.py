@@ -1,9 +1,5 @@
-"""The processes of the torrent benchmark: the seeder, fresh edges, and the two timed clients.
-
-A timed client is a child process whose spawn and exit this process clocks with
-``time.monotonic()`` (CLOCK_MONOTONIC, the same clock the children stamp their events
-with), the exit through a pidfd. Its CPU time comes from ``getrusage(RUSAGE_CHILDREN)``.
-"""
+"""The seeder and the two timed clients: children whose spawn and exit (a pidfd) are clocked
+with ``time.monotonic()``, the clock they stamp their events with."""
 
 from __future__ import annotations
 
@@ -67,33 +63,16 @@ def start_seeder(
     return Seeder(proc, record["magnet"], record["name"], directory / file["path"], file["size"])
 
 
-class FirstByte:
-    """When ``path`` first held a byte (``at``), polled every PART_POLL s from creation."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.at: float | None = None
-        self.poller = Poller(self._look, PART_POLL)
-
-    def _look(self) -> bool:
-        with contextlib.suppress(OSError):
-            if self.path.stat().st_size > 0:
-                self.at = time.monotonic()
-        return self.at is not None
-
-
 @dataclass(frozen=True, slots=True)
 class ChildRun:
     spawned: float
-    """``time.monotonic()`` just before the spawn."""
     exited: float
-    """``time.monotonic()`` when the process ended (its pidfd became readable)."""
     stamps: dict[str, Any]
-    """The child's own ``time.monotonic()`` stamps."""
+    """The child's own stamps."""
     part_first_byte: float | None
     """When ``OUT.part`` first held a byte (``atlas fetch`` only)."""
     cpu: float
-    """CPU seconds (user + system) of the child."""
+    """CPU seconds of the child (``getrusage(RUSAGE_CHILDREN)``)."""
     stdout: str
 
     @property
@@ -113,16 +92,18 @@ def run_child(
     part: Path | None = None,
     stamps_file: Path | None = None,
 ) -> ChildRun:
-    """Run one client to completion, clocked; raise BenchError if it fails. Its stamps
-    come from ``stamps_file`` if given, else from the last line of its stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with Spawned(argv, env, workdir, name) as child:
-        watch = FirstByte(part) if part is not None else None
-        try:
-            exited = child.wait(RUN_TIMEOUT)
-        finally:
-            if watch is not None:
-                watch.poller.stop()
+    """Run one client to completion, clocked (BenchError if it fails), watching when ``part``
+    first holds a byte; its stamps come from ``stamps_file``, else its stdout's last line."""
+    before, first_byte = resource.getrusage(resource.RUSAGE_CHILDREN), []
+
+    def look() -> bool:
+        with contextlib.suppress(OSError):
+            if part is not None and part.stat().st_size > 0:
+                first_byte.append(time.monotonic())
+        return part is None or bool(first_byte)
+
+    with Spawned(argv, env, workdir, name) as child, Poller(look, PART_POLL):
+        exited = child.wait(RUN_TIMEOUT)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if stamps_file is not None:
@@ -130,7 +111,8 @@ def run_child(
         stamps_file.unlink()
     else:
         stamps = json.loads(child.stdout.strip().splitlines()[-1])
-    return ChildRun(child.spawned, exited, stamps, watch.at if watch else None, cpu, child.stdout)
+    first = first_byte[0] if first_byte else None
+    return ChildRun(child.spawned, exited, stamps, first, cpu, child.stdout)
 
 
 @dataclass

@@ -1,12 +1,5 @@
-"""The two parts of the torrent benchmark: one seeder each, unthrottled or limited.
-
-Every repetition starts a fresh edge (an empty store and a new libtorrent session, so
-``atlas fetch`` is a first fetch: the edge downloads from the seeder while the client
-reads), then runs, in an order that rotates with the repetition, the plain libtorrent
-client and ``atlas fetch`` (followed, unthrottled, by a second ``atlas fetch`` of the same
-magnet: a cache HIT at that edge). The edge is stopped and its data removed at the end of
-the repetition, so only one edge runs at a time.
-"""
+"""The two parts of the torrent benchmark: one seeder each, unthrottled or limited; every
+repetition on a fresh edge, stopped at its end (``loadtest/README.md`` says the order)."""
 
 from __future__ import annotations
 
@@ -26,8 +19,6 @@ from loadtest.harness.procfs import cpu_seconds
 from loadtest.harness.rows import KIB, MIB, Row, size_text
 from loadtest.torrent.clients import ChildRun, Clients, Seeder, edge_settings, start_seeder
 from loadtest.torrent.rows import Samples, rows_of, timeline_cells
-
-FETCHES = 'atlas_edge_fetches_total{{cache="{}"}}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,17 +63,15 @@ class TorrentBench:
         )
 
 
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-"""Straight to the loopback edge, whatever the environment's proxy settings say."""
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # whatever the env says
 
 
-def edge_counter(edge: Proc, metric: str) -> int:
+def fetches(edge: Proc, cache: str) -> int:
+    """The edge's ``atlas_edge_fetches_total`` of ``cache`` (MISS or HIT)."""
+    metric = f'atlas_edge_fetches_total{{cache="{cache}"}} '
     with _DIRECT.open(f"{edge.url}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    for line in text.splitlines():
-        if line.startswith(metric + " "):
-            return int(float(line.rsplit(" ", 1)[1]))
-    return 0
+        found = [s for s in response.read().decode().splitlines() if s.startswith(metric)]
+    return int(float(found[0].rsplit(" ", 1)[1])) if found else 0
 
 
 def measure(bench: TorrentBench, part: str, seeder: Seeder, reps: int, cached: bool) -> Samples:
@@ -107,12 +96,12 @@ def measure(bench: TorrentBench, part: str, seeder: Seeder, reps: int, cached: b
     def atlas(edge: Proc) -> None:
         for method in ("first", "cached") if cached else ("first",):
             cache = "MISS" if method == "first" else "HIT"
-            counted = edge_counter(edge, FETCHES.format(cache))
+            counted = fetches(edge, cache)
             edge_before, seeder_before = cpu_seconds(edge.pid), cpu_seconds(seeder.proc.pid)
             run, summary = clients.atlas(edge)
             samples.edge_cpu[method].append(cpu_seconds(edge.pid) - edge_before)
             samples.seeder_cpu[method].append(cpu_seconds(seeder.proc.pid) - seeder_before)
-            if edge_counter(edge, FETCHES.format(cache)) != counted + 1:
+            if fetches(edge, cache) != counted + 1:
                 raise BenchError(f"{part}: the {method} atlas fetch was not a {cache} at the edge")
             samples.runs[method].append(run)
             samples.summaries.append({"method": method, "edge": edge.name, **summary})
@@ -133,13 +122,7 @@ def measure(bench: TorrentBench, part: str, seeder: Seeder, reps: int, cached: b
     bench.checks[part] = {
         "reps": reps,
         "bytes": seeder.size,
-        "sha256": sha,
         "runs": {m: [timeline(r) for r in runs] for m, runs in samples.runs.items() if runs},
-        "cpu_s": {
-            "edge": {m: v for m, v in samples.edge_cpu.items() if v},
-            "seeder": {m: v for m, v in samples.seeder_cpu.items() if v},
-            "client": {m: [r.cpu for r in runs] for m, runs in samples.runs.items() if runs},
-        },
         "summaries": samples.summaries,
     }
     return samples

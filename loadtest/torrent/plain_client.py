@@ -1,12 +1,7 @@
-"""The reference: a plain libtorrent client downloading one magnet, in its own process::
+"""The reference, a plain libtorrent client downloading one magnet (sequential) with the edge's
+settings pack, in its own process; it prints its ``time.monotonic()`` stamps as one JSON line::
 
     python plain_client.py --magnet MAGNET --save DIR --settings JSON [--timeout S] [--warm-up]
-
-``--settings`` is the edge's libtorrent settings pack, so both sides run libtorrent alike;
-the torrent is added with ``sequential_download``. On completion it prints one JSON line of
-``time.monotonic()`` stamps (the parent's clock too): ``started`` (before the imports),
-``imported``, ``asked`` (``add_torrent``), ``metadata``, ``first_piece`` (the file's first
-piece verified) and ``finished``. Exit 1 on a torrent error, 2 on timeout.
 """
 
 from __future__ import annotations
@@ -78,6 +73,7 @@ def download(ses: Any, params: Any, timeout: float, warm_up: bool) -> dict[str, 
 
 
 def main() -> int:
+    """Exit 1 on a torrent error, 2 on timeout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--magnet", required=True)
     parser.add_argument("--save", required=True)

@@ -1,12 +1,7 @@
-"""``atlas fetch`` with timestamps: the ``atlas`` entry point, run unchanged in this process::
+"""``atlas fetch`` run unchanged in this process, ``AtlasClient.open`` and ``Download.chunks``
+wrapped with ``time.monotonic()`` stamps, written at exit to ``$ATLAS_BENCH_STAMPS`` as JSON::
 
     ATLAS_BENCH_STAMPS=FILE python timed_fetch.py fetch MAGNET --file PATH -o OUT --json ...
-
-It wraps ``AtlasClient.open`` (stamps ``open``, ``opened``) and ``Download.chunks``
-(``first_chunk``: the first verified chunk, written to ``OUT.part`` next; ``last_chunk``)
-with ``time.monotonic()`` clocks (the parent's clock too), and at exit writes them, with
-``started`` (before the imports) and ``imported``, to ``$ATLAS_BENCH_STAMPS`` as JSON. The
-wrappers add one async-generator step per chunk; nothing else changes.
 """
 
 from __future__ import annotations
