@@ -25,11 +25,9 @@ PARTS = ("serve", "stream", "pages")
 class Config:
     mode: str
     reps: int
-    serve_seconds: int
-    """Length of one measured wrk run."""
+    serve_seconds: int  # length of one measured wrk run
     warmup_seconds: int
-    connections: int
-    """wrk threads = connections = channels (one of each per thread)."""
+    connections: int  # wrk threads = connections = channels (one of each per thread)
     stream_bytes: int
     stream_reps: int
     page_reps: int

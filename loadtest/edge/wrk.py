@@ -22,10 +22,8 @@ class WrkResult:
     requests: int
     duration_us: int
     status_errors: int
-    socket_errors: int
-    """Connect, read and write errors and timeouts."""
-    sent: int
-    """Requests the Lua script generated (some may be in flight when wrk stops)."""
+    socket_errors: int  # connect, read and write errors and timeouts
+    sent: int  # requests the Lua script generated (some may be in flight when wrk stops)
     exhausted: int
     latency_p50_us: int
     latency_p99_us: int

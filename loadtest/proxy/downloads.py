@@ -1,8 +1,6 @@
 """The download parts, timed by curl: a cached body through each proxy (stream), peak RSS of
 each proxy during a large first fetch (rss), and throughput by payload size (sizes: the
-curve ``docs/performance.md`` plots; small payloads show each path's fixed cost per request,
-for Atlas a ``/v1/fetch``, provider look-ups and a paid, verified chunk, large ones its
-streaming rate)."""
+curve ``docs/performance.md`` plots)."""
 
 from __future__ import annotations
 
@@ -16,8 +14,7 @@ from loadtest.harness.rows import GB, KIB, Row, make_row, size_text
 from loadtest.proxy.proxies import TARGETS, ProxyBench, curl_via
 
 PATHS = ("atlas", "mitmdump", "direct")
-SALT = 100
-"""Blob salts from here on: distinct from the other files', so no chunk is shared."""
+SALT = 100  # blob salts from here on: distinct from the other files', so no chunk is shared
 MB = 1e6
 
 

@@ -25,8 +25,7 @@ from loadtest.sdk.network import PASSPHRASE, Net, build_net, fill_replicas
 from loadtest.sdk.network import Config as NetConfig
 
 MITMDUMP = str(Path(sys.executable).with_name("mitmdump"))
-SMALL = 16 * KIB
-"""The small object: one chunk, the size of a typical page asset."""
+SMALL = 16 * KIB  # the small object: one chunk, the size of a typical page asset
 COUNTERS = {
     "hit": ['atlas_edge_fetches_total{cache="HIT"}'],
     "miss": ['atlas_edge_fetches_total{cache="MISS"}'],
@@ -44,16 +43,12 @@ PROXY_ENV_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 @dataclass(frozen=True, slots=True)
 class Config:
     mode: str
-    reps: int
-    """Repetitions of the rps runs."""
+    reps: int  # repetitions of the rps runs
     rps_seconds: float
-    concurrency: int
-    """hey workers (one connection each)."""
-    latency_requests: int
-    """Sequential requests per target and repetition."""
+    concurrency: int  # hey workers (one connection each)
+    latency_requests: int  # sequential requests per target and repetition
     latency_reps: int
-    size: int
-    """Bytes of the stream download."""
+    size: int  # bytes of the stream download
     stream_reps: int
     rss_size: int
     rss_reps: int
@@ -147,8 +142,7 @@ async def get_checked(
 class CurlRun:
     seconds: float
     """curl's own ``time_total`` (name lookup to last byte: curl's start-up is left out)."""
-    content_id: str
-    """The ``X-Atlas-Content-Id`` answered, if any."""
+    content_id: str  # the ``X-Atlas-Content-Id`` answered, if any
 
 
 def curl_via(

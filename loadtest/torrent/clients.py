@@ -22,8 +22,7 @@ from loadtest.harness.procfs import Poller
 
 HERE = Path(__file__).resolve().parent
 SEEDER = HERE.parents[1] / "tests" / "torrent_seeder.py"
-PART_POLL = 0.002
-"""Seconds between two looks at ``OUT.part`` (only until its first byte)."""
+PART_POLL = 0.002  # seconds between two looks at ``OUT.part`` (only until its first byte)
 RUN_TIMEOUT = 300.0
 
 
@@ -41,8 +40,7 @@ class Seeder:
     proc: Proc
     magnet: str
     name: str
-    path: Path
-    """The file the seeder wrote (and seeds)."""
+    path: Path  # the file the seeder wrote (and seeds)
     size: int
 
 
@@ -67,12 +65,9 @@ def start_seeder(
 class ChildRun:
     spawned: float
     exited: float
-    stamps: dict[str, Any]
-    """The child's own stamps."""
-    part_first_byte: float | None
-    """When ``OUT.part`` first held a byte (``atlas fetch`` only)."""
-    cpu: float
-    """CPU seconds of the child (``getrusage(RUSAGE_CHILDREN)``)."""
+    stamps: dict[str, Any]  # the child's own stamps
+    part_first_byte: float | None  # when ``OUT.part`` first held a byte (``atlas fetch`` only)
+    cpu: float  # CPU seconds of the child (``getrusage(RUSAGE_CHILDREN)``)
     stdout: str
 
     @property
@@ -122,8 +117,7 @@ class Clients:
     workdir: Path
     seeder: Seeder
     settings: dict[str, Any]
-    sha256: str
-    """Of the seeded file: every downloaded copy is checked against it."""
+    sha256: str  # of the seeded file: every downloaded copy is checked against it
     home: Path = field(init=False)
     runs: int = 0
 

@@ -28,8 +28,7 @@ class Config:
     piece_size: int
     reps: int
     limited_reps: int
-    limit: int
-    """Bytes/s of the rate-limited seeder (its per-torrent upload limit)."""
+    limit: int  # bytes/s of the rate-limited seeder (its per-torrent upload limit)
 
 
 FULL = Config("full", 200 * MIB, 256 * KIB, 4, 2, 20 * MIB)
