@@ -30,27 +30,21 @@ from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE
 from requester.settings import write_config
 
 PASSPHRASE = "bench-sdk-passphrase"
-WALLET_FUNDS = 1000 * BTT_LOCAL.one
-"""The faucet's largest grant; the requester's wallet gets it once."""
-EDGE_FUNDS = 200 * BTT_LOCAL.one
-"""Each edge's payee account: edges pay the origin edge for the chunks they replicate."""
-CHANNEL_DEPOSIT = 250 * BTT_LOCAL.one
-"""Per edge, opened before the timed runs (a full run spends ~2 BTT per edge at most)."""
+WALLET_FUNDS = 1000 * BTT_LOCAL.one  # the faucet's largest grant, once
+EDGE_FUNDS = 200 * BTT_LOCAL.one  # per edge: edges pay the origin edge for what they replicate
+CHANNEL_DEPOSIT = 250 * BTT_LOCAL.one  # per edge (a full run spends ~2 BTT per edge at most)
 EDGES = 3
 FETCH_TIMEOUT = 300.0
-WARM_WORKERS = 4
-"""Chunk requests in flight while filling an edge's replica (setup, not timed)."""
+WARM_WORKERS = 4  # chunk requests in flight while filling an edge's replica (setup)
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     mode: str
     reps: int
-    size: int
-    """Bytes of the fetch and scaling downloads."""
+    size: int  # bytes of the fetch and scaling downloads
     rss_size: int
-    rss_small: int
-    """Bytes of the RSS reference download (the fixed cost of the process)."""
+    rss_small: int  # bytes of the RSS reference download (the fixed cost of the process)
     rss_reps: int
 
 
@@ -59,31 +53,23 @@ QUICK = Config("quick", 1, 8 * MIB, 32 * MIB, MIB, 1)
 
 
 @dataclass(frozen=True, slots=True)
-class Run:
-    seconds: float
-    """Wall time of the command, from spawn to exit."""
+class Timed:
+    """One command run to completion."""
+
+    seconds: float  # wall time, from spawn to exit
     peak_rss_kib: int
-    summary: dict[str, Any]
-    """``atlas fetch --json`` output ({} for curl)."""
+    summary: dict[str, Any]  # ``atlas fetch --json`` output ({} for curl)
 
 
 def run_timed(
     argv: Sequence[str], env: dict[str, str], workdir: Path, name: str, *, summary: bool = True
-) -> Run:
+) -> Timed:
     """Run one command to completion, timed, its peak RSS polled; raise if it fails.
     With ``summary``, its stdout (if any) is JSON: ``atlas fetch --json``'s summary."""
-    with Spawned(argv, env, workdir, name) as child:
-        sampler = RssSampler(child.pid, hwm=True)
-        try:
-            exited = child.wait(FETCH_TIMEOUT)
-        finally:
-            sampler.stop()
-        text = child.stdout
-    seconds = exited - child.spawned
-    return Run(seconds, sampler.peak, json.loads(text) if summary and text.strip() else {})
-
-
-# --- the network ------------------------------------------------------------------------------
+    with Spawned(argv, env, workdir, name) as child, RssSampler(child.pid, hwm=True) as rss:
+        exited = child.wait(FETCH_TIMEOUT)
+    text = child.stdout.strip()
+    return Timed(exited - child.spawned, rss.peak, json.loads(text) if summary and text else {})
 
 
 @dataclass
@@ -96,12 +82,7 @@ class Net:
     nginx: Proc
     edges: list[Proc]
     home: Path
-    files: dict[str, str] = field(default_factory=dict)
-    """nginx file name -> SHA-256 of its bytes."""
-    notes: list[str] = field(default_factory=list)
-    checks: dict[str, Any] = field(default_factory=dict)
-    sections: dict[str, list[str]] = field(default_factory=dict)
-    """Extra tables printed after the main one (the scaling table)."""
+    files: dict[str, str] = field(default_factory=dict)  # nginx file name -> its SHA-256
     runs: int = 0
 
     @property
@@ -111,7 +92,7 @@ class Net:
     def names(self) -> dict[str, str]:
         return {e.url: f"edge{i}" for i, e in enumerate(self.edges, 1)}
 
-    def atlas_fetch(self, url: str, edges: int, expect: str) -> Run:
+    def atlas_fetch(self, url: str, edges: int, expect: str) -> Timed:
         """``atlas fetch URL -o FILE --json --edge ...`` (the first ``edges`` edges), timed;
         the file is checked against nginx's and removed."""
         argv = [ATLAS, "fetch", url, "--json", *(f"--edge={e.url}" for e in self.edges[:edges])]
@@ -120,11 +101,11 @@ class Net:
             raise BenchError(f"atlas fetch {url}: {run.summary}")
         return run
 
-    def curl(self, name: str) -> Run:
+    def curl(self, name: str) -> Timed:
         curl = [shutil.which("curl") or "curl", "-sS", "--fail", f"{self.nginx.url}/{name}"]
         return self._download(curl, dict(os.environ), "curl", name)
 
-    def _download(self, argv: list[str], env: dict[str, str], name: str, expect: str) -> Run:
+    def _download(self, argv: list[str], env: dict[str, str], name: str, expect: str) -> Timed:
         """``argv -o FILE`` timed; FILE (and what atlas leaves beside it) checked and removed."""
         self.runs += 1
         output = self.workdir / f"out-{self.runs}.bin"
