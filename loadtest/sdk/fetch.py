@@ -119,12 +119,12 @@ async def bench_fetch(net: Net, run: Run[Config]) -> list[Row]:
         f"takes {statistics.median(samples.startup):.2f} s; wall time minus the summary's "
         f"'seconds' is {statistics.median(outside):.2f} s (medians)",
     ]
-    curl = rates(size, samples.curl, GB)
-    run.sections["scaling"] = scaling_table(samples, statistics.median(curl))
+    direct = rates(size, samples.curl, GB)
+    run.sections["scaling"] = scaling_table(samples, statistics.median(direct))
     reference = f"curl -o FILE, same {text} file straight from nginx"
     return [
         make_row(f"fetch_{setup[:-1]}_{setup[-1]}", f"atlas fetch {text}, {label}", "GB/s",
-                 rates(size, samples.seconds[setup], GB), reference, curl,
+                 rates(size, samples.seconds[setup], GB), reference, direct,
                  *(("ratio >= 0.50", lambda _m, ratio: ratio >= 0.5) if goal else ()))
         for setup, label, goal in (
             ("first3", "3 edges, first fetch (origin pull included)", True),
