@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from loadtest.edge.config import SERVE_CHUNKS, Env
@@ -35,7 +34,7 @@ class ServeBench:
         self.work = env.run.workdir / "serve"
         self.conns = env.run.cfg.connections
         self.pad = self.work / "pad-%d.txt"
-        self.cid, self.price, self.runs = "", 0, 0
+        self.cid, self.prefix, self.price, self.runs = "", "", 0, 0
         self.payers: list[PayerChannel] = []
         self.paid: list[WrkResult] = []
         self.accepted: list[int] = []
@@ -52,6 +51,7 @@ class ServeBench:
         self.work.mkdir()
         url = f"{env.origin.url}/blob/{SERVE_CHUNKS * CHUNK}?salt={salt}"
         self.cid = (await edge_fetch(session, edge.url, url))["content_id"]
+        self.prefix = f"/v1/chunk/{self.cid}/"
         await wait_sealed(session, edge.url, self.cid)
         async with session.get(f"{edge.url}/v1/info") as response:
             payee = (await response.json())["payee"]
@@ -92,19 +92,14 @@ class ServeBench:
             return
         raise BenchError(f"chunk {index}: the edge refused a voucher of its own price")
 
-    async def _wrk(self, target: Proc, pattern: Path, header: str, seconds: int) -> WrkResult:
-        """wrk against nginx's chunk files or the edge's chunks; every request carries the
-        next line of ``pattern`` (the pads cycle, a voucher supply does not)."""
-        prefix = "/chunk/" if target is self.nginx else f"/v1/chunk/{self.cid}/"
-        cycle = pattern == self.pad
-        return await run_wrk(target.url, prefix, pattern, header, cycle, self.conns, seconds)
-
-    async def run_nginx(self, seconds: int) -> None:
-        assert self.nginx is not None
-        self.reference.append(await self._wrk(self.nginx, self.pad, "Atlas-Voucher", seconds))
-
-    async def run_free(self, seconds: int) -> None:
-        self.free.append(await self._wrk(self.edge, self.pad, "X-Bench-Pad", seconds))
+    async def run_padded(self, nginx: bool, seconds: int) -> None:
+        """wrk against nginx's chunk files (``reference``) or the free edge (``free``), every
+        request with the next line of the pads (they cycle, a voucher supply does not)."""
+        target = self.nginx if nginx else self.edge
+        assert target is not None
+        prefix, header = ("/chunk/", "Atlas-Voucher") if nginx else (self.prefix, "X-Bench-Pad")
+        result = await run_wrk(target.url, prefix, self.pad, header, True, self.conns, seconds)
+        (self.reference if nginx else self.free).append(result)
 
     async def run_paid(self, seconds: int, supply: int) -> WrkResult:
         """A run where every request carries the next voucher of its connection's channel,
@@ -115,7 +110,9 @@ class ServeBench:
             pattern = self.work / f"vouchers-{self.runs}-%d.txt"
             files = write_files(pattern, sign(self.payers, self.price, supply))
             before = await edge_counter(self.session, self.edge.url, ACCEPTED)
-            result = await self._wrk(self.edge, pattern, "Atlas-Voucher", seconds)
+            result = await run_wrk(
+                self.edge.url, self.prefix, pattern, "Atlas-Voucher", False, self.conns, seconds
+            )
             accepted = int(await edge_counter(self.session, self.edge.url, ACCEPTED) - before)
             for path in files:
                 path.unlink()
@@ -197,8 +194,8 @@ async def bench_serve(env: Env) -> list[Row]:
     try:
         await bench.setup()
         # Warm-up; it also makes the edge read every channel from the ledger once.
-        await bench.run_nginx(cfg.warmup_seconds)
-        await bench.run_free(cfg.warmup_seconds)
+        await bench.run_padded(True, cfg.warmup_seconds)
+        await bench.run_padded(False, cfg.warmup_seconds)
         warm_supply = math.ceil(WARMUP_MAX_RATE * cfg.warmup_seconds / bench.conns)
         warm = await bench.run_paid(cfg.warmup_seconds, warm_supply)
         for results in (bench.reference, bench.free, bench.paid, bench.accepted):
@@ -206,9 +203,9 @@ async def bench_serve(env: Env) -> list[Row]:
         rate = warm.rate * SUPPLY_SAFETY
         supply = math.ceil(rate * cfg.serve_seconds / bench.conns) + VOUCHER_MARGIN
         probes: list[Callable[[], Any]] = [
-            lambda: bench.run_nginx(cfg.serve_seconds),
+            lambda: bench.run_padded(True, cfg.serve_seconds),
             lambda: bench.run_paid(cfg.serve_seconds, supply),
-            lambda: bench.run_free(cfg.serve_seconds),
+            lambda: bench.run_padded(False, cfg.serve_seconds),
         ]
         for rep in range(cfg.reps):
             shift = rep % len(probes)
