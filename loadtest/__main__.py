@@ -1,12 +1,5 @@
-"""``python -m loadtest COMMAND [ARGS]``: the one entry point of the benchmarks and load test.
-
-    bench [ARGS]       every benchmark as its own process, one table (loadtest.harness.suite)
-    run NAME [ARGS]    one benchmark in this process: protocol, edge, sdk, proxy or torrent
-    locust [ARGS]      locust against a local network (loadtest.locust.cli)
-    sweep [ARGS]       the same with --sweep: the saturation sweep
-
-``python -m loadtest COMMAND --help`` shows each command's arguments.
-"""
+"""``python -m loadtest bench|run NAME|locust|sweep [ARGS]``: the one entry point of the
+benchmarks and load test (see ``loadtest/__init__.py``; ``COMMAND --help`` for its arguments)."""
 
 from __future__ import annotations
 
@@ -14,6 +7,8 @@ import importlib
 import signal
 import sys
 from collections.abc import Sequence
+
+import loadtest
 
 
 def main(argv: Sequence[str]) -> int:
@@ -29,7 +24,7 @@ def main(argv: Sequence[str]) -> int:
     elif command == "run" and args and args[0] in NAMES:
         module, args = module_of(args[0]), args[1:]
     else:
-        print(__doc__, file=sys.stderr)
+        print(loadtest.__doc__, file=sys.stderr)
         return 0 if command in ("-h", "--help") else 2
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop its children on SIGTERM
     return int(importlib.import_module(module).main(args))

@@ -35,14 +35,12 @@ class Row:
     median: float
     reference: str
     reference_median: float
-    ratio: float
-    """median / reference median (for rates above 1 is faster, for costs above 1 is dearer)."""
+    ratio: float  # median / reference median
     goal: str
     met: bool | None
     samples: list[float]
     reference_samples: list[float]
-    extra: dict[str, Any] = field(default_factory=dict)
-    """More fields of this row's JSON (e.g. the protocol's work per batch)."""
+    extra: dict[str, Any] = field(default_factory=dict)  # more fields of its JSON
 
     def json(self) -> dict[str, Any]:
         """The row for ``--json``; a ratio against a zero reference (inf) becomes null."""
@@ -82,8 +80,7 @@ def format_value(value: float, unit: str) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
 
 
-def verdict(met: bool | None) -> str:
-    return {True: "yes", False: "NO", None: "-"}[met]
+VERDICT = {True: "yes", False: "NO", None: "-"}
 
 
 def table(header: Sequence[str], cells: Sequence[Sequence[str]], left: Sequence[int]) -> list[str]:
@@ -102,12 +99,9 @@ def table(header: Sequence[str], cells: Sequence[Sequence[str]], left: Sequence[
 def measurement_table(rows: Sequence[Row]) -> list[str]:
     """A benchmark's main table: one line per row, with goal and verdict."""
     header = ("measurement", "median", "unit", "reference median", "ratio", "goal", "met")
-    cells = [
-        (row.operation, format_value(row.median, row.unit), row.unit,
-         format_value(row.reference_median, row.unit),
-         f"{row.ratio:.2f}", row.goal or "-", verdict(row.met))
-        for row in rows
-    ]  # fmt: skip
+    cells = [(r.operation, format_value(r.median, r.unit), r.unit,
+              format_value(r.reference_median, r.unit), f"{r.ratio:.2f}", r.goal or "-",
+              VERDICT[r.met]) for r in rows]  # fmt: skip
     return table(header, cells, left=(0, 2, 5, 6))
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loadtest.harness.rows import format_value, size_text, table, verdict
+from loadtest.harness.rows import VERDICT, format_value, size_text, table
 
 if TYPE_CHECKING:
     from loadtest.harness.suite import BenchRun
@@ -69,7 +69,7 @@ def lines_of(report: dict[str, Any]) -> list[Line]:
         cells = (benchmark, row["operation"], f"{format_value(atlas, unit)} {unit}",
                  f"{format_value(reference, unit)} {unit} {short}",
                  f"{atlas / reference:.2f}" if reference else "-", row.get("goal") or "-",
-                 verdict(row.get("met")), str(len(row.get("samples", []))))  # fmt: skip
+                 VERDICT[row.get("met")], str(len(row.get("samples", []))))  # fmt: skip
         out.append(Line(benchmark, cells, short, row["reference"], row.get("met")))
     return out
 

@@ -22,25 +22,7 @@ import nacl.signing
 
 from loadtest.harness.bench_main import Bench, Run, bench_main
 from loadtest.harness.rows import GB, GIB, KIB, MIB, Row, make_row, rates, size_text
-from requester.protocol import (
-    BTT_LOCAL,
-    LOCAL_CHAIN_ID,
-    LOCAL_LEDGER_CONTRACT,
-    ChannelTerms,
-    ChunkStatement,
-    ContentPublisher,
-    ContentVerifier,
-    ManifestHead,
-    NodeKey,
-    PayeeChannel,
-    PayerChannel,
-    PayerKey,
-    PaymentDomain,
-    SendVoucher,
-    UrlSource,
-    Voucher,
-    channel_id,
-)
+from requester import protocol as proto
 
 # The same fixed keys as tests/conftest.py (not imported: loadtest stands alone).
 EDGE_SEED = bytes(range(32))
@@ -117,14 +99,16 @@ def group(reps: int, probes: Mapping[str, Probe], *specs: Spec, warmup: bool = T
 
 
 def bench_vouchers(cfg: Config) -> list[Row]:
-    payer, payee = PayerKey(PAYER_SECRET), PayerKey(PAYEE_SECRET)
-    domain = PaymentDomain(LOCAL_CHAIN_ID, LOCAL_LEDGER_CONTRACT)
-    cid = channel_id(domain, payer.address, payee.address, BTT_LOCAL, bytes(32))
-    terms = ChannelTerms(domain, cid, payer.address, payee.address, BTT_LOCAL, 10**18, 2 * 10**9)
+    payer, payee = proto.PayerKey(PAYER_SECRET), proto.PayerKey(PAYEE_SECRET)
+    domain = proto.PaymentDomain(proto.LOCAL_CHAIN_ID, proto.LOCAL_LEDGER_CONTRACT)
+    cid = proto.channel_id(domain, payer.address, payee.address, proto.BTT_LOCAL, bytes(32))
+    terms = proto.ChannelTerms(
+        domain, cid, payer.address, payee.address, proto.BTT_LOCAL, 10**18, 2 * 10**9
+    )
     n = cfg.vouchers
-    signing = PayerChannel(terms, payer)  # vouchers of amounts 1, 2, ... one unit each
+    signing = proto.PayerChannel(terms, payer)  # vouchers of amounts 1, 2, ... one unit each
     sends = [signing.pay(1, NOW)[1] for _ in range(n)]
-    vouchers = [send.voucher for send in sends if isinstance(send, SendVoucher)]
+    vouchers = [send.voucher for send in sends if isinstance(send, proto.SendVoucher)]
     if len(vouchers) != n:
         raise RuntimeError("PayerChannel.pay did not return SendVoucher second")
     encoded, digests = [v.encode() for v in vouchers], [v.digest() for v in vouchers]
@@ -136,11 +120,11 @@ def bench_vouchers(cfg: Config) -> list[Row]:
         raise RuntimeError("raw coincurve signature differs from the voucher's")
 
     def pay() -> float:
-        channel = PayerChannel(terms, payer)
+        channel = proto.PayerChannel(terms, payer)
         return timed(lambda: [channel.pay(1, NOW) for _ in range(n)])
 
     def charge() -> float:
-        channel = PayeeChannel(terms)
+        channel = proto.PayeeChannel(terms)
         elapsed = timed(lambda: [channel.charge(1, data, NOW) for data in encoded])
         if channel.paid != n or channel.consumed != n:
             raise RuntimeError("PayeeChannel.charge did not accept every voucher")
@@ -153,7 +137,7 @@ def bench_vouchers(cfg: Config) -> list[Row]:
         ("voucher_sign", "voucher sign (PayerChannel.pay)", "ops/s", n, "pay",
          "coincurve PrivateKey.sign_recoverable, 32-byte digest"),
     ) + group(
-        cfg.reps, {"decode": timer(lambda: [Voucher.decode(data) for data in encoded]),
+        cfg.reps, {"decode": timer(lambda: [proto.Voucher.decode(data) for data in encoded]),
                    "charge": charge,
                    "ref": timer(lambda: [recover(s, d, hasher=None) for s, d in pairs])},
         ("voucher_verify", "voucher verify (Voucher.decode)", "ops/s", n, "decode", recovered),
@@ -161,10 +145,10 @@ def bench_vouchers(cfg: Config) -> list[Row]:
     )  # fmt: skip
 
 
-def make_head(key: NodeKey, size_hint: int) -> ManifestHead:
-    return ManifestHead.create(
+def make_head(key: proto.NodeKey, size_hint: int) -> proto.ManifestHead:
+    return proto.ManifestHead.create(
         key,
-        source=UrlSource("https://origin.example/bench.bin"),
+        source=proto.UrlSource("https://origin.example/bench.bin"),
         status=200,
         headers=[("content-type", "application/octet-stream")],
         created_at=NOW,
@@ -174,7 +158,7 @@ def make_head(key: NodeKey, size_hint: int) -> ManifestHead:
 
 
 def bench_statements(cfg: Config) -> list[Row]:
-    key, n, one_byte = NodeKey(EDGE_SEED), cfg.statements, b"\x00"
+    key, n, one_byte = proto.NodeKey(EDGE_SEED), cfg.statements, b"\x00"
     head = make_head(key, CHUNK_SIZE * n)
     statements = [head.statement(key, i, one_byte).encode() for i in range(n)]
     pairs = [(s[:-ED25519_SIG_SIZE], s[-ED25519_SIG_SIZE:]) for s in statements]
@@ -205,17 +189,17 @@ def bench_manifest(cfg: Config, buffer: bytes) -> list[Row]:
     rounds = total // len(buffer)
     pieces = split(buffer, PIECE_SIZE)  # what a socket would hand over, read after read
     chunks = split(buffer, CHUNK_SIZE)  # chunk i of the content is chunks[i % len(chunks)]
-    key = NodeKey(EDGE_SEED)
+    key = proto.NodeKey(EDGE_SEED)
     head = make_head(key, total)
     head_bytes = head.encode()
-    published: list[tuple[list[ChunkStatement], bytes]] = []
+    published: list[tuple[list[proto.ChunkStatement], bytes]] = []
 
     def publish() -> float:
-        statements: list[ChunkStatement] = []
+        statements: list[proto.ChunkStatement] = []
         seals: list[bytes] = []
 
         def body() -> None:
-            publisher = ContentPublisher(key, head)
+            publisher = proto.ContentPublisher(key, head)
             for _ in range(rounds):
                 for piece in pieces:
                     for chunk in publisher.feed(piece):
@@ -235,7 +219,7 @@ def bench_manifest(cfg: Config, buffer: bytes) -> list[Row]:
         encoded = [s.encode() for s in statements]
 
         def body() -> None:
-            verifier = ContentVerifier(ManifestHead.decode(head_bytes))
+            verifier = proto.ContentVerifier(proto.ManifestHead.decode(head_bytes))
             for index, statement in enumerate(encoded):
                 verifier.verify_chunk(statement, chunks[index % len(chunks)])
             verifier.accept_seal(seal)
@@ -267,7 +251,7 @@ def bench_manifest(cfg: Config, buffer: bytes) -> list[Row]:
 
 def bench_chunk_hashing(cfg: Config, buffer: bytes) -> list[Row]:
     """SHA-256 per 256 KiB chunk as the protocol does it, against hashlib on the same chunks."""
-    key, n = NodeKey(EDGE_SEED), cfg.hash_chunks
+    key, n = proto.NodeKey(EDGE_SEED), cfg.hash_chunks
     head = make_head(key, CHUNK_SIZE * n)
     chunks = split(buffer, CHUNK_SIZE)
     mask = len(chunks) - 1
