@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from pathlib import Path
@@ -12,14 +13,11 @@ from loadtest.harness.rows import CHUNK, MIB
 BLOB_BUFFER = 4 * MIB
 BLOB_SEED = 0x41544C53
 
-_BUFFER: bytes | None = None
 
-
+@functools.cache
 def blob_buffer() -> bytes:
-    global _BUFFER  # noqa: PLW0603 (built once, on first use, in whichever process needs it)
-    if _BUFFER is None:
-        _BUFFER = random.Random(BLOB_SEED).randbytes(BLOB_BUFFER)
-    return _BUFFER
+    """Built once, on first use, in whichever process needs it."""
+    return random.Random(BLOB_SEED).randbytes(BLOB_BUFFER)
 
 
 def blob_range(offset: int, size: int, salt: int) -> bytes:
@@ -50,18 +48,14 @@ def check_chunk(body: bytes, index: int, salt: int, expected_size: int) -> None:
 def write_blob(path: Path, size: int, salt: int) -> str:
     """``size`` bytes of blob ``salt`` (every 256 KiB chunk distinct) to ``path``; its SHA-256."""
     digest = hashlib.sha256()
-    step = 4 * MIB
     with path.open("wb") as out:
-        for offset in range(0, size, step):
-            piece = blob_range(offset, min(step, size - offset), salt)
+        for offset in range(0, size, BLOB_BUFFER):
+            piece = blob_range(offset, min(BLOB_BUFFER, size - offset), salt)
             digest.update(piece)
             out.write(piece)
     return digest.hexdigest()
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while piece := handle.read(4 * MIB):
-            digest.update(piece)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -30,8 +30,7 @@ class BenchError(Exception):
 
 
 def module_argv(module: str, *args: str) -> list[str]:
-    """``python -m MODULE ARGS``: a loadtest module run as a child (``child_env`` puts the
-    repository on its path, whatever its working directory)."""
+    """``python -m MODULE ARGS`` (``child_env`` puts the repository on its path)."""
     return [sys.executable, "-m", module, *args]
 
 
@@ -62,16 +61,13 @@ class Processes:
     """Every server of the run; ``close`` stops them all (in reverse order), by PID."""
 
     def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.running: list[Proc] = []
-        self.bad_exits: list[str] = []
+        self.workdir, self.running, self.bad_exits = workdir, list[Proc](), list[str]()
 
     def start(self, name: str, argv: Sequence[str], *, ready_line: bool = True) -> Proc:
         """``argv`` in ``workdir``; with ``ready_line``, waits for its ``{"listening": URL}``."""
         log = self.workdir / f"{name}.log"
         process = processes.spawn(argv, name=name, env=child_env(), cwd=self.workdir, log=log)
-        proc = Proc(name, process)
-        self.running.append(proc)
+        self.running.append(proc := Proc(name, process))
         if ready_line:
             try:
                 proc.ready = process.wait_ready(READY_TIMEOUT)

@@ -33,38 +33,22 @@ http {{
 }}
 """
 PLAIN_LOCATION = "        location / { }\n"
-CACHEABLE_LOCATION = (
-    "        # Cache-Control: max-age=3600, so a second /v1/fetch of a URL is a cache HIT\n"
-    "        location / { expires 1h; }\n"
-)
-"""``location`` of an origin whose answers edges cache."""
-MANY_REQUESTS = "    keepalive_requests 100000000;\n"
-"""``http_extra`` for load runs: a keep-alive connection is never closed by nginx."""
+# An origin whose answers edges cache (max-age=3600: a second /v1/fetch of a URL is a HIT).
+CACHEABLE_LOCATION = "        location / { expires 1h; }\n"
+MANY_REQUESTS = "    keepalive_requests 100000000;\n"  # load runs: keep-alive never closed
 
 
-def start_nginx(
-    procs: Processes,
-    root: Path,
-    *,
-    workers: int = 1,
-    http_extra: str = "",
-    location: str = PLAIN_LOCATION,
-) -> Proc:
+def start_nginx(procs: Processes, root: Path, *, workers: int = 1, http_extra: str = "",
+                location: str = PLAIN_LOCATION) -> Proc:  # fmt: skip
     """nginx (sendfile) on a free loopback port serving ``root/www``; a child of this process."""
-    port = free_port()
-    conf = root / "nginx.conf"
-    text = NGINX_CONF.format(
-        workers=workers, root=root, port=port, http_extra=http_extra, location=location
-    )
+    port, conf = free_port(), root / "nginx.conf"
+    text = NGINX_CONF.format(workers=workers, root=root, port=port, http_extra=http_extra,
+                             location=location)  # fmt: skip
     conf.write_text(text, encoding="utf-8")
     for path in [root, *root.rglob("*")]:  # workers run as an unprivileged user under root
         path.chmod(0o755 if path.is_dir() else 0o644)
-    nginx = shutil.which("nginx") or "nginx"
-    proc = procs.start(
-        "nginx",
-        [nginx, "-e", str(root / "nginx-error.log"), "-p", str(root), "-c", str(conf)],
-        ready_line=False,
-    )
+    argv = [shutil.which("nginx") or "nginx", "-e", str(root / "nginx-error.log"), "-p", str(root)]
+    proc = procs.start("nginx", [*argv, "-c", str(conf)], ready_line=False)
     proc.url = f"http://127.0.0.1:{port}"
     try:
         wait_port(proc, port, "nginx")

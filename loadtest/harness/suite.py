@@ -9,6 +9,7 @@ document beside the reports in ``loadtest/reports/bench-DATE/`` unless ``--doc``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -78,11 +79,9 @@ def run_benchmark(bench: Benchmark, outdir: Path, *, quick: bool, install: bool)
     except subprocess.TimeoutExpired:  # SIGTERM: it stops its own servers, then exits
         code = child.stop(STOP_GRACE)
         problem = f"stopped after its budget of {budget:.0f} s"
-    seconds = time.monotonic() - started
-    try:
+    seconds, report = time.monotonic() - started, None
+    with contextlib.suppress(OSError, ValueError):
         report = json.loads(report_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        report = None
     report = report if isinstance(report, dict) else None
     problem = problem or (f"exited {code}" if code else "" if report else "wrote no report")
     return BenchRun(bench, seconds, problem, report, log)

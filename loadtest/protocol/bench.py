@@ -47,10 +47,8 @@ class Config:
 
 FULL = Config("full", 5, 5_000, 10_000, GIB, 2_048)
 QUICK = Config("quick", 2, 200, 1_000, 16 * MIB, 64)
-Probe = Callable[[], float]
-"""One timed batch: runs the whole batch and returns its seconds."""
-Spec = tuple[str, str, str, float, str, str]
-"""A row of a group: id, operation, unit, work per batch, its probe's key, the reference."""
+Probe = Callable[[], float]  # one timed batch: runs the whole batch, returns its seconds
+Spec = tuple[str, str, str, float, str, str]  # id, operation, unit, work, probe key, reference
 
 
 def timed(body: Callable[[], object]) -> float:
@@ -147,14 +145,10 @@ def bench_vouchers(cfg: Config) -> list[Row]:
 
 def make_head(key: proto.NodeKey, size_hint: int) -> proto.ManifestHead:
     return proto.ManifestHead.create(
-        key,
-        source=proto.UrlSource("https://origin.example/bench.bin"),
-        status=200,
-        headers=[("content-type", "application/octet-stream")],
-        created_at=NOW,
-        chunk_size=CHUNK_SIZE,
-        size_hint=size_hint,
-    )
+        key, source=proto.UrlSource("https://origin.example/bench.bin"), status=200,
+        headers=[("content-type", "application/octet-stream")], created_at=NOW,
+        chunk_size=CHUNK_SIZE, size_hint=size_hint,
+    )  # fmt: skip
 
 
 def bench_statements(cfg: Config) -> list[Row]:

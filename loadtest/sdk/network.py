@@ -93,8 +93,7 @@ class Net:
         return {e.url: f"edge{i}" for i, e in enumerate(self.edges, 1)}
 
     def atlas_fetch(self, url: str, edges: int, expect: str) -> Timed:
-        """``atlas fetch URL -o FILE --json --edge ...`` (the first ``edges`` edges), timed;
-        the file is checked against nginx's and removed."""
+        """``atlas fetch URL -o FILE --json`` from the first ``edges`` edges, timed, checked."""
         argv = [ATLAS, "fetch", url, "--json", *(f"--edge={e.url}" for e in self.edges[:edges])]
         run = self._download(argv, self.env, "fetch", expect)
         if run.summary.get("status") != 200 or run.summary.get("dropped"):
@@ -132,12 +131,10 @@ async def payee_of(session: aiohttp.ClientSession, edge: str) -> TronAddress:
 async def wallet(net: Net) -> AsyncIterator[ChannelManager]:
     """The requester's channel manager, from the same ATLAS_HOME as ``atlas fetch`` (used
     only while no ``atlas fetch`` runs: it reloads the issued amounts from the store)."""
-    keys = keystore.load(net.home / "wallet.json", PASSPHRASE)
+    keys, ledger = keystore.load(net.home / "wallet.json", PASSPHRASE), net.ledger.url
     store = PayerStore(net.home / "state.sqlite3")
     try:
-        yield ChannelManager(
-            keys.payer, store, LedgerClient(net.ledger.url, net.session), DepositPolicy()
-        )
+        yield ChannelManager(keys.payer, store, LedgerClient(ledger, net.session), DepositPolicy())
     finally:
         store.close()
 
@@ -150,10 +147,10 @@ async def build_net(
     ledger = procs.ledger()
     www = workdir / "nginx" / "www"
     www.mkdir(parents=True)
+    sizes = {"body.bin": cfg.size, "big.bin": cfg.rss_size, "small.bin": cfg.rss_small}
     files = {
-        "body.bin": write_blob(www / "body.bin", cfg.size, 1),
-        "big.bin": write_blob(www / "big.bin", cfg.rss_size, 2),
-        "small.bin": write_blob(www / "small.bin", cfg.rss_small, 3),
+        name: write_blob(www / name, size, salt)
+        for salt, (name, size) in enumerate(sizes.items(), 1)
     }
     nginx = start_nginx(procs, workdir / "nginx", location=CACHEABLE_LOCATION)
     # The tracker is an edge of its own that serves nothing, so a client given k edges finds
