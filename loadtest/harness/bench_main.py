@@ -71,11 +71,9 @@ class Bench(Generic[C]):
     parts: tuple[str, ...] = ()  # ``--only`` choices, in the order they run
     reps_fields: tuple[str, ...] = ("reps",)  # the configuration fields ``--reps N`` sets
     reps_help: str = "repetitions of each part"
-    quick_help: str = "a seconds-long smoke run"
     tools: tuple[str, ...] = ()
     """System tools (Debian packages of those names) it needs: refused when missing unless
     ``--install-deps``; their versions head the report."""
-    optional_tools: tuple[str, ...] = ()  # installed too with ``--install-deps``
     libs: tuple[str, ...] = ()  # Python distributions whose versions head the report
     options: tuple[Option, ...] = ()
 
@@ -126,14 +124,14 @@ def client_session() -> aiohttp.ClientSession:
 def parse_args(bench: Bench[Any], argv: Sequence[str] | None) -> argparse.Namespace:
     about = (bench.doc or "").strip().split("\n")[0]
     parser = argparse.ArgumentParser(f"python -m loadtest run {bench.name}", description=about)
-    parser.add_argument("--quick", action="store_true", help=bench.quick_help)
+    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
     parser.add_argument("--reps", type=int, help=bench.reps_help)
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     if bench.parts:
         only = f"run only this part ({', '.join(bench.parts)}); repeatable"
         parser.add_argument("--only", action="append", choices=bench.parts, help=only)
-    if bench.tools or bench.optional_tools:
-        tools = " and ".join(", ".join((*bench.tools, *bench.optional_tools)).rsplit(", ", 1))
+    if bench.tools:
+        tools = " and ".join(", ".join(bench.tools).rsplit(", ", 1))
         parser.add_argument("--install-deps", action="store_true",
                             help=f"apt-get install {tools} when missing")  # fmt: skip
     for option in bench.options:
@@ -157,21 +155,19 @@ def configure(bench: Bench[C], args: argparse.Namespace) -> C:
     return cfg
 
 
-def ensure_tools(name: str, tools: Sequence[str], optional: Sequence[str], install: bool) -> None:
-    """Exits naming the missing ``tools``, or (with ``install``) apt-get installs them and
-    the missing ``optional`` ones."""
+def ensure_tools(name: str, tools: Sequence[str], install: bool) -> None:
+    """Exits naming the missing ``tools``, or (with ``install``) apt-get installs them."""
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing and not install:
         raise SystemExit(
             f"{name} needs {' and '.join(missing)} (Debian packages of those names): "
             "apt-get install them, or run with --install-deps"
         )
-    wanted = [*missing, *(t for t in optional if install and shutil.which(t) is None)]
-    if wanted:
-        print(f"installing system packages: {' '.join(wanted)}", flush=True)
+    if missing:
+        print(f"installing system packages: {' '.join(missing)}", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *wanted], check=True, env=env,
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env,
                        timeout=600)  # fmt: skip
 
 
@@ -184,13 +180,11 @@ def bench_main(
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop children on SIGTERM
     args = parse_args(bench, argv)
     cfg = configure(bench, args)
-    tools = (*bench.tools, *bench.optional_tools)
-    install = bool(getattr(args, "install_deps", False))
-    ensure_tools(bench.name, bench.tools, bench.optional_tools, install)
+    ensure_tools(bench.name, bench.tools, bool(getattr(args, "install_deps", False)))
     started, busy, own = time.perf_counter(), system_busy_seconds(), own_cpu_seconds()
     with workspace(f"atlas-bench-{bench.name}-") as workdir:
         facts = run_facts() | {lib: version_of(lib) for lib in bench.libs}
-        facts |= {tool: tool_version(tool) for tool in tools}
+        facts |= {tool: tool_version(tool) for tool in bench.tools}
         run = Run(cfg, args, workdir, Processes(workdir), facts)
         asyncio.run(_measure(body, run))
         used = sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
@@ -203,7 +197,7 @@ def bench_main(
         f"busy minus this process tree, from /proc/stat and getrusage); "
         f"{used / GIB:.1f} GiB in the temporary directory at the end"
     )
-    libs = [*(f"{name} {facts[name]}" for name in bench.libs), *(facts[t] for t in tools)]
+    libs = [*(f"{name} {facts[name]}" for name in bench.libs), *(facts[t] for t in bench.tools)]
     out = [bench.title, *head_lines(facts), *([f"libs:     {', '.join(libs)}"] if libs else [])]
     out += [f"mode:     {cfg.mode}, {bench.mode(cfg)}", *run.head, "", *measurement_table(run.rows)]
     for title, lines in run.sections.items():

@@ -83,23 +83,21 @@ class RssSampler(Poller):
         return False
 
 
-class RssGrowth:
-    """How far ``pid``'s RSS rose above its VmRSS at the start of a ``with`` block: the largest
-    polled VmRSS or, if VmHWM could be reset at the start (``hwm_reset``), VmHWM at the end."""
+class RssGrowth(RssSampler):
+    """How far ``pid``'s RSS rises above its VmRSS at the start of a ``with`` block: the
+    largest VmRSS polled or, if VmHWM could be reset at the start (``hwm_reset``), VmHWM."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.base, self.growth_kib, self.hwm_reset = pid, 0, 0, False
+        self.base, self.hwm_reset = proc_status_kib(pid, "VmRSS"), reset_peak_rss(pid)
+        super().__init__(pid, hwm=self.hwm_reset)
 
-    def __enter__(self) -> RssGrowth:
-        self.base = proc_status_kib(self.pid, "VmRSS")
-        self.hwm_reset = reset_peak_rss(self.pid)
-        self._sampler = RssSampler(self.pid)
-        return self
+    @property
+    def growth_kib(self) -> int:
+        return self.peak - self.base
 
-    def __exit__(self, *exc_info: object) -> None:
-        hwm = proc_status_kib(self.pid, "VmHWM") if self.hwm_reset else 0
-        self._sampler.stop()
-        self.growth_kib = max(self._sampler.peak, hwm) - self.base
+    def stop(self) -> None:
+        super().stop()
+        self._sample()  # once more at the end
 
 
 def cpu_seconds(pid: int) -> float:

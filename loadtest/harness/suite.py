@@ -26,6 +26,7 @@ from launcher import processes
 from loadtest import REPO
 from loadtest.harness import suite_doc
 from loadtest.harness.children import child_env, module_argv
+from loadtest.harness.rows import table
 
 DOC = REPO / "docs" / "performance.md"
 STOP_GRACE = 60.0
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     met, missed = suite_doc.goal_counts(lines)
     print(f"\nAtlas benchmark suite, {now:%Y-%m-%d %H:%M} UTC, {wall / 60:.1f} min")
     print("medians; ratio = Atlas / reference, measured in the same run; n = repetitions\n")
-    print("\n".join(suite_doc.text_table(lines)))
+    print("\n".join(table(suite_doc.HEADER, [line.cells for line in lines], suite_doc.LEFT)))
     print(f"\ngoals: {met} met, {missed} missed")
     problems = [f"{run.benchmark.name}: {run.problem}" for run in runs if run.problem]
     for problem in problems:

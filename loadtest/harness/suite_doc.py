@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loadtest.harness.rows import VERDICT, format_value, size_text, table
+from loadtest.harness.rows import VERDICT, format_value, size_text
 
 if TYPE_CHECKING:
     from loadtest.harness.suite import BenchRun
@@ -72,10 +72,6 @@ def lines_of(report: dict[str, Any]) -> list[Line]:
                  VERDICT[row.get("met")], str(len(row.get("samples", []))))  # fmt: skip
         out.append(Line(benchmark, cells, short, row["reference"], row.get("met")))
     return out
-
-
-def text_table(lines: Sequence[Line]) -> list[str]:
-    return table(HEADER, [line.cells for line in lines], left=LEFT)
 
 
 def goal_counts(lines: Sequence[Line]) -> tuple[int, int]:

@@ -287,7 +287,7 @@ SPEC = Bench(
     "protocol", "Atlas protocol micro-benchmark (python -m loadtest run protocol)", __doc__,
     FULL, QUICK, lambda cfg: f"median of {cfg.reps} repetitions; ratio = Atlas speed / "
     "reference speed", PARTS, reps_help="repetitions per measurement (default 5)",
-    quick_help="small sizes and 2 repetitions (a few seconds)", libs=("coincurve", "PyNaCl"),
+    libs=("coincurve", "PyNaCl"),
 )  # fmt: skip
 
 

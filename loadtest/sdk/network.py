@@ -122,11 +122,6 @@ class Net:
         return int(await edge_counter(self.session, edge.url, metric))
 
 
-async def payee_of(session: aiohttp.ClientSession, edge: str) -> TronAddress:
-    async with session.get(f"{edge}/v1/info") as response:
-        return TronAddress.parse((await response.json())["payee"])
-
-
 @contextlib.asynccontextmanager
 async def wallet(net: Net) -> AsyncIterator[ChannelManager]:
     """The requester's channel manager, from the same ATLAS_HOME as ``atlas fetch`` (used
@@ -161,7 +156,10 @@ async def build_net(
         for i in range(1, EDGES + 1)
     ]
     ledger_client = LedgerClient(ledger.url, session)
-    payees = [await payee_of(session, e.url) for e in edges]
+    payees: list[TronAddress] = []
+    for edge in edges:
+        async with session.get(f"{edge.url}/v1/info") as response:
+            payees.append(TronAddress.parse((await response.json())["payee"]))
     for payee in payees:
         await ledger_client.faucet(payee, EDGE_FUNDS)
     home = workdir / "home"
