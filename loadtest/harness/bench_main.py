@@ -28,7 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import aiohttp
 
 from loadtest.harness.children import Processes, workspace
-from loadtest.harness.machine import head_lines, run_facts, tool_version, version_of
+from loadtest.harness.machine import head_lines, run_facts
 from loadtest.harness.procfs import own_cpu_seconds, system_busy_seconds
 from loadtest.harness.rows import GIB, Row, measurement_table, references
 
@@ -183,8 +183,7 @@ def bench_main(
     ensure_tools(bench.name, bench.tools, bool(getattr(args, "install_deps", False)))
     started, busy, own = time.perf_counter(), system_busy_seconds(), own_cpu_seconds()
     with workspace(f"atlas-bench-{bench.name}-") as workdir:
-        facts = run_facts() | {lib: version_of(lib) for lib in bench.libs}
-        facts |= {tool: tool_version(tool) for tool in bench.tools}
+        facts = run_facts(bench.libs, bench.tools)
         run = Run(cfg, args, workdir, Processes(workdir), facts)
         asyncio.run(_measure(body, run))
         used = sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
@@ -197,8 +196,7 @@ def bench_main(
         f"busy minus this process tree, from /proc/stat and getrusage); "
         f"{used / GIB:.1f} GiB in the temporary directory at the end"
     )
-    libs = [*(f"{name} {facts[name]}" for name in bench.libs), *(facts[t] for t in bench.tools)]
-    out = [bench.title, *head_lines(facts), *([f"libs:     {', '.join(libs)}"] if libs else [])]
+    out = [bench.title, *head_lines(facts, bench.libs, bench.tools)]
     out += [f"mode:     {cfg.mode}, {bench.mode(cfg)}", *run.head, "", *measurement_table(run.rows)]
     for title, lines in run.sections.items():
         out += ["", f"{title}:", *(f"  {line}" for line in lines)]

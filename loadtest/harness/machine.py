@@ -39,13 +39,6 @@ def git(*args: str) -> str:
     return ""
 
 
-def version_of(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def tool_version(tool: str | Sequence[str]) -> str:
     """The first line of ``TOOL --version`` (or its own flag), without its copyright."""
     argv = [tool, VERSION_FLAGS.get(tool, "--version")] if isinstance(tool, str) else list(tool)
@@ -62,9 +55,16 @@ def tool_version(tool: str | Sequence[str]) -> str:
     return " ".join(first.split()[:2]) if argv[0] == "curl" else first
 
 
-def run_facts() -> dict[str, Any]:
-    """The machine, the date and commit, the load at the start and the tree's uncommitted
-    files (the numbers are for this tree, not the commit)."""
+def version_of(distribution: str) -> str:
+    with contextlib.suppress(metadata.PackageNotFoundError):
+        return metadata.version(distribution)
+    return "unknown"
+
+
+def run_facts(libs: Sequence[str] = (), tools: Sequence[str] = ()) -> dict[str, Any]:
+    """The machine, the date and commit, the load at the start, the tree's uncommitted files
+    (the numbers are for this tree, not the commit), and the versions of ``libs`` (Python
+    distributions) and ``tools``."""
     status = git("status", "--porcelain", "--untracked-files=no").splitlines()
     return {
         "cpu_model": cpu_model(),
@@ -77,12 +77,15 @@ def run_facts() -> dict[str, Any]:
         "openssl": ssl.OPENSSL_VERSION,
         "load_average": os.getloadavg()[0],
         "uncommitted": [line[3:] for line in status if line[3:]],
+        **{lib: version_of(lib) for lib in libs},
+        **{tool: tool_version(tool) for tool in tools},
     }
 
 
-def head_lines(facts: dict[str, Any]) -> list[str]:
-    """The cpu, cores, python, date and tree lines of a report's head."""
+def head_lines(facts: dict[str, Any], libs: Sequence[str], tools: Sequence[str]) -> list[str]:
+    """The cpu, cores, python, date, tree and libs lines of a report's head."""
     changed = facts["uncommitted"]
+    versions = [*(f"{lib} {facts[lib]}" for lib in libs), *(facts[tool] for tool in tools)]
     listed = f" ({', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''})" if changed else ""
     return [
         f"cpu:      {facts['cpu_model']}",
@@ -91,4 +94,5 @@ def head_lines(facts: dict[str, Any]) -> list[str]:
         f"date:     {facts['date']}  commit: {facts['git_commit'] or 'unknown'}"
         f"  load average at start: {facts['load_average']:.2f}",
         f"tree:     {len(changed)} tracked files changed since the commit{listed}",
+        *([f"libs:     {', '.join(versions)}"] if versions else []),
     ]
