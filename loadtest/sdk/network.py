@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import aiohttp
 
 from loadtest.harness.blobs import file_sha256, write_blob
 from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, Spawned
-from loadtest.harness.edge_api import edge_counter
+from loadtest.harness.edge_api import edge_counter, wait_sealed
 from loadtest.harness.nginx import CACHEABLE_LOCATION, start_nginx
 from loadtest.harness.procfs import RssSampler
 from loadtest.harness.rows import GIB, MIB
@@ -160,8 +160,7 @@ async def build_net(
     for edge in edges:
         async with session.get(f"{edge.url}/v1/info") as response:
             payees.append(TronAddress.parse((await response.json())["payee"]))
-    for payee in payees:
-        await ledger_client.faucet(payee, EDGE_FUNDS)
+        await ledger_client.faucet(payees[-1], EDGE_FUNDS)
     home = workdir / "home"
     keys = keystore.create(home / "wallet.json", PASSPHRASE, fast=True)
     write_config(home, [e.url for e in edges], ledger.url)
@@ -176,29 +175,20 @@ async def build_net(
 async def fill_replicas(net: Net, edges: Sequence[Proc], content_id: str) -> None:
     """Buy every chunk of ``content_id`` from each of ``edges`` (with the SDK's ChunkClient),
     so they replicate all of it from the origin edge; checks that they then hold it all."""
-    async with net.session.get(f"{net.edges[0].url}/v1/content/{content_id}") as response:
-        info = await response.json()
-    if not info.get("seal"):
-        raise BenchError(f"{content_id} is not sealed at the origin edge")
+    info = await wait_sealed(net.session, net.edges[0].url, content_id)
     verifier = ContentVerifier(
         ManifestHead.decode(b64url_decode(info["head"], MAX_HEAD_BYTES, "head"))
     )
-    verifier.accept_seal(b64url_decode(info["seal"], SEAL_SIZE, "seal"))
-    assert verifier.seal is not None
-    count = verifier.seal.chunk_count
+    count = verifier.accept_seal(b64url_decode(info["seal"], SEAL_SIZE, "seal")).chunk_count
     async with wallet(net) as manager:
         client = ChunkClient(net.session, Budget(manager, None))
 
-        async def fill(edge: Proc) -> None:
-            indexes = iter(range(count))
+        async def worker(edge: Proc, indexes: Iterator[int]) -> None:
+            for index in indexes:  # shared by the edge's WARM_WORKERS workers
+                await client.get(edge.url, verifier, index)
 
-            async def worker() -> None:
-                for index in indexes:
-                    await client.get(edge.url, verifier, index)
-
-            await asyncio.gather(*(worker() for _ in range(WARM_WORKERS)))
-
-        await asyncio.gather(*(fill(edge) for edge in edges))
+        queues = [(edge, iter(range(count))) for edge in edges]
+        await asyncio.gather(*(worker(e, q) for e, q in queues for _ in range(WARM_WORKERS)))
     for edge in edges:
         async with net.session.get(f"{edge.url}/v1/content/{content_id}") as response:
             held = (await response.json())["chunks_available"]
