@@ -50,16 +50,9 @@ class Row:
         return out
 
 
-def make_row(
-    id_: str,
-    operation: str,
-    unit: str,
-    samples: Sequence[float],
-    reference: str,
-    reference_samples: Sequence[float],
-    goal: str = "",
-    check: Callable[[float, float], bool] | None = None,
-) -> Row:
+def make_row(id_: str, operation: str, unit: str, samples: Sequence[float], reference: str,
+             reference_samples: Sequence[float], goal: str = "",
+             check: Callable[[float, float], bool] | None = None) -> Row:  # fmt: skip
     """A row of medians; ``check(median, ratio)`` says whether ``goal`` is met."""
     median = statistics.median(samples)
     reference_median = statistics.median(reference_samples)
