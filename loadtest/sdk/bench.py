@@ -12,14 +12,161 @@ Needs nginx and curl (``--install-deps``). Usage::
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from loadtest.harness.bench_main import Bench, Run, bench_main, client_session
+from loadtest.harness.children import ATLAS, BenchError
 from loadtest.harness.procfs import RSS_POLL
-from loadtest.harness.rows import GB, KIB, Row, make_row, size_text
-from loadtest.sdk.fetch import bench_fetch
-from loadtest.sdk.network import EDGES, FULL, QUICK, Config, Net, build_net
+from loadtest.harness.rows import CHUNK, GB, KIB, Row, make_row, rates, size_text, table
+from loadtest.sdk import network
+from loadtest.sdk.network import EDGES, Config, Net, Timed, build_net, fill_replicas, run_timed
+
+HIT = 'atlas_edge_fetches_total{cache="HIT"}'
+SERVED = 'atlas_edge_chunks_total{paid_by="voucher"}'
+MISS = 'atlas_edge_fetches_total{cache="MISS"}'
+SETUPS = ("first3", "cached1", "cached2", "cached3")
+"""Atlas downloads of one repetition: a first fetch from 3 edges, cached from 1, 2, 3."""
+
+
+@dataclass
+class FetchSamples:
+    size: int
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in SETUPS})
+    inner: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in SETUPS})
+    """The summary's ``seconds`` (inside the process: no interpreter start, no wallet unlock)."""
+    chunks: dict[str, list[dict[str, int]]] = field(default_factory=lambda: {s: [] for s in SETUPS})
+    rss: dict[str, list[int]] = field(default_factory=lambda: {s: [] for s in SETUPS})
+    curl: list[float] = field(default_factory=list)
+    startup: list[float] = field(default_factory=list)  # ``atlas fetch --help``: start, imports
+
+    def record(self, setup: str, run: Timed, names: dict[str, str]) -> None:
+        self.seconds[setup].append(run.seconds)
+        self.inner[setup].append(float(run.summary["seconds"]))
+        self.rss[setup].append(run.peak_rss_kib)
+        providers = run.summary["providers"]
+        self.chunks[setup].append({names.get(u, u): int(p["chunks"]) for u, p in providers.items()})
+
+
+async def bench_fetch(net: Net, run: Run[Config]) -> list[Row]:
+    cfg, size, loop = net.cfg, net.cfg.size, asyncio.get_running_loop()
+    cached_url = f"{net.nginx.url}/body.bin?cached"
+
+    def fetch(url: str, edges: int) -> Timed:
+        return net.atlas_fetch(url, edges, "body.bin")
+
+    # Warm-up (not timed): the origin edge caches the URL, the others get full replicas,
+    # and the interpreter, the files and nginx are warm.
+    started = time.perf_counter()
+    warm = await loop.run_in_executor(None, fetch, cached_url, EDGES)
+    cached_id = str(warm.summary["content_id"])
+    await fill_replicas(net, net.edges[1:], cached_id)
+    await loop.run_in_executor(None, net.curl, "body.bin")
+    run.notes.append(
+        f"fetch: warm-up (origin edge caches the URL, edge2 and edge3 replicate all "
+        f"{-(-size // CHUNK)} chunks) took {time.perf_counter() - started:.1f} s"
+    )
+    samples, ids, names = FetchSamples(size), {cached_id}, net.names()
+    hits_before = await net.counter(net.edges[0], HIT)
+    misses_before = await net.counter(net.edges[0], MISS)
+    served_before = [await net.counter(edge, SERVED) for edge in net.edges]
+    for rep in range(cfg.reps):
+
+        def first(rep: int = rep) -> None:
+            got = fetch(f"{net.nginx.url}/body.bin?first={rep}", EDGES)
+            if got.summary["content_id"] in ids:
+                raise BenchError("a first fetch was answered from the cache")
+            ids.add(got.summary["content_id"])
+            samples.record("first3", got, names)
+
+        def cached(edges: int) -> Callable[[], None]:
+            def go() -> None:
+                got = fetch(cached_url, edges)
+                if got.summary["content_id"] != cached_id:
+                    raise BenchError("a cached fetch got new content (not a cache HIT)")
+                if set(got.summary["providers"]) != {e.url for e in net.edges[:edges]}:
+                    raise BenchError(f"--edge x{edges} used {list(got.summary['providers'])}")
+                samples.record(f"cached{edges}", got, names)
+
+            return go
+
+        def curl() -> None:
+            samples.curl.append(net.curl("body.bin").seconds)
+
+        def startup() -> None:
+            argv = [ATLAS, "fetch", "--help"]
+            samples.startup.append(
+                run_timed(argv, net.env, net.workdir, "help", summary=False).seconds
+            )
+
+        steps = [curl, first, cached(1), cached(2), cached(3), startup]
+        for step in [*steps[rep % len(steps) :], *steps[: rep % len(steps)]]:
+            await loop.run_in_executor(None, step)
+
+    hits = await net.counter(net.edges[0], HIT) - hits_before
+    misses = await net.counter(net.edges[0], MISS) - misses_before
+    served = sum([await net.counter(e, SERVED) for e in net.edges]) - sum(served_before)
+    to_client = sum(sum(c.values()) for runs in samples.chunks.values() for c in runs)
+    idle = sum(1 for runs in samples.chunks.values() for c in runs for n in c.values() if not n)
+    run.checks["fetch"] = {"origin_edge_hits": hits, "origin_edge_misses": misses,
+                           "chunks_per_provider": samples.chunks}  # fmt: skip
+    if hits != 3 * cfg.reps or misses != cfg.reps:
+        raise BenchError(f"origin edge counted {hits} HIT and {misses} MISS fetches")
+    text, count = size_text(size), -(-size // CHUNK)
+    pairs = [zip(samples.seconds[setup], samples.inner[setup], strict=True) for setup in SETUPS]
+    outside = [wall - inner for pair in pairs for wall, inner in pair]
+    run.notes += [
+        f"fetch: {text} = {count} chunks of 256 KiB, random bytes (no zstd), paid at the "
+        "edges' default price (0.001 BTT per MiB); time = wall time of the whole command "
+        "(interpreter start and imports, wallet unlock, /v1/fetch, chunks, fsync, rename); "
+        "the file is checked against nginx's after every run; curl does not fsync",
+        f"fetch: edges served {(served - to_client) / len(samples.seconds['first3']):.0f}"
+        f" chunks to each other per first fetch of {count} (replication with read-ahead; "
+        "the cached runs need none)"
+        + (f"; WARNING: {idle} provider(s) served nothing" if idle else ""),
+        f"fetch: fixed cost per command: `atlas fetch --help` (interpreter start and imports) "
+        f"takes {statistics.median(samples.startup):.2f} s; wall time minus the summary's "
+        f"'seconds' is {statistics.median(outside):.2f} s (medians)",
+    ]
+    direct = rates(size, samples.curl, GB)
+    run.sections["scaling"] = scaling_table(samples, statistics.median(direct))
+    reference = f"curl -o FILE, same {text} file straight from nginx"
+    return [
+        make_row(f"fetch_{setup[:-1]}_{setup[-1]}", f"atlas fetch {text}, {label}", "GB/s",
+                 rates(size, samples.seconds[setup], GB), reference, direct,
+                 *(("ratio >= 0.50", lambda _m, ratio: ratio >= 0.5) if goal else ()))
+        for setup, label, goal in (
+            ("first3", "3 edges, first fetch (origin pull included)", True),
+            ("cached3", "3 edges, cached (HIT + full replicas)", True),
+            ("cached1", "1 edge, cached", False),
+            ("cached2", "2 edges, cached", False),
+        )
+    ]  # fmt: skip
+
+
+def scaling_table(samples: FetchSamples, curl: float) -> list[str]:
+    """Throughput by provider count (medians), and the chunks each provider served."""
+
+    def rate(seconds: list[float]) -> float:
+        return statistics.median(rates(samples.size, seconds, GB))
+
+    one, cells = rate(samples.seconds["cached1"]), []
+    for setup in ("cached1", "cached2", "cached3", "first3"):
+        wall, counts = rate(samples.seconds[setup]), samples.chunks[setup]
+        per_provider = ", ".join(
+            f"{name} {statistics.median(c.get(name, 0) for c in counts):.0f} "
+            f"[{min(c.get(name, 0) for c in counts)}-{max(c.get(name, 0) for c in counts)}]"
+            for name in sorted({name for c in counts for name in c})
+        )
+        label = "first fetch, 3 edges" if setup == "first3" else f"cached, {setup[-1]} edge(s)"
+        rss, inner = statistics.median(samples.rss[setup]) / KIB, rate(samples.inner[setup])
+        cells.append((label, f"{wall:.3f}", f"{wall / one:.2f}x", f"{wall / curl:.2f}",
+                      f"{inner:.3f}", f"{rss:.0f} MiB", per_provider))  # fmt: skip
+    header = ("download", "wall GB/s", "vs 1 edge", "vs curl", "in-process GB/s", "peak RSS",
+              "chunks per provider: median [min-max] over reps")  # fmt: skip
+    return table(header, cells, left=(0, 6))
 
 
 async def bench_rss(net: Net, run: Run[Config]) -> list[Row]:
@@ -64,8 +211,8 @@ async def measure(run: Run[Config]) -> None:
 
 
 SPEC = Bench(
-    "sdk", "Atlas requester benchmark (python -m loadtest run sdk)", __doc__, FULL, QUICK,
-    lambda cfg: f"medians of {cfg.reps} (fetch), {cfg.rss_reps} (rss) repetitions; "
+    "sdk", "Atlas requester benchmark (python -m loadtest run sdk)", __doc__, network.FULL,
+    network.QUICK, lambda cfg: f"medians of {cfg.reps} (fetch), {cfg.rss_reps} (rss) repetitions; "
     "ratio = median / reference median", ("fetch", "rss"),
     reps_help="repetitions of the fetch runs", tools=("nginx", "curl"),
     libs=("aiohttp", "zstandard"),
