@@ -208,7 +208,9 @@ class ChunkScheduler:
             try:
                 delivered = await self._client.get(provider, self.verifier, index, self.trust)
             except ProviderFault as exc:
-                stats.dropped, stats.evidence = exc.reason, exc.evidence
+                if stats.dropped is None:  # the first fault is the reason and the evidence: a
+                    # sibling worker's later "dropped earlier in this download" must not hide it
+                    stats.dropped, stats.evidence = exc.reason, exc.evidence
                 if isinstance(exc, ContentFailed) and provider == self._origin_edge:
                     self._failure = ContentFailedAtOrigin(exc)
                 self._release(index)
