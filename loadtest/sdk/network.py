@@ -87,7 +87,10 @@ class Net:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "ATLAS_HOME": str(self.home), "ATLAS_PASSPHRASE": PASSPHRASE}
+        # No spend ceiling: the rss part fetches 1 GiB (about 1.02 BTT at the default price),
+        # past atlas fetch's default max_spend of 1 BTT; the wallet holds 1000 BTT.
+        return {**os.environ, "ATLAS_HOME": str(self.home), "ATLAS_PASSPHRASE": PASSPHRASE,
+                "ATLAS_MAX_SPEND": "none"}  # fmt: skip
 
     def names(self) -> dict[str, str]:
         return {e.url: f"edge{i}" for i, e in enumerate(self.edges, 1)}
