@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from loadtest.edge.config import SERVE_CHUNKS, Env
@@ -15,7 +15,7 @@ from loadtest.harness.children import BenchError, Proc
 from loadtest.harness.edge_api import edge_counter, edge_fetch, get_chunk, wait_sealed
 from loadtest.harness.machine import tool_version
 from loadtest.harness.nginx import MANY_REQUESTS, start_nginx
-from loadtest.harness.rows import CHUNK, Row, make_row
+from loadtest.harness.rows import CHUNK, Row, make_row, rotated
 from requester.ledger_client import LedgerClient
 from requester.protocol import PayerChannel
 
@@ -109,11 +109,11 @@ class ServeBench:
             self.runs += 1
             pattern = self.work / f"vouchers-{self.runs}-%d.txt"
             files = write_files(pattern, sign(self.payers, self.price, supply))
-            before = await edge_counter(self.session, self.edge.url, ACCEPTED)
+            before = edge_counter(self.edge.url, ACCEPTED)
             result = await run_wrk(
                 self.edge.url, self.prefix, pattern, "Atlas-Voucher", False, self.conns, seconds
             )
-            accepted = int(await edge_counter(self.session, self.edge.url, ACCEPTED) - before)
+            accepted = int(edge_counter(self.edge.url, ACCEPTED) - before)
             for path in files:
                 path.unlink()
             if not result.exhausted:
@@ -128,65 +128,44 @@ class ServeBench:
         raise BenchError("the edge outran every voucher supply")
 
     def rows(self) -> list[Row]:
-        cfg, paid = self.env.run.cfg, self.paid
-        non_2xx = sum(r.status_errors for r in paid)
-        completed, accepted = sum(r.requests for r in paid), sum(self.accepted)
+        cfg, paid, run = self.env.run.cfg, self.paid, self.env.run
+        non_2xx, completed = sum(r.status_errors for r in paid), sum(r.requests for r in paid)
+        accepted, sent = sum(self.accepted), sum(r.sent for r in paid)
+        ref = self.reference
+        results = {"voucher": paid, "free": self.free, "nginx": ref}
         latency = ", ".join(
-            f"{name} {statistics.median(r.latency_p50_us for r in results) / 1000:.2f}/"
-            f"{statistics.median(r.latency_p99_us for r in results) / 1000:.2f}"
-            for name, results in (("voucher", paid), ("free", self.free), ("nginx", self.reference))
+            f"{name} {statistics.median(r.latency_p50_us for r in done) / 1000:.2f}/"
+            f"{statistics.median(r.latency_p99_us for r in done) / 1000:.2f}"
+            for name, done in results.items()
         )
-        self.env.run.notes.extend(
-            [
-                f"serve: wrk, {self.conns} threads x 1 connection (one channel each), "
-                f"{cfg.serve_seconds} s runs, {SERVE_CHUNKS} distinct 256 KiB chunks cycled; "
-                f"price {self.price} base units per chunk",
-                f"serve: reference {tool_version(['nginx', '-v'])}, {NGINX_WORKERS} worker, "
-                "sendfile on, access log off",
-                f"serve (voucher): {completed} responses counted by wrk, {non_2xx} non-2xx, "
-                f"{sum(r.socket_errors for r in paid)} socket errors/timeouts; the edge accepted "
-                f"{accepted} vouchers ({sum(r.sent for r in paid)} sent, the rest in flight when "
-                "wrk stopped)",
-                f"serve: non-2xx nginx {sum(r.status_errors for r in self.reference)}, "
-                f"free edge {sum(r.status_errors for r in self.free)}",
-                f"serve: latency p50/p99 ms: {latency}",
-            ]
-        )
-        self.env.run.checks["serve"] = {
-            "voucher_responses": completed,
-            "voucher_non_2xx": non_2xx,
-            "vouchers_accepted": accepted,
-            "vouchers_sent": sum(r.sent for r in paid),
-            "nginx_errors": sum(r.errors for r in self.reference),
-        }
+        run.notes += [
+            f"serve: wrk, {self.conns} threads x 1 connection (one channel each), "
+            f"{cfg.serve_seconds} s runs, {SERVE_CHUNKS} distinct 256 KiB chunks cycled; "
+            f"price {self.price} base units per chunk",
+            f"serve: reference {tool_version(['nginx', '-v'])}, {NGINX_WORKERS} worker, "
+            "sendfile on, access log off",
+            f"serve (voucher): {completed} responses counted by wrk, {non_2xx} non-2xx, "
+            f"{sum(r.socket_errors for r in paid)} socket errors/timeouts; the edge accepted "
+            f"{accepted} vouchers ({sent} sent, the rest in flight when wrk stopped)",
+            f"serve: non-2xx nginx {sum(r.status_errors for r in self.reference)}, "
+            f"free edge {sum(r.status_errors for r in self.free)}",
+            f"serve: latency p50/p99 ms: {latency}",
+        ]
+        run.checks["serve"] = {"voucher_responses": completed, "voucher_non_2xx": non_2xx,
+                               "vouchers_accepted": accepted, "vouchers_sent": sent,
+                               "nginx_errors": sum(r.errors for r in self.reference)}  # fmt: skip
         if non_2xx or accepted < completed:
-            self.env.run.notes.append("serve: WARNING: not every counted request was accepted")
+            run.notes.append("serve: WARNING: not every counted request was accepted")
         if any(r.errors for r in self.reference):
             raise BenchError(f"the nginx reference had errors: {self.reference}")
-        reference, nginx = (
-            "nginx, same chunk files, same wrk script",
-            [r.rate for r in self.reference],
-        )
+        reference, nginx = "nginx, same chunk files, same wrk script", [r.rate for r in ref]
         return [
-            make_row(
-                "serve_voucher_rps",
-                "cached 256 KiB chunk, new voucher checked per request",
-                "req/s",
-                [r.rate for r in paid],
-                reference,
-                nginx,
-                "ratio >= 0.70",
-                lambda _m, ratio: ratio >= 0.70 and non_2xx == 0,
-            ),
-            make_row(
-                "serve_free_rps",
-                "cached 256 KiB chunk, free (no voucher)",
-                "req/s",
-                [r.rate for r in self.free],
-                reference,
-                nginx,
-            ),
-        ]
+            make_row("serve_voucher_rps", "cached 256 KiB chunk, new voucher checked per request",
+                     "req/s", [r.rate for r in paid], reference, nginx, "ratio >= 0.70",
+                     lambda _m, ratio: ratio >= 0.70 and non_2xx == 0),
+            make_row("serve_free_rps", "cached 256 KiB chunk, free (no voucher)", "req/s",
+                     [r.rate for r in self.free], reference, nginx),
+        ]  # fmt: skip
 
 
 async def bench_serve(env: Env) -> list[Row]:
@@ -202,15 +181,13 @@ async def bench_serve(env: Env) -> list[Row]:
             results.clear()
         rate = warm.rate * SUPPLY_SAFETY
         supply = math.ceil(rate * cfg.serve_seconds / bench.conns) + VOUCHER_MARGIN
-        probes: list[Callable[[], Any]] = [
+        probes: list[Callable[[], Awaitable[Any]]] = [
             lambda: bench.run_padded(True, cfg.serve_seconds),
             lambda: bench.run_paid(cfg.serve_seconds, supply),
             lambda: bench.run_padded(False, cfg.serve_seconds),
         ]
-        for rep in range(cfg.reps):
-            shift = rep % len(probes)
-            for probe in [*probes[shift:], *probes[:shift]]:
-                await probe()
+        for _, probe in rotated(cfg.reps, probes):
+            await probe()
     finally:
         for proc in (bench.nginx, bench.edge):
             if proc is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from dataclasses import dataclass, field
 
 import aiohttp
 
@@ -67,86 +66,63 @@ async def download_direct(session: aiohttp.ClientSession, url: str, total: int, 
     return time.perf_counter() - started
 
 
-@dataclass
-class StreamSamples:
-    """GB/s through the edge (origin fetch included), from its store, and from the origin."""
-
-    growth_mib: list[float] = field(default_factory=list)
-    through: list[float] = field(default_factory=list)
-    stored: list[float] = field(default_factory=list)
-    direct: list[float] = field(default_factory=list)
-    hwm_reset: bool = True
-
-
-async def stream_once(env: Env, rep: int, samples: StreamSamples) -> None:
-    """One repetition on a fresh edge (a clean peak RSS and an empty store)."""
-    session, total = env.session, env.run.cfg.stream_bytes
-    name = f"stream-edge-{rep}"
+async def stream_once(env: Env, rep: int, samples: dict[str, list[float]]) -> bool:
+    """One repetition on a fresh edge (a clean peak RSS and an empty store); False if VmHWM
+    could not be reset (the growth is then from VmRSS polling only)."""
+    session, total, origin = env.session, env.run.cfg.stream_bytes, env.origin.url
+    name, hwm_reset = f"stream-edge-{rep}", True
     # Free allowance for the warm-up, the streamed body and its second download.
     edge = env.run.procs.edge(name, env.ledger.url, "--free-mib", "4096")
     try:
         warm = 1000 + rep  # the first transfer loads code and buffers: not growth
-        await download_via_edge(
-            session, edge.url, f"{env.origin.url}/blob/{MIB}?salt={warm}", MIB, warm
-        )
+        await download_via_edge(session, edge.url, f"{origin}/blob/{MIB}?salt={warm}", MIB, warm)
         await asyncio.sleep(0.3)
-        salt = 2000 + rep
-        url = f"{env.origin.url}/blob/{total}?salt={salt}"
+        salt, direct_salt = 2000 + rep, 3000 + rep
 
         async def through_edge() -> None:
+            nonlocal hwm_reset
+            url = f"{origin}/blob/{total}?salt={salt}"
             with RssGrowth(edge.pid) as growth:
                 seconds, cid = await download_via_edge(session, edge.url, url, total, salt)
-            samples.hwm_reset &= growth.hwm_reset
-            samples.growth_mib.append(growth.growth_kib / KIB)
-            samples.through.append(total / seconds / GB)
+            hwm_reset = growth.hwm_reset
+            samples["growth"].append(growth.growth_kib / KIB)
+            samples["through"].append(total / seconds / GB)
             seconds, _ = await download_via_edge(session, edge.url, url, total, salt, cid)
-            samples.stored.append(total / seconds / GB)
+            samples["stored"].append(total / seconds / GB)
 
         async def direct() -> None:
-            direct_salt = 3000 + rep
-            seconds = await download_direct(
-                session, f"{env.origin.url}/blob/{total}?salt={direct_salt}", total, direct_salt
-            )
-            samples.direct.append(total / seconds / GB)
+            url = f"{origin}/blob/{total}?salt={direct_salt}"
+            samples["direct"].append(total / await download_direct(session, url, total,
+                                                                   direct_salt) / GB)  # fmt: skip
 
         for step in [through_edge, direct] if rep % 2 == 0 else [direct, through_edge]:
             await step()
     finally:
         env.run.procs.stop(edge)
         shutil.rmtree(env.run.workdir / name, ignore_errors=True)
+    return hwm_reset
 
 
 async def bench_stream(env: Env) -> list[Row]:
-    total = env.run.cfg.stream_bytes
-    samples = StreamSamples()
-    for rep in range(env.run.cfg.stream_reps):
-        await stream_once(env, rep, samples)
-    size = size_text(total)
-    growth = samples.growth_mib
+    cfg, total = env.run.cfg, env.run.cfg.stream_bytes
+    samples: dict[str, list[float]] = {k: [] for k in ("growth", "through", "stored", "direct")}
+    hwm_reset = all([await stream_once(env, rep, samples) for rep in range(cfg.stream_reps)])
+    size, growth = size_text(total), samples["growth"]
     env.run.notes.append(
         f"stream: {size} of random bytes, {STREAM_WORKERS} chunk requests in flight, a fresh "
         "free edge per rep; RSS growth = peak (VmHWM after a clear_refs reset, and VmRSS polled "
         f"every {RSS_POLL * 1000:.0f} ms) - VmRSS before; per rep MiB: "
         + ", ".join(f"{g:.1f}" for g in growth)
-        + ("" if samples.hwm_reset else " (VmRSS polling only: clear_refs refused)")
+        + ("" if hwm_reset else " (VmRSS polling only: clear_refs refused)")
     )
     env.run.checks["stream"] = {"bytes": total}
     direct = "same client, direct from the origin (one GET)"
     return [
-        make_row(
-            "stream_rss_growth",
-            f"edge peak RSS growth, {size} streamed through",
-            "MiB",
-            growth,
-            f"body size ({size}); ratio = share of the body held in memory",
-            [total / MIB] * len(growth),
-            "< 64 MiB",
-            lambda _m, _r: max(growth) < 64,
-        ),
-    ] + [
-        make_row(f"stream_{key}", f"download {size} {what}", "GB/s", rates, direct, samples.direct)
-        for key, what, rates in (
-            ("through", "via edge, origin fetch included", samples.through),
-            ("stored", "again, from the edge's store", samples.stored),
-        )
-    ]
+        make_row("stream_rss_growth", f"edge peak RSS growth, {size} streamed through", "MiB",
+                 growth, f"body size ({size}); ratio = share of the body held in memory",
+                 [total / MIB] * len(growth), "< 64 MiB", lambda _m, _r: max(growth) < 64),
+        make_row("stream_through", f"download {size} via edge, origin fetch included", "GB/s",
+                 samples["through"], direct, samples["direct"]),
+        make_row("stream_stored", f"download {size} again, from the edge's store", "GB/s",
+                 samples["stored"], direct, samples["direct"]),
+    ]  # fmt: skip

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import shutil
@@ -20,8 +21,11 @@ from typing import Any
 
 from launcher import processes
 from loadtest import REPO
+from loadtest.harness.procfs import Poller, RssSampler, child_cpu_seconds
 
 READY_TIMEOUT = processes.READY_TIMEOUT
+RUN_TIMEOUT = 300.0
+WATCH_POLL = 0.002  # seconds between two looks at a watched file
 ATLAS = str(Path(sys.executable).with_name("atlas"))
 
 
@@ -99,54 +103,71 @@ class Processes:
         return self.start(name, [*argv, "--allow-private-origins", *extra])
 
 
-class Spawned:
-    """One command run to completion as a child, timed to its exit, its output in
-    ``workdir/NAME.out|.err`` (removed on leaving the ``with``); killed if it overruns."""
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """One command run to completion, clocked with ``time.monotonic()``."""
 
-    def __init__(self, argv: Sequence[str], env: dict[str, str], workdir: Path, name: str) -> None:
-        self.name, self.argv, self.stdout = name, list(argv), ""
-        self._out, self._err = workdir / f"{name}.out", workdir / f"{name}.err"
-        with self._out.open("wb") as stdout, self._err.open("wb") as stderr:
-            self.spawned = time.monotonic()  # just before the spawn
-            self.popen = subprocess.Popen(
-                self.argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env,
-                cwd=workdir, preexec_fn=processes.dies_with(os.getpid()),  # noqa: PLW1509
-            )  # fmt: skip
+    spawned: float  # just before the spawn
+    exited: float  # its exit, seen through a pidfd (``Popen.wait`` polls with sleeps of 50 ms)
+    stdout: str
+    cpu: float  # its CPU seconds (``getrusage`` of the reaped child)
+    peak_rss_kib: int = 0  # with ``rss``: the largest VmHWM or VmRSS polled
+    first_byte: float | None = None  # with ``watch``: when that file first held a byte
 
     @property
-    def pid(self) -> int:
-        return self.popen.pid
+    def seconds(self) -> float:
+        return self.exited - self.spawned
 
-    def wait(self, timeout: float) -> float:
-        """``time.monotonic()`` at its exit, seen through a pidfd (``Popen.wait`` polls with
-        sleeps of up to 50 ms); reads its stdout. BenchError if it ran over ``timeout`` (then
-        it is killed) or exited non-zero."""
-        pidfd = os.pidfd_open(self.popen.pid)
-        try:
-            ended = select.select([pidfd], [], [], timeout)[0]
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The last line of its stdout as JSON (``atlas fetch --json``), {} if it printed none."""
+        lines = self.stdout.strip().splitlines()
+        return dict(json.loads(lines[-1])) if lines else {}
+
+
+def run_timed(argv: Sequence[str], env: dict[str, str], workdir: Path, name: str, *,
+              rss: bool = False, watch: Path | None = None) -> Timed:  # fmt: skip
+    """Run one command in ``workdir`` to completion, its output in ``NAME.out|.err`` until it
+    exits; BenchError if it exits non-zero or runs over RUN_TIMEOUT (then it is killed)."""
+    out, err, first = workdir / f"{name}.out", workdir / f"{name}.err", list[float]()
+
+    def look() -> bool:  # only until the first byte: the poll costs a core's time
+        with contextlib.suppress(OSError):
+            if watch is not None and watch.stat().st_size > 0:
+                first.append(time.monotonic())
+        return bool(first)
+
+    cpu = child_cpu_seconds()
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        spawned = time.monotonic()
+        popen = subprocess.Popen(
+            argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env, cwd=workdir,
+            preexec_fn=processes.dies_with(os.getpid()),  # noqa: PLW1509
+        )  # fmt: skip
+    pidfd = os.pidfd_open(popen.pid)
+    try:
+        with contextlib.ExitStack() as polls:
+            sampler = polls.enter_context(RssSampler(popen.pid, hwm=True)) if rss else None
+            if watch is not None:
+                polls.enter_context(Poller(look, WATCH_POLL))
+            ended = select.select([pidfd], [], [], RUN_TIMEOUT)[0]
             exited = time.monotonic()
-        finally:
-            os.close(pidfd)
-        if not ended:  # __exit__ kills it
-            raise BenchError(f"{self.name}: did not finish in {timeout:.0f} s")
-        code = self.popen.wait()
-        self.stdout = self._out.read_text(encoding="utf-8", errors="replace")
+        if not ended:
+            raise BenchError(f"{name}: did not finish in {RUN_TIMEOUT:.0f} s")
+        code, text = popen.wait(), out.read_text(encoding="utf-8", errors="replace")
         if code != 0:
-            problem = self._err.read_text(encoding="utf-8", errors="replace")[-1500:]
-            raise BenchError(
-                f"{self.name}: {self.argv[0]} exited {code}: {self.stdout[-500:]} {problem}"
-            )
-        return exited
-
-    def __enter__(self) -> Spawned:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.popen.poll() is None:  # overran, or left early: our own child, by its PID
-            self.popen.kill()
-            self.popen.wait()
-        self._out.unlink(missing_ok=True)
-        self._err.unlink(missing_ok=True)
+            problem = err.read_text(encoding="utf-8", errors="replace")[-1500:]
+            raise BenchError(f"{name}: {argv[0]} exited {code}: {text[-500:]} {problem}")
+    finally:
+        os.close(pidfd)
+        if popen.poll() is None:  # overran, or left early: our own child, by its PID
+            popen.kill()
+            popen.wait()
+        out.unlink(missing_ok=True)
+        err.unlink(missing_ok=True)
+    cpu = child_cpu_seconds() - cpu
+    peak = sampler.peak if sampler else 0
+    return Timed(spawned, exited, text, cpu, peak, first[0] if first else None)
 
 
 def free_port() -> int:

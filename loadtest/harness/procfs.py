@@ -6,11 +6,9 @@ import contextlib
 import os
 import resource
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Self
-
-from loadtest.harness.children import BenchError
 
 RSS_POLL = 0.01
 """Seconds between two polls of a process's memory."""
@@ -21,14 +19,6 @@ def proc_status(pid: int) -> dict[str, int]:
     """The memory fields of ``/proc/PID/status`` (VmRSS, VmHWM, ...), in KiB."""
     lines = Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines()
     return {n: int(v.split()[0]) for n, _, v in (x.partition(":") for x in lines) if n[:2] == "Vm"}
-
-
-def proc_status_kib(pid: int, field_name: str) -> int:
-    """One of :func:`proc_status`; BenchError if ``pid`` has no such field."""
-    value = proc_status(pid).get(field_name)
-    if value is None:
-        raise BenchError(f"/proc/{pid}/status has no {field_name}")
-    return value
 
 
 def reset_peak_rss(pid: int) -> bool:
@@ -88,7 +78,7 @@ class RssGrowth(RssSampler):
     largest VmRSS polled or, if VmHWM could be reset at the start (``hwm_reset``), VmHWM."""
 
     def __init__(self, pid: int) -> None:
-        self.base, self.hwm_reset = proc_status_kib(pid, "VmRSS"), reset_peak_rss(pid)
+        self.base, self.hwm_reset = proc_status(pid)["VmRSS"], reset_peak_rss(pid)
         super().__init__(pid, hwm=self.hwm_reset)
 
     @property
@@ -109,6 +99,13 @@ def cpu_seconds(pid: int) -> float:
             fields = text.rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / CLK_TCK
     return total
+
+
+def cpu_clock(pids: Mapping[str, int]) -> Callable[[], dict[str, float]]:
+    """Starts a clock: the function returned gives the CPU seconds each of ``pids`` (by name)
+    used since."""
+    start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    return lambda: {name: cpu_seconds(pid) - start[name] for name, pid in pids.items()}
 
 
 def runqueue_wait_s(pid: int) -> float:

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
 GB = 1e9
 CHUNK = 256 * KIB
+T = TypeVar("T")
+
+
+def rotated(reps: int, items: Sequence[T]) -> Iterator[tuple[int, T]]:
+    """(repetition, item): every item once per repetition, each repetition starting one item
+    further along, so that none always goes first."""
+    for rep in range(reps):
+        for i in range(len(items)):
+            yield rep, items[(rep + i) % len(items)]
 
 
 def size_text(size: int) -> str:

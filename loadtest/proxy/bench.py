@@ -1,9 +1,6 @@
 """End-to-end benchmark of the browser proxy (``atlas proxy``) against plain ``mitmdump``
-on the SDK benchmark's network of paid edges; ``loadtest/README.md`` says what each row
-measures. Usage::
-
-    python -m loadtest run proxy [--quick] [--reps N] [--json PATH] [--install-deps]
-"""
+on the harness's network of paid edges; ``loadtest/README.md`` says what each row
+measures."""
 
 from __future__ import annotations
 
@@ -45,15 +42,9 @@ async def measure(run: Run[Config]) -> None:
             f"(--max-per-request none --max-per-day none) and mitmdump: "
             f"{time.perf_counter() - started:.1f} s"
         )
-        await run.parts(
-            {
-                "rps": lambda: bench_rps(bench),
-                "latency": lambda: bench_latency(bench),
-                "stream": lambda: bench_stream(bench),
-                "rss": lambda: bench_rss(bench),
-                "sizes": lambda: bench_sizes(bench),
-            }
-        )
+        await run.parts({"rps": lambda: bench_rps(bench), "latency": lambda: bench_latency(bench),
+                         "stream": lambda: bench_stream(bench), "rss": lambda: bench_rss(bench),
+                         "sizes": lambda: bench_sizes(bench)})  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

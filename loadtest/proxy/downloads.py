@@ -9,95 +9,70 @@ import statistics
 
 from loadtest.harness.blobs import write_blob
 from loadtest.harness.children import BenchError
-from loadtest.harness.procfs import RssGrowth, RssSampler, cpu_seconds
-from loadtest.harness.rows import GB, KIB, Row, make_row, size_text
-from loadtest.proxy.proxies import TARGETS, ProxyBench, curl_via
+from loadtest.harness.procfs import RssGrowth, RssSampler, cpu_clock
+from loadtest.harness.rows import GB, KIB, Row, make_row, rotated, size_text
+from loadtest.proxy.proxies import TARGETS, ProxyBench
 
 PATHS = ("atlas", "mitmdump", "direct")
 SALT = 100  # blob salts from here on: distinct from the other files', so no chunk is shared
 MB = 1e6
 
 
-def file_name(size: int) -> str:
-    return f"size-{size}.bin"
-
-
 async def bench_sizes(bench: ProxyBench) -> list[Row]:
     cfg, net, loop = bench.cfg, bench.net, asyncio.get_running_loop()
-    www = net.workdir / "nginx" / "www"
-    for i, size in enumerate(cfg.sizes):
-        name = file_name(size)
-        net.files[name] = await loop.run_in_executor(None, write_blob, www / name, size, SALT + i)
     rates: dict[int, dict[str, list[float]]] = {s: {p: [] for p in PATHS} for s in cfg.sizes}
-    content: dict[int, str] = {}
-
-    def one(size: int, path: str) -> float:
-        via = None if path == "direct" else path
-        run = curl_via(bench, via, file_name(size), "", content.get(size, ""))
-        return size / run.seconds / MB
-
-    for size in cfg.sizes:
+    for i, size in enumerate(cfg.sizes):
+        name = f"size-{size}.bin"
+        www = net.workdir / "nginx" / "www" / name
+        net.files[name] = await loop.run_in_executor(None, write_blob, www, size, SALT + i)
         # Warm-up, not timed: the origin edge's MISS, the replicas, both proxies' paths.
-        first = await loop.run_in_executor(None, curl_via, bench, "atlas", file_name(size))
-        content[size] = first.content_id
-        for path in PATHS:
-            await loop.run_in_executor(None, one, size, path)
-        for rep in range(cfg.sizes_reps):
-            shift = rep % len(PATHS)
-            for path in [*PATHS[shift:], *PATHS[:shift]]:
-                rates[size][path].append(await loop.run_in_executor(None, one, size, path))
+        _, cid = await loop.run_in_executor(None, bench.curl, "atlas", name)
+        warm = [(False, path) for path in PATHS]
+        for counted, path in [*warm, *((True, p) for _, p in rotated(cfg.sizes_reps, PATHS))]:
+            via = None if path == "direct" else path
+            seconds, _ = await loop.run_in_executor(None, bench.curl, via, name, "", cid)
+            if counted:
+                rates[size][path].append(size / seconds / MB)
     medians = {p: [statistics.median(rates[s][p]) for s in cfg.sizes] for p in PATHS}
     bench.checks["sizes"] = {"bytes": list(cfg.sizes), "unit": "MB/s", "median": medians}
+    direct = zip(cfg.sizes, medians["direct"], strict=True)
     bench.notes.append(
         f"sizes: curl -o FILE [-x PROXY], time = curl's time_total, {cfg.sizes_reps} timed "
         "runs per size and path after one untimed warm-up (Atlas: the first request is the "
         "origin edge's MISS, later ones HITs of the same content id); direct nginx MB/s by "
-        "size: "
-        + ", ".join(
-            f"{size_text(s)} {m:,.1f}" for s, m in zip(cfg.sizes, medians["direct"], strict=True)
-        )
+        "size: " + ", ".join(f"{size_text(s)} {m:,.1f}" for s, m in direct)
     )
     return [
-        make_row(
-            f"size_{size}",
-            f"{size_text(size)} download through atlas proxy (curl -x), cached",
-            "MB/s",
-            rates[size]["atlas"],
-            "the same curl through plain mitmdump streaming, same file from nginx",
-            rates[size]["mitmdump"],
-        )
+        make_row(f"size_{size}", f"{size_text(size)} download through atlas proxy (curl -x), "
+                 "cached", "MB/s", rates[size]["atlas"], "the same curl through plain mitmdump "
+                 "streaming, same file from nginx", rates[size]["mitmdump"])
         for size in cfg.sizes
-    ]
+    ]  # fmt: skip
 
 
 async def bench_stream(bench: ProxyBench) -> list[Row]:
-    cfg, loop = bench.cfg, asyncio.get_running_loop()
-    size = cfg.size
-    rates: dict[str, list[float]] = {"atlas": [], "mitmdump": [], "direct": []}
+    cfg, loop, size = bench.cfg, asyncio.get_running_loop(), bench.cfg.size
+    rates: dict[str, list[float]] = {path: [] for path in PATHS}
     cpu: dict[str, list[float]] = {"atlas": [], "mitmdump": []}
     rss: list[float] = []
-    counters = await bench.counters()
+    counters = bench.net.counters()
 
-    def one(target: str) -> None:
-        pid = bench.proxy.pid if target == "atlas" else bench.mitm.pid
-        before, via = cpu_seconds(pid), None if target == "direct" else target
+    def one(target: str, timed: bool = True) -> None:
+        used = cpu_clock({"atlas": bench.proxy.pid, "mitmdump": bench.mitm.pid})
         with RssSampler(bench.proxy.pid) as sampler:
-            run = curl_via(bench, via, "body.bin", "", bench.cached_id)
-        rates[target].append(size / run.seconds / GB)
-        if target != "direct":
-            cpu[target].append((cpu_seconds(pid) - before) / (size / GB))
+            seconds, _ = bench.curl(None if target == "direct" else target, "body.bin", "",
+                                    bench.cached_id)  # fmt: skip
+        if timed:
+            rates[target].append(size / seconds / GB)
+        if timed and target != "direct":
+            cpu[target].append(used()[target] / (size / GB))
         if target == "atlas":
             rss.append(sampler.peak / KIB)
 
-    await loop.run_in_executor(None, one, "mitmdump")  # warm-up (the proxy's is in setup)
-    rates["mitmdump"].clear()
-    cpu["mitmdump"].clear()
-    steps = ["atlas", "mitmdump", "direct"]
-    for rep in range(cfg.stream_reps):
-        shift = rep % len(steps)
-        for target in [*steps[shift:], *steps[:shift]]:
-            await loop.run_in_executor(None, one, target)
-    delta = await bench.counters(since=counters)
+    await loop.run_in_executor(None, one, "mitmdump", False)  # warm-up (the proxy's is in setup)
+    for _, target in rotated(cfg.stream_reps, PATHS):
+        await loop.run_in_executor(None, one, target)
+    delta = bench.net.counters(since=counters)
     bench.checks["stream"] = {"edge_counters": delta}
     if delta["hit"] != cfg.stream_reps or delta["miss"]:
         raise BenchError(f"stream: origin edge counted {delta} for {cfg.stream_reps} downloads")
@@ -111,17 +86,11 @@ async def bench_stream(bench: ProxyBench) -> list[Row]:
         f"{max(rss):.0f} MiB at most"
     )
     return [
-        make_row(
-            "stream_download",
-            f"{text} download through atlas proxy (curl -x), cached",
-            "GB/s",
-            rates["atlas"],
-            f"the same curl through plain mitmdump streaming, same {text} from nginx",
-            rates["mitmdump"],
-            "ratio >= 1.00",
-            lambda _m, ratio: ratio >= 1.0,
-        )
-    ]
+        make_row("stream_download", f"{text} download through atlas proxy (curl -x), cached",
+                 "GB/s", rates["atlas"], f"the same curl through plain mitmdump streaming, "
+                 f"same {text} from nginx", rates["mitmdump"], "ratio >= 1.00",
+                 lambda _m, ratio: ratio >= 1.0)
+    ]  # fmt: skip
 
 
 async def bench_rss(bench: ProxyBench) -> list[Row]:
@@ -133,16 +102,15 @@ async def bench_rss(bench: ProxyBench) -> list[Row]:
     def one(target: str) -> None:
         nonlocal reset_ok
         with RssGrowth(bench.proxy.pid if target == "atlas" else bench.mitm.pid) as peak:
-            run = curl_via(bench, target, "big.bin", "?rss")
+            seconds, _ = bench.curl(target, "big.bin", "?rss")
         reset_ok &= peak.hwm_reset
         growth[target].append(peak.growth_kib / KIB)
-        rates[target].append(cfg.rss_size / run.seconds / GB)
+        rates[target].append(cfg.rss_size / seconds / GB)
 
-    counters = await bench.counters()
-    for rep in range(cfg.rss_reps):
-        for target in TARGETS if rep % 2 == 0 else TARGETS[::-1]:
-            await loop.run_in_executor(None, one, target)
-    delta = await bench.counters(since=counters)
+    counters = bench.net.counters()
+    for _, target in rotated(cfg.rss_reps, TARGETS):
+        await loop.run_in_executor(None, one, target)
+    delta = bench.net.counters(since=counters)
     bench.checks["rss"] = {"edge_counters": delta}
     if delta["miss"] != 1 or delta["hit"] != cfg.rss_reps - 1:
         raise BenchError(f"rss: origin edge counted {delta} for {cfg.rss_reps} downloads")
@@ -159,14 +127,8 @@ async def bench_rss(bench: ProxyBench) -> list[Row]:
         + "; ".join(f"{t} " + ", ".join(f"{r:.3f}" for r in rates[t]) for t in TARGETS)
     )
     return [
-        make_row(
-            "rss_growth",
-            f"atlas proxy peak RSS growth, {text} downloaded through it",
-            "MiB",
-            growth["atlas"],
-            f"plain mitmdump's peak RSS growth, the same {text} streamed through it",
-            growth["mitmdump"],
-            "< 64 MiB",
-            lambda _m, _r: max(growth["atlas"]) < 64,
-        )
-    ]
+        make_row("rss_growth", f"atlas proxy peak RSS growth, {text} downloaded through it",
+                 "MiB", growth["atlas"], f"plain mitmdump's peak RSS growth, the same {text} "
+                 "streamed through it", growth["mitmdump"], "< 64 MiB",
+                 lambda _m, _r: max(growth["atlas"]) < 64)
+    ]  # fmt: skip

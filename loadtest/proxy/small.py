@@ -10,16 +10,16 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import aiohttp
 
 from loadtest.harness.children import BenchError
-from loadtest.harness.procfs import child_cpu_seconds
-from loadtest.harness.rows import KIB, Row, make_row
-from loadtest.proxy.proxies import SMALL, TARGETS, ProxyBench, client_env, get_checked
+from loadtest.harness.network import client_env
+from loadtest.harness.procfs import child_cpu_seconds, cpu_clock
+from loadtest.harness.rows import KIB, Row, make_row, rotated
+from loadtest.proxy.proxies import SMALL, TARGETS, ProxyBench, get_checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,22 +72,20 @@ async def bench_rps(bench: ProxyBench) -> list[Row]:
     cpu: dict[str, list[dict[str, float]]] = {t: [] for t in TARGETS}
     runs: dict[str, list[dict[str, Any]]] = {t: [] for t in TARGETS}
     totals = {"responses": 0, "hit": 0.0, "miss": 0.0, "served": 0.0, "accepted": 0.0}
-    for rep in range(cfg.reps):
-        for target in TARGETS if rep % 2 == 0 else TARGETS[::-1]:
-            counters, before = await bench.counters(), bench.cpu_snapshot()
-            run = await load(bench, target, cfg.rps_seconds)
-            after = bench.cpu_snapshot()
-            delta = await bench.counters(since=counters)
-            samples[target].append(run.rps)
-            per_request = {k: (after[k] - before[k]) * 1000 / run.responses for k in after}
-            cpu[target].append({**per_request, "client": run.client_cpu * 1000 / run.responses})
-            runs[target].append({**asdict(run), "edge_counters": delta})
-            if target == "atlas":
-                totals["responses"] += run.responses
-                for key in ("hit", "miss", "served", "accepted"):
-                    totals[key] += delta[key]
-            elif delta["hit"] or delta["miss"]:
-                raise BenchError("a mitmdump run reached an edge")
+    for _, target in rotated(cfg.reps, TARGETS):
+        counters, used = bench.net.counters(), cpu_clock(bench.pids())
+        run = await load(bench, target, cfg.rps_seconds)
+        spent, delta = used(), bench.net.counters(since=counters)
+        samples[target].append(run.rps)
+        per_request = {k: v * 1000 / run.responses for k, v in spent.items()}
+        cpu[target].append({**per_request, "client": run.client_cpu * 1000 / run.responses})
+        runs[target].append({**asdict(run), "edge_counters": delta})
+        if target == "atlas":
+            totals["responses"] += run.responses
+            for key in ("hit", "miss", "served", "accepted"):
+                totals[key] += delta[key]
+        elif delta["hit"] or delta["miss"]:
+            raise BenchError("a mitmdump run reached an edge")
     bench.checks["rps"] = {"runs": runs, "atlas_totals": totals}
     # Every Atlas response is one /v1/fetch (a HIT) and at least one paid chunk: paid by a
     # voucher, or by the credit earlier vouchers left (the proxy pays a full chunk's price
@@ -114,22 +112,11 @@ async def bench_rps(bench: ProxyBench) -> list[Row]:
             f"{2000 / max(sum(med.values()), 1e-9):.0f} requests/s at most)"
         )
     return [
-        make_row(
-            "small_rps",
-            f"requests/s, {SMALL // KIB} KiB cached object, hey -c {cfg.concurrency}",
-            "req/s",
-            samples["atlas"],
-            "plain mitmdump (stream_large_bodies=1) forwarding to nginx, same hey",
-            samples["mitmdump"],
-            "ratio >= 0.90",
-            lambda _m, ratio: ratio >= 0.9,
-        )
-    ]
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+        make_row("small_rps", f"requests/s, {SMALL // KIB} KiB cached object, hey -c "
+                 f"{cfg.concurrency}", "req/s", samples["atlas"], "plain mitmdump "
+                 "(stream_large_bodies=1) forwarding to nginx, same hey", samples["mitmdump"],
+                 "ratio >= 0.90", lambda _m, ratio: ratio >= 0.9)
+    ]  # fmt: skip
 
 
 async def bench_latency(bench: ProxyBench) -> list[Row]:
@@ -149,21 +136,17 @@ async def bench_latency(bench: ProxyBench) -> list[Row]:
         for path, proxy in paths.items():  # warm-up (connection, proxy paths), bytes checked
             for _ in range(5):
                 await get_checked(sessions[path], bench.small_url, proxy, digest, SMALL)
-        names = list(paths)
-        for rep in range(cfg.latency_reps):
-            shift = rep % len(names)
-            for path in [*names[shift:], *names[:shift]]:
-                session, proxy = sessions[path], paths[path]
-                times = []
-                for _ in range(cfg.latency_requests):
-                    started = time.perf_counter()
-                    async with session.get(bench.small_url, proxy=proxy) as response:
-                        body = await response.read()
-                    times.append((time.perf_counter() - started) * 1000)
-                    if response.status != 200 or len(body) != SMALL:
-                        raise BenchError(f"latency via {path}: {response.status}, {len(body)} B")
-                p50[path].append(statistics.median(times))
-                every[path] += times
+        for _, path in rotated(cfg.latency_reps, list(paths)):
+            times = []
+            for _ in range(cfg.latency_requests):
+                started = time.perf_counter()
+                async with sessions[path].get(bench.small_url, proxy=paths[path]) as response:
+                    body = await response.read()
+                times.append((time.perf_counter() - started) * 1000)
+                if response.status != 200 or len(body) != SMALL:
+                    raise BenchError(f"latency via {path}: {response.status}, {len(body)} B")
+            p50[path].append(statistics.median(times))
+            every[path] += times
     added = {
         t: [p - d for p, d in zip(p50[t], p50["direct"], strict=True)]
         for t in ("atlas", "mitmdump")
@@ -172,28 +155,16 @@ async def bench_latency(bench: ProxyBench) -> list[Row]:
         f"latency: {cfg.latency_requests} sequential GETs of the {SMALL // KIB} KiB object per "
         f"path and rep (aiohttp, one keep-alive connection); all reps pooled, ms: "
         + "; ".join(
-            f"{path} p50 {percentile(v, 0.5):.2f} p90 {percentile(v, 0.9):.2f} "
-            f"p99 {percentile(v, 0.99):.2f}"
-            for path, v in every.items()
+            f"{path} p50 {q[49]:.2f} p90 {q[89]:.2f} p99 {q[98]:.2f}"
+            for path, q in ((p, statistics.quantiles(v, n=100)) for p, v in every.items())
         )
     )
+    what = f"{SMALL // KIB} KiB cached object"
     return [
-        make_row(
-            "latency_added",
-            f"added p50 latency through atlas proxy, {SMALL // KIB} KiB cached object",
-            "ms",
-            added["atlas"],
-            "added p50 latency through plain mitmdump (each = p50 via proxy - p50 direct)",
-            added["mitmdump"],
-            "<= 5 ms",
-            lambda median, _r: median <= 5.0,
-        ),
-        make_row(
-            "latency_p50",
-            f"p50 latency through atlas proxy, {SMALL // KIB} KiB cached object",
-            "ms",
-            p50["atlas"],
-            "p50 latency straight from nginx (no proxy), same client",
-            p50["direct"],
-        ),
-    ]
+        make_row("latency_added", f"added p50 latency through atlas proxy, {what}", "ms",
+                 added["atlas"], "added p50 latency through plain mitmdump (each = p50 via "
+                 "proxy - p50 direct)", added["mitmdump"], "<= 5 ms",
+                 lambda median, _r: median <= 5.0),
+        make_row("latency_p50", f"p50 latency through atlas proxy, {what}", "ms", p50["atlas"],
+                 "p50 latency straight from nginx (no proxy), same client", p50["direct"]),
+    ]  # fmt: skip

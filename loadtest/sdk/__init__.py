@@ -1,1 +1,1 @@
-"""The requester benchmark (``python -m loadtest run sdk``); its network is also the proxy's."""
+"""The requester benchmark (``python -m loadtest run sdk``)."""

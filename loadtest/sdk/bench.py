@@ -4,9 +4,7 @@ A ledger, nginx (the origin and the reference), a tracker and three paid edges, 
 children on 127.0.0.1: ``atlas fetch`` of a new and of a cached URL from 1, 2 and 3 edges
 against curl from nginx (fetch, with the scaling table), and the peak RSS of ``atlas
 fetch`` for a big file against a 1 MiB one (rss). loadtest/README.md lists the rows.
-Needs nginx and curl (``--install-deps``). Usage::
-
-    .venv/bin/python -m loadtest run sdk [--quick] [--reps N] [--json PATH] [--install-deps]
+Needs nginx and curl (``--install-deps``).
 """
 
 from __future__ import annotations
@@ -18,17 +16,39 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from loadtest.harness.bench_main import Bench, Run, bench_main, client_session
-from loadtest.harness.children import ATLAS, BenchError
+from loadtest.harness.children import ATLAS, BenchError, Timed, run_timed
+from loadtest.harness.network import EDGES, Net, build_net
 from loadtest.harness.procfs import RSS_POLL
-from loadtest.harness.rows import CHUNK, GB, KIB, Row, make_row, rates, size_text, table
-from loadtest.sdk import network
-from loadtest.sdk.network import EDGES, Config, Net, Timed, build_net, fill_replicas, run_timed
+from loadtest.harness.rows import (
+    CHUNK,
+    GB,
+    GIB,
+    KIB,
+    MIB,
+    Row,
+    make_row,
+    rates,
+    rotated,
+    size_text,
+    table,
+)
 
-HIT = 'atlas_edge_fetches_total{cache="HIT"}'
-SERVED = 'atlas_edge_chunks_total{paid_by="voucher"}'
-MISS = 'atlas_edge_fetches_total{cache="MISS"}'
 SETUPS = ("first3", "cached1", "cached2", "cached3")
 """Atlas downloads of one repetition: a first fetch from 3 edges, cached from 1, 2, 3."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    mode: str
+    reps: int
+    size: int  # bytes of the fetch and scaling downloads
+    rss_size: int
+    rss_small: int  # bytes of the RSS reference download (the fixed cost of the process)
+    rss_reps: int
+
+
+FULL = Config("full", 5, 100 * MIB, GIB, MIB, 2)
+QUICK = Config("quick", 1, 8 * MIB, 32 * MIB, MIB, 1)
 
 
 @dataclass
@@ -50,64 +70,49 @@ class FetchSamples:
         self.chunks[setup].append({names.get(u, u): int(p["chunks"]) for u, p in providers.items()})
 
 
-async def bench_fetch(net: Net, run: Run[Config]) -> list[Row]:
-    cfg, size, loop = net.cfg, net.cfg.size, asyncio.get_running_loop()
-    cached_url = f"{net.nginx.url}/body.bin?cached"
-
-    def fetch(url: str, edges: int) -> Timed:
-        return net.atlas_fetch(url, edges, "body.bin")
-
+async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
+    size, loop = cfg.size, asyncio.get_running_loop()
     # Warm-up (not timed): the origin edge caches the URL, the others get full replicas,
     # and the interpreter, the files and nginx are warm.
     started = time.perf_counter()
-    warm = await loop.run_in_executor(None, fetch, cached_url, EDGES)
-    cached_id = str(warm.summary["content_id"])
-    await fill_replicas(net, net.edges[1:], cached_id)
+    cached_id = await net.cache("body.bin")
     await loop.run_in_executor(None, net.curl, "body.bin")
     run.notes.append(
         f"fetch: warm-up (origin edge caches the URL, edge2 and edge3 replicate all "
         f"{-(-size // CHUNK)} chunks) took {time.perf_counter() - started:.1f} s"
     )
     samples, ids, names = FetchSamples(size), {cached_id}, net.names()
-    hits_before = await net.counter(net.edges[0], HIT)
-    misses_before = await net.counter(net.edges[0], MISS)
-    served_before = [await net.counter(edge, SERVED) for edge in net.edges]
-    for rep in range(cfg.reps):
 
-        def first(rep: int = rep) -> None:
-            got = fetch(f"{net.nginx.url}/body.bin?first={rep}", EDGES)
-            if got.summary["content_id"] in ids:
-                raise BenchError("a first fetch was answered from the cache")
-            ids.add(got.summary["content_id"])
-            samples.record("first3", got, names)
+    def first(rep: int) -> None:
+        got = net.atlas_fetch(f"{net.nginx.url}/body.bin?first={rep}", EDGES, "body.bin")
+        if got.summary["content_id"] in ids:
+            raise BenchError("a first fetch was answered from the cache")
+        ids.add(got.summary["content_id"])
+        samples.record("first3", got, names)
 
-        def cached(edges: int) -> Callable[[], None]:
-            def go() -> None:
-                got = fetch(cached_url, edges)
-                if got.summary["content_id"] != cached_id:
-                    raise BenchError("a cached fetch got new content (not a cache HIT)")
-                if set(got.summary["providers"]) != {e.url for e in net.edges[:edges]}:
-                    raise BenchError(f"--edge x{edges} used {list(got.summary['providers'])}")
-                samples.record(f"cached{edges}", got, names)
+    def cached(edges: int) -> Callable[[int], None]:
+        def go(_rep: int) -> None:
+            got = net.atlas_fetch(f"{net.nginx.url}/body.bin", edges, "body.bin")
+            if got.summary["content_id"] != cached_id:
+                raise BenchError("a cached fetch got new content (not a cache HIT)")
+            if set(got.summary["providers"]) != {e.url for e in net.edges[:edges]}:
+                raise BenchError(f"--edge x{edges} used {list(got.summary['providers'])}")
+            samples.record(f"cached{edges}", got, names)
 
-            return go
+        return go
 
-        def curl() -> None:
-            samples.curl.append(net.curl("body.bin").seconds)
+    def curl(_rep: int) -> None:
+        samples.curl.append(net.curl("body.bin").seconds)
 
-        def startup() -> None:
-            argv = [ATLAS, "fetch", "--help"]
-            samples.startup.append(
-                run_timed(argv, net.env, net.workdir, "help", summary=False).seconds
-            )
+    def startup(_rep: int) -> None:
+        help_run = run_timed([ATLAS, "fetch", "--help"], net.env, net.workdir, "help")
+        samples.startup.append(help_run.seconds)
 
-        steps = [curl, first, cached(1), cached(2), cached(3), startup]
-        for step in [*steps[rep % len(steps) :], *steps[: rep % len(steps)]]:
-            await loop.run_in_executor(None, step)
-
-    hits = await net.counter(net.edges[0], HIT) - hits_before
-    misses = await net.counter(net.edges[0], MISS) - misses_before
-    served = sum([await net.counter(e, SERVED) for e in net.edges]) - sum(served_before)
+    before = net.counters()
+    for rep, step in rotated(cfg.reps, [curl, first, cached(1), cached(2), cached(3), startup]):
+        await loop.run_in_executor(None, step, rep)
+    counted = net.counters(since=before)
+    hits, misses = counted["hit"], counted["miss"]
     to_client = sum(sum(c.values()) for runs in samples.chunks.values() for c in runs)
     idle = sum(1 for runs in samples.chunks.values() for c in runs for n in c.values() if not n)
     run.checks["fetch"] = {"origin_edge_hits": hits, "origin_edge_misses": misses,
@@ -122,7 +127,7 @@ async def bench_fetch(net: Net, run: Run[Config]) -> list[Row]:
         "edges' default price (0.001 BTT per MiB); time = wall time of the whole command "
         "(interpreter start and imports, wallet unlock, /v1/fetch, chunks, fsync, rename); "
         "the file is checked against nginx's after every run; curl does not fsync",
-        f"fetch: edges served {(served - to_client) / len(samples.seconds['first3']):.0f}"
+        f"fetch: edges served {(counted['served'] - to_client) / cfg.reps:.0f}"
         f" chunks to each other per first fetch of {count} (replication with read-ahead; "
         "the cached runs need none)"
         + (f"; WARNING: {idle} provider(s) served nothing" if idle else ""),
@@ -169,20 +174,17 @@ def scaling_table(samples: FetchSamples, curl: float) -> list[str]:
     return table(header, cells, left=(0, 6))
 
 
-async def bench_rss(net: Net, run: Run[Config]) -> list[Row]:
+async def bench_rss(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
     """Peak RSS of ``atlas fetch`` for the big file, and for a small one."""
-    cfg, loop = net.cfg, asyncio.get_running_loop()
-    big: list[float] = []
-    small: list[float] = []
-    rates: list[float] = []
-    for rep in range(cfg.rss_reps):
-        for name in ("big.bin", "small.bin") if rep % 2 == 0 else ("small.bin", "big.bin"):
-            url = f"{net.nginx.url}/{name}?rss={rep}"
-            got = await loop.run_in_executor(None, net.atlas_fetch, url, EDGES, name)
-            (big if name == "big.bin" else small).append(got.peak_rss_kib / KIB)
-            if name == "big.bin":
-                rates.append(cfg.rss_size / got.seconds / GB)
-    text = size_text(cfg.rss_size)
+    loop, rates = asyncio.get_running_loop(), []
+    peaks: dict[str, list[float]] = {"big.bin": [], "small.bin": []}
+    for rep, name in rotated(cfg.rss_reps, ("big.bin", "small.bin")):
+        url = f"{net.nginx.url}/{name}?rss={rep}"
+        got = await loop.run_in_executor(None, net.atlas_fetch, url, EDGES, name)
+        peaks[name].append(got.peak_rss_kib / KIB)
+        if name == "big.bin":
+            rates.append(cfg.rss_size / got.seconds / GB)
+    text, big = size_text(cfg.rss_size), peaks["big.bin"]
     run.notes.append(
         f"rss: atlas fetch of {text} from 3 edges, first fetch (origin pull included); peak = "
         f"max of VmHWM and VmRSS polled every {RSS_POLL * 1000:.0f} ms; per rep MiB: "
@@ -192,27 +194,27 @@ async def bench_rss(net: Net, run: Run[Config]) -> list[Row]:
     run.checks["rss"] = {"bytes": cfg.rss_size}
     return [
         make_row("fetch_peak_rss", f"atlas fetch {text}: peak RSS of the process", "MiB", big,
-                 f"the same command fetching {size_text(cfg.rss_small)} (fixed cost)", small,
-                 "< 100 MiB", lambda _m, _r: max(big) < 100)
+                 f"the same command fetching {size_text(cfg.rss_small)} (fixed cost)",
+                 peaks["small.bin"], "< 100 MiB", lambda _m, _r: max(big) < 100)
     ]  # fmt: skip
 
 
 async def measure(run: Run[Config]) -> None:
+    cfg, started = run.cfg, time.perf_counter()
+    sizes = {"body.bin": cfg.size, "big.bin": cfg.rss_size, "small.bin": cfg.rss_small}
     async with client_session() as session:
-        started = time.perf_counter()
-        net = await build_net(run.cfg, run.workdir, run.procs, session)
+        net = await build_net(sizes, run.workdir, run.procs, session)
         run.notes.append(
             f"setup: ledger, nginx, a tracker edge and {EDGES} paid edges (--free-mib 0, "
             f"--tracker), funds and open channels: {time.perf_counter() - started:.1f} s"
         )
-        await run.parts(
-            {"fetch": lambda: bench_fetch(net, run), "rss": lambda: bench_rss(net, run)}
-        )
+        await run.parts({"fetch": lambda: bench_fetch(net, cfg, run),
+                         "rss": lambda: bench_rss(net, cfg, run)})  # fmt: skip
 
 
 SPEC = Bench(
-    "sdk", "Atlas requester benchmark (python -m loadtest run sdk)", __doc__, network.FULL,
-    network.QUICK, lambda cfg: f"medians of {cfg.reps} (fetch), {cfg.rss_reps} (rss) repetitions; "
+    "sdk", "Atlas requester benchmark (python -m loadtest run sdk)", __doc__, FULL, QUICK,
+    lambda cfg: f"medians of {cfg.reps} (fetch), {cfg.rss_reps} (rss) repetitions; "
     "ratio = median / reference median", ("fetch", "rss"),
     reps_help="repetitions of the fetch runs", tools=("nginx", "curl"),
     libs=("aiohttp", "zstandard"),

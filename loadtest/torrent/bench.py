@@ -1,9 +1,6 @@
 """Torrent benchmark: ``atlas fetch MAGNET --file PATH`` through a fresh free edge against a
 plain libtorrent client, both fed by one local seeder; ``loadtest/README.md`` says what each
-row measures and how the clocks work. Usage::
-
-    python -m loadtest run torrent [--quick] [--reps N] [--json PATH] [--limit-mib N]
-"""
+row measures and how the clocks work."""
 
 from __future__ import annotations
 
@@ -50,8 +47,7 @@ async def measure(run: Run[Config]) -> None:
     """Both parts, one after the other in this thread (each waits on its child processes)."""
     started = time.perf_counter()
     bench = TorrentBench(run.cfg, run.procs, run.procs.ledger(), run.notes, run.checks)
-    run.notes.append(f"setup: ledger {time.perf_counter() - started:.1f} s")
-    run.notes.append(bench.settings_note())
+    run.notes.insert(0, f"setup: ledger {time.perf_counter() - started:.1f} s")
     await run.parts({name: partial(run_part, bench, name) for name in PARTS})
     if bench.timelines:
         run.sections["timeline (medians, seconds from the spawn)"] = table(

@@ -1,29 +1,23 @@
-"""The seeder and the two timed clients: children whose spawn and exit (a pidfd) are clocked
-with ``time.monotonic()``, the clock they stamp their events with."""
+"""The seeder and the two timed clients: children whose spawn and exit are clocked with
+``time.monotonic()``, the clock they stamp their events with."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import resource
 import shutil
 import sys
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cdn_edge.torrent.session import TorrentSession
 from loadtest.harness.blobs import file_sha256
-from loadtest.harness.children import BenchError, Proc, Processes, Spawned
-from loadtest.harness.procfs import Poller
+from loadtest.harness.children import BenchError, Proc, Processes, Timed, run_timed
+from loadtest.harness.procfs import cpu_clock
 
 HERE = Path(__file__).resolve().parent
 SEEDER = HERE.parents[1] / "tests" / "torrent_seeder.py"
-PART_POLL = 0.002  # seconds between two looks at ``OUT.part`` (only until its first byte)
-RUN_TIMEOUT = 300.0
 
 
 def edge_settings(workdir: Path) -> dict[str, Any]:
@@ -63,51 +57,23 @@ def start_seeder(
 
 @dataclass(frozen=True, slots=True)
 class ChildRun:
-    spawned: float
-    exited: float
-    stamps: dict[str, Any]  # the child's own stamps
-    part_first_byte: float | None  # when ``OUT.part`` first held a byte (``atlas fetch`` only)
-    cpu: float  # CPU seconds of the child (``getrusage(RUSAGE_CHILDREN)``)
-    stdout: str
+    """One client's run, its own stamps, and the CPU seconds of each process it kept busy."""
 
-    @property
-    def seconds(self) -> float:
-        return self.exited - self.spawned
+    run: Timed
+    stamps: dict[str, Any]
+    cpu: dict[str, float]  # client, seeder and (atlas fetch) edge
 
     def since_spawn(self, stamp: str) -> float:
-        return float(self.stamps[stamp]) - self.spawned
+        return float(self.stamps[stamp]) - self.run.spawned
 
-
-def run_child(
-    argv: Sequence[str],
-    env: dict[str, str],
-    workdir: Path,
-    name: str,
-    *,
-    part: Path | None = None,
-    stamps_file: Path | None = None,
-) -> ChildRun:
-    """Run one client to completion, clocked (BenchError if it fails), watching when ``part``
-    first holds a byte; its stamps come from ``stamps_file``, else its stdout's last line."""
-    before, first_byte = resource.getrusage(resource.RUSAGE_CHILDREN), []
-
-    def look() -> bool:
-        with contextlib.suppress(OSError):
-            if part is not None and part.stat().st_size > 0:
-                first_byte.append(time.monotonic())
-        return part is None or bool(first_byte)
-
-    with Spawned(argv, env, workdir, name) as child, Poller(look, PART_POLL):
-        exited = child.wait(RUN_TIMEOUT)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    if stamps_file is not None:
-        stamps = json.loads(stamps_file.read_text(encoding="utf-8"))
-        stamps_file.unlink()
-    else:
-        stamps = json.loads(child.stdout.strip().splitlines()[-1])
-    first = first_byte[0] if first_byte else None
-    return ChildRun(child.spawned, exited, stamps, first, cpu, child.stdout)
+    def timeline(self) -> dict[str, Any]:
+        """Its events in seconds from the spawn (the JSON's per-run record)."""
+        out: dict[str, Any] = {k: round(self.since_spawn(k), 4) for k, v in self.stamps.items()
+                               if isinstance(v, float) and k != "started"}  # fmt: skip
+        if self.run.first_byte is not None:
+            out["part_first_byte"] = round(self.run.first_byte - self.run.spawned, 4)
+        cpu = {k: round(v, 3) for k, v in self.cpu.items()}
+        return {**out, "exit": round(self.run.seconds, 4), "cpu_s": cpu}
 
 
 @dataclass
@@ -130,22 +96,23 @@ class Clients:
         with ``warm_up``, only until its first piece."""
         self.runs += 1
         save = self.workdir / f"plain-{self.runs}"
-        argv = [sys.executable, str(HERE / "plain_client.py"), "--magnet", self.seeder.magnet]
-        argv += ["--save", str(save), "--settings", json.dumps(self.settings)]
-        argv += ["--warm-up"] if warm_up else []
+        argv = [sys.executable, str(HERE / "plain_client.py"), self.seeder.magnet, str(save)]
+        argv += [json.dumps(self.settings), *(["--warm-up"] if warm_up else [])]
+        used = cpu_clock({"seeder": self.seeder.proc.pid})
         try:
-            run = run_child(argv, dict(os.environ), self.workdir, f"plain-{self.runs}")
-            if warm_up:
-                return run
-            self.check(save / self.seeder.name, "the plain client")
+            run = run_timed(argv, dict(os.environ), self.workdir, f"plain-{self.runs}")
+            done = ChildRun(run, run.summary, {"client": run.cpu, **used()})
+            if not warm_up:
+                self.check(save / self.seeder.name, "the plain client")
         finally:
             shutil.rmtree(save, ignore_errors=True)
-        if run.stamps.get("size") != self.seeder.size:
-            raise BenchError(f"the plain client downloaded {run.stamps}")
-        return run
+        if not warm_up and done.stamps.get("size") != self.seeder.size:
+            raise BenchError(f"the plain client downloaded {done.stamps}")
+        return done
 
     def atlas(self, edge: Proc) -> tuple[ChildRun, dict[str, Any]]:
-        """``atlas fetch MAGNET --file PATH -o OUT --json --edge URL`` (timed); its summary."""
+        """``atlas fetch MAGNET --file PATH -o OUT --json --edge URL`` (timed); its summary.
+        Its first byte is watched for in ``OUT.part``, independently of its own stamps."""
         self.runs += 1
         output = self.workdir / f"atlas-{self.runs}.bin"
         part = output.with_name(output.name + ".part")
@@ -154,19 +121,21 @@ class Clients:
         argv += ["--file", self.seeder.name, "-o", str(output), "--json", "--edge", edge.url]
         env = {**os.environ, "ATLAS_HOME": str(self.home), "ATLAS_BENCH_STAMPS": str(stamps)}
         env.pop("ATLAS_PASSPHRASE", None)
-        name = f"atlas-{self.runs}"
+        used = cpu_clock({"edge": edge.pid, "seeder": self.seeder.proc.pid})
         try:
-            run = run_child(argv, env, self.workdir, name, part=part, stamps_file=stamps)
+            run = run_timed(argv, env, self.workdir, f"atlas-{self.runs}", watch=part)
+            done = ChildRun(run, json.loads(stamps.read_text(encoding="utf-8")),
+                            {"client": run.cpu, **used()})  # fmt: skip
             self.check(output, "atlas fetch")
         finally:
             for path in (output, part, output.with_name(output.name + ".atlas"), stamps):
                 path.unlink(missing_ok=True)
-        summary: dict[str, Any] = json.loads(run.stdout)
+        summary = run.summary
         if summary.get("status") != 200 or summary.get("bytes") != self.seeder.size:
             raise BenchError(f"atlas fetch: {summary}")
         if summary.get("dropped"):
             raise BenchError(f"atlas fetch dropped a provider: {summary['dropped']}")
-        return run, summary
+        return done, summary
 
     def check(self, path: Path, who: str) -> None:
         if file_sha256(path) != self.sha256:

@@ -1,7 +1,7 @@
 """The reference, a plain libtorrent client downloading one magnet (sequential) with the edge's
 settings pack, in its own process; it prints its ``time.monotonic()`` stamps as one JSON line::
 
-    python plain_client.py --magnet MAGNET --save DIR --settings JSON [--timeout S] [--warm-up]
+    python plain_client.py MAGNET SAVE_DIR SETTINGS_JSON [--warm-up]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any  # noqa: E402
 import libtorrent as lt  # noqa: E402
 
 WAIT_MS = 100
+TIMEOUT = 300.0
 
 
 def first_piece_of_largest_file(handle: Any) -> tuple[int, str, int]:
@@ -75,10 +76,9 @@ def download(ses: Any, params: Any, timeout: float, warm_up: bool) -> dict[str, 
 def main() -> int:
     """Exit 1 on a torrent error, 2 on timeout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--magnet", required=True)
-    parser.add_argument("--save", required=True)
-    parser.add_argument("--settings", required=True, help="libtorrent settings pack as JSON")
-    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("magnet")
+    parser.add_argument("save")
+    parser.add_argument("settings", help="libtorrent settings pack as JSON")
     parser.add_argument("--warm-up", action="store_true", help="stop after the first piece")
     args = parser.parse_args()
     imported = time.monotonic()
@@ -88,7 +88,7 @@ def main() -> int:
     params.flags |= lt.torrent_flags.sequential_download
     params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
     try:
-        stamps = download(ses, params, args.timeout, args.warm_up)
+        stamps = download(ses, params, TIMEOUT, args.warm_up)
     except TimeoutError as exc:
         print(json.dumps({"error": str(exc)}), flush=True)
         return 2

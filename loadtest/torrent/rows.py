@@ -1,10 +1,9 @@
-"""What the torrent benchmark's tables show: its rows against the plain client, the timeline."""
+"""What the torrent benchmark's tables show: its rows against the plain client, and the
+timeline of each client (issue 18 hunts the first-piece stall in it)."""
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
-from typing import Any
 
 from loadtest.harness.rows import MIB, Row, make_row, size_text
 from loadtest.torrent.clients import ChildRun
@@ -18,14 +17,7 @@ NAMES = {"plain": "plain libtorrent", "first": "atlas fetch, first", "cached": "
 ATLAS_KEYS = ("imported", "open", "opened", "first_chunk", "last_chunk")
 KEYS = {"plain": ("imported", "asked", "metadata", "first_piece", "finished")}
 """The stamps of each column from ready to last byte (plain client, else ``atlas fetch``)."""
-
-
-@dataclass
-class Samples:
-    runs: dict[str, list[ChildRun]] = field(default_factory=lambda: {m: [] for m in METHODS})
-    edge_cpu: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METHODS})
-    seeder_cpu: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METHODS})
-    summaries: list[dict[str, Any]] = field(default_factory=list)
+CPU_OF = ("client", "edge", "seeder")
 
 
 def first_byte_ms(run: ChildRun) -> float:
@@ -41,70 +33,50 @@ def rate(size: int, runs: list[ChildRun]) -> list[float]:
     """MiB/s from the spawn to completion: the torrent finished (plain: its session's
     teardown after that took 0.1-0.7 s), or the command's exit (atlas fetch: the file is
     fsynced and renamed)."""
-    return [size / (r.since_spawn("finished") if "finished" in r.stamps else r.seconds) / MIB
+    return [size / (r.since_spawn("finished") if "finished" in r.stamps else r.run.seconds) / MIB
             for r in runs]  # fmt: skip
 
 
 def rows_of(part: str, limited: str, size: int, runs: dict[str, list[ChildRun]]) -> list[Row]:
     """First byte and throughput of the first fetch (with goals) and, if run, of the cached
     one, each against the plain client; ``limited`` names the seeder's cap (or is empty)."""
-    text, plain = size_text(size), runs["plain"]
+    text, plain, client = size_text(size), runs["plain"], f"plain libtorrent client{limited}"
     prefix = "torrent" if part == "unlimited" else "torrent_limited"
-    ttfb_ref = (
-        f"plain libtorrent client{limited}: add_torrent → first piece of the file verified "
-        "(sequential download)"
-    )
-    rate_ref = f"plain libtorrent client{limited}: size / (spawn → torrent finished)"
     rows = []
     first = ", limited, first fetch" if limited else ", first fetch"
     for method, id_, what in (("first", "", first), ("cached", "_cached", ", cached (edge HIT)")):
         if not runs[method]:
             continue
-        first_goal = ("ratio <= 1.20", lambda _m, ratio: ratio <= 1.2)
-        rate_goal = ("ratio >= 0.80", lambda _m, ratio: ratio >= 0.8)
+        goals = method == "first"
         rows += [
-            make_row(
-                f"{prefix}{id_}_first_byte",
-                f"atlas fetch {text} magnet{what}: open() → first chunk",
-                "ms",
-                [first_byte_ms(r) for r in runs[method]],
-                ttfb_ref,
-                [first_byte_ms(r) for r in plain],
-                *(first_goal if method == "first" else ("", None)),
-            ),
-            make_row(
-                f"{prefix}{id_}_throughput",
-                f"atlas fetch {text} magnet{what}: size / wall time",
-                "MiB/s",
-                rate(size, runs[method]),
-                rate_ref,
-                rate(size, plain),
-                *(rate_goal if method == "first" else ("", None)),
-            ),
-        ]
+            make_row(f"{prefix}{id_}_first_byte", f"atlas fetch {text} magnet{what}: open() → "
+                     "first chunk", "ms", [first_byte_ms(r) for r in runs[method]],
+                     f"{client}: add_torrent → first piece of the file verified (sequential "
+                     "download)", [first_byte_ms(r) for r in plain],
+                     *(("ratio <= 1.20", lambda _m, ratio: ratio <= 1.2) if goals else ())),
+            make_row(f"{prefix}{id_}_throughput", f"atlas fetch {text} magnet{what}: size / wall "
+                     "time", "MiB/s", rate(size, runs[method]), f"{client}: size / (spawn → "
+                     "torrent finished)", rate(size, plain),
+                     *(("ratio >= 0.80", lambda _m, ratio: ratio >= 0.8) if goals else ())),
+        ]  # fmt: skip
     return rows
 
 
-def timeline_cells(part: str, size: int, samples: Samples) -> list[tuple[str, ...]]:
+def timeline_cells(part: str, size: int, runs: dict[str, list[ChildRun]]) -> list[tuple[str, ...]]:
     """Medians, in seconds from the spawn: imports done, content asked for, metadata or
     signed head, first byte in hand, first byte in OUT.part, last byte, process exit."""
 
     def med(values: list[float]) -> str:
-        return f"{statistics.median(values):.3f}"
+        return f"{statistics.median(values):.3f}" if values else "-"
 
     cells: list[tuple[str, ...]] = []
-    for method, runs in samples.runs.items():
-        if not runs:
-            continue
+    for method, done in ((m, r) for m, r in runs.items() if r):
         keys = KEYS.get(method, ATLAS_KEYS)
-        ready, asked, head, first, last = (med([r.since_spawn(k) for r in runs]) for k in keys)
-        parts = [r.part_first_byte - r.spawned for r in runs if r.part_first_byte is not None]
-        inner = statistics.median(
-            size / (r.stamps[keys[4]] - r.stamps[keys[1]]) / MIB for r in runs
-        )
-        edge = med(samples.edge_cpu[method]) if samples.edge_cpu[method] else "-"
-        cpu = f"{med([r.cpu for r in runs])}/{edge}/{med(samples.seeder_cpu[method])}"
-        every = (ready, asked, head, first, med(parts) if parts else "-", last)
-        cells.append((f"{part}: {NAMES[method]}", *every, med([r.seconds for r in runs]),
-                      f"{inner:.1f}", cpu))  # fmt: skip
+        ready, asked, head, first, last = (med([r.since_spawn(k) for r in done]) for k in keys)
+        part_byte = [r.run.first_byte - r.run.spawned for r in done if r.run.first_byte]
+        inner = statistics.median(size / (r.stamps[keys[4]] - r.stamps[keys[1]]) / MIB
+                                  for r in done)  # fmt: skip
+        cpu = "/".join(med([r.cpu[k] for r in done if k in r.cpu]) for k in CPU_OF)
+        cells.append((f"{part}: {NAMES[method]}", ready, asked, head, first, med(part_byte), last,
+                      med([r.run.seconds for r in done]), f"{inner:.1f}", cpu))  # fmt: skip
     return cells

@@ -1,27 +1,24 @@
-"""The network of the requester benchmark: ledger, nginx, a tracker and three paid edges,
-a funded wallet with open channels, and ``atlas fetch`` / ``curl`` runs timed against it."""
+"""The paid network of the sdk and proxy benchmarks: a ledger, nginx (the origin, and the
+reference), a tracker and three paid edges, a funded wallet with channels open to them, and
+downloads from it timed and checked against nginx's files."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 from loadtest.harness.blobs import file_sha256, write_blob
-from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, Spawned
+from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, Timed, run_timed
 from loadtest.harness.edge_api import edge_counter, wait_sealed
 from loadtest.harness.nginx import CACHEABLE_LOCATION, start_nginx
-from loadtest.harness.procfs import RssSampler
-from loadtest.harness.rows import GIB, MIB
 from requester import BTT_LOCAL, Budget, ChannelManager, LedgerClient, PayerStore, keystore
 from requester.channel_manager import DepositPolicy
 from requester.chunk_client import ChunkClient
@@ -34,47 +31,24 @@ WALLET_FUNDS = 1000 * BTT_LOCAL.one  # the faucet's largest grant, once
 EDGE_FUNDS = 200 * BTT_LOCAL.one  # per edge: edges pay the origin edge for what they replicate
 CHANNEL_DEPOSIT = 250 * BTT_LOCAL.one  # per edge (a full run spends ~2 BTT per edge at most)
 EDGES = 3
-FETCH_TIMEOUT = 300.0
 WARM_WORKERS = 4  # chunk requests in flight while filling an edge's replica (setup)
+COUNTERS = {
+    "hit": ['atlas_edge_fetches_total{cache="HIT"}'],
+    "miss": ['atlas_edge_fetches_total{cache="MISS"}'],
+    "served": [f'atlas_edge_chunks_total{{paid_by="{by}"}}' for by in ("voucher", "credit")],
+    "accepted": ['atlas_edge_vouchers_total{outcome="accepted"}'],
+}
+"""What ``Net.counters`` sums: hit and miss at the origin edge, the others at every edge."""
+PROXY_ENV_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
-    mode: str
-    reps: int
-    size: int  # bytes of the fetch and scaling downloads
-    rss_size: int
-    rss_small: int  # bytes of the RSS reference download (the fixed cost of the process)
-    rss_reps: int
-
-
-FULL = Config("full", 5, 100 * MIB, GIB, MIB, 2)
-QUICK = Config("quick", 1, 8 * MIB, 32 * MIB, MIB, 1)
-
-
-@dataclass(frozen=True, slots=True)
-class Timed:
-    """One command run to completion."""
-
-    seconds: float  # wall time, from spawn to exit
-    peak_rss_kib: int
-    summary: dict[str, Any]  # ``atlas fetch --json`` output ({} for curl)
-
-
-def run_timed(
-    argv: Sequence[str], env: dict[str, str], workdir: Path, name: str, *, summary: bool = True
-) -> Timed:
-    """Run one command to completion, timed, its peak RSS polled; raise if it fails.
-    With ``summary``, its stdout (if any) is JSON: ``atlas fetch --json``'s summary."""
-    with Spawned(argv, env, workdir, name) as child, RssSampler(child.pid, hwm=True) as rss:
-        exited = child.wait(FETCH_TIMEOUT)
-    text = child.stdout.strip()
-    return Timed(exited - child.spawned, rss.peak, json.loads(text) if summary and text else {})
+def client_env() -> dict[str, str]:
+    """The environment of curl and hey: no proxy settings but the ones given explicitly."""
+    return {k: v for k, v in os.environ.items() if k.lower() not in PROXY_ENV_VARS}
 
 
 @dataclass
 class Net:
-    cfg: Config
     workdir: Path
     procs: Processes
     session: aiohttp.ClientSession
@@ -96,23 +70,27 @@ class Net:
         return {e.url: f"edge{i}" for i, e in enumerate(self.edges, 1)}
 
     def atlas_fetch(self, url: str, edges: int, expect: str) -> Timed:
-        """``atlas fetch URL -o FILE --json`` from the first ``edges`` edges, timed, checked."""
+        """``atlas fetch URL -o FILE --json`` from the first ``edges`` edges, its peak RSS."""
         argv = [ATLAS, "fetch", url, "--json", *(f"--edge={e.url}" for e in self.edges[:edges])]
-        run = self._download(argv, self.env, "fetch", expect)
+        run = self.download(argv, self.env, "fetch", expect, rss=True)
         if run.summary.get("status") != 200 or run.summary.get("dropped"):
             raise BenchError(f"atlas fetch {url}: {run.summary}")
         return run
 
-    def curl(self, name: str) -> Timed:
-        curl = [shutil.which("curl") or "curl", "-sS", "--fail", f"{self.nginx.url}/{name}"]
-        return self._download(curl, dict(os.environ), "curl", name)
+    def curl(self, name: str, *options: str, query: str = "") -> Timed:
+        """``curl -sS --fail OPTIONS -o FILE URL`` of nginx's file ``name``."""
+        argv = [shutil.which("curl") or "curl", "-sS", "--fail", *options]
+        return self.download([*argv, f"{self.nginx.url}/{name}{query}"], client_env(), "curl", name)
 
-    def _download(self, argv: list[str], env: dict[str, str], name: str, expect: str) -> Timed:
-        """``argv -o FILE`` timed; FILE (and what atlas leaves beside it) checked and removed."""
+    def download(self, argv: list[str], env: dict[str, str], name: str, expect: str, *,
+                 rss: bool = False) -> Timed:  # fmt: skip
+        """``argv -o FILE`` timed; FILE (and what atlas leaves beside it) checked against
+        nginx's file ``expect``, then removed."""
         self.runs += 1
         output = self.workdir / f"out-{self.runs}.bin"
         try:
-            run = run_timed([*argv, "-o", str(output)], env, self.workdir, f"{name}-{self.runs}")
+            run = run_timed([*argv, "-o", str(output)], env, self.workdir, f"{name}-{self.runs}",
+                            rss=rss)  # fmt: skip
             got = file_sha256(output)
         finally:
             for suffix in ("", ".part", ".atlas"):
@@ -121,8 +99,22 @@ class Net:
             raise BenchError(f"{name} {argv[-1]}: the file differs from nginx's {expect}")
         return run
 
-    async def counter(self, edge: Proc, metric: str) -> int:
-        return int(await edge_counter(self.session, edge.url, metric))
+    def counters(self, since: dict[str, float] | None = None) -> dict[str, float]:
+        """The COUNTERS now, or their growth ``since`` an earlier reading."""
+        out = {}
+        for key, metrics in COUNTERS.items():
+            edges = self.edges[:1] if key in ("hit", "miss") else self.edges
+            out[key] = sum(edge_counter(e.url, m) for m in metrics for e in edges)
+        return {k: v - since[k] for k, v in out.items()} if since else out
+
+    async def cache(self, name: str) -> str:
+        """nginx's ``name`` fetched with ``atlas fetch`` from every edge, so the origin edge
+        caches it, then bought whole from each other edge (full replicas): its content id."""
+        loop = asyncio.get_running_loop()
+        url = f"{self.nginx.url}/{name}"
+        warm = await loop.run_in_executor(None, self.atlas_fetch, url, EDGES, name)
+        await fill_replicas(self, self.edges[1:], content_id := str(warm.summary["content_id"]))
+        return content_id
 
 
 @contextlib.asynccontextmanager
@@ -138,18 +130,15 @@ async def wallet(net: Net) -> AsyncIterator[ChannelManager]:
 
 
 async def build_net(
-    cfg: Config, workdir: Path, procs: Processes, session: aiohttp.ClientSession
+    sizes: dict[str, int], workdir: Path, procs: Processes, session: aiohttp.ClientSession
 ) -> Net:
-    """Ledger, nginx with the files, a tracker, three paid edges; funds; a wallet whose
-    channels to the three edges are open (as ``atlas channel open`` would)."""
+    """Ledger, nginx serving files of ``sizes`` (name -> bytes), a tracker, three paid edges;
+    funds; a wallet whose channels to the three edges are open (as ``atlas channel open``)."""
     ledger = procs.ledger()
     www = workdir / "nginx" / "www"
     www.mkdir(parents=True)
-    sizes = {"body.bin": cfg.size, "big.bin": cfg.rss_size, "small.bin": cfg.rss_small}
-    files = {
-        name: write_blob(www / name, size, salt)
-        for salt, (name, size) in enumerate(sizes.items(), 1)
-    }
+    files = {name: write_blob(www / name, size, salt)
+             for salt, (name, size) in enumerate(sizes.items(), 1)}  # fmt: skip
     nginx = start_nginx(procs, workdir / "nginx", location=CACHEABLE_LOCATION)
     # The tracker is an edge of its own that serves nothing, so a client given k edges finds
     # exactly those k as providers (an edge's tracker lists only what was announced to it).
@@ -168,7 +157,7 @@ async def build_net(
     keys = keystore.create(home / "wallet.json", PASSPHRASE, fast=True)
     write_config(home, [e.url for e in edges], ledger.url)
     await ledger_client.faucet(keys.payer.address, WALLET_FUNDS)
-    net = Net(cfg, workdir, procs, session, ledger, nginx, edges, home, files)
+    net = Net(workdir, procs, session, ledger, nginx, edges, home, files)
     async with wallet(net) as manager:
         for payee in payees:
             await manager.open_channel(payee, CHANNEL_DEPOSIT, int(time.time()))
