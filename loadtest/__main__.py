@@ -17,17 +17,16 @@ def main(argv: Sequence[str]) -> int:
         from loadtest.locust import cli
 
         return cli.main(["--sweep", *args] if command == "sweep" else args)
-    from loadtest.harness.suite import NAMES, module_of
+    from loadtest.harness import suite
+    from loadtest.harness.bench_main import bench_main
 
-    if command == "bench":
-        module = "loadtest.harness.suite"
-    elif command == "run" and args and args[0] in NAMES:
-        module, args = module_of(args[0]), args[1:]
-    else:
-        print(loadtest.__doc__, file=sys.stderr)
-        return 0 if command in ("-h", "--help") else 2
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop its children on SIGTERM
-    return int(importlib.import_module(module).main(args))
+    if command == "bench":
+        return suite.main(args)
+    if command == "run" and args and args[0] in suite.NAMES:
+        return bench_main(importlib.import_module(f"loadtest.{args[0]}.bench").SPEC, args[1:])
+    print(loadtest.__doc__, file=sys.stderr)
+    return 0 if command in ("-h", "--help") else 2
 
 
 if __name__ == "__main__":

@@ -42,13 +42,12 @@ class QuickRun:
     """Its results by id."""
 
 
-def run_quick(script: str, tmp_path: Path, *, timeout: float) -> QuickRun:
-    """``python -m loadtest.<script> --quick --json FILE`` (``script``: e.g. ``edge.bench``): it
-    must exit 0, print the table and report quick mode."""
+def run_quick(name: str, tmp_path: Path, *, timeout: float) -> QuickRun:
+    """``python -m loadtest run NAME --quick --json FILE``: it must exit 0, print the table and
+    report quick mode."""
     out = tmp_path / "bench.json"
-    module = f"loadtest.{script.removesuffix('.py')}"
     result = subprocess.run(
-        [sys.executable, "-m", module, "--quick", "--json", str(out)],
+        [sys.executable, "-m", "loadtest", "run", name, "--quick", "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,

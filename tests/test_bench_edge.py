@@ -34,7 +34,7 @@ UNITS = {"req/s", "MiB", "GB/s", "KiB", "ms/MiB"}
 @pytest.mark.slow
 def test_quick_edge_benchmark_reports_every_row(tmp_path: Path) -> None:
     require_tools("wrk", "nginx")
-    run = run_quick("edge.bench", tmp_path, timeout=180)
+    run = run_quick("edge", tmp_path, timeout=180)
     report = run.report
     assert report["failed"] == []
     check_rows(run, ROWS, UNITS)

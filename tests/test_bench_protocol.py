@@ -29,7 +29,7 @@ MACHINE_FACTS = ("cpu_model", "cores", "python", "date")
 
 
 def test_quick_benchmark_reports_every_operation(tmp_path: Path) -> None:
-    run = run_quick("protocol.bench", tmp_path, timeout=20)
+    run = run_quick("protocol", tmp_path, timeout=20)
     report = run.report
     for fact in MACHINE_FACTS:
         assert report["machine"][fact], fact

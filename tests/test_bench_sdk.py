@@ -21,7 +21,7 @@ ROWS = {"fetch_first_3", "fetch_cached_3", "fetch_cached_1", "fetch_cached_2", "
 @pytest.mark.slow
 def test_quick_sdk_benchmark_reports_every_row(tmp_path: Path) -> None:
     require_tools("nginx", "curl")
-    run = run_quick("sdk.bench", tmp_path, timeout=180)
+    run = run_quick("sdk", tmp_path, timeout=180)
     report = run.report
     assert "chunks per provider" in run.stdout
     assert report["failed"] == []

@@ -26,7 +26,7 @@ ROWS = {
 
 @pytest.mark.slow
 def test_quick_torrent_benchmark_reports_every_row(tmp_path: Path) -> None:
-    run = run_quick("torrent.bench", tmp_path, timeout=180)
+    run = run_quick("torrent", tmp_path, timeout=180)
     report = run.report
     assert report["failed"] == []
     assert "timeline" in run.stdout

@@ -1,8 +1,8 @@
-"""The one ``main`` of every benchmark: flags, configuration, system tools, a workspace, the
-parts, the text report and ``--json``.
+"""The one ``main`` of every benchmark (``python -m loadtest run NAME``): flags,
+configuration, system tools, a workspace, the parts, the text report and ``--json``.
 
-A benchmark declares a :class:`Bench` and an ``async`` body that measures into a
-:class:`Run`: ``def main(argv=None): return bench_main(SPEC, measure, argv)``.
+A benchmark module declares ``SPEC``, a :class:`Bench` whose ``measure`` is an ``async``
+body that measures into a :class:`Run`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import inspect
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -48,15 +46,14 @@ C = TypeVar("C", bound=Config)
 
 @dataclass(frozen=True)
 class Option:
-    """A benchmark's own flag: a number that, times ``scale``, sets one integer field of its
-    configuration once ``valid`` accepts it (else it exits with ``error``)."""
+    """A benchmark's own flag: a number in ``low``..``high`` that, times ``scale``, sets one
+    integer field of its configuration."""
 
     flag: str
     field: str
-    kind: type[int] | type[float]
     help: str
-    valid: Callable[[float], bool]
-    error: str
+    low: float
+    high: float = float("inf")
     scale: float = 1
 
 
@@ -68,6 +65,7 @@ class Bench(Generic[C]):
     full: C
     quick: C
     mode: Callable[[C], str]  # the mode line after the mode's name
+    measure: Callable[[Run[C]], Awaitable[None]]
     parts: tuple[str, ...] = ()  # ``--only`` choices, in the order they run
     reps_fields: tuple[str, ...] = ("reps",)  # the configuration fields ``--reps N`` sets
     reps_help: str = "repetitions of each part"
@@ -135,7 +133,7 @@ def parse_args(bench: Bench[Any], argv: Sequence[str] | None) -> argparse.Namesp
         parser.add_argument("--install-deps", action="store_true",
                             help=f"apt-get install {tools} when missing")  # fmt: skip
     for option in bench.options:
-        parser.add_argument(option.flag, dest=option.field, type=option.kind, help=option.help)
+        parser.add_argument(option.flag, dest=option.field, type=float, help=option.help)
     return parser.parse_args(argv)
 
 
@@ -149,8 +147,8 @@ def configure(bench: Bench[C], args: argparse.Namespace) -> C:
         value = getattr(args, option.field)
         if value is None:
             continue
-        if not option.valid(value):
-            raise SystemExit(option.error)
+        if not option.low <= value <= option.high:
+            raise SystemExit(f"{option.flag} must be in {option.low:g}..{option.high:g}")
         cfg = dataclasses.replace(cfg, **{option.field: int(value * option.scale)})  # type: ignore[type-var]
     return cfg
 
@@ -171,13 +169,9 @@ def ensure_tools(name: str, tools: Sequence[str], install: bool) -> None:
                        timeout=600)  # fmt: skip
 
 
-def bench_main(
-    bench: Bench[C], body: Callable[[Run[C]], Awaitable[None]], argv: Sequence[str] | None
-) -> int:
-    """Runs ``body`` once in a fresh workspace with every child stopped at the end, prints
-    the report and writes ``--json``; 1 if a part failed."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop children on SIGTERM
+def bench_main(bench: Bench[C], argv: Sequence[str] | None) -> int:
+    """Runs ``bench.measure`` once in a fresh workspace with every child stopped at the end,
+    prints the report and writes ``--json``; 1 if a part failed."""
     args = parse_args(bench, argv)
     cfg = configure(bench, args)
     ensure_tools(bench.name, bench.tools, bool(getattr(args, "install_deps", False)))
@@ -185,7 +179,7 @@ def bench_main(
     with workspace(f"atlas-bench-{bench.name}-") as workdir:
         facts = run_facts(bench.libs, bench.tools)
         run = Run(cfg, args, workdir, Processes(workdir), facts)
-        asyncio.run(_measure(body, run))
+        asyncio.run(_measure(bench.measure, run))
         used = sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
     elapsed = time.perf_counter() - started
     others = max((system_busy_seconds() - busy) - (own_cpu_seconds() - own), 0.0) / elapsed

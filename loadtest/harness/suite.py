@@ -1,6 +1,6 @@
 """Every Atlas benchmark in one run (``make bench``): one table, docs/performance.md, a plot.
 
-Each benchmark of BENCHMARKS runs as its own process (``python -m loadtest.NAME.bench
+Each benchmark of BENCHMARKS runs as its own process (``python -m loadtest run NAME
 --json ...``: one failing or over its budget is stopped and reported without losing the
 others). A full run rewrites ``docs/performance.md`` and its plot; ``--quick`` writes the
 document beside the reports in ``loadtest/reports/bench-DATE/`` unless ``--doc`` says so.
@@ -51,11 +51,6 @@ BENCHMARKS = (
 NAMES = tuple(b.name for b in BENCHMARKS)
 
 
-def module_of(name: str) -> str:
-    """The module whose ``main`` runs benchmark ``name``."""
-    return f"loadtest.{name}.bench"
-
-
 @dataclass(frozen=True, slots=True)
 class BenchRun:
     benchmark: Benchmark
@@ -69,7 +64,7 @@ def run_benchmark(bench: Benchmark, outdir: Path, *, quick: bool, install: bool)
     """Runs ``bench`` to completion (or its budget) with its output in ``outdir/NAME.txt``
     and its report in ``outdir/NAME.json``."""
     report_path, log = outdir / f"{bench.name}.json", outdir / f"{bench.name}.txt"
-    argv = module_argv(module_of(bench.name), "--json", str(report_path))
+    argv = module_argv("loadtest", "run", bench.name, "--json", str(report_path))
     argv += ["--quick"] if quick else list(bench.suite_args)
     argv += ["--install-deps"] if install and bench.system_tools else []
     budget = bench.budget_s / 2 if quick else bench.budget_s
@@ -110,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_start, started = os.getloadavg()[0], time.monotonic()
     runs: list[BenchRun] = []
     for bench in [b for b in BENCHMARKS if b.name in (args.only or NAMES)]:
-        print(f"{bench.name}: running {module_of(bench.name)} ...", flush=True)
+        print(f"{bench.name}: running python -m loadtest run {bench.name} ...", flush=True)
         run = run_benchmark(bench, outdir, quick=args.quick, install=args.install_deps)
         runs.append(run)
         print(f"{bench.name}: {run.seconds:.0f} s, {run.problem or 'ok'} ({run.log})", flush=True)
@@ -136,7 +131,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc.write_text(text, encoding="utf-8")
         print(f"wrote {doc}" + (f" and {plot}" if sizes else ""))
     return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -2,9 +2,7 @@
 
 Each Atlas operation is timed next to the raw primitive it is built on (coincurve, PyNaCl,
 hashlib), in the same process and repetition, groups in rotating order; ``ratio`` = Atlas
-speed / reference speed. loadtest/README.md lists the rows. Usage::
-
-    .venv/bin/python -m loadtest run protocol [--quick] [--reps N] [--json PATH]
+speed / reference speed. loadtest/README.md lists the rows.
 """
 
 from __future__ import annotations
@@ -14,14 +12,14 @@ import hashlib
 import os
 import resource
 import timeit
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import coincurve
 import nacl.signing
 
-from loadtest.harness.bench_main import Bench, Run, bench_main
-from loadtest.harness.rows import GB, GIB, KIB, MIB, Row, make_row, rates, size_text
+from loadtest.harness.bench_main import Bench, Run
+from loadtest.harness.rows import GB, GIB, KIB, MIB, Row, make_row, rates, rotated, size_text
 from requester import protocol as proto
 
 # The same fixed keys as tests/conftest.py (not imported: loadtest stands alone).
@@ -65,14 +63,11 @@ def group(reps: int, probes: Mapping[str, Probe], *specs: Spec, warmup: bool = T
     """Every probe once per repetition, in rotating order so none always goes first; one row
     per spec against the ``ref`` probe. The ratio is Atlas speed / reference speed: ``work``
     per second (GB/s for bytes) or, in ``s``, the wall time of a whole batch."""
-    order = list(probes.items())
-    for _, probe in order if warmup else ():
+    for probe in probes.values() if warmup else ():
         probe()
     times: dict[str, list[float]] = {key: [] for key in probes}
-    for rep in range(reps):
-        shift = rep % len(order)
-        for key, probe in [*order[shift:], *order[:shift]]:
-            times[key].append(probe())
+    for _, key in rotated(reps, list(probes)):
+        times[key].append(probes[key]())
     rows = []
     for id_, operation, unit, work, key, reference in specs:
         ref = times["ref"]
@@ -278,14 +273,6 @@ async def measure_all(run: Run[Config]) -> None:
 SPEC = Bench(
     "protocol", "Atlas protocol micro-benchmark (python -m loadtest run protocol)", __doc__,
     FULL, QUICK, lambda cfg: f"median of {cfg.reps} repetitions; ratio = Atlas speed / "
-    "reference speed", PARTS, reps_help="repetitions per measurement (default 5)",
+    "reference speed", measure_all, PARTS, reps_help="repetitions per measurement (default 5)",
     libs=("coincurve", "PyNaCl"),
 )  # fmt: skip
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return bench_main(SPEC, measure_all, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,31 +5,12 @@ measures."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
-from loadtest.harness.bench_main import Bench, Run, bench_main, client_session
+from loadtest.harness.bench_main import Bench, Run, client_session
 from loadtest.harness.rows import size_text
 from loadtest.proxy.downloads import bench_rss, bench_sizes, bench_stream
 from loadtest.proxy.proxies import FULL, PARTS, QUICK, Config, setup
 from loadtest.proxy.small import bench_latency, bench_rps
-
-SPEC = Bench(
-    "proxy",
-    "Atlas browser proxy benchmark (python -m loadtest run proxy)",
-    __doc__,
-    FULL,
-    QUICK,
-    lambda c: (
-        f"medians of {c.reps} (rps), {c.latency_reps} (latency), {c.stream_reps} "
-        f"(stream), {c.rss_reps} (rss), {c.sizes_reps} (sizes) repetitions; "
-        "ratio = median / reference median"
-    ),
-    PARTS,
-    reps_fields=("reps", "stream_reps", "latency_reps", "sizes_reps"),
-    reps_help="repetitions of the rps and stream runs",
-    tools=("nginx", "curl", "hey"),
-    libs=("mitmproxy", "aiohttp"),
-)
 
 
 async def measure(run: Run[Config]) -> None:
@@ -47,9 +28,12 @@ async def measure(run: Run[Config]) -> None:
                          "sizes": lambda: bench_sizes(bench)})  # fmt: skip
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return bench_main(SPEC, measure, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+SPEC = Bench(
+    "proxy", "Atlas browser proxy benchmark (python -m loadtest run proxy)", __doc__, FULL,
+    QUICK, lambda c: f"medians of {c.reps} (rps), {c.latency_reps} (latency), {c.stream_reps} "
+    f"(stream), {c.rss_reps} (rss), {c.sizes_reps} (sizes) repetitions; ratio = median / "
+    "reference median", measure, PARTS,
+    reps_fields=("reps", "stream_reps", "latency_reps", "sizes_reps"),
+    reps_help="repetitions of the rps and stream runs", tools=("nginx", "curl", "hey"),
+    libs=("mitmproxy", "aiohttp"),
+)  # fmt: skip

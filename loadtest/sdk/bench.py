@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loadtest.harness.bench_main import Bench, Run, bench_main, client_session
+from loadtest.harness.bench_main import Bench, Run, client_session
 from loadtest.harness.children import ATLAS, BenchError, Timed, run_timed
 from loadtest.harness.network import EDGES, Net, build_net
 from loadtest.harness.procfs import RSS_POLL
@@ -215,15 +215,7 @@ async def measure(run: Run[Config]) -> None:
 SPEC = Bench(
     "sdk", "Atlas requester benchmark (python -m loadtest run sdk)", __doc__, FULL, QUICK,
     lambda cfg: f"medians of {cfg.reps} (fetch), {cfg.rss_reps} (rss) repetitions; "
-    "ratio = median / reference median", ("fetch", "rss"),
+    "ratio = median / reference median", measure, ("fetch", "rss"),
     reps_help="repetitions of the fetch runs", tools=("nginx", "curl"),
     libs=("aiohttp", "zstandard"),
 )  # fmt: skip
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return bench_main(SPEC, measure, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,42 +5,14 @@ row measures and how the clocks work."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from functools import partial
 
-from loadtest.harness.bench_main import Bench, Option, Run, bench_main
+from loadtest.harness.bench_main import Bench, Option, Run
 from loadtest.harness.rows import MIB, table
 from loadtest.torrent.measure import FULL, QUICK, Config, TorrentBench, run_part
 from loadtest.torrent.rows import TIMELINE_HEADER
 
 PARTS = ("unlimited", "limited")
-
-
-SPEC = Bench(
-    "torrent",
-    "Atlas torrent benchmark (python -m loadtest run torrent)",
-    __doc__,
-    FULL,
-    QUICK,
-    lambda c: (
-        f"{c.size // MIB} MiB, medians of {c.reps} (unlimited) and {c.limited_reps} "
-        "(limited) repetitions; edges free (--free-mib 4096); ratio = median / reference median"
-    ),
-    PARTS,
-    reps_fields=("reps", "limited_reps"),
-    libs=("libtorrent", "aiohttp"),
-    options=(
-        Option(
-            "--limit-mib",
-            "limit",
-            float,
-            "the limited seeder's upload in MiB/s (default 20)",
-            lambda value: value > 0,
-            "--limit-mib must be above 0",
-            MIB,
-        ),
-    ),
-)
 
 
 async def measure(run: Run[Config]) -> None:
@@ -55,9 +27,11 @@ async def measure(run: Run[Config]) -> None:
         )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return bench_main(SPEC, measure, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+SPEC = Bench(
+    "torrent", "Atlas torrent benchmark (python -m loadtest run torrent)", __doc__, FULL, QUICK,
+    lambda c: f"{c.size // MIB} MiB, medians of {c.reps} (unlimited) and {c.limited_reps} "
+    "(limited) repetitions; edges free (--free-mib 4096); ratio = median / reference median",
+    measure, PARTS, reps_fields=("reps", "limited_reps"), libs=("libtorrent", "aiohttp"),
+    options=(Option("--limit-mib", "limit", "the limited seeder's upload in MiB/s (default 20)",
+                    0.001, scale=MIB),),
+)  # fmt: skip
