@@ -79,10 +79,12 @@ def test_channel_id_binds_chain_contract_payer_payee_and_salt() -> None:
     elsewhere = bytes(mainnet.evm.message_call(PAYER, second, query))
     domain = PaymentDomain(mainnet.domain.chain_id, bytes.fromhex(second[2:]))
     assert elsewhere == channel_id(domain, PAYER_KEY.address, PAYEE_ADDRESS, BTT, bytes(32))
+    nile = opened("nile")[0]
+    assert nile.channels == mainnet.channels  # the same address on another chain
     ids = {
         cid,
         elsewhere,
-        opened("nile")[0].read("channelIdOf", PAYER, PAYEE, bytes(32)),
+        nile.read("channelIdOf", PAYER, PAYEE, bytes(32)),
         mainnet.read("channelIdOf", PAYEE, PAYER, bytes(32)),
         mainnet.read("channelIdOf", PAYER, "0x" + "c4" * 20, bytes(32)),
         mainnet.read("channelIdOf", PAYER, PAYEE, b"\x01" + bytes(31)),
