@@ -40,7 +40,7 @@ from cdn_edge.tunnel.book import TUNNELS, TunnelBook
 from cdn_edge.tunnel.server import TunnelServer
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import ChunkClient
-from requester.ledger_client import LedgerClient
+from requester.ledger_api import Ledger, open_ledger
 from requester.payer_store import PayerStore
 from requester.protocol import PaymentDomain
 
@@ -79,7 +79,8 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.TaskGroup() as tasks,
         AsyncExitStack() as stack,
     ):
-        ledger = LedgerClient(config.ledger, session)
+        ledger = open_ledger(config.ledger, session, key=identity.payee, data_dir=config.data_dir)
+        stack.push_async_callback(ledger.close)
         domain = await _ledger_domain(ledger)
         payments = PaymentBook(
             config.data_dir / "payments.sqlite3", identity.payee.address, domain, ledger
@@ -153,7 +154,7 @@ def _torrent_session(config: EdgeConfig) -> TorrentSession:
     )  # fmt: skip
 
 
-async def _ledger_domain(ledger: LedgerClient, attempts: int = 30) -> PaymentDomain:
+async def _ledger_domain(ledger: Ledger, attempts: int = 30) -> PaymentDomain:
     """The ledger's payment domain; the edge cannot quote prices without it."""
     for attempt in range(attempts):
         try:

@@ -16,7 +16,7 @@ from cdn_edge.metrics import EdgeMetrics
 from cdn_edge.payments import PaymentBook
 from cdn_edge.torrent.content import TorrentContent
 from cdn_edge.tracker import Tracker
-from requester.ledger_client import LedgerClient
+from requester.ledger_api import Ledger
 from requester.protocol import PaymentDomain
 
 
@@ -29,7 +29,7 @@ class Edge:
     domain: PaymentDomain
     content: ContentService
     payments: PaymentBook
-    ledger: LedgerClient
+    ledger: Ledger
     free: FreeAllowance
     metrics: EdgeMetrics
     tracker: Tracker

@@ -29,7 +29,8 @@ import aiohttp
 
 from requester.errors import ServiceRefusal
 from requester.failpoints import reached
-from requester.ledger_client import LedgerClient, LedgerError
+from requester.ledger_api import Ledger
+from requester.ledger_client import LedgerError
 from requester.protocol import (
     ChannelTerms,
     CreditGuard,
@@ -97,7 +98,7 @@ class PaymentBook:
     """Channels this edge is paid on, in memory and on disk."""
 
     def __init__(
-        self, path: Path, payee: TronAddress, domain: PaymentDomain, ledger: LedgerClient
+        self, path: Path, payee: TronAddress, domain: PaymentDomain, ledger: Ledger
     ) -> None:
         self.payee = payee
         self.domain = domain

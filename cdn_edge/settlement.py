@@ -14,14 +14,15 @@ import time
 
 from cdn_edge.payments import PaymentBook
 from requester.failpoints import reached
-from requester.ledger_client import LedgerClient, LedgerError
+from requester.ledger_api import Ledger
+from requester.ledger_client import LedgerError
 from requester.protocol import Redeem
 
 log = logging.getLogger(__name__)
 
 
 async def settle_once(
-    payments: PaymentBook, ledger: LedgerClient, now: float, *, everything: bool = False
+    payments: PaymentBook, ledger: Ledger, now: float, *, everything: bool = False
 ) -> int:
     """Redeem what is due (or ``everything`` outstanding); returns how many channels."""
     redeemed = 0
@@ -43,7 +44,7 @@ async def settle_once(
     return redeemed
 
 
-async def settle_forever(payments: PaymentBook, ledger: LedgerClient, interval: float) -> None:
+async def settle_forever(payments: PaymentBook, ledger: Ledger, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from requester.errors import SdkError
 from requester.failpoints import reached
-from requester.ledger_client import LedgerClient
+from requester.ledger_api import Ledger
 from requester.payer_store import IssuedElsewhere, PayerStore
 from requester.protocol import (
     BTT_LOCAL,
@@ -81,7 +81,7 @@ class ChannelManager:
         self,
         key: PayerKey,
         store: PayerStore,
-        ledger: LedgerClient,
+        ledger: Ledger,
         policy: DepositPolicy = DepositPolicy(),
     ) -> None:
         self._key = key
@@ -108,7 +108,7 @@ class ChannelManager:
         allowance has one left (:class:`NewChannelRefused` otherwise), with its deposit.
         """
         domain = await self._ledger.domain()
-        if quote.domain != domain or quote.asset != BTT_LOCAL:
+        if quote.domain != domain or quote.asset != await self._ledger.asset():
             raise WrongBinding("provider wants to be paid on another ledger or asset")
         if self._settle_due:
             await self.settle_pending(now, first=True)

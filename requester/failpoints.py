@@ -32,6 +32,8 @@ POINTS = frozenset({
     "settle.redeem_sent", "settle.redeem_answered",
     # The embedded ledger (cdn_edge/ledger/store.py): after the call's transaction commits.
     "ledger.redeem_committed", "ledger.open_committed",
+    # A TRON transaction (requester/tron/tx_sender.py): journaled, broadcast, receipt read.
+    "tron.signed_persisted", "tron.broadcast_sent", "tron.receipt_seen",
 })  # fmt: skip
 """Every point the code reaches; a spec naming another is refused (a typo would never fire)."""
 

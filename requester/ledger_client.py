@@ -20,6 +20,7 @@ import aiohttp
 
 from requester.errors import Problem, SdkError
 from requester.protocol import (
+    ASSETS,
     BTT_LOCAL,
     Asset,
     LedgerOp,
@@ -71,10 +72,14 @@ Record = Callable[[SignedOp], None]
 
 
 class LedgerClient:
+    """The embedded ledger (``atlas ledger serve``), one of the two :class:`Ledger`
+    implementations (``requester/ledger_api.py``)."""
+
     def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
         self.url = url.rstrip("/")
         self._session = session
         self._domain: PaymentDomain | None = None
+        self._asset: Asset | None = None
         self._locks: dict[TronAddress, asyncio.Lock] = {}
 
     async def domain(self) -> PaymentDomain:
@@ -83,14 +88,25 @@ class LedgerClient:
             self._domain = PaymentDomain(int(info["chain_id"]), bytes.fromhex(info["contract"]))
         return self._domain
 
+    async def asset(self) -> Asset:
+        """The asset channels are in: local BTT, as ``/v1/info`` names it."""
+        if self._asset is None:
+            uri = (await self.info()).get("asset", BTT_LOCAL.uri)
+            self._asset = next((a for a in ASSETS.values() if a.uri == uri), BTT_LOCAL)
+        return self._asset
+
     async def info(self) -> dict[str, Any]:
         return await self._request("GET", "/v1/info")
+
+    async def close(self) -> None:
+        """Nothing to release: the session belongs to the caller."""
 
     async def account(self, address: TronAddress) -> dict[str, Any]:
         return await self._request("GET", f"/v1/accounts/{address}")
 
-    async def balance(self, address: TronAddress, asset: Asset = BTT_LOCAL) -> int:
-        return int((await self.account(address))["balances"].get(asset.uri, "0"))
+    async def balance(self, address: TronAddress, asset: Asset | None = None) -> int:
+        uri = (asset or BTT_LOCAL).uri
+        return int((await self.account(address))["balances"].get(uri, "0"))
 
     async def channel(
         self, channel_id: bytes, wait: aiohttp.ClientTimeout = DEFAULT_TIMEOUT
@@ -113,13 +129,12 @@ class LedgerClient:
 
     async def open_channel(
         self, key: PayerKey, payee: TronAddress, deposit: int, expires_at: int,
-        asset: Asset = BTT_LOCAL, record: Record | None = None,
+        asset: Asset | None = None, record: Record | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         async with self._signer_lock(key.address):
             nonce = await self._next_nonce(key.address)
-            op = OpenChannel(
-                key.address, payee, asset, deposit, expires_at, secrets.token_bytes(32), nonce
-            )
+            op = OpenChannel(key.address, payee, asset or BTT_LOCAL, deposit, expires_at,
+                             secrets.token_bytes(32), nonce)  # fmt: skip
             return await self._sign_and_send(key, op, record)
 
     async def top_up(
@@ -135,6 +150,12 @@ class LedgerClient:
         async with self._signer_lock(key.address):
             nonce = await self._next_nonce(key.address)
             return await self.call(key, ReclaimChannel(key.address, channel_id, nonce))
+
+    async def request_close(self, key: PayerKey, channel_id: bytes) -> dict[str, Any]:
+        """The channel as it stands: the embedded ledger has no close request (a payer
+        stops paying and reclaims at expiry; on TRON, ``requestClose`` moves the expiry
+        near)."""
+        return {"channel": await self.channel(channel_id), "replayed": False}
 
     def _signer_lock(self, address: TronAddress) -> asyncio.Lock:
         """Calls by one signer take nonces in order: one at a time per address."""

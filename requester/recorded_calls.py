@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from requester.failpoints import reached
-from requester.ledger_client import LedgerClient, LedgerError, Record
+from requester.ledger_api import Ledger
+from requester.ledger_client import LedgerError, Record
 from requester.payer_store import PayerStore, PendingCall
 from requester.protocol import (
     ASSETS,
@@ -55,7 +56,7 @@ class Settled:
 class RecordedCalls:
     """One payer's opens and top-ups on one ledger: each recorded, then sent."""
 
-    def __init__(self, store: PayerStore, ledger: LedgerClient) -> None:
+    def __init__(self, store: PayerStore, ledger: Ledger) -> None:
         self._store, self._ledger = store, ledger
         self._in_flight: set[str] = set()
         """Op hashes of the calls sent from here and not answered yet: not to settle."""
@@ -114,7 +115,7 @@ def view_terms(view: Any, domain: PaymentDomain, channel_id: bytes) -> ChannelTe
 
 
 async def settle_pending(
-    store: PayerStore, ledger: LedgerClient, now: int, skip: Collection[str] = ()
+    store: PayerStore, ledger: Ledger, now: int, skip: Collection[str] = ()
 ) -> list[Settled]:
     """Settle the calls ``store`` holds for ``ledger``'s domain (whatever URL they were sent
     to, as a channel is spent on whichever URL reaches its ledger), except those in
@@ -137,7 +138,7 @@ async def settle_pending(
     return done
 
 
-async def _settle(store: PayerStore, ledger: LedgerClient, call: PendingCall,
+async def _settle(store: PayerStore, ledger: Ledger, call: PendingCall,
                   now: int) -> ChannelTerms | None:  # fmt: skip
     view: Any = await _channel(ledger, call) if call.kind == "open" else None
     if view is None:
@@ -159,7 +160,7 @@ async def _settle(store: PayerStore, ledger: LedgerClient, call: PendingCall,
     return terms
 
 
-async def _channel(ledger: LedgerClient, call: PendingCall) -> Any:
+async def _channel(ledger: Ledger, call: PendingCall) -> Any:
     """The ledger's view of the channel ``call`` opens, or None if it holds none."""
     try:
         return await ledger.channel(call.channel_id)

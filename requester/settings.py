@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from requester.channel_manager import DepositPolicy
 from requester.errors import SdkError
-from requester.protocol import BTT_LOCAL, MalformedMessage, parse_amount
+from requester.ledger_api import DEFAULT_FEE_LIMIT, Ledger, open_ledger, parse_ledger_url
+from requester.protocol import BTT_LOCAL, MalformedMessage, PayerKey, parse_amount
 from requester.provider_trust import TrustPolicy
 from requester.setting_units import (
     BTT,
@@ -32,6 +34,7 @@ from requester.setting_units import (
     OPTIONAL_TEXT,
     PATH,
     TEXT,
+    Unit,
     btt_text,
 )
 from requester.settings_spec import (
@@ -42,6 +45,9 @@ from requester.settings_spec import (
     resolve,
     setting,
 )
+
+if TYPE_CHECKING:
+    import aiohttp
 
 HOME_ENV = "ATLAS_HOME"
 CONFIG_FILE = "config.json"
@@ -57,6 +63,35 @@ class ConfigError(SdkError):
 
     status = 500
     code = "config_invalid"
+
+
+def _sun(text: str) -> int:
+    """TRX (``"50"``, ``"12.5 TRX"``) as sun, exactly (6 decimals)."""
+    number = text.strip().removesuffix("TRX").strip()
+    match = re.fullmatch(r"([0-9]{1,12})(?:\.([0-9]{1,6}))?", number)
+    if match is None:
+        raise ValueError(f"{text[:40]!r} is not an amount of TRX (e.g. 50 or 12.5)")
+    return int(match.group(1)) * 10**6 + int((match.group(2) or "").ljust(6, "0"))
+
+
+def _trx_text(sun: int) -> str:
+    whole, frac = divmod(sun, 10**6)
+    return f"{whole}.{frac:06d}".rstrip("0").rstrip(".")
+
+
+TRX: Unit[int] = Unit("TRX", _sun, _trx_text, "TRX")
+"""An amount of TRX, held in sun."""
+
+
+def _ledger_url(text: str) -> str | None:
+    if not text.strip():
+        return None
+    parse_ledger_url(text)  # a ValueError says which forms are ledger URLs
+    return text.strip()
+
+
+LEDGER_URL: Unit[str | None] = Unit("", _ledger_url, lambda v: v or "", "URL")
+"""A ledger URL, checked; empty means none (``"ledger": ""`` in config.json)."""
 
 
 def default_home() -> Path:
@@ -84,8 +119,18 @@ class Settings:
     )  # fmt: skip
     """A repeated flag names one edge each; config.json's key (written by ``atlas up``)
     and the field hold them all."""
-    ledger: str | None = setting(None, OPTIONAL_TEXT, "ledger URL; default from config",
+    ledger: str | None = setting(None, LEDGER_URL, "ledger URL; default from config",
                                  config_key="ledger")  # fmt: skip
+    """``http://HOST:PORT`` (the embedded ledger), ``tron+http://HOST:PORT``, ``tron:nile``
+    or ``tron:mainnet`` (``requester/ledger_api.py``)."""
+    ledger_contract: str | None = setting(
+        None, OPTIONAL_TEXT, "TRON channel contract (T...) of a tron: ledger", flag=False,
+        config_key="ledger_contract",
+    )  # fmt: skip
+    tron_fee_limit: int = setting(
+        DEFAULT_FEE_LIMIT, TRX, "most TRX one TRON transaction may burn in energy", flag=False,
+        config_key="tron_fee_limit", minimum=1, maximum=15_000 * 10**6,
+    )  # fmt: skip
     deposit: str = setting(
         btt_text(DEFAULT_DEPOSIT.deposit), BTT_TEXT, "what to lock in each new channel",
         config_key="deposit",
@@ -137,6 +182,15 @@ class Settings:
         if deposit <= 0 or not 1800 <= duration <= 365 * 24 * 3600:
             raise ConfigError("config.json: deposit must be > 0, channel_hours 0.5..8760")
         return DepositPolicy(deposit, duration)
+
+    def open_ledger(self, session: aiohttp.ClientSession, key: PayerKey | None = None) -> Ledger:
+        """The configured ledger (``ledger`` must be set); on TRON, ``key`` signs and the
+        transaction journal lives in ``home``."""
+        assert self.ledger is not None
+        return open_ledger(
+            self.ledger, session, key=key, data_dir=self.home,
+            contract=self.ledger_contract, fee_limit=self.tron_fee_limit,
+        )  # fmt: skip
 
     @property
     def wallet_path(self) -> Path:

@@ -15,20 +15,26 @@ from typing import Any
 
 import aiohttp
 
-from requester.ledger_client import LedgerClient
 from requester.payer_store import PayerStore, PendingCall
 from requester.protocol import ChannelTerms, OpenChannel, format_amount
 from requester.recorded_calls import Settled, settle_pending
+from requester.settings import Settings
 
 
-def settle_recorded(store: PayerStore, ledger: str | None) -> list[Settled]:
-    """Settle the opens and top-ups a crash left unanswered in ``store`` with ``ledger``."""
-    if ledger is None or not store.pending():
+def settle_recorded(store: PayerStore, settings: Settings) -> list[Settled]:
+    """Settle the opens and top-ups a crash left unanswered in ``store`` with the configured
+    ledger (on TRON without a key: a transaction journaled in ``home`` is followed, one
+    never signed waits for a command that unlocks the wallet)."""
+    if settings.ledger is None or not store.pending():
         return []
 
     async def run() -> list[Settled]:
         async with aiohttp.ClientSession() as session:
-            return await settle_pending(store, LedgerClient(ledger, session), int(time.time()))
+            ledger = settings.open_ledger(session)
+            try:
+                return await settle_pending(store, ledger, int(time.time()))
+            finally:
+                await ledger.close()
 
     return asyncio.run(run())
 

@@ -25,7 +25,6 @@ from requester.cli.fetch_output import load_sidecar, save, sidecar_of
 from requester.cli.options import settings_options
 from requester.client import AtlasClient, TorrentListing
 from requester.errors import AtlasError
-from requester.ledger_client import LedgerClient
 from requester.payer_store import PayerStore
 from requester.protocol import BTT_LOCAL, format_amount
 from requester.settings import ConfigError, Settings, read_config
@@ -115,8 +114,9 @@ def _payer(settings: Settings, session: aiohttp.ClientSession, max_spend: int | 
     keys = keystore.load(settings.wallet_path, passphrase)
     store = PayerStore(settings.state_path)
     stack.callback(store.close)
-    manager = ChannelManager(keys.payer, store, LedgerClient(settings.ledger, session),
-                             settings.deposit_policy())  # fmt: skip
+    ledger = settings.open_ledger(session, keys.payer)
+    stack.push_async_callback(ledger.close)
+    manager = ChannelManager(keys.payer, store, ledger, settings.deposit_policy())
     return Budget(manager, max_spend, SPEND_HINT)
 
 

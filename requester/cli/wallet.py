@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import click
@@ -18,12 +18,14 @@ from requester.channel_manager import ChannelManager
 from requester.cli.amounts import parse_btt
 from requester.cli.channel_listing import listed_channels, settle_recorded
 from requester.cli.options import settings_options
-from requester.ledger_client import LedgerClient, LedgerError
+from requester.ledger_api import Ledger
+from requester.ledger_client import LedgerError
 from requester.payer_store import PayerStore
 from requester.protocol import (
     BTT_LOCAL,
     MalformedMessage,
     PayerChannel,
+    PayerKey,
     ProtocolError,
     TronAddress,
     format_amount,
@@ -51,11 +53,17 @@ def _settings(ledger: str | None) -> Settings:
     return settings
 
 
-def _with_ledger(settings: Settings, work: Callable[[LedgerClient], Awaitable[T]]) -> T:
+def _with_ledger(settings: Settings, work: Callable[[Ledger], Awaitable[T]],
+                 key: PayerKey | None = None) -> T:  # fmt: skip
+    """Run ``work`` with the configured ledger (on TRON, ``key`` signs transactions)."""
+
     async def run() -> T:
         async with aiohttp.ClientSession() as session:
-            assert settings.ledger is not None
-            return await work(LedgerClient(settings.ledger, session))
+            ledger = settings.open_ledger(session, key)
+            try:
+                return await work(ledger)
+            finally:
+                await ledger.close()
 
     try:
         return asyncio.run(run())
@@ -130,7 +138,7 @@ def channel_list(as_json: bool) -> None:
     settings = load_settings()
     store = PayerStore(settings.state_path)
     try:
-        rows = listed_channels(store, settle_recorded(store, settings.ledger))
+        rows = listed_channels(store, settle_recorded(store, settings))
     finally:
         store.close()
     if as_json:
@@ -150,13 +158,13 @@ def _manager_call(settings: Settings, work: Callable[[ChannelManager], Awaitable
         raise click.ClickException(str(exc)) from exc
     store = PayerStore(settings.state_path)
 
-    async def settled_first(client: LedgerClient) -> T:
+    async def settled_first(client: Ledger) -> T:
         manager = ChannelManager(keys.payer, store, client)
         await manager.settle_pending(int(time.time()))
         return await work(manager)
 
     try:
-        return _with_ledger(settings, settled_first)
+        return _with_ledger(settings, settled_first, keys.payer)
     except ProtocolError as exc:
         raise click.ClickException(exc.message) from exc
     finally:
@@ -238,22 +246,38 @@ def _channel_id(text: str) -> bytes:
 @click.option("--ledger", envvar="ATLAS_LEDGER", show_envvar=True,
               help="ledger URL; default from config")  # fmt: skip
 def channel_close(channel_id: str, ledger: str | None) -> None:
-    """Stop paying on a channel; reclaim its rest once it has expired."""
+    """Stop paying on a channel; reclaim its rest once it has expired. On TRON, ask the
+    contract to close it (``requestClose``: it expires within the contract's close grace,
+    which the payee has left to redeem)."""
     settings = _settings(ledger)
     cid = _channel_id(channel_id)
     store = PayerStore(settings.state_path)
     try:
-        settle_recorded(store, settings.ledger)  # a channel a crash left unrecorded, first
+        settle_recorded(store, settings)  # a channel a crash left unrecorded, first
         store.set_status(cid, "closed")
         keys = keystore.load(settings.wallet_path, _passphrase())
-        view = _with_ledger(settings, lambda client: client.channel(cid))
-        if int(view["expires_at"]) <= time.time():
-            result = _with_ledger(settings, lambda client: client.reclaim(keys.payer, cid))
+        result = _with_ledger(settings, lambda client: _close(client, keys.payer, cid),
+                              keys.payer)  # fmt: skip
+        if "returned" in result:
             store.set_status(cid, "reclaimed")
             click.echo(f"reclaimed {format_amount(int(result['returned']), BTT_LOCAL)}")
         else:
-            click.echo(f"closed; the rest can be reclaimed after {view['expires_at']}")
+            expires_at = result["channel"]["expires_at"]
+            click.echo(f"closed; the rest can be reclaimed after {expires_at}")
     except keystore.KeystoreError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         store.close()
+
+
+async def _close(ledger: Ledger, key: PayerKey, channel_id: bytes) -> dict[str, Any]:
+    """Reclaim an expired channel; ask for the close of one still running."""
+    view = await ledger.channel(channel_id)
+    if int(view["expires_at"]) <= await _ledger_time(ledger):
+        return await ledger.reclaim(key, channel_id)
+    return await ledger.request_close(key, channel_id)
+
+
+async def _ledger_time(ledger: Ledger) -> int:
+    """The ledger's clock (a TRON node's head block), which decides expiry."""
+    return int((await ledger.info()).get("time") or time.time())
