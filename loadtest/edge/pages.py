@@ -17,7 +17,7 @@ from cdn_edge.wire_encoding import LEVEL
 from loadtest.edge.config import PAGE_SUFFIXES, PAGE_TYPES, Env
 from loadtest.harness.children import BenchError
 from loadtest.harness.edge_api import edge_fetch, get_chunk, wait_sealed
-from loadtest.harness.rows import CHUNK, KIB, MIB, Row, make_row
+from loadtest.harness.rows import CHUNK, KIB, MIB, Row, make_row, rotated
 
 MIN_SIZE, MAX_TOTAL = 1 * KIB, 16 * MIB
 """Files of at least 1 KiB, 16 MiB in all."""
@@ -111,11 +111,8 @@ async def bench_pages(env: Env, pages: Path, kinds: dict[str, str]) -> list[Row]
         for step in steps.values():  # warm-up
             await step()
         times: dict[str, list[float]] = {key: [] for key in steps}
-        names = list(steps)
-        for rep in range(env.run.cfg.page_reps):
-            shift = rep % len(names)
-            for key in [*names[shift:], *names[:shift]]:
-                times[key].append(await steps[key]())
+        for _, key in rotated(env.run.cfg.page_reps, list(steps)):
+            times[key].append(await steps[key]())
     finally:
         env.run.procs.stop(edge)
 
@@ -125,49 +122,26 @@ async def bench_pages(env: Env, pages: Path, kinds: dict[str, str]) -> list[Row]
     counts = {kind: sum(1 for k in kinds.values() if k == kind) for kind in PAGE_TYPES}
     files = [(pages / name).read_bytes() for name in kinds]
     raw_total = sum(len(f) for f in files)
-    whole_zstd = sum(len(zstandard.ZstdCompressor(level=LEVEL).compress(f)) for f in files)
+    whole_zstd = sum(len(compress(f)) for f in files)
     whole_gzip = sum(len(gzip.compress(f, 6)) for f in files)
-    env.run.notes.extend(
-        [
-            f"pages: {len(kinds)} files from installed packages ("
-            + ", ".join(f"{counts[k]} {k} {raw_bytes[k] / KIB:,.0f} KiB" for k in PAGE_TYPES)
-            + f"), {len(chunks)} chunks; wire bytes = chunk response bodies (Content-Length); "
-            f"zstd level {LEVEL} as cdn_edge/wire_encoding.py",
-            f"pages: for comparison, whole files (not 256 KiB chunks): zstd level {LEVEL} "
-            f"{whole_zstd / raw_total:.2f}x, gzip -6 {whole_gzip / raw_total:.2f}x of raw",
-        ]
-    )
+    env.run.notes += [
+        f"pages: {len(kinds)} files from installed packages ("
+        + ", ".join(f"{counts[k]} {k} {raw_bytes[k] / KIB:,.0f} KiB" for k in PAGE_TYPES)
+        + f"), {len(chunks)} chunks; wire bytes = chunk response bodies (Content-Length); "
+        f"zstd level {LEVEL} as cdn_edge/wire_encoding.py",
+        f"pages: for comparison, whole files (not 256 KiB chunks): zstd level {LEVEL} "
+        f"{whole_zstd / raw_total:.2f}x, gzip -6 {whole_gzip / raw_total:.2f}x of raw",
+    ]
     env.run.checks["pages"] = {"files": len(kinds)}
-    rows = [
-        make_row(
-            f"pages_wire_{kind}",
-            f"page set wire bytes with zstd: {kind}",
-            "KiB",
-            [sum(zstd_bytes.values()) / KIB if kind == "all" else zstd_bytes[kind] / KIB],
-            "same chunks without Accept-Encoding: zstd",
-            [sum(raw_bytes.values()) / KIB if kind == "all" else raw_bytes[kind] / KIB],
-            "ratio <= 0.30",
-            lambda _m, ratio: ratio <= 0.30,
-        )
-        for kind in [*PAGE_TYPES, "all"]
-        if kind == "all" or raw_bytes[kind]
-    ]
+    raw_bytes["all"], zstd_bytes["all"] = sum(raw_bytes.values()), sum(zstd_bytes.values())
     return [
-        *rows,
-        make_row(
-            "pages_zstd_cost",
-            f"zstd level {LEVEL} compress, page chunks",
-            "ms/MiB",
-            per_mib(times["compress"]),
-            "hashlib.sha256 of the same chunks",
-            per_mib(times["hash"]),
-        ),
-        make_row(
-            "pages_fetch_zstd",
-            "client time for all page chunks, zstd",
-            "ms/MiB",
-            per_mib(times["zstd"]),
-            "same chunks, identity",
-            per_mib(times["identity"]),
-        ),
-    ]
+        *(make_row(f"pages_wire_{kind}", f"page set wire bytes with zstd: {kind}", "KiB",
+                   [zstd_bytes[kind] / KIB], "same chunks without Accept-Encoding: zstd",
+                   [raw_bytes[kind] / KIB], "ratio <= 0.30", lambda _m, ratio: ratio <= 0.30)
+          for kind in [*PAGE_TYPES, "all"] if raw_bytes[kind]),
+        make_row("pages_zstd_cost", f"zstd level {LEVEL} compress, page chunks", "ms/MiB",
+                 per_mib(times["compress"]), "hashlib.sha256 of the same chunks",
+                 per_mib(times["hash"])),
+        make_row("pages_fetch_zstd", "client time for all page chunks, zstd", "ms/MiB",
+                 per_mib(times["zstd"]), "same chunks, identity", per_mib(times["identity"])),
+    ]  # fmt: skip

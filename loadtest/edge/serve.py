@@ -1,14 +1,15 @@
-"""Part 1, serve: cached chunks from the edge, paid by voucher or free, against nginx."""
+"""Part 1, serve: cached chunks from the edge, paid by voucher (each payer a channel of its
+own, its vouchers signed ahead) or free, against nginx."""
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from loadtest.edge.config import SERVE_CHUNKS, Env
-from loadtest.edge.vouchers import open_payer, sign
 from loadtest.edge.wrk import WrkResult, run_wrk, write_files
 from loadtest.harness.blobs import blob_range
 from loadtest.harness.children import BenchError, Proc
@@ -16,14 +17,45 @@ from loadtest.harness.edge_api import edge_counter, edge_fetch, get_chunk, wait_
 from loadtest.harness.machine import tool_version
 from loadtest.harness.nginx import MANY_REQUESTS, start_nginx
 from loadtest.harness.rows import CHUNK, Row, make_row, rotated
-from requester.ledger_client import LedgerClient
-from requester.protocol import PayerChannel
+from requester import BTT_LOCAL, LedgerClient
+from requester.protocol import ChannelTerms, PayerChannel, PayerKey, SendVoucher, TronAddress
 
 ACCEPTED = 'atlas_edge_vouchers_total{outcome="accepted"}'
 NGINX_WORKERS = 1  # one nginx worker process, as the edge is one process (plus helper threads)
 WARMUP_MAX_RATE = 12_000.0  # vouchers/s the warm-up run is supplied for (far above the edge's)
 SUPPLY_SAFETY = 1.6  # vouchers per measured run = warm-up rate x duration x this, plus a margin
 VOUCHER_MARGIN = 200
+FAUCET_GRANT = 1000 * BTT_LOCAL.one
+DEPOSIT = 900 * BTT_LOCAL.one
+CHANNEL_LIFETIME = 3 * 3600
+
+
+async def open_payer(ledger: LedgerClient, payee: str) -> PayerChannel:
+    """A new funded payer with a channel open to ``payee``."""
+    key = PayerKey.generate()
+    await ledger.faucet(key.address, FAUCET_GRANT)
+    expires = int(time.time()) + CHANNEL_LIFETIME
+    view = (await ledger.open_channel(key, TronAddress.parse(payee), DEPOSIT, expires))["channel"]
+    channel_id = bytes.fromhex(view["channel_id"])
+    terms = ChannelTerms(
+        await ledger.domain(), channel_id, key.address, TronAddress.parse(payee), BTT_LOCAL,
+        DEPOSIT, expires
+    )  # fmt: skip
+    return PayerChannel(terms, key, 0)
+
+
+def sign(channels: Sequence[PayerChannel], price: int, count: int) -> list[list[str]]:
+    """``count`` voucher headers per channel, each one ``price`` above the last."""
+    now, out = int(time.time()), []
+    for channel in channels:
+        headers = []
+        for _ in range(count):
+            send = channel.pay(price, now)[1]
+            if not isinstance(send, SendVoucher):
+                raise BenchError("PayerChannel.pay did not return SendVoucher second")
+            headers.append(send.voucher.to_header())
+        out.append(headers)
+    return out
 
 
 class ServeBench:

@@ -67,18 +67,21 @@ class Processes:
     def __init__(self, workdir: Path) -> None:
         self.workdir, self.running, self.bad_exits = workdir, list[Proc](), list[str]()
 
-    def start(self, name: str, argv: Sequence[str], *, ready_line: bool = True) -> Proc:
-        """``argv`` in ``workdir``; with ``ready_line``, waits for its ``{"listening": URL}``."""
+    def start(self, name: str, argv: Sequence[str], *, port: int = 0) -> Proc:
+        """``argv`` in ``workdir``, waited for: until its ``{"listening": URL}`` line or, given
+        the ``port`` it listens on (nginx, mitmdump), until that port accepts a connection."""
         log = self.workdir / f"{name}.log"
         process = processes.spawn(argv, name=name, env=child_env(), cwd=self.workdir, log=log)
-        self.running.append(proc := Proc(name, process))
-        if ready_line:
-            try:
+        self.running.append(proc := Proc(name, process, f"http://127.0.0.1:{port}"))
+        try:
+            if port:
+                wait_port(port, process)
+            else:
                 proc.ready = process.wait_ready(READY_TIMEOUT)
-            except processes.NotReady as exc:
-                self.stop(proc)
-                raise BenchError(f"{name} {exc}:\n{proc.log_tail()}") from None
-            proc.url = process.url
+                proc.url = process.url
+        except (processes.NotReady, BenchError) as exc:
+            self.stop(proc)
+            raise BenchError(f"{name} {exc}:\n{proc.log_tail()}") from None
         return proc
 
     def stop(self, proc: Proc) -> int | None:
@@ -176,15 +179,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_port(proc: Proc, port: int, what: str) -> None:
-    """Until ``port`` on 127.0.0.1 accepts a connection; BenchError if ``proc`` exits first
-    or READY_TIMEOUT passes (the process is left running: the caller stops it)."""
+def wait_port(port: int, process: processes.Process) -> None:
+    """Until ``port`` on 127.0.0.1 accepts a connection; BenchError if ``process`` exits
+    first or READY_TIMEOUT passes."""
     deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline and proc.process.returncode is None:
+    while time.monotonic() < deadline and process.returncode is None:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             return
         time.sleep(0.05)
-    raise BenchError(f"{what} did not start:\n{proc.log_tail()}")
+    raise BenchError(f"did not listen on port {port}")
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from loadtest.harness.children import BenchError, Proc, Processes, free_port, wait_port
+from loadtest.harness.children import BenchError, Proc, Processes, free_port
 
 NGINX_CONF = """\
 worker_processes {workers};
@@ -48,12 +48,8 @@ def start_nginx(procs: Processes, root: Path, *, workers: int = 1, http_extra: s
     for path in [root, *root.rglob("*")]:  # workers run as an unprivileged user under root
         path.chmod(0o755 if path.is_dir() else 0o644)
     argv = [shutil.which("nginx") or "nginx", "-e", str(root / "nginx-error.log"), "-p", str(root)]
-    proc = procs.start("nginx", [*argv, "-c", str(conf)], ready_line=False)
-    proc.url = f"http://127.0.0.1:{port}"
     try:
-        wait_port(proc, port, "nginx")
-    except BenchError:
-        procs.stop(proc)
+        return procs.start("nginx", [*argv, "-c", str(conf)], port=port)
+    except BenchError as exc:
         error_log = (root / "nginx-error.log").read_text(encoding="utf-8", errors="replace")
-        raise BenchError(f"nginx did not start:\n{proc.log_tail()}\n{error_log[-2000:]}") from None
-    return proc
+        raise BenchError(f"{exc}\n{error_log[-2000:]}") from None

@@ -108,15 +108,6 @@ def cpu_clock(pids: Mapping[str, int]) -> Callable[[], dict[str, float]]:
     return lambda: {name: cpu_seconds(pid) - start[name] for name, pid in pids.items()}
 
 
-def runqueue_wait_s(pid: int) -> float:
-    """Seconds ``pid``'s threads spent runnable but waiting for a core (schedstat field 2)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            total += int((task / "schedstat").read_text(encoding="ascii").split()[1])
-    return total / 1e9
-
-
 def children_of(pid: int) -> list[int]:
     """The PIDs whose parent is ``pid``, sorted."""
     found: list[int] = []

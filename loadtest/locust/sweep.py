@@ -7,7 +7,6 @@ and of locust, the load average, and where p95 doubles against the lightest step
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import time
 from collections import Counter
@@ -15,7 +14,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from loadtest.harness.procfs import Poller, cpu_seconds, runqueue_wait_s
+from loadtest.harness.procfs import Poller, cpu_seconds
 from loadtest.locust.locust_process import SWEEP_FILE, LoadTestError, run_locust
 from loadtest.locust.network import Network
 from loadtest.locust.one_run import kinds_text
@@ -27,12 +26,11 @@ SWEEP_TARGETS = {
 """Sweep target: locust class, the request row measured, the process under test."""
 LOCUST_COLUMNS = {"rps": "Requests/s", "p50_ms": "50%", "p95_ms": "95%", "p99_ms": "99%",
                   "max_ms": "Max Response Time"}  # fmt: skip
-MEDIANS = ("rps", "p50_ms", "p95_ms", "error_pct", "target_cpu_pct", "target_runq_pct",
-           "locust_cpu_pct", "target_cpu_ms_per_request", "loadavg1")  # fmt: skip
+MEDIANS = ("rps", "p50_ms", "p95_ms", "error_pct", "target_cpu_pct", "locust_cpu_pct",
+           "target_cpu_ms_per_request", "loadavg1")  # fmt: skip
 """What a table row takes the median of, over the repetitions of a step."""
 SETTLE_S = 2.0
 """Idle seconds after the warm-up and between two steps."""
-Series = list[tuple[float, dict[str, float]]]
 
 
 def run_sweep(args: argparse.Namespace, net: Network, out: Path) -> dict[str, Any]:
@@ -42,8 +40,8 @@ def run_sweep(args: argparse.Namespace, net: Network, out: Path) -> dict[str, An
         raise LoadTestError(f"unknown sweep targets {sorted(unknown)}")
     # Warm-up (not measured): the proxy's channels, the edges' caches, the paid content.
     for target in targets:
-        cls = SWEEP_TARGETS[target][0]
-        run_locust(out / f"warmup_{target}", SWEEP_FILE, [cls], 2, 2, 4, net.env)
+        run_locust(out / f"warmup_{target}", SWEEP_FILE, [SWEEP_TARGETS[target][0]], 2, 2, 4,
+                   net.env)  # fmt: skip
     time.sleep(SETTLE_S)
     baseline = {r: s.rss_mib for r, s in net.samples().items()}
     steps = []
@@ -54,22 +52,22 @@ def run_sweep(args: argparse.Namespace, net: Network, out: Path) -> dict[str, An
                 time.sleep(SETTLE_S)
     time.sleep(args.cooldown)
     cooled = {r: s.rss_mib for r, s in net.samples().items()}
-    summary = summarize_sweep(steps, users, baseline, cooled)
-    return {"steps": steps, "summary": summary, "rss_baseline_mib": baseline,
-            "rss_cooled_mib": cooled, "cooldown_s": args.cooldown}  # fmt: skip
+    return {"steps": steps, "summary": summarize_sweep(steps, users, baseline, cooled),
+            "rss_baseline_mib": baseline, "rss_cooled_mib": cooled,
+            "cooldown_s": args.cooldown}  # fmt: skip
 
 
 def sweep_step(args: argparse.Namespace, net: Network, out: Path, target: str, users: int,
                rep: int) -> dict[str, Any]:  # fmt: skip
     cls, row_name, role = SWEEP_TARGETS[target]
-    load = os.getloadavg()
-    net.reset_peaks()
-    prefix = out / f"{target}_u{users:03d}_rep{rep}"
-    series: Series = []
-    with Poller(lambda: series.append((time.time(), cpu_point(net.roles))), 0.5):
-        run = run_locust(prefix, SWEEP_FILE, [cls], users, users, args.sweep_time, net.env,
-                         ["--reset-stats"])  # fmt: skip
-    after = net.samples()
+    load, series = os.getloadavg(), list[tuple[float, dict[str, float]]]()
+
+    def sample() -> None:  # the CPU seconds of each server
+        series.append((time.time(), {r: cpu_seconds(pid) for r, pid in net.roles.items()}))
+
+    with Poller(sample, 0.5):
+        run = run_locust(out / f"{target}_u{users:03d}_rep{rep}", SWEEP_FILE, [cls], users,
+                         users, args.sweep_time, net.env, ["--reset-stats"])  # fmt: skip
     cpu = cpu_percent(series, run.measured_window(users))
     row = run.row(row_name)
     requests, failures = int(row.get("Request Count") or 0), int(row.get("Failure Count") or 0)
@@ -81,10 +79,7 @@ def sweep_step(args: argparse.Namespace, net: Network, out: Path, target: str, u
         "statuses": scenario.get("statuses", {}),
         **{key: float(row.get(column) or 0) for key, column in LOCUST_COLUMNS.items()},
         "loadavg1": load[0], "cpu_pct": cpu, "target_cpu_pct": cpu.get(role, 0.0),
-        "target_runq_pct": cpu.get(f"{role}:runq", 0.0),
         "locust_cpu_pct": round(100 * run.cpu_s / run.wall_s, 1),
-        "rss_mib": {r: s.rss_mib for r, s in after.items()},
-        "peak_rss_mib": {r: s.peak_mib for r, s in after.items()},
         "failure_samples": [f"{f.get('Occurrences')}x {f.get('Error', '')[:140]}"
                             for f in run.failures[:4]],
     }  # fmt: skip
@@ -93,25 +88,16 @@ def sweep_step(args: argparse.Namespace, net: Network, out: Path, target: str, u
     )
     print(f"  {target:<5} u={users:<3} rep {rep}: {step['rps']:7.1f} req/s  p50 "
           f"{step['p50_ms']:5.0f} ms  p95 {step['p95_ms']:5.0f} ms  errors {failures} "
-          f"({kinds_text(step['failure_kinds'])})  {role} CPU {step['target_cpu_pct']:.0f}% "
-          f"(waiting {step['target_runq_pct']:.0f}%)  locust {step['locust_cpu_pct']:.0f}%  "
-          f"load {load[0]:.2f}")  # fmt: skip
+          f"({kinds_text(step['failure_kinds'])})  {role} CPU {step['target_cpu_pct']:.0f}%  "
+          f"locust {step['locust_cpu_pct']:.0f}%  load {load[0]:.2f}")  # fmt: skip
     return step
 
 
-def cpu_point(roles: dict[str, int]) -> dict[str, float]:
-    """CPU seconds (``role``) and run-queue wait (``role:runq``) of each server still running."""
-    point = {}
-    for role, pid in roles.items():
-        with contextlib.suppress(OSError):  # it ended
-            point[f"{role}:runq"], point[role] = runqueue_wait_s(pid), cpu_seconds(pid)
-    return point
-
-
-def cpu_percent(series: Series, window: tuple[float, float] | None) -> dict[str, float]:
-    """Per server, between the first and last samples inside ``window`` (the seconds locust
-    measured, not its start and stop): CPU % (``role``) and % of the time its threads
-    waited for a CPU while runnable (``role:runq``)."""
+def cpu_percent(
+    series: list[tuple[float, dict[str, float]]], window: tuple[float, float] | None
+) -> dict[str, float]:
+    """CPU % per server between the first and last samples inside ``window`` (the seconds
+    locust measured, all users running: not its start and stop)."""
     inside = [(t, cpu) for t, cpu in series if window and window[0] <= t <= window[1]]
     if len(inside) < 2:
         return {}
@@ -130,9 +116,7 @@ def summarize_sweep(steps: list[dict[str, Any]], users: list[int], baseline: dic
             mine = [s for s in steps if s["target"] == target and s["users"] == u]
             if not mine:
                 continue
-            kinds: Counter[str] = Counter()
-            for s in mine:
-                kinds.update(s["failure_kinds"])
+            kinds = sum((Counter(s["failure_kinds"]) for s in mine), Counter[str]())
             p95s = [s["p95_ms"] for s in mine]
             table.append({
                 "users": u, "reps": len(mine),
@@ -140,7 +124,6 @@ def summarize_sweep(steps: list[dict[str, Any]], users: list[int], baseline: dic
                 "p95_range": [min(p95s), max(p95s)], "failure_kinds": dict(kinds),
                 "failures": sum(s["failures"] for s in mine),
                 "requests": sum(s["requests"] for s in mine),
-                "peak_rss_mib": max(s["peak_rss_mib"].get(role, 0) for s in mine),
             })  # fmt: skip
         if table:
             base_p95 = table[0]["p95_ms"] or 1.0
@@ -162,17 +145,16 @@ def sweep_markdown(summary: dict[str, Any], cooldown_s: float) -> str:
             f"**{target}** (process `{s['process']}`): p95 doubles at {where}; "
             f"peak {peak['rps']:.0f} req/s at {peak['users']} users", "",
             "| users | req/s | p50 ms | p95 ms (range) | errors % | errors by kind (all reps) | "
-            "CPU % of process (waiting for a CPU %) | CPU ms/req | CPU % of locust | "
-            "load avg 1m | peak RSS MiB |",
-            "|---:|---:|---:|---|---:|---|---|---:|---:|---:|---:|",
+            "CPU % of process | CPU ms/req | CPU % of locust | load avg 1m |",
+            "|---:|---:|---:|---|---:|---|---:|---:|---:|---:|",
         ]  # fmt: skip
         for r in s["table"]:
             lines.append(
                 f"| {r['users']} | {r['rps']:.0f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} "
                 f"({r['p95_range'][0]:.0f}-{r['p95_range'][1]:.0f}) | {r['error_pct']:.2f} | "
-                f"{kinds_text(r['failure_kinds'])} | {r['target_cpu_pct']:.0f} "
-                f"({r['target_runq_pct']:.0f}) | {r['target_cpu_ms_per_request']:.2f} | "
-                f"{r['locust_cpu_pct']:.0f} | {r['loadavg1']:.2f} | {r['peak_rss_mib']:.0f} |"
+                f"{kinds_text(r['failure_kinds'])} | {r['target_cpu_pct']:.0f} | "
+                f"{r['target_cpu_ms_per_request']:.2f} | {r['locust_cpu_pct']:.0f} | "
+                f"{r['loadavg1']:.2f} |"
             )
         base, cooled = s["rss_baseline_mib"], s["rss_cooled_mib"]
         if base is not None and cooled is not None:

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from loadtest.harness.bench_main import Run
-from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, free_port, wait_port
+from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, free_port
 from loadtest.harness.network import PASSPHRASE, Net, build_net
 from loadtest.harness.rows import GIB, KIB, MIB
 
@@ -63,10 +63,7 @@ def start_mitmdump(procs: Processes, workdir: Path) -> Proc:
     confdir.mkdir()
     argv = [MITMDUMP, "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port)]
     argv += ["--set", f"confdir={confdir}", "--set", "stream_large_bodies=1"]
-    proc = procs.start("mitmdump", argv, ready_line=False)
-    proc.url = f"http://127.0.0.1:{port}"
-    wait_port(proc, port, "mitmdump")  # on failure, the run's close stops it
-    return proc
+    return procs.start("mitmdump", argv, port=port)
 
 
 @dataclass

@@ -10,8 +10,7 @@ import time
 
 STARTED = time.monotonic()
 
-import argparse  # noqa: E402 (after the first stamp, like the imports it times)
-import json  # noqa: E402
+import json  # noqa: E402 (after the first stamp, like the imports it times)
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -73,32 +72,17 @@ def download(ses: Any, params: Any, timeout: float, warm_up: bool) -> dict[str, 
     return stamps
 
 
-def main() -> int:
-    """Exit 1 on a torrent error, 2 on timeout."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("magnet")
-    parser.add_argument("save")
-    parser.add_argument("settings", help="libtorrent settings pack as JSON")
-    parser.add_argument("--warm-up", action="store_true", help="stop after the first piece")
-    args = parser.parse_args()
+def main(magnet: str, save: str, settings: str, *flags: str) -> None:
+    """A torrent error or a timeout raises: a non-zero exit, the traceback on stderr."""
     imported = time.monotonic()
-    ses = lt.session(json.loads(args.settings))
-    params = lt.parse_magnet_uri(args.magnet)
-    params.save_path = args.save
+    ses = lt.session(json.loads(settings))
+    params = lt.parse_magnet_uri(magnet)
+    params.save_path = save
     params.flags |= lt.torrent_flags.sequential_download
     params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
-    try:
-        stamps = download(ses, params, TIMEOUT, args.warm_up)
-    except TimeoutError as exc:
-        print(json.dumps({"error": str(exc)}), flush=True)
-        return 2
-    except RuntimeError as exc:
-        print(json.dumps({"error": str(exc)}), flush=True)
-        return 1
-    stamps["imported"] = imported
-    print(json.dumps(stamps), flush=True)
-    return 0
+    stamps = download(ses, params, TIMEOUT, "--warm-up" in flags)
+    print(json.dumps({**stamps, "imported": imported}), flush=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(*sys.argv[1:])
