@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 
 import click
 
 from cdn_edge.ledger.app import LedgerConfig, create_app
+from cdn_edge.ledger.deploy_settings import DeploySettings
 from cdn_edge.ledger.settings import LedgerSettings
 from cdn_edge.serving import serve
 from requester.cli.options import settings_options
@@ -41,3 +43,20 @@ def serve_command(settings: LedgerSettings) -> None:
     )  # fmt: skip
     asyncio.run(serve(create_app(config), settings.host, settings.port, stops_last=True,
                       limits=settings.listener_limits))  # fmt: skip
+
+
+@ledger.command("deploy")
+@settings_options(DeploySettings)
+@click.option("--json", "as_json", is_flag=True, help="print the deployment as one JSON object")
+def deploy_command(settings: DeploySettings, as_json: bool) -> None:
+    """Deploy the AtlasChannels contract on TRON; prints its address (T...)."""
+    from requester.errors import SdkError
+    from requester.tron.deploy import DeployRequest, deploy, deployer_key  # imports tronpy
+
+    request = DeployRequest(settings.node, settings.token, settings.asset, settings.close_grace,
+                            settings.fee_limit, settings.expected_chain_id())  # fmt: skip
+    try:
+        done = asyncio.run(deploy(request, deployer_key(settings.key_file, settings.home)))
+    except SdkError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(json.dumps(done.as_json()) if as_json else done.contract)
