@@ -174,7 +174,7 @@ class ServeBench:
             f"serve: wrk, {self.conns} threads x 1 connection (one channel each), "
             f"{cfg.serve_seconds} s runs, {SERVE_CHUNKS} distinct 256 KiB chunks cycled; "
             f"price {self.price} base units per chunk",
-            f"serve: reference {tool_version(['nginx', '-v'])}, {NGINX_WORKERS} worker, "
+            f"serve: reference {tool_version('nginx')}, {NGINX_WORKERS} worker, "
             "sendfile on, access log off",
             f"serve (voucher): {completed} responses counted by wrk, {non_2xx} non-2xx, "
             f"{sum(r.socket_errors for r in paid)} socket errors/timeouts; the edge accepted "

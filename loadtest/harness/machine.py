@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import re
 import shutil
 import ssl
 import subprocess
@@ -16,9 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from loadtest import REPO
-
-VERSION_FLAGS = {"nginx": "-v", "wrk": "-v", "hey": ""}
-"""How a tool tells its version, when not ``--version`` ("": it cannot)."""
 
 
 def cpu_model() -> str:
@@ -39,20 +35,15 @@ def git(*args: str) -> str:
     return ""
 
 
-def tool_version(tool: str | Sequence[str]) -> str:
-    """The first line of ``TOOL --version`` (or its own flag), without its copyright."""
-    argv = [tool, VERSION_FLAGS.get(tool, "--version")] if isinstance(tool, str) else list(tool)
-    if not argv[-1]:
-        return argv[0] if shutil.which(argv[0]) else f"{argv[0]} missing"
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return f"{argv[0]} missing"
-    text = (result.stdout + result.stderr).strip().splitlines()
-    if not text:
-        return f"{argv[0]} unknown"
-    first = re.sub(r"\s+Copyright.*", "", text[0])
-    return " ".join(first.split()[:2]) if argv[0] == "curl" else first
+def tool_version(tool: str) -> str:
+    """``TOOL VERSION`` of its Debian package (every system tool a benchmark needs is one,
+    installed with apt-get), or why it cannot tell."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", tool], timeout=5,
+                                 capture_output=True, text=True, check=False).stdout  # fmt: skip
+        if version:
+            return f"{tool} {version}"
+    return f"{tool} {'unknown' if shutil.which(tool) else 'missing'}"
 
 
 def version_of(distribution: str) -> str:

@@ -38,6 +38,14 @@ SHORT_REFERENCES: tuple[tuple[str, str, str], ...] = (
     ("torrent", r".*", "plain libtorrent"),
 )
 PLOT_NAME = "performance-throughput.png"
+PLOT_TEXT = (
+    "One GET per download, timed by curl (`time_total`), the same file from nginx in every "
+    "case; Atlas's copy is cached at the edges, so each GET is a `/v1/fetch`, provider "
+    "look-ups and paid, verified chunks. Small payloads show each path's fixed cost per "
+    "request, large ones its streaming rate."
+)
+TEMPLATE = Path(__file__).with_name("performance.md.in")
+"""The document's prose, its figures as ``str.format`` fields."""
 CURVES = (  # (path in the proxy benchmark's sizes part, legend, matplotlib style)
     ("direct", "curl straight from nginx", "s-"),
     ("mitmdump", "curl through plain mitmdump", "^-"),
@@ -122,75 +130,19 @@ def render(runs: Sequence[BenchRun], lines: Sequence[Line], *, started: str, wal
     markdown = [("| " + " | ".join(v.replace("|", "\\|") for v in cells) + " |")
                 for cells in (HEADER, *(line.cells for line in lines))]  # fmt: skip
     markdown.insert(1, "|" + "|".join("---" if i in LEFT else "--:" for i in range(8)) + "|")
-    out = [
-        "# Performance",
-        "",
-        f"Written by `{command}` on {started} (UTC). Every figure below was measured in that",
-        "one run, each Atlas median beside a reference measured in the same run on the same",
-        "machine: nginx serving the same files, curl straight from the origin, plain mitmdump,",
-        "a plain libtorrent client, hashlib, and the signature primitives alone. The machine is",
-        "shared and noisy, so read the ratios rather than the absolute numbers.",
-        "",
-        "## How to reproduce",
-        "",
-        "```sh",
-        "make bench            # every benchmark (about 10 minutes on 2 cores), then this file",
-        ".venv/bin/python -m loadtest bench --only proxy --no-doc   # one benchmark",
-        "```",
-        "",
-        "`make bench` runs `python -m loadtest bench`, which runs each benchmark as",
-        "its own process (all servers are its children on 127.0.0.1, stopped by PID), prints",
-        "the table, and rewrites this file and its plot. Each benchmark's own report, with",
-        "every sample and its notes, is kept under `loadtest/reports/bench-*/`;",
-        "`loadtest/README.md` says what each row measures.",
-        "",
-        "## Machine",
-        "",
-        f"- CPU: {machine.get('cpu_model', '?')}, {machine.get('cores', '?')} cores "
-        f"({machine.get('usable_cores', '?')} usable)",
-        f"- {machine.get('python', '?')} on {machine.get('platform', '?')}",
-        f"- commit {machine.get('git_commit') or 'unknown'}"
-        + (" with uncommitted changes" if any(m.get("uncommitted") for m in machines) else ""),
-        f"- load average {load[0]:.2f} at the start, {load[1]:.2f} at the end; "
-        f"the suite took {wall_s / 60:.1f} min",
-        "",
-        "## Results",
-        "",
-        f"Medians; `ratio` = Atlas ÷ reference (for rates above 1 is faster, for times and "
-        f"sizes above 1 is more); `n` = repetitions. Goals from the issues: {met} met, "
-        f"{missed} missed.",
-        "",
-        *markdown,
-        "",
-    ]
-    if plot_written:
-        out += [
-            "## Throughput by payload size",
-            "",
-            f"![throughput by payload size]({PLOT_NAME})",
-            "",
-            "One GET per download, timed by curl (`time_total`), the same file from nginx in "
-            "every case; Atlas's copy is cached at the edges, so each GET is a `/v1/fetch`, "
-            "provider look-ups and paid, verified chunks. Small payloads show each path's "
-            "fixed cost per request, large ones its streaming rate.",
-            "",
-        ]
-    out += [
-        "## Load and saturation",
-        "",
-        "How many users one edge and one proxy carry before p95 latency doubles, what they "
-        "answer when overloaded and whether memory returns to its baseline is measured with "
-        "locust, not here: `make loadtest LOADTEST_ARGS=--sweep`, figures in "
-        "[loadtest/README.md](../loadtest/README.md#saturation-sweep---sweep).",
-        "",
-        "## Benchmarks in this run",
-        "",
-        *(f"- `{r.benchmark.name}`: {r.seconds:.0f} s, {r.problem or 'ok'}" for r in runs),
-        "",
-        "## References",
-        "",
-        *dict.fromkeys(f"- {ln.benchmark}, *{ln.reference}*: {ln.reference_text}" for ln in lines),
-    ]
     notes = [f"- {r.benchmark.name}: {n}" for r in runs if r.report for n in r.report["notes"]]
-    out += ["", "## Notes from the benchmarks", "", *notes] if notes else []
-    return "\n".join(out) + "\n"
+    plot = (f"\n## Throughput by payload size\n\n![throughput by payload size]({PLOT_NAME})\n\n"
+            f"{PLOT_TEXT}\n") if plot_written else ""  # fmt: skip
+    return TEMPLATE.read_text(encoding="utf-8").format(
+        command=command, started=started, commit=(machine.get("git_commit") or "unknown")
+        + (" with uncommitted changes" if any(m.get("uncommitted") for m in machines) else ""),
+        **{key: machine.get(key, "?") for key in ("cpu_model", "cores", "usable_cores", "python",
+                                                   "platform")},
+        load_start=load[0], load_end=load[1], minutes=wall_s / 60, met=met, missed=missed,
+        table="\n".join(markdown), plot=plot,
+        runs="\n".join(f"- `{r.benchmark.name}`: {r.seconds:.0f} s, {r.problem or 'ok'}"
+                       for r in runs),
+        references="\n".join(dict.fromkeys(f"- {ln.benchmark}, *{ln.reference}*: "
+                                            f"{ln.reference_text}" for ln in lines)),
+        notes="\n\n## Notes from the benchmarks\n\n" + "\n".join(notes) if notes else "",
+    )  # fmt: skip

@@ -1,22 +1,145 @@
 """Torrent benchmark: ``atlas fetch MAGNET --file PATH`` through a fresh free edge against a
 plain libtorrent client, both fed by one local seeder; ``loadtest/README.md`` says what each
-row measures and how the clocks work."""
+row measures and how the clocks work. Both parts run one after the other in this thread
+(each waits on its child processes), one seeder each, unthrottled or limited; every
+repetition on a fresh edge, stopped at its end."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from loadtest.harness.bench_main import Bench, Option, Run
-from loadtest.harness.rows import MIB, table
-from loadtest.torrent.measure import FULL, QUICK, Config, TorrentBench, run_part
-from loadtest.torrent.rows import TIMELINE_HEADER
+from loadtest.harness.blobs import file_sha256
+from loadtest.harness.children import BenchError, Proc, Processes
+from loadtest.harness.edge_api import edge_counter
+from loadtest.harness.rows import KIB, MIB, Row, size_text, table
+from loadtest.torrent.clients import ChildRun, Clients, Seeder, edge_settings, start_seeder
+from loadtest.torrent.rows import METHODS, TIMELINE_HEADER, rows_of, timeline_cells
 
 PARTS = ("unlimited", "limited")
 
 
+@dataclass(frozen=True, slots=True)
+class Config:
+    mode: str
+    size: int
+    piece_size: int
+    reps: int
+    limited_reps: int
+    limit: int  # bytes/s of the rate-limited seeder (its per-torrent upload limit)
+
+
+FULL = Config("full", 200 * MIB, 256 * KIB, 4, 2, 20 * MIB)
+"""Even repetition counts: each client goes first equally often. About 3 minutes on 2 cores."""
+QUICK = Config("quick", 8 * MIB, 256 * KIB, 1, 1, 16 * MIB)
+
+
+@dataclass
+class TorrentBench:
+    """What both parts share: the run's processes, ledger, and where results go."""
+
+    cfg: Config
+    procs: Processes
+    ledger: Proc
+    notes: list[str]
+    checks: dict[str, Any]
+    settings: dict[str, Any] = field(init=False)
+    timelines: list[tuple[str, ...]] = field(default_factory=list)
+    """The timeline table's cells, each part's rows in turn."""
+
+    def __post_init__(self) -> None:
+        self.settings = edge_settings(self.procs.workdir)
+        keys = ("enable_dht", "enable_lsd", "enable_upnp", "enable_natpmp", "listen_interfaces")
+        shown = ", ".join(f"{k}={json.dumps(self.settings[k])}" for k in keys)
+        self.notes.append(
+            f"libtorrent settings: the plain client gets the edge's TorrentSession pack "
+            f"({len(self.settings)} settings: {shown}, ...); the seeder runs with DHT, LSD, "
+            "UPnP and NAT-PMP off on 127.0.0.1; peers found only through the magnet's x.pe"
+        )
+
+
+def measure_part(
+    bench: TorrentBench, part: str, seeder: Seeder, reps: int, cached: bool
+) -> dict[str, list[ChildRun]]:
+    started = time.perf_counter()
+    clients = Clients(bench.procs.workdir, seeder, bench.settings, file_sha256(seeder.path))
+    runs: dict[str, list[ChildRun]] = {m: [] for m in METHODS}
+    summaries: list[dict[str, Any]] = []
+    # Untimed. A fresh seeder answers its first peer late (about 1 s for the first piece
+    # when rate-limited), and checks each piece's hash the first time it sends it (seed
+    # mode): unthrottled, a whole download absorbs both; limited, the first piece.
+    clients.plain(warm_up=part == "limited")
+    bench.notes.append(
+        f"{part}: seeder start (writes and hashes the file), SHA-256 and warm-up: "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+
+    def atlas(edge: Proc) -> None:
+        for method in ("first", "cached") if cached else ("first",):
+            cache = "MISS" if method == "first" else "HIT"
+            metric = f'atlas_edge_fetches_total{{cache="{cache}"}}'
+            counted = edge_counter(edge.url, metric)
+            run, summary = clients.atlas(edge)
+            if edge_counter(edge.url, metric) != counted + 1:
+                raise BenchError(f"{part}: the {method} atlas fetch was not a {cache} at the edge")
+            runs[method].append(run)
+            summaries.append({"method": method, "edge": edge.name, **summary})
+        if len({s["content_id"] for s in summaries if s["edge"] == edge.name}) != 1:
+            raise BenchError(f"{part}: the cached fetch got other content than the first")
+
+    for rep in range(reps):
+        # A fresh free edge (--free-mib 4096): empty store, its own libtorrent session.
+        edge = bench.procs.edge(f"edge-{part}-{rep}", bench.ledger.url, "--free-mib", "4096")
+        try:
+            steps: list[Callable[[], None]] = [
+                lambda: runs["plain"].append(clients.plain()),
+                partial(atlas, edge),
+            ]
+            for step in steps if rep % 2 == 0 else steps[::-1]:
+                step()
+        finally:
+            bench.procs.stop(edge)
+            shutil.rmtree(bench.procs.workdir / edge.name, ignore_errors=True)
+    bench.checks[part] = {
+        "reps": reps,
+        "bytes": seeder.size,
+        "runs": {m: [r.timeline() for r in done] for m, done in runs.items() if done},
+        "summaries": summaries,
+    }
+    return runs
+
+
+def run_part(bench: TorrentBench, part: str) -> list[Row]:
+    """One seeder (capped for ``limited``), its repetitions; its rows (and timeline cells)."""
+    cfg = bench.cfg
+    limit = cfg.limit if part == "limited" else 0
+    name = f"seeder-{part}"
+    seeder = start_seeder(bench.procs, name, cfg.size, cfg.piece_size, limit)
+    try:
+        reps = cfg.reps if part == "unlimited" else cfg.limited_reps
+        runs = measure_part(bench, part, seeder, reps, cached=part == "unlimited")
+    finally:
+        bench.procs.stop(seeder.proc)
+        shutil.rmtree(bench.procs.workdir / name, ignore_errors=True)
+    out_of_order = [int(r.stamps["out_of_order"]) for r in runs["plain"]]
+    limited = f", seeder limited to {limit / MIB:g} MiB/s" if limit else ""
+    bench.notes.append(
+        f"{part}: {size_text(seeder.size)} single-file hybrid torrent, "
+        f"{-(-seeder.size // cfg.piece_size)} pieces of {cfg.piece_size // KIB} KiB"
+        + (f", seeder upload limit {limit / MIB:g} MiB/s (per torrent)" if limit else "")
+        + f"; plain client: pieces verified before the file's first one: {out_of_order}"
+    )
+    bench.timelines += timeline_cells(part, seeder.size, runs)
+    return rows_of(part, limited, seeder.size, runs)
+
+
 async def measure(run: Run[Config]) -> None:
-    """Both parts, one after the other in this thread (each waits on its child processes)."""
     started = time.perf_counter()
     bench = TorrentBench(run.cfg, run.procs, run.procs.ledger(), run.notes, run.checks)
     run.notes.insert(0, f"setup: ledger {time.perf_counter() - started:.1f} s")
