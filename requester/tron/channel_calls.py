@@ -78,8 +78,8 @@ class ChannelCalls:
             if await self._chain.channel(cid) is not None:
                 return None  # the id binds payer, payee and this call's salt: it applied
             assert key is not None
-            await self._approve(key, intent, cid, op.deposit)
             args = [op.payee, op.deposit, op.expires_at, op.salt]
+            await self._approve(key, intent, cid, op.deposit, ("open", args))
             return await self._prepared(op.payer, "open", args, "open")
 
         if entry.state != "confirmed":
@@ -107,8 +107,8 @@ class ChannelCalls:
         async def make() -> AsyncTransactionBuilder:
             assert key is not None
             missing = target - int((await self.view(op.channel_id))["deposit"])
-            await self._approve(key, intent, op.channel_id, missing)
             args = [op.channel_id, target, op.expires_at]
+            await self._approve(key, intent, op.channel_id, missing, ("topUpTo", args))
             return await self._prepared(op.payer, "topUpTo", args, "topup")
 
         if entry.state != "confirmed":
@@ -170,7 +170,7 @@ class ChannelCalls:
                                     {"redeemed_before": view["redeemed"]})  # fmt: skip
         args = [cid, voucher.amount, voucher.signature]
         if entry.state == "confirmed":  # a replay: refused, as the embedded ledger does
-            await self._prepared(key.address, "redeem", args, "redeem")
+            await self._dry_run(key.address, "redeem", args, "redeem")
             redeemed = format_amount(int(view["redeemed"]), d.asset)
             raise LedgerError(409, "already_redeemed", f"channel already redeemed up to {redeemed}")
 
@@ -187,12 +187,20 @@ class ChannelCalls:
             raise LedgerError(404, "not_found", f"no channel {channel_id.hex()}")
         return view
 
-    async def _approve(self, key: PayerKey, intent: str, channel_id: bytes, amount: int) -> None:
+    async def _approve(self, key: PayerKey, intent: str, channel_id: bytes, amount: int,
+                       then: tuple[str, list[Any]]) -> None:  # fmt: skip
         """Let the contract pull ``amount`` from the payer (its own journaled transaction)
-        unless it may already; a payer without ``amount`` is refused first, as the embedded
-        ledger refuses it."""
+        for the call ``then`` (name, arguments), unless it may already. The call is tried
+        first: one the contract would refuse for any reason but the allowance is refused
+        before an approve spends energy, and a payer without ``amount`` is refused as the
+        embedded ledger refuses it."""
         if amount <= 0 or await self._chain.allowance(key.address) >= amount:
             return
+        try:
+            await self._dry_run(key.address, *then, then[0])
+        except LedgerError as exc:
+            if exc.code != "insufficient_funds":
+                raise
         d = await self._chain.deployment()
         balance = await self._chain.token_balance(key.address)
         if balance < amount:
@@ -215,13 +223,17 @@ class ChannelCalls:
                         doing: str) -> AsyncTransactionBuilder:  # fmt: skip
         """The builder of ``name(args)`` on the channel contract from ``owner``, after a dry
         run (which raises the refusal the contract would give)."""
+        await self._dry_run(owner, name, args, doing)
+        d = await self._chain.deployment()
+        return await self._builder(d.contract, self._chain.abi.abi, owner, name, args)
+
+    async def _dry_run(self, owner: TronAddress, name: str, args: list[Any], doing: str) -> None:
         d = await self._chain.deployment()
         abi = self._chain.abi.abi
         entry = next(e for e in abi if e.get("type") == "function" and e.get("name") == name)
         types = [i["type"] for i in entry["inputs"]]
         signature = f"{name}({','.join(types)})"
         await self._chain.dry_run(owner, d.contract, signature, types, args, doing)
-        return await self._builder(d.contract, abi, owner, name, args)
 
     async def _builder(self, at: TronAddress, abi: list[dict[str, Any]], owner: TronAddress,
                        name: str, args: list[Any]) -> AsyncTransactionBuilder:  # fmt: skip

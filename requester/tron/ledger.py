@@ -49,6 +49,7 @@ from requester.protocol import (
     TopUpChannel,
     TronAddress,
     Voucher,
+    format_amount,
     sign_op,
 )
 from requester.tron.chain_reader import ChainReader
@@ -56,6 +57,8 @@ from requester.tron.channel_calls import ChannelCalls
 from requester.tron.tx_journal import JOURNAL_FILE, TxJournal
 
 API_KEY_ENV = "TRON_PRO_API_KEY"
+FAUCET_TRX = "100"
+"""TRX the offline node's faucet adds to each grant: what ~10 channel opens burn."""
 
 
 class TronLedger:
@@ -128,14 +131,15 @@ class TronLedger:
         return sorted(views, key=lambda v: int(v["opened_at"]))
 
     async def faucet(self, address: TronAddress, amount: int) -> dict[str, Any]:
-        """Test BTT (and TRX for fees) from the offline node (``atlas ledger tron-node``)."""
+        """Test BTT, and FAUCET_TRX for fees, from the offline node's ``POST /atlas/fund``
+        (``atlas ledger tron-node``); a node without one answers ``403 faucet_disabled``."""
         async with _talking():
-            await self._chain.deployment()
-            if self._chain.node_info is None:
-                raise LedgerError(403, "faucet_disabled", f"{self._endpoint} has no faucet")
-            body = {"address": address.base58(), "btt": str(amount)}
+            whole = format_amount(amount, (await self._chain.deployment()).asset).split()[0]
+            body = {"address": address.base58(), "btt": whole, "trx": FAUCET_TRX}
             async with self._session.post(f"{self._endpoint}/atlas/fund", json=body) as resp:
                 answer = await resp.json(content_type=None)
+            if resp.status in (404, 405):
+                raise LedgerError(403, "faucet_disabled", f"{self._endpoint} has no faucet")
             if resp.status >= 400 or not isinstance(answer, dict):
                 raise LedgerError(resp.status if resp.status >= 400 else 502, "faucet_refused",
                                   str(answer)[:200])  # fmt: skip

@@ -146,6 +146,14 @@ class TxJournal:
         ).fetchall()
         return [_entry(r) for r in rows]
 
+    def entries(self, kind: str | None = None) -> list[Entry]:
+        """Every intent (of ``kind``), oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM tron_txs WHERE ? IS NULL OR kind=? ORDER BY created_at, rowid",
+            (kind, kind),
+        ).fetchall()
+        return [_entry(r) for r in rows]
+
     def channel_ids(self) -> list[bytes]:
         """Channels opened through this journal, oldest first."""
         rows = self._db.execute(
