@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from loadtest.edge.config import SERVE_CHUNKS
-from loadtest.harness.children import BenchError
+from loadtest.harness.children import BenchError, run_timed
 
 WRK_LUA = Path(__file__).with_name("serve.lua")
 
@@ -45,20 +46,11 @@ async def run_wrk(
     argv = [shutil.which("wrk") or "wrk", "-t", str(conns), "-c", str(conns), "-d", f"{seconds}s"]
     argv += ["--timeout", "5s", "-s", str(WRK_LUA), base, "--", prefix, str(SERVE_CHUNKS)]
     argv += [str(pattern), header, "1" if cycle else "0"]
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), seconds + 30)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise BenchError(f"wrk did not finish: {' '.join(argv)}") from None
-    text = out.decode(errors="replace")
-    for line in reversed(text.splitlines()):
-        if line.startswith("{"):
-            return WrkResult(**json.loads(line))
-    raise BenchError(f"wrk gave no result (exit {proc.returncode}): {text}{err.decode()}")
+    run = await asyncio.to_thread(run_timed, argv, dict(os.environ), pattern.parent, "wrk")
+    found = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    if not found:
+        raise BenchError(f"wrk gave no result: {run.stdout}")
+    return WrkResult(**json.loads(found[-1]))
 
 
 def write_files(pattern: Path, files: Sequence[Sequence[str]]) -> list[Path]:

@@ -110,9 +110,8 @@ class Net:
     async def cache(self, name: str) -> str:
         """nginx's ``name`` fetched with ``atlas fetch`` from every edge, so the origin edge
         caches it, then bought whole from each other edge (full replicas): its content id."""
-        loop = asyncio.get_running_loop()
         url = f"{self.nginx.url}/{name}"
-        warm = await loop.run_in_executor(None, self.atlas_fetch, url, EDGES, name)
+        warm = await asyncio.to_thread(self.atlas_fetch, url, EDGES, name)
         await fill_replicas(self, self.edges[1:], content_id := str(warm.summary["content_id"]))
         return content_id
 

@@ -18,17 +18,13 @@ from typing import Any
 
 from launcher import processes
 from loadtest import REPO
-from loadtest.harness.children import child_env
+from loadtest.harness.children import BenchError, child_env
 from loadtest.harness.procfs import child_cpu_seconds
 
 LOCUST = Path(sys.executable).with_name("locust")
 CONF = REPO / "loadtest" / "locust.conf"
-SCENARIOS_FILE = Path(__file__).with_name("scenarios.py")
+SCENARIOS = Path(__file__).with_name("scenarios.py")
 SWEEP_FILE = Path(__file__).with_name("sweep_users.py")
-
-
-class LoadTestError(Exception):
-    """The load test could not run (a process did not start, locust wrote nothing)."""
 
 
 def seconds_of(run_time: str) -> int:
@@ -105,6 +101,11 @@ def run_locust(
     rows = read_csv(Path(f"{prefix}_stats.csv"))
     if not rows:
         tail = log.read_text("utf-8", "replace")[-3000:]
-        raise LoadTestError(f"locust wrote no statistics (exit {returncode}); see {log}:\n{tail}")
+        raise BenchError(f"locust wrote no statistics (exit {returncode}); see {log}:\n{tail}")
     failures = read_csv(Path(f"{prefix}_failures.csv"))
     return LocustRun(prefix, returncode, wall, cpu, rows, scenarios, failures)
+
+
+def kinds_text(kinds: dict[str, int]) -> str:
+    """Failures by kind, ``shed 12, timeout 1``, or ``-``."""
+    return ", ".join(f"{k} {v}" for k, v in kinds.items()) or "-"

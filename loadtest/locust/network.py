@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 
 from launcher import processes
 from loadtest import REPO
+from loadtest.harness.children import BenchError
 from loadtest.harness.procfs import children_of, cpu_seconds, proc_status, reset_peak_rss
-from loadtest.locust.locust_process import LoadTestError
 
 ATLAS = Path(sys.executable).with_name("atlas")
 ORIGIN = REPO / "tests" / "origin_server.py"
@@ -66,7 +66,7 @@ def start(name: str, argv: list[str], logs: Path, ready_key: str | None) -> proc
                                ready_timeout=READY_TIMEOUT)  # fmt: skip
     except processes.NotReady as exc:
         tail = log.read_text("utf-8", "replace")[-2000:]
-        raise LoadTestError(f"{name} {exc} (see {log}):\n{tail}") from None
+        raise BenchError(f"{name} {exc} (see {log}):\n{tail}") from None
 
 
 @contextlib.contextmanager

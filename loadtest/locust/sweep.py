@@ -14,10 +14,10 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from loadtest.harness.children import BenchError
 from loadtest.harness.procfs import Poller, cpu_seconds
-from loadtest.locust.locust_process import SWEEP_FILE, LoadTestError, run_locust
+from loadtest.locust.locust_process import SWEEP_FILE, kinds_text, run_locust
 from loadtest.locust.network import Network
-from loadtest.locust.one_run import kinds_text
 
 SWEEP_TARGETS = {
     "edge": ("EdgeSweepUser", "edge-sweep: chunk", "edge1"),
@@ -37,7 +37,7 @@ def run_sweep(args: argparse.Namespace, net: Network, out: Path) -> dict[str, An
     users = [int(u) for u in args.sweep_users.split(",")]
     targets = [t for t in args.sweep_targets.split(",") if t]
     if unknown := set(targets) - set(SWEEP_TARGETS):
-        raise LoadTestError(f"unknown sweep targets {sorted(unknown)}")
+        raise BenchError(f"unknown sweep targets {sorted(unknown)}")
     # Warm-up (not measured): the proxy's channels, the edges' caches, the paid content.
     for target in targets:
         run_locust(out / f"warmup_{target}", SWEEP_FILE, [SWEEP_TARGETS[target][0]], 2, 2, 4,

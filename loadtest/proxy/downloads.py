@@ -19,18 +19,18 @@ MB = 1e6
 
 
 async def bench_sizes(bench: ProxyBench) -> list[Row]:
-    cfg, net, loop = bench.cfg, bench.net, asyncio.get_running_loop()
+    cfg, net = bench.cfg, bench.net
     rates: dict[int, dict[str, list[float]]] = {s: {p: [] for p in PATHS} for s in cfg.sizes}
     for i, size in enumerate(cfg.sizes):
         name = f"size-{size}.bin"
         www = net.workdir / "nginx" / "www" / name
-        net.files[name] = await loop.run_in_executor(None, write_blob, www, size, SALT + i)
+        net.files[name] = await asyncio.to_thread(write_blob, www, size, SALT + i)
         # Warm-up, not timed: the origin edge's MISS, the replicas, both proxies' paths.
-        _, cid = await loop.run_in_executor(None, bench.curl, "atlas", name)
+        _, cid = await asyncio.to_thread(bench.curl, "atlas", name)
         warm = [(False, path) for path in PATHS]
         for counted, path in [*warm, *((True, p) for _, p in rotated(cfg.sizes_reps, PATHS))]:
             via = None if path == "direct" else path
-            seconds, _ = await loop.run_in_executor(None, bench.curl, via, name, "", cid)
+            seconds, _ = await asyncio.to_thread(bench.curl, via, name, "", cid)
             if counted:
                 rates[size][path].append(size / seconds / MB)
     medians = {p: [statistics.median(rates[s][p]) for s in cfg.sizes] for p in PATHS}
@@ -51,7 +51,7 @@ async def bench_sizes(bench: ProxyBench) -> list[Row]:
 
 
 async def bench_stream(bench: ProxyBench) -> list[Row]:
-    cfg, loop, size = bench.cfg, asyncio.get_running_loop(), bench.cfg.size
+    cfg, size = bench.cfg, bench.cfg.size
     rates: dict[str, list[float]] = {path: [] for path in PATHS}
     cpu: dict[str, list[float]] = {"atlas": [], "mitmdump": []}
     rss: list[float] = []
@@ -69,9 +69,9 @@ async def bench_stream(bench: ProxyBench) -> list[Row]:
         if target == "atlas":
             rss.append(sampler.peak / KIB)
 
-    await loop.run_in_executor(None, one, "mitmdump", False)  # warm-up (the proxy's is in setup)
+    await asyncio.to_thread(one, "mitmdump", False)  # warm-up (the proxy's is in setup)
     for _, target in rotated(cfg.stream_reps, PATHS):
-        await loop.run_in_executor(None, one, target)
+        await asyncio.to_thread(one, target)
     delta = bench.net.counters(since=counters)
     bench.checks["stream"] = {"edge_counters": delta}
     if delta["hit"] != cfg.stream_reps or delta["miss"]:
@@ -94,7 +94,7 @@ async def bench_stream(bench: ProxyBench) -> list[Row]:
 
 
 async def bench_rss(bench: ProxyBench) -> list[Row]:
-    cfg, loop = bench.cfg, asyncio.get_running_loop()
+    cfg = bench.cfg
     growth: dict[str, list[float]] = {t: [] for t in TARGETS}
     rates: dict[str, list[float]] = {t: [] for t in TARGETS}
     reset_ok = True
@@ -109,7 +109,7 @@ async def bench_rss(bench: ProxyBench) -> list[Row]:
 
     counters = bench.net.counters()
     for _, target in rotated(cfg.rss_reps, TARGETS):
-        await loop.run_in_executor(None, one, target)
+        await asyncio.to_thread(one, target)
     delta = bench.net.counters(since=counters)
     bench.checks["rss"] = {"edge_counters": delta}
     if delta["miss"] != 1 or delta["hit"] != cfg.rss_reps - 1:

@@ -130,7 +130,5 @@ async def setup(run: Run[Config], session: aiohttp.ClientSession) -> ProxyBench:
     for via in (None, mitm.url, proxy.url):
         await get_checked(session, bench.small_url, via, net.files["small.bin"], SMALL)
     # The proxy's first download of the cached body (warm-up, not timed): Via, content id checked.
-    await asyncio.get_running_loop().run_in_executor(
-        None, bench.curl, "atlas", "body.bin", "", cached_id
-    )
+    await asyncio.to_thread(bench.curl, "atlas", "body.bin", "", cached_id)
     return bench

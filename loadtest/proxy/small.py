@@ -8,16 +8,16 @@ import contextlib
 import re
 import shutil
 import statistics
-import subprocess
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from loadtest.harness.children import BenchError
+from loadtest.harness.children import BenchError, run_timed
 from loadtest.harness.network import client_env
-from loadtest.harness.procfs import child_cpu_seconds, cpu_clock
+from loadtest.harness.procfs import cpu_clock
 from loadtest.harness.rows import KIB, Row, make_row, rotated
 from loadtest.proxy.proxies import SMALL, TARGETS, ProxyBench, get_checked
 
@@ -32,32 +32,28 @@ class LoadRun:
     client_cpu: float
 
 
-def run_hey(url: str, proxy: str, seconds: float, concurrency: int) -> LoadRun:
+def run_hey(workdir: Path, url: str, proxy: str, seconds: float, concurrency: int) -> LoadRun:
     """``hey -z S -c C -x http://PROXY URL`` (keep-alive, one connection per worker), parsed."""
     argv = [shutil.which("hey") or "hey", "-z", f"{seconds:g}s", "-c", str(concurrency)]
-    argv += ["-t", "30", "-disable-compression", "-x", proxy, url]
-    cpu = child_cpu_seconds()
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=seconds + 120, check=False, env=client_env()
-    )
-    cpu = child_cpu_seconds() - cpu
-    out = result.stdout
+    run = run_timed([*argv, "-t", "30", "-disable-compression", "-x", proxy, url], client_env(),
+                    workdir, "hey")  # fmt: skip
+    out = run.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if result.returncode != 0 or rps is None:
-        raise BenchError(f"hey exited {result.returncode}: {out[-1500:]}{result.stderr[-1500:]}")
+    if rps is None:
+        raise BenchError(f"hey printed no rate: {out[-1500:]}")
     data = re.search(r"Total data:\s+(\d+) bytes", out)
     statuses = {int(s): int(n) for s, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)}
     tail = out.partition("Error distribution:")[2]
     errors = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", tail, re.MULTILINE))
     body = int(data[1]) if data else 0
-    return LoadRun(sum(statuses.values()), float(rps[1]), statuses, errors, body, cpu)
+    return LoadRun(sum(statuses.values()), float(rps[1]), statuses, errors, body, run.cpu)
 
 
 async def load(bench: ProxyBench, target: str, seconds: float) -> LoadRun:
     """One hey run through ``target``; every response must be a 200 of SMALL bytes."""
-    run = await asyncio.get_running_loop().run_in_executor(
-        None, run_hey, bench.small_url, bench.via(target), seconds, bench.cfg.concurrency
-    )
+    via, concurrency = bench.via(target), bench.cfg.concurrency
+    run = await asyncio.to_thread(run_hey, bench.net.workdir, bench.small_url, via, seconds,
+                                  concurrency)  # fmt: skip
     bad = {s: n for s, n in run.statuses.items() if s != 200}
     if bad or run.errors or not run.responses or run.body_bytes != run.responses * SMALL:
         raise BenchError(f"{target}: non-200 {bad}, {run.errors} errors, {run}")

@@ -13,25 +13,13 @@ import asyncio
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from loadtest.harness.bench_main import Bench, Run, client_session
 from loadtest.harness.children import BenchError, Timed
 from loadtest.harness.network import EDGES, Net, build_net
 from loadtest.harness.procfs import RSS_POLL
-from loadtest.harness.rows import (
-    CHUNK,
-    GB,
-    GIB,
-    KIB,
-    MIB,
-    Row,
-    make_row,
-    rates,
-    rotated,
-    size_text,
-    table,
-)
+from loadtest.harness.rows import CHUNK, GB, MIB, Row, make_row, rates, rotated, size_text, table
 
 SETUPS = ("first3", "cached1", "cached2", "cached3")
 """Atlas downloads of one repetition: a first fetch from 3 edges, cached from 1, 2, 3."""
@@ -47,47 +35,31 @@ class Config:
     rss_reps: int
 
 
-FULL = Config("full", 5, 100 * MIB, GIB, MIB, 2)
+FULL = Config("full", 5, 100 * MIB, 1024 * MIB, MIB, 2)
 QUICK = Config("quick", 1, 8 * MIB, 32 * MIB, MIB, 1)
 
 
-@dataclass
-class FetchSamples:
-    size: int
-    seconds: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in SETUPS})
-    inner: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in SETUPS})
-    """The summary's ``seconds`` (inside the process: no interpreter start, no wallet unlock)."""
-    chunks: dict[str, list[dict[str, int]]] = field(default_factory=lambda: {s: [] for s in SETUPS})
-    rss: dict[str, list[int]] = field(default_factory=lambda: {s: [] for s in SETUPS})
-    curl: list[float] = field(default_factory=list)
-
-    def record(self, setup: str, run: Timed, names: dict[str, str]) -> None:
-        self.seconds[setup].append(run.seconds)
-        self.inner[setup].append(float(run.summary["seconds"]))
-        self.rss[setup].append(run.peak_rss_kib)
-        providers = run.summary["providers"]
-        self.chunks[setup].append({names.get(u, u): int(p["chunks"]) for u, p in providers.items()})
-
-
 async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
-    size, loop = cfg.size, asyncio.get_running_loop()
+    size = cfg.size
     # Warm-up (not timed): the origin edge caches the URL, the others get full replicas,
     # and the interpreter, the files and nginx are warm.
     started = time.perf_counter()
     cached_id = await net.cache("body.bin")
-    await loop.run_in_executor(None, net.curl, "body.bin")
+    await asyncio.to_thread(net.curl, "body.bin")
     run.notes.append(
         f"fetch: warm-up (origin edge caches the URL, edge2 and edge3 replicate all "
         f"{-(-size // CHUNK)} chunks) took {time.perf_counter() - started:.1f} s"
     )
-    samples, ids, names = FetchSamples(size), {cached_id}, net.names()
+    runs: dict[str, list[Timed]] = {setup: [] for setup in SETUPS}
+    curls: list[float] = []
+    ids = {cached_id}
 
     def first(rep: int) -> None:
         got = net.atlas_fetch(f"{net.nginx.url}/body.bin?first={rep}", EDGES, "body.bin")
         if got.summary["content_id"] in ids:
             raise BenchError("a first fetch was answered from the cache")
         ids.add(got.summary["content_id"])
-        samples.record("first3", got, names)
+        runs["first3"].append(got)
 
     def cached(edges: int) -> Callable[[int], None]:
         def go(_rep: int) -> None:
@@ -96,27 +68,27 @@ async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
                 raise BenchError("a cached fetch got new content (not a cache HIT)")
             if set(got.summary["providers"]) != {e.url for e in net.edges[:edges]}:
                 raise BenchError(f"--edge x{edges} used {list(got.summary['providers'])}")
-            samples.record(f"cached{edges}", got, names)
+            runs[f"cached{edges}"].append(got)
 
         return go
 
-    def curl(_rep: int) -> None:
-        samples.curl.append(net.curl("body.bin").seconds)
-
     before = net.counters()
-    for rep, step in rotated(cfg.reps, [curl, first, cached(1), cached(2), cached(3)]):
-        await loop.run_in_executor(None, step, rep)
-    counted = net.counters(since=before)
+    for rep, step in rotated(cfg.reps, [lambda _: curls.append(net.curl("body.bin").seconds),
+                                        first, cached(1), cached(2), cached(3)]):  # fmt: skip
+        await asyncio.to_thread(step, rep)
+    counted, names = net.counters(since=before), net.names()
     hits, misses = counted["hit"], counted["miss"]
-    to_client = sum(sum(c.values()) for runs in samples.chunks.values() for c in runs)
-    idle = sum(1 for runs in samples.chunks.values() for c in runs for n in c.values() if not n)
+    chunks = {setup: [{names.get(url, url): int(p["chunks"]) for url, p in
+                       r.summary["providers"].items()} for r in done]
+              for setup, done in runs.items()}  # fmt: skip
+    to_client = sum(sum(c.values()) for done in chunks.values() for c in done)
+    idle = sum(1 for done in chunks.values() for c in done for n in c.values() if not n)
     run.checks["fetch"] = {"origin_edge_hits": hits, "origin_edge_misses": misses,
-                           "chunks_per_provider": samples.chunks}  # fmt: skip
+                           "chunks_per_provider": chunks}  # fmt: skip
     if hits != 3 * cfg.reps or misses != cfg.reps:
         raise BenchError(f"origin edge counted {hits} HIT and {misses} MISS fetches")
     text, count = size_text(size), -(-size // CHUNK)
-    pairs = [zip(samples.seconds[setup], samples.inner[setup], strict=True) for setup in SETUPS]
-    outside = [wall - inner for pair in pairs for wall, inner in pair]
+    outside = [r.seconds - float(r.summary["seconds"]) for done in runs.values() for r in done]
     run.notes += [
         f"fetch: {text} = {count} chunks of 256 KiB, random bytes (no zstd), paid at the "
         "edges' default price (0.001 BTT per MiB); time = wall time of the whole command "
@@ -129,12 +101,12 @@ async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
         f"fetch: fixed cost per command (interpreter start and imports, wallet unlock): wall "
         f"time minus the summary's 'seconds' is {statistics.median(outside):.2f} s (median)",
     ]
-    direct = rates(size, samples.curl, GB)
-    run.sections["scaling"] = scaling_table(samples, statistics.median(direct))
+    direct = rates(size, curls, GB)
+    run.sections["scaling"] = scaling_table(size, runs, chunks, statistics.median(direct))
     reference = f"curl -o FILE, same {text} file straight from nginx"
     return [
         make_row(f"fetch_{setup[:-1]}_{setup[-1]}", f"atlas fetch {text}, {label}", "GB/s",
-                 rates(size, samples.seconds[setup], GB), reference, direct,
+                 rates(size, [r.seconds for r in runs[setup]], GB), reference, direct,
                  *(("ratio >= 0.50", lambda _m, ratio: ratio >= 0.5) if goal else ()))
         for setup, label, goal in (
             ("first3", "3 edges, first fetch (origin pull included)", True),
@@ -145,22 +117,24 @@ async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
     ]  # fmt: skip
 
 
-def scaling_table(samples: FetchSamples, curl: float) -> list[str]:
+def scaling_table(size: int, runs: dict[str, list[Timed]], chunks: dict[str, list[dict[str, int]]],
+                  curl: float) -> list[str]:  # fmt: skip
     """Throughput by provider count (medians), and the chunks each provider served."""
 
     def rate(seconds: list[float]) -> float:
-        return statistics.median(rates(samples.size, seconds, GB))
+        return statistics.median(rates(size, seconds, GB))
 
-    one, cells = rate(samples.seconds["cached1"]), []
+    one, cells = rate([r.seconds for r in runs["cached1"]]), []
     for setup in ("cached1", "cached2", "cached3", "first3"):
-        wall, counts = rate(samples.seconds[setup]), samples.chunks[setup]
+        wall, counts = rate([r.seconds for r in runs[setup]]), chunks[setup]
         per_provider = ", ".join(
             f"{name} {statistics.median(c.get(name, 0) for c in counts):.0f} "
             f"[{min(c.get(name, 0) for c in counts)}-{max(c.get(name, 0) for c in counts)}]"
             for name in sorted({name for c in counts for name in c})
         )
         label = "first fetch, 3 edges" if setup == "first3" else f"cached, {setup[-1]} edge(s)"
-        rss, inner = statistics.median(samples.rss[setup]) / KIB, rate(samples.inner[setup])
+        rss = statistics.median(r.peak_rss_kib for r in runs[setup]) / 1024
+        inner = rate([float(r.summary["seconds"]) for r in runs[setup]])
         cells.append((label, f"{wall:.3f}", f"{wall / one:.2f}x", f"{wall / curl:.2f}",
                       f"{inner:.3f}", f"{rss:.0f} MiB", per_provider))  # fmt: skip
     header = ("download", "wall GB/s", "vs 1 edge", "vs curl", "in-process GB/s", "peak RSS",
@@ -170,12 +144,12 @@ def scaling_table(samples: FetchSamples, curl: float) -> list[str]:
 
 async def bench_rss(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
     """Peak RSS of ``atlas fetch`` for the big file, and for a small one."""
-    loop, rates = asyncio.get_running_loop(), []
+    rates: list[float] = []
     peaks: dict[str, list[float]] = {"big.bin": [], "small.bin": []}
     for rep, name in rotated(cfg.rss_reps, ("big.bin", "small.bin")):
         url = f"{net.nginx.url}/{name}?rss={rep}"
-        got = await loop.run_in_executor(None, net.atlas_fetch, url, EDGES, name)
-        peaks[name].append(got.peak_rss_kib / KIB)
+        got = await asyncio.to_thread(net.atlas_fetch, url, EDGES, name)
+        peaks[name].append(got.peak_rss_kib / 1024)
         if name == "big.bin":
             rates.append(cfg.rss_size / got.seconds / GB)
     text, big = size_text(cfg.rss_size), peaks["big.bin"]
