@@ -36,13 +36,15 @@ async def serve(
     *,
     stops_last: bool = False,
     limits: ListenerLimits = DEFAULT_LIMITS,
+    ready_extra: Callable[[str], dict[str, object]] | None = None,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM, then run its cleanup and return.
 
     ``on_bound`` learns the URL actually bound (port 0 picks one) before the
     ready line is printed. Under ``atlas up`` the launcher's orders stop it too,
     and a ``stops_last`` server (the ledger) only those (requester/stop_orders.py).
-    Connections obey ``limits`` (header timeout, per-address cap).
+    Connections obey ``limits`` (header timeout, per-address cap). ``ready_extra``
+    adds keys to the ready line (the offline TRON node names its contracts there).
     """
     # Handlers go in before the ready line: a SIGTERM sent as soon as it is read must
     # still run the cleanup (an edge redeems its vouchers there), not kill the process.
@@ -56,7 +58,8 @@ async def serve(
     url = f"http://{url_host}:{bound[1]}"
     if on_bound is not None:
         on_bound(app, url)
-    sys.stdout.write(json.dumps({"listening": url}) + "\n")
+    extra = ready_extra(url) if ready_extra is not None else {}
+    sys.stdout.write(json.dumps({"listening": url, **extra}) + "\n")
     sys.stdout.flush()
     try:
         await orders.wait()

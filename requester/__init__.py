@@ -9,7 +9,8 @@ A free download needs only a client and an aiohttp session::
 
 A paying one gives the client a :class:`Budget` over a :class:`ChannelManager` (the
 wallet's keys from :mod:`requester.keystore`, a :class:`PayerStore`, a
-:class:`LedgerClient`), as ``atlas fetch`` does (requester/cli/fetch.py). Every error is
+:class:`Ledger` from :func:`open_ledger`: the embedded ledger's :class:`LedgerClient`, or
+the channel contract on TRON), as ``atlas fetch`` does (requester/cli/fetch.py). Every error is
 an :class:`AtlasError`; catch by meaning (:class:`SdkError`: the SDK could not do it,
 :class:`Refusal`: a peer or the protocol refused), see requester/errors.py.
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from requester.downloader import ContentFailedAtOrigin, NoProvidersLeft, Progress
     from requester.errors import AtlasError, Refusal, SdkError
     from requester.keystore import KeystoreError
+    from requester.ledger_api import Ledger, open_ledger
     from requester.ledger_client import LedgerClient, LedgerError
     from requester.payer_store import PayerStore
     from requester.protocol import BTT_LOCAL, ProtocolError, format_amount, parse_amount
@@ -51,6 +53,8 @@ _HOMES = {
     "ChannelManager": "requester.channel_manager",
     "PayerStore": "requester.payer_store",
     "LedgerClient": "requester.ledger_client",
+    "Ledger": "requester.ledger_api",
+    "open_ledger": "requester.ledger_api",
     "BTT_LOCAL": "requester.protocol",
     "format_amount": "requester.protocol",
     "parse_amount": "requester.protocol",
@@ -82,6 +86,7 @@ __all__ = [
     "EdgeUnavailable",
     "FetchRefused",
     "KeystoreError",
+    "Ledger",
     "LedgerClient",
     "LedgerError",
     "NoProvidersLeft",
@@ -95,6 +100,7 @@ __all__ = [
     "TorrentListing",
     "format_amount",
     "load_settings",
+    "open_ledger",
     "parse_amount",
 ]
 

@@ -38,6 +38,11 @@ def start_ledger(
     return start([*args, "--faucet"] if faucet else args, env)
 
 
+def start_tron_node(*extra: str) -> Running:
+    """``atlas ledger tron-node`` on port 0; its ready line names the contracts it deployed."""
+    return start(["ledger", "tron-node", "--host", "127.0.0.1", "--port", "0", *extra])
+
+
 def start_origin(tls: tuple[Path, Path] | None = None) -> Running:
     """The test origin (tests/origin_server.py) in its own process; HTTPS with (cert, key)."""
     script = Path(__file__).with_name("origin_server.py")

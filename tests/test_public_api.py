@@ -24,6 +24,7 @@ PUBLIC = [
     "EdgeUnavailable",
     "FetchRefused",
     "KeystoreError",
+    "Ledger",
     "LedgerClient",
     "LedgerError",
     "NoProvidersLeft",
@@ -37,6 +38,7 @@ PUBLIC = [
     "TorrentListing",
     "format_amount",
     "load_settings",
+    "open_ledger",
     "parse_amount",
 ]
 

@@ -12,6 +12,7 @@ import click
 from cdn_edge.ledger.app import LedgerConfig, create_app
 from cdn_edge.ledger.deploy_settings import DeploySettings
 from cdn_edge.ledger.settings import LedgerSettings
+from cdn_edge.ledger.tron_node.cli import tron_node_command
 from cdn_edge.serving import serve
 from requester.cli.options import settings_options
 
@@ -43,6 +44,9 @@ def serve_command(settings: LedgerSettings) -> None:
     )  # fmt: skip
     asyncio.run(serve(create_app(config), settings.host, settings.port, stops_last=True,
                       limits=settings.listener_limits))  # fmt: skip
+
+
+ledger.add_command(tron_node_command)
 
 
 @ledger.command("deploy")

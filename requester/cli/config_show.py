@@ -21,13 +21,13 @@ from requester.settings_spec import describe, specs
 
 PROGRAMS: dict[str, tuple[str, ...]] = {
     "requester": (), "edge": ("edge", "serve"), "ledger": ("ledger", "serve"),
-    "proxy": ("proxy",), "up": ("up",),
+    "proxy": ("proxy",), "up": ("up",), "tron-node": ("ledger", "tron-node"),
 }  # fmt: skip
 """Each program, and the command whose settings it shows (the requester's are the SDK's)."""
 WHAT = {
     "requester": "atlas fetch, atlas channel and atlas wallet",
     "edge": "atlas edge serve", "ledger": "atlas ledger serve", "proxy": "atlas proxy",
-    "up": "atlas up",
+    "up": "atlas up", "tron-node": "atlas ledger tron-node",
 }  # fmt: skip
 
 
@@ -93,6 +93,7 @@ def config() -> None:
 
 @config.group("show", cls=ShowGroup, subcommand_metavar="[PROGRAM] [FLAGS]...")
 def show() -> None:
-    """Print a program's settings (PROGRAM: requester, the default, edge, ledger, proxy, up):
+    """Print a program's settings (PROGRAM: requester, the default, edge, ledger, proxy, up,
+    tron-node):
     each value with its unit and its source: flag, environment variable, config file or
     default. Takes the program's own options; --json prints one JSON object."""
