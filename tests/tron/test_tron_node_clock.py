@@ -6,15 +6,29 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from tronpy import Tron
 from tronpy.contract import Contract
 from tronpy.exceptions import TransactionError
+from tronpy.keys import PrivateKey
 from tronpy.providers import HTTPProvider
 
+from requester.protocol import BTT as BTT_ASSET
+from requester.protocol import PayerKey, PaymentDomain, TronAddress, Voucher, channel_id
 from tests.processes import Running, start_tron_node
-from tests.tron.node_client import PROBE_ABI, PROBE_INIT, address, control, deploy, funded, key
+from tests.tron.node_client import (
+    BTT,
+    FEE_LIMIT,
+    PROBE_ABI,
+    PROBE_INIT,
+    address,
+    control,
+    deploy,
+    funded,
+    key,
+)
 
 NILE = 0xCD8690DC
 DAY = 86400
@@ -76,3 +90,40 @@ def test_contract_addresses_are_the_same_at_every_start(node: Running) -> None:
             assert again.ready[name] == node.ready[name]
     finally:
         again.stop()
+
+
+def test_channel_energy_stays_under_the_issues_ceilings(node: Running) -> None:
+    """The channel contract's operations, through the node's energy accounting."""
+    tron = Tron(HTTPProvider(node.url))
+    payer, payee = funded(node, "energy-payer", trx=500, btt=5), funded(node, "energy-payee")
+    token = tron.get_contract(str(node.ready["token"]))
+    channels = tron.get_contract(str(node.ready["contract"]))
+
+    def energy(call: Any, who: PrivateKey, **raw: int) -> int:
+        builder = call.with_owner(address(who)).fee_limit(FEE_LIMIT)
+        builder._raw_data.update(raw)
+        receipt = builder.build().sign(who).broadcast().wait()
+        assert receipt["receipt"]["result"] == "SUCCESS", receipt
+        return int(receipt["receipt"]["energy_usage_total"])
+
+    energy(token.functions.approve(channels.address, 5 * BTT), payer)
+    head = int(control(node, "time").json()["head_block"]["timestamp"]) // 1000
+    used = {
+        "open": energy(
+            channels.functions.open(address(payee), 3 * BTT, head + 3600, bytes(32)), payer
+        )
+    }
+    domain = PaymentDomain(NILE, TronAddress.parse(str(node.ready["contract"])).evm)
+    payer_address, payee_address = (
+        TronAddress.parse(address(payer)),
+        TronAddress.parse(address(payee)),
+    )
+    channel = channel_id(domain, payer_address, payee_address, BTT_ASSET, bytes(32))
+    voucher = Voucher.create(PayerKey(payer.to_bytes()), domain=domain, channel_id=channel,
+                             payee=payee_address, asset=BTT_ASSET, amount=BTT // 4)  # fmt: skip
+    used["redeem"] = energy(channels.functions.redeem(channel, BTT // 4, voucher.signature), payee)
+    control(node, "time", {"advance": 3600})
+    ahead = int(control(node, "time").json()["head_block"]["timestamp"]) + 60_000
+    used["reclaim"] = energy(channels.functions.reclaim(channel), payer, expiration=ahead)
+    assert used["open"] <= 130_000 and used["redeem"] <= 60_000 and used["reclaim"] <= 40_000, used
+    assert token.functions.balanceOf(address(payee)) == BTT // 4

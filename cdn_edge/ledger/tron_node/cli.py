@@ -32,5 +32,6 @@ def tron_node_command(settings: TronNodeSettings) -> None:
         app[URL] = url
         return node.ready(url)
 
-    asyncio.run(serve(app, settings.host, settings.port, limits=settings.listener_limits,
-                      ready_extra=ready))  # fmt: skip
+    # Like the embedded ledger, it stops last under atlas up: the edges redeem on it first.
+    asyncio.run(serve(app, settings.host, settings.port, stops_last=True,
+                      limits=settings.listener_limits, ready_extra=ready))  # fmt: skip
