@@ -9,6 +9,7 @@ declared here field by field from java-tron's ``smart_contract.proto``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from typing import Any
 
@@ -21,7 +22,7 @@ from tronpy.contract import Contract
 from tronpy.proto import calculate_txid_from_raw_data, tron_pb2
 from tronpy.providers import HTTPProvider
 
-from cdn_edge.ledger.tron_node.protobuf import BadMessage
+from cdn_edge.ledger.tron_node.protobuf import SCHEMAS, BadMessage
 from cdn_edge.ledger.tron_node.settings import _funding, whole_units
 from cdn_edge.ledger.tron_node.transactions import Unsupported, read_transaction
 from requester.protocol import TronAddress
@@ -30,6 +31,10 @@ from requester.tron.artifacts import load
 TYPE_URL = "type.googleapis.com/protocol."
 addresses = st.binary(min_size=20, max_size=20).map(lambda a: "41" + a.hex())
 int64 = st.integers(min_value=0, max_value=2**63 - 1)
+FIELD_NAMES = sorted(
+    {f.name for fields in SCHEMAS.values() for f in fields}
+    | {"raw_data", "contract", "parameter", "value", "type", "signature", "Permission_id"}
+)
 
 
 def raw_data(kind: str, value: dict[str, Any], draw_raw: dict[str, Any]) -> dict[str, Any]:
@@ -216,3 +221,36 @@ def test_funding_flags_read_exact_amounts() -> None:
             _funding(bad)
     with pytest.raises(ValueError, match="at most 6 decimals"):
         whole_units("0.0000001", 10**6, "TRX")
+
+
+OWNERS = ["41" + "00" * 20, "TJRabPrwbZy45sbavfcjinPJC18kjpRTv8"]
+leaves = (
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.text(max_size=8) | st.sampled_from(["41" + "00" * 20, "ab", "function", "View", "zz"])
+    | st.sampled_from(["TJRabPrwbZy45sbavfcjinPJC18kjpRTv8", "T" + "1" * 33])
+)  # fmt: skip
+json_values = st.recursive(
+    leaves,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(FIELD_NAMES), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+transactions = st.fixed_dictionaries({
+    "raw_data": st.fixed_dictionaries({"contract": st.lists(st.fixed_dictionaries({
+        "type": st.sampled_from(["TransferContract", "TriggerSmartContract",
+                                 "CreateSmartContract", "VoteWitnessContract"]),
+        "parameter": st.fixed_dictionaries({"value": st.fixed_dictionaries(
+            {"owner_address": st.sampled_from(OWNERS)},
+            optional={n: leaves | json_values for n in FIELD_NAMES if n != "owner_address"})}),
+    }, optional={"Permission_id": json_values}), min_size=1, max_size=2)},
+        optional={n: json_values for n in ("expiration", "ref_block_bytes", "fee_limit")}),
+}, optional={"signature": json_values})  # fmt: skip
+
+
+@given(body=json_values | transactions, visible=st.booleans())
+def test_any_json_is_read_or_refused_as_bad_message(body: object, visible: bool) -> None:
+    """What clients send is untrusted: it is a transaction or a BadMessage, nothing else."""
+    with contextlib.suppress(BadMessage):
+        read_transaction(body, visible)
