@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
 HEADER = ("benchmark", "measurement", "Atlas", "reference", "ratio", "goal", "met", "n")
 LEFT = (0, 1, 3, 5, 6)
-SKIPPED = re.compile(r"manifest_(build|verify)_time")
-"""The protocol reports the manifest both as seconds and as GB/s; the table keeps GB/s."""
 SHORT_REFERENCES: tuple[tuple[str, str, str], ...] = (
     # (benchmark, row id pattern, the reference's short name); first match wins
     ("protocol", r"voucher_sign", "coincurve sign"),
@@ -68,8 +66,6 @@ def lines_of(report: dict[str, Any]) -> list[Line]:
     """The table lines of one benchmark report (rows it could not measure are absent)."""
     benchmark, out = str(report.get("benchmark", "?")), []
     for row in report.get("results", []):
-        if SKIPPED.fullmatch(row["id"]):
-            continue
         atlas, reference, unit = float(row["median"]), float(row["reference_median"]), row["unit"]
         short = next((name for bench, pattern, name in SHORT_REFERENCES
                       if bench == benchmark and re.match(f"(?:{pattern})", row["id"])),
