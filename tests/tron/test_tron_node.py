@@ -194,6 +194,8 @@ def test_faucet_funds_keys_made_after_start(node: Running, tron: Tron, token: Co
         refused = control(node, "fund", bad)
         assert refused.status_code == 400
         assert refused.headers["Content-Type"].startswith("application/problem+json")
+    itself = control(node, "fund", {"address": node.ready["deployer"], "trx": 1})
+    assert itself.status_code == 409 and "Cannot transfer TRX to yourself" in itself.text
 
 
 def test_unknown_ids_answer_as_java_tron(node: Running, tron: Tron) -> None:

@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 
 from cdn_edge.ledger.faucet import is_local_request
 from cdn_edge.ledger.refusals import LedgerRefusal, bad_request
-from cdn_edge.ledger.tron_node.genesis import TEST_BTT
+from cdn_edge.ledger.tron_node.genesis import TEST_BTT, DeployerFailed
 from cdn_edge.ledger.tron_node.node import Node
 from cdn_edge.ledger.tron_node.settings import BTT_UNITS, SUN_PER_TRX, whole_units
 from cdn_edge.ledger.tron_node.wallet_api import MAX_BODY, NODE, add_wallet_routes
@@ -99,6 +99,8 @@ async def _fund(request: web.Request) -> web.Response:
         node.fund(who.raw, sun, btt, token)
     except MalformedMessage as exc:
         raise bad_request(exc.message) from None
+    except DeployerFailed as exc:  # e.g. TRX sent to the deployer itself
+        raise LedgerRefusal(409, "faucet_refused", str(exc)) from None
     except ValueError as exc:
         raise bad_request(str(exc)) from None
     return web.json_response({"address": str(who), "balance": node.chain.balance(who.raw),

@@ -7,6 +7,7 @@ import asyncio
 import click
 
 from cdn_edge.ledger.tron_node.app import URL, create_app
+from cdn_edge.ledger.tron_node.genesis import DeployerFailed
 from cdn_edge.ledger.tron_node.node import Node
 from cdn_edge.ledger.tron_node.settings import TronNodeSettings
 from cdn_edge.serving import serve
@@ -22,7 +23,7 @@ def tron_node_command(settings: TronNodeSettings) -> None:
     "contract": T..., "token": T..., ...} when ready (docs/ledger.md)."""
     try:
         node = Node(settings.chain_id, settings.close_grace, settings.fund)
-    except StaleArtifact as exc:
+    except (StaleArtifact, DeployerFailed) as exc:
         raise click.ClickException(f"cannot deploy the contracts: {exc}") from exc
     except ValueError as exc:
         raise click.UsageError(f"--fund: {exc}") from exc

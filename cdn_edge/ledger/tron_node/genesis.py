@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from coincurve import PrivateKey
 
 from cdn_edge.ledger.tron_node.blocks import Receipt
-from cdn_edge.ledger.tron_node.chain import Chain
+from cdn_edge.ledger.tron_node.chain import Chain, Refused
 from cdn_edge.ledger.tron_node.protobuf import Msg
 from cdn_edge.ledger.tron_node.settings import SUN_PER_TRX
 from cdn_edge.ledger.tron_node.transactions import read_transaction
@@ -39,8 +39,8 @@ FEE_LIMIT = 15_000 * SUN_PER_TRX
 TRANSACTION_LIFETIME_MS = 60_000
 
 
-class FaucetFailed(RuntimeError):
-    """A faucet transaction did not succeed (it should not: the deployer can pay)."""
+class DeployerFailed(RuntimeError):
+    """A transaction of the deployer was refused or failed; the text says which and why."""
 
 
 @dataclass
@@ -79,7 +79,10 @@ class Deployer:
         unsigned = read_transaction({"raw_data": raw}, False)
         signature = self.key.sign_recoverable(unsigned.txid, hasher=None)
         tx = read_transaction({"raw_data": raw, "signature": [signature.hex()]}, False)
-        return self.chain.submit(tx, system=system)
+        try:
+            return self.chain.submit(tx, system=system)
+        except Refused as exc:
+            raise DeployerFailed(f"the node refused its own {kind}: {exc.message}") from None
 
     def deploy(self, artifact: Artifact, args: bytes = b"") -> bytes:
         """Deploy ``artifact`` with ABI-encoded constructor ``args``; its address."""
@@ -93,7 +96,7 @@ class Deployer:
             },
         }, system=True)  # fmt: skip
         if receipt.failed:
-            raise FaucetFailed(f"deploying {artifact.name} failed: {receipt.message}")
+            raise DeployerFailed(f"deploying {artifact.name} failed: {receipt.message}")
         return receipt.contract
 
     def fund(self, to: bytes, sun: int, btt: int, token: bytes) -> None:
@@ -108,7 +111,7 @@ class Deployer:
                 "data": mint.hex(),
             })  # fmt: skip
             if receipt.failed:
-                raise FaucetFailed(f"minting test BTT failed: {receipt.message}")
+                raise DeployerFailed(f"minting test BTT failed: {receipt.message}")
 
 
 def deploy_all(chain: Chain, close_grace: int) -> tuple[Deployer, Deployment]:

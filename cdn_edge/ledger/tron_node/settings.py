@@ -106,7 +106,7 @@ class TronNodeSettings:
     )
     close_grace: int = setting(
         6 * 3600, DURATION, "closeGrace of the channel contracts deployed at start",
-        minimum=0, maximum=365 * 86400,
+        minimum=1, maximum=365 * 86400,
     )  # fmt: skip
     header_timeout: float = header_timeout_setting()
     max_connections_per_address: int = max_connections_setting()
