@@ -11,6 +11,8 @@ import pytest
 from requester.ledger_api import open_ledger, parse_ledger_url
 from requester.ledger_client import LedgerClient, LedgerError
 from requester.protocol import BTT, PayerKey
+from requester.settings import Settings
+from requester.settings_spec import InvalidSetting, resolve
 from requester.tron.artifacts import load
 from requester.tron.channel_contract import (
     ChannelContract,
@@ -143,3 +145,14 @@ def test_the_journal_fixes_an_intents_parameters_and_keeps_its_transaction(
     reopened.confirmed("op:aa", {"id": "t3"})
     assert reopened.unfinished("topup", CID) == []
     reopened.close()
+
+
+def test_settings_read_the_ledger_forms_and_the_fee_limit_in_trx(tmp_path: Path) -> None:
+    env = {"ATLAS_HOME": str(tmp_path), "ATLAS_LEDGER": "tron:nile",
+           "ATLAS_LEDGER_CONTRACT": str(PAYEE), "ATLAS_TRON_FEE_LIMIT": "12.5"}  # fmt: skip
+    settings = resolve(Settings, environ=env).settings
+    assert (settings.ledger, settings.ledger_contract) == ("tron:nile", str(PAYEE))
+    assert settings.tron_fee_limit == 12_500_000
+    for name, bad in (("ATLAS_LEDGER", "ftp://x"), ("ATLAS_TRON_FEE_LIMIT", "lots")):
+        with pytest.raises(InvalidSetting, match=name):
+            resolve(Settings, environ={**env, name: bad})
