@@ -4,15 +4,57 @@ with and without zstd (pages); ``loadtest/README.md`` says what each row measure
 
 from __future__ import annotations
 
-from loadtest.edge.config import FULL, PARTS, QUICK, Config, Env
-from loadtest.edge.origin import start_origin
-from loadtest.edge.pages import bench_pages, collect_pages
-from loadtest.edge.serve import bench_serve
-from loadtest.edge.stream import bench_stream
+from dataclasses import dataclass
+
+import aiohttp
+
 from loadtest.harness.bench_main import Bench, Option, Run, client_session
+from loadtest.harness.children import Proc
+from loadtest.harness.rows import GIB, MIB
+
+SERVE_CHUNKS = 16
+"""Distinct chunks of the served content (4 MiB), cycled through by every connection."""
+PAGE_SUFFIXES = {".html": "html", ".htm": "html", ".css": "css", ".js": "js", ".mjs": "js"}
+PAGE_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    "js": "application/javascript; charset=utf-8",
+}
+PARTS = ("serve", "stream", "pages")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    mode: str
+    reps: int
+    serve_seconds: int  # length of one measured wrk run
+    warmup_seconds: int
+    connections: int  # wrk threads = connections = channels (one of each per thread)
+    stream_bytes: int
+    stream_reps: int
+    page_reps: int
+
+
+FULL = Config("full", 5, 4, 2, 8, GIB, 3, 5)
+QUICK = Config("quick", 1, 1, 1, 2, 32 * MIB, 1, 1)
+
+
+@dataclass
+class Env:
+    """What the parts share: the run (configuration, processes, notes, checks) and servers."""
+
+    run: Run[Config]
+    session: aiohttp.ClientSession
+    ledger: Proc
+    origin: Proc
 
 
 async def measure(run: Run[Config]) -> None:
+    from loadtest.edge.origin import start_origin  # the parts import this module
+    from loadtest.edge.pages import bench_pages, collect_pages
+    from loadtest.edge.serve import bench_serve
+    from loadtest.edge.stream import bench_stream
+
     pages = run.workdir / "pages"
     kinds, ledger = collect_pages(pages), run.procs.ledger()
     origin = start_origin(run.procs, pages)

@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from loadtest.edge.config import PAGE_SUFFIXES, PAGE_TYPES
+from loadtest.edge.bench import PAGE_SUFFIXES, PAGE_TYPES
 from loadtest.harness.blobs import blob_range
 from loadtest.harness.children import Proc, Processes, module_argv
 from loadtest.harness.rows import KIB

@@ -14,7 +14,7 @@ from typing import Any
 import zstandard
 
 from cdn_edge.wire_encoding import LEVEL
-from loadtest.edge.config import PAGE_SUFFIXES, PAGE_TYPES, Env
+from loadtest.edge.bench import PAGE_SUFFIXES, PAGE_TYPES, Env
 from loadtest.harness.children import BenchError
 from loadtest.harness.edge_api import edge_fetch, get_chunk, wait_sealed
 from loadtest.harness.rows import CHUNK, KIB, MIB, Row, make_row, rotated

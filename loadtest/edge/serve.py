@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from loadtest.edge.config import SERVE_CHUNKS, Env
+from loadtest.edge.bench import SERVE_CHUNKS, Env
 from loadtest.edge.wrk import WrkResult, run_wrk, write_files
 from loadtest.harness.blobs import blob_range
 from loadtest.harness.children import BenchError, Proc

@@ -8,7 +8,7 @@ import time
 
 import aiohttp
 
-from loadtest.edge.config import Env
+from loadtest.edge.bench import Env
 from loadtest.harness.blobs import check_chunk
 from loadtest.harness.children import BenchError
 from loadtest.harness.edge_api import edge_fetch, get_chunk, wait_sealed

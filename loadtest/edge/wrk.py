@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.edge.config import SERVE_CHUNKS
+from loadtest.edge.bench import SERVE_CHUNKS
 from loadtest.harness.children import BenchError, run_timed
 
 WRK_LUA = Path(__file__).with_name("serve.lua")

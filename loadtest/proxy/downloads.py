@@ -11,7 +11,7 @@ from loadtest.harness.blobs import write_blob
 from loadtest.harness.children import BenchError
 from loadtest.harness.procfs import RssGrowth, RssSampler, cpu_clock
 from loadtest.harness.rows import GB, KIB, Row, make_row, rotated, size_text
-from loadtest.proxy.proxies import TARGETS, ProxyBench
+from loadtest.proxy.bench import TARGETS, ProxyBench
 
 PATHS = ("atlas", "mitmdump", "direct")
 SALT = 100  # blob salts from here on: distinct from the other files', so no chunk is shared

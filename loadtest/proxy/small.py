@@ -19,7 +19,7 @@ from loadtest.harness.children import BenchError, run_timed
 from loadtest.harness.network import client_env
 from loadtest.harness.procfs import cpu_clock
 from loadtest.harness.rows import KIB, Row, make_row, rotated
-from loadtest.proxy.proxies import SMALL, TARGETS, ProxyBench, get_checked
+from loadtest.proxy.bench import SMALL, TARGETS, ProxyBench, get_checked
 
 
 @dataclass(frozen=True, slots=True)
