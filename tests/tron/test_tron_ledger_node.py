@@ -35,8 +35,8 @@ from requester.tron.ledger import TronLedger
 from requester.tron.tx_journal import JOURNAL_FILE, TxJournal
 from tests.processes import Running, start_tron_node
 
-KEYS = [PayerKey(bytes([n]) * 32) for n in (0x11, 0x22, 0x33, 0x44, 0x55)]
-PAYER, PAYEE, LOW_FEE_PAYER, SDK_PAYER, KILLED_PAYER = KEYS
+KEYS = [PayerKey(bytes([n]) * 32) for n in (0x11, 0x22, 0x33, 0x44, 0x55, 0x66)]
+PAYER, PAYEE, LOW_FEE_PAYER, SDK_PAYER, KILLED_PAYER, SETTLING_PAYER = KEYS
 ONE = BTT.one
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -220,14 +220,8 @@ async def test_a_payer_killed_between_a_transactions_steps_applies_it_once(
         balance = await ledger.balance(key.address)
         before = {e.intent for e in journal.entries()}
         target = cid.hex() if what == "topup" else str(PAYEE.address)
-        argv = [sys.executable, "-m", "tests.tron.tron_payer_worker", str(tmp_path),
-                tron_url(node), key.secret.hex(), what, target, str(2 * ONE), str(now)]  # fmt: skip
-        worker = await asyncio.create_subprocess_exec(
-            *argv, cwd=ROOT, env={**os.environ, ENV: point}, stdout=PIPE, stderr=PIPE
-        )
-        _, stderr = await asyncio.wait_for(worker.communicate(), 60)
+        await killed_worker(node, tmp_path, key, point, what, target, str(2 * ONE), str(now))
         name = point.partition("=")[0]
-        assert worker.returncode == -9 and f"{name} reached (hit 2)" in stderr.decode()
         (left,) = [e for e in journal.entries(what) if e.intent not in before]  # the kill's
         assert (left.state, left.txid is not None) == (
             "confirmed" if name == "tron.receipt_seen" else "signed", True)  # fmt: skip
@@ -254,6 +248,59 @@ async def test_a_payer_killed_between_a_transactions_steps_applies_it_once(
         journal.close()
         store.close()
         await ledger.close()
+
+
+@pytest.mark.parametrize("what", ["redeem", "reclaim"])
+async def test_a_redeem_or_reclaim_killed_after_its_broadcast_applies_once(
+    node: Running, session: aiohttp.ClientSession, tmp_path: Path, what: str
+) -> None:
+    """The edge's redeem, or the payer's reclaim, dies between its broadcast and its
+    receipt; the same call after the restart follows the journaled transaction: the payee
+    is credited (or the payer repaid) once, and a new call is refused."""
+    payer = tron(node, session, SETTLING_PAYER, tmp_path / "payer")
+    try:
+        now = await node_time(payer)
+        opened = await payer.open_channel(SETTLING_PAYER, PAYEE.address, 2 * ONE, now + 600)
+        cid = bytes.fromhex(opened["channel"]["channel_id"])
+        voucher = Voucher.create(SETTLING_PAYER, domain=await payer.domain(), channel_id=cid,
+                                 payee=PAYEE.address, asset=BTT, amount=ONE // 2)  # fmt: skip
+        if what == "reclaim":
+            await set_time(node, session, now + 600)
+        key, home = (PAYEE, tmp_path / "edge") if what == "redeem" else (
+            SETTLING_PAYER, tmp_path / "payer")  # fmt: skip
+        target = voucher.to_header() if what == "redeem" else cid.hex()
+        before = await payer.balance(key.address)
+        await killed_worker(node, home, key, "tron.broadcast_sent=1", what, target, "0", "0")
+        restarted = tron(node, session, key, home)
+        try:
+            if what == "redeem":
+                again = await restarted.redeem(voucher)
+                assert again["credited"] == str(ONE // 2)
+                await refused(restarted.redeem(voucher), 409, "already_redeemed")
+            else:
+                again = await restarted.reclaim(key, cid)
+                assert again["returned"] == str(2 * ONE)
+                await refused(restarted.reclaim(key, cid), 409, "already_reclaimed")
+            assert await payer.balance(key.address) == before + (
+                ONE // 2 if what == "redeem" else 2 * ONE)  # once  # fmt: skip
+        finally:
+            await restarted.close()
+    finally:
+        await payer.close()
+
+
+async def killed_worker(node: Running, home: Path, key: PayerKey, point: str,
+                        *call: str) -> None:  # fmt: skip
+    """Run ``call`` (tests/tron/tron_payer_worker.py) from ``home`` and see it killed at
+    ``point``."""
+    argv = [sys.executable, "-m", "tests.tron.tron_payer_worker", str(home), tron_url(node),
+            key.secret.hex(), *call]  # fmt: skip
+    worker = await asyncio.create_subprocess_exec(
+        *argv, cwd=ROOT, env={**os.environ, ENV: point}, stdout=PIPE, stderr=PIPE
+    )
+    _, stderr = await asyncio.wait_for(worker.communicate(), 60)
+    name, _, hit = point.partition("=")
+    assert worker.returncode == -9 and f"{name} reached (hit {hit})" in stderr.decode(), stderr
 
 
 async def test_an_open_out_of_energy_changes_nothing_and_says_so(
