@@ -75,8 +75,11 @@ class ChannelCalls:
                                     {"op": call.to_json()})  # fmt: skip
 
         async def make() -> AsyncTransactionBuilder | None:
-            if await self._chain.channel(cid) is not None:
-                return None  # the id binds payer, payee and this call's salt: it applied
+            found = await self._chain.channel(cid)
+            if found is not None:  # the id binds payer, payee and this call's salt
+                if (found["payer"], found["payee"]) != (str(op.payer), str(op.payee)):
+                    raise LedgerError(409, "channel_exists", f"channel {cid.hex()} exists")
+                return None  # this open applied (the answer was lost, or another sent it)
             assert key is not None
             args = [op.payee, op.deposit, op.expires_at, op.salt]
             await self._approve(key, intent, cid, op.deposit, ("open", args))
