@@ -30,13 +30,14 @@ Answer = Callable[[Node, Msg, bool], Msg]
 
 
 def wallet_routes() -> dict[str, Answer]:
+    """Each endpoint's name and what answers it (from the node, the request, ``visible``)."""
     return {
         "getnodeinfo": lambda n, _, __: views.node_info(n.chain),
         "getchainparameters": lambda n, _, __: views.chain_parameters(n.chain.fees),
         "getnowblock": lambda n, _, v: views.block(n.chain, n.chain.blocks.catch_up(), v),
         "getblockbynum": _block_by_number,
         "getblockbyid": _block_by_id,
-        "getaccount": lambda n, p, v: views.account(n.chain, _address(p, "address", v), v),
+        "getaccount": lambda n, p, v: views.account(n.chain, _address(p, "address"), v),
         "getcontract": _contract(views.smart_contract),
         "getcontractinfo": _contract(views.contract_info),
         "getsignweight": lambda n, p, v: views.sign_weight(n.chain, read_transaction(p, v), v),
@@ -49,6 +50,8 @@ def wallet_routes() -> dict[str, Answer]:
 
 
 def wallet_handler(answer: Answer) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp handler for ``answer``: query and JSON body as its parameters."""
+
     async def handle(request: web.Request) -> web.Response:
         params: dict[str, Any] = dict(request.query)
         raw = await request.read() if request.method == "POST" else b""
@@ -68,7 +71,7 @@ def wallet_handler(answer: Answer) -> Callable[[web.Request], Awaitable[web.Resp
     return handle
 
 
-def _address(params: Msg, key: str, visible: bool) -> bytes:
+def _address(params: Msg, key: str) -> bytes:
     value = params.get(key)
     if not isinstance(value, str):
         raise BadMessage(f"{key} must be an address")
@@ -104,7 +107,7 @@ def _block_by_id(node: Node, params: Msg, visible: bool) -> Msg:
 
 def _contract(show: Callable[[Any, bool], Msg]) -> Answer:
     def answer(node: Node, params: Msg, visible: bool) -> Msg:
-        found = node.chain.contracts.get(_address(params, "value", visible))
+        found = node.chain.contracts.get(_address(params, "value"))
         return show(found, visible) if found is not None else {}
 
     return answer
@@ -186,6 +189,7 @@ def _estimate(node: Node, params: Msg, visible: bool) -> Msg:
 
 
 def add_wallet_routes(app: web.Application) -> None:
+    """Every endpoint under ``/wallet/``, and the reads under ``/walletsolidity/`` too."""
     for name, answer in wallet_routes().items():
         handle = wallet_handler(answer)
         prefixes = ["wallet"]
