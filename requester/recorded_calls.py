@@ -19,6 +19,9 @@ before a :class:`ChannelManager` first pays or makes room, and in
 
 Sending again, rather than only reading, also settles a call that another
 process of the same wallet still has in flight, whichever answer comes first.
+On TRON (``requester/tron/ledger.py``) sending again follows the transaction
+journaled for the call (the same bytes, until they expire) rather than making
+another, and a call never signed is built then.
 """
 
 from __future__ import annotations
