@@ -110,7 +110,7 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
         edge = Edge(
             config, identity, domain, content, payments, ledger,
             FreeAllowance(config.free_mib, config.free_window), EdgeMetrics(), tracker,
-            announcer,
+            announcer, asset=await ledger.asset(),
         )  # fmt: skip
         if config.torrent_interfaces is not None:
             torrents = await stack.enter_async_context(_torrent_session(config))

@@ -17,7 +17,7 @@ from cdn_edge.payments import PaymentBook
 from cdn_edge.torrent.content import TorrentContent
 from cdn_edge.tracker import Tracker
 from requester.ledger_api import Ledger
-from requester.protocol import PaymentDomain
+from requester.protocol import BTT_LOCAL, Asset, PaymentDomain
 
 
 @dataclass
@@ -38,6 +38,8 @@ class Edge:
     """Chunk transfers in progress per client address."""
     torrents: TorrentContent | None = None
     """Files in torrents, fetched with libtorrent (None when the operator turned it off)."""
+    asset: Asset = BTT_LOCAL
+    """What quotes ask to be paid in: the ledger's asset (BTT on a TRON contract)."""
 
 
 CONFIG = web.AppKey("config", EdgeConfig)

@@ -27,7 +27,6 @@ from cdn_edge.problems import problem_response
 from requester.chunk_client import ChunkUnavailable, ContentFailed
 from requester.errors import Refusal
 from requester.protocol import (
-    BTT_LOCAL,
     CREDIT_HEADER,
     MalformedMessage,
     PaymentRequired,
@@ -49,7 +48,7 @@ def make_quote(edge: Edge, content_id: bytes, now: int) -> Quote:
     return Quote.create(
         edge.identity.node,
         payee=edge.identity.payee.address,
-        asset=BTT_LOCAL,
+        asset=edge.asset,
         domain=edge.domain,
         content_id=content_id,
         price_per_chunk=edge.config.price_per_chunk,

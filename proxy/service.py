@@ -26,7 +26,7 @@ from proxy.tunnel_addon import TunnelThroughEdges
 from requester import keystore
 from requester.channel_manager import ChannelManager
 from requester.guarded_server import GuardedSite
-from requester.ledger_client import LedgerClient
+from requester.ledger_api import open_ledger
 from requester.payer_store import PayerStore
 from requester.stop_orders import StopOrders
 
@@ -88,7 +88,8 @@ def _state(
         keys = keystore.load(wallet, passphrase)
         store = PayerStore(config.home / "state.sqlite3")
         stack.callback(store.close)
-        ledger = LedgerClient(config.ledger, session)
+        ledger = open_ledger(config.ledger, session, key=keys.payer, data_dir=config.home)
+        stack.push_async_callback(ledger.close)
         manager = ChannelManager(keys.payer, store, ledger, config.deposit)
         address = keys.payer.address
     else:

@@ -18,7 +18,7 @@ from proxy.spending import RequestPayer, SpendBook
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import Account
 from requester.client import AtlasClient
-from requester.ledger_client import LedgerClient
+from requester.ledger_api import Ledger
 from requester.protocol import TronAddress
 from requester.provider_trust import TrustPolicy
 from requester.secret_file import write_secret
@@ -39,7 +39,7 @@ class ProxyState:
     edges: list[str]
     session: aiohttp.ClientSession
     manager: ChannelManager | None
-    ledger: LedgerClient | None
+    ledger: Ledger | None
     address: TronAddress | None
     book: SpendBook
     api_token: str
