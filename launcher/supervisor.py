@@ -57,6 +57,8 @@ class ChildSpec:
     """Stopped by a ``stop`` line on its stdin, not by SIGTERM (the ledger)."""
     env: dict[str, str] = field(default_factory=dict)
     """Set on top of the launcher's environment."""
+    no_restart: str | None = None
+    """Why a child that dies is left dead (the offline TRON node: its chain dies with it)."""
 
 
 class Child:
@@ -162,6 +164,9 @@ class Supervisor:
             quick_deaths = quick_deaths + 1 if time.monotonic() - child.started < STEADY else 1
             assert child.process is not None
             what = f"{child.name} (pid {child.process.pid}) {how}"
+            if child.spec.no_restart:
+                say(f"{what}; not restarting it: {child.spec.no_restart}")
+                return
             if quick_deaths >= GIVE_UP_AFTER:
                 say(f"{what}, {quick_deaths} times in a row within {STEADY:g} s of starting; "
                     "not restarting it again (the rest of the network keeps running)")  # fmt: skip

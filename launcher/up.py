@@ -1,15 +1,17 @@
 """``atlas up``: a whole local Atlas network as child processes on 127.0.0.1.
 
-It starts a ledger with a faucet and N edges (the first is every edge's
-tracker; each edge is a tracker too) and the browser proxy with its mobile
-API, makes and funds a local wallet and the edges' payee accounts, writes
-``config.json`` so that ``ATLAS_HOME=DIR atlas fetch URL`` uses the same
-wallet and edges, and prints one JSON line of endpoints. Its ports are
-chosen once and kept in ``DIR/network.json`` (launcher/local_network.py),
-so a second ``atlas up`` on the same data dir resumes the same network at
-the same addresses. It supervises the children (launcher/supervisor.py):
-one that dies is reported and restarted. Ctrl-C, SIGTERM or SIGHUP stop the
-proxy, then the edges (they redeem what they earned), then the ledger.
+It starts a ledger with a faucet (the embedded ledger, or with ``--ledger tron``
+the offline TRON node and its channel contract: launcher/up_ledger.py) and N
+edges (the first is every edge's tracker; each edge is a tracker too) and the
+browser proxy with its mobile API, makes and funds a local wallet and the
+edges' payee accounts, writes ``config.json`` so that ``ATLAS_HOME=DIR atlas
+fetch URL`` uses the same wallet, edges and ledger, and prints one JSON line of
+endpoints. Its ports are chosen once and kept in ``DIR/network.json``
+(launcher/local_network.py), so a second ``atlas up`` on the same data dir
+resumes the same network at the same addresses. It supervises the children
+(launcher/supervisor.py): one that dies is reported and restarted. Ctrl-C,
+SIGTERM or SIGHUP stop the proxy, then the edges (they redeem what they
+earned), then the ledger.
 """
 
 from __future__ import annotations
@@ -36,19 +38,17 @@ from launcher.local_network import (
     save_ports,
 )
 from launcher.supervisor import Child, ChildFailed, ChildSpec, Supervisor, say
+from launcher.up_ledger import ATLAS, LEDGER_STAGE, UpLedger, fund, start_ledger
 from launcher.up_settings import UpSettings
 from requester import keystore
 from requester.cli.options import settings_options
-from requester.ledger_client import LedgerClient
-from requester.protocol import BTT_LOCAL, TronAddress
+from requester.ledger_client import LedgerError
+from requester.protocol import TronAddress
 from requester.secret_file import write_secret
 from requester.settings import write_config
 
 READY_TIMEOUT = 60.0
-WALLET_FUNDS = 1000 * BTT_LOCAL.one
-EDGE_FUNDS = 100 * BTT_LOCAL.one
-ATLAS = [sys.executable, "-m", "requester.cli"]
-LEDGER, EDGES, PROXY = 0, 1, 2
+LEDGER, EDGES, PROXY = LEDGER_STAGE, 1, 2
 """Stages: each starts after the one before and stops before it."""
 
 
@@ -58,6 +58,7 @@ class Plan:
     ports: NetworkPorts
     allow_private_origins: bool
     intercept: bool
+    ledger: str = "embedded"
 
 
 @click.command("up")
@@ -69,9 +70,10 @@ def up(settings: UpSettings) -> None:
     try:
         ports = plan_ports(data_dir, settings.edges, settings.proxy_port)
         _check_ports(data_dir, ports, proxy_given=settings.proxy_port != 0)
-        plan = Plan(data_dir, ports, settings.allow_private_origins, settings.intercept)
+        plan = Plan(data_dir, ports, settings.allow_private_origins, settings.intercept,
+                    settings.ledger)  # fmt: skip
         asyncio.run(_run(plan))
-    except (NetworkSetupError, ChildFailed) as exc:
+    except (NetworkSetupError, ChildFailed, LedgerError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -108,11 +110,7 @@ async def _run(plan: Plan) -> None:
 
 async def _start(supervisor: Supervisor, plan: Plan) -> dict[str, object]:
     data_dir, ports = plan.data_dir, plan.ports
-    ledger = await supervisor.start(ChildSpec(
-        "ledger", [*ATLAS, "ledger", "serve", "--host", HOST, "--port", str(ports.ledger),
-                   "--data-dir", str(data_dir / "ledger"), "--faucet"],
-        LEDGER, (ports.ledger,), stops_last=True,
-    ))  # fmt: skip
+    ledger = await start_ledger(supervisor, plan.ledger, data_dir, ports.ledger)
     specs = []
     for i, edge in enumerate(ports.edges):
         argv = [*ATLAS, "edge", "serve", "--host", HOST, "--port", str(edge.port),
@@ -123,7 +121,7 @@ async def _start(supervisor: Supervisor, plan: Plan) -> dict[str, object]:
         specs.append(ChildSpec(f"edge{i + 1}", argv, EDGES, (edge.port, edge.tunnel_port)))
     first = await supervisor.start(specs[0])  # the others' tracker: up before they announce
     edges = [first.url, *[e.url for e in await _start_together(supervisor, specs[1:])]]
-    address = await _fund(data_dir, ledger.url, edges)
+    address = await _fund(data_dir, ledger, edges)
     write_config(data_dir, edges, ledger.url)
     argv = [*ATLAS, "proxy", "--host", HOST, "--port", str(ports.proxy), "--api-port",
             str(ports.api), "--ledger", ledger.url, *[f"--edge={e}" for e in edges]]  # fmt: skip
@@ -131,13 +129,14 @@ async def _start(supervisor: Supervisor, plan: Plan) -> dict[str, object]:
         "proxy", argv + (["--intercept"] if plan.intercept else []), PROXY,
         (ports.proxy, ports.api), env={"ATLAS_HOME": str(data_dir)},
     ))  # fmt: skip
-    await _wait_healthy([ledger.url, *edges, str(proxy.ready["api"])])
+    await _wait_healthy([ledger.node, *edges, str(proxy.ready["api"])])
     save_ports(data_dir, ports)
     return {
         "proxy": proxy.url, "api": proxy.ready["api"],
         "api_token": (data_dir / "api_token").read_text().strip(),
         "edges": edges, "ledger": ledger.url, "ca_cert": proxy.ready.get("ca_cert"),
         "status": proxy.ready.get("status"), "data_dir": str(data_dir), "wallet": address,
+        **ledger.facts,
     }  # fmt: skip
 
 
@@ -150,8 +149,8 @@ async def _start_together(supervisor: Supervisor, specs: list[ChildSpec]) -> lis
     return [task.result() for task in started]
 
 
-async def _fund(data_dir: Path, ledger_url: str, edges: list[str]) -> str:
-    """Make the local wallet if needed; fund it and the edges' payee accounts once."""
+async def _fund(data_dir: Path, ledger: UpLedger, edges: list[str]) -> str:
+    """Make the local wallet if needed; fund it and the edges' payee accounts."""
     wallet = data_dir / "wallet.json"
     secret_file = data_dir / "passphrase"
     fresh = not wallet.exists()
@@ -161,14 +160,11 @@ async def _fund(data_dir: Path, ledger_url: str, edges: list[str]) -> str:
         keystore.create(wallet, passphrase)
     address = TronAddress.parse(keystore.address_of(wallet))
     async with aiohttp.ClientSession() as session:
-        ledger = LedgerClient(ledger_url, session)
-        if await ledger.balance(address) == 0:
-            await ledger.faucet(address, WALLET_FUNDS)
+        payees = []
         for edge in edges:
             async with session.get(f"{edge}/v1/info") as resp:
-                payee = TronAddress.parse((await resp.json())["payee"])
-            if await ledger.balance(payee) == 0:
-                await ledger.faucet(payee, EDGE_FUNDS)
+                payees.append(TronAddress.parse((await resp.json())["payee"]))
+        await fund(ledger, session, address, payees)
     return str(address)
 
 

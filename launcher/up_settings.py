@@ -3,7 +3,8 @@ their ``ATLAS_...`` variables and ``atlas config show up`` come from these field
 
 The variables mean what they mean for the programs it starts (``ATLAS_PROXY_PORT`` is the
 proxy's port, ``ATLAS_ALLOW_PRIVATE_ORIGINS`` the edges' switch), except ``--edges``, a
-count: its variable is ``ATLAS_UP_EDGES``, since ``ATLAS_EDGE`` names edge URLs.
+count: its variable is ``ATLAS_UP_EDGES``, since ``ATLAS_EDGE`` names edge URLs, and
+``--ledger``, a kind of ledger: ``ATLAS_UP_LEDGER``, since ``ATLAS_LEDGER`` is a ledger URL.
 """
 
 from __future__ import annotations
@@ -11,14 +12,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from requester.ledger_api import parse_ledger_url
 from requester.setting_units import (
     DIRECTORY,
     SWITCH,
     WHOLE,
+    Unit,
 )
 from requester.settings_spec import (
     setting,
 )
+
+LEDGER_KINDS = ("embedded", "tron")
+
+
+def _ledger_kind(text: str) -> str:
+    kind = text.strip()
+    if kind.lower() in LEDGER_KINDS:
+        return kind.lower()
+    if kind.startswith(("tron+http://", "tron+https://")):
+        parse_ledger_url(kind)
+        return kind
+    raise ValueError(f"{text[:60]!r} is not a ledger: embedded, tron, or the URL of a running "
+                     "offline TRON node (tron+http://HOST:PORT)")  # fmt: skip
+
+
+LEDGER_KIND: Unit[str] = Unit("", _ledger_kind, str, "EMBEDDED|TRON|URL")
 
 
 @dataclass(frozen=True)
@@ -35,3 +54,9 @@ class UpSettings:
     )  # fmt: skip
     allow_private_origins: bool = setting(False, SWITCH, "let edges fetch from private addresses")
     intercept: bool = setting(False, SWITCH, "the proxy opens HTTPS with its own CA")
+    ledger: str = setting(
+        "embedded", LEDGER_KIND, "what the network settles on: embedded (atlas ledger serve, "
+        "SQLite), tron (the channel contract on an offline TRON node it starts, atlas "
+        "ledger tron-node) or tron+http://HOST:PORT (such a node already running)",
+        env="ATLAS_UP_LEDGER",
+    )  # fmt: skip

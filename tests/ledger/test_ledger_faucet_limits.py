@@ -15,7 +15,7 @@ from cdn_edge.ledger.faucet import (
     FaucetMeter,
     is_local_request,
 )
-from launcher import up as launcher
+from launcher import up_ledger as launcher
 from requester.protocol import PayerKey
 from tests.ledger.support import ONE, ok, problem, send
 from tests.processes import Running
