@@ -67,34 +67,39 @@ class Processes:
     def __init__(self, workdir: Path) -> None:
         self.workdir, self.running, self.bad_exits = workdir, list[Proc](), list[str]()
 
-    def start(self, name: str, argv: Sequence[str], *, port: int = 0) -> Proc:
-        """``argv`` in ``workdir``, waited for: until its ``{"listening": URL}`` line or, given
-        the ``port`` it listens on (nginx, mitmdump), until that port accepts a connection."""
+    def start(
+        self, name: str, argv: Sequence[str], *, port: int = 0,
+        ready_key: str | None = "listening", timeout: float = READY_TIMEOUT,
+    ) -> Proc:  # fmt: skip
+        """``argv`` in ``workdir``, waited for: until its ready line (the first JSON object
+        holding ``ready_key``; None: any) or, given the ``port`` it listens on (nginx,
+        mitmdump), until that port accepts a connection."""
         log = self.workdir / f"{name}.log"
-        process = processes.spawn(argv, name=name, env=child_env(), cwd=self.workdir, log=log)
+        process = processes.spawn(argv, name=name, env=child_env(), cwd=self.workdir, log=log,
+                                  ready_key=ready_key)  # fmt: skip
         self.running.append(proc := Proc(name, process, f"http://127.0.0.1:{port}"))
         try:
             if port:
                 wait_port(port, process)
             else:
-                proc.ready = process.wait_ready(READY_TIMEOUT)
-                proc.url = process.url
+                proc.ready = process.wait_ready(timeout)
+                proc.url = str(proc.ready.get("listening", ""))
         except (processes.NotReady, BenchError) as exc:
             self.stop(proc)
-            raise BenchError(f"{name} {exc}:\n{proc.log_tail()}") from None
+            raise BenchError(f"{name} {exc} (see {log}):\n{proc.log_tail()}") from None
         return proc
 
-    def stop(self, proc: Proc) -> int | None:
-        code = proc.process.stop(20.0)
+    def stop(self, proc: Proc, timeout: float = 20.0) -> int | None:
+        code = proc.process.stop(timeout)
         if proc in self.running:
             self.running.remove(proc)
             if code not in (0, -signal.SIGTERM):
                 self.bad_exits.append(f"{proc.name} exited {code}: {proc.log_tail(5)}")
         return code
 
-    def close(self) -> None:
+    def close(self, timeout: float = 20.0) -> None:
         for proc in reversed(list(self.running)):
-            self.stop(proc)
+            self.stop(proc, timeout)
 
     def ledger(self) -> Proc:
         argv = [ATLAS, "ledger", "serve", "--host", "127.0.0.1", "--port", "0"]

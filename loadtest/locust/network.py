@@ -1,6 +1,6 @@
 """The network under test: the test origin and ``atlas up`` (a ledger with faucet, the
 edges, the proxy and its mobile API, in a temporary data dir), children of this process
-started and stopped by PID with the project's runner (:mod:`launcher.processes`); the
+started and stopped by PID with the harness's runner (:class:`Processes`); the
 memory and CPU of ``atlas up``'s servers, from /proc."""
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from launcher import processes
 from loadtest import REPO
-from loadtest.harness.children import BenchError
+from loadtest.harness.children import Processes
 from loadtest.harness.procfs import children_of, cpu_seconds, proc_status, reset_peak_rss
 
 ATLAS = Path(sys.executable).with_name("atlas")
@@ -58,40 +57,28 @@ class Network:
             reset_peak_rss(pid)
 
 
-def start(name: str, argv: list[str], logs: Path, ready_key: str | None) -> processes.Process:
-    """``argv`` started, its ready line read; its output in ``logs/NAME.log``."""
-    log = logs / f"{name}.log"
-    try:
-        return processes.start(argv, name=name, cwd=REPO, log=log, ready_key=ready_key,
-                               ready_timeout=READY_TIMEOUT)  # fmt: skip
-    except processes.NotReady as exc:
-        tail = log.read_text("utf-8", "replace")[-2000:]
-        raise BenchError(f"{name} {exc} (see {log}):\n{tail}") from None
-
-
 @contextlib.contextmanager
 def network(workdir: Path, logs: Path, stops: dict[str, Any]) -> Iterator[Network]:
-    """Origin and ``atlas up`` as children; stopped on the way out, ``atlas up`` by SIGTERM
-    (it stops the proxy, the edges, which redeem what they earned, then the ledger), timed."""
-    started = time.monotonic()
-    origin = start("origin", [sys.executable, str(ORIGIN), "--port", "0"], logs, "listening")
+    """Origin and ``atlas up`` as children, their logs in ``logs``; stopped on the way out,
+    ``atlas up`` by SIGTERM (it stops the proxy, the edges, which redeem what they earned,
+    then the ledger), timed."""
+    started, procs = time.monotonic(), Processes(logs)
     try:
-        up = start("atlas-up", [str(ATLAS), "up", "--data-dir", str(workdir / "atlas-data"),
-                                "--edges", str(EDGES), "--proxy-port", "0",
-                                "--allow-private-origins"], logs, None)  # fmt: skip
-        try:
-            roles = roles_of(up.pid)
-            stops["startup_s"] = round(time.monotonic() - started, 2)
-            pids = ", ".join(f"{r}={p}" for r, p in roles.items())
-            print(f"network up in {stops['startup_s']} s: {pids}")
-            env = {"ATLAS_UP_JSON": json.dumps(up.ready), "ATLAS_ORIGIN": origin.url}
-            yield Network(origin.url, roles, env)
-        finally:
-            stopping = time.monotonic()
-            up.stop(STOP_TIMEOUT)
-            stops["atlas_up_stop_s"] = round(time.monotonic() - stopping, 2)
+        origin = procs.start("origin", [sys.executable, str(ORIGIN), "--port", "0"])
+        up = procs.start("atlas-up", [str(ATLAS), "up", "--data-dir", str(workdir / "atlas-data"),
+                                      "--edges", str(EDGES), "--proxy-port", "0",
+                                      "--allow-private-origins"], ready_key=None,
+                         timeout=READY_TIMEOUT)  # fmt: skip
+        roles = roles_of(up.pid)
+        stops["startup_s"] = round(time.monotonic() - started, 2)
+        print(f"network up in {stops['startup_s']} s: "
+              + ", ".join(f"{r}={p}" for r, p in roles.items()))  # fmt: skip
+        yield Network(origin.url, roles, {"ATLAS_UP_JSON": json.dumps(up.ready),
+                                          "ATLAS_ORIGIN": origin.url})  # fmt: skip
     finally:
-        origin.stop(10)
+        stopping = time.monotonic()
+        procs.close(STOP_TIMEOUT)  # atlas up first
+        stops["atlas_up_stop_s"] = round(time.monotonic() - stopping, 2)
 
 
 def roles_of(up_pid: int) -> dict[str, int]:
