@@ -118,7 +118,8 @@ async def _start(supervisor: Supervisor, plan: Plan) -> dict[str, object]:
                 "--data-dir", str(data_dir / f"edge{i + 1}"), "--ledger", ledger.url]  # fmt: skip
         argv += [f"--tracker=http://{HOST}:{ports.edges[0].port}"] if i else []
         argv += ["--allow-private-origins"] if plan.allow_private_origins else []
-        specs.append(ChildSpec(f"edge{i + 1}", argv, EDGES, (edge.port, edge.tunnel_port)))
+        specs.append(ChildSpec(f"edge{i + 1}", argv, EDGES, (edge.port, edge.tunnel_port),
+                               env=ledger.edge_env))  # fmt: skip
     first = await supervisor.start(specs[0])  # the others' tracker: up before they announce
     edges = [first.url, *[e.url for e in await _start_together(supervisor, specs[1:])]]
     address = await _fund(data_dir, ledger, edges)

@@ -48,6 +48,9 @@ class UpLedger:
     node: str
     url: str
     facts: dict[str, object] = field(default_factory=dict)
+    edge_env: dict[str, str] = field(default_factory=dict)
+    """Set for each edge: on the offline node TRX is free test money, so the edges count
+    redeem fees as free (``ATLAS_BTT_PER_TRX=0``): they redeem on schedule and on stop."""
 
 
 async def start_ledger(supervisor: Supervisor, kind: str, data_dir: Path, port: int) -> UpLedger:
@@ -86,7 +89,8 @@ def _on_tron(node: str, ready: dict[str, object]) -> UpLedger:
         f"test BTT {token}")  # fmt: skip
     facts = {"ledger_backend": "tron", "contract": contract, "token": token,
              "chain_id": ready.get("chain_id")}  # fmt: skip
-    return UpLedger("tron", node, f"tron+{node}?contract={contract}", facts)
+    return UpLedger("tron", node, f"tron+{node}?contract={contract}", facts,
+                    {"ATLAS_BTT_PER_TRX": "0"})  # fmt: skip
 
 
 async def fund(ledger: UpLedger, session: aiohttp.ClientSession, wallet: TronAddress,
