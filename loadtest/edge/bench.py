@@ -1,6 +1,7 @@
 """End-to-end benchmark of one edge node: cached chunks paid by voucher (and free) against
 nginx (serve), a large body streamed through it (stream), and HTML/CSS/JS bytes on the wire
-with and without zstd (pages); ``loadtest/README.md`` says what each row measures."""
+with and without zstd (pages); ``loadtest/README.md`` says what each row measures. This
+module holds what the parts share: the configuration, the servers and the page types."""
 
 from __future__ import annotations
 

@@ -1,2 +1,3 @@
-"""What every benchmark shares (bench_main, children, procfs, machine, rows, nginx, blobs,
-edge_api), and the suite that runs them all (suite, suite_doc: ``python -m loadtest bench``)."""
+"""What every benchmark shares (bench_main, children, procfs, machine, rows, network, nginx,
+blobs, edge_api), and the suite that runs them all (suite, suite_doc: ``python -m loadtest
+bench``)."""

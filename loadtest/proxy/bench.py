@@ -1,6 +1,7 @@
 """End-to-end benchmark of the browser proxy (``atlas proxy``) against plain ``mitmdump``
 on the harness's network of paid edges; ``loadtest/README.md`` says what each row
-measures."""
+measures. This module holds what the parts (small.py, downloads.py) share: the
+configuration, the two proxies and a checked curl through either."""
 
 from __future__ import annotations
 
