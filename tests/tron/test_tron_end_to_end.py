@@ -1,6 +1,6 @@
 """End to end on TRON (issue 15), all real processes: an offline TRON node, ``atlas up``
 on it (3 edges charging from the first byte, the proxy), ``atlas fetch`` of 8 MiB through
-the three edges. The edges redeem when ``atlas up`` stops; then, read on chain through
+the three edges. The edges redeem when ``atlas up`` stops (not before); then, read on chain through
 unmodified tronpy, the money is conserved: what the payer's token balance lost, less what
 its open channels still lock, equals what ``atlas fetch --json`` says it paid, each edge
 redeemed from the payer's channel what the summary says that edge was paid, and the edges
@@ -72,6 +72,16 @@ class Chain:
         return payee, int(view[4]), int(view[5]), int(view[6])  # type: ignore[call-overload]
 
 
+def channel_list(data_dir: Path) -> list[dict[str, str]]:
+    """The payer's channels, as ``atlas channel list --json`` on the data dir shows them."""
+    listed = subprocess.run(
+        [*ATLAS, "channel", "list", "--json"], env={**env(), "ATLAS_HOME": str(data_dir)},
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    found: list[dict[str, str]] = json.loads(listed.stdout)
+    return found
+
+
 def payee_of(edge: str) -> str:
     return str(requests.get(f"{edge}/v1/info", timeout=10).json()["payee"])
 
@@ -91,17 +101,15 @@ def test_a_paid_fetch_on_tron_conserves_money_on_chain(
         assert done.returncode == 0, done.stderr
         assert (tmp_path / "out").read_bytes() == pattern(0, SIZE)
         summary = json.loads(done.stdout)
+        running = [chain.channel(c["channel_id"]) for c in channel_list(data_dir)]
+        assert len(running) == 3 and all(r == 0 for _, _, r, _ in running)  # not yet redeemed
     finally:
         up.proc.send_signal(signal.SIGINT)
         assert up.wait() == 0  # the edges redeemed before it returned
     providers = summary["providers"]
     assert set(providers) == set(up.edges)  # paid through all three
     assert all(int(p["paid"]) > 0 for p in providers.values())
-    listed = subprocess.run(
-        [*ATLAS, "channel", "list", "--json"], env={**env(), "ATLAS_HOME": str(data_dir)},
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    channels = [chain.channel(c["channel_id"]) for c in json.loads(listed.stdout)]
+    channels = [chain.channel(c["channel_id"]) for c in channel_list(data_dir)]
     locked = sum(deposit - redeemed for _, deposit, redeemed, status in channels if status == 1)
     spent = before[payer] - chain.balance(payer) - locked
     assert spent == int(summary["paid"]) > 0
