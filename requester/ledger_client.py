@@ -186,6 +186,10 @@ class LedgerClient:
     async def redeem(self, voucher: Voucher) -> dict[str, Any]:
         return await self._request("POST", "/v1/redeem", {"voucher": voucher.to_header()})
 
+    async def redeem_fee(self) -> int:
+        """Redeeming on the embedded ledger costs nothing."""
+        return 0
+
     async def _next_nonce(self, address: TronAddress) -> int:
         return int((await self.account(address))["next_nonce"])
 

@@ -57,6 +57,9 @@ from requester.tron.channel_calls import ChannelCalls
 from requester.tron.tx_journal import JOURNAL_FILE, TxJournal
 
 API_KEY_ENV = "TRON_PRO_API_KEY"
+REDEEM_ENERGY = 60_000
+"""Energy of a redeem at most (the issue's ceiling; a payee's first receipt measured 55,881
+in contracts/README.md, later ones 38,761): what an edge's settlement counts as its fee."""
 FAUCET_TRX = "100"
 """TRX the offline node's faucet adds to each grant: what ~10 channel opens burn."""
 
@@ -194,6 +197,13 @@ class TronLedger:
         """Redeem with this ledger's key (the edge's: anyone may send a voucher)."""
         async with _talking():
             return await self._calls.redeem(self._key, voucher)
+
+    async def redeem_fee(self) -> int:
+        """Sun a redeem burns at most: REDEEM_ENERGY at the chain's price (``getEnergyFee``)."""
+        async with _talking():
+            params = await self._client.get_chain_parameters()
+        price = next((int(p.get("value", 0)) for p in params if p.get("key") == "getEnergyFee"), 0)
+        return REDEEM_ENERGY * price
 
     def _signer_lock(self, address: TronAddress) -> asyncio.Lock:
         """One signer's calls one at a time: an approve is followed by the call it allows."""
