@@ -126,7 +126,7 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
             tunnels.url = await tunnel_server.bind()
             tunneling = tasks.create_task(tunnel_server.run())
             await tunnel_server.serving.wait()  # listening before the edge says it is ready
-        settler = tasks.create_task(settle_forever(edge.payments, ledger, config.settle_interval))
+        settler = tasks.create_task(settle_forever(edge.payments, ledger, config))
         announcing = tasks.create_task(announcer.run())
         try:
             yield
@@ -137,7 +137,7 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
             settler.cancel()
             announcing.cancel()
             content.cancel_fetches()
-            await settle_once(payments, ledger, time.time(), everything=True)
+            await settle_once(payments, ledger, time.time(), config, everything=True)
             await payments.close()
             payer_store.close()
     await loop.run_in_executor(db, index.close)

@@ -7,6 +7,7 @@ Fields without :func:`setting` are tuned in code, not by operators.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +25,24 @@ from requester.setting_units import (
     SWITCH,
     TEXT,
     WHOLE,
+    Unit,
 )
 from requester.settings_spec import (
     header_timeout_setting,
     max_connections_setting,
     setting,
 )
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]!r} is not a finite number")
+    return value
+
+
+RATIO: Unit[float] = Unit("x", _ratio, lambda v: f"{v:g}", "NUMBER")
+"""A multiple (``10``, ``2.5``)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +82,18 @@ class EdgeConfig:
     quote_validity: int = 300
     payment_interval: int = 16
     max_transfers_per_client: int = 32
-    settle_interval: float = 60.0
+    settle_interval: float = setting(
+        60.0, SECONDS, "time between settlement rounds (each redeems what is due)", minimum=0.1
+    )
+    redeem_fee_ratio: float = setting(
+        10.0, RATIO, "a round redeems a channel once the redeem brings this many times its fee "
+        "(near expiry and on stop: more than the fee)", minimum=0,
+    )  # fmt: skip
+    btt_per_trx: int = setting(
+        500_000 * BTT_LOCAL.one, BTT, "your estimate of what 1 TRX is worth in BTT, to weigh "
+        "a redeem's fee (energy burned in TRX) against what it brings; 0 counts fees as free",
+    )  # fmt: skip
+    """In BTT base units per TRX. The default is an estimate of the market (late 2025)."""
     tunnel_port: int = setting(
         0, WHOLE, "port of the CONNECT tunnel listener on --host (0: any free)",
         minimum=0, maximum=65535,

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -186,6 +186,18 @@ class PaymentBook:
             if channel.paid > channel.redeemed:
                 out.append(channel)
         return out
+
+    async def align_terms(self, channel: PayeeChannel, view: Mapping[str, Any]) -> None:
+        """Take the ledger's deposit and expiry for ``channel``, recorded: a payer's
+        ``requestClose`` brings the expiry forward (vouchers stop before the new one), a
+        top-up raises both."""
+        deposit, expires_at = int(view["deposit"]), int(view["expires_at"])
+        async with self._locked(channel.terms.channel_id):
+            t = channel.terms
+            if (deposit, expires_at) == (t.deposit, t.expires_at):
+                return
+            channel.terms = replace(t, deposit=max(deposit, t.deposit), expires_at=expires_at)
+            await self._persist(channel)
 
     async def mark_redeemed(self, channel: PayeeChannel, amount: int) -> None:
         channel.mark_redeemed(amount)
