@@ -23,7 +23,6 @@ def test_quick_sdk_benchmark_reports_every_row(tmp_path: Path) -> None:
     require_tools("nginx", "curl")
     run = run_quick("sdk", tmp_path, timeout=180)
     report = run.report
-    assert "chunks per provider" in run.stdout
     assert report["failed"] == []
     check_rows(run, ROWS, {"GB/s", "MiB"})
     for name, row in run.rows.items():
@@ -34,10 +33,4 @@ def test_quick_sdk_benchmark_reports_every_row(tmp_path: Path) -> None:
     reps = report["config"]["reps"]
     assert fetch["origin_edge_hits"] == 3 * reps  # cached runs: a HIT at the origin edge
     assert fetch["origin_edge_misses"] == reps  # first runs: a new fetch from nginx
-    per_provider = fetch["chunks_per_provider"]
-    chunks = -(-report["config"]["size"] // (256 * 1024))
-    for setup, edges in (("cached1", 1), ("cached2", 2), ("cached3", 3), ("first3", 3)):
-        for counts in per_provider[setup]:
-            assert len(counts) == edges, (setup, counts)
-            assert sum(counts.values()) >= chunks, (setup, counts)
     assert report["checks"]["rss"]["bytes"] > 0

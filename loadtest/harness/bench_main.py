@@ -27,8 +27,7 @@ import aiohttp
 
 from loadtest.harness.children import Processes, workspace
 from loadtest.harness.machine import head_lines, run_facts
-from loadtest.harness.procfs import own_cpu_seconds, system_busy_seconds
-from loadtest.harness.rows import GIB, Row, measurement_table, references
+from loadtest.harness.rows import Row, measurement_table, references
 
 Part = Callable[[], Awaitable[list[Row]] | list[Row]]
 """A part of a benchmark: measures and returns its rows (a coroutine function, or not)."""
@@ -175,21 +174,12 @@ def bench_main(bench: Bench[C], argv: Sequence[str] | None) -> int:
     args = parse_args(bench, argv)
     cfg = configure(bench, args)
     ensure_tools(bench.name, bench.tools, bool(getattr(args, "install_deps", False)))
-    started, busy, own = time.perf_counter(), system_busy_seconds(), own_cpu_seconds()
+    started = time.perf_counter()
     with workspace(f"atlas-bench-{bench.name}-") as workdir:
         facts = run_facts(bench.libs, bench.tools)
         run = Run(cfg, args, workdir, Processes(workdir), facts)
         asyncio.run(_measure(bench.measure, run))
-        used = sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
     elapsed = time.perf_counter() - started
-    others = max((system_busy_seconds() - busy) - (own_cpu_seconds() - own), 0.0) / elapsed
-    facts["others_cores"] = others
-    run.notes.append(
-        f"machine: load average at the end {os.getloadavg()[0]:.2f}; processes not started "
-        f"by this benchmark used {others:.2f} cores on average during the run (all cores "
-        f"busy minus this process tree, from /proc/stat and getrusage); "
-        f"{used / GIB:.1f} GiB in the temporary directory at the end"
-    )
     out = [bench.title, *head_lines(facts, bench.libs, bench.tools)]
     out += [f"mode:     {cfg.mode}, {bench.mode(cfg)}", *run.head, "", *measurement_table(run.rows)]
     for title, lines in run.sections.items():

@@ -66,9 +66,6 @@ class Net:
         return {**os.environ, "ATLAS_HOME": str(self.home), "ATLAS_PASSPHRASE": PASSPHRASE,
                 "ATLAS_MAX_SPEND": "none"}  # fmt: skip
 
-    def names(self) -> dict[str, str]:
-        return {e.url: f"edge{i}" for i, e in enumerate(self.edges, 1)}
-
     def atlas_fetch(self, url: str, edges: int, expect: str) -> Timed:
         """``atlas fetch URL -o FILE --json`` from the first ``edges`` edges, its peak RSS."""
         argv = [ATLAS, "fetch", url, "--json", *(f"--edge={e.url}" for e in self.edges[:edges])]

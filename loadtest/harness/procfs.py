@@ -118,19 +118,6 @@ def children_of(pid: int) -> list[int]:
     return sorted(found)
 
 
-def system_busy_seconds() -> float:
-    """CPU seconds all cores spent busy since boot (``/proc/stat``, not idle or iowait)."""
-    fields = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0].split()[1:]
-    ticks = [int(f) for f in fields]
-    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK  # user..steal minus idle, iowait
-
-
-def own_cpu_seconds() -> float:
-    """This process and its waited-for children (every process it started, once stopped)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime + child_cpu_seconds()
-
-
 def child_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime

@@ -3,17 +3,15 @@ Atlas network, its reports in ``loadtest/reports/<mode>-<time>/`` (loadtest/READ
 Exit status 1 when a request failed or a scenario sent nothing (a sweep, where overload is
 the point: 0 unless a run broke), 2 when the test could not run. One run puts the four
 scenarios together, then prints per scenario its requests, failures by kind and latencies,
-per server its memory and CPU, the load average and the origin's hits."""
+per server its memory and CPU, and the load average."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 import time
-import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +22,7 @@ from loadtest.harness.children import BenchError, workspace
 from loadtest.harness.machine import run_facts
 from loadtest.harness.rows import table
 from loadtest.locust.locust_process import LOCUST, SCENARIOS, kinds_text, run_locust, seconds_of
-from loadtest.locust.network import ATLAS, EDGES, Network, earnings, network
+from loadtest.locust.network import ATLAS, EDGES, Network, network
 from loadtest.locust.sweep import run_sweep, sweep_markdown
 
 CLASSES = {"browser": "BrowserUser", "mobile": "MobileUser", "paying": "PayingEdgeUser",
@@ -34,15 +32,6 @@ SMOKE_THINK = {"ATLAS_LT_THINK_BROWSER": "0.2,0.5", "ATLAS_LT_THINK_MOBILE": "0.
                "ATLAS_LT_THINK_PAYING": "0.05,0.2", "ATLAS_LT_LARGE_P": "0.3"}  # fmt: skip
 """``--smoke``: one user per scenario with short think times, so each runs many times."""
 MIB_COLUMNS = ("rss_before_mib", "rss_after_mib", "rss_peak_mib", "rss_cooled_mib")
-
-
-def origin_counts(origin: str, what: str) -> dict[str, int]:
-    """The test origin's ``/hits`` or ``/sent`` (per path); empty if it cannot say."""
-    url = f"{origin}/{what}"  # the loopback origin this run started
-    with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(url, timeout=10) as r:
-        counts: dict[str, int] = json.loads(r.read())
-        return counts
-    return {}
 
 
 def run_once(args: argparse.Namespace, net: Network, out: Path) -> dict[str, Any]:
@@ -74,8 +63,7 @@ def run_once(args: argparse.Namespace, net: Network, out: Path) -> dict[str, Any
         "locust_exit": run.returncode, "locust_wall_s": round(run.wall_s, 1),
         "scenarios": run.scenarios, "rows": run.rows, "failures": run.failures,
         "processes": processes, "loadavg_before": load_before, "loadavg_after": load_after,
-        "origin_hits": origin_counts(net.origin_url, "hits"),
-        "origin_sent_bytes": origin_counts(net.origin_url, "sent"), "cooldown_s": args.cooldown,
+        "cooldown_s": args.cooldown,
     }  # fmt: skip
 
 
@@ -96,12 +84,6 @@ def print_run(result: dict[str, Any]) -> None:
         cells.append([role, *mib, f"{p['cpu_s']:.1f}"])
     header = ["process", "RSS before MiB", "after", "peak", "cooled", "CPU s"]
     print("", *table(header, cells, left=(0,)), sep="\n")
-    if hits := result["origin_hits"]:
-        video_mib = result["origin_sent_bytes"].get("/site/video.bin", 0) / 2**20
-        ranges = result["scenarios"].get("mobile", {}).get("requests", 0)
-        print(f"origin: {sum(hits.values())} requests in all; /site/video.bin (20 MiB) asked "
-              f"{hits.get('/site/video.bin', 0)} times, {video_mib:.1f} MiB sent, for {ranges} "
-              "mobile Range requests")  # fmt: skip
     la, lb = result["loadavg_before"], result["loadavg_after"]
     print(f"load average before {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}, "
           f"after {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f}")  # fmt: skip
@@ -159,7 +141,6 @@ def load_test(args: argparse.Namespace) -> int:
         try:
             with network(workdir, out, stops) as net:
                 result = run_sweep(args, net, out) if args.sweep else run_once(args, net, out)
-            result["earnings"] = earnings(workdir / "atlas-data")
         finally:
             result.update(machine=info, stops=stops)
             (out / "summary.json").write_text(json.dumps(result, indent=1, default=str), "utf-8")
@@ -171,8 +152,6 @@ def load_test(args: argparse.Namespace) -> int:
         print_run(result)
     print(f"\nnetwork: up in {stops.get('startup_s')} s, stopped in "
           f"{stops.get('atlas_up_stop_s')} s (SIGTERM to atlas up; edges redeem)")  # fmt: skip
-    for edge, e in result.get("earnings", {}).items():
-        print(f"  {edge}: {e}")
     print(f"reports: {out}")
     if args.sweep:
         return 0

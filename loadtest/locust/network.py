@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -92,20 +91,3 @@ def roles_of(up_pid: int) -> dict[str, int]:
             elif "proxy" in argv or "ledger" in argv:
                 roles["proxy" if "proxy" in argv else "ledger"] = pid
     return dict(sorted(roles.items()))
-
-
-def earnings(data_dir: Path) -> dict[str, dict[str, str]]:
-    """``atlas edge earnings`` of every edge, after the stop (``unredeemed`` should be 0)."""
-    out = {}
-    for edge_dir in sorted(data_dir.glob("edge*")):
-        result = subprocess.run(
-            [str(ATLAS), "edge", "earnings", "--data-dir", str(edge_dir), "--json"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            out[edge_dir.name] = {"error": result.stderr.strip()[-300:]}
-            continue
-        report = json.loads(result.stdout)
-        out[edge_dir.name] = {key: report[key] for key in ("paid", "redeemed", "unredeemed")}
-        out[edge_dir.name]["channels"] = str(len(report["channels"]))
-    return out

@@ -2,7 +2,7 @@
 
 A ledger, nginx (the origin and the reference), a tracker and three paid edges, all
 children on 127.0.0.1: ``atlas fetch`` of a new and of a cached URL from 1, 2 and 3 edges
-against curl from nginx (fetch, with the scaling table), and the peak RSS of ``atlas
+against curl from nginx (fetch), and the peak RSS of ``atlas
 fetch`` for a big file against a 1 MiB one (rss). loadtest/README.md lists the rows.
 Needs nginx and curl (``--install-deps``).
 """
@@ -19,7 +19,7 @@ from loadtest.harness.bench_main import Bench, Run, client_session
 from loadtest.harness.children import BenchError, Timed
 from loadtest.harness.network import EDGES, Net, build_net
 from loadtest.harness.procfs import RSS_POLL
-from loadtest.harness.rows import CHUNK, GB, MIB, Row, make_row, rates, rotated, size_text, table
+from loadtest.harness.rows import CHUNK, GB, MIB, Row, make_row, rates, rotated, size_text
 
 SETUPS = ("first3", "cached1", "cached2", "cached3")
 """Atlas downloads of one repetition: a first fetch from 3 edges, cached from 1, 2, 3."""
@@ -76,15 +76,9 @@ async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
     for rep, step in rotated(cfg.reps, [lambda _: curls.append(net.curl("body.bin").seconds),
                                         first, cached(1), cached(2), cached(3)]):  # fmt: skip
         await asyncio.to_thread(step, rep)
-    counted, names = net.counters(since=before), net.names()
+    counted = net.counters(since=before)
     hits, misses = counted["hit"], counted["miss"]
-    chunks = {setup: [{names.get(url, url): int(p["chunks"]) for url, p in
-                       r.summary["providers"].items()} for r in done]
-              for setup, done in runs.items()}  # fmt: skip
-    to_client = sum(sum(c.values()) for done in chunks.values() for c in done)
-    idle = sum(1 for done in chunks.values() for c in done for n in c.values() if not n)
-    run.checks["fetch"] = {"origin_edge_hits": hits, "origin_edge_misses": misses,
-                           "chunks_per_provider": chunks}  # fmt: skip
+    run.checks["fetch"] = {"origin_edge_hits": hits, "origin_edge_misses": misses}
     if hits != 3 * cfg.reps or misses != cfg.reps:
         raise BenchError(f"origin edge counted {hits} HIT and {misses} MISS fetches")
     text, count = size_text(size), -(-size // CHUNK)
@@ -94,15 +88,10 @@ async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
         "edges' default price (0.001 BTT per MiB); time = wall time of the whole command "
         "(interpreter start and imports, wallet unlock, /v1/fetch, chunks, fsync, rename); "
         "the file is checked against nginx's after every run; curl does not fsync",
-        f"fetch: edges served {(counted['served'] - to_client) / cfg.reps:.0f}"
-        f" chunks to each other per first fetch of {count} (replication with read-ahead; "
-        "the cached runs need none)"
-        + (f"; WARNING: {idle} provider(s) served nothing" if idle else ""),
         f"fetch: fixed cost per command (interpreter start and imports, wallet unlock): wall "
         f"time minus the summary's 'seconds' is {statistics.median(outside):.2f} s (median)",
     ]
     direct = rates(size, curls, GB)
-    run.sections["scaling"] = scaling_table(size, runs, chunks, statistics.median(direct))
     reference = f"curl -o FILE, same {text} file straight from nginx"
     return [
         make_row(f"fetch_{setup[:-1]}_{setup[-1]}", f"atlas fetch {text}, {label}", "GB/s",
@@ -115,31 +104,6 @@ async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
             ("cached2", "2 edges, cached", False),
         )
     ]  # fmt: skip
-
-
-def scaling_table(size: int, runs: dict[str, list[Timed]], chunks: dict[str, list[dict[str, int]]],
-                  curl: float) -> list[str]:  # fmt: skip
-    """Throughput by provider count (medians), and the chunks each provider served."""
-
-    def rate(seconds: list[float]) -> float:
-        return statistics.median(rates(size, seconds, GB))
-
-    one, cells = rate([r.seconds for r in runs["cached1"]]), []
-    for setup in ("cached1", "cached2", "cached3", "first3"):
-        wall, counts = rate([r.seconds for r in runs[setup]]), chunks[setup]
-        per_provider = ", ".join(
-            f"{name} {statistics.median(c.get(name, 0) for c in counts):.0f} "
-            f"[{min(c.get(name, 0) for c in counts)}-{max(c.get(name, 0) for c in counts)}]"
-            for name in sorted({name for c in counts for name in c})
-        )
-        label = "first fetch, 3 edges" if setup == "first3" else f"cached, {setup[-1]} edge(s)"
-        rss = statistics.median(r.peak_rss_kib for r in runs[setup]) / 1024
-        inner = rate([float(r.summary["seconds"]) for r in runs[setup]])
-        cells.append((label, f"{wall:.3f}", f"{wall / one:.2f}x", f"{wall / curl:.2f}",
-                      f"{inner:.3f}", f"{rss:.0f} MiB", per_provider))  # fmt: skip
-    header = ("download", "wall GB/s", "vs 1 edge", "vs curl", "in-process GB/s", "peak RSS",
-              "chunks per provider: median [min-max] over reps")  # fmt: skip
-    return table(header, cells, left=(0, 6))
 
 
 async def bench_rss(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
