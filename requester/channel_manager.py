@@ -31,6 +31,7 @@ from requester.protocol import (
     CreditSpend,
     PayerChannel,
     PayerKey,
+    PaymentDomain,
     PaymentRequired,
     PersistVoucher,
     Quote,
@@ -95,6 +96,8 @@ class ChannelManager:
         self._settling = asyncio.Lock()
         self._settle_due = True
         """Nothing has been settled yet: the first payment settles first."""
+        self._domain: PaymentDomain | None = None
+        """The ledger's, once read: channels of another ledger in the store are not paid on."""
 
         for stored in store.channels(status="open"):
             if stored.terms.payer == key.address:
@@ -107,7 +110,7 @@ class ChannelManager:
         With ``allowance``, a channel with no room is topped up or opened only if the
         allowance has one left (:class:`NewChannelRefused` otherwise), with its deposit.
         """
-        domain = await self._ledger.domain()
+        domain = self._domain = await self._ledger.domain()
         if quote.domain != domain or quote.asset != await self._ledger.asset():
             raise WrongBinding("provider wants to be paid on another ledger or asset")
         if self._settle_due:
@@ -174,9 +177,14 @@ class ChannelManager:
     def _usable(self, payee: TronAddress, cost: int, now: int) -> PayerChannel | None:
         for channel in self._open.values():
             t = channel.terms
-            if t.payee == payee and t.usable(now) and channel.remaining >= cost:
+            if t.payee == payee and t.usable(now) and channel.remaining >= cost and self._ours(t):
                 return channel
         return None
+
+    def _ours(self, terms: ChannelTerms) -> bool:
+        """Whether a channel is on this manager's ledger (a data dir that ran on the embedded
+        ledger and now runs on TRON keeps the embedded ledger's channels in its store)."""
+        return self._domain is None or terms.domain == self._domain
 
     async def _make_room(self, payee: TronAddress, cost: int, now: int,
                          allowance: NewChannelAllowance | None) -> PayerChannel:  # fmt: skip
@@ -199,7 +207,8 @@ class ChannelManager:
             for channel in self._open.values():
                 t = channel.terms
                 lasts = t.expires_at - now >= self._policy.duration // 2
-                if t.payee == payee and lasts and channel.status is ChannelStatus.OPEN:
+                open_here = channel.status is ChannelStatus.OPEN and self._ours(t)
+                if t.payee == payee and lasts and open_here:
                     await self._check_balance(amount, "topping up a channel")
                     return await self.top_up(t.channel_id, amount, 0, now)
             return await self._open_channel(payee, amount, now)
