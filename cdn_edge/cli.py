@@ -13,7 +13,7 @@ from aiohttp import web
 from cdn_edge.config import EdgeConfig
 from cdn_edge.serving import serve
 from requester.cli.options import settings_options
-from requester.protocol import BTT_LOCAL, format_amount
+from requester.protocol import BTT_LOCAL, asset_by_code, format_amount
 
 
 @click.group()
@@ -49,22 +49,28 @@ def earnings_command(data_dir: Path, as_json: bool) -> None:
         raise click.ClickException(f"no payment records in {data_dir} (has the edge run?)")
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         rows = db.execute(
-            "SELECT channel_id, payer, paid, consumed, redeemed FROM channels ORDER BY channel_id"
+            "SELECT channel_id, payer, paid, consumed, redeemed, asset FROM channels"
+            " ORDER BY channel_id"
         ).fetchall()
+    assets = {asset_by_code(row[5]) for row in rows}
+    if len(assets) > 1:  # one data dir serves one ledger; a mix cannot be added up
+        names = ", ".join(sorted(a.uri for a in assets))
+        raise click.ClickException(f"{data_dir} holds channels in several assets: {names}")
+    asset = assets.pop() if assets else BTT_LOCAL  # the asset its channels are paid in
     channels = [
         {"channel_id": c, "payer": p, "paid": int(pd), "served": int(cs), "redeemed": int(r)}
-        for c, p, pd, cs, r in rows
+        for c, p, pd, cs, r, _ in rows
     ]
     paid = sum(c["paid"] for c in channels)
     redeemed = sum(c["redeemed"] for c in channels)
     if as_json:
         click.echo(json.dumps({
-            "asset": BTT_LOCAL.uri, "paid": str(paid), "redeemed": str(redeemed),
+            "asset": asset.uri, "paid": str(paid), "redeemed": str(redeemed),
             "unredeemed": str(paid - redeemed),
             "channels": [{k: str(v) for k, v in c.items()} for c in channels],
         }))  # fmt: skip
         return
-    click.echo(f"paid       {format_amount(paid, BTT_LOCAL)}")
-    click.echo(f"redeemed   {format_amount(redeemed, BTT_LOCAL)}")
-    click.echo(f"unredeemed {format_amount(paid - redeemed, BTT_LOCAL)}")
+    click.echo(f"paid       {format_amount(paid, asset)}")
+    click.echo(f"redeemed   {format_amount(redeemed, asset)}")
+    click.echo(f"unredeemed {format_amount(paid - redeemed, asset)}")
     click.echo(f"channels   {len(channels)}")

@@ -98,7 +98,9 @@ def reader(node: Running, session: aiohttp.ClientSession, key: PayerKey | None =
 
 
 async def books(data_dir: Path, channel_id: bytes) -> dict[str, str]:
-    """The edge's own record of a channel (``atlas edge earnings``)."""
-    row = channel_earnings(await earnings(data_dir), channel_id)
+    """The edge's own record of a channel (``atlas edge earnings``, in the TRON asset)."""
+    summary = await earnings(data_dir)
+    assert summary["asset"] == BTT.uri
+    row = channel_earnings(summary, channel_id)
     assert row is not None
     return row
