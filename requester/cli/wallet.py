@@ -258,7 +258,10 @@ def channel_close(channel_id: str, ledger: str | None) -> None:
         keys = keystore.load(settings.wallet_path, _passphrase())
         result = _with_ledger(settings, lambda client: _close(client, keys.payer, cid),
                               keys.payer)  # fmt: skip
-        if "returned" in result:
+        if result["channel"]["status"] == "reclaimed" and "returned" not in result:
+            store.set_status(cid, "reclaimed")  # by an earlier run that stopped before saying so
+            click.echo("already reclaimed")
+        elif "returned" in result:
             store.set_status(cid, "reclaimed")
             click.echo(f"reclaimed {format_amount(int(result['returned']), BTT_LOCAL)}")
         else:
@@ -271,10 +274,16 @@ def channel_close(channel_id: str, ledger: str | None) -> None:
 
 
 async def _close(ledger: Ledger, key: PayerKey, channel_id: bytes) -> dict[str, Any]:
-    """Reclaim an expired channel; ask for the close of one still running."""
+    """Reclaim an expired channel; ask for the close of one still running. A channel found
+    reclaimed (an earlier run was killed after its reclaim applied) is answered as it is."""
     view = await ledger.channel(channel_id)
     if int(view["expires_at"]) <= await _ledger_time(ledger):
-        return await ledger.reclaim(key, channel_id)
+        try:
+            return await ledger.reclaim(key, channel_id)
+        except LedgerError as exc:
+            if exc.code != "already_reclaimed":
+                raise
+            return {"channel": await ledger.channel(channel_id)}
     return await ledger.request_close(key, channel_id)
 
 

@@ -1,7 +1,7 @@
 """kill -9 of a payer's ``atlas channel close`` while it reclaims an expired channel on TRON
 (issue 15), at each step of the reclaim's transaction; run again, the reclaim is finished
-from the journaled bytes, or (killed after its receipt) refused ``already_reclaimed`` by the
-dry run, with no second transaction; the payer got the deposit back once."""
+from the journaled bytes, or (killed after its receipt) found reclaimed (the dry run says
+``already_reclaimed``) with no second transaction; the payer got the deposit back once."""
 
 from __future__ import annotations
 
@@ -83,8 +83,8 @@ async def test_a_payer_killed_while_reclaiming_gets_its_deposit_back_once(
         assert (await chain.channel(bytes.fromhex(cid)))["status"] == status
 
         again = await asyncio.to_thread(close, home, cid)
-        if point == "tron.receipt_seen":  # done before the kill: a second reclaim is refused
-            assert again.returncode == 1 and "409 already_reclaimed" in again.stderr, again
+        if point == "tron.receipt_seen":  # done before the kill: nothing more is sent
+            assert again.returncode == 0 and "already reclaimed" in again.stdout, again
         else:  # finished from the journaled bytes
             assert again.returncode == 0 and "reclaimed 2 BTT" in again.stdout, again.stderr
         (done,) = [e for e in reclaims(home) if e.txid is not None]
