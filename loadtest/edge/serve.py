@@ -14,11 +14,11 @@ from loadtest.edge.wrk import WrkResult, run_wrk, write_files
 from loadtest.harness.blobs import blob_range
 from loadtest.harness.children import BenchError, Proc
 from loadtest.harness.edge_api import edge_counter, edge_fetch, get_chunk, wait_sealed
-from loadtest.harness.machine import tool_version
 from loadtest.harness.nginx import MANY_REQUESTS, start_nginx
 from loadtest.harness.rows import CHUNK, Row, make_row, rotated
 from requester import BTT_LOCAL, LedgerClient
-from requester.protocol import ChannelTerms, PayerChannel, PayerKey, SendVoucher, TronAddress
+from requester.protocol import PayerChannel, PayerKey, SendVoucher, TronAddress
+from requester.recorded_calls import view_terms
 
 ACCEPTED = 'atlas_edge_vouchers_total{outcome="accepted"}'
 NGINX_WORKERS = 1  # one nginx worker process, as the edge is one process (plus helper threads)
@@ -36,11 +36,7 @@ async def open_payer(ledger: LedgerClient, payee: str) -> PayerChannel:
     await ledger.faucet(key.address, FAUCET_GRANT)
     expires = int(time.time()) + CHANNEL_LIFETIME
     view = (await ledger.open_channel(key, TronAddress.parse(payee), DEPOSIT, expires))["channel"]
-    channel_id = bytes.fromhex(view["channel_id"])
-    terms = ChannelTerms(
-        await ledger.domain(), channel_id, key.address, TronAddress.parse(payee), BTT_LOCAL,
-        DEPOSIT, expires
-    )  # fmt: skip
+    terms = view_terms(view, await ledger.domain(), bytes.fromhex(view["channel_id"]))
     return PayerChannel(terms, key, 0)
 
 
@@ -173,19 +169,17 @@ class ServeBench:
         run.notes += [
             f"serve: wrk, {self.conns} threads x 1 connection (one channel each), "
             f"{cfg.serve_seconds} s runs, {SERVE_CHUNKS} distinct 256 KiB chunks cycled; "
-            f"price {self.price} base units per chunk",
-            f"serve: reference {tool_version('nginx')}, {NGINX_WORKERS} worker, "
-            "sendfile on, access log off",
+            f"price {self.price} base units per chunk; nginx: {NGINX_WORKERS} worker, sendfile "
+            "on, access log off",
             f"serve (voucher): {completed} responses counted by wrk, {non_2xx} non-2xx, "
             f"{sum(r.socket_errors for r in paid)} socket errors/timeouts; the edge accepted "
             f"{accepted} vouchers ({sent} sent, the rest in flight when wrk stopped)",
-            f"serve: non-2xx nginx {sum(r.status_errors for r in self.reference)}, "
-            f"free edge {sum(r.status_errors for r in self.free)}",
             f"serve: latency p50/p99 ms: {latency}",
         ]
         run.checks["serve"] = {"voucher_responses": completed, "voucher_non_2xx": non_2xx,
                                "vouchers_accepted": accepted, "vouchers_sent": sent,
-                               "nginx_errors": sum(r.errors for r in self.reference)}  # fmt: skip
+                               "nginx_errors": sum(r.errors for r in self.reference),
+                               "free_non_2xx": sum(r.status_errors for r in self.free)}  # fmt: skip
         if non_2xx or accepted < completed:
             run.notes.append("serve: WARNING: not every counted request was accepted")
         if any(r.errors for r in self.reference):

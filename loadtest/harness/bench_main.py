@@ -91,6 +91,7 @@ class Run(Generic[C]):
     """Counts behind the rows (requests refused, vouchers accepted, ...) for ``--json``."""
     sections: dict[str, list[str]] = field(default_factory=dict)  # tables after the main one
     failed: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
 
     def fail(self, name: str, exc: Exception) -> None:
         """Record that ``name`` failed with ``exc`` (its traceback goes to stderr)."""
@@ -100,7 +101,8 @@ class Run(Generic[C]):
 
     async def parts(self, parts: Mapping[str, Part]) -> None:
         """The parts chosen with ``--only`` (all by default), each in its own try: one
-        failing does not hide the others."""
+        failing does not hide the others. The time from the start to here is the setup's."""
+        self.notes.append(f"setup: took {time.perf_counter() - self.started:.1f} s")
         for name, part in parts.items():
             if name not in (getattr(self.args, "only", None) or parts):
                 continue

@@ -111,6 +111,22 @@ class Processes:
         return self.start(name, [*argv, "--allow-private-origins", *extra])
 
 
+def run_logged(argv: Sequence[str], name: str, log: Path, timeout: float, grace: float,
+               env: dict[str, str] | None = None) -> tuple[int, bool]:  # fmt: skip
+    """``argv`` from the repository root on the runner, its output in ``log``, waited for up
+    to ``timeout`` s: (its exit status, whether it overran). Past ``timeout`` (or when this
+    process is interrupted) it gets SIGTERM and ``grace`` s to stop its own children."""
+    child = processes.spawn(argv, name=name, env={**child_env(), **(env or {})}, cwd=REPO,
+                            log=log)  # fmt: skip
+    try:
+        return child.wait(timeout), False
+    except subprocess.TimeoutExpired:
+        return child.stop(grace), True
+    except BaseException:  # Ctrl-C: it runs in its own session, so stop it here
+        child.stop(grace)
+        raise
+
+
 @dataclass(frozen=True, slots=True)
 class Timed:
     """One command run to completion, clocked with ``time.monotonic()``."""

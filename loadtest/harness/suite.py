@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -22,10 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from launcher import processes
 from loadtest import REPO
 from loadtest.harness import suite_doc
-from loadtest.harness.children import child_env, module_argv
+from loadtest.harness.children import module_argv, run_logged
 from loadtest.harness.rows import table
 
 DOC = REPO / "docs" / "performance.md"
@@ -68,13 +66,9 @@ def run_benchmark(bench: Benchmark, outdir: Path, *, quick: bool, install: bool)
     argv += ["--quick"] if quick else list(bench.suite_args)
     argv += ["--install-deps"] if install and bench.system_tools else []
     budget = bench.budget_s / 2 if quick else bench.budget_s
-    started, problem = time.monotonic(), ""
-    child = processes.spawn(argv, name=bench.name, env=child_env(), cwd=REPO, log=log)
-    try:
-        code = child.wait(budget)
-    except subprocess.TimeoutExpired:  # SIGTERM: it stops its own servers, then exits
-        code = child.stop(STOP_GRACE)
-        problem = f"stopped after its budget of {budget:.0f} s"
+    started = time.monotonic()
+    code, overran = run_logged(argv, bench.name, log, budget, STOP_GRACE)
+    problem = f"stopped after its budget of {budget:.0f} s" if overran else ""
     seconds, report = time.monotonic() - started, None
     with contextlib.suppress(OSError, ValueError):
         report = json.loads(report_path.read_text(encoding="utf-8"))

@@ -21,8 +21,7 @@ from loadtest import REPO
 from loadtest.harness.children import BenchError, workspace
 from loadtest.harness.machine import run_facts
 from loadtest.harness.rows import table
-from loadtest.locust.locust_process import LOCUST, SCENARIOS, kinds_text, run_locust, seconds_of
-from loadtest.locust.network import ATLAS, EDGES, Network, network
+from loadtest.locust.network import EDGES, SCENARIOS, Network, kinds_text, network, seconds_of
 from loadtest.locust.sweep import run_sweep, sweep_markdown
 
 CLASSES = {"browser": "BrowserUser", "mobile": "MobileUser", "paying": "PayingEdgeUser",
@@ -35,17 +34,17 @@ MIB_COLUMNS = ("rss_before_mib", "rss_after_mib", "rss_peak_mib", "rss_cooled_mi
 
 
 def run_once(args: argparse.Namespace, net: Network, out: Path) -> dict[str, Any]:
-    env, extra = dict(net.env), []
+    extra = []
     if args.smoke:
-        env.update(SMOKE_THINK)
+        net.env.update(SMOKE_THINK)
         config = out / "smoke_users.json"  # a file: configargparse mangles a JSON array
         users = [{"user_class_name": c, "fixed_count": 1} for c in CLASSES.values()]
         config.write_text(json.dumps(users))
         extra = ["--config-users", str(config)]
     before, load_before = net.samples(), os.getloadavg()
     net.reset_peaks()
-    run = run_locust(out / "locust", SCENARIOS, list(CLASSES.values()), args.users,
-                     args.spawn_rate, args.run_time, env, extra)  # fmt: skip
+    run = net.locust(out / "locust", SCENARIOS, list(CLASSES.values()), args.users,
+                     args.spawn_rate, args.run_time, extra)  # fmt: skip
     after, load_after = net.samples(), os.getloadavg()
     time.sleep(args.cooldown)
     cooled = net.samples()
@@ -128,9 +127,6 @@ def load_test(args: argparse.Namespace) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out: Path = args.reports or REPO / "loadtest" / "reports" / f"{args.mode}-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
-    for tool in (LOCUST, ATLAS):
-        if not tool.exists():
-            raise BenchError(f"{tool} missing: run make venv (and use .venv/bin/python)")
     info = {**run_facts(), "mode": args.mode, "users": args.users, "edges": EDGES,
             "spawn_rate": args.spawn_rate, "run_time_s": args.run_time,
             "cooldown_s": args.cooldown, "argv": sys.argv[1:]}  # fmt: skip

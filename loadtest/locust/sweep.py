@@ -16,8 +16,7 @@ from typing import Any
 
 from loadtest.harness.children import BenchError
 from loadtest.harness.procfs import Poller, cpu_seconds
-from loadtest.locust.locust_process import SWEEP_FILE, kinds_text, run_locust
-from loadtest.locust.network import Network
+from loadtest.locust.network import SWEEP_FILE, Network, kinds_text
 
 SWEEP_TARGETS = {
     "edge": ("EdgeSweepUser", "edge-sweep: chunk", "edge1"),
@@ -40,8 +39,7 @@ def run_sweep(args: argparse.Namespace, net: Network, out: Path) -> dict[str, An
         raise BenchError(f"unknown sweep targets {sorted(unknown)}")
     # Warm-up (not measured): the proxy's channels, the edges' caches, the paid content.
     for target in targets:
-        run_locust(out / f"warmup_{target}", SWEEP_FILE, [SWEEP_TARGETS[target][0]], 2, 2, 4,
-                   net.env)  # fmt: skip
+        net.locust(out / f"warmup_{target}", SWEEP_FILE, [SWEEP_TARGETS[target][0]], 2, 2, 4)
     time.sleep(SETTLE_S)
     baseline = {r: s.rss_mib for r, s in net.samples().items()}
     steps = []
@@ -66,8 +64,8 @@ def sweep_step(args: argparse.Namespace, net: Network, out: Path, target: str, u
         series.append((time.time(), {r: cpu_seconds(pid) for r, pid in net.roles.items()}))
 
     with Poller(sample, 0.5):
-        run = run_locust(out / f"{target}_u{users:03d}_rep{rep}", SWEEP_FILE, [cls], users,
-                         users, args.sweep_time, net.env, ["--reset-stats"])  # fmt: skip
+        run = net.locust(out / f"{target}_u{users:03d}_rep{rep}", SWEEP_FILE, [cls], users,
+                         users, args.sweep_time, ["--reset-stats"])  # fmt: skip
     cpu = cpu_percent(series, run.measured_window(users))
     row = run.row(row_name)
     requests, failures = int(row.get("Request Count") or 0), int(row.get("Failure Count") or 0)

@@ -10,7 +10,6 @@ import hashlib
 import re
 import shutil
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import aiohttp
 from loadtest.harness.bench_main import Bench, Run, client_session
 from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, free_port
 from loadtest.harness.network import PASSPHRASE, Net, build_net
-from loadtest.harness.rows import GIB, KIB, MIB, size_text
+from loadtest.harness.rows import GIB, KIB, MIB
 
 MITMDUMP = str(Path(sys.executable).with_name("mitmdump"))
 SMALL = 16 * KIB  # the small object: one chunk, the size of a typical page asset
@@ -143,14 +142,7 @@ async def measure(run: Run[Config]) -> None:
     from loadtest.proxy.small import bench_latency, bench_rps
 
     async with client_session() as session:
-        started = time.perf_counter()
         bench = await setup(run, session)
-        run.notes.append(
-            "setup: ledger, nginx, a tracker edge and 3 paid edges (--free-mib 0), funds, "
-            f"open channels, {size_text(run.cfg.size)} cached with full replicas, atlas proxy "
-            f"(--max-per-request none --max-per-day none) and mitmdump: "
-            f"{time.perf_counter() - started:.1f} s"
-        )
         await run.parts({"rps": lambda: bench_rps(bench), "latency": lambda: bench_latency(bench),
                          "stream": lambda: bench_stream(bench), "rss": lambda: bench_rss(bench),
                          "sizes": lambda: bench_sizes(bench)})  # fmt: skip

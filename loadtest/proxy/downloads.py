@@ -9,7 +9,7 @@ import statistics
 
 from loadtest.harness.blobs import write_blob
 from loadtest.harness.children import BenchError
-from loadtest.harness.procfs import RssGrowth, RssSampler, cpu_clock
+from loadtest.harness.procfs import RssGrowth, cpu_clock
 from loadtest.harness.rows import GB, KIB, Row, make_row, rotated, size_text
 from loadtest.proxy.bench import TARGETS, ProxyBench
 
@@ -54,20 +54,16 @@ async def bench_stream(bench: ProxyBench) -> list[Row]:
     cfg, size = bench.cfg, bench.cfg.size
     rates: dict[str, list[float]] = {path: [] for path in PATHS}
     cpu: dict[str, list[float]] = {"atlas": [], "mitmdump": []}
-    rss: list[float] = []
     counters = bench.net.counters()
 
     def one(target: str, timed: bool = True) -> None:
         used = cpu_clock({"atlas": bench.proxy.pid, "mitmdump": bench.mitm.pid})
-        with RssSampler(bench.proxy.pid) as sampler:
-            seconds, _ = bench.curl(None if target == "direct" else target, "body.bin", "",
-                                    bench.cached_id)  # fmt: skip
+        via = None if target == "direct" else target
+        seconds, _ = bench.curl(via, "body.bin", "", bench.cached_id)
         if timed:
             rates[target].append(size / seconds / GB)
-        if timed and target != "direct":
+        if timed and via:
             cpu[target].append(used()[target] / (size / GB))
-        if target == "atlas":
-            rss.append(sampler.peak / KIB)
 
     await asyncio.to_thread(one, "mitmdump", False)  # warm-up (the proxy's is in setup)
     for _, target in rotated(cfg.stream_reps, PATHS):
@@ -82,8 +78,7 @@ async def bench_stream(bench: ProxyBench) -> list[Row]:
         f"cached (a /v1/fetch HIT, content id checked; edge2 and edge3 hold full replicas); "
         f"direct curl from nginx {statistics.median(rates['direct']):.3f} GB/s; CPU s per GB: "
         f"atlas proxy {statistics.median(cpu['atlas']):.2f}, mitmdump "
-        f"{statistics.median(cpu['mitmdump']):.2f}; proxy RSS during the runs "
-        f"{max(rss):.0f} MiB at most"
+        f"{statistics.median(cpu['mitmdump']):.2f}"
     )
     return [
         make_row("stream_download", f"{text} download through atlas proxy (curl -x), cached",

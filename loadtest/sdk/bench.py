@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,13 +42,8 @@ async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
     size = cfg.size
     # Warm-up (not timed): the origin edge caches the URL, the others get full replicas,
     # and the interpreter, the files and nginx are warm.
-    started = time.perf_counter()
     cached_id = await net.cache("body.bin")
     await asyncio.to_thread(net.curl, "body.bin")
-    run.notes.append(
-        f"fetch: warm-up (origin edge caches the URL, edge2 and edge3 replicate all "
-        f"{-(-size // CHUNK)} chunks) took {time.perf_counter() - started:.1f} s"
-    )
     runs: dict[str, list[Timed]] = {setup: [] for setup in SETUPS}
     curls: list[float] = []
     ids = {cached_id}
@@ -132,14 +126,10 @@ async def bench_rss(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
 
 
 async def measure(run: Run[Config]) -> None:
-    cfg, started = run.cfg, time.perf_counter()
+    cfg = run.cfg
     sizes = {"body.bin": cfg.size, "big.bin": cfg.rss_size, "small.bin": cfg.rss_small}
     async with client_session() as session:
         net = await build_net(sizes, run.workdir, run.procs, session)
-        run.notes.append(
-            f"setup: ledger, nginx, a tracker edge and {EDGES} paid edges (--free-mib 0, "
-            f"--tracker), funds and open channels: {time.perf_counter() - started:.1f} s"
-        )
         await run.parts({"fetch": lambda: bench_fetch(net, cfg, run),
                          "rss": lambda: bench_rss(net, cfg, run)})  # fmt: skip
 

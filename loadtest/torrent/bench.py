@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -138,7 +137,6 @@ class TorrentBench:
 def measure_part(
     bench: TorrentBench, part: str, seeder: Seeder, reps: int, cached: bool
 ) -> dict[str, list[ChildRun]]:
-    started = time.perf_counter()
     clients = Clients(bench.procs.workdir, seeder, bench.settings, file_sha256(seeder.path))
     runs: dict[str, list[ChildRun]] = {m: [] for m in METHODS}
     summaries: list[dict[str, Any]] = []
@@ -146,10 +144,6 @@ def measure_part(
     # when rate-limited), and checks each piece's hash the first time it sends it (seed
     # mode): unthrottled, a whole download absorbs both; limited, the first piece.
     clients.plain(warm_up=part == "limited")
-    bench.notes.append(
-        f"{part}: seeder start (writes and hashes the file), SHA-256 and warm-up: "
-        f"{time.perf_counter() - started:.1f} s"
-    )
 
     def atlas(edge: Proc) -> None:
         for method in ("first", "cached") if cached else ("first",):
@@ -211,9 +205,7 @@ def run_part(bench: TorrentBench, part: str) -> list[Row]:
 
 
 async def measure(run: Run[Config]) -> None:
-    started = time.perf_counter()
     bench = TorrentBench(run.cfg, run.procs, run.procs.ledger(), run.notes, run.checks)
-    run.notes.insert(0, f"setup: ledger {time.perf_counter() - started:.1f} s")
     await run.parts({name: partial(run_part, bench, name) for name in PARTS})
     if bench.timelines:
         run.sections["timeline (medians, seconds from the spawn)"] = table(
