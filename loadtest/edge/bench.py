@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from loadtest.harness.bench_main import Bench, Option, Run, client_session
-from loadtest.harness.children import Proc
+from loadtest.harness.children import Proc, module_argv
 from loadtest.harness.rows import GIB, MIB
 
 SERVE_CHUNKS = 16
@@ -51,14 +51,13 @@ class Env:
 
 
 async def measure(run: Run[Config]) -> None:
-    from loadtest.edge.origin import start_origin  # the parts import this module
-    from loadtest.edge.pages import bench_pages, collect_pages
+    from loadtest.edge.pages import bench_pages, collect_pages  # the parts import this module
     from loadtest.edge.serve import bench_serve
     from loadtest.edge.stream import bench_stream
 
     pages = run.workdir / "pages"
     kinds, ledger = collect_pages(pages), run.procs.ledger()
-    origin = start_origin(run.procs, pages)
+    origin = run.procs.start("origin", module_argv("loadtest.edge.origin", str(pages)))
     async with client_session() as session:
         env = Env(run, session, ledger, origin)
         await run.parts({"serve": lambda: bench_serve(env), "stream": lambda: bench_stream(env),

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from loadtest.edge.bench import PAGE_SUFFIXES, PAGE_TYPES
 from loadtest.harness.blobs import blob_range
-from loadtest.harness.children import Proc, Processes, module_argv
 from loadtest.harness.rows import KIB
 
 PIECE = 64 * KIB  # the blob's write size (what a socket read hands over)
@@ -53,11 +52,6 @@ async def serve(pages: Path) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
-
-
-def start_origin(procs: Processes, pages: Path) -> Proc:
-    """The origin in a child process, serving ``pages``."""
-    return procs.start("origin", module_argv("loadtest.edge.origin", str(pages)))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from loadtest.edge.bench import SERVE_CHUNKS, Env
@@ -40,18 +40,14 @@ async def open_payer(ledger: LedgerClient, payee: str) -> PayerChannel:
     return PayerChannel(terms, key, 0)
 
 
-def sign(channels: Sequence[PayerChannel], price: int, count: int) -> list[list[str]]:
-    """``count`` voucher headers per channel, each one ``price`` above the last."""
-    now, out = int(time.time()), []
-    for channel in channels:
-        headers = []
-        for _ in range(count):
-            send = channel.pay(price, now)[1]
-            if not isinstance(send, SendVoucher):
-                raise BenchError("PayerChannel.pay did not return SendVoucher second")
-            headers.append(send.voucher.to_header())
-        out.append(headers)
-    return out
+def sign(channel: PayerChannel, price: int, count: int) -> list[str]:
+    """``count`` voucher headers of ``channel``, each one ``price`` above the last."""
+    now = int(time.time())
+    sends = [channel.pay(price, now)[1] for _ in range(count)]
+    headers = [send.voucher.to_header() for send in sends if isinstance(send, SendVoucher)]
+    if len(headers) != count:
+        raise BenchError("PayerChannel.pay did not return SendVoucher second")
+    return headers
 
 
 class ServeBench:
@@ -101,14 +97,14 @@ class ServeBench:
                 raise BenchError(f"nginx /chunk/{index}: {response.status}, {len(body)} bytes")
         self.payers = [await open_payer(ledger, payee) for _ in range(self.conns)]
         # Requests to nginx and to the free edge carry a header of the same size, unchecked.
-        pad_lines = sign([probe], self.price, 1000)[0]
+        pad_lines = sign(probe, self.price, 1000)
         write_files(self.pad, [pad_lines] * self.conns)
 
     async def _pay_one(self, payer: PayerChannel, index: int, expected: bytes) -> None:
         """Buy chunk ``index`` with a voucher and check it; the first 1-unit voucher is
         refused with 402 and Atlas-Price, which is how the price is learnt."""
         for _ in range(2):
-            headers = sign([payer], self.price or 1, 1)[0]
+            headers = sign(payer, self.price or 1, 1)
             status, body, answer = await get_chunk(
                 self.session, self.edge.url, self.cid, index, {"Atlas-Voucher": headers[0]}
             )
@@ -136,7 +132,7 @@ class ServeBench:
         for _ in range(3):
             self.runs += 1
             pattern = self.work / f"vouchers-{self.runs}-%d.txt"
-            files = write_files(pattern, sign(self.payers, self.price, supply))
+            files = write_files(pattern, [sign(p, self.price, supply) for p in self.payers])
             before = edge_counter(self.edge.url, ACCEPTED)
             result = await run_wrk(
                 self.edge.url, self.prefix, pattern, "Atlas-Voucher", False, self.conns, seconds

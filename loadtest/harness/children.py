@@ -57,9 +57,6 @@ class Proc:
     def pid(self) -> int:
         return self.process.pid
 
-    def log_tail(self, lines: int = 15) -> str:
-        return self.process.log_tail(lines)
-
 
 class Processes:
     """Every server of the run; ``close`` stops them all (in reverse order), by PID."""
@@ -86,7 +83,7 @@ class Processes:
                 proc.url = str(proc.ready.get("listening", ""))
         except (processes.NotReady, BenchError) as exc:
             self.stop(proc)
-            raise BenchError(f"{name} {exc} (see {log}):\n{proc.log_tail()}") from None
+            raise BenchError(f"{name} {exc} (see {log}):\n{process.log_tail()}") from None
         return proc
 
     def stop(self, proc: Proc, timeout: float = 20.0) -> int | None:
@@ -94,7 +91,7 @@ class Processes:
         if proc in self.running:
             self.running.remove(proc)
             if code not in (0, -signal.SIGTERM):
-                self.bad_exits.append(f"{proc.name} exited {code}: {proc.log_tail(5)}")
+                self.bad_exits.append(f"{proc.name} exited {code}: {proc.process.log_tail(5)}")
         return code
 
     def close(self, timeout: float = 20.0) -> None:

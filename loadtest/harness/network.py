@@ -67,34 +67,22 @@ class Net:
                 "ATLAS_MAX_SPEND": "none"}  # fmt: skip
 
     def atlas_fetch(self, url: str, edges: int, expect: str) -> Timed:
-        """``atlas fetch URL -o FILE --json`` from the first ``edges`` edges, its peak RSS."""
+        """``atlas fetch URL -o FILE --json`` from the first ``edges`` edges, its peak RSS;
+        FILE checked against nginx's ``expect``."""
         argv = [ATLAS, "fetch", url, "--json", *(f"--edge={e.url}" for e in self.edges[:edges])]
-        run = self.download(argv, self.env, "fetch", expect, rss=True)
+        self.runs += 1
+        run = timed_download(argv, self.env, self.workdir, f"fetch-{self.runs}",
+                             self.files[expect], rss=True)  # fmt: skip
         if run.summary.get("status") != 200 or run.summary.get("dropped"):
             raise BenchError(f"atlas fetch {url}: {run.summary}")
         return run
 
     def curl(self, name: str, *options: str, query: str = "") -> Timed:
-        """``curl -sS --fail OPTIONS -o FILE URL`` of nginx's file ``name``."""
+        """``curl -sS --fail OPTIONS -o FILE URL`` of nginx's file ``name``, FILE checked."""
         argv = [shutil.which("curl") or "curl", "-sS", "--fail", *options]
-        return self.download([*argv, f"{self.nginx.url}/{name}{query}"], client_env(), "curl", name)
-
-    def download(self, argv: list[str], env: dict[str, str], name: str, expect: str, *,
-                 rss: bool = False) -> Timed:  # fmt: skip
-        """``argv -o FILE`` timed; FILE (and what atlas leaves beside it) checked against
-        nginx's file ``expect``, then removed."""
         self.runs += 1
-        output = self.workdir / f"out-{self.runs}.bin"
-        try:
-            run = run_timed([*argv, "-o", str(output)], env, self.workdir, f"{name}-{self.runs}",
-                            rss=rss)  # fmt: skip
-            got = file_sha256(output)
-        finally:
-            for suffix in ("", ".part", ".atlas"):
-                output.with_name(output.name + suffix).unlink(missing_ok=True)
-        if got != self.files[expect]:
-            raise BenchError(f"{name} {argv[-1]}: the file differs from nginx's {expect}")
-        return run
+        return timed_download([*argv, f"{self.nginx.url}/{name}{query}"], client_env(),
+                              self.workdir, f"curl-{self.runs}", self.files[name])  # fmt: skip
 
     def counters(self, since: dict[str, float] | None = None) -> dict[str, float]:
         """The COUNTERS now, or their growth ``since`` an earlier reading."""
@@ -111,6 +99,25 @@ class Net:
         warm = await asyncio.to_thread(self.atlas_fetch, url, EDGES, name)
         await fill_replicas(self, self.edges[1:], content_id := str(warm.summary["content_id"]))
         return content_id
+
+
+def timed_download(argv: Sequence[str], env: dict[str, str], workdir: Path, name: str,
+                   sha256: str, *, rss: bool = False, watch: bool = False) -> Timed:  # fmt: skip
+    """``argv -o FILE`` timed (:func:`run_timed`; with ``watch``, the first byte of
+    ``FILE.part``); BenchError unless FILE's SHA-256 is ``sha256``. FILE and what ``atlas
+    fetch`` leaves beside it are removed."""
+    output = workdir / f"{name}.bin"
+    part = output.with_name(f"{name}.bin.part")
+    try:
+        run = run_timed([*argv, "-o", str(output)], env, workdir, name, rss=rss,
+                        watch=part if watch else None)  # fmt: skip
+        got = file_sha256(output)
+    finally:
+        for path in (output, part, output.with_name(f"{name}.bin.atlas")):
+            path.unlink(missing_ok=True)
+    if got != sha256:
+        raise BenchError(f"{name}: {' '.join(argv[:3])}: the downloaded file differs")
+    return run
 
 
 @contextlib.asynccontextmanager

@@ -2,7 +2,7 @@
 and the origin, from the environment, not ``--host``) and the ``ATLAS_LT_*`` settings; and
 the per-scenario figures (a request's scenario is its name up to the colon), written as JSON
 to ``ATLAS_LT_SCENARIOS_JSON`` when locust quits: its own CSV has them per request name, and
-no failure kinds. Locust's entries are merged per scenario; kinds and statuses counted here."""
+no failure kinds. Locust's entries are merged per scenario; failure kinds counted here."""
 
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ VIDEO_SIZE = 20 * MIB
 SITE_ASSETS = ("/site/style.css", "/site/app.js", "/site/pixel.svg")
 CACHED_ITEMS = tuple(f"/cached/item-{i:02d}" for i in range(40))
 KINDS: dict[str, Counter[str]] = {}
-STATUSES: dict[str, Counter[str]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +130,8 @@ def failure_kind(status: int, retry_after: bool, exception: BaseException) -> st
 
 def _record(name: str, response: Any = None, exception: BaseException | None = None,
             **_: Any) -> None:  # fmt: skip
-    status = int(getattr(response, "status_code", 0) or 0)
-    STATUSES.setdefault(scenario_of(name), Counter())[str(status)] += 1
     if exception is not None:
+        status = int(getattr(response, "status_code", 0) or 0)
         headers = getattr(response, "headers", None)
         kind = failure_kind(status, bool(headers and headers.get("Retry-After")), exception)
         KINDS.setdefault(scenario_of(name), Counter())[kind] += 1
@@ -142,7 +140,6 @@ def _record(name: str, response: Any = None, exception: BaseException | None = N
 def _restart(**_: Any) -> None:
     """At ``--reset-stats`` (all users running), as locust resets its own."""
     KINDS.clear()
-    STATUSES.clear()
 
 
 def _write(environment: Environment, **_: Any) -> None:
@@ -155,7 +152,7 @@ def _write(environment: Environment, **_: Any) -> None:
     scenarios = {
         name: {
             "requests": e.num_requests, "failures": e.num_failures,
-            "failure_kinds": dict(KINDS.get(name, {})), "statuses": dict(STATUSES.get(name, {})),
+            "failure_kinds": dict(KINDS.get(name, {})),
             "rps": e.total_rps, "max_ms": e.max_response_time, "bytes": e.total_content_length,
             **{f"p{q}_ms": e.get_response_time_percentile(q / 100) for q in (50, 95, 99)},
         }

@@ -3,13 +3,12 @@ Atlas network, its reports in ``loadtest/reports/<mode>-<time>/`` (loadtest/READ
 Exit status 1 when a request failed or a scenario sent nothing (a sweep, where overload is
 the point: 0 unless a run broke), 2 when the test could not run. One run puts the four
 scenarios together, then prints per scenario its requests, failures by kind and latencies,
-per server its memory and CPU, and the load average."""
+and per server its memory and CPU."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -41,11 +40,11 @@ def run_once(args: argparse.Namespace, net: Network, out: Path) -> dict[str, Any
         users = [{"user_class_name": c, "fixed_count": 1} for c in CLASSES.values()]
         config.write_text(json.dumps(users))
         extra = ["--config-users", str(config)]
-    before, load_before = net.samples(), os.getloadavg()
+    before = net.samples()
     net.reset_peaks()
     run = net.locust(out / "locust", SCENARIOS, list(CLASSES.values()), args.users,
                      args.spawn_rate, args.run_time, extra)  # fmt: skip
-    after, load_after = net.samples(), os.getloadavg()
+    after = net.samples()
     time.sleep(args.cooldown)
     cooled = net.samples()
     processes = {
@@ -61,8 +60,7 @@ def run_once(args: argparse.Namespace, net: Network, out: Path) -> dict[str, Any
     return {
         "locust_exit": run.returncode, "locust_wall_s": round(run.wall_s, 1),
         "scenarios": run.scenarios, "rows": run.rows, "failures": run.failures,
-        "processes": processes, "loadavg_before": load_before, "loadavg_after": load_after,
-        "cooldown_s": args.cooldown,
+        "processes": processes, "cooldown_s": args.cooldown,
     }  # fmt: skip
 
 
@@ -83,9 +81,6 @@ def print_run(result: dict[str, Any]) -> None:
         cells.append([role, *mib, f"{p['cpu_s']:.1f}"])
     header = ["process", "RSS before MiB", "after", "peak", "cooled", "CPU s"]
     print("", *table(header, cells, left=(0,)), sep="\n")
-    la, lb = result["loadavg_before"], result["loadavg_after"]
-    print(f"load average before {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}, "
-          f"after {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f}")  # fmt: skip
 
 
 COOLDOWN = {"run": 5.0, "smoke": 2.0, "sweep": 20.0}

@@ -182,8 +182,9 @@ class PayingEdgeUser(AtlasUser):
             body = resp.content or b""
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}: {body[:160]!r}")
-                if resp.status_code in (429, 503):
-                    self.back_off(resp.headers.get("Retry-After"))
+                if resp.status_code in (429, 503):  # as the edge asks: 5 s at most, 1 if unsaid
+                    wait = resp.headers.get("Retry-After") or ""
+                    gevent.sleep(min(5.0, float(wait)) if wait.isdigit() else 1.0)
             elif resp.headers.get("Atlas-Paid-By") not in ("voucher", "credit"):
                 resp.failure(f"paid by {resp.headers.get('Atlas-Paid-By')!r}")
             elif problem := self.check_chunk(index, body, resp.headers.get("Atlas-Chunk") or ""):
@@ -203,8 +204,3 @@ class PayingEdgeUser(AtlasUser):
         except ProtocolError as exc:
             return f"chunk {index} failed verification: {exc}"
         return None if signed.index == index else f"statement for chunk {signed.index}, not {index}"
-
-    def back_off(self, retry_after: str | None) -> None:
-        """Wait as the edge asked (at most 5 s; 1 s if it did not say)."""
-        seconds = retry_after or ""
-        gevent.sleep(min(5.0, float(seconds)) if seconds.isdigit() else 1.0)

@@ -74,12 +74,9 @@ def sweep_step(args: argparse.Namespace, net: Network, out: Path, target: str, u
         "target": target, "users": users, "rep": rep, "requests": requests, "failures": failures,
         "error_pct": 100 * failures / requests if requests else 0.0,
         "failure_kinds": scenario.get("failure_kinds", {}),
-        "statuses": scenario.get("statuses", {}),
         **{key: float(row.get(column) or 0) for key, column in LOCUST_COLUMNS.items()},
         "loadavg1": load[0], "cpu_pct": cpu, "target_cpu_pct": cpu.get(role, 0.0),
         "locust_cpu_pct": round(100 * run.cpu_s / run.wall_s, 1),
-        "failure_samples": [f"{f.get('Occurrences')}x {f.get('Error', '')[:140]}"
-                            for f in run.failures[:4]],
     }  # fmt: skip
     step["target_cpu_ms_per_request"] = (
         round(10 * cpu[role] / step["rps"], 2) if role in cpu and step["rps"] > 0 else None

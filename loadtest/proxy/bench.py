@@ -87,10 +87,6 @@ class ProxyBench:
     def via(self, target: str) -> str:
         return self.proxy.url if target == "atlas" else self.mitm.url
 
-    def pids(self) -> dict[str, int]:
-        """Every server of the run, by name (each edge as its own)."""
-        return {p.name: p.pid for p in self.net.procs.running}
-
     def curl(
         self, target: str | None, name: str, query: str = "", content_id: str = ""
     ) -> tuple[float, str]:

@@ -10,7 +10,6 @@ import shutil
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,11 +31,12 @@ class LoadRun:
     client_cpu: float
 
 
-def run_hey(workdir: Path, url: str, proxy: str, seconds: float, concurrency: int) -> LoadRun:
-    """``hey -z S -c C -x http://PROXY URL`` (keep-alive, one connection per worker), parsed."""
-    argv = [shutil.which("hey") or "hey", "-z", f"{seconds:g}s", "-c", str(concurrency)]
-    run = run_timed([*argv, "-t", "30", "-disable-compression", "-x", proxy, url], client_env(),
-                    workdir, "hey")  # fmt: skip
+async def load(bench: ProxyBench, target: str, seconds: float) -> LoadRun:
+    """``hey -z S -c C -x http://PROXY URL`` (keep-alive, one connection per worker) through
+    ``target``, parsed; every response must be a 200 of SMALL bytes."""
+    argv = [shutil.which("hey") or "hey", "-z", f"{seconds:g}s", "-c", str(bench.cfg.concurrency)]
+    argv += ["-t", "30", "-disable-compression", "-x", bench.via(target), bench.small_url]
+    run = await asyncio.to_thread(run_timed, argv, client_env(), bench.net.workdir, "hey")
     out = run.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if rps is None:
@@ -46,18 +46,11 @@ def run_hey(workdir: Path, url: str, proxy: str, seconds: float, concurrency: in
     tail = out.partition("Error distribution:")[2]
     errors = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", tail, re.MULTILINE))
     body = int(data[1]) if data else 0
-    return LoadRun(sum(statuses.values()), float(rps[1]), statuses, errors, body, run.cpu)
-
-
-async def load(bench: ProxyBench, target: str, seconds: float) -> LoadRun:
-    """One hey run through ``target``; every response must be a 200 of SMALL bytes."""
-    via, concurrency = bench.via(target), bench.cfg.concurrency
-    run = await asyncio.to_thread(run_hey, bench.net.workdir, bench.small_url, via, seconds,
-                                  concurrency)  # fmt: skip
-    bad = {s: n for s, n in run.statuses.items() if s != 200}
-    if bad or run.errors or not run.responses or run.body_bytes != run.responses * SMALL:
-        raise BenchError(f"{target}: non-200 {bad}, {run.errors} errors, {run}")
-    return run
+    result = LoadRun(sum(statuses.values()), float(rps[1]), statuses, errors, body, run.cpu)
+    bad = {s: n for s, n in statuses.items() if s != 200}
+    if bad or errors or not result.responses or body != result.responses * SMALL:
+        raise BenchError(f"{target}: non-200 {bad}, {errors} errors, {result}")
+    return result
 
 
 async def bench_rps(bench: ProxyBench) -> list[Row]:
@@ -68,8 +61,9 @@ async def bench_rps(bench: ProxyBench) -> list[Row]:
     cpu: dict[str, list[dict[str, float]]] = {t: [] for t in TARGETS}
     runs: dict[str, list[dict[str, Any]]] = {t: [] for t in TARGETS}
     totals = {"responses": 0, "hit": 0.0, "miss": 0.0, "served": 0.0, "accepted": 0.0}
+    servers = {p.name: p.pid for p in bench.net.procs.running}  # each edge as its own
     for _, target in rotated(cfg.reps, TARGETS):
-        counters, used = bench.net.counters(), cpu_clock(bench.pids())
+        counters, used = bench.net.counters(), cpu_clock(servers)
         run = await load(bench, target, cfg.rps_seconds)
         spent, delta = used(), bench.net.counters(since=counters)
         samples[target].append(run.rps)

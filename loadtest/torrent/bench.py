@@ -17,10 +17,10 @@ from typing import Any
 
 from loadtest.harness.bench_main import Bench, Option, Run
 from loadtest.harness.blobs import file_sha256
-from loadtest.harness.children import BenchError, Proc, Processes
+from loadtest.harness.children import BenchError, Proc
 from loadtest.harness.edge_api import edge_counter
 from loadtest.harness.rows import KIB, MIB, Row, make_row, size_text, table
-from loadtest.torrent.clients import ChildRun, Clients, Seeder, edge_settings, start_seeder
+from loadtest.torrent.clients import ChildRun, Clients, edge_settings, start_seeder
 
 PARTS = ("unlimited", "limited")
 METHODS = ("plain", "first", "cached")
@@ -114,87 +114,68 @@ QUICK = Config("quick", 8 * MIB, 256 * KIB, 1, 1, 16 * MIB)
 
 @dataclass
 class TorrentBench:
-    """What both parts share: the run's processes, ledger, and where results go."""
+    """What both parts share: the run, its ledger and the edge's libtorrent settings."""
 
-    cfg: Config
-    procs: Processes
+    run: Run[Config]
     ledger: Proc
-    notes: list[str]
-    checks: dict[str, Any]
-    settings: dict[str, Any] = field(init=False)
+    settings: dict[str, Any]
     timelines: list[tuple[str, ...]] = field(default_factory=list)
     """The timeline table's cells, each part's rows in turn."""
 
-    def __post_init__(self) -> None:
-        self.settings = edge_settings(self.procs.workdir)
-        self.notes.append(
-            f"libtorrent settings: the plain client gets the edge's TorrentSession pack "
-            f"({json.dumps(self.settings)}); the seeder runs with DHT, LSD, UPnP and NAT-PMP "
-            "off on 127.0.0.1; peers found only through the magnet's x.pe"
-        )
 
-
-def measure_part(
-    bench: TorrentBench, part: str, seeder: Seeder, reps: int, cached: bool
-) -> dict[str, list[ChildRun]]:
-    clients = Clients(bench.procs.workdir, seeder, bench.settings, file_sha256(seeder.path))
+def run_part(bench: TorrentBench, part: str) -> list[Row]:
+    """One seeder (capped for ``limited``) and its repetitions, each on a fresh edge; its rows
+    (and timeline cells)."""
+    cfg, procs, cached = bench.run.cfg, bench.run.procs, part == "unlimited"
+    limit, reps = (0, cfg.reps) if cached else (cfg.limit, cfg.limited_reps)
+    seeder = start_seeder(procs, f"seeder-{part}", cfg.size, cfg.piece_size, limit)
     runs: dict[str, list[ChildRun]] = {m: [] for m in METHODS}
     summaries: list[dict[str, Any]] = []
-    # Untimed. A fresh seeder answers its first peer late (about 1 s for the first piece
-    # when rate-limited), and checks each piece's hash the first time it sends it (seed
-    # mode): unthrottled, a whole download absorbs both; limited, the first piece.
-    clients.plain(warm_up=part == "limited")
+    try:
+        clients = Clients(procs.workdir, seeder, bench.settings, file_sha256(seeder.path))
+        # Untimed. A fresh seeder answers its first peer late (about 1 s for the first piece
+        # when rate-limited), and checks each piece's hash the first time it sends it (seed
+        # mode): unthrottled, a whole download absorbs both; limited, the first piece.
+        clients.plain(warm_up=not cached)
 
-    def atlas(edge: Proc) -> None:
-        for method in ("first", "cached") if cached else ("first",):
-            cache = "MISS" if method == "first" else "HIT"
-            metric = f'atlas_edge_fetches_total{{cache="{cache}"}}'
-            counted = edge_counter(edge.url, metric)
-            run, summary = clients.atlas(edge)
-            if edge_counter(edge.url, metric) != counted + 1:
-                raise BenchError(f"{part}: the {method} atlas fetch was not a {cache} at the edge")
-            runs[method].append(run)
-            summaries.append({"method": method, "edge": edge.name, **summary})
-        if len({s["content_id"] for s in summaries if s["edge"] == edge.name}) != 1:
-            raise BenchError(f"{part}: the cached fetch got other content than the first")
+        def atlas(edge: Proc) -> None:
+            for method in ("first", "cached") if cached else ("first",):
+                cache = "MISS" if method == "first" else "HIT"
+                metric = f'atlas_edge_fetches_total{{cache="{cache}"}}'
+                counted = edge_counter(edge.url, metric)
+                run, summary = clients.atlas(edge)
+                if edge_counter(edge.url, metric) != counted + 1:
+                    raise BenchError(f"{part}: {method} atlas fetch: no {cache} at the edge")
+                runs[method].append(run)
+                summaries.append({"method": method, "edge": edge.name, **summary})
+            if len({s["content_id"] for s in summaries if s["edge"] == edge.name}) != 1:
+                raise BenchError(f"{part}: the cached fetch got other content than the first")
 
-    for rep in range(reps):
-        # A fresh free edge (--free-mib 4096): empty store, its own libtorrent session.
-        edge = bench.procs.edge(f"edge-{part}-{rep}", bench.ledger.url, "--free-mib", "4096")
-        try:
-            steps: list[Callable[[], None]] = [
-                lambda: runs["plain"].append(clients.plain()),
-                partial(atlas, edge),
-            ]
-            for step in steps if rep % 2 == 0 else steps[::-1]:
-                step()
-        finally:
-            bench.procs.stop(edge)
-            shutil.rmtree(bench.procs.workdir / edge.name, ignore_errors=True)
-    bench.checks[part] = {
+        for rep in range(reps):
+            # A fresh free edge (--free-mib 4096): empty store, its own libtorrent session.
+            edge = procs.edge(f"edge-{part}-{rep}", bench.ledger.url, "--free-mib", "4096")
+            try:
+                steps: list[Callable[[], None]] = [
+                    lambda: runs["plain"].append(clients.plain()),
+                    partial(atlas, edge),
+                ]
+                for step in steps if rep % 2 == 0 else steps[::-1]:
+                    step()
+            finally:
+                procs.stop(edge)
+                shutil.rmtree(procs.workdir / edge.name, ignore_errors=True)
+    finally:
+        procs.stop(seeder.proc)
+        shutil.rmtree(procs.workdir / seeder.proc.name, ignore_errors=True)
+    bench.run.checks[part] = {
         "reps": reps,
         "bytes": seeder.size,
         "runs": {m: [r.timeline() for r in done] for m, done in runs.items() if done},
         "summaries": summaries,
     }
-    return runs
-
-
-def run_part(bench: TorrentBench, part: str) -> list[Row]:
-    """One seeder (capped for ``limited``), its repetitions; its rows (and timeline cells)."""
-    cfg = bench.cfg
-    limit = cfg.limit if part == "limited" else 0
-    name = f"seeder-{part}"
-    seeder = start_seeder(bench.procs, name, cfg.size, cfg.piece_size, limit)
-    try:
-        reps = cfg.reps if part == "unlimited" else cfg.limited_reps
-        runs = measure_part(bench, part, seeder, reps, cached=part == "unlimited")
-    finally:
-        bench.procs.stop(seeder.proc)
-        shutil.rmtree(bench.procs.workdir / name, ignore_errors=True)
     out_of_order = [int(r.stamps["out_of_order"]) for r in runs["plain"]]
     limited = f", seeder limited to {limit / MIB:g} MiB/s" if limit else ""
-    bench.notes.append(
+    bench.run.notes.append(
         f"{part}: {size_text(seeder.size)} single-file hybrid torrent, "
         f"{-(-seeder.size // cfg.piece_size)} pieces of {cfg.piece_size // KIB} KiB"
         + (f", seeder upload limit {limit / MIB:g} MiB/s (per torrent)" if limit else "")
@@ -205,7 +186,13 @@ def run_part(bench: TorrentBench, part: str) -> list[Row]:
 
 
 async def measure(run: Run[Config]) -> None:
-    bench = TorrentBench(run.cfg, run.procs, run.procs.ledger(), run.notes, run.checks)
+    settings = edge_settings(run.workdir)
+    run.notes.append(
+        f"libtorrent settings: the plain client gets the edge's TorrentSession pack "
+        f"({json.dumps(settings)}); the seeder runs with DHT, LSD, UPnP and NAT-PMP off on "
+        "127.0.0.1; peers found only through the magnet's x.pe"
+    )
+    bench = TorrentBench(run, run.procs.ledger(), settings)
     await run.parts({name: partial(run_part, bench, name) for name in PARTS})
     if bench.timelines:
         run.sections["timeline (medians, seconds from the spawn)"] = table(

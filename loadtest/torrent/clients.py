@@ -14,6 +14,7 @@ from typing import Any
 from cdn_edge.torrent.session import TorrentSession
 from loadtest.harness.blobs import file_sha256
 from loadtest.harness.children import BenchError, Proc, Processes, Timed, run_timed
+from loadtest.harness.network import timed_download
 from loadtest.harness.procfs import cpu_clock
 
 HERE = Path(__file__).resolve().parent
@@ -102,8 +103,8 @@ class Clients:
         try:
             run = run_timed(argv, dict(os.environ), self.workdir, f"plain-{self.runs}")
             done = ChildRun(run, run.summary, {"client": run.cpu, **used()})
-            if not warm_up:
-                self.check(save / self.seeder.name, "the plain client")
+            if not warm_up and file_sha256(save / self.seeder.name) != self.sha256:
+                raise BenchError("the plain client's file differs from the seeded one")
         finally:
             shutil.rmtree(save, ignore_errors=True)
         if not warm_up and done.stamps.get("size") != self.seeder.size:
@@ -114,29 +115,22 @@ class Clients:
         """``atlas fetch MAGNET --file PATH -o OUT --json --edge URL`` (timed); its summary.
         Its first byte is watched for in ``OUT.part``, independently of its own stamps."""
         self.runs += 1
-        output = self.workdir / f"atlas-{self.runs}.bin"
-        part = output.with_name(output.name + ".part")
         stamps = self.workdir / f"atlas-{self.runs}.stamps"
         argv = [sys.executable, str(HERE / "timed_fetch.py"), "fetch", self.seeder.magnet]
-        argv += ["--file", self.seeder.name, "-o", str(output), "--json", "--edge", edge.url]
+        argv += ["--file", self.seeder.name, "--json", "--edge", edge.url]
         env = {**os.environ, "ATLAS_HOME": str(self.home), "ATLAS_BENCH_STAMPS": str(stamps)}
         env.pop("ATLAS_PASSPHRASE", None)
         used = cpu_clock({"edge": edge.pid, "seeder": self.seeder.proc.pid})
         try:
-            run = run_timed(argv, env, self.workdir, f"atlas-{self.runs}", watch=part)
+            name = f"atlas-{self.runs}"
+            run = timed_download(argv, env, self.workdir, name, self.sha256, watch=True)
             done = ChildRun(run, json.loads(stamps.read_text(encoding="utf-8")),
                             {"client": run.cpu, **used()})  # fmt: skip
-            self.check(output, "atlas fetch")
         finally:
-            for path in (output, part, output.with_name(output.name + ".atlas"), stamps):
-                path.unlink(missing_ok=True)
+            stamps.unlink(missing_ok=True)
         summary = run.summary
         if summary.get("status") != 200 or summary.get("bytes") != self.seeder.size:
             raise BenchError(f"atlas fetch: {summary}")
         if summary.get("dropped"):
             raise BenchError(f"atlas fetch dropped a provider: {summary['dropped']}")
         return done, summary
-
-    def check(self, path: Path, who: str) -> None:
-        if file_sha256(path) != self.sha256:
-            raise BenchError(f"{who}: the downloaded file differs from the seeded one")
