@@ -16,7 +16,7 @@ import zstandard
 from cdn_edge.wire_encoding import LEVEL
 from loadtest.edge.bench import PAGE_SUFFIXES, PAGE_TYPES, Env
 from loadtest.harness.children import BenchError
-from loadtest.harness.edge_api import edge_fetch, get_chunk, wait_sealed
+from loadtest.harness.network import edge_fetch, get_chunk, wait_sealed
 from loadtest.harness.rows import CHUNK, KIB, MIB, Row, make_row, rotated
 
 MIN_SIZE, MAX_TOTAL = 1 * KIB, 16 * MIB

@@ -13,7 +13,7 @@ from loadtest.edge.bench import SERVE_CHUNKS, Env
 from loadtest.edge.wrk import WrkResult, run_wrk, write_files
 from loadtest.harness.blobs import blob_range
 from loadtest.harness.children import BenchError, Proc
-from loadtest.harness.edge_api import edge_counter, edge_fetch, get_chunk, wait_sealed
+from loadtest.harness.network import edge_counter, edge_fetch, get_chunk, wait_sealed
 from loadtest.harness.nginx import MANY_REQUESTS, start_nginx
 from loadtest.harness.rows import CHUNK, Row, make_row, rotated
 from requester import BTT_LOCAL, LedgerClient

@@ -11,7 +11,7 @@ import aiohttp
 from loadtest.edge.bench import Env
 from loadtest.harness.blobs import check_chunk
 from loadtest.harness.children import BenchError
-from loadtest.harness.edge_api import edge_fetch, get_chunk, wait_sealed
+from loadtest.harness.network import edge_fetch, get_chunk, wait_sealed
 from loadtest.harness.procfs import RSS_POLL, RssGrowth
 from loadtest.harness.rows import CHUNK, GB, KIB, MIB, Row, make_row, size_text
 

@@ -1,3 +1,2 @@
 """What every benchmark shares (bench_main, children, procfs, machine, rows, network, nginx,
-blobs, edge_api), and the suite that runs them all (suite, suite_doc: ``python -m loadtest
-bench``)."""
+blobs), and the suite that runs them all (suite, suite_doc: ``python -m loadtest bench``)."""

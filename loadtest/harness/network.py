@@ -1,4 +1,5 @@
-"""The paid network of the sdk and proxy benchmarks: a ledger, nginx (the origin, and the
+"""How a benchmark talks to an edge (``/v1/fetch``, ``/v1/content``, chunks, metrics), and the
+paid network of the sdk and proxy benchmarks: a ledger, nginx (the origin, and the
 reference), a tracker and three paid edges, a funded wallet with channels open to them, and
 downloads from it timed and checked against nginx's files."""
 
@@ -9,15 +10,16 @@ import contextlib
 import os
 import shutil
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from loadtest.harness.blobs import file_sha256, write_blob
 from loadtest.harness.children import ATLAS, BenchError, Proc, Processes, Timed, run_timed
-from loadtest.harness.edge_api import edge_counter, wait_sealed
 from loadtest.harness.nginx import CACHEABLE_LOCATION, start_nginx
 from requester import BTT_LOCAL, Budget, ChannelManager, LedgerClient, PayerStore, keystore
 from requester.channel_manager import DepositPolicy
@@ -40,6 +42,55 @@ COUNTERS = {
 }
 """What ``Net.counters`` sums: hit and miss at the origin edge, the others at every edge."""
 PROXY_ENV_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""Straight to the edge, whatever proxy the environment names."""
+
+
+async def edge_fetch(session: aiohttp.ClientSession, edge: str, url: str) -> dict[str, Any]:
+    async with session.post(f"{edge}/v1/fetch", json={"url": url}) as response:
+        info: dict[str, Any] = await response.json()
+        if response.status != 200:
+            raise BenchError(f"fetch {url} via {edge}: {response.status} {info}")
+    return info
+
+
+async def wait_sealed(
+    session: aiohttp.ClientSession, edge: str, cid: str, limit: float = 120
+) -> dict[str, Any]:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        async with session.get(f"{edge}/v1/content/{cid}") as response:
+            info: dict[str, Any] = await response.json()
+        if info.get("error"):
+            raise BenchError(f"content {cid} failed at the edge: {info['error']}")
+        if info.get("seal"):
+            return info
+        await asyncio.sleep(0.05)
+    raise BenchError(f"content {cid} was not sealed within {limit} s")
+
+
+async def get_chunk(
+    session: aiohttp.ClientSession,
+    edge: str,
+    cid: str,
+    index: int,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes, Any]:
+    async with session.get(
+        f"{edge}/v1/chunk/{cid}/{index}", headers=headers or {}, auto_decompress=False
+    ) as response:
+        return response.status, await response.read(), response.headers
+
+
+def edge_counter(edge: str, metric: str) -> float:
+    """One sample of the edge's Prometheus text, e.g. ``atlas_edge_vouchers_total{...}``
+    (blocking: read between two measurements, never during one)."""
+    with DIRECT.open(f"{edge}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    for line in text.splitlines():
+        if line.startswith(metric + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def client_env() -> dict[str, str]:

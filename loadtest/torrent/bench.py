@@ -18,7 +18,7 @@ from typing import Any
 from loadtest.harness.bench_main import Bench, Option, Run
 from loadtest.harness.blobs import file_sha256
 from loadtest.harness.children import BenchError, Proc
-from loadtest.harness.edge_api import edge_counter
+from loadtest.harness.network import edge_counter
 from loadtest.harness.rows import KIB, MIB, Row, make_row, size_text, table
 from loadtest.torrent.clients import ChildRun, Clients, edge_settings, start_seeder
 
