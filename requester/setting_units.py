@@ -133,4 +133,29 @@ def _directory(text: str) -> Path:
 
 
 POSITIVE_BTT: Unit[int] = Unit("BTT", _positive_btt, btt_text, "BTT")
+_RATE_SCALES = {"gib/s": GIB, "mib/s": MIB, "kib/s": 1 << 10, "b/s": 1}
+
+
+def _rate(text: str) -> int:
+    """Bytes per second: ``8MiB/s``, ``512KiB/s``, ``1.5GiB/s`` or a whole number of bytes/s."""
+    folded = text.strip().lower().replace(" ", "")
+    suffix = next((s for s in _RATE_SCALES if folded.endswith(s)), "")
+    try:
+        value = _number(folded.removesuffix(suffix))
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise ValueError(f"{text[:40]!r} is not a rate (8MiB/s, 512KiB/s or bytes/s)")
+    return int(value * _RATE_SCALES.get(suffix, 1))
+
+
+def _rate_text(value: int) -> str:
+    for name, scale in (("GiB/s", GIB), ("MiB/s", MIB), ("KiB/s", 1 << 10)):
+        if value and value % scale == 0:
+            return f"{value // scale}{name}"
+    return str(value)
+
+
+RATE: Unit[int] = Unit("", _rate, _rate_text, "RATE")
+"""A rate in bytes per second, written ``8MiB/s`` (or a number of bytes/s)."""
 DIRECTORY: Unit[Path] = Unit("", _directory, str, "DIRECTORY")
