@@ -10,6 +10,7 @@ turn it into a JSON problem without guessing. It is one branch of the whole tree
     ├── InvalidSignature        400    signature does not verify / wrong signer
     ├── WrongBinding            400    voucher/quote/chunk bound to another party,
     │                                  chain, asset, channel or content
+    ├── AdvertExpired           400    node advert past its expiry (or issued ahead)
     ├── PaymentRequired         402    the payer must pay (more, or differently)
     │   ├── Underpaid                  voucher does not cover what is owed
     │   ├── DepositExceeded            voucher above the channel's deposit
@@ -58,6 +59,13 @@ class WrongBinding(ProtocolError):
 
     status = 400
     code = "wrong_binding"
+
+
+class AdvertExpired(ProtocolError):
+    """A node advert outside its lifetime: a DHT may keep stale items for hours."""
+
+    status = 400
+    code = "advert_expired"
 
 
 class PaymentRequired(ProtocolError):

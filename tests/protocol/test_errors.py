@@ -22,11 +22,13 @@ from requester.protocol import (
     Underpaid,
     WrongBinding,
 )
+from requester.protocol.errors import AdvertExpired
 
 EXPECTED: list[tuple[type[ProtocolError], int, str, type[ProtocolError]]] = [
     (MalformedMessage, 400, "malformed_message", ProtocolError),
     (InvalidSignature, 400, "invalid_signature", ProtocolError),
     (WrongBinding, 400, "wrong_binding", ProtocolError),
+    (AdvertExpired, 400, "advert_expired", ProtocolError),
     (PaymentRequired, 402, "payment_required", ProtocolError),
     (Underpaid, 402, "underpaid", PaymentRequired),
     (DepositExceeded, 402, "deposit_exceeded", PaymentRequired),

@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from discovery_vectors import discovery_vectors  # type: ignore[import-not-found]  # a sibling: on sys.path when run as a script
+
 from requester.protocol import (
     ANY_CONTENT,
     BTT,
@@ -420,6 +422,7 @@ def build() -> dict[str, str]:
         "quote.json": render(quote_vectors(content_id)),
         "voucher.json": render(voucher_vectors()),
         "credit.json": render(credit_vectors(content_id)),
+        "discovery.json": render(discovery_vectors(content_id)),
     }
 
 
