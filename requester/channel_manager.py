@@ -61,6 +61,11 @@ class SpendLimitReached(PaymentRequired):
     title = "Spending limit reached"
 
 
+class InsufficientFunds(SpendLimitReached):
+    """The wallet holds too little to open (or top up) the channel a payment needs: nothing
+    was sent to the ledger. A download that meets it goes on through free lanes."""
+
+
 @dataclass
 class NewChannelAllowance:
     """How many more channels a caller may open (or top up) for payees it does not trust
@@ -273,7 +278,7 @@ class ChannelManager:
     async def _check_balance(self, amount: int, doing: str) -> None:
         balance = await self._ledger.balance(self._key.address)
         if balance < amount:
-            raise SpendLimitReached(
+            raise InsufficientFunds(
                 f"wallet balance is {format_amount(balance, BTT_LOCAL)}; {doing} needs "
                 f"{format_amount(amount, BTT_LOCAL)} "
                 f"({format_amount(amount - balance, BTT_LOCAL)} missing)"

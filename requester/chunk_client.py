@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import aiohttp
 import zstandard
 
-from requester.channel_manager import NewChannelAllowance, NewChannelRefused, SpendLimitReached
+from requester.bidding import BID_HEADER, LANE_HEADER, Bidding, Market, read_market
+from requester.channel_manager import (
+    InsufficientFunds,
+    NewChannelAllowance,
+    NewChannelRefused,
+    SpendLimitReached,
+)
 from requester.errors import SdkError
 from requester.protocol import (
     CREDIT_HEADER,
@@ -64,6 +70,11 @@ CONTENT_STATE_HEADER = "Atlas-Content-State"
 """``failed`` on an edge's problem answer for content whose fetch ended in an error."""
 
 
+class PaymentRefused(ProviderFault):
+    """The provider serves nothing more unpaid (an edge without a market, past its free
+    allowance) and this download cannot or will not pay it: it is dropped, no channel opened."""
+
+
 class ContentFailed(ProviderFault):
     """The provider says the content itself failed (its origin broke off the body, sent a
     bomb...): no chunk of it will come from there. Drop the provider; the download ends
@@ -104,6 +115,10 @@ class Delivered:
     paid_by: str
     spent: int = 0
     """What this request signed over in vouchers (credit left with the provider included)."""
+    lane: str = ""
+    """``paid`` or ``free``: the edge's ``Atlas-Lane``, else read from ``Atlas-Paid-By``."""
+    seconds: float = 0.0
+    """How long the request that delivered it took."""
 
 
 @dataclass
@@ -176,9 +191,21 @@ class ChunkClient:
         """Quotes and credit per provider; a long-lived caller (the proxy) shares one."""
         self.signed: dict[str, int] = {}
         """Vouchers signed per provider, counted when signed (a request may then fail)."""
+        self._markets: dict[str, tuple[float, Market | None]] = {}
+
+    async def market(self, provider: str) -> Market | None:
+        """``provider``'s market (``/v1/info``), read at most once per its round here."""
+        now = time.monotonic()
+        known = self._markets.get(provider)
+        if known is not None and now - known[0] < (known[1].round_seconds if known[1] else 30):
+            return None if known[1] is None else replace(known[1])
+        found = await read_market(self._session, provider)
+        self._markets[provider] = (now, found)
+        return None if found is None else replace(found)
 
     async def get(self, provider: str, verifier: ContentVerifier, index: int,
-                  trust: ProviderTrust | None = None) -> Delivered:  # fmt: skip
+                  trust: ProviderTrust | None = None,
+                  market: Bidding | None = None) -> Delivered:  # fmt: skip
         """Chunk ``index`` from ``provider``, verified and paid.
 
         The first request to a provider learns its quote from a 402; after that each
@@ -186,12 +213,16 @@ class ChunkClient:
         less the credit left by cheaper, compressed chunks, or a signed credit spend when
         that credit covers it), so a paid chunk costs one round trip, not two. With a
         download's ``trust``, a provider on probation is paid one chunk at a time, within
-        the download's allowance, and one that faults is paid nothing more.
+        the download's allowance, and one that faults is paid nothing more. With a
+        download's ``market`` (:mod:`requester.bidding`), a provider that sells slots by
+        auction is asked unpaid (its free lane) unless the download wants a paid slot
+        there, then with a bid and its payment; a download that cannot pay is never
+        made to open a channel.
         """
         if trust is not None and trust.dropped(provider):
             raise ProviderFault(provider, "dropped earlier in this download")
         try:
-            delivered = await self._get(provider, verifier, index, trust)
+            delivered = await self._get(provider, verifier, index, trust, market)
         except ProviderFault:
             if trust is not None:
                 trust.drop(provider)
@@ -201,41 +232,103 @@ class ChunkClient:
         return delivered
 
     async def _get(self, provider: str, verifier: ContentVerifier, index: int,
-                   trust: ProviderTrust | None) -> Delivered:  # fmt: skip
+                   trust: ProviderTrust | None, market: Bidding | None) -> Delivered:  # fmt: skip
         cid = verifier.head.content_id.hex()
         url = f"{provider.rstrip('/')}/v1/chunk/{cid}/{index}"
         probation = trust is not None and trust.on_probation(provider)
-        headers, expected, spent = await self._pay_ahead(provider, verifier, index, probation)
-        for attempt in range(2):
+        auction = market is not None and market.auction(provider)
+        if market is not None and (market.free_only is not None or (
+                auction and not market.wants_paid(provider, time.monotonic()))):  # fmt: skip
+            headers, expected, spent = dict(FREE_LANE), 0, 0
+        else:
+            headers, expected, spent = await self._ahead(provider, verifier, index, probation,
+                                                         market)  # fmt: skip
+        paid_quote = False
+        for _ in range(3):
+            started = time.monotonic()
             status, body, answer = await self._request(provider, url, headers)
+            if market is not None:
+                market.observe_answer(provider, answer, time.monotonic())
             if status == 200:
                 delivered = self._accept(provider, verifier, index, body, answer, spent)
                 account = self._accounts.get(provider)
                 if expected and account is not None:
                     account.credit += max(0, expected - delivered.price)
-                return delivered
-            if status == 402 and attempt == 0 and self._channels is not None:
-                quote, price = self._check_quote(provider, verifier, answer)
-                voucher = await self._pay_quote(provider, quote, price, trust)
-                self.signed[provider] = self.signed.get(provider, 0) + price
-                old = self._accounts.get(provider)
-                kept = old.credit if old is not None and old.channel_id == voucher.channel_id else 0
-                self._accounts[provider] = Account(quote, voucher.channel_id, kept)
-                headers = {"Accept-Encoding": "zstd", "Atlas-Voucher": voucher.to_header()}
+                return replace(delivered, seconds=time.monotonic() - started)
+            if status == 402 and not paid_quote:
+                paid = await self._on_402(provider, verifier, answer, trust, market, body)
+                if paid is None:  # above the ceiling, or the wallet cannot pay: free lane
+                    headers, expected = dict(FREE_LANE), 0
+                    continue
+                voucher, price = paid
+                paid_quote = True
+                headers = {**headers, "Atlas-Voucher": voucher.to_header()}
+                headers.pop(CREDIT_HEADER, None)
                 expected, spent = price, spent + price  # not served: it stays credit there
                 continue
-            if status >= 500 and answer.get(CONTENT_STATE_HEADER) == "failed":
-                account = self._accounts.get(provider)
-                if expected and account is not None:  # not served: the payment stays credit
-                    account.credit += expected
-                raise ContentFailed(provider, status, body)
-            if status in (404, 416, 429, 503):
-                account = self._accounts.get(provider)
-                if expected and account is not None:  # not served: the payment stays credit
-                    account.credit += expected
-                raise ChunkUnavailable(status, body[:300].decode("utf-8", "replace"))
-            raise ProviderFault(provider, f"answered {status}{refusal_text(body)}")
-        raise ProviderFault(provider, "refused a voucher for the price it quoted")
+            self._refused(provider, status, body, answer, expected)
+        raise ProviderFault(provider, f"answered {status}{refusal_text(body)}")
+
+    async def _on_402(self, provider: str, verifier: ContentVerifier, answer: dict[str, str],
+                      trust: ProviderTrust | None, market: Bidding | None,
+                      body: bytes) -> tuple[Voucher, int] | None:  # fmt: skip
+        """Pay what a 402 asks (the voucher and its price), or None to go to the provider's
+        free lane: a market provider above the ceiling, or one the wallet cannot pay."""
+        if market is not None and market.free_only is not None:
+            raise PaymentRefused(provider, _wants_payment(answer, market.free_only))
+        if self._channels is None:
+            raise ProviderFault(provider, f"answered 402{refusal_text(body)}")
+        auction = market is not None and market.auction(provider)
+        quote, price = self._check_quote(provider, verifier, answer, auction)
+        if market is not None and auction:
+            market.observe(provider, quote.price_per_mib, time.monotonic())
+            if not market.within_ceiling(quote.price_per_mib):
+                return None
+        try:
+            voucher = await self._pay_quote(provider, quote, price, trust)
+        except InsufficientFunds as exc:
+            if market is None:
+                raise
+            market.cannot_pay(provider, exc.message)
+            if not auction:
+                why = f"this wallet cannot pay: {exc.message}"
+                raise PaymentRefused(provider, _wants_payment(answer, why)) from exc
+            return None
+        self.signed[provider] = self.signed.get(provider, 0) + price
+        old = self._accounts.get(provider)
+        kept = old.credit if old is not None and old.channel_id == voucher.channel_id else 0
+        self._accounts[provider] = Account(quote, voucher.channel_id, kept)
+        return voucher, price
+
+    def _refused(self, provider: str, status: int, body: bytes, answer: dict[str, str],
+                 expected: int) -> None:  # fmt: skip
+        """Raise what an answer other than a chunk or a first 402 means; what the request
+        paid ahead stays credit with the provider."""
+        account = self._accounts.get(provider)
+        if expected and account is not None and (status in (404, 416, 429, 503) or (
+                status >= 500 and answer.get(CONTENT_STATE_HEADER) == "failed")):  # fmt: skip
+            account.credit += expected  # not served: the payment stays credit
+        if status >= 500 and answer.get(CONTENT_STATE_HEADER) == "failed":
+            raise ContentFailed(provider, status, body)
+        if status in (404, 416, 429, 503):
+            raise ChunkUnavailable(status, body[:300].decode("utf-8", "replace"))
+        raise ProviderFault(provider, f"answered {status}{refusal_text(body)}")
+
+    async def _ahead(self, provider: str, verifier: ContentVerifier, index: int, probation: bool,
+                     market: Bidding | None) -> tuple[dict[str, str], int, int]:  # fmt: skip
+        """:meth:`_pay_ahead`, with a bid for a market provider; a wallet that cannot fund the
+        payment sends the request to the free lane (and the download pays nobody more)."""
+        try:
+            headers, expected, spent = await self._pay_ahead(provider, verifier, index, probation)
+        except InsufficientFunds as exc:
+            if market is None:
+                raise
+            market.cannot_pay(provider, exc.message)
+            return dict(FREE_LANE), 0, 0
+        bid = None if market is None or not market.auction(provider) else market.bid(provider)
+        if bid is not None:
+            headers[BID_HEADER] = str(bid)
+        return headers, expected, spent
 
     async def _pay_quote(self, provider: str, quote: Quote, price: int,
                          trust: ProviderTrust | None) -> Voucher:  # fmt: skip
@@ -298,8 +391,8 @@ class ChunkClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ProviderFault(provider, f"unreachable: {type(exc).__name__} {exc}") from exc
 
-    def _check_quote(self, provider: str, verifier: ContentVerifier, answer: dict[str, str]
-                     ) -> tuple[Quote, int]:  # fmt: skip
+    def _check_quote(self, provider: str, verifier: ContentVerifier, answer: dict[str, str],
+                     auction: bool = False) -> tuple[Quote, int]:  # fmt: skip
         try:
             quote = Quote.decode(b64url_decode(answer.get("Atlas-Quote", ""), QUOTE_SIZE, "quote"))
             quote.check_valid(int(time.time()))
@@ -307,7 +400,7 @@ class ChunkClient:
             raise ProviderFault(provider, f"bad quote: {exc.message}") from exc
         if quote.content_id not in (verifier.head.content_id, bytes(32)):
             raise ProviderFault(provider, "quote is for other content")
-        if self._max_price_per_mib is not None:
+        if self._max_price_per_mib is not None and not auction:  # a market's: its free lane
             self._check_limit(provider, quote, verifier.head.chunk_size)
         price_text = answer.get("Atlas-Price", "")
         if not price_text.isascii() or not price_text.isdigit():
@@ -357,15 +450,35 @@ class ChunkClient:
         if checked.index != index:
             raise ProviderFault(provider, f"sent chunk {checked.index} for {index}")
         price = answer.get("Atlas-Price", "0")
+        paid_by = answer.get("Atlas-Paid-By", "")
+        lane = answer.get(LANE_HEADER, "")
+        if lane not in ("paid", "free"):
+            lane = "free" if paid_by in ("free", "") else "paid"
         return Delivered(
             body,
             checked.sha256,
             statement,
             int(price) if price.isascii() and price.isdigit() else 0,
             wire,
-            answer.get("Atlas-Paid-By", ""),
+            paid_by,
             spent,
+            lane,
         )
+
+
+FREE_LANE = {"Accept-Encoding": "zstd"}
+"""A request with no payment and no bid: a market edge's free lane."""
+
+
+def _wants_payment(answer: dict[str, str], why: str) -> str:
+    """Why a provider that wants payment is dropped, with its price if its quote decodes."""
+    asked = ""
+    try:
+        quote = Quote.decode(b64url_decode(answer.get("Atlas-Quote", ""), QUOTE_SIZE, "quote"))
+        asked = f" ({format_amount(quote.price_per_mib, quote.asset)}/MiB)"
+    except ProtocolError:
+        pass
+    return f"wants payment{asked} past its free allowance, and {why}"
 
 
 def _known_chunk_count(verifier: ContentVerifier) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from requester.bidding import Bidding
 from requester.chunk_client import Account, ChunkClient, Payer
 from requester.downloader import ChunkScheduler, Progress
 from requester.errors import ORIGIN_TITLES, SdkError
@@ -139,6 +140,7 @@ class AtlasClient:
         per_provider: int = 2,
         accounts: dict[str, Account] | None = None,
         trust: TrustPolicy | None = None,
+        target_rate: int | None = None,
     ) -> None:
         if not edges:
             raise ValueError("an Atlas client needs at least one edge")
@@ -151,6 +153,9 @@ class AtlasClient:
         self._per_provider = per_provider
         self._trust = trust or TrustPolicy()
         """Limits on providers other than ``edges``, for each download (a fresh allowance)."""
+        self._ceiling, self._target_rate = max_price_per_mib, target_rate
+        """What each download bids at most per MiB, and the rate it buys slots up to."""
+        self._free_only = None if payer is not None else "there is no wallet to pay with"
 
     async def open(
         self, url: str, headers: Mapping[str, str] | None = None, *, start_index: int = 0,
@@ -188,6 +193,7 @@ class AtlasClient:
             verifier, providers, self._chunks, window=self._window,
             per_provider=self._per_provider, start_index=start_index,
             trust=ProviderTrust(self.edges, self._trust),
+            market=Bidding(self._ceiling, self._target_rate, self._free_only),
         )  # fmt: skip
         download = Download(head, origin, scheduler, self._session)
         count = expected_chunks(verifier)

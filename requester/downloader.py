@@ -9,6 +9,10 @@ chunk, bad price) or fails is dropped for this download, with the evidence
 kept, and its chunk goes back to the queue. Providers found while the download
 runs (tracker answers) join it with workers of their own: one while they are
 on probation (see :mod:`requester.provider_trust`), all once a chunk verifies.
+A worker of a provider scored slower than the best starts its pick further into
+the window (:mod:`requester.provider_choice`). With a download's market
+(:mod:`requester.bidding`), each provider's ``/v1/info`` is read once it has
+delivered a chunk, and the chunk client pays for slots or uses free lanes.
 """
 
 from __future__ import annotations
@@ -19,15 +23,18 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from requester.bidding import Bidding
 from requester.chunk_client import (
     ChunkClient,
     ChunkUnavailable,
     ContentFailed,
     Delivered,
+    PaymentRefused,
     ProviderFault,
 )
 from requester.errors import ORIGIN_TITLES, SdkError
 from requester.protocol import ContentVerifier
+from requester.provider_choice import ProviderChoice
 from requester.provider_trust import ProviderTrust
 
 STALL_TIMEOUT = 60.0
@@ -38,13 +45,45 @@ STRAGGLER_AFTER = 2.0
 """Seconds in flight after which an idle worker may race a chunk near the end."""
 
 
+MIB = 1 << 20
+
+
 @dataclass
 class ProviderStats:
     chunks: int = 0
     bytes: int = 0
     paid: int = 0
+    """Vouchers signed to it in this download (what it may redeem, credit included)."""
     dropped: str | None = None
     evidence: dict[str, str] = field(default_factory=dict)
+    paid_bytes: int = 0
+    """Wire bytes it served through a paid slot (or charged for, at an edge without a market)."""
+    free_bytes: int = 0
+    charged: int = 0
+    """What it charged for the paid bytes (``Atlas-Price``, summed)."""
+    first_asked: float | None = None
+    last_delivered: float | None = None
+    wants_payment: bool = False
+    """Dropped because it serves nothing more unpaid and this download could not pay it."""
+
+    @property
+    def lane(self) -> str | None:
+        """``paid``, ``free`` or ``mixed`` (both lanes served it); None before any chunk."""
+        if self.paid_bytes and self.free_bytes:
+            return "mixed"
+        return "paid" if self.paid_bytes else "free" if self.free_bytes else None
+
+    @property
+    def price_per_mib_paid(self) -> int | None:
+        """Base units it charged per MiB of paid bytes (None: nothing paid)."""
+        return self.charged * MIB // self.paid_bytes if self.paid_bytes else None
+
+    @property
+    def rate(self) -> float:
+        """Bytes/s it delivered, from its first request to its last chunk."""
+        if self.first_asked is None or self.last_delivered is None:
+            return 0.0
+        return self.bytes / max(self.last_delivered - self.first_asked, 1e-3)
 
 
 @dataclass
@@ -64,6 +103,16 @@ class NoProvidersLeft(SdkError):
     status = 504
     code = "no_providers"
     title = "No provider could deliver this page"
+
+
+class PaymentNeeded(NoProvidersLeft):
+    """Every provider left serves nothing more unpaid (edges without a market, past their
+    free allowance), and this download cannot pay: no wallet, ``--max-price 0``, or a
+    wallet too poor to open a channel (none was opened)."""
+
+    status = 402
+    code = "payment_needed"
+    title = "The providers want payment, and this wallet cannot pay"
 
 
 class ContentFailedAtOrigin(NoProvidersLeft):
@@ -105,9 +154,14 @@ class ChunkScheduler:
         start_index: int = 0,
         stall_timeout: float = STALL_TIMEOUT,
         trust: ProviderTrust | None = None,
+        market: Bidding | None = None,
     ) -> None:
         self.verifier = verifier
         self.trust = trust
+        self.market = market
+        """Where to pay for slots and what to bid; without it, every provider is paid when
+        it asks (402), as before the market."""
+        self.choice = market.choice if market is not None else ProviderChoice()
         """Which providers are known; without it, every provider is paid as a known one."""
         self._stall_timeout = stall_timeout
         self._last_progress = time.monotonic()
@@ -167,6 +221,8 @@ class ChunkScheduler:
                         self._next += 1
                         self.progress.delivered_bytes += len(data)
                         self._last_progress = time.monotonic()
+                        if self.market is not None:
+                            self.market.delivered(len(data), self._last_progress)
                         self._notify()
                         yield data
                         continue
@@ -186,6 +242,12 @@ class ChunkScheduler:
         if self._failure is not None:
             return self._failure
         if all(w.done() for w in self._workers) and not self.discovering:
+            stats = self.progress.providers.values()
+            if any(s.wants_payment for s in stats) and all(s.dropped for s in stats):
+                return PaymentNeeded(
+                    "the providers want payment, and this wallet cannot pay: "
+                    + self._why_no_providers().removeprefix("no provider could serve it: ")
+                )
             return NoProvidersLeft(self._why_no_providers())
         if time.monotonic() - self._last_progress > self._stall_timeout:
             return NoProvidersLeft(
@@ -197,7 +259,7 @@ class ChunkScheduler:
         stats = self.progress.providers[provider]
         skip: dict[int, float] = {}
         while stats.dropped is None:
-            index = self._pick(skip)
+            index = self._pick(skip, provider)
             if index is None:
                 if self._end is not None and self._next >= self._end:
                     return
@@ -205,17 +267,24 @@ class ChunkScheduler:
                 continue
             self._inflight.setdefault(index, time.monotonic())
             probation = self.trust is not None and self.trust.on_probation(provider)
+            now = time.monotonic()
+            stats.first_asked = now if stats.first_asked is None else stats.first_asked
+            self.choice.asked(provider, now)
             try:
-                delivered = await self._client.get(provider, self.verifier, index, self.trust)
+                delivered = await self._client.get(provider, self.verifier, index, self.trust,
+                                                   self.market)  # fmt: skip
             except ProviderFault as exc:
+                self.choice.failed(provider)
                 if stats.dropped is None:  # the first fault is the reason and the evidence: a
                     # sibling worker's later "dropped earlier in this download" must not hide it
                     stats.dropped, stats.evidence = exc.reason, exc.evidence
+                    stats.wants_payment = isinstance(exc, PaymentRefused)
                 if isinstance(exc, ContentFailed) and provider == self._origin_edge:
                     self._failure = ContentFailedAtOrigin(exc)
                 self._release(index)
                 return
             except ChunkUnavailable as exc:
+                self.choice.failed(provider)
                 self._release(index)
                 self._last_unavailable = f"{provider}: {exc}"[:300]
                 if exc.status == 416:
@@ -229,6 +298,10 @@ class ChunkScheduler:
                 self._release(index)
                 return
             self._take(index, delivered, stats)
+            self.choice.delivered(provider, delivered.wire_bytes, delivered.seconds,
+                                  delivered.price, time.monotonic())  # fmt: skip
+            if stats.chunks == 1 and self.market is not None:
+                self._learn(provider)
             if probation:  # its first chunk verified: it gets the workers others have
                 self._spawn(provider, self._per_provider - 1)
 
@@ -238,27 +311,46 @@ class ChunkScheduler:
             return 1
         return self._per_provider
 
+    def _learn(self, provider: str) -> None:
+        """Read the provider's market (its ``/v1/info``) beside the chunks."""
+        if self._group is not None:
+            self._workers.append(self._group.create_task(self._read_market(provider)))
+
+    async def _read_market(self, provider: str) -> None:
+        market = await self._client.market(provider)
+        if self.market is not None:
+            self.market.learn(provider, market)
+
     def _spawn(self, provider: str, count: int) -> None:
         if self._group is not None:
             self._workers += [self._group.create_task(self._worker(provider)) for _ in range(count)]
 
-    def _pick(self, skip: dict[int, float]) -> int | None:
-        """The next-needed chunk nobody holds or fetches, minus those this provider lacked."""
+    def _pick(self, skip: dict[int, float], provider: str) -> int | None:
+        """The next-needed chunk nobody holds or fetches, minus those this provider lacked;
+        a provider slower than the best looks from further into the window first."""
         now = time.monotonic()
         for index in [i for i, until in skip.items() if until <= now or i < self._next]:
             del skip[index]
         limit = self._next + self._window
         if self._end is not None:
             limit = min(limit, self._end)
-        for index in range(self._next, limit):
-            if index not in self._ready and index not in self._inflight and index not in skip:
-                return index
+        lag = self.choice.lag(provider, self.verifier.head.chunk_size, self._window)
+        for start, stop in ((self._next + lag, limit), (self._next, self._next + lag)):
+            for index in range(start, min(stop, limit)):
+                if index not in self._ready and index not in self._inflight and index not in skip:
+                    return index
         stragglers = [i for i, t in self._inflight.items() if now - t > STRAGGLER_AFTER]
         return min(stragglers) if stragglers else None
 
     def _take(self, index: int, delivered: Delivered, stats: ProviderStats) -> None:
         stats.chunks += 1
         stats.bytes += delivered.wire_bytes
+        stats.last_delivered = time.monotonic()
+        if delivered.lane == "paid":
+            stats.paid_bytes += delivered.wire_bytes
+            stats.charged += delivered.price
+        else:
+            stats.free_bytes += delivered.wire_bytes
         self._sync_paid()
         self._inflight.pop(index, None)
         if index >= self._next and index not in self._ready:

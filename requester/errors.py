@@ -10,6 +10,7 @@ Refusals (what a server answers a request with) and the SDK's failures::
     │   │   │   │                              ChannelExpired, QuoteExpired, CreditNotPayer,
     │   │   │   │                              CreditProofRequired, CreditSpendExpired
     │   │   │   └── SpendLimitReached     402  spend_limit       the requester's own limit
+    │   │   │       └── InsufficientFunds      (spend_limit)     the wallet cannot fund a channel
     │   │   └── Conflict                  409  StaleVoucher, ChannelClosed, CreditSpendReplayed
     │   └── ServiceRefusal                400  service_refusal   by an edge or the ledger, for
     │       │                                                    its own reasons
@@ -37,11 +38,13 @@ Refusals (what a server answers a request with) and the SDK's failures::
         ├── EdgeUnavailable               502  edge_unreachable  no edge could fetch (or the
         │                                                        origin's problem, as said)
         ├── NoProvidersLeft               504  no_providers
-        │   └── ContentFailedAtOrigin     502  content_failed    the first edge's fetch failed
+        │   ├── ContentFailedAtOrigin     502  content_failed    the first edge's fetch failed
+        │   └── PaymentNeeded             402  payment_needed    they want payment; none possible
         ├── LedgerError                   502  ledger_unavailable   refused or not reached
         │                                                        (the ledger's status kept)
         ├── ProviderFault                 502  provider_fault    one provider failed: go on
-        │   └── ContentFailed                  (the provider's)  it says the content failed
+        │   ├── ContentFailed                  (the provider's)  it says the content failed
+        │   └── PaymentRefused                 (provider_fault)  wants payment we cannot make
         ├── ChunkUnavailable              503  chunk_unavailable not now: retry elsewhere
         ├── NewChannelRefused             402  new_channel_refused  no room for one more
         ├── IssuedElsewhere               409  issued_elsewhere  (and a ValueError)

@@ -33,6 +33,7 @@ from requester.setting_units import (
     HOURS,
     OPTIONAL_TEXT,
     PATH,
+    RATE,
     TEXT,
     Unit,
     btt_text,
@@ -88,6 +89,21 @@ def _ledger_url(text: str) -> str | None:
         return None
     parse_ledger_url(text)  # a ValueError says which forms are ledger URLs
     return text.strip()
+
+
+def _target_rate(text: str) -> int | None:
+    if text.strip().lower() in ("", "none"):
+        return None
+    rate = RATE.parse(text)
+    if rate <= 0:
+        raise ValueError("a target rate is more than 0 (or none: as fast as it goes)")
+    return rate
+
+
+TARGET_RATE: Unit[int | None] = Unit(
+    "", _target_rate, lambda v: "none" if v is None else RATE.text(v), "RATE"
+)
+"""A rate like ``10MiB/s``, or ``none``."""
 
 
 LEDGER_URL: Unit[str | None] = Unit("", _ledger_url, lambda v: v or "", "URL")
@@ -154,8 +170,13 @@ class Settings:
     )  # fmt: skip
     """What one fetch may spend, in BTT or ``none``."""
     max_price: int | None = setting(
-        None, BTT, "refuse a provider whose price for a full chunk, its price per chunk "
-        "included, is above this per MiB", config_key="max_price",
+        None, BTT, "the most paid per MiB, and the bid on market edges (0: free lanes only); "
+        "a provider without a market asking more for a full chunk is dropped",
+        config_key="max_price",
+    )  # fmt: skip
+    target_rate: int | None = setting(
+        None, TARGET_RATE, "buy paid slots (cheapest first) until downloads reach this rate, "
+        "like 10MiB/s; none: every slot within --max-price", config_key="target_rate",
     )  # fmt: skip
 
     def spend_limit(self) -> int | None:

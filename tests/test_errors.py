@@ -60,6 +60,7 @@ PINNED: dict[str, tuple[int, str]] = {
     "requester.protocol.errors.ChannelClosed": (409, "channel_closed"),
     "requester.protocol.errors.CreditSpendReplayed": (409, "credit_spend_replayed"),
     "requester.channel_manager.SpendLimitReached": (402, "spend_limit"),
+    "requester.channel_manager.InsufficientFunds": (402, "spend_limit"),
     # the edge's and the ledger's own refusals
     "cdn_edge.content.origin_errors.OriginUnreachable": (502, "origin_unreachable"),
     "cdn_edge.content.origin_errors.OriginTlsInvalid": (502, "origin_tls_invalid"),
@@ -94,9 +95,11 @@ PINNED: dict[str, tuple[int, str]] = {
     "requester.client.EdgeUnavailable": (502, "edge_unreachable"),
     "requester.downloader.NoProvidersLeft": (504, "no_providers"),
     "requester.downloader.ContentFailedAtOrigin": (502, "content_failed"),
+    "requester.downloader.PaymentNeeded": (402, "payment_needed"),
     "requester.ledger_client.LedgerError": (502, "ledger_unavailable"),
     "requester.chunk_client.ProviderFault": (502, "provider_fault"),
     "requester.chunk_client.ContentFailed": (502, "provider_fault"),
+    "requester.chunk_client.PaymentRefused": (502, "provider_fault"),
     "requester.chunk_client.ChunkUnavailable": (503, "chunk_unavailable"),
     "requester.channel_manager.NewChannelRefused": (402, "new_channel_refused"),
     "requester.payer_store.IssuedElsewhere": (409, "issued_elsewhere"),
@@ -159,7 +162,9 @@ def test_codes_are_unique() -> None:
 
 
 def _branch(name: str) -> type[AtlasError]:
-    if name.startswith("requester.protocol.") or name.endswith(".SpendLimitReached"):
+    if name.startswith("requester.protocol.") or name.endswith(
+        (".SpendLimitReached", ".InsufficientFunds")
+    ):
         return ProtocolError  # SpendLimitReached: the payer's own limit, a PaymentRequired
     if name.startswith("cdn_edge."):
         return ServiceRefusal

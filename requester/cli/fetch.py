@@ -21,7 +21,13 @@ import click
 from requester import keystore
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import Budget
-from requester.cli.fetch_output import load_sidecar, save, sidecar_of
+from requester.cli.fetch_output import (
+    load_sidecar,
+    provider_lines,
+    provider_summary,
+    save,
+    sidecar_of,
+)
 from requester.cli.options import settings_options
 from requester.client import AtlasClient, TorrentListing
 from requester.errors import AtlasError
@@ -35,7 +41,8 @@ from requester.settings import ConfigError, Settings, read_config
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--file", "torrent_file", help="for a magnet or infohash: the file in the torrent")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary on stdout")
-@settings_options(Settings, only=("edges", "ledger", "max_spend", "max_price"), config=read_config)
+@settings_options(Settings, only=("edges", "ledger", "max_spend", "max_price", "target_rate"),
+                  config=read_config)  # fmt: skip
 def fetch(settings: Settings, url: str, output: Path | None, torrent_file: str | None,
           as_json: bool) -> None:  # fmt: skip
     """Download URL through Atlas edges, verified chunk by chunk and paid in BTT."""
@@ -58,6 +65,8 @@ def fetch(settings: Settings, url: str, output: Path | None, torrent_file: str |
         raise click.ClickException(_with_notes(str(exc), exc)) from exc
     if as_json:
         click.echo(json.dumps(summary))
+    else:
+        click.echo(provider_lines(summary), err=True)
     if summary["status"] >= 400:  # the body was delivered as sent; the exit code says so
         click.echo(f"atlas: the origin answered {summary['status']}", err=True)
         sys.exit(1)
@@ -73,7 +82,8 @@ async def _run(
         budget = _payer(settings, session, max_spend, stack)
         client = AtlasClient(list(settings.edges), session, budget,
                              max_price_per_mib=settings.max_price,
-                             trust=settings.trust_policy())  # fmt: skip
+                             trust=settings.trust_policy(),
+                             target_rate=settings.target_rate)  # fmt: skip
         sidecar = sidecar_of(output)
         resumed = load_sidecar(sidecar, url)
         if resumed is not None:
@@ -92,10 +102,8 @@ async def _run(
             "paid_text": format_amount(progress.paid, BTT_LOCAL),
             "resumed_from_chunk": resumed[1] if resumed else 0,
             "max_spend": None if max_spend is None else str(max_spend),
-            "providers": {
-                p: {"chunks": s.chunks, "bytes": s.bytes, "paid": str(s.paid)}
-                for p, s in progress.providers.items()
-            },
+            "target_rate": settings.target_rate,
+            "providers": provider_summary(download),
             "dropped": {p: s.dropped for p, s in progress.providers.items() if s.dropped},
             "evidence": {p: s.evidence for p, s in progress.providers.items() if s.evidence},
         }

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from requester.channel_manager import SpendLimitReached
 from requester.client import Download
@@ -99,6 +99,41 @@ def _report(download: Download) -> None:
         f"{format_amount(p.paid, BTT_LOCAL)} spent  {active} providers   "
     )
     sys.stderr.flush()
+
+
+def provider_summary(download: Download) -> dict[str, dict[str, Any]]:
+    """Per provider: chunks, wire bytes, vouchers signed (``paid``), the lane that served it
+    (``paid``, ``free``, ``mixed``, or null before a chunk), bytes per lane, what it charged
+    per paid MiB (base units, null if nothing), its rate in bytes/s, and its market."""
+    market = download.scheduler.market
+    out = {}
+    for p, s in download.progress.providers.items():
+        price = s.price_per_mib_paid
+        out[p] = {
+            "chunks": s.chunks, "bytes": s.bytes, "paid": str(s.paid), "lane": s.lane,
+            "paid_bytes": s.paid_bytes, "free_bytes": s.free_bytes,
+            "price_per_mib_paid": None if price is None else str(price),
+            "rate": round(s.rate), **(market.describe(p) if market else {"market": None}),
+        }  # fmt: skip
+    return out
+
+
+def provider_lines(summary: dict[str, Any]) -> str:
+    """The per-provider part of a fetch's summary, a line each, for people."""
+    lines = []
+    for url, p in summary["providers"].items():
+        if not p["chunks"]:
+            continue
+        paid = p["price_per_mib_paid"]
+        price = "" if paid is None else f" at {format_amount(int(paid), BTT_LOCAL)}/MiB"
+        mib = {k: p[k] / (1 << 20) for k in ("bytes", "paid_bytes", "free_bytes", "rate")}
+        lines.append(
+            f"  {url}  {p['lane']}: {mib['bytes']:.1f} MiB ({mib['paid_bytes']:.1f} paid{price}, "
+            f"{mib['free_bytes']:.1f} free)  {mib['rate']:.2f} MiB/s"
+        )
+    spent = format_amount(int(summary["paid"]), BTT_LOCAL)
+    head = f"atlas: {summary['bytes']} bytes in {summary['seconds']} s, {spent} signed"
+    return "\n".join([head, *lines])
 
 
 def sidecar_of(output: Path | None) -> Path | None:
