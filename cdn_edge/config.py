@@ -21,6 +21,7 @@ from requester.setting_units import (
     MIB,
     MIB_SIZE,
     POSITIVE_BTT,
+    RATE,
     SECONDS,
     SWITCH,
     TEXT,
@@ -28,6 +29,7 @@ from requester.setting_units import (
     Unit,
 )
 from requester.settings_spec import (
+    InvalidSetting,
     header_timeout_setting,
     max_connections_setting,
     setting,
@@ -60,8 +62,25 @@ class EdgeConfig:
     """A repeated flag names one tracker each; the field holds them all."""
     public_url: str | None = setting(None, TEXT, "URL others reach this edge at")
     """Defaults to the address it listens on."""
-    price: int = setting(BTT_LOCAL.one // 1000, BTT, "price per MiB sent on the wire")
-    """Base units per MiB sent on the wire."""
+    price: int = setting(
+        BTT_LOCAL.one // 1000, BTT, "price per MiB sent on the wire; with --upload-capacity, "
+        "the market's reserve (the lowest price a paid slot sells at)", aliases=("--reserve",),
+    )  # fmt: skip
+    """Base units per MiB sent on the wire: the fixed price, or the market's reserve."""
+    upload_capacity: int = setting(
+        0, RATE, "upload capacity the market shares out (8MiB/s, 512KiB/s); 0: unlimited, "
+        "no auction, the fixed --price and free allowance",
+    )  # fmt: skip
+    """Bytes per second; 0 (``auction.UNLIMITED``) runs no market (docs/market.md)."""
+    slots: int = setting(8, WHOLE, "upload slots the capacity is cut into", minimum=1,
+                         maximum=1024)  # fmt: skip
+    free_slots: int = setting(
+        2, WHOLE, "slots nobody can buy: the free lane (1 to --slots)", minimum=1, maximum=1024
+    )
+    round_seconds: float = setting(
+        10.0, SECONDS, "length of a market round (bids clear at its end)", minimum=0.1,
+        maximum=3600,
+    )  # fmt: skip
     price_per_chunk: int = 0
     allow_private_origins: bool = setting(
         False, SWITCH, "allow origins on loopback/private addresses and any port "
@@ -141,6 +160,12 @@ class EdgeConfig:
         10, WHOLE, "such channels for all contents together, over any hour", minimum=0
     )
     """Contents cost an attacker nothing to invent."""
+
+    def __post_init__(self) -> None:
+        if self.free_slots > self.slots:
+            raise InvalidSetting(
+                f"--free-slots ({self.free_slots}) cannot exceed --slots ({self.slots})"
+            )
 
     @property
     def torrent_interfaces(self) -> str | None:

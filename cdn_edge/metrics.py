@@ -57,3 +57,18 @@ class EdgeMetrics:
             "atlas_edge_tunnel_units", "Tunnel units paid, by how they were paid", ["paid_by"],
             registry=r,
         )  # fmt: skip
+        self.lane_bytes = Counter(
+            "atlas_edge_lane_bytes", "Bytes sent, by market lane (paid slot or free lane)",
+            ["lane"], registry=r,
+        )  # fmt: skip
+        self.market_clearing_price = Gauge(
+            "atlas_edge_market_clearing_price",
+            "Base units per MiB a paid slot costs this round (the fixed price without a market)",
+            registry=r,
+        )
+        self.market_reserve = Gauge(
+            "atlas_edge_market_reserve", "The market's reserve, base units per MiB", registry=r
+        )
+        self.market_winners = Gauge(
+            "atlas_edge_market_winners", "Payers holding a paid slot this round", registry=r
+        )
