@@ -28,6 +28,7 @@ from cdn_edge.content.service import ContentService
 from cdn_edge.edge_identity import load_or_create
 from cdn_edge.edge_state import CONFIG, EDGE, Edge
 from cdn_edge.free_allowance import FreeAllowance
+from cdn_edge.market import Market
 from cdn_edge.metrics import EdgeMetrics
 from cdn_edge.payments import PaymentBook
 from cdn_edge.problems import problem_middleware
@@ -107,10 +108,11 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         announcer = Announcer(identity.node, config.trackers, tracker, session, content.held_ids)
         announcer.public_url = config.public_url
+        market = Market(config, metrics := EdgeMetrics())
         edge = Edge(
             config, identity, domain, content, payments, ledger,
-            FreeAllowance(config.free_mib, config.free_window), EdgeMetrics(), tracker,
-            announcer, asset=await ledger.asset(),
+            FreeAllowance(config.free_mib, config.free_window), metrics, tracker,
+            announcer, asset=await ledger.asset(), market=market,
         )  # fmt: skip
         if config.torrent_interfaces is not None:
             torrents = await stack.enter_async_context(_torrent_session(config))
@@ -126,16 +128,20 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
             tunnels.url = await tunnel_server.bind()
             tunneling = tasks.create_task(tunnel_server.run())
             await tunnel_server.serving.wait()  # listening before the edge says it is ready
-        settler = tasks.create_task(settle_forever(edge.payments, ledger, config))
-        announcing = tasks.create_task(announcer.run())
+        jobs = (
+            settle_forever(edge.payments, ledger, config),
+            announcer.run(),
+            market.run(edge.torrents),
+        )
+        background = [tasks.create_task(job) for job in jobs]
         try:
             yield
         finally:
             if tunneling is not None:  # tunnels close before the books do
                 tunneling.cancel()
                 await asyncio.wait({tunneling})
-            settler.cancel()
-            announcing.cancel()
+            for task in background:
+                task.cancel()
             content.cancel_fetches()
             await settle_once(payments, ledger, time.time(), config, everything=True)
             await payments.close()
@@ -147,10 +153,13 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
 def _torrent_session(config: EdgeConfig) -> TorrentSession:
     assert config.torrent_interfaces is not None
     discover = config.torrent_discovery
+    # Seeding is free traffic: with a market, it may take the free slots' share at most.
+    limit = config.upload_capacity * config.free_slots // config.slots
     return TorrentSession(
         config.data_dir / "torrents", listen_interfaces=config.torrent_interfaces,
         enable_dht=discover, enable_lsd=discover, enable_upnp=discover, enable_natpmp=discover,
         seed=config.torrent_seed, allow_private_peers=config.allow_private_origins,
+        settings={"upload_rate_limit": limit} if limit else None,
     )  # fmt: skip
 
 

@@ -56,7 +56,7 @@ def largest_size(entry: ContentEntry, index: int) -> int:
 def largest_price(edge: Edge, entry: ContentEntry, index: int) -> int:
     """What chunk ``index`` can cost at most here: the price a 402 asks before it is held."""
     size = largest_size(entry, index)
-    return chunk_price(edge.config.price_per_chunk, edge.config.price, size)
+    return chunk_price(edge.config.price_per_chunk, edge.price_per_mib, size)
 
 
 async def hold(request: web.Request, edge: Edge, entry: ContentEntry, index: int, client: str,

@@ -12,6 +12,7 @@ from cdn_edge.config import EdgeConfig
 from cdn_edge.content.service import ContentService
 from cdn_edge.edge_identity import EdgeIdentity
 from cdn_edge.free_allowance import FreeAllowance
+from cdn_edge.market.market import Market
 from cdn_edge.metrics import EdgeMetrics
 from cdn_edge.payments import PaymentBook
 from cdn_edge.torrent.content import TorrentContent
@@ -40,6 +41,18 @@ class Edge:
     """Files in torrents, fetched with libtorrent (None when the operator turned it off)."""
     asset: Asset = BTT_LOCAL
     """What quotes ask to be paid in: the ledger's asset (BTT on a TRON contract)."""
+    market: Market | None = None
+    """The upload market (docs/market.md); off (or None) with ``--upload-capacity 0``."""
+
+    @property
+    def selling(self) -> Market | None:
+        """The market when it runs (capacity above 0), else None: today's fixed price."""
+        return self.market if self.market is not None and self.market.enabled else None
+
+    @property
+    def price_per_mib(self) -> int:
+        """What a paid MiB costs now: the round's clearing price, or the fixed ``--price``."""
+        return self.market.clearing_price if self.market is not None else self.config.price
 
 
 CONFIG = web.AppKey("config", EdgeConfig)

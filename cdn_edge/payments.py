@@ -177,6 +177,14 @@ class PaymentBook:
                 self._guards.pop(channel_id, None)
                 raise
 
+    async def standing(self, channel_id: bytes) -> tuple[str, int]:
+        """The payer of ``channel_id`` and its unspent deposit (deposit - paid so far): who
+        bids with it and what covers the bid (read from the ledger the first time, as a
+        voucher's channel is; raises the same refusals)."""
+        async with self._locked(channel_id):
+            channel = await self._channel(channel_id)
+            return _base58(channel.terms.payer), channel.terms.deposit - channel.paid
+
     async def outstanding(self) -> list[PayeeChannel]:
         """Channels holding a voucher worth more than what was redeemed."""
         rows = await self._run(self._all_rows)

@@ -19,10 +19,20 @@ from typing import BinaryIO
 from aiohttp import web
 
 from cdn_edge import wire_encoding
-from cdn_edge.chunk_payment import Hold, hold, largest_price, release, settle, settle_hold
+from cdn_edge.chunk_payment import (
+    Hold,
+    hold,
+    largest_price,
+    largest_size,
+    release,
+    settle,
+    settle_hold,
+)
 from cdn_edge.chunk_response import ChunkFileResponse, content_failed
+from cdn_edge.chunk_turns import keep_as_credit, take_turn
 from cdn_edge.content.entry import ContentEntry
 from cdn_edge.edge_state import EDGE, Edge
+from cdn_edge.market import FREE, PAID
 from cdn_edge.problems import problem_response
 from requester.chunk_client import ChunkUnavailable, ContentFailed
 from requester.errors import Refusal
@@ -52,7 +62,7 @@ def make_quote(edge: Edge, content_id: bytes, now: int) -> Quote:
         domain=edge.domain,
         content_id=content_id,
         price_per_chunk=edge.config.price_per_chunk,
-        price_per_mib=edge.config.price,
+        price_per_mib=edge.price_per_mib,
         interval=edge.config.payment_interval,
         valid_from=now - 60,
         valid_until=now + edge.config.quote_validity,
@@ -168,6 +178,14 @@ async def _respond(request: web.Request, edge: Edge, entry: ContentEntry, index:
     statement = entry.statements.get(index)
     if statement is None:  # the content failed (and let go of its chunks) meanwhile
         return _failed(entry) or _not_ready(index, "is no longer held")
+    lane = None
+    market = edge.selling
+    if market is not None and held is None:  # a replica's bought chunk was paid first
+        try:
+            lane = await take_turn(request, edge, market, client, largest_size(entry, index))
+        except PaymentRequired as exc:  # a bid without payment: the quote tells how to pay
+            price = largest_price(edge, entry, index)
+            return _refusal(request, edge, exc, entry.content_id, int(time.time()), price)
     content_type = entry.head.header("content-type")
     accept_encoding = request.headers.get("Accept-Encoding")
     file: BinaryIO | None = None
@@ -180,7 +198,7 @@ async def _respond(request: web.Request, edge: Edge, entry: ContentEntry, index:
         wire, encoding, size = b"", None, os.fstat(file.fileno()).st_size
     try:
         headers = await _charge(
-            request, edge, entry, index, statement, client, size, encoding, held
+            request, edge, entry, index, statement, client, size, encoding, held, lane
         )
         if isinstance(headers, web.Response):
             return headers  # 402
@@ -195,15 +213,21 @@ async def _respond(request: web.Request, edge: Edge, entry: ContentEntry, index:
 
 
 async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: int,
-                  statement: bytes, client: str, size: int, encoding: str | None, held: Hold | None
-                  ) -> dict[str, str] | web.Response:  # fmt: skip
+                  statement: bytes, client: str, size: int, encoding: str | None, held: Hold | None,
+                  lane: str | None) -> dict[str, str] | web.Response:  # fmt: skip
     """Settle payment for ``size`` bytes on the wire (from ``held`` if the request paid
-    before the chunk was fetched): the 200's headers, or a 402."""
+    before the chunk was fetched; at the clearing price on a paid slot, nothing on the
+    free lane): the 200's headers, or a 402."""
     now = int(time.time())
     # The price a quote would state; the quote itself is signed only for a 402, the one
     # answer that shows it (an Ed25519 signature per served chunk was wasted work).
-    cost = chunk_price(edge.config.price_per_chunk, edge.config.price, size)
-    if held is not None:
+    clearing = edge.price_per_mib
+    cost = chunk_price(edge.config.price_per_chunk, clearing, size)
+    if lane == FREE:  # the market's free lane: never charged, never a 402
+        cost = 0
+        await keep_as_credit(request, edge, now)
+        paid_by = "free"
+    elif held is not None:
         cost = min(cost, held.amount) if held.channel_id is not None else cost
         paid_by = await settle_hold(edge, held, cost)
     else:
@@ -212,10 +236,14 @@ async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: 
                                       client, now)  # fmt: skip
         except Refusal as exc:
             return _refusal(request, edge, exc, entry.content_id, now, cost)
+    if lane is None:  # no market: a paid chunk is what a paid slot would be
+        lane = FREE if paid_by == "free" else PAID
     headers = {
         "Atlas-Chunk": b64url_encode(statement),
         "Atlas-Price": str(cost),
         "Atlas-Paid-By": paid_by,
+        "Atlas-Lane": lane,
+        "Atlas-Clearing-Price": str(clearing),
         "Content-Type": "application/octet-stream",
         "Cache-Control": "private, immutable",
     }
@@ -223,6 +251,7 @@ async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: 
         headers["Content-Encoding"] = encoding
     edge.metrics.chunks.labels(paid_by).inc()
     edge.metrics.bytes_sent.inc(size)
+    edge.metrics.lane_bytes.labels(lane).inc(size)
     return headers
 
 

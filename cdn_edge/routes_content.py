@@ -159,11 +159,12 @@ async def info(request: web.Request) -> web.Response:
             "ledger": edge.config.ledger,
             "chain_id": edge.domain.chain_id,
             "contract": edge.domain.contract.hex(),
-            "price_per_mib": str(edge.config.price),
+            "price_per_mib": str(edge.price_per_mib),
             "price_per_chunk": str(edge.config.price_per_chunk),
             "free_bytes": edge.config.free_mib,
             "free_window": edge.config.free_window,
             "tunnel": request.app[TUNNELS].url,
+            "market": edge.market.info() if edge.market is not None else None,
         }
     )
 

@@ -32,6 +32,10 @@ class TorrentContent:
         self._max_size = max_size
         self._metadata_timeout = metadata_timeout
 
+    def uploaded(self) -> int:
+        """Payload bytes seeded to peers so far (the market counts them as free traffic)."""
+        return self._session.uploaded()
+
     async def fetch(self, spec: TorrentSpec, path: str, peers: Sequence[Peer] = ()) -> FetchResult:
         """The content for ``path`` in the torrent: from the store, or fetched now."""
         infohash = spec.v2 or spec.v1

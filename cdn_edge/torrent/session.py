@@ -20,6 +20,7 @@ import itertools
 import logging
 import re
 import shutil
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -160,6 +161,14 @@ class TorrentSession:
     @property
     def listen_port(self) -> int:
         return self._lt.listen_port()
+
+    def uploaded(self) -> int:
+        """Payload bytes uploaded to peers (seeding) since the session started."""
+        if self._ses is None:
+            return 0
+        with warnings.catch_warnings():  # status() is deprecated, session stats alerts are not
+            warnings.simplefilter("ignore", DeprecationWarning)  # worth the plumbing for one sum
+            return int(self._ses.status().total_payload_upload)
 
     def lt_settings(self) -> dict[str, object]:
         """libtorrent's settings in effect (for diagnostics, and tests that check them)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -98,6 +99,7 @@ class TunnelBook:
             tunnel_id, target, client, TunnelMeter.opened(self.unit, 1, time.monotonic()),
             refill=lambda: self.take_free(client, 1), metrics=self._edge.metrics,
             pay_timeout=config.tunnel_pay_timeout, idle_timeout=config.tunnel_idle_timeout,
+            pace=self._pace(client),
         )  # fmt: skip
         self._pending.discard(tunnel_id)
         self._tunnels[tunnel_id] = tunnel
@@ -153,6 +155,14 @@ class TunnelBook:
         if tunnel is None:
             raise UnknownTunnel(f"no tunnel {tunnel_id} on this edge (or closed over a minute ago)")
         return tunnel
+
+    def _pace(self, client: str) -> Callable[[int], Awaitable[None]] | None:
+        """With a market, a tunnel's bytes wait for the free lane's turns of its client's
+        address, like its chunks: tunnels draw from the same capacity."""
+        market = self._edge.selling
+        if market is None:
+            return None
+        return lambda size: market.send_free(client, size)
 
     # -- payment ---------------------------------------------------------------------
 

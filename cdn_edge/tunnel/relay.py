@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from cdn_edge.metrics import EdgeMetrics
 from cdn_edge.tunnel.meter import TunnelMeter
@@ -45,8 +45,10 @@ class Tunnel:
         metrics: EdgeMetrics,
         pay_timeout: float,
         idle_timeout: float,
+        pace: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
-        """``refill`` tries to pay one more unit without the client (free allowance)."""
+        """``refill`` tries to pay one more unit without the client (free allowance);
+        ``pace`` waits for the edge's market to let that many bytes go (None: no market)."""
         self.id = tunnel_id
         self.target = target
         self.client = client
@@ -59,6 +61,7 @@ class Tunnel:
         self._metrics = metrics
         self._pay_timeout = pay_timeout
         self._idle_timeout = idle_timeout
+        self._pace = pace
         self._credited = asyncio.Event()
         self._client_done = False
 
@@ -110,6 +113,8 @@ class Tunnel:
                     if not granted:  # the other direction used the rest meanwhile
                         await self._paid()
                         continue
+                    if self._pace is not None:  # the edge's capacity: the free lane's turn
+                        await self._pace(granted)
                     dst.write(view[:granted])
                     counter.inc(granted)
                     view = view[granted:]
