@@ -13,6 +13,8 @@ is settled once the turn comes, by the chunk route (:mod:`cdn_edge.routes_chunks
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from cdn_edge.edge_state import Edge
@@ -47,7 +49,7 @@ async def take_turn(request: web.Request, edge: Edge, market: Market, client: st
         payer, channel_id = named if named is not None else (None, None)
     bidder: str | None = None
     if channel_id is not None:
-        owner, unspent = await edge.payments.standing(channel_id)
+        owner, unspent = await edge.payments.standing(channel_id, int(time.time()))
         if owner == payer:  # signed by someone else: no bid, and the charge refuses it
             bidder = owner
             market.book.named(address, (owner, channel_id))

@@ -32,6 +32,7 @@ from requester.failpoints import reached
 from requester.ledger_api import Ledger
 from requester.ledger_client import LedgerError
 from requester.protocol import (
+    ChannelStatus,
     ChannelTerms,
     CreditGuard,
     CreditSpend,
@@ -177,13 +178,18 @@ class PaymentBook:
                 self._guards.pop(channel_id, None)
                 raise
 
-    async def standing(self, channel_id: bytes) -> tuple[str, int]:
-        """The payer of ``channel_id`` and its unspent deposit (deposit - paid so far): who
-        bids with it and what covers the bid (read from the ledger the first time, as a
-        voucher's channel is; raises the same refusals)."""
-        async with self._locked(channel_id):
-            channel = await self._channel(channel_id)
-            return _base58(channel.terms.payer), channel.terms.deposit - channel.paid
+    async def standing(self, channel_id: bytes, now: int) -> tuple[str, int]:
+        """The payer of ``channel_id`` and its unspent deposit (deposit - paid so far, 0 once
+        it can no longer pay): who bids with it and what covers the bid. Read from the
+        ledger the first time, as a voucher's channel is (with the same refusals); a known
+        channel is read without waiting for its lock (a charge may be writing)."""
+        channel = self._channels.get(channel_id)
+        if channel is None:
+            async with self._locked(channel_id):
+                channel = await self._channel(channel_id)
+        paying = channel.terms.usable(now) and channel.status is ChannelStatus.OPEN
+        unspent = channel.terms.deposit - channel.paid if paying else 0
+        return _base58(channel.terms.payer), unspent
 
     async def outstanding(self) -> list[PayeeChannel]:
         """Channels holding a voucher worth more than what was redeemed."""

@@ -120,26 +120,34 @@ async def test_a_bidder_wins_a_paid_slot_at_the_clearing_price_and_a_free_reques
     assert int(row["paid"]) >= int(row["served"])  # the rest stays credit on the channel
 
 
-async def test_a_bid_under_the_reserve_gets_every_chunk_free_and_metrics_show_the_market(
+async def test_bids_under_the_reserve_or_not_covered_get_every_chunk_free(
     origin: Running, ledger: Running, market_edge: Running
 ) -> None:
+    """And the metrics show the market. A bid of 20 BTT/MiB is not covered by a 10 BTT
+    channel: one slot (1 MiB/s) for one round (1 s) would cost 20 BTT."""
     edge = market_edge.url
-    async with client("127.0.0.4") as low:
+    async with client("127.0.0.4") as low, client("127.0.0.5") as rich:
         fetched = await fetch(low, edge, f"{origin.url}/bytes/{4 * CHUNK}")
         cid = fetched.info["content_id"]
         channel = await open_channel(low, ledger.url, edge)
+        unfunded = await open_channel(rich, ledger.url, edge)
         answers = []
-        for index in range(4):  # across a round's end: the bid never wins
+        start = int((await edge_info(low, edge))["market"]["round"])
+        for index in range(4):  # across a round's end: neither bid ever wins
             bid = {"Atlas-Bid": "0.5", "Atlas-Voucher": voucher_header(channel, BTT // 8)}
             answers.append(await get_chunk(low, edge, cid, index, bid))
+            bid = {"Atlas-Bid": "20", "Atlas-Voucher": voucher_header(unfunded, BTT // 8)}
+            answers.append(await get_chunk(rich, edge, cid, index, bid))
             await asyncio.sleep(0.35)
+        market = (await edge_info(low, edge))["market"]
         malformed = await get_chunk(low, edge, cid, 0, {"Atlas-Bid": "lots"})
         unpaid_bid = await get_chunk(low, edge, cid, 0, {"Atlas-Bid": "2"})
         async with low.get(f"{edge}/metrics") as r:
             exported = await r.text()
     assert [(s, h["Atlas-Lane"], h["Atlas-Paid-By"], h["Atlas-Price"]) for s, _, h in answers] == [
         (200, "free", "free", "0")
-    ] * 4
+    ] * 8
+    assert market["round"] > start and market["winners"] == 0
     assert malformed[0] == 400 and b"malformed_message" in malformed[1]
     # A bid without payment is how a requester asks the way to pay: a quote at the clearing
     # price (the reserve, nobody having won), for the chunk at that price.
