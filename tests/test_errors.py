@@ -47,6 +47,7 @@ PINNED: dict[str, tuple[int, str]] = {
     "requester.protocol.errors.MalformedMessage": (400, "malformed_message"),
     "requester.protocol.errors.InvalidSignature": (400, "invalid_signature"),
     "requester.protocol.errors.WrongBinding": (400, "wrong_binding"),
+    "requester.protocol.errors.AdvertExpired": (400, "advert_expired"),
     "requester.protocol.errors.PaymentRequired": (402, "payment_required"),
     "requester.protocol.errors.Underpaid": (402, "underpaid"),
     "requester.protocol.errors.DepositExceeded": (402, "deposit_exceeded"),
