@@ -31,6 +31,7 @@ from requester.protocol import (
     parse_amount,
 )
 from requester.protocol.manifest import STATEMENT_SIZE
+from requester.protocol.node_advert import NodeAdvert
 from requester.protocol.provider_record import MAX_RECORD_BYTES
 from tests.fuzz import seeds
 from tests.fuzz.target import Fields, target
@@ -124,6 +125,18 @@ def _record_seeds() -> Iterator[bytes]:
 def provider_record(data: bytes) -> None:
     """ProviderRecord.decode: what a tracker lists and anyone may announce."""
     assert ProviderRecord.decode(data).encode() == data
+
+
+def _advert_seeds() -> Iterator[bytes]:
+    for advert in json.loads(seeds.VECTORS.joinpath("discovery.json").read_text())["adverts"]:
+        yield bytes.fromhex(advert["encoded"])
+
+
+@target("node_advert", seeds=_advert_seeds)
+def node_advert(data: bytes) -> None:
+    """NodeAdvert.decode: a BEP 44 value anyone on the DHT may store (docs/protocol.md 12)."""
+    advert = NodeAdvert.decode(data, int.from_bytes(data[36:44], "big") if len(data) > 44 else 0)
+    assert advert.encode() == data
 
 
 def _announce_seeds() -> Iterator[bytes]:
