@@ -32,6 +32,13 @@ PACKAGES = ("requester", "cdn_edge", "proxy", "launcher")
 OUTSIDE_THE_TREE = {
     "cdn_edge.tunnel.relay._Ended": "ends one relay loop from inside; never leaves the module",
     "launcher.processes.NotReady": "the process runner's own (tests and benchmarks catch it)",
+    "cdn_edge.ledger.tron_node.chain.Refused": "java-tron's own words, answered as it does",
+    "cdn_edge.ledger.tron_node.execution.Invalid": "java-tron's own words, answered as it does",
+    "cdn_edge.ledger.tron_node.genesis.DeployerFailed": "the offline node failing its own start",
+    "cdn_edge.ledger.tron_node.protobuf.BadMessage": "java-tron's own words, answered as it does",
+    "cdn_edge.ledger.tron_node.transactions.BadSignature": "java-tron's SIGERROR",
+    "cdn_edge.ledger.tron_node.transactions.Unsupported": "java-tron's vocabulary (a BadMessage)",
+    "requester.tron.artifacts.StaleArtifact": "a build defect: JSON not from its .sol",
     "requester.settings_spec.InvalidSetting": "a setting's text, turned into ConfigError",
 }
 """Exception classes that are not Atlas errors, and why."""
@@ -98,6 +105,7 @@ PINNED: dict[str, tuple[int, str]] = {
     "requester.downloader.ContentFailedAtOrigin": (502, "content_failed"),
     "requester.downloader.PaymentNeeded": (402, "payment_needed"),
     "requester.ledger_client.LedgerError": (502, "ledger_unavailable"),
+    "requester.tron.deploy.DeployError": (502, "deploy_failed"),
     "requester.chunk_client.ProviderFault": (502, "provider_fault"),
     "requester.chunk_client.ContentFailed": (502, "provider_fault"),
     "requester.chunk_client.PaymentRefused": (502, "provider_fault"),
