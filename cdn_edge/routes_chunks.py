@@ -6,7 +6,10 @@ credit spent by the payer's signed ``Atlas-Credit``, or free allowance; the
 payment is stored durably first), then send the bytes with the origin edge's
 chunk statement. A replica's missing chunk, which this edge must buy from a
 provider, is paid for first (:mod:`cdn_edge.chunk_payment`): an unpaid request
-gets the 402 and costs the edge nothing.
+gets the 402 and costs the edge nothing. An edge with a market
+(``--upload-capacity``) first waits for the request's turn in a lane
+(:mod:`cdn_edge.chunk_turns`): a paid slot charges the clearing price, the free
+lane nothing.
 """
 
 from __future__ import annotations
