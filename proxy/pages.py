@@ -55,7 +55,12 @@ async def snapshot(state: ProxyState) -> dict[str, Any]:
         "requests": state.requests,
         "tunnels": {"opened": state.tunnels_opened, "paying": state.tunnels_paying},
         "mode": "intercept" if state.intercept else "tunnel",
+        "recent": [{"site": site, "providers": providers} for site, providers in state.recent],
     }
+
+
+def _per_mib(price: str | None) -> str:
+    return "free" if price is None else format_amount(int(price), BTT_LOCAL)
 
 
 async def status_json(request: web.Request) -> web.Response:
@@ -81,6 +86,12 @@ async def status_page(request: web.Request) -> web.Response:
         f"<td>{html.escape(h['detail'])}</td></tr>"
         for e, h in s["edges"].items()
     )
+    recent = "".join(
+        f"<tr><td>{html.escape(r['site'])}</td><td>{html.escape(url)}</td><td>{p['lane']}</td>"
+        f"<td>{p['bytes'] / (1 << 20):.2f} MiB</td><td>{_per_mib(p['price_per_mib_paid'])}</td>"
+        f"<td>{p['rate'] / (1 << 20):.2f} MiB/s</td></tr>"
+        for r in reversed(s["recent"]) for url, p in r["providers"].items() if p["chunks"]
+    ) or "<tr><td colspan=6>none yet</td></tr>"  # fmt: skip
     body = f"""<!doctype html><html><head><meta charset="utf-8"><title>Atlas proxy</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:50em;margin:2em auto}}
 td{{padding:.2em .8em}}</style></head><body><h1>Atlas proxy</h1>
@@ -90,6 +101,8 @@ per day {s["limits"]["per_day"]}). Mode: {s["mode"]}. Requests: {s["requests"]}.
 <h2>Spent per site today</h2><table>{sites}</table>
 <h2>Open channels</h2><table>{chans}</table>
 <h2>Edges</h2><table>{edges}</table>
+<h2>Recent downloads by provider</h2><table><tr><th>site</th><th>provider</th><th>lane</th>
+<th>bytes</th><th>paid per MiB</th><th>rate</th></tr>{recent}</table>
 <p><a href="/ca">Certificate for HTTPS interception</a> &middot;
 <a href="/proxy.pac">PAC file</a> &middot; <a href="/status.json">JSON</a></p>
 </body></html>"""

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -62,6 +64,10 @@ class ProxyState:
     tunnels: dict[str, str] = field(default_factory=dict)
     """Each edge's tunnel listener (from its ``/v1/info``), for HTTPS CONNECTs."""
     trust: TrustPolicy = field(default_factory=TrustPolicy)
+    recent: deque[tuple[str, dict[str, dict[str, Any]]]] = field(
+        default_factory=lambda: deque(maxlen=20)
+    )
+    """The latest downloads' sites and providers (lane, bytes, price per MiB, rate)."""
     """Limits on providers found through trackers, per request (``unknown_channels``,
     ``unknown_deposit`` in config.json or ``ATLAS_UNKNOWN_*``; docs/requester.md)."""
 
@@ -73,8 +79,13 @@ class ProxyState:
         """An SDK client for one request, paying through that request's limits."""
         payer = None if self.manager is None else RequestPayer(self.manager, self.book, site)
         healthy = [e for e in self.edges if self.is_healthy(e)]
-        yield AtlasClient(healthy or self.edges, self.session, payer, window=self.window,
-                          accounts=self.accounts, trust=self.trust)  # fmt: skip
+        client = AtlasClient(healthy or self.edges, self.session, payer, window=self.window,
+                             accounts=self.accounts, trust=self.trust)  # fmt: skip
+        try:
+            yield client
+        finally:
+            for download in client.downloads:
+                self.recent.append((site, download.provider_summary()))
 
     async def watch_edges(self) -> None:
         """Forever: check each edge, so requests go to edges that answer."""

@@ -240,12 +240,13 @@ class Bidding:
         market = self.markets.get(provider)
         if market is None or not market.auction:
             return {"market": None}
-        price = market.clearing_price
+        price, bid = market.clearing_price, self.bid(provider)
+        paying = self.wants_paid(provider, time.monotonic())
         return {
             "market": {
                 "capacity": market.capacity,
                 "clearing_price": None if price is None else str(price),
-                "bid": None if self.bid(provider) is None else str(self.bid(provider)),
-                "paying": provider in self.paying,
+                "bid": None if bid is None or not paying else str(bid),
+                "paying": paying,
             }
         }

@@ -27,6 +27,7 @@ from requester.channel_manager import (
 )
 from requester.errors import SdkError
 from requester.protocol import (
+    BTT_LOCAL,
     CREDIT_HEADER,
     UNKNOWN_SIZE,
     ContentVerifier,
@@ -256,7 +257,8 @@ class ChunkClient:
                     account.credit += max(0, expected - delivered.price)
                 return replace(delivered, seconds=time.monotonic() - started)
             if status == 402 and not paid_quote:
-                paid = await self._on_402(provider, verifier, answer, trust, market, body)
+                free = headers == FREE_LANE
+                paid = await self._on_402(provider, verifier, answer, trust, market, body, free)
                 if paid is None:  # above the ceiling, or the wallet cannot pay: free lane
                     headers, expected = dict(FREE_LANE), 0
                     continue
@@ -270,12 +272,15 @@ class ChunkClient:
         raise ProviderFault(provider, f"answered {status}{refusal_text(body)}")
 
     async def _on_402(self, provider: str, verifier: ContentVerifier, answer: dict[str, str],
-                      trust: ProviderTrust | None, market: Bidding | None,
-                      body: bytes) -> tuple[Voucher, int] | None:  # fmt: skip
+                      trust: ProviderTrust | None, market: Bidding | None, body: bytes,
+                      free: bool) -> tuple[Voucher, int] | None:  # fmt: skip
         """Pay what a 402 asks (the voucher and its price), or None to go to the provider's
-        free lane: a market provider above the ceiling, or one the wallet cannot pay."""
+        free lane: a market provider above the ceiling, or one the wallet cannot pay. A
+        market edge that asks payment of a ``free`` request (no bid, no payment: a replica
+        buys a chunk it lacks only once paid) is dropped if it cannot be paid."""
         if market is not None and market.free_only is not None:
-            raise PaymentRefused(provider, _wants_payment(answer, market.free_only))
+            what = "for a chunk" if market.auction(provider) else "past its free allowance"
+            raise PaymentRefused(provider, _wants_payment(answer, market.free_only, what))
         if self._channels is None:
             raise ProviderFault(provider, f"answered 402{refusal_text(body)}")
         auction = market is not None and market.auction(provider)
@@ -283,6 +288,9 @@ class ChunkClient:
         if market is not None and auction:
             market.observe(provider, quote.price_per_mib, time.monotonic())
             if not market.within_ceiling(quote.price_per_mib):
+                if free:
+                    why = "that is above the ceiling (--max-price)"
+                    raise PaymentRefused(provider, _wants_payment(answer, why, "for a chunk"))
                 return None
         try:
             voucher = await self._pay_quote(provider, quote, price, trust)
@@ -290,7 +298,7 @@ class ChunkClient:
             if market is None:
                 raise
             market.cannot_pay(provider, exc.message)
-            if not auction:
+            if not auction or free:
                 why = f"this wallet cannot pay: {exc.message}"
                 raise PaymentRefused(provider, _wants_payment(answer, why)) from exc
             return None
@@ -326,8 +334,10 @@ class ChunkClient:
             market.cannot_pay(provider, exc.message)
             return dict(FREE_LANE), 0, 0
         bid = None if market is None or not market.auction(provider) else market.bid(provider)
-        if bid is not None:
-            headers[BID_HEADER] = str(bid)
+        if bid is not None:  # amount text in the asset, as every amount on the wire
+            account = self._accounts.get(provider)
+            asset = BTT_LOCAL if account is None else account.quote.asset
+            headers[BID_HEADER] = format_amount(bid, asset).removesuffix(f" {asset.symbol}")
         return headers, expected, spent
 
     async def _pay_quote(self, provider: str, quote: Quote, price: int,
@@ -470,7 +480,7 @@ FREE_LANE = {"Accept-Encoding": "zstd"}
 """A request with no payment and no bid: a market edge's free lane."""
 
 
-def _wants_payment(answer: dict[str, str], why: str) -> str:
+def _wants_payment(answer: dict[str, str], why: str, what: str = "past its free allowance") -> str:
     """Why a provider that wants payment is dropped, with its price if its quote decodes."""
     asked = ""
     try:
@@ -478,7 +488,7 @@ def _wants_payment(answer: dict[str, str], why: str) -> str:
         asked = f" ({format_amount(quote.price_per_mib, quote.asset)}/MiB)"
     except ProtocolError:
         pass
-    return f"wants payment{asked} past its free allowance, and {why}"
+    return f"wants payment{asked} {what}, and {why}"
 
 
 def _known_chunk_count(verifier: ContentVerifier) -> int:

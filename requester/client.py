@@ -10,6 +10,7 @@ and ``atlas fetch`` all use it.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -108,6 +109,23 @@ class Download:
     def progress(self) -> Progress:
         return self.scheduler.progress
 
+    def provider_summary(self) -> dict[str, dict[str, Any]]:
+        """Per provider: chunks, wire bytes, vouchers signed (``paid``), the lane that served
+        it (``paid``, ``free``, ``mixed``, or None before a chunk), bytes per lane, what it
+        charged per paid MiB (base units, None if nothing), its rate in bytes/s, and its
+        market (:meth:`requester.bidding.Bidding.describe`)."""
+        market = self.scheduler.market
+        out = {}
+        for p, s in self.progress.providers.items():
+            price = s.price_per_mib_paid
+            out[p] = {
+                "chunks": s.chunks, "bytes": s.bytes, "paid": str(s.paid), "lane": s.lane,
+                "paid_bytes": s.paid_bytes, "free_bytes": s.free_bytes,
+                "price_per_mib_paid": None if price is None else str(price),
+                "rate": round(s.rate), **(market.describe(p) if market else {"market": None}),
+            }  # fmt: skip
+        return out
+
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         """Verified chunks in order; at the end, the seal is checked against them all."""
         finding = None if self.discovery is None else asyncio.create_task(self.discovery())
@@ -156,6 +174,8 @@ class AtlasClient:
         self._ceiling, self._target_rate = max_price_per_mib, target_rate
         """What each download bids at most per MiB, and the rate it buys slots up to."""
         self._free_only = None if payer is not None else "there is no wallet to pay with"
+        self.downloads: deque[Download] = deque(maxlen=8)
+        """The latest downloads this client set up (the proxy reports their providers)."""
 
     async def open(
         self, url: str, headers: Mapping[str, str] | None = None, *, start_index: int = 0,
@@ -196,6 +216,7 @@ class AtlasClient:
             market=Bidding(self._ceiling, self._target_rate, self._free_only),
         )  # fmt: skip
         download = Download(head, origin, scheduler, self._session)
+        self.downloads.append(download)
         count = expected_chunks(verifier)
         if count is None or count > self._per_provider * len(providers):
             scheduler.discovering = True

@@ -317,9 +317,13 @@ class ChunkScheduler:
             self._workers.append(self._group.create_task(self._read_market(provider)))
 
     async def _read_market(self, provider: str) -> None:
+        """A market edge queues requests for its lanes: a paying download keeps more in
+        flight there, so its paid slot and its free share are both kept busy."""
         market = await self._client.market(provider)
         if self.market is not None:
             self.market.learn(provider, market)
+            if self.market.wants_paid(provider, time.monotonic()):
+                self._spawn(provider, self._per_provider)
 
     def _spawn(self, provider: str, count: int) -> None:
         if self._group is not None:

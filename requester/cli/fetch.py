@@ -24,7 +24,6 @@ from requester.chunk_client import Budget
 from requester.cli.fetch_output import (
     load_sidecar,
     provider_lines,
-    provider_summary,
     save,
     sidecar_of,
 )
@@ -103,7 +102,7 @@ async def _run(
             "resumed_from_chunk": resumed[1] if resumed else 0,
             "max_spend": None if max_spend is None else str(max_spend),
             "target_rate": settings.target_rate,
-            "providers": provider_summary(download),
+            "providers": download.provider_summary(),
             "dropped": {p: s.dropped for p, s in progress.providers.items() if s.dropped},
             "evidence": {p: s.evidence for p, s in progress.providers.items() if s.evidence},
         }

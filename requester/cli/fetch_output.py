@@ -101,23 +101,6 @@ def _report(download: Download) -> None:
     sys.stderr.flush()
 
 
-def provider_summary(download: Download) -> dict[str, dict[str, Any]]:
-    """Per provider: chunks, wire bytes, vouchers signed (``paid``), the lane that served it
-    (``paid``, ``free``, ``mixed``, or null before a chunk), bytes per lane, what it charged
-    per paid MiB (base units, null if nothing), its rate in bytes/s, and its market."""
-    market = download.scheduler.market
-    out = {}
-    for p, s in download.progress.providers.items():
-        price = s.price_per_mib_paid
-        out[p] = {
-            "chunks": s.chunks, "bytes": s.bytes, "paid": str(s.paid), "lane": s.lane,
-            "paid_bytes": s.paid_bytes, "free_bytes": s.free_bytes,
-            "price_per_mib_paid": None if price is None else str(price),
-            "rate": round(s.rate), **(market.describe(p) if market else {"market": None}),
-        }  # fmt: skip
-    return out
-
-
 def provider_lines(summary: dict[str, Any]) -> str:
     """The per-provider part of a fetch's summary, a line each, for people."""
     lines = []

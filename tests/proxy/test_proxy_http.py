@@ -200,6 +200,8 @@ def test_edges_were_paid_what_the_proxy_spent(
     assert spent > 0 and channels
     assert sum(int(c["redeemed"]) for c in channels) == spent
     assert all(c["payer"] == str(home.address) for c in channels)
+    served = [p for r in status["recent"] for p in r["providers"].values() if p["chunks"]]
+    assert served and all(p["lane"] == "paid" and int(p["price_per_mib_paid"]) for p in served)
 
 
 async def _channels(ledger: str, home: Home) -> list[dict[str, str]]:
