@@ -300,7 +300,7 @@ class ChunkScheduler:
             self._take(index, delivered, stats)
             self.choice.delivered(provider, delivered.wire_bytes, delivered.seconds,
                                   delivered.price, time.monotonic())  # fmt: skip
-            if stats.chunks == 1 and self.market is not None:
+            if stats.chunks == 1 and self.market is not None and self._sizable():
                 self._learn(provider)
             if probation:  # its first chunk verified: it gets the workers others have
                 self._spawn(provider, self._per_provider - 1)
@@ -310,6 +310,12 @@ class ChunkScheduler:
         if self.trust is not None and self.trust.on_probation(provider):
             return 1
         return self._per_provider
+
+    def _sizable(self) -> bool:
+        """More chunks left than the providers fetch at once: worth a look at their markets
+        (a page asset of a chunk or two is done before the answer would come)."""
+        left = None if self._end is None else self._end - self._next
+        return left is None or left > self._per_provider * len(self.progress.providers)
 
     def _learn(self, provider: str) -> None:
         """Read the provider's market (its ``/v1/info``) beside the chunks."""
