@@ -34,7 +34,8 @@ if TYPE_CHECKING:
         FetchRefused,
         TorrentListing,
     )
-    from requester.downloader import ContentFailedAtOrigin, NoProvidersLeft, Progress
+    from requester.download_progress import Progress
+    from requester.downloader import ContentFailedAtOrigin, NoProvidersLeft
     from requester.errors import AtlasError, Refusal, SdkError
     from requester.keystore import KeystoreError
     from requester.ledger_api import Ledger, open_ledger
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "AtlasClient": "requester.client",
     "Download": "requester.client",
-    "Progress": "requester.downloader",
+    "Progress": "requester.download_progress",
     "Settings": "requester.settings",
     "load_settings": "requester.settings",
     "Budget": "requester.chunk_client",

@@ -160,6 +160,12 @@ class Bidding:
         market = self.markets.get(provider)
         return None if market is None else market.clearing_price
 
+    def priced_within(self, provider: str) -> bool:
+        """Its last known clearing price is at or under the ceiling (or not known yet)."""
+        market = self.markets.get(provider)
+        price = None if market is None else market.clearing_price
+        return price is None or self.within_ceiling(price)
+
     def within_ceiling(self, price_per_mib: int) -> bool:
         return self.ceiling is None or price_per_mib <= self.ceiling
 

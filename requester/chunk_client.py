@@ -237,9 +237,7 @@ class ChunkClient:
         cid = verifier.head.content_id.hex()
         url = f"{provider.rstrip('/')}/v1/chunk/{cid}/{index}"
         probation = trust is not None and trust.on_probation(provider)
-        auction = market is not None and market.auction(provider)
-        if market is not None and (market.free_only is not None or (
-                auction and not market.wants_paid(provider, time.monotonic()))):  # fmt: skip
+        if market is not None and not self._pays(provider, market):
             headers, expected, spent = dict(FREE_LANE), 0, 0
         else:
             headers, expected, spent = await self._ahead(provider, verifier, index, probation,
@@ -270,6 +268,19 @@ class ChunkClient:
                 continue
             self._refused(provider, status, body, answer, expected)
         raise ProviderFault(provider, f"answered {status}{refusal_text(body)}")
+
+    def _pays(self, provider: str, market: Bidding) -> bool:
+        """Whether a request to ``provider`` carries payment: an edge without a market is
+        paid as before (when it asks); a market edge only where the download wants a paid
+        slot, and, with no channel there yet, only while its price is within the ceiling
+        (a bid without payment is answered 402 with a quote, not worth asking for above it)."""
+        if market.free_only is not None:
+            return False
+        if not market.auction(provider):
+            return True
+        if not market.wants_paid(provider, time.monotonic()):
+            return False
+        return provider in self._accounts or market.priced_within(provider)
 
     async def _on_402(self, provider: str, verifier: ContentVerifier, answer: dict[str, str],
                       trust: ProviderTrust | None, market: Bidding | None, body: bytes,

@@ -20,7 +20,8 @@ import aiohttp
 
 from requester.bidding import Bidding
 from requester.chunk_client import Account, ChunkClient, Payer
-from requester.downloader import ChunkScheduler, Progress
+from requester.download_progress import Progress
+from requester.downloader import ChunkScheduler
 from requester.errors import ORIGIN_TITLES, SdkError
 from requester.protocol import (
     ContentVerifier,

@@ -21,7 +21,6 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 from requester.bidding import Bidding
 from requester.chunk_client import (
@@ -32,6 +31,7 @@ from requester.chunk_client import (
     PaymentRefused,
     ProviderFault,
 )
+from requester.download_progress import Progress, ProviderStats
 from requester.errors import ORIGIN_TITLES, SdkError
 from requester.protocol import ContentVerifier
 from requester.provider_choice import ProviderChoice
@@ -43,58 +43,6 @@ RETRY_AFTER = 0.5
 """Seconds before asking a provider again for a chunk it said it does not have yet."""
 STRAGGLER_AFTER = 2.0
 """Seconds in flight after which an idle worker may race a chunk near the end."""
-
-
-MIB = 1 << 20
-
-
-@dataclass
-class ProviderStats:
-    chunks: int = 0
-    bytes: int = 0
-    paid: int = 0
-    """Vouchers signed to it in this download (what it may redeem, credit included)."""
-    dropped: str | None = None
-    evidence: dict[str, str] = field(default_factory=dict)
-    paid_bytes: int = 0
-    """Wire bytes it served through a paid slot (or charged for, at an edge without a market)."""
-    free_bytes: int = 0
-    charged: int = 0
-    """What it charged for the paid bytes (``Atlas-Price``, summed)."""
-    first_asked: float | None = None
-    last_delivered: float | None = None
-    wants_payment: bool = False
-    """Dropped because it serves nothing more unpaid and this download could not pay it."""
-
-    @property
-    def lane(self) -> str | None:
-        """``paid``, ``free`` or ``mixed`` (both lanes served it); None before any chunk."""
-        if self.paid_bytes and self.free_bytes:
-            return "mixed"
-        return "paid" if self.paid_bytes else "free" if self.free_bytes else None
-
-    @property
-    def price_per_mib_paid(self) -> int | None:
-        """Base units it charged per MiB of paid bytes (None: nothing paid)."""
-        return self.charged * MIB // self.paid_bytes if self.paid_bytes else None
-
-    @property
-    def rate(self) -> float:
-        """Bytes/s it delivered, from its first request to its last chunk."""
-        if self.first_asked is None or self.last_delivered is None:
-            return 0.0
-        return self.bytes / max(self.last_delivered - self.first_asked, 1e-3)
-
-
-@dataclass
-class Progress:
-    delivered_bytes: int = 0
-    started: float = field(default_factory=time.monotonic)
-    providers: dict[str, ProviderStats] = field(default_factory=dict)
-
-    @property
-    def paid(self) -> int:
-        return sum(p.paid for p in self.providers.values())
 
 
 class NoProvidersLeft(SdkError):

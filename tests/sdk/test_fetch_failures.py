@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from requester.downloader import Progress
+from requester.download_progress import Progress
 from tests.origin_server import pattern
 from tests.processes import Running, start_program
 from tests.sdk.conftest import Home

@@ -22,7 +22,7 @@ from requester import keystore
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import Budget
 from requester.client import AtlasClient
-from requester.downloader import Progress
+from requester.download_progress import Progress
 from requester.ledger_client import LedgerClient
 from requester.payer_store import PayerStore
 from requester.protocol import BTT_LOCAL
