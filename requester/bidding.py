@@ -222,9 +222,10 @@ class Bidding:
             self.paying = set(ranked)
             return
         unpaid = [p for p in ranked if p not in self.paying]
-        if not self.paying and unpaid:
-            self.paying.add(unpaid[0])
-            self._changed = now
+        if not self.paying:
+            if unpaid:
+                self.paying.add(unpaid[0])
+                self._changed = now
             return
         rounds = [self.markets[p].round_seconds for p in self.paying]
         if now - self._changed < max(rounds, default=1.0):

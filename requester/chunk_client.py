@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 import aiohttp
 import zstandard
@@ -21,17 +20,15 @@ import zstandard
 from requester.bidding import BID_HEADER, LANE_HEADER, Bidding, Market, read_market
 from requester.channel_manager import (
     InsufficientFunds,
-    NewChannelAllowance,
     NewChannelRefused,
-    SpendLimitReached,
 )
+from requester.chunk_payer import Account, Budget, Payer
 from requester.errors import SdkError
 from requester.protocol import (
     BTT_LOCAL,
     CREDIT_HEADER,
     UNKNOWN_SIZE,
     ContentVerifier,
-    CreditSpend,
     ProtocolError,
     Quote,
     Voucher,
@@ -50,6 +47,12 @@ from requester.provider_answer import (
     refusal_text,
 )
 from requester.provider_trust import ProviderTrust
+
+__all__ = [
+    "CHUNK_TIMEOUT", "CONTENT_STATE_HEADER", "MAX_BODY", "Account", "Budget", "ChunkClient",
+    "ChunkUnavailable", "ContentFailed", "Delivered", "Payer", "PaymentRefused", "ProviderFault",
+]  # fmt: skip
+"""Account, Budget and Payer live in :mod:`requester.chunk_payer`; callers import them here."""
 
 MAX_BODY = 17 * 1024 * 1024
 """Largest answer read: a chunk is at most 16 MiB (the protocol's limit), plus slack."""
@@ -120,56 +123,6 @@ class Delivered:
     """``paid`` or ``free``: the edge's ``Atlas-Lane``, else read from ``Atlas-Paid-By``."""
     seconds: float = 0.0
     """How long the request that delivered it took."""
-
-
-@dataclass
-class Account:
-    """Paying one provider: its quote, the channel, and the credit left there."""
-
-    quote: Quote
-    channel_id: bytes
-    credit: int = 0
-
-
-class Payer(Protocol):
-    """What pays a provider: a :class:`ChannelManager`, or one wrapped in a budget."""
-
-    async def pay(self, quote: Quote, cost: int, now: int,
-                  allowance: NewChannelAllowance | None = None) -> Voucher: ...  # fmt: skip
-
-    def credit_spend(self, channel_id: bytes, content_id: bytes, index: int,
-                     now: int) -> CreditSpend: ...  # fmt: skip
-
-
-class Budget:
-    """Refuses any payment that would take the total over ``limit``; the refusal ends
-    with ``hint`` (how to raise the limit)."""
-
-    def __init__(self, payer: Payer, limit: int | None, hint: str = "") -> None:
-        self._payer = payer
-        self.limit = limit
-        self.spent = 0
-        self._hint = hint
-
-    async def pay(self, quote: Quote, cost: int, now: int,
-                  allowance: NewChannelAllowance | None = None) -> Voucher:  # fmt: skip
-        if self.limit is not None and self.spent + cost > self.limit:
-            raise SpendLimitReached(
-                f"paying {format_amount(cost, quote.asset)} more would pass the spend limit of "
-                f"{format_amount(self.limit, quote.asset)} "
-                f"({format_amount(self.spent, quote.asset)} spent){self._hint}"
-            )
-        self.spent += cost
-        try:
-            return await self._payer.pay(quote, cost, now, allowance)
-        except BaseException:
-            self.spent -= cost
-            raise
-
-    def credit_spend(self, channel_id: bytes, content_id: bytes, index: int,
-                     now: int) -> CreditSpend:  # fmt: skip
-        """Spending credit signs nothing new over: the budget already counted it."""
-        return self._payer.credit_spend(channel_id, content_id, index, now)
 
 
 class ChunkClient:

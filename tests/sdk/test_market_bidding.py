@@ -70,6 +70,10 @@ def test_with_a_target_rate_it_buys_the_cheapest_slots_first_until_the_rate_is_r
     for second in range(31, 61):  # 40 MiB/s: well over it, the dearest go first
         bidding.delivered(40 * MIB, float(second))
     assert bidding.paying == {A}
+    dear = market((A, 9), target=10 * MIB)  # nothing within the ceiling: nothing to pay
+    for second in range(1, 30):
+        dear.delivered(MIB, float(second))
+    assert dear.paying == set()
     late = market((B, 3), target=10 * MIB)
     assert late.paying == {B}  # the only one known yet
     late.learn(A, Market(capacity=8 * MIB, round_seconds=10, clearing_price=1), now=1.0)
