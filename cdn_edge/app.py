@@ -25,6 +25,7 @@ from cdn_edge.content.origin_fetch import OriginFetcher
 from cdn_edge.content.replica_trust import ReplicaTrust
 from cdn_edge.content.replication import Replicator
 from cdn_edge.content.service import ContentService
+from cdn_edge.dht import dht_jobs, dht_settings
 from cdn_edge.edge_identity import load_or_create
 from cdn_edge.edge_state import CONFIG, EDGE, Edge
 from cdn_edge.free_allowance import FreeAllowance
@@ -114,9 +115,9 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
             FreeAllowance(config.free_mib, config.free_window), metrics, tracker,
             announcer, asset=await ledger.asset(), market=market,
         )  # fmt: skip
-        if config.torrent_interfaces is not None:
+        if config.torrent_interfaces is not None or config.dht:  # the DHT is libtorrent's
             torrents = await stack.enter_async_context(_torrent_session(config))
-            edge.torrents = TorrentContent(
+            edge.torrents = None if config.no_torrents else TorrentContent(
                 torrents, content, max_size=config.torrent_cap_gib,
                 metadata_timeout=config.torrent_metadata_timeout,
             )  # fmt: skip
@@ -132,6 +133,7 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
             settle_forever(edge.payments, ledger, config),
             announcer.run(),
             market.run(edge.torrents),
+            *await dht_jobs(edge, torrents if config.dht else None, lambda: tunnels.url),
         )
         background = [tasks.create_task(job) for job in jobs]
         try:
@@ -151,15 +153,14 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _torrent_session(config: EdgeConfig) -> TorrentSession:
-    assert config.torrent_interfaces is not None
     discover = config.torrent_discovery
     # Seeding is free traffic: with a market, it may take the free slots' share at most.
     limit = config.upload_capacity * config.free_slots // config.slots
     return TorrentSession(
-        config.data_dir / "torrents", listen_interfaces=config.torrent_interfaces,
+        config.data_dir / "torrents", listen_interfaces=config.torrent_listen or f"{config.host}:0",
         enable_dht=discover, enable_lsd=discover, enable_upnp=discover, enable_natpmp=discover,
         seed=config.torrent_seed, allow_private_peers=config.allow_private_origins,
-        settings={"upload_rate_limit": limit} if limit else None,
+        settings=dht_settings(config, {"upload_rate_limit": limit} if limit else {}),
     )  # fmt: skip
 
 

@@ -32,8 +32,12 @@ def serve_command(config: EdgeConfig) -> None:
         announcer = app[EDGE].announcer
         announcer.public_url = announcer.public_url or url
 
-    limits = config.listener_limits
-    asyncio.run(serve(create_app(config), config.host, config.port, on_bound, limits=limits))
+    def ready_extra(url: str) -> dict[str, object]:
+        return {"dht": app[EDGE].dht_address} if config.dht else {}
+
+    app, limits = create_app(config), config.listener_limits
+    asyncio.run(serve(app, config.host, config.port, on_bound, limits=limits,
+                      ready_extra=ready_extra))  # fmt: skip
 
 
 @edge.command("earnings")

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from requester.dht_nodes import DHT_NODES
 from requester.listener_limits import ListenerLimits
 from requester.protocol import BTT_LOCAL, DEFAULT_CHUNK_SIZE
 from requester.setting_units import (
@@ -138,6 +139,13 @@ class EdgeConfig:
         False, SWITCH, "turn on DHT, LSD, UPnP and NAT-PMP (off by default)"
     )
     torrent_seed: bool = setting(False, SWITCH, "keep seeding fetched torrents")
+    dht: bool = setting(False, SWITCH, "join the BitTorrent DHT: publish this edge's advert and "
+                        "announce it and its content (docs/edge.md, Discovery)")  # fmt: skip
+    dht_bootstrap: str = setting("", DHT_NODES, "DHT nodes to bootstrap from (HOST:PORT,...); "
+                                 "none: only nodes that contact this one")  # fmt: skip
+    dht_allow_private: bool = setting(
+        False, SWITCH, "let the DHT use loopback and LAN nodes (test and local networks)"
+    )
     torrent_cap_gib: int = setting(
         4 * GIB, GIB_SIZE, "largest file taken from a torrent", minimum=GIB // 1000
     )

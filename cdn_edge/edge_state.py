@@ -43,6 +43,10 @@ class Edge:
     """What quotes ask to be paid in: the ledger's asset (BTT on a TRON contract)."""
     market: Market | None = None
     """The upload market (docs/market.md); off (or None) with ``--upload-capacity 0``."""
+    dht_address: str | None = None
+    """HOST:PORT of the edge's DHT node (``--dht``), else None."""
+    served: dict[bytes, float] = field(default_factory=dict)
+    """Content id -> when a chunk of it was last served (monotonic): DHT announces."""
 
     @property
     def selling(self) -> Market | None:

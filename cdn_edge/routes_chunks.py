@@ -78,6 +78,7 @@ async def chunk(request: web.Request) -> web.StreamResponse:
     entry = await edge.content.entry(content_id)
     if entry is None:
         raise web.HTTPNotFound(text="this edge does not hold that content")
+    edge.served[content_id] = time.monotonic()  # announced in the DHT (cdn_edge/dht)
     client = request.remote or "unknown"
     if edge.active.get(client, 0) >= edge.config.max_transfers_per_client:
         response = problem_response(429, "too_many_transfers", "too many chunk transfers at once")

@@ -165,6 +165,7 @@ async def info(request: web.Request) -> web.Response:
             "free_window": edge.config.free_window,
             "tunnel": request.app[TUNNELS].url,
             "market": edge.market.info() if edge.market is not None else None,
+            "dht": edge.dht_address,
         }
     )
 

@@ -162,6 +162,11 @@ class TorrentSession:
     def listen_port(self) -> int:
         return self._lt.listen_port()
 
+    @property
+    def lt_session(self) -> lt.session:
+        """libtorrent's session itself, for the edge's DHT (cdn_edge/dht); calls are thread-safe."""
+        return self._lt
+
     def uploaded(self) -> int:
         """Payload bytes uploaded to peers (seeding) since the session started."""
         if self._ses is None:
