@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from requester.channel_manager import DepositPolicy
+from requester.dht_nodes import DHT_NODES
 from requester.errors import SdkError
 from requester.ledger_api import DEFAULT_FEE_LIMIT, Ledger, open_ledger, parse_ledger_url
 from requester.protocol import BTT_LOCAL, MalformedMessage, PayerKey, parse_amount
@@ -135,6 +136,9 @@ class Settings:
     )  # fmt: skip
     """A repeated flag names one edge each; config.json's key (written by ``atlas up``)
     and the field hold them all."""
+    bootstrap: str = setting("", DHT_NODES, "without --edge: find edges through the DHT node "
+                             "at HOST:PORT[,...] (docs/edge.md, Discovery)",
+                             config_key="bootstrap")  # fmt: skip
     ledger: str | None = setting(None, LEDGER_URL, "ledger URL; default from config",
                                  config_key="ledger")  # fmt: skip
     """``http://HOST:PORT`` (the embedded ledger), ``tron+http://HOST:PORT``, ``tron:nile``

@@ -101,6 +101,7 @@ PINNED: dict[str, tuple[int, str]] = {
     "requester.client.TorrentListing": (300, "torrent_listing"),
     "requester.client.FetchRefused": (400, "refused"),
     "requester.client.EdgeUnavailable": (502, "edge_unreachable"),
+    "requester.discovery.NoEdgeFound": (503, "no_edge_found"),
     "requester.downloader.NoProvidersLeft": (504, "no_providers"),
     "requester.downloader.ContentFailedAtOrigin": (502, "content_failed"),
     "requester.downloader.PaymentNeeded": (402, "payment_needed"),

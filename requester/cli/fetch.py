@@ -29,6 +29,7 @@ from requester.cli.fetch_output import (
 )
 from requester.cli.options import settings_options
 from requester.client import AtlasClient, TorrentListing
+from requester.discovery import edges_through
 from requester.errors import AtlasError
 from requester.payer_store import PayerStore
 from requester.protocol import BTT_LOCAL, format_amount
@@ -40,8 +41,8 @@ from requester.settings import ConfigError, Settings, read_config
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--file", "torrent_file", help="for a magnet or infohash: the file in the torrent")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary on stdout")
-@settings_options(Settings, only=("edges", "ledger", "max_spend", "max_price", "target_rate"),
-                  config=read_config)  # fmt: skip
+@settings_options(Settings, only=("edges", "bootstrap", "ledger", "max_spend", "max_price",
+                                  "target_rate"), config=read_config)  # fmt: skip
 def fetch(settings: Settings, url: str, output: Path | None, torrent_file: str | None,
           as_json: bool) -> None:  # fmt: skip
     """Download URL through Atlas edges, verified chunk by chunk and paid in BTT."""
@@ -49,8 +50,10 @@ def fetch(settings: Settings, url: str, output: Path | None, torrent_file: str |
         limit = settings.spend_limit()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    if not settings.edges:
-        raise click.ClickException("no edges: pass --edge URL or run `atlas up` first")
+    if not settings.edges and not settings.bootstrap:
+        raise click.ClickException(
+            "no edges: pass --edge URL or --bootstrap HOST:PORT, or run `atlas up` first"
+        )
     if output is None and as_json:
         raise click.ClickException("--json prints the summary on stdout: use -o FILE with it")
     try:
@@ -79,7 +82,8 @@ async def _run(
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
         budget = _payer(settings, session, max_spend, stack)
-        client = AtlasClient(list(settings.edges), session, budget,
+        edges = list(settings.edges) or await edges_through(settings.bootstrap, session)
+        client = AtlasClient(edges, session, budget,
                              max_price_per_mib=settings.max_price,
                              trust=settings.trust_policy(),
                              target_rate=settings.target_rate)  # fmt: skip

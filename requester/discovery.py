@@ -1,0 +1,268 @@
+"""Finding edges and providers through the BitTorrent DHT, knowing only bootstrap nodes.
+
+A requester runs a libtorrent session of its own with the DHT only (no torrents,
+no LSD/UPnP/NAT-PMP), bootstrapping from the nodes it was given and nothing else,
+read-only (BEP 43: it answers no queries and joins no routing table). Then:
+
+- :meth:`Discovery.edges`: ``get_peers`` of the rendezvous key every DHT edge
+  announces, gives addresses; each is asked ``GET /v1/info`` for its node id, and
+  that node's advert is read from the DHT and checked with PyNaCl
+  (:func:`requester.dht_keys.read_advert`). Only edges with a valid advert count,
+  and their URLs come from the signed advert, not from the address.
+- :meth:`Discovery.providers`: ``get_peers`` of ``content_target(content_id)``;
+  at most :data:`MAX_ASKED` addresses are asked for signed provider records of
+  that content, and only unexpired, matching records by the edge at that address
+  count.
+
+Addresses are checked first: loopback and private ones only with ``allow_private``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import libtorrent as lt
+
+from requester.dht_keys import MutableItem, get_advert, read_advert
+from requester.dht_nodes import nodes_text, parse_nodes
+from requester.errors import SdkError
+from requester.protocol import NodeId, ProtocolError, b64url_decode
+from requester.protocol.dht import RENDEZVOUS_TARGET, content_target
+from requester.protocol.node_advert import NodeAdvert
+from requester.protocol.provider_record import MAX_RECORD_BYTES, ProviderRecord
+
+MAX_ASKED = 16
+"""Addresses from one lookup that are asked anything over HTTP."""
+LOOKUP_WAIT = 5.0
+"""Longest a DHT lookup waits for libtorrent to finish it (not found: an empty answer)."""
+_CATEGORY = lt.alert.category_t
+_ALERTS = (
+    _CATEGORY.dht_notification | _CATEGORY.dht_operation_notification
+    | _CATEGORY.stats_notification
+)  # fmt: skip
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=3, sock_connect=2)
+
+
+class NoEdgeFound(SdkError):
+    """The DHT reached through the bootstrap nodes lists no edge with a valid advert."""
+
+    status = 503
+    code = "no_edge_found"
+
+
+@dataclass(frozen=True)
+class FoundEdge:
+    url: str
+    """The edge's first HTTP URL, from its signed advert."""
+    advert: NodeAdvert
+
+
+class Discovery:
+    """A DHT-only libtorrent session; ``async with Discovery(nodes) as d``."""
+
+    def __init__(
+        self, bootstrap: tuple[tuple[str, int], ...], session: aiohttp.ClientSession, *,
+        allow_private: bool = False, listen: str = "127.0.0.1:0",
+    ) -> None:  # fmt: skip
+        self.bootstrap = bootstrap
+        self.allow_private = allow_private
+        self._http = session
+        self._settings: lt.settings_pack = {
+            "enable_dht": True, "enable_lsd": False, "enable_upnp": False,
+            "enable_natpmp": False, "listen_interfaces": listen,
+            "dht_bootstrap_nodes": nodes_text(bootstrap), "dht_read_only": True,
+            "dht_restrict_routing_ips": not allow_private,
+            "dht_restrict_search_ips": not allow_private,
+            "alert_mask": int(_ALERTS),
+        }  # fmt: skip
+        self._ses: lt.session | None = None
+        self._lock = asyncio.Lock()
+        self._stats_asked = self._stats_seen = 0
+
+    async def _bootstrapped(self, wait: float = 3.0) -> None:
+        """Wait until the routing table has a node (a lookup before that finds nothing)."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if _node_count(self._lt) > 0:
+                return
+            await asyncio.sleep(0.02)
+
+    async def __aenter__(self) -> Discovery:
+        self._ses = lt.session(self._settings)
+        for node in self.bootstrap:
+            self._ses.add_dht_node(node)
+        await self._bootstrapped()
+        return self
+
+    @property
+    def _lt(self) -> lt.session:
+        assert self._ses is not None, "use Discovery in `async with`"
+        return self._ses
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        box, self._ses = [self._ses], None
+        await asyncio.to_thread(box.clear)  # lt.session's destructor blocks
+
+    @property
+    def settings(self) -> dict[str, object]:
+        """libtorrent's settings in effect (tests check the bootstrap nodes)."""
+        return dict(self._lt.get_settings())
+
+    async def edges(self, wait: float = LOOKUP_WAIT) -> list[FoundEdge]:
+        """Edges announcing the rendezvous key, each with its verified advert."""
+        addresses = await self.peers(RENDEZVOUS_TARGET, wait)
+        ids = await asyncio.gather(*(self._node_id(a) for a in addresses[:MAX_ASKED]))
+        adverts = await self.adverts([i for i in dict.fromkeys(ids) if i is not None], wait)
+        return [FoundEdge(a.http_urls[0], a) for a in adverts]
+
+    async def providers(self, content_id: bytes, wait: float = LOOKUP_WAIT) -> list[str]:
+        """URLs of edges that announced ``content_id`` and sign a provider record of it."""
+        addresses = await self.peers(content_target(content_id), wait)
+        found = await asyncio.gather(*(self._record(a, content_id) for a in addresses[:MAX_ASKED]))
+        return list(dict.fromkeys(url for url in found if url is not None))
+
+    async def peers(self, target: bytes, wait: float = LOOKUP_WAIT) -> list[tuple[str, int]]:
+        """Addresses announced under ``target`` (BEP 5), those the address rules allow."""
+        digest = lt.sha1_hash(target)
+        found: list[tuple[str, int]] = []
+
+        def take(alert: Any) -> bool | None:
+            if isinstance(alert, lt.dht_get_peers_reply_alert) and alert.info_hash == digest:
+                found.extend((str(h), int(p)) for h, p in alert.peers())
+            elif isinstance(alert, lt.dht_stats_alert):  # replies come per node: done when
+                active = alert.active_requests  # the lookup has left libtorrent's list
+                return True if not any(r["type"] == "get_peers" for r in active) else None
+            return None
+
+        await self._lookup(lambda s: s.dht_get_peers(digest), take, wait)
+        return [a for a in dict.fromkeys(found) if self._allowed(a[0])]
+
+    async def adverts(self, ids: list[NodeId], wait: float = LOOKUP_WAIT) -> list[NodeAdvert]:
+        """The valid adverts of ``ids`` found in the DHT (each the highest ``seq`` seen)."""
+        best: dict[bytes, MutableItem] = {}
+        pending = {i.raw for i in ids}
+
+        def take(alert: Any) -> bool | None:
+            if isinstance(alert, lt.dht_mutable_item_alert) and bytes(alert.key) in pending:
+                item = MutableItem.of_alert(alert)
+                if item is not None and item.seq >= getattr(best.get(item.key), "seq", -1):
+                    best[item.key] = item
+                if alert.authoritative:
+                    pending.discard(bytes(alert.key))
+            return True if not pending else None
+
+        def ask(session: lt.session) -> None:
+            for node_id in ids:
+                get_advert(session, node_id)
+
+        if ids:
+            await self._lookup(ask, take, wait)
+        now, adverts = int(time.time()), []
+        for item in best.values():
+            try:
+                adverts.append(read_advert(item, now))
+            except ProtocolError:
+                continue
+        return adverts
+
+    async def _lookup(self, ask: Any, take: Any, wait: float) -> Any:
+        """Run one DHT request and pop alerts until ``take`` returns non-None or time is up."""
+        async with self._lock:
+            session = self._lt
+            ask(session)
+            floor, deadline = self._stats_asked, time.monotonic() + wait
+            while (left := deadline - time.monotonic()) > 0:
+                session.post_dht_stats()  # which lookups still run (dht_stats_alert)
+                self._stats_asked += 1
+                await asyncio.to_thread(session.wait_for_alert, int(min(left, 0.05) * 1000))
+                for alert in session.pop_alerts():
+                    if isinstance(alert, lt.dht_stats_alert):
+                        self._stats_seen += 1  # they come in order: skip those asked before
+                        if self._stats_seen <= floor:  # this lookup was
+                            continue
+                    found = take(alert)
+                    if found is not None:
+                        return found
+            return None
+
+    def _allowed(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if address.is_unspecified or address.is_multicast:
+            return False
+        return self.allow_private or address.is_global
+
+    async def _node_id(self, address: tuple[str, int]) -> NodeId | None:
+        try:
+            async with self._http.get(f"{_base(address)}/v1/info", timeout=HTTP_TIMEOUT) as r:
+                info = await r.json()
+            return NodeId(bytes.fromhex(str(info["node_id"])))
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError,
+                ProtocolError):  # fmt: skip
+            return None
+
+    async def _record(self, address: tuple[str, int], content_id: bytes) -> str | None:
+        base, now = _base(address), int(time.time())
+        try:
+            url = f"{base}/v1/providers/{content_id.hex()}"
+            async with self._http.get(url, timeout=HTTP_TIMEOUT) as r:
+                listed = (await r.json()).get("providers", []) if r.status == 200 else []
+            for item in listed[:32]:
+                raw = b64url_decode(item["record"], MAX_RECORD_BYTES, "record")
+                record = ProviderRecord.decode(raw)
+                own = record.url.rstrip("/") == base
+                if record.content_id == content_id and record.expires_at > now and own:
+                    return base
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError,
+                AttributeError, ProtocolError):  # fmt: skip
+            return None
+        return None
+
+
+def _base(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _node_count(session: lt.session) -> int:
+    with warnings.catch_warnings():  # status() is deprecated; its dht_nodes is what we need
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return int(session.status().dht_nodes)
+
+
+async def edges_through(bootstrap: str, session: aiohttp.ClientSession) -> list[str]:
+    """URLs of the edges the DHT lists through ``bootstrap`` (``HOST:PORT,...``), cheapest
+    reserve first. Private addresses count only when every bootstrap node is private
+    itself: a requester told to use a local network may find local edges, no other."""
+    nodes = parse_nodes(bootstrap)
+    local = all(_private(host) for host, _ in nodes)
+    loopback = all(host == "localhost" or _loopback(host) for host, _ in nodes)
+    listen = "127.0.0.1:0" if loopback else "0.0.0.0:0"
+    async with Discovery(nodes, session, allow_private=local, listen=listen) as dht:
+        found = await dht.edges()
+    if not found:
+        raise NoEdgeFound(f"no edge with a valid advert found through the DHT at {bootstrap}")
+    found.sort(key=lambda f: (f.advert.market.clearing_price, f.advert.market.price_per_chunk))
+    return [f.url for f in found]
+
+
+def _private(host: str) -> bool:
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False  # a name: its addresses are checked like any found
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
