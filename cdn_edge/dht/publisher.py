@@ -91,7 +91,8 @@ class DhtPublisher:
             self._published, self._advert_due = terms, now + ADVERT_REFRESH
             self._nodes_at_put, self._put_at = nodes, now
             self.puts += 1
-        port = urlsplit(terms.http_urls[0]).port or 80
+        url = urlsplit(terms.http_urls[0])
+        port = url.port or (443 if url.scheme == "https" else 80)
         if warming or now >= self._rendezvous_due:
             session.dht_announce(lt.sha1_hash(RENDEZVOUS_TARGET), port, 0)
             self._rendezvous_due = now + ANNOUNCE_INTERVAL
