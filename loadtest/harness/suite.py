@@ -45,6 +45,7 @@ BENCHMARKS = (
     Benchmark("sdk", ("--reps", "3"), True, 400),
     Benchmark("proxy", (), True, 400),
     Benchmark("torrent", (), False, 400),
+    Benchmark("market", (), False, 150),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 
@@ -117,11 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes, plot = suite_doc.throughput_by_size(runs), doc.with_name(suite_doc.PLOT_NAME)
         if sizes is not None:
             suite_doc.plot(sizes, plot, f"Throughput by payload size, {now:%Y-%m-%d}")
+        title = f"Rate by bid on one market edge, {now:%Y-%m-%d}"
+        market = suite_doc.market_plot(runs, doc.with_name(suite_doc.MARKET_PLOT), title)
         given = sys.argv[1:] if argv is None else list(argv)
         command = shlex.join([".venv/bin/python", "-m", "loadtest", "bench", *given])
         text = suite_doc.render(runs, lines, started=f"{now:%Y-%m-%d %H:%M}", wall_s=wall,
                                 command=command, load=(load_start, os.getloadavg()[0]),
-                                plot_written=sizes is not None)  # fmt: skip
+                                plot_written=sizes is not None, market=market)  # fmt: skip
         doc.write_text(text, encoding="utf-8")
         print(f"wrote {doc}" + (f" and {plot}" if sizes else ""))
     return 1 if problems else 0

@@ -34,8 +34,16 @@ SHORT_REFERENCES: tuple[tuple[str, str, str], ...] = (
     ("proxy", r"latency_p50", "nginx direct"),
     ("proxy", r".*", "mitmdump"),
     ("torrent", r".*", "plain libtorrent"),
+    ("market", r"market_total", "the capacity"),
+    ("market", r".*", "the mechanism"),
 )
 PLOT_NAME = "performance-throughput.png"
+MARKET_PLOT = "performance-market.png"
+MARKET_TEXT = (
+    "One edge of 8 MiB/s, 8 slots (2 free), reserve 1 BTT/MiB; ten requesters bidding 1..10 "
+    "BTT/MiB and two free ones, each from its own loopback address with 4 chunk requests in "
+    "flight (`loadtest/market/`); docs/market.md explains the mechanism."
+)
 PLOT_TEXT = (
     "One GET per download, timed by curl (`time_total`), the same file from nginx in every "
     "case; Atlas's copy is cached at the edges, so each GET is a `/v1/fetch`, provider "
@@ -117,8 +125,40 @@ def plot(sizes: dict[str, Any], path: Path, title: str) -> None:
     pyplot.close(figure)
 
 
+def market_plot(runs: Sequence[BenchRun], path: Path, title: str) -> bool:
+    """The market benchmark's rate by bid, paid lane on free lane, against the mechanism's
+    rates, as PNG; False when it did not run."""
+    market = next((r.report.get("checks", {}).get("market") for r in runs
+                   if r.benchmark.name == "market" and r.report is not None), None)  # fmt: skip
+    if not market:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(8, 4.8), dpi=100)
+    xs, paid = range(len(market["bids"])), market["paid_kib_s"]
+    axes.bar(xs, paid, label="paid lane (a winning bid's slot)")
+    axes.bar(xs, [t - p for t, p in zip(market["kib_s"], paid, strict=True)], bottom=paid,
+             label="free lane (everyone, round-robin)", hatch="//")  # fmt: skip
+    for rate, name in ((7168 / 6, "mechanism: winner 7/6 MiB/s"), (1024 / 6, "others 1/6")):
+        axes.axhline(rate, linestyle="--", color="gray", linewidth=1)
+        axes.annotate(name, (0, rate), (2, 3), textcoords="offset points", fontsize=8)
+    axes.set_xticks(list(xs), [f"{b}" for b in market["bids"]])
+    axes.set_xlabel(f"bid, BTT/MiB (free: no bid); clearing price {market['clearing']}/MiB")
+    axes.set_ylabel("rate, KiB/s (second half of the run)")
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8, loc="center left")
+    figure.tight_layout()
+    figure.savefig(path, format="png", metadata={"Software": None})
+    pyplot.close(figure)
+    return True
+
+
 def render(runs: Sequence[BenchRun], lines: Sequence[Line], *, started: str, wall_s: float,
-           command: str, load: tuple[float, float], plot_written: bool) -> str:  # fmt: skip
+           command: str, load: tuple[float, float], plot_written: bool,
+           market: bool = False) -> str:  # fmt: skip
     """The whole of ``docs/performance.md``."""
     machines = [dict(r.report.get("machine", {})) for r in runs if r.report is not None]
     machine = machines[0] if machines else {}
@@ -129,6 +169,8 @@ def render(runs: Sequence[BenchRun], lines: Sequence[Line], *, started: str, wal
     notes = [f"- {r.benchmark.name}: {n}" for r in runs if r.report for n in r.report["notes"]]
     plot = (f"\n## Throughput by payload size\n\n![throughput by payload size]({PLOT_NAME})\n\n"
             f"{PLOT_TEXT}\n") if plot_written else ""  # fmt: skip
+    plot += (f"\n## Rate by bid on a market edge\n\n![rate by bid]({MARKET_PLOT})\n\n"
+             f"{MARKET_TEXT}\n") if market else ""  # fmt: skip
     return TEMPLATE.read_text(encoding="utf-8").format(
         command=command, started=started, commit=(machine.get("git_commit") or "unknown")
         + (" with uncommitted changes" if any(m.get("uncommitted") for m in machines) else ""),
