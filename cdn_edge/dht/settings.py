@@ -7,6 +7,9 @@
   the DHT as it does to peers unless ``--dht-allow-private``: then loopback and LAN
   nodes may be routed to, and libtorrent's one-node-per-IP rules, which would
   leave a network on one address (or one /24) with items on one or two nodes, go.
+- On a private network a node may take 1000 queries a second from one address, not
+  libtorrent's 5: a handful of nodes there answer every lookup and announce, and
+  test requesters share an address with an edge.
 - ``dht_upload_rate_limit`` is raised from libtorrent's 8000 bytes/s: above it a
   node silently drops incoming queries, and a few 1000-byte items reached it.
 """
@@ -22,6 +25,8 @@ from cdn_edge.config import EdgeConfig
 from cdn_edge.torrent import TorrentSession
 from cdn_edge.torrent.errors import TorrentUnavailable
 
+PRIVATE_BLOCK_RATELIMIT = 1000
+"""Queries a second an address may send a node before it is blocked (libtorrent: 5)."""
 DHT_UPLOAD_RATE = 256 * 1024
 """Bytes/s of DHT replies; BEP 44 items are up to 1000 bytes each."""
 
@@ -36,6 +41,8 @@ def dht_settings(config: EdgeConfig, pack: lt.settings_pack) -> lt.settings_pack
         pack["apply_filter_to_dht"] = not private  # type: ignore[typeddict-unknown-key]
         pack["dht_restrict_routing_ips"] = not private
         pack["dht_restrict_search_ips"] = not private
+        if private:  # a few nodes take every query of a small network: no 5 queries/s cap
+            pack["dht_block_ratelimit"] = PRIVATE_BLOCK_RATELIMIT
     return pack
 
 
