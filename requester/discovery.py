@@ -39,6 +39,8 @@ from requester.protocol.provider_record import MAX_RECORD_BYTES, ProviderRecord
 
 MAX_ASKED = 16
 """Addresses from one lookup that are asked anything over HTTP."""
+BLOCK_RATELIMIT = 1000
+"""Packets a second a node may send this read-only one (libtorrent's default: 5)."""
 LOOKUP_WAIT = 5.0
 """Longest a DHT lookup waits for libtorrent to finish it (not found: an empty answer)."""
 _CATEGORY = lt.alert.category_t
@@ -77,6 +79,9 @@ class Discovery:
             "enable_dht": True, "enable_lsd": False, "enable_upnp": False,
             "enable_natpmp": False, "listen_interfaces": listen,
             "dht_bootstrap_nodes": nodes_text(bootstrap), "dht_read_only": True,
+            # libtorrent blocks an address sending over 5 packets/s for 5 minutes, answers
+            # included: a few lookups a second to a small network got its own answers blocked
+            "dht_block_ratelimit": BLOCK_RATELIMIT,
             "dht_restrict_routing_ips": not allow_private,
             "dht_restrict_search_ips": not allow_private,
             "alert_mask": int(_ALERTS),
