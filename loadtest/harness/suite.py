@@ -115,16 +115,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for problem in problems:
         print(f"PROBLEM {problem} (see {outdir})")
     if doc is not None:
-        sizes, plot = suite_doc.throughput_by_size(runs), doc.with_name(suite_doc.PLOT_NAME)
-        if sizes is not None:
+        sizes, plot = suite_doc.checks_of(runs, "proxy", "sizes"), doc.with_name(suite_doc.PLOT)
+        if sizes:
             suite_doc.plot(sizes, plot, f"Throughput by payload size, {now:%Y-%m-%d}")
-        title = f"Rate by bid on one market edge, {now:%Y-%m-%d}"
-        market = suite_doc.market_plot(runs, doc.with_name(suite_doc.MARKET_PLOT), title)
+        if market := suite_doc.checks_of(runs, "market", "market"):
+            title = f"Rate by bid on one market edge, {now:%Y-%m-%d}"
+            suite_doc.market_plot(market, doc.with_name(suite_doc.MARKET_PLOT), title)
         given = sys.argv[1:] if argv is None else list(argv)
         command = shlex.join([".venv/bin/python", "-m", "loadtest", "bench", *given])
         text = suite_doc.render(runs, lines, started=f"{now:%Y-%m-%d %H:%M}", wall_s=wall,
                                 command=command, load=(load_start, os.getloadavg()[0]),
-                                plot_written=sizes is not None, market=market)  # fmt: skip
+                                plot_written=bool(sizes), market=bool(market))  # fmt: skip
         doc.write_text(text, encoding="utf-8")
         print(f"wrote {doc}" + (f" and {plot}" if sizes else ""))
     return 1 if problems else 0

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,7 @@ SHORT_REFERENCES: tuple[tuple[str, str, str], ...] = (
     ("market", r"market_total", "the capacity"),
     ("market", r".*", "the mechanism"),
 )
-PLOT_NAME = "performance-throughput.png"
+PLOT = "performance-throughput.png"
 MARKET_PLOT = "performance-market.png"
 MARKET_TEXT = (
     "One edge of 8 MiB/s, 8 slots (2 free), reserve 1 BTT/MiB; ten requesters bidding 1..10 "
@@ -91,69 +92,57 @@ def goal_counts(lines: Sequence[Line]) -> tuple[int, int]:
     return sum(line.met is True for line in lines), sum(line.met is False for line in lines)
 
 
-def throughput_by_size(runs: Sequence[BenchRun]) -> dict[str, Any] | None:
-    """The proxy benchmark's ``sizes`` figures, if that part ran."""
-    for run in runs:
-        if run.benchmark.name == "proxy" and run.report is not None:
-            sizes = run.report.get("checks", {}).get("sizes")
-            if isinstance(sizes, dict) and sizes.get("bytes"):
-                return sizes
-    return None
+def checks_of(runs: Sequence[BenchRun], benchmark: str, key: str) -> Any:
+    """One figure set of a benchmark's report (``checks[key]``), None if it did not run."""
+    reports = [r.report for r in runs if r.benchmark.name == benchmark and r.report is not None]
+    return reports[0].get("checks", {}).get(key) if reports else None
 
 
-def plot(sizes: dict[str, Any], path: Path, title: str) -> None:
-    """Throughput (MB/s, log) by payload size (log) for Atlas and the references, as PNG."""
+@contextlib.contextmanager
+def figure(path: Path, title: str, legend: Any = "best") -> Iterator[Any]:
+    """The axes of one 8x4.8 in figure, written to ``path`` as PNG when the block ends."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     from matplotlib import pyplot
 
-    figure, axes = pyplot.subplots(figsize=(8, 4.8), dpi=100)
-    xs = [int(s) for s in sizes["bytes"]]
-    for key, label, style in CURVES:
-        axes.plot(xs, sizes["median"][key], style, label=label)
-    axes.set_xscale("log", base=2)
-    axes.set_yscale("log")
-    axes.set_xticks(xs, [size_text(x) for x in xs])
-    axes.set_xlabel("payload size (one GET)")
-    axes.set_ylabel(f"throughput, {sizes.get('unit', 'MB/s')} (median)")
+    drawing, axes = pyplot.subplots(figsize=(8, 4.8), dpi=100)
+    yield axes
     axes.set_title(title, fontsize=10)
-    axes.grid(True, which="major", alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, format="png", metadata={"Software": None})
-    pyplot.close(figure)
+    axes.legend(fontsize=8, loc=legend)
+    drawing.tight_layout()
+    drawing.savefig(path, format="png", metadata={"Software": None})
+    pyplot.close(drawing)
 
 
-def market_plot(runs: Sequence[BenchRun], path: Path, title: str) -> bool:
+def plot(sizes: dict[str, Any], path: Path, title: str) -> None:
+    """Throughput (MB/s, log) by payload size (log) for Atlas and the references, as PNG."""
+    with figure(path, title) as axes:
+        xs = [int(s) for s in sizes["bytes"]]
+        for key, label, style in CURVES:
+            axes.plot(xs, sizes["median"][key], style, label=label)
+        axes.set_xscale("log", base=2)
+        axes.set_yscale("log")
+        axes.set_xticks(xs, [size_text(x) for x in xs])
+        axes.set_xlabel("payload size (one GET)")
+        axes.set_ylabel(f"throughput, {sizes.get('unit', 'MB/s')} (median)")
+        axes.grid(True, which="major", alpha=0.3)
+
+
+def market_plot(market: dict[str, Any], path: Path, title: str) -> None:
     """The market benchmark's rate by bid, paid lane on free lane, against the mechanism's
-    rates, as PNG; False when it did not run."""
-    market = next((r.report.get("checks", {}).get("market") for r in runs
-                   if r.benchmark.name == "market" and r.report is not None), None)  # fmt: skip
-    if not market:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, axes = pyplot.subplots(figsize=(8, 4.8), dpi=100)
-    xs, paid = range(len(market["bids"])), market["paid_kib_s"]
-    axes.bar(xs, paid, label="paid lane (a winning bid's slot)")
-    axes.bar(xs, [t - p for t, p in zip(market["kib_s"], paid, strict=True)], bottom=paid,
-             label="free lane (everyone, round-robin)", hatch="//")  # fmt: skip
-    for rate, name in ((7168 / 6, "mechanism: winner 7/6 MiB/s"), (1024 / 6, "others 1/6")):
-        axes.axhline(rate, linestyle="--", color="gray", linewidth=1)
-        axes.annotate(name, (0, rate), (2, 3), textcoords="offset points", fontsize=8)
-    axes.set_xticks(list(xs), [f"{b}" for b in market["bids"]])
-    axes.set_xlabel(f"bid, BTT/MiB (free: no bid); clearing price {market['clearing']}/MiB")
-    axes.set_ylabel("rate, KiB/s (second half of the run)")
-    axes.set_title(title, fontsize=10)
-    axes.legend(fontsize=8, loc="center left")
-    figure.tight_layout()
-    figure.savefig(path, format="png", metadata={"Software": None})
-    pyplot.close(figure)
-    return True
+    rates, as PNG."""
+    with figure(path, title, "center left") as axes:
+        xs, paid = range(len(market["bids"])), market["paid_kib_s"]
+        axes.bar(xs, paid, label="paid lane (a winning bid's slot)")
+        axes.bar(xs, [t - p for t, p in zip(market["kib_s"], paid, strict=True)], bottom=paid,
+                 label="free lane (everyone, round-robin)", hatch="//")  # fmt: skip
+        for rate, name in ((7168 / 6, "mechanism: winner 7/6 MiB/s"), (1024 / 6, "others 1/6")):
+            axes.axhline(rate, linestyle="--", color="gray", linewidth=1)
+            axes.annotate(name, (0, rate), (2, 3), textcoords="offset points", fontsize=8)
+        axes.set_xticks(list(xs), [f"{b}" for b in market["bids"]])
+        axes.set_xlabel(f"bid, BTT/MiB (free: no bid); clearing price {market['clearing']}/MiB")
+        axes.set_ylabel("rate, KiB/s (second half of the run)")
 
 
 def render(runs: Sequence[BenchRun], lines: Sequence[Line], *, started: str, wall_s: float,
@@ -167,7 +156,7 @@ def render(runs: Sequence[BenchRun], lines: Sequence[Line], *, started: str, wal
                 for cells in (HEADER, *(line.cells for line in lines))]  # fmt: skip
     markdown.insert(1, "|" + "|".join("---" if i in LEFT else "--:" for i in range(8)) + "|")
     notes = [f"- {r.benchmark.name}: {n}" for r in runs if r.report for n in r.report["notes"]]
-    plot = (f"\n## Throughput by payload size\n\n![throughput by payload size]({PLOT_NAME})\n\n"
+    plot = (f"\n## Throughput by payload size\n\n![throughput by payload size]({PLOT})\n\n"
             f"{PLOT_TEXT}\n") if plot_written else ""  # fmt: skip
     plot += (f"\n## Rate by bid on a market edge\n\n![rate by bid]({MARKET_PLOT})\n\n"
              f"{MARKET_TEXT}\n") if market else ""  # fmt: skip

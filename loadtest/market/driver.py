@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from loadtest.harness.network import edge_fetch, get_chunk, wait_sealed
+from loadtest.harness.rows import MIB
 from requester.ledger_client import LedgerClient
 from requester.protocol import (
     BTT_LOCAL,
@@ -32,7 +34,6 @@ from requester.protocol import (
     parse_amount,
 )
 
-MIB = 1 << 20
 CHUNK = 256 << 10  # the edge's chunk size
 FUNDS = 1000 * BTT_LOCAL.one  # the faucet's largest grant
 DEPOSIT = 900 * BTT_LOCAL.one  # a winner at 4 BTT/MiB spends ~4 BTT/s
@@ -102,15 +103,8 @@ async def open_channel(http: aiohttp.ClientSession, ledger: str, edge: str,
 async def content(edge: str, url: str) -> str:
     """``url`` fetched through ``edge`` and stored whole: its content id."""
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{edge}/v1/fetch", json={"url": url}) as answer:
-            info = await answer.json()
-        while info.get("seal") is None and info.get("error") is None:
-            await asyncio.sleep(0.05)
-            async with http.get(f"{edge}/v1/content/{info['content_id']}") as answer:
-                info = await answer.json()
-    if info.get("error") is not None:
-        raise RuntimeError(f"{url} through {edge}: {info['error']}")
-    return str(info["content_id"])
+        info = await edge_fetch(http, edge, url)
+        return str((await wait_sealed(http, edge, info["content_id"]))["content_id"])
 
 
 async def drive(edge: str, ledger: str, cid: str, chunks: int, requesters: list[Requester], *,
@@ -129,13 +123,11 @@ async def drive(edge: str, ledger: str, cid: str, chunks: int, requesters: list[
             while time.monotonic() - start < seconds:
                 index = (index + 1) % chunks
                 headers, price = r.payment(cid, index, CHUNK)
-                async with http.get(f"{edge}/v1/chunk/{cid}/{index}", headers=headers,
-                                    auto_decompress=False) as answer:  # fmt: skip
-                    body, got = await answer.read(), answer.headers
+                status, body, got = await get_chunk(http, edge, cid, index, headers)
                 r.reserved -= price
-                r.statuses[answer.status] += 1
+                r.statuses[status] += 1
                 r.clearing = int(got.get("Atlas-Clearing-Price", r.clearing))
-                if answer.status != 200:
+                if status != 200:
                     continue
                 lane = got["Atlas-Lane"]
                 if lane == "paid":
