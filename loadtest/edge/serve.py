@@ -13,31 +13,24 @@ from loadtest.edge.bench import SERVE_CHUNKS, Env
 from loadtest.edge.wrk import WrkResult, run_wrk, write_files
 from loadtest.harness.blobs import blob_range
 from loadtest.harness.children import BenchError, Proc
-from loadtest.harness.network import edge_counter, edge_fetch, get_chunk, wait_sealed
+from loadtest.harness.network import (
+    edge_counter,
+    edge_fetch,
+    edge_payee,
+    get_chunk,
+    open_payer,
+    wait_sealed,
+)
 from loadtest.harness.nginx import MANY_REQUESTS, start_nginx
 from loadtest.harness.rows import CHUNK, Row, make_row, rotated
-from requester import BTT_LOCAL, LedgerClient
-from requester.protocol import PayerChannel, PayerKey, SendVoucher, TronAddress
-from requester.recorded_calls import view_terms
+from requester import LedgerClient
+from requester.protocol import PayerChannel, SendVoucher
 
 ACCEPTED = 'atlas_edge_vouchers_total{outcome="accepted"}'
 NGINX_WORKERS = 1  # one nginx worker process, as the edge is one process (plus helper threads)
 WARMUP_MAX_RATE = 12_000.0  # vouchers/s the warm-up run is supplied for (far above the edge's)
 SUPPLY_SAFETY = 1.6  # vouchers per measured run = warm-up rate x duration x this, plus a margin
 VOUCHER_MARGIN = 200
-FAUCET_GRANT = 1000 * BTT_LOCAL.one
-DEPOSIT = 900 * BTT_LOCAL.one
-CHANNEL_LIFETIME = 3 * 3600
-
-
-async def open_payer(ledger: LedgerClient, payee: str) -> PayerChannel:
-    """A new funded payer with a channel open to ``payee``."""
-    key = PayerKey.generate()
-    await ledger.faucet(key.address, FAUCET_GRANT)
-    expires = int(time.time()) + CHANNEL_LIFETIME
-    view = (await ledger.open_channel(key, TronAddress.parse(payee), DEPOSIT, expires))["channel"]
-    terms = view_terms(view, await ledger.domain(), bytes.fromhex(view["channel_id"]))
-    return PayerChannel(terms, key, 0)
 
 
 def sign(channel: PayerChannel, price: int, count: int) -> list[str]:
@@ -77,8 +70,7 @@ class ServeBench:
         self.cid = (await edge_fetch(session, edge.url, url))["content_id"]
         self.prefix = f"/v1/chunk/{self.cid}/"
         await wait_sealed(session, edge.url, self.cid)
-        async with session.get(f"{edge.url}/v1/info") as response:
-            payee = (await response.json())["payee"]
+        payee = await edge_payee(session, edge.url)
         ledger = LedgerClient(env.ledger.url, session)
         probe = await open_payer(ledger, payee)
         www = self.work / "nginx" / "www" / "chunk"

@@ -24,14 +24,23 @@ from loadtest.harness.nginx import CACHEABLE_LOCATION, start_nginx
 from requester import BTT_LOCAL, Budget, ChannelManager, LedgerClient, PayerStore, keystore
 from requester.channel_manager import DepositPolicy
 from requester.chunk_client import ChunkClient
-from requester.protocol import ContentVerifier, ManifestHead, TronAddress, b64url_decode
+from requester.protocol import (
+    ContentVerifier,
+    ManifestHead,
+    PayerChannel,
+    PayerKey,
+    TronAddress,
+    b64url_decode,
+)
 from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE
+from requester.recorded_calls import view_terms
 from requester.settings import write_config
 
 PASSPHRASE = "bench-sdk-passphrase"
 WALLET_FUNDS = 1000 * BTT_LOCAL.one  # the faucet's largest grant, once
 EDGE_FUNDS = 200 * BTT_LOCAL.one  # per edge: edges pay the origin edge for what they replicate
 CHANNEL_DEPOSIT = 250 * BTT_LOCAL.one  # per edge (a full run spends ~2 BTT per edge at most)
+PAYER_DEPOSIT = 900 * BTT_LOCAL.one  # open_payer's (a market winner spends ~4 BTT/s)
 EDGES = 3
 WARM_WORKERS = 4  # chunk requests in flight while filling an edge's replica (setup)
 COUNTERS = {
@@ -80,6 +89,25 @@ async def get_chunk(
         f"{edge}/v1/chunk/{cid}/{index}", headers=headers or {}, auto_decompress=False
     ) as response:
         return response.status, await response.read(), response.headers
+
+
+async def edge_payee(session: aiohttp.ClientSession, edge: str) -> TronAddress:
+    """The address ``edge`` is paid at (its ``/v1/info``)."""
+    async with session.get(f"{edge}/v1/info") as response:
+        return TronAddress.parse((await response.json())["payee"])
+
+
+async def open_payer(ledger: LedgerClient, payee: TronAddress, key: PayerKey | None = None,
+                     deposit: int = PAYER_DEPOSIT) -> PayerChannel:  # fmt: skip
+    """``key`` (a new one by default) given the faucet's largest grant, with a ``deposit``
+    channel open to ``payee`` for three hours: a payer that is not the wallet's."""
+    key = key or PayerKey.generate()
+    await ledger.faucet(key.address, WALLET_FUNDS)
+    expires = int(time.time()) + 3 * 3600
+    view = (await ledger.open_channel(key, payee, deposit, expires))["channel"]
+    return PayerChannel(
+        view_terms(view, await ledger.domain(), bytes.fromhex(view["channel_id"])), key
+    )
 
 
 def edge_counter(edge: str, metric: str) -> float:
@@ -204,8 +232,7 @@ async def build_net(
     ledger_client = LedgerClient(ledger.url, session)
     payees: list[TronAddress] = []
     for edge in edges:
-        async with session.get(f"{edge.url}/v1/info") as response:
-            payees.append(TronAddress.parse((await response.json())["payee"]))
+        payees.append(await edge_payee(session, edge.url))
         await ledger_client.faucet(payees[-1], EDGE_FUNDS)
     home = workdir / "home"
     keys = keystore.create(home / "wallet.json", PASSPHRASE, fast=True)

@@ -19,24 +19,20 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from loadtest.harness.network import edge_fetch, get_chunk, wait_sealed
+from loadtest.harness.network import edge_fetch, edge_payee, get_chunk, open_payer, wait_sealed
 from loadtest.harness.rows import MIB
 from requester.ledger_client import LedgerClient
 from requester.protocol import (
     BTT_LOCAL,
     CREDIT_HEADER,
-    ChannelTerms,
     CreditSpend,
     PayerChannel,
     PayerKey,
     SendVoucher,
-    TronAddress,
     parse_amount,
 )
 
 CHUNK = 256 << 10  # the edge's chunk size
-FUNDS = 1000 * BTT_LOCAL.one  # the faucet's largest grant
-DEPOSIT = 900 * BTT_LOCAL.one  # a winner at 4 BTT/MiB spends ~4 BTT/s
 
 
 @dataclass
@@ -86,20 +82,6 @@ def session(source: str) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(source, 0)))
 
 
-async def open_channel(http: aiohttp.ClientSession, ledger: str, edge: str,
-                       key: PayerKey) -> PayerChannel:  # fmt: skip
-    """``key`` given ``FUNDS``, with a ``DEPOSIT`` channel to ``edge``'s payee."""
-    client = LedgerClient(ledger, http)
-    await client.faucet(key.address, FUNDS)
-    async with http.get(f"{edge}/v1/info") as response:
-        payee = TronAddress.parse((await response.json())["payee"])
-    expires = int(time.time()) + 3600
-    view = (await client.open_channel(key, payee, DEPOSIT, expires))["channel"]
-    terms = ChannelTerms(await client.domain(), bytes.fromhex(view["channel_id"]), key.address,
-                         payee, BTT_LOCAL, DEPOSIT, expires)  # fmt: skip
-    return PayerChannel(terms, key)
-
-
 async def content(edge: str, url: str) -> str:
     """``url`` fetched through ``edge`` and stored whole: its content id."""
     async with aiohttp.ClientSession() as http:
@@ -115,7 +97,8 @@ async def drive(edge: str, ledger: str, cid: str, chunks: int, requesters: list[
     try:
         for r, http in zip(requesters, sessions, strict=True):
             if r.bid is not None and r.channel is None:
-                r.channel = await open_channel(http, ledger, edge, r.key)
+                payee = await edge_payee(http, edge)
+                r.channel = await open_payer(LedgerClient(ledger, http), payee, r.key)
         start = time.monotonic()
 
         async def worker(r: Requester, http: aiohttp.ClientSession, first: int) -> None:
