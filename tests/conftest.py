@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import pytest
 from hypothesis import settings
@@ -28,6 +28,7 @@ from requester.protocol import (
     Voucher,
     channel_id,
 )
+from tests.processes import Running, start_ledger, start_origin
 
 EDGE_SEED = bytes(range(32))
 PAYER_SECRET = bytes([0x11] * 32)
@@ -41,6 +42,23 @@ NOW = 1_700_000_000
 # HYPOTHESIS_PROFILE=default brings hypothesis's own 200 ms deadline back.
 settings.register_profile("atlas", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "atlas"))
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[Running]:
+    """The loopback aiohttp origin (tests/origin_server.py), one per test module."""
+    running = start_origin()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """An embedded ledger with its faucet, one per test module (a package's own
+    conftest may narrow or widen it, as tests/ledger and tests/faults do)."""
+    running = start_ledger(tmp_path_factory.mktemp("ledger"))
+    yield running
+    running.stop()
 
 
 @pytest.fixture

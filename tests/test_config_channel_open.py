@@ -9,23 +9,13 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from requester.protocol import PayerKey
-from tests.processes import Running, start_ledger
+from tests.processes import Running
 from tests.sdk.conftest import Home, make_home
 
 PAYEE = str(PayerKey(b"\x07" * 32).address)
-
-
-@pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = start_ledger(tmp_path_factory.mktemp("ledger"))
-    yield running
-    running.stop()
 
 
 def opened(home: Home, *args: str, env: dict[str, str] | None = None) -> dict[str, object]:

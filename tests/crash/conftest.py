@@ -8,11 +8,8 @@ from __future__ import annotations
 import os
 import random
 import secrets
-from collections.abc import Iterator
 
 import pytest
-
-from tests.processes import Running, start_origin
 
 SEED_ENV = "ATLAS_CRASH_SEED"
 """Set to replay a run: every test draws its kill counts from this seed."""
@@ -20,13 +17,6 @@ SEED_ENV = "ATLAS_CRASH_SEED"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "crash: the kill -9 crash matrix (tests/crash)")
-
-
-@pytest.fixture(scope="module")
-def origin() -> Iterator[Running]:
-    running = start_origin()
-    yield running
-    running.stop()
 
 
 @pytest.fixture

@@ -7,26 +7,16 @@ import json
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
-
 from tests.launcher.atlas_up import ATLAS, descendants, env, fetch, start_up
 from tests.origin_server import pattern
-from tests.processes import Running, start_origin, start_program
+from tests.processes import Running, start_program
 from tests.proxy.conftest import curl
 
 KEYS = {"proxy", "api", "api_token", "edges", "ledger", "ca_cert", "status", "data_dir"}
 ADDRESSES = ("proxy", "api", "edges", "ledger")
-
-
-@pytest.fixture(scope="module")
-def origin() -> Iterator[Running]:
-    running = start_origin()
-    yield running
-    running.stop()
 
 
 def command_line(pid: int) -> list[str]:

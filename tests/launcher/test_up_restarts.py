@@ -5,21 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.launcher.atlas_up import descendants, earnings, fetch, start_up
 from tests.origin_server import pattern
-from tests.processes import Running, start_origin
-
-
-@pytest.fixture(scope="module")
-def origin() -> Iterator[Running]:
-    running = start_origin()
-    yield running
-    running.stop()
+from tests.processes import Running
 
 
 def pid_of(up_pid: int, *words: str) -> int:

@@ -6,23 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.launcher.atlas_up import Up, descendants, earnings, fetch, start_up
-from tests.processes import Running, start_origin
+from tests.processes import Running
 
 PAYING = {"ATLAS_FREE_MIB": "0"}
 """The edges' free allowance off, so that every fetch pays."""
-
-
-@pytest.fixture(scope="module")
-def origin() -> Iterator[Running]:
-    running = start_origin()
-    yield running
-    running.stop()
 
 
 def earn_at_every_edge(up: Up, origin: Running, tmp_path: Path) -> list[Path]:

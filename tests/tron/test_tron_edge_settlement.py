@@ -15,7 +15,7 @@ import pytest
 
 from requester.protocol import PayerKey
 from tests.edge.edge_client import problem
-from tests.processes import Running, start_origin, start_tron_node
+from tests.processes import Running, start_tron_node
 from tests.tron.edge_on_tron import ONE, PaidEdge, books, paid_edge, reader, start_tron_edge
 
 INTERVAL = "0.3"
@@ -25,13 +25,6 @@ waits for 0.6 BTT."""
 BIG, SMALL = 6 * ONE // 10, ONE // 10
 ROUNDS = 10
 """Rounds the small channel is left waiting, after the big one was redeemed."""
-
-
-@pytest.fixture(scope="module")
-def origin() -> Iterator[Running]:
-    running = start_origin()
-    yield running
-    running.stop()
 
 
 @pytest.fixture

@@ -20,19 +20,12 @@ from requester.failpoints import ENV
 from requester.protocol import PayerKey, TronAddress
 from requester.tron.ledger import TronLedger
 from requester.tron.tx_journal import JOURNAL_FILE, Entry, TxJournal
-from tests.processes import Running, start_origin, start_tron_node
+from tests.processes import Running, start_tron_node
 from tests.tron.edge_on_tron import ONE, books, paid_edge, reader, start_tron_edge
 
 AMOUNT = ONE // 4
 FREE_FEES = ("--btt-per-trx", "0")
 """Test TRX is worth nothing: the edge redeems everything on stop, as on the embedded ledger."""
-
-
-@pytest.fixture(scope="module")
-def origin() -> Iterator[Running]:
-    running = start_origin()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

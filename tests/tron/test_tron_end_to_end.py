@@ -26,18 +26,11 @@ from tronpy.providers import HTTPProvider
 from requester.protocol import TronAddress
 from tests.launcher.atlas_up import ATLAS, env, fetch, start_up
 from tests.origin_server import pattern
-from tests.processes import Running, start, start_origin
+from tests.processes import Running, start
 
 SIZE = 8 << 20
 NOBODY = TronAddress(b"\x41" + bytes(20)).base58()
 """The caller of reads (an account without code, as java-tron wants)."""
-
-
-@pytest.fixture(scope="module")
-def origin() -> Iterator[Running]:
-    running = start_origin()
-    yield running
-    running.stop()
 
 
 @pytest.fixture

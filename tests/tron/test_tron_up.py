@@ -9,13 +9,10 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.launcher.atlas_up import ATLAS, env, fetch, start_up
-from tests.processes import Running, start_origin
+from tests.processes import Running
 
 
 def test_up_on_tron_names_its_ledger_and_the_wallet_is_funded_there(tmp_path: Path) -> None:
@@ -51,13 +48,6 @@ def test_up_refuses_a_ledger_it_cannot_run(tmp_path: Path) -> None:
     assert "is not a ledger: embedded, tron, or the URL of a running offline TRON node" in (
         done.stderr
     )
-
-
-@pytest.fixture(scope="module")
-def origin() -> Iterator[Running]:
-    running = start_origin()
-    yield running
-    running.stop()
 
 
 def test_a_data_dir_that_ran_on_the_embedded_ledger_pays_on_tron(
