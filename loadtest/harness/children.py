@@ -102,6 +102,10 @@ class Processes:
         argv = [ATLAS, "ledger", "serve", "--host", "127.0.0.1", "--port", "0"]
         return self.start("ledger", [*argv, "--data-dir", str(self.workdir / "ledger"), "--faucet"])
 
+    def origin(self) -> Proc:
+        """The tests' aiohttp origin (tests/origin_server.py: /bytes/N, /site/...)."""
+        return self.start("origin", [sys.executable, str(REPO / "tests" / "origin_server.py")])
+
     def edge(self, name: str, ledger: str, *extra: str) -> Proc:
         argv = [ATLAS, "edge", "serve", "--host", "127.0.0.1", "--port", "0"]
         argv += ["--data-dir", str(self.workdir / name), "--ledger", ledger]

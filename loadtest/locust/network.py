@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from loadtest import REPO
-from loadtest.harness.children import BenchError, Processes, run_logged
+from loadtest.harness.children import ATLAS, BenchError, Processes, run_logged
 from loadtest.harness.procfs import (
     child_cpu_seconds,
     children_of,
@@ -30,12 +30,10 @@ from loadtest.harness.procfs import (
     reset_peak_rss,
 )
 
-ATLAS = Path(sys.executable).with_name("atlas")
 LOCUST = Path(sys.executable).with_name("locust")
 CONF = REPO / "loadtest" / "locust.conf"
 SCENARIOS = Path(__file__).with_name("scenarios.py")
 SWEEP_FILE = Path(__file__).with_name("sweep_users.py")
-ORIGIN = REPO / "tests" / "origin_server.py"
 EDGES = 3
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 90.0
@@ -150,13 +148,13 @@ def network(workdir: Path, logs: Path, stops: dict[str, Any]) -> Iterator[Networ
     """Origin and ``atlas up`` as children, their logs in ``logs``; stopped on the way out,
     ``atlas up`` by SIGTERM (it stops the proxy, the edges, which redeem what they earned,
     then the ledger), timed."""
-    for tool in (LOCUST, ATLAS):
+    for tool in (LOCUST, Path(ATLAS)):
         if not tool.exists():
             raise BenchError(f"{tool} missing: run make venv (and use .venv/bin/python)")
     started, procs = time.monotonic(), Processes(logs)
     try:
-        origin = procs.start("origin", [sys.executable, str(ORIGIN), "--port", "0"])
-        up = procs.start("atlas-up", [str(ATLAS), "up", "--data-dir", str(workdir / "atlas-data"),
+        origin = procs.origin()
+        up = procs.start("atlas-up", [ATLAS, "up", "--data-dir", str(workdir / "atlas-data"),
                                       "--edges", str(EDGES), "--proxy-port", "0",
                                       "--allow-private-origins"], ready_key=None,
                          timeout=READY_TIMEOUT)  # fmt: skip

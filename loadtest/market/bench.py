@@ -8,10 +8,8 @@ MiB/s for a winner, 1/6 for everyone else, the capacity in all.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
-from loadtest import REPO
 from loadtest.harness.bench_main import Bench, Run
 from loadtest.harness.rows import KIB, MIB, Row, make_row
 from loadtest.market.driver import Requester, content, drive
@@ -40,8 +38,7 @@ def row(id_: str, operation: str, got: list[float], reference: str, value: float
 
 async def measure(run: Run[Config]) -> None:
     ledger = run.procs.ledger()
-    origin = run.procs.start("origin", [sys.executable, str(REPO / "tests" / "origin_server.py"),
-                                        "--port", "0"])  # fmt: skip
+    origin = run.procs.origin()
     edge = run.procs.edge("edge", ledger.url, *EDGE)
     cid = await content(edge.url, f"{origin.url}/bytes/{16 * MIB}")
     who = [Requester(f"127.0.2.{b}", str(b)) for b in range(1, 11)]
