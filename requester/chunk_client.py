@@ -51,6 +51,7 @@ from requester.provider_trust import ProviderTrust
 __all__ = [
     "CHUNK_TIMEOUT", "CONTENT_STATE_HEADER", "MAX_BODY", "Account", "Budget", "ChunkClient",
     "ChunkUnavailable", "ContentFailed", "Delivered", "Payer", "PaymentRefused", "ProviderFault",
+    "ProviderUnreachable",
 ]  # fmt: skip
 """Account, Budget and Payer live in :mod:`requester.chunk_payer`; callers import them here."""
 
@@ -105,6 +106,18 @@ class ChunkUnavailable(SdkError):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(f"{status}: {detail}")
         self.status = status
+
+
+class ProviderUnreachable(SdkError):
+    """The provider's connection was refused or reset (it may be restarting): proof of no
+    fault, so the download backs off and asks again (:mod:`requester.provider_backoff`)."""
+
+    status = 502
+    code = "provider_unreachable"
+
+    def __init__(self, provider: str, reason: str) -> None:
+        super().__init__(f"{provider}: {reason}")
+        self.provider, self.reason = provider, reason
 
 
 @dataclass(frozen=True)
@@ -198,7 +211,13 @@ class ChunkClient:
         paid_quote = False
         for _ in range(3):
             started = time.monotonic()
-            status, body, answer = await self._request(provider, url, headers)
+            try:
+                status, body, answer = await self._request(provider, url, headers)
+            except ProviderUnreachable:
+                account = self._accounts.get(provider)
+                if expected and account is not None:
+                    account.credit += expected  # not served: the payment stays credit
+                raise
             if market is not None:
                 market.observe_answer(provider, answer, time.monotonic())
             if status == 200:
@@ -362,7 +381,11 @@ class ChunkClient:
             ) as resp:
                 body = await read_capped(resp, MAX_BODY)
                 return resp.status, body, dict(resp.headers)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            raise ProviderFault(provider, f"unreachable: {type(exc).__name__} {exc}") from exc
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:  # refused, reset
+            raise ProviderUnreachable(provider, f"unreachable: {type(exc).__name__} {exc}") from exc
+        except aiohttp.ClientError as exc:
             raise ProviderFault(provider, f"unreachable: {type(exc).__name__} {exc}") from exc
 
     def _check_quote(self, provider: str, verifier: ContentVerifier, answer: dict[str, str],

@@ -6,7 +6,9 @@ idle worker re-requests a chunk that has been in flight elsewhere for long,
 and the first verified copy wins. Bytes are delivered strictly in order and
 the window bounds memory to ``window`` chunks. A provider that lies (bad
 chunk, bad price) or fails is dropped for this download, with the evidence
-kept, and its chunk goes back to the queue. Providers found while the download
+kept, and its chunk goes back to the queue; one that served it and then refuses or
+resets connections (a restart) is asked again with backoff
+(:mod:`requester.provider_backoff`). Providers found while the download
 runs (tracker answers) join it with workers of their own: one while they are
 on probation (see :mod:`requester.provider_trust`), all once a chunk verifies.
 A worker of a provider scored slower than the best starts its pick further into
@@ -30,10 +32,12 @@ from requester.chunk_client import (
     Delivered,
     PaymentRefused,
     ProviderFault,
+    ProviderUnreachable,
 )
 from requester.download_progress import Progress, ProviderStats
 from requester.errors import ORIGIN_TITLES, SdkError
 from requester.protocol import ContentVerifier
+from requester.provider_backoff import ProviderBackoff
 from requester.provider_choice import ProviderChoice
 from requester.provider_trust import ProviderTrust
 
@@ -129,6 +133,8 @@ class ChunkScheduler:
         self._origin_edge = providers[0] if providers else None
         self.discovering = False
         """More providers may still come (see :meth:`add_provider`): not all gone yet."""
+        self.backoff = ProviderBackoff()
+        """Providers whose connection was refused or reset: asked again later, not dropped."""
         self._group: asyncio.TaskGroup | None = None
         self._workers: list[asyncio.Task[None]] = []
         seal = verifier.seal
@@ -183,6 +189,7 @@ class ChunkScheduler:
                 for worker in self._workers:
                     worker.cancel()
                 self._sync_paid()
+                self._note_unreachable()
         if failure is not None:
             raise failure
 
@@ -213,6 +220,10 @@ class ChunkScheduler:
                     return
                 await self._wait()
                 continue
+            pause = self.backoff.wait(provider, time.monotonic())
+            if pause:
+                await asyncio.sleep(pause)
+                continue
             self._inflight.setdefault(index, time.monotonic())
             probation = self.trust is not None and self.trust.on_probation(provider)
             now = time.monotonic()
@@ -222,15 +233,13 @@ class ChunkScheduler:
                 delivered = await self._client.get(provider, self.verifier, index, self.trust,
                                                    self.market)  # fmt: skip
             except ProviderFault as exc:
-                self.choice.failed(provider)
-                if stats.dropped is None:  # the first fault is the reason and the evidence: a
-                    # sibling worker's later "dropped earlier in this download" must not hide it
-                    stats.dropped, stats.evidence = exc.reason, exc.evidence
-                    stats.wants_payment = isinstance(exc, PaymentRefused)
-                if isinstance(exc, ContentFailed) and provider == self._origin_edge:
-                    self._failure = ContentFailedAtOrigin(exc)
+                self._fault(provider, stats, exc)
                 self._release(index)
                 return
+            except ProviderUnreachable as exc:
+                self._unreachable(provider, stats, exc)
+                self._release(index)
+                continue
             except ChunkUnavailable as exc:
                 self.choice.failed(provider)
                 self._release(index)
@@ -245,6 +254,7 @@ class ChunkScheduler:
                 self._failure = exc
                 self._release(index)
                 return
+            self.backoff.succeeded(provider)
             self._take(index, delivered, stats)
             self.choice.delivered(provider, delivered.wire_bytes, delivered.seconds,
                                   delivered.price, time.monotonic())  # fmt: skip
@@ -252,6 +262,34 @@ class ChunkScheduler:
                 self._learn(provider)
             if probation:  # its first chunk verified: it gets the workers others have
                 self._spawn(provider, self._per_provider - 1)
+
+    def _fault(self, provider: str, stats: ProviderStats, exc: ProviderFault) -> None:
+        self.choice.failed(provider)
+        if stats.dropped is None:  # the first fault is the reason and the evidence: a
+            # sibling worker's later "dropped earlier in this download" must not hide it
+            stats.dropped, stats.evidence = exc.reason, exc.evidence
+            stats.wants_payment = isinstance(exc, PaymentRefused)
+        if isinstance(exc, ContentFailed) and provider == self._origin_edge:
+            self._failure = ContentFailedAtOrigin(exc)
+
+    def _unreachable(self, provider: str, stats: ProviderStats, exc: ProviderUnreachable) -> None:
+        """Back off from a refused or reset connection; drop the provider only when it never
+        served this download (a dead address: no 30 s wait) or stays unreachable too long."""
+        self.choice.failed(provider)
+        now = time.monotonic()
+        again = self.backoff.failed(provider, now, exc.reason) and stats.chunks > 0
+        if not again and stats.dropped is None:
+            stats.dropped = self.backoff.describe(provider, now)
+            if self.trust is not None:
+                self.trust.drop(provider)
+
+    def _note_unreachable(self) -> None:
+        """Providers still unreachable as the download ends are reported dropped."""
+        now = time.monotonic()
+        for provider in self.backoff.failing():
+            stats = self.progress.providers.get(provider)
+            if stats is not None and stats.dropped is None:
+                stats.dropped = self.backoff.describe(provider, now)
 
     def _first_workers(self, provider: str) -> int:
         """One worker for a provider on probation: one chunk in flight, one paid at a time."""

@@ -111,6 +111,7 @@ PINNED: dict[str, tuple[int, str]] = {
     "requester.chunk_client.ContentFailed": (502, "provider_fault"),
     "requester.chunk_client.PaymentRefused": (502, "provider_fault"),
     "requester.chunk_client.ChunkUnavailable": (503, "chunk_unavailable"),
+    "requester.chunk_client.ProviderUnreachable": (502, "provider_unreachable"),
     "requester.channel_manager.NewChannelRefused": (402, "new_channel_refused"),
     "requester.payer_store.IssuedElsewhere": (409, "issued_elsewhere"),
     "requester.keystore.KeystoreError": (500, "keystore_unusable"),

@@ -194,12 +194,6 @@ async def test_a_ceiling_of_2_pays_only_a_and_5_with_a_target_pays_both_mostly_b
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="an edge's reserve changes only by a restart, and the SDK drops a provider for the "
-    "rest of the download on one connection error (ProviderStats.dropped 'unreachable: "
-    "ClientConnectorError ...'), so A's free lane is lost with its paid slot",
-    raises=AssertionError, strict=False,
-)  # fmt: skip
 async def test_raising_as_reserve_over_the_ceiling_stops_paying_a_but_keeps_its_free_lane(
     pair: Pair,
 ) -> None:
