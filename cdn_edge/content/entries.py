@@ -63,14 +63,21 @@ class Entries:
             entry.hashes[index] = sha256
         if stored.seal is not None:
             entry.seal_bytes = stored.seal
-        self.remember(entry)
-        return entry
+        return self.keep(entry)
 
     def remember(self, entry: ContentEntry) -> None:
         self._entries[entry.content_id] = entry
         self._entries.move_to_end(entry.content_id)
         while len(self._entries) > ENTRY_CACHE:
             self._entries.popitem(last=False)
+
+    def keep(self, entry: ContentEntry) -> ContentEntry:
+        """The entry in memory for ``entry``'s id if another request put one there while
+        this one awaited the index (requests may already wait on that one), else ``entry``;
+        remembered either way. Two entries for one id would split its chunks between them."""
+        kept = self._entries.get(entry.content_id, entry)
+        self.remember(kept)
+        return kept
 
     def live_ids(self) -> list[bytes]:
         """Ids of the entries still filling (a live fetch, a replica, not failed)."""

@@ -11,6 +11,7 @@ never for a request: one that fails only means the chunk is pulled on demand lat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -48,6 +49,7 @@ class ReplicaPulls:
         self._background = background
         self._clock = clock
         self._on_new_content = on_new_content
+        self._finding: dict[bytes, asyncio.Future[ContentEntry | None]] = {}
 
     async def providers(self, content_id: bytes) -> tuple[str, ...]:
         """Where the chunks this edge lacks of ``content_id`` can be pulled from."""
@@ -55,16 +57,46 @@ class ReplicaPulls:
 
     async def find(self, content_id: bytes) -> ContentEntry | None:
         """A replica of ``content_id`` from the providers the trackers list, stored and
-        announced as content this edge holds; None if nobody has it."""
-        entry = await self._replicator.find(content_id)
-        if entry is None:
+        announced as content this edge holds; None if nobody has it.
+
+        One search per content however many requests ask at once, run as the service's
+        own task so a requester going away does not end it for the others: every request
+        must get the same entry, or a chunk pulled into one is never seen by the others.
+        """
+        finding = self._finding.get(content_id)
+        if finding is None:
+            finding = asyncio.get_running_loop().create_future()
+            finding.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
+            self._finding[content_id] = finding
+            task = self._background.start(self._find(content_id, finding))
+            task.add_done_callback(lambda _task: self._end_find(content_id, finding))
+        return await asyncio.shield(finding)
+
+    def _end_find(self, content_id: bytes, finding: asyncio.Future[ContentEntry | None]) -> None:
+        if self._finding.get(content_id) is finding:
+            del self._finding[content_id]
+
+    async def _find(self, content_id: bytes, finding: asyncio.Future[ContentEntry | None]) -> None:
+        try:
+            finding.set_result(await self._found(content_id))
+        except Exception as exc:
+            finding.set_exception(exc)
+        finally:
+            if not finding.done():
+                finding.cancel()
+
+    async def _found(self, content_id: bytes) -> ContentEntry | None:
+        found = await self._replicator.find(content_id)
+        if found is None:
             return None
-        source = entry.head.source
+        source = found.head.source
         url = source.url if isinstance(source, UrlSource) else torrent_key(source)
         await self._entries.run(self._entries.index.add_content, content_id, url, "",
-                                entry.head_bytes, NOT_A_CACHE_ENTRY, self._clock())  # fmt: skip
-        await self._entries.persist_seal(entry)
-        self._entries.remember(entry)
+                                found.head_bytes, NOT_A_CACHE_ENTRY, self._clock())  # fmt: skip
+        await self._entries.persist_seal(found)
+        entry = self._entries.keep(found)  # a request may have loaded the row just stored
+        if not entry.providers:
+            entry.providers = found.providers
         self._on_new_content(content_id)
         return entry
 
