@@ -19,10 +19,12 @@ before, when they answer 402.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import aiohttp
@@ -37,6 +39,7 @@ ROUNDS_ABOVE = 2
 RATE_WINDOW = 3.0
 """Seconds of delivered bytes the download's rate is measured over."""
 INFO_TIMEOUT = aiohttp.ClientTimeout(total=5, sock_connect=3)
+MIB = 1 << 20
 
 
 @dataclass
@@ -51,6 +54,8 @@ class Market:
     """Base units per MiB paid slots cost now (``Atlas-Clearing-Price``, a quote, /v1/info)."""
     above_since: float | None = None
     """When its price was first seen above the ceiling (None: at or under it)."""
+    slots: int = 0
+    """Its slots (paid and free); 0: not said (then no deposit is sized for a bid there)."""
 
     @property
     def auction(self) -> bool:
@@ -67,7 +72,10 @@ def parse_market(info: object) -> Market | None:
         return None
     if not isinstance(seconds, int | float) or not 0 < seconds <= 3600:
         seconds = 10
-    return Market(capacity, float(seconds), _price(doc.get("clearing_price")))
+    slots = doc.get("slots")
+    if not isinstance(slots, int) or isinstance(slots, bool) or not 0 < slots <= 1 << 16:
+        slots = 0
+    return Market(capacity, float(seconds), _price(doc.get("clearing_price")), slots=slots)
 
 
 def _price(text: object) -> int | None:
@@ -159,6 +167,16 @@ class Bidding:
             return self.ceiling
         market = self.markets.get(provider)
         return None if market is None else market.clearing_price
+
+    def cover(self, provider: str) -> int:
+        """What a channel to ``provider`` must keep unspent for its bid to count: the bid
+        for one slot for one round (bid x capacity / slots x round_seconds / MiB, rounded
+        up; docs/market.md); 0 where it bids nothing or the market does not say its slots."""
+        market, bid = self.markets.get(provider), self.bid(provider)
+        if market is None or not market.auction or not market.slots or not bid:
+            return 0
+        per_round = Fraction(bid * market.capacity, market.slots * MIB)
+        return math.ceil(per_round * Fraction(market.round_seconds))
 
     def priced_within(self, provider: str) -> bool:
         """Its last known clearing price is at or under the ceiling (or not known yet)."""

@@ -103,10 +103,19 @@ class ChannelManager:
         """Nothing has been settled yet: the first payment settles first."""
         self._domain: PaymentDomain | None = None
         """The ledger's, once read: channels of another ledger in the store are not paid on."""
+        self._room: dict[TronAddress, int] = {}
+        """What a channel to a payee keeps unspent after each payment (a market bid's cover)."""
 
         for stored in store.channels(status="open"):
             if stored.terms.payer == key.address:
                 self._open[stored.terms.channel_id] = PayerChannel(stored.terms, key, stored.issued)
+
+    def keep_room(self, payee: TronAddress, amount: int) -> None:
+        """Keep ``amount`` unspent on the channel to ``payee`` after each payment there (a
+        market edge counts a bid only while the channel covers it for a round): a channel
+        with less is topped up by the deposit plus ``amount``. A wallet too poor for it
+        pays as before, uncovered. Not for payees on probation (their ``allowance``)."""
+        self._room[payee] = amount
 
     async def pay(self, quote: Quote, cost: int, now: int,
                   allowance: NewChannelAllowance | None = None) -> Voucher:  # fmt: skip
@@ -123,9 +132,7 @@ class ChannelManager:
         async with self._payee_lock(quote.payee):
             for attempt in range(SHARED_STORE_RETRIES):
                 self._catch_up(quote.payee)
-                channel = self._usable(quote.payee, cost, now) or await self._make_room(
-                    quote.payee, cost, now, allowance
-                )
+                channel = await self._room_for(quote.payee, cost, now, allowance)
                 actions = channel.pay(cost, now)
                 persist = actions[0]
                 assert isinstance(persist, PersistVoucher)
@@ -137,6 +144,18 @@ class ChannelManager:
                     continue  # this voucher never leaves; sign again above the other's
                 return persist.voucher
         raise AssertionError("unreachable")
+
+    async def _room_for(self, payee: TronAddress, cost: int, now: int,
+                        allowance: NewChannelAllowance | None) -> PayerChannel:  # fmt: skip
+        """A channel with room for ``cost``, and for the room kept there if the wallet can."""
+        room = 0 if allowance is not None else self._room.get(payee, 0)
+        if room:
+            try:
+                found = self._usable(payee, cost + room, now)
+                return found or await self._make_room(payee, cost, now, allowance, room)
+            except InsufficientFunds:
+                pass  # uncovered, as before: the bid is served by the free lane
+        return self._usable(payee, cost, now) or await self._make_room(payee, cost, now, allowance)
 
     def _catch_up(self, payee: TronAddress) -> None:
         """Another process of this wallet (the proxy beside ``atlas fetch``) may have paid
@@ -192,12 +211,13 @@ class ChannelManager:
         return self._domain is None or terms.domain == self._domain
 
     async def _make_room(self, payee: TronAddress, cost: int, now: int,
-                         allowance: NewChannelAllowance | None) -> PayerChannel:  # fmt: skip
-        """A channel to ``payee`` with room for ``cost``: one a crash left unrecorded, an open
-        one topped up if it has half its life left (fewer channels to reclaim later), else a
-        new one."""
+                         allowance: NewChannelAllowance | None,
+                         room: int = 0) -> PayerChannel:  # fmt: skip
+        """A channel to ``payee`` with room for ``cost`` (and ``room`` more): one a crash left
+        unrecorded, an open one topped up if it has half its life left (fewer channels to
+        reclaim later), else a new one."""
         await self.settle_pending(now)
-        found = self._usable(payee, cost, now)
+        found = self._usable(payee, cost + room, now)
         if found is not None:
             return found
         if allowance is not None:
@@ -207,7 +227,7 @@ class ChannelManager:
                     "delivered yet, and this download's allowance for such channels is used up"
                 )
             allowance.channels -= 1
-        amount = max(self._policy.deposit if allowance is None else allowance.deposit, cost)
+        amount = max(self._policy.deposit if allowance is None else allowance.deposit, cost) + room
         try:
             for channel in self._open.values():
                 t = channel.terms

@@ -22,7 +22,7 @@ from requester.channel_manager import (
     InsufficientFunds,
     NewChannelRefused,
 )
-from requester.chunk_payer import Account, Budget, Payer
+from requester.chunk_payer import Account, Budget, Payer, RoomKeeper
 from requester.errors import SdkError
 from requester.protocol import (
     BTT_LOCAL,
@@ -31,6 +31,7 @@ from requester.protocol import (
     ContentVerifier,
     ProtocolError,
     Quote,
+    TronAddress,
     Voucher,
     WrongBinding,
     b64url_decode,
@@ -275,6 +276,7 @@ class ChunkClient:
                     why = "that is above the ceiling (--max-price)"
                     raise PaymentRefused(provider, _wants_payment(answer, why, "for a chunk"))
                 return None
+        self._keep_room(provider, quote.payee, market)
         try:
             voucher = await self._pay_quote(provider, quote, price, trust)
         except InsufficientFunds as exc:
@@ -309,6 +311,9 @@ class ChunkClient:
                      market: Bidding | None) -> tuple[dict[str, str], int, int]:  # fmt: skip
         """:meth:`_pay_ahead`, with a bid for a market provider; a wallet that cannot fund the
         payment sends the request to the free lane (and the download pays nobody more)."""
+        account = self._accounts.get(provider)
+        if account is not None and not probation:
+            self._keep_room(provider, account.quote.payee, market)
         try:
             headers, expected, spent = await self._pay_ahead(provider, verifier, index, probation)
         except InsufficientFunds as exc:
@@ -322,6 +327,13 @@ class ChunkClient:
             asset = BTT_LOCAL if account is None else account.quote.asset
             headers[BID_HEADER] = format_amount(bid, asset).removesuffix(f" {asset.symbol}")
         return headers, expected, spent
+
+    def _keep_room(self, provider: str, payee: TronAddress, market: Bidding | None) -> None:
+        """A market edge counts a bid only while the channel's unspent deposit covers it for
+        a round: have the payer keep that much there (not for payees on probation)."""
+        keeper: object = self._channels
+        if market is not None and market.auction(provider) and isinstance(keeper, RoomKeeper):
+            keeper.keep_room(payee, market.cover(provider))
 
     async def _pay_quote(self, provider: str, quote: Quote, price: int,
                          trust: ProviderTrust | None) -> Voucher:  # fmt: skip

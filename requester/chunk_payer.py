@@ -8,10 +8,10 @@ the proxy and an edge that replicates each give it a payer of their own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from requester.channel_manager import NewChannelAllowance, SpendLimitReached
-from requester.protocol import CreditSpend, Quote, Voucher, format_amount
+from requester.protocol import CreditSpend, Quote, TronAddress, Voucher, format_amount
 
 
 @dataclass
@@ -31,6 +31,14 @@ class Payer(Protocol):
 
     def credit_spend(self, channel_id: bytes, content_id: bytes, index: int,
                      now: int) -> CreditSpend: ...  # fmt: skip
+
+
+@runtime_checkable
+class RoomKeeper(Protocol):
+    """A payer that can keep a channel's room for a market bid (a :class:`ChannelManager`,
+    or a budget around one); others pay as before, the bid then possibly uncovered."""
+
+    def keep_room(self, payee: TronAddress, amount: int) -> None: ...
 
 
 class Budget:
@@ -57,6 +65,11 @@ class Budget:
         except BaseException:
             self.spent -= cost
             raise
+
+    def keep_room(self, payee: TronAddress, amount: int) -> None:
+        """Locked in a channel, not spent: the limit does not count it."""
+        if isinstance(self._payer, RoomKeeper):
+            self._payer.keep_room(payee, amount)
 
     def credit_spend(self, channel_id: bytes, content_id: bytes, index: int,
                      now: int) -> CreditSpend:  # fmt: skip

@@ -95,7 +95,7 @@ def test_parse_market_reads_the_info_and_refuses_nonsense() -> None:
     info = {"market": {"capacity": 8388608, "slots": 8, "free_slots": 2, "reserve": "1",
                        "clearing_price": "4", "round_seconds": 10, "winners": 6}}  # fmt: skip
     parsed = parse_market(info)
-    assert parsed == Market(capacity=8388608, round_seconds=10.0, clearing_price=4)
+    assert parsed == Market(capacity=8388608, round_seconds=10.0, clearing_price=4, slots=8)
     assert parse_market({"price_per_mib": "1"}) is None  # an edge of before the market
     assert parse_market({"market": {"capacity": -1}}) is None
     assert parse_market({"market": {"capacity": True}}) is None
