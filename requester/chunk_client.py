@@ -109,16 +109,16 @@ class ChunkUnavailable(SdkError):
         self.status = status
 
 
-class ProviderUnreachable(SdkError):
-    """The provider's connection was refused or reset (it may be restarting): proof of no
-    fault, so the download backs off and asks again (:mod:`requester.provider_backoff`)."""
+class ProviderUnreachable(ProviderFault):
+    """The provider's connection was refused or reset (it may be restarting). The
+    downloader catches it first and backs off and asks again
+    (:mod:`requester.provider_backoff`); any other caller sees a provider failure, as
+    before it was told apart. It never marks the provider as untrusted."""
 
-    status = 502
     code = "provider_unreachable"
 
     def __init__(self, provider: str, reason: str) -> None:
-        super().__init__(f"{provider}: {reason}")
-        self.provider, self.reason = provider, reason
+        super().__init__(provider, reason)
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,8 @@ class ChunkClient:
             raise ProviderFault(provider, "dropped earlier in this download")
         try:
             delivered = await self._get(provider, verifier, index, trust, market)
+        except ProviderUnreachable:
+            raise  # not a fault it proved: the provider stays trusted
         except ProviderFault:
             if trust is not None:
                 trust.drop(provider)

@@ -232,14 +232,14 @@ class ChunkScheduler:
             try:
                 delivered = await self._client.get(provider, self.verifier, index, self.trust,
                                                    self.market)  # fmt: skip
+            except ProviderUnreachable as exc:  # before ProviderFault: it is one that may pass
+                self._unreachable(provider, stats, exc)
+                self._release(index)
+                continue
             except ProviderFault as exc:
                 self._fault(provider, stats, exc)
                 self._release(index)
                 return
-            except ProviderUnreachable as exc:
-                self._unreachable(provider, stats, exc)
-                self._release(index)
-                continue
             except ChunkUnavailable as exc:
                 self.choice.failed(provider)
                 self._release(index)
