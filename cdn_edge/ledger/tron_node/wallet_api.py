@@ -18,6 +18,7 @@ from aiohttp import web
 from cdn_edge.ledger.tron_node import views
 from cdn_edge.ledger.tron_node.chain import Refused
 from cdn_edge.ledger.tron_node.execution import Invalid
+from cdn_edge.ledger.tron_node.machine import Outcome
 from cdn_edge.ledger.tron_node.node import Node
 from cdn_edge.ledger.tron_node.protobuf import BadMessage, Msg, parse
 from cdn_edge.ledger.tron_node.transactions import read_transaction
@@ -149,15 +150,23 @@ def _call_of(params: Msg, visible: bool) -> tuple[Msg, bytes]:
     return call, bytes(call.get("data", b""))
 
 
-def _constant(node: Node, params: Msg, visible: bool) -> Msg:
+def _dry_run(run: Callable[[bytes, bytes, bytes, int], Outcome], params: Msg,
+             visible: bool) -> Outcome | Msg:  # fmt: skip
+    """Run the call ``params`` name (a constant call, an estimate); java-tron's answer when
+    the contract's validation refuses it."""
     call, data = _call_of(params, visible)
     try:
-        outcome = node.chain.constant_call(call.get("owner_address", bytes(21)),
-                                           call.get("contract_address", b""), data,
-                                           call.get("call_value", 0))  # fmt: skip
+        return run(call.get("owner_address", bytes(21)), call.get("contract_address", b""),
+                   data, call.get("call_value", 0))  # fmt: skip
     except Invalid as exc:
         return {"result": {"code": "CONTRACT_VALIDATE_ERROR",
                            "message": views.text(str(exc), visible)}}  # fmt: skip
+
+
+def _constant(node: Node, params: Msg, visible: bool) -> Msg:
+    outcome = _dry_run(node.chain.constant_call, params, visible)
+    if isinstance(outcome, dict):
+        return outcome
     if outcome.result not in ("SUCCESS", "REVERT"):
         return {"result": {"code": "OTHER_ERROR", "message": views.text(outcome.message, visible)}}
     result: Msg = {"result": True}
@@ -174,14 +183,9 @@ def _constant(node: Node, params: Msg, visible: bool) -> Msg:
 
 
 def _estimate(node: Node, params: Msg, visible: bool) -> Msg:
-    call, data = _call_of(params, visible)
-    try:
-        outcome = node.chain.estimate_energy(call.get("owner_address", bytes(21)),
-                                             call.get("contract_address", b""), data,
-                                             call.get("call_value", 0))  # fmt: skip
-    except Invalid as exc:
-        return {"result": {"code": "CONTRACT_VALIDATE_ERROR",
-                           "message": views.text(str(exc), visible)}}  # fmt: skip
+    outcome = _dry_run(node.chain.estimate_energy, params, visible)
+    if isinstance(outcome, dict):
+        return outcome
     if not outcome.ok:
         return {"result": {"code": "CONTRACT_EXE_ERROR",
                            "message": views.text(outcome.message, visible)}}  # fmt: skip
