@@ -28,7 +28,7 @@ from requester.ledger_client import LedgerClient
 from requester.payer_store import PayerStore
 from requester.protocol import BTT_LOCAL
 from tests.origin_server import pattern
-from tests.processes import Running, start, start_edge, start_ledger, start_origin
+from tests.processes import Running, start, start_edge
 from tests.sdk.conftest import PASSPHRASE, Home, fund_edges, make_home
 
 MIB = 1 << 20
@@ -47,20 +47,6 @@ often (with the default 10 BTT, one run paid B 4 MiB and A 2 MiB at a ceiling of
 def market(capacity: str, reserve: str) -> list[str]:
     return ["--upload-capacity", capacity, "--slots", "8", "--free-slots", "2", "--reserve",
             reserve, "--round-seconds", f"{ROUND:g}"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def origin() -> Iterator[Running]:
-    running = start_origin()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = start_ledger(tmp_path_factory.mktemp("ledger"))
-    yield running
-    running.stop()
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 from loadtest.market.driver import Requester, content, drive
 from requester.protocol import BTT_LOCAL
 from tests.edge.paying import channel_earnings, earnings
-from tests.processes import Running, start_edge, start_ledger, start_origin
+from tests.processes import Running, start_edge
 
 MIB = 1 << 20
 KIB = 1 << 10
@@ -29,20 +29,6 @@ IN_FLIGHT = 4
 def market(round_seconds: int) -> list[str]:
     return ["--upload-capacity", "8MiB/s", "--slots", "8", "--free-slots", "2", "--reserve",
             "1", "--round-seconds", str(round_seconds), "--free-mib", "0"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def origin() -> Iterator[Running]:
-    running = start_origin()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = start_ledger(tmp_path_factory.mktemp("ledger"))
-    yield running
-    running.stop()
 
 
 @pytest.fixture
