@@ -1,5 +1,6 @@
-"""End-to-end tests share the SDK tests' real processes: origin, ledger, paid edges."""
+"""End-to-end tests share the SDK tests' real processes: the paid edges here, the
+origin and ledger from tests/conftest.py."""
 
-from tests.sdk.conftest import edges, ledger, origin
+from tests.sdk.conftest import edges
 
-__all__ = ["edges", "ledger", "origin"]
+__all__ = ["edges"]

@@ -8,14 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import Running, start_edge, start_ledger, start_origin, start_program
-
-
-@pytest.fixture(scope="module")
-def origin() -> Iterator[Running]:
-    running = start_origin()
-    yield running
-    running.stop()
+from tests.processes import Running, start_edge, start_program
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +23,6 @@ def odd_origin() -> Iterator[Running]:
 def echo() -> Iterator[Running]:
     """A TCP echo server (tests/edge/echo_server.py), the target of tunnel tests."""
     running = start_program([sys.executable, str(Path(__file__).with_name("echo_server.py"))])
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = start_ledger(tmp_path_factory.mktemp("ledger"))
     yield running
     running.stop()
 

@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 
 from tests.processes import Running, start_program, start_proxy
-from tests.sdk.conftest import PASSPHRASE, Home, edges, ledger, make_home, origin
+from tests.sdk.conftest import PASSPHRASE, Home, edges, make_home
 
-__all__ = ["edges", "ledger", "origin"]
+__all__ = ["edges"]
 
 
 @pytest.fixture(scope="module")

@@ -20,24 +20,10 @@ from requester import keystore
 from requester.ledger_client import LedgerClient
 from requester.protocol import BTT_LOCAL, TronAddress
 from requester.settings import write_config
-from tests.processes import Running, start_edge, start_ledger, start_origin
+from tests.processes import Running, start_edge
 
 PASSPHRASE = "sdk-tests-passphrase"
 FUNDS = 50 * BTT_LOCAL.one
-
-
-@pytest.fixture(scope="module")
-def origin() -> Iterator[Running]:
-    running = start_origin()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = start_ledger(tmp_path_factory.mktemp("ledger"))
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")
