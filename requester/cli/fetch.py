@@ -21,12 +21,8 @@ import click
 from requester import keystore
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import Budget
-from requester.cli.fetch_output import (
-    load_sidecar,
-    provider_lines,
-    save,
-    sidecar_of,
-)
+from requester.cli.fetch_output import load_sidecar, save, sidecar_of
+from requester.cli.fetch_progress import final_line, size_text
 from requester.cli.options import settings_options
 from requester.client import AtlasClient, TorrentListing
 from requester.discovery import edges_through
@@ -57,18 +53,16 @@ def fetch(settings: Settings, url: str, output: Path | None, torrent_file: str |
     if output is None and as_json:
         raise click.ClickException("--json prints the summary on stdout: use -o FILE with it")
     try:
-        summary = asyncio.run(_run(url, output, settings, limit, torrent_file))
+        shown = sys.stderr.isatty() and not as_json  # a bar only for a person watching
+        summary = asyncio.run(_run(url, output, settings, limit, torrent_file, shown))
     except TorrentListing as exc:  # not a failure: a question for the user
-        listing = "\n".join(f"  {f['path']}  ({f['size']} bytes)" for f in exc.files)
-        raise click.ClickException(
-            f"name a file with --file PATH; the torrent holds:\n{listing}"
-        ) from None
+        raise click.ClickException(torrent_choice(exc.files)) from None
     except AtlasError as exc:
         raise click.ClickException(_with_notes(str(exc), exc)) from exc
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        click.echo(provider_lines(summary), err=True)
+        click.echo(final_line(summary, output), err=True)
     if summary["status"] >= 400:  # the body was delivered as sent; the exit code says so
         click.echo(f"atlas: the origin answered {summary['status']}", err=True)
         sys.exit(1)
@@ -76,7 +70,7 @@ def fetch(settings: Settings, url: str, output: Path | None, torrent_file: str |
 
 async def _run(
     url: str, output: Path | None, settings: Settings, max_spend: int | None,
-    torrent_file: str | None = None,
+    torrent_file: str | None = None, shown: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     started = time.monotonic()
     async with AsyncExitStack() as stack:
@@ -93,7 +87,7 @@ async def _run(
             download = await client.resume(resumed[0], start_index=resumed[1])
         else:
             download = await client.open(url, file=torrent_file)
-        await save(download, output, sidecar, url, resumed[1] if resumed else 0)
+        await save(download, output, sidecar, url, resumed[1] if resumed else 0, shown=shown)
         progress = download.progress
         return {
             "url": url,
@@ -129,6 +123,14 @@ def _payer(settings: Settings, session: aiohttp.ClientSession, max_spend: int | 
     stack.push_async_callback(ledger.close)
     manager = ChannelManager(keys.payer, store, ledger, settings.deposit_policy())
     return Budget(manager, max_spend, SPEND_HINT)
+
+
+def torrent_choice(files: list[dict[str, Any]]) -> str:
+    """The question a torrent of several files asks: which one, with each file's size."""
+    listing = "\n".join(
+        f"  {f.get('path')}  ({size_text(f.get('size'))})" for f in files if isinstance(f, dict)
+    )
+    return f"the torrent holds {len(files)} files: name one with --file PATH\n{listing}"
 
 
 SPEND_HINT = (

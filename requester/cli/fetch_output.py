@@ -13,37 +13,38 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from requester.channel_manager import SpendLimitReached
+from requester.cli.fetch_progress import FetchBar
 from requester.client import Download
 from requester.downloader import ContentFailedAtOrigin
-from requester.protocol import BTT_LOCAL, ProtocolError, b64url_decode, b64url_encode, format_amount
+from requester.protocol import ProtocolError, b64url_decode, b64url_encode
 from requester.protocol.manifest import MAX_HEAD_BYTES
 
 
 async def save(download: Download, output: Path | None, sidecar: Path | None, url: str,
-               done: int) -> None:  # fmt: skip
+               done: int, *, shown: bool = False) -> None:  # fmt: skip
     """Write the download to ``output`` (through ``FILE.part``, ``done`` chunks already
-    there) or, without one, to stdout."""
-    tty = sys.stderr.isatty()
+    there) or, without one, to stdout; with ``shown``, a progress bar on stderr."""
+    bar = FetchBar(download, shown=shown, done_bytes=done * download.head.chunk_size)
     if output is None:
         sink: IO[bytes] = sys.stdout.buffer
-        async for data in download.chunks():
-            sink.write(data)
+        with bar:
+            async for data in download.chunks():
+                sink.write(data)
+                bar.update()
         sink.flush()
         return
     assert sidecar is not None
     part = output.with_name(output.name + ".part")
     mode = "r+b" if done and part.exists() else "wb"
     try:
-        with part.open(mode) as sink:
+        with part.open(mode) as sink, bar:
             sink.truncate(done * download.head.chunk_size)
             sink.seek(done * download.head.chunk_size)
             _write_sidecar(sidecar, url, download, done)
-            last_report = 0.0
             try:
                 async for data in download.chunks():
                     sink.write(data)
@@ -52,9 +53,7 @@ async def save(download: Download, output: Path | None, sidecar: Path | None, ur
                         sink.flush()
                         os.fsync(sink.fileno())
                         _write_sidecar(sidecar, url, download, done)
-                    if tty and time.monotonic() - last_report > 0.5:
-                        last_report = time.monotonic()
-                        _report(download)
+                    bar.update()
             finally:
                 sink.flush()
                 os.fsync(sink.fileno())
@@ -62,9 +61,6 @@ async def save(download: Download, output: Path | None, sidecar: Path | None, ur
         _keep_or_remove(exc, part, sidecar, url, download, done)
         raise
     _finish(part, output, sidecar)
-    if tty:
-        _report(download)
-        sys.stderr.write("\n")
 
 
 def _keep_or_remove(exc: BaseException, part: Path, sidecar: Path, url: str, download: Download,
@@ -88,35 +84,6 @@ def _keep_or_remove(exc: BaseException, part: Path, sidecar: Path, url: str, dow
 def _finish(part: Path, output: Path, sidecar: Path) -> None:
     part.replace(output)
     sidecar.unlink(missing_ok=True)
-
-
-def _report(download: Download) -> None:
-    p = download.progress
-    rate = p.delivered_bytes / max(time.monotonic() - p.started, 1e-3) / (1 << 20)
-    active = sum(1 for s in p.providers.values() if s.chunks and not s.dropped)
-    sys.stderr.write(
-        f"\r{p.delivered_bytes / (1 << 20):9.1f} MiB  {rate:7.1f} MiB/s  "
-        f"{format_amount(p.paid, BTT_LOCAL)} spent  {active} providers   "
-    )
-    sys.stderr.flush()
-
-
-def provider_lines(summary: dict[str, Any]) -> str:
-    """The per-provider part of a fetch's summary, a line each, for people."""
-    lines = []
-    for url, p in summary["providers"].items():
-        if not p["chunks"]:
-            continue
-        paid = p["price_per_mib_paid"]
-        price = "" if paid is None else f" at {format_amount(int(paid), BTT_LOCAL)}/MiB"
-        mib = {k: p[k] / (1 << 20) for k in ("bytes", "paid_bytes", "free_bytes", "rate")}
-        lines.append(
-            f"  {url}  {p['lane']}: {mib['bytes']:.1f} MiB ({mib['paid_bytes']:.1f} paid{price}, "
-            f"{mib['free_bytes']:.1f} free)  {mib['rate']:.2f} MiB/s"
-        )
-    spent = format_amount(int(summary["paid"]), BTT_LOCAL)
-    head = f"atlas: {summary['bytes']} bytes in {summary['seconds']} s, {spent} signed"
-    return "\n".join([head, *lines])
 
 
 def sidecar_of(output: Path | None) -> Path | None:
