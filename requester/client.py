@@ -185,11 +185,18 @@ class AtlasClient:
         """Ask an edge for ``url`` and prepare the download (no chunk fetched yet).
 
         ``url`` may be a magnet link or an infohash; ``file`` then names the file in
-        the torrent (without it, edges answer with the torrent's file list).
+        the torrent (without it, edges answer with the torrent's file list: a torrent
+        of one file needs no name, more raise :class:`TorrentListing`).
         """
         origin, info = await self._fetch(url, dict(headers or {}), file)
         if "files" in info and "head" not in info:
-            raise TorrentListing(info["files"])
+            files = info["files"]
+            only = files[0] if isinstance(files, list) and len(files) == 1 else None
+            if file is not None or not isinstance(only, dict) or "path" not in only:
+                raise TorrentListing(files)
+            origin, info = await self._fetch(url, dict(headers or {}), str(only["path"]))
+            if "head" not in info:
+                raise TorrentListing(files)
         head = ManifestHead.decode(b64url_decode(info["head"], MAX_HEAD_BYTES, "head"))
         if head.content_id.hex() != info.get("content_id"):
             raise ProtocolError("edge returned a head that does not match its content id")

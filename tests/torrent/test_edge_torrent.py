@@ -164,7 +164,11 @@ def test_browser_and_mobile_urls_for_a_torrent_file(
         part = curl("-H", f"Authorization: Bearer {token}", "-H", "Range: bytes=10-19",
                     f"{api}&file={quote(file['path'])}")  # fmt: skip
         assert len(part.stdout) == 10
-        listing = curl("-H", f"Authorization: Bearer {token}", "-w", "\n%{http_code}", api)
-        assert listing.stdout.endswith(b"300") and file["path"].encode() in listing.stdout
+        whole = curl("-H", f"Authorization: Bearer {token}", api)  # one file: no file= needed
+        assert hashlib.sha256(whole.stdout).hexdigest() == expected_sha256(file)
+        multi = torrent(seeder, "multi-hybrid")["magnet"]
+        listing = curl("-H", f"Authorization: Bearer {token}", "-w", "\n%{http_code}",
+                       f"{proxy.ready['api']}/v1/fetch?url={quote(multi, safe='')}")  # fmt: skip
+        assert listing.stdout.endswith(b"300") and b"data/a.bin" in listing.stdout
     finally:
         proxy.stop()
