@@ -25,7 +25,7 @@ from cdn_edge.content.origin_fetch import OriginFetcher
 from cdn_edge.content.replica_trust import ReplicaTrust
 from cdn_edge.content.replication import Replicator
 from cdn_edge.content.service import ContentService
-from cdn_edge.dht import dht_jobs, dht_settings
+from cdn_edge.dht import dht_jobs, dht_settings, dht_state_opener
 from cdn_edge.edge_identity import load_or_create
 from cdn_edge.edge_state import CONFIG, EDGE, Edge
 from cdn_edge.free_allowance import FreeAllowance
@@ -161,6 +161,7 @@ def _torrent_session(config: EdgeConfig) -> TorrentSession:
         enable_dht=discover, enable_lsd=discover, enable_upnp=discover, enable_natpmp=discover,
         seed=config.torrent_seed, allow_private_peers=config.allow_private_origins,
         settings=dht_settings(config, {"upload_rate_limit": limit} if limit else {}),
+        open_session=dht_state_opener(config),
     )  # fmt: skip
 
 

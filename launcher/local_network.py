@@ -60,14 +60,18 @@ class NetworkPorts:
         return named
 
 
-def plan_ports(data_dir: Path, edge_count: int, proxy_port: int) -> NetworkPorts:
+def plan_ports(data_dir: Path, edge_count: int, proxy_port: int, api_port: int = 0
+               ) -> NetworkPorts:  # fmt: skip
     """The kept ports for ``edge_count`` edges, new ones for what is not kept yet.
 
     ``proxy_port`` 0 means "a free port, kept"; any other value is taken as
-    given, with the mobile API on the next port.
+    given. ``api_port`` (the mobile API) given is taken as is; 0 means the kept
+    one if the proxy keeps its port, else the proxy port + 1 (a free port, kept,
+    when ``proxy_port`` is 0 too).
     """
     kept = load_ports(data_dir)
     taken = {port for _, port in kept.roles()} if kept else set()
+    taken |= {proxy_port, api_port} - {0}
 
     def new() -> int:
         port = pick_free_ports(1, taken)[0]
@@ -77,12 +81,15 @@ def plan_ports(data_dir: Path, edge_count: int, proxy_port: int) -> NetworkPorts
     ledger = kept.ledger if kept else new()
     edges = list(kept.edges[:edge_count]) if kept else []
     edges += [EdgePorts(new(), new()) for _ in range(edge_count - len(edges))]
-    if proxy_port:
-        proxy, api = proxy_port, proxy_port + 1
-    elif kept:
-        proxy, api = kept.proxy, kept.api
+    proxy = proxy_port or (kept.proxy if kept else new())
+    if api_port:
+        api = api_port
+    elif kept and kept.proxy == proxy:
+        api = kept.api
     else:
-        proxy, api = new(), new()
+        api = proxy_port + 1 if proxy_port else new()
+    if api == proxy:
+        raise NetworkSetupError(f"--api-port {api} is the proxy's port: pass another")
     return NetworkPorts(ledger, edges, proxy, api)
 
 

@@ -68,8 +68,8 @@ def up(settings: UpSettings) -> None:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        ports = plan_ports(data_dir, settings.edges, settings.proxy_port)
-        _check_ports(data_dir, ports, proxy_given=settings.proxy_port != 0)
+        ports = plan_ports(data_dir, settings.edges, settings.proxy_port, settings.api_port)
+        _check_ports(data_dir, ports, settings)
         plan = Plan(data_dir, ports, settings.allow_private_origins, settings.intercept,
                     settings.ledger)  # fmt: skip
         asyncio.run(_run(plan))
@@ -77,14 +77,18 @@ def up(settings: UpSettings) -> None:
         raise click.ClickException(str(exc)) from None
 
 
-def _check_ports(data_dir: Path, ports: NetworkPorts, *, proxy_given: bool) -> None:
-    """Before anything starts: a port some other process holds is named, with what to do."""
+def _check_ports(data_dir: Path, ports: NetworkPorts, settings: UpSettings) -> None:
+    """Before anything starts, every port the network binds is checked: one some other
+    process holds is named with the flag that sets it, or the file that keeps it."""
     kept = (f"is another `atlas up` running on {data_dir}? Stop it, or delete "
             f"{data_dir / FILE_NAME} to pick new ports")  # fmt: skip
-    given = "pass another --proxy-port (0 picks free ports and keeps them)"
-    proxy = {"proxy", "mobile API"}
-    check_free([r for r in ports.roles() if r[0] not in proxy], kept)
-    check_free([r for r in ports.roles() if r[0] in proxy], given if proxy_given else kept)
+    proxy_hint = "pass another --proxy-port (0 picks free ports and keeps them)"
+    api_hint = "pass another --api-port (0: the proxy port + 1)"
+    check_free([r for r in ports.roles() if r[0] not in ("proxy", "mobile API")], kept)
+    check_free([("--proxy-port, the proxy", ports.proxy)],
+               proxy_hint if settings.proxy_port else kept)  # fmt: skip
+    check_free([("--api-port, the mobile API", ports.api)],
+               api_hint if settings.api_port or settings.proxy_port else kept)  # fmt: skip
 
 
 async def _run(plan: Plan) -> None:

@@ -52,6 +52,10 @@ class UpSettings:
         8080, WHOLE, "the browser proxy's port; the mobile API listens on the next one "
         "(0: free ports, chosen once and kept in the data dir)", minimum=0, maximum=65535,
     )  # fmt: skip
+    api_port: int = setting(
+        0, WHOLE, "the mobile API's and status page's port (0: the proxy port + 1; with "
+        "--proxy-port 0 a free port, kept)", minimum=0, maximum=65535,
+    )  # fmt: skip
     allow_private_origins: bool = setting(False, SWITCH, "let edges fetch from private addresses")
     intercept: bool = setting(False, SWITCH, "the proxy opens HTTPS with its own CA")
     ledger: str = setting(

@@ -21,6 +21,7 @@ import logging
 import re
 import shutil
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -81,6 +82,7 @@ class TorrentSession:
         allow_private_peers: bool = False,
         max_torrents: int = 64,
         settings: lt.settings_pack | None = None,
+        open_session: Callable[[lt.settings_pack], lt.session] = lt.session,
     ) -> None:
         """``seed`` keeps finished torrents uploading after their last fetch (off: removed).
 
@@ -89,7 +91,8 @@ class TorrentSession:
         from a stranger is a request the SSRF guard never sees). Web seeds are always
         dropped for the same reason. ``allow_private_peers`` lets the edge dial
         loopback and LAN peers (tests, local networks). ``settings`` overrides any
-        libtorrent setting.
+        libtorrent setting. ``open_session`` builds the session from the settings
+        (cdn_edge/dht/node_state.py: one that starts the DHT with its saved node id).
         """
         self.data_dir = data_dir
         self.seed = seed
@@ -119,6 +122,7 @@ class TorrentSession:
             "max_metadata_size": MAX_TORRENT_FILE_BYTES,
         }
         self._settings.update(settings or {})
+        self._open_session = open_session
         self._ses: lt.session | None = None
         self._torrents: dict[lt.torrent_handle, Torrent] = {}
         self._by_hash: dict[bytes, Torrent] = {}
@@ -137,7 +141,7 @@ class TorrentSession:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._prepare_dir)
-        self._ses = lt.session(self._settings)
+        self._ses = self._open_session(self._settings)
         if not self.allow_private_peers:
             blocked = lt.ip_filter()
             for first, last in _PRIVATE_RANGES:

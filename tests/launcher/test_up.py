@@ -70,7 +70,7 @@ def test_a_port_in_use_is_named(tmp_path: Path) -> None:
         holder.listen()
         port = holder.getsockname()[1]
         flag = up_fails(tmp_path / "a", "--proxy-port", str(port))
-        assert f"port 127.0.0.1:{port} (proxy) is in use" in flag
+        assert f"port 127.0.0.1:{port} (--proxy-port, the proxy) is in use" in flag
         assert "--proxy-port" in flag
         kept = tmp_path / "b"
         kept.mkdir()
