@@ -1,52 +1,48 @@
 """Getting one chunk from one provider: pay when asked, verify before use.
 
 This is the unit the downloader schedules and edges use to replicate. A
-provider's answer is checked in full before a byte is kept: the quote must
-be signed and within the caller's price limit, the price asked must match
-the quote for the bytes sent, the compressed body must inflate to no more
-than the chunk's stated size, and the chunk must match the origin edge's
-signed statement. Any failure raises :class:`ProviderFault` with evidence.
+provider's answer is checked in full before a byte is kept
+(:mod:`requester.chunk_checks`); this module decides when to ask, what to pay
+ahead, when to bid and what each answer means. What it raises is in
+:mod:`requester.chunk_faults`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import aiohttp
-import zstandard
 
-from requester.bidding import BID_HEADER, LANE_HEADER, Bidding, Market, read_market
+from requester.bidding import BID_HEADER, Bidding, Market, read_market
 from requester.channel_manager import (
     InsufficientFunds,
     NewChannelRefused,
 )
+from requester.chunk_checks import Delivered, accept_chunk, check_quote
+from requester.chunk_faults import (
+    CONTENT_STATE_HEADER,
+    ChunkUnavailable,
+    ContentFailed,
+    PaymentRefused,
+    ProviderFault,
+    ProviderUnreachable,
+    wants_payment,
+)
 from requester.chunk_payer import Account, Budget, Payer, RoomKeeper
-from requester.errors import SdkError
+from requester.chunk_request import CHUNK_TIMEOUT, FREE_LANE, MAX_BODY, request_chunk
 from requester.protocol import (
     BTT_LOCAL,
     CREDIT_HEADER,
     UNKNOWN_SIZE,
     ContentVerifier,
-    ProtocolError,
     Quote,
     TronAddress,
     Voucher,
     WrongBinding,
-    b64url_decode,
-    b64url_encode,
     format_amount,
 )
-from requester.protocol.manifest import STATEMENT_SIZE
-from requester.protocol.quote import QUOTE_SIZE, chunk_price
-from requester.provider_answer import (
-    inflate,
-    json_problem,
-    printable,
-    read_capped,
-    refusal_text,
-)
+from requester.provider_answer import refusal_text
 from requester.provider_trust import ProviderTrust
 
 __all__ = [
@@ -54,89 +50,9 @@ __all__ = [
     "ChunkUnavailable", "ContentFailed", "Delivered", "Payer", "PaymentRefused", "ProviderFault",
     "ProviderUnreachable",
 ]  # fmt: skip
-"""Account, Budget and Payer live in :mod:`requester.chunk_payer`; callers import them here."""
-
-MAX_BODY = 17 * 1024 * 1024
-"""Largest answer read: a chunk is at most 16 MiB (the protocol's limit), plus slack."""
-CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5, sock_read=30)
-
-
-class ProviderFault(SdkError):
-    """A provider misbehaved or failed; the download drops it and goes elsewhere."""
-
-    status = 502
-    code = "provider_fault"
-
-    def __init__(self, provider: str, reason: str, evidence: dict[str, str] | None = None) -> None:
-        super().__init__(f"{provider}: {reason}")
-        self.provider, self.reason, self.evidence = provider, reason, evidence or {}
-
-
-CONTENT_STATE_HEADER = "Atlas-Content-State"
-"""``failed`` on an edge's problem answer for content whose fetch ended in an error."""
-
-
-class PaymentRefused(ProviderFault):
-    """The provider serves nothing more unpaid (an edge without a market, past its free
-    allowance) and this download cannot or will not pay it: it is dropped, no channel opened."""
-
-
-class ContentFailed(ProviderFault):
-    """The provider says the content itself failed (its origin broke off the body, sent a
-    bomb...): no chunk of it will come from there. Drop the provider; the download ends
-    only on the word of the edge the content was asked from (see the downloader)."""
-
-    def __init__(self, provider: str, status: int, body: bytes) -> None:
-        problem = json_problem(body)
-        if problem is not None and "detail" in problem:
-            code, detail = problem["type"].rsplit("/", 1)[-1], str(problem["detail"])
-        else:
-            code, detail = "content_failed", body[:200].decode("utf-8", "replace")
-        code, detail = printable(code)[:60], printable(detail)  # shown on terminals, pages
-        super().__init__(provider, f"the content failed: {status} {code}: {detail[:300]}")
-        self.status, self.code, self.detail = status, code, detail[:300]
-
-
-class ChunkUnavailable(SdkError):
-    """The provider cannot serve this chunk now (not ready, past the end): retry or go elsewhere.
-    ``status`` is the provider's (404, 416, 429, 503)."""
-
-    status = 503
-    code = "chunk_unavailable"
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"{status}: {detail}")
-        self.status = status
-
-
-class ProviderUnreachable(ProviderFault):
-    """The provider's connection was refused or reset (it may be restarting). The
-    downloader catches it first and backs off and asks again
-    (:mod:`requester.provider_backoff`); any other caller sees a provider failure, as
-    before it was told apart. It never marks the provider as untrusted."""
-
-    code = "provider_unreachable"
-
-    def __init__(self, provider: str, reason: str) -> None:
-        super().__init__(provider, reason)
-
-
-@dataclass(frozen=True)
-class Delivered:
-    data: bytes
-    sha256: bytes
-    statement: bytes
-    """The origin edge's signed statement for the chunk (for providers that re-serve it)."""
-    price: int
-    """What the provider charged for it (``Atlas-Price``)."""
-    wire_bytes: int
-    paid_by: str
-    spent: int = 0
-    """What this request signed over in vouchers (credit left with the provider included)."""
-    lane: str = ""
-    """``paid`` or ``free``: the edge's ``Atlas-Lane``, else read from ``Atlas-Paid-By``."""
-    seconds: float = 0.0
-    """How long the request that delivered it took."""
+"""Account, Budget and Payer live in :mod:`requester.chunk_payer`, the failures in
+:mod:`requester.chunk_faults`, Delivered in :mod:`requester.chunk_checks` and MAX_BODY and
+CHUNK_TIMEOUT in :mod:`requester.chunk_request`; callers import them here."""
 
 
 class ChunkClient:
@@ -215,7 +131,7 @@ class ChunkClient:
         for _ in range(3):
             started = time.monotonic()
             try:
-                status, body, answer = await self._request(provider, url, headers)
+                status, body, answer = await request_chunk(self._session, provider, url, headers)
             except ProviderUnreachable:
                 account = self._accounts.get(provider)
                 if expected and account is not None:
@@ -224,7 +140,7 @@ class ChunkClient:
             if market is not None:
                 market.observe_answer(provider, answer, time.monotonic())
             if status == 200:
-                delivered = self._accept(provider, verifier, index, body, answer, spent)
+                delivered = accept_chunk(provider, verifier, index, body, answer, spent)
                 account = self._accounts.get(provider)
                 if expected and account is not None:
                     account.credit += max(0, expected - delivered.price)
@@ -266,17 +182,18 @@ class ChunkClient:
         buys a chunk it lacks only once paid) is dropped if it cannot be paid."""
         if market is not None and market.free_only is not None:
             what = "for a chunk" if market.auction(provider) else "past its free allowance"
-            raise PaymentRefused(provider, _wants_payment(answer, market.free_only, what))
+            raise PaymentRefused(provider, wants_payment(answer, market.free_only, what))
         if self._channels is None:
             raise ProviderFault(provider, f"answered 402{refusal_text(body)}")
         auction = market is not None and market.auction(provider)
-        quote, price = self._check_quote(provider, verifier, answer, auction)
+        quote, price = check_quote(provider, verifier, answer, self._max_price_per_mib,
+                                   self._max_price_per_chunk, auction)  # fmt: skip
         if market is not None and auction:
             market.observe(provider, quote.price_per_mib, time.monotonic())
             if not market.within_ceiling(quote.price_per_mib):
                 if free:
                     why = "that is above the ceiling (--max-price)"
-                    raise PaymentRefused(provider, _wants_payment(answer, why, "for a chunk"))
+                    raise PaymentRefused(provider, wants_payment(answer, why, "for a chunk"))
                 return None
         self._keep_room(provider, quote.payee, market)
         try:
@@ -287,7 +204,7 @@ class ChunkClient:
             market.cannot_pay(provider, exc.message)
             if not auction or free:
                 why = f"this wallet cannot pay: {exc.message}"
-                raise PaymentRefused(provider, _wants_payment(answer, why)) from exc
+                raise PaymentRefused(provider, wants_payment(answer, why)) from exc
             return None
         self.signed[provider] = self.signed.get(provider, 0) + price
         old = self._accounts.get(provider)
@@ -387,110 +304,6 @@ class ChunkClient:
         headers["Atlas-Voucher"] = voucher.to_header()
         return headers, expected, needed
 
-    async def _request(self, provider: str, url: str, headers: dict[str, str]
-                       ) -> tuple[int, bytes, dict[str, str]]:  # fmt: skip
-        try:
-            async with self._session.get(
-                url, headers=headers, timeout=CHUNK_TIMEOUT, auto_decompress=False
-            ) as resp:
-                body = await read_capped(resp, MAX_BODY)
-                return resp.status, body, dict(resp.headers)
-        except TimeoutError as exc:
-            raise ProviderFault(provider, f"unreachable: {type(exc).__name__} {exc}") from exc
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:  # refused, reset
-            raise ProviderUnreachable(provider, f"unreachable: {type(exc).__name__} {exc}") from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderFault(provider, f"unreachable: {type(exc).__name__} {exc}") from exc
-
-    def _check_quote(self, provider: str, verifier: ContentVerifier, answer: dict[str, str],
-                     auction: bool = False) -> tuple[Quote, int]:  # fmt: skip
-        try:
-            quote = Quote.decode(b64url_decode(answer.get("Atlas-Quote", ""), QUOTE_SIZE, "quote"))
-            quote.check_valid(int(time.time()))
-        except ProtocolError as exc:
-            raise ProviderFault(provider, f"bad quote: {exc.message}") from exc
-        if quote.content_id not in (verifier.head.content_id, bytes(32)):
-            raise ProviderFault(provider, "quote is for other content")
-        if self._max_price_per_mib is not None and not auction:  # a market's: its free lane
-            self._check_limit(provider, quote, verifier.head.chunk_size)
-        price_text = answer.get("Atlas-Price", "")
-        if not price_text.isascii() or not price_text.isdigit():
-            raise ProviderFault(provider, "402 without a price")
-        price = int(price_text)
-        # The wire form is at most the raw chunk (edges only compress when it is smaller).
-        if price > quote.chunk_price(verifier.head.chunk_size):
-            raise ProviderFault(provider, f"asked {price}, more than its quote allows")
-        return quote, price
-
-    def _check_limit(self, provider: str, quote: Quote, size: int) -> None:
-        """Refuse a quote whose price for a full chunk of this content (its fixed part per
-        chunk included, or a tiny per-MiB price would hide a huge one per chunk) is above
-        the limit's price for the same bytes."""
-        assert self._max_price_per_mib is not None
-        asked = quote.chunk_price(size)
-        limit = chunk_price(self._max_price_per_chunk, self._max_price_per_mib, size)
-        if asked > limit:
-            a = quote.asset
-            raise ProviderFault(
-                provider,
-                f"price {format_amount(asked, a)} for a full {size}-byte chunk "
-                f"({format_amount(quote.price_per_chunk, a)} per chunk + "
-                f"{format_amount(quote.price_per_mib, a)}/MiB) is above the limit of "
-                f"{format_amount(limit, a)} ({format_amount(self._max_price_per_mib, a)}/MiB)",
-            )
-
-    def _accept(self, provider: str, verifier: ContentVerifier, index: int, body: bytes,
-                answer: dict[str, str], spent: int) -> Delivered:  # fmt: skip
-        wire = len(body)
-        try:
-            statement = b64url_decode(answer.get("Atlas-Chunk", ""), STATEMENT_SIZE, "Atlas-Chunk")
-            if answer.get("Content-Encoding") == "zstd":
-                body = inflate(body, verifier.head.chunk_size)
-            elif answer.get("Content-Encoding") not in (None, "identity"):
-                raise ProviderFault(provider, "unknown Content-Encoding")
-            checked = verifier.verify_chunk(statement, body)
-        except (ProtocolError, zstandard.ZstdError) as exc:
-            detail = exc.message if isinstance(exc, ProtocolError) else str(exc)
-            raise ProviderFault(
-                provider, f"bad chunk {index}: {detail}",
-                {"content_id": verifier.head.content_id.hex(), "index": str(index),
-                 "sha256_received": _sha(body), "provider": provider,
-                 "head": b64url_encode(verifier.head.encode()),
-                 "statement": answer.get("Atlas-Chunk", "")},
-            ) from exc  # fmt: skip
-        if checked.index != index:
-            raise ProviderFault(provider, f"sent chunk {checked.index} for {index}")
-        price = answer.get("Atlas-Price", "0")
-        paid_by = answer.get("Atlas-Paid-By", "")
-        lane = answer.get(LANE_HEADER, "")
-        if lane not in ("paid", "free"):
-            lane = "free" if paid_by in ("free", "") else "paid"
-        return Delivered(
-            body,
-            checked.sha256,
-            statement,
-            int(price) if price.isascii() and price.isdigit() else 0,
-            wire,
-            paid_by,
-            spent,
-            lane,
-        )
-
-
-FREE_LANE = {"Accept-Encoding": "zstd"}
-"""A request with no payment and no bid: a market edge's free lane."""
-
-
-def _wants_payment(answer: dict[str, str], why: str, what: str = "past its free allowance") -> str:
-    """Why a provider that wants payment is dropped, with its price if its quote decodes."""
-    asked = ""
-    try:
-        quote = Quote.decode(b64url_decode(answer.get("Atlas-Quote", ""), QUOTE_SIZE, "quote"))
-        asked = f" ({format_amount(quote.price_per_mib, quote.asset)}/MiB)"
-    except ProtocolError:
-        pass
-    return f"wants payment{asked} {what}, and {why}"
-
 
 def _known_chunk_count(verifier: ContentVerifier) -> int:
     """Chunks the content has, from the seal or the origin's stated size (0 if unknown)."""
@@ -498,7 +311,3 @@ def _known_chunk_count(verifier: ContentVerifier) -> int:
         return verifier.seal.chunk_count
     hint, size = verifier.head.size_hint, verifier.head.chunk_size
     return 0 if hint == UNKNOWN_SIZE else -(-hint // size)
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import cast
 
-import aiohttp
 import zstandard
 
-from requester.chunk_client import ChunkClient, ProviderFault
+from requester.chunk_checks import accept_chunk
+from requester.chunk_faults import ProviderFault
 from requester.message_view import describe_message
 from requester.protocol import (
     BTT_LOCAL,
@@ -219,13 +218,9 @@ def _wire_seeds() -> Iterator[bytes]:
     yield bytes([1]) + framed + body
 
 
-_CLIENT = ChunkClient(cast(aiohttp.ClientSession, None), None)
-"""Used only for its check of an answer: no session, no payer, no sockets."""
-
-
 @target("chunk_answer", seeds=_wire_seeds, allowed=(ProviderFault,))
 def chunk_answer(data: bytes) -> None:
-    """ChunkClient._accept: a provider's 200 (zstd on the wire or not), statement header
+    """accept_chunk: a provider's 200 (zstd on the wire or not), statement header
     and body, as the SDK checks it before keeping a byte."""
     fields = Fields(data)
     encoding = ("zstd", None, "identity", "gzip")[fields.pick(4)]
@@ -234,5 +229,5 @@ def chunk_answer(data: bytes) -> None:
     if encoding is not None:
         answer["Content-Encoding"] = encoding
     verifier = ContentVerifier(seeds.small_content()[0])
-    delivered = _CLIENT._accept("fuzz", verifier, 0, fields.rest(), answer, 0)
+    delivered = accept_chunk("fuzz", verifier, 0, fields.rest(), answer, 0)
     assert len(delivered.data) <= verifier.head.chunk_size
