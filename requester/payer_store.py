@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,7 +43,10 @@ CREATE TABLE IF NOT EXISTS pending_calls (
     op_hash TEXT PRIMARY KEY, ledger TEXT NOT NULL, chain_id INTEGER NOT NULL,
     contract TEXT NOT NULL, channel_id TEXT NOT NULL, payee TEXT NOT NULL, call TEXT NOT NULL,
     recorded_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS spend_hours (hour TEXT PRIMARY KEY, amount TEXT NOT NULL);
 """
+HOURS_KEPT = 24 * 31
+"""Hours of signed spending kept for ``atlas status`` and the proxy's page (a month)."""
 
 
 class IssuedElsewhere(SdkError, ValueError):
@@ -159,11 +163,30 @@ class PayerStore:
             self._db.execute(
                 "UPDATE channels SET issued=? WHERE channel_id=?", (str(amount), channel_id.hex())
             )
+            self._add_spend(amount - int(row["issued"]))
             self._db.execute("COMMIT")
             reached("payer.voucher_persisted")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+    def _add_spend(self, amount: int) -> None:
+        """Count what a voucher signed on top of the last into this UTC hour's spending, whoever
+        signed it (atlas fetch, the proxy): the wallet's own history of what it spent."""
+        hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
+        row = self._db.execute("SELECT amount FROM spend_hours WHERE hour=?", (hour,)).fetchone()
+        total = amount + (int(row["amount"]) if row is not None else 0)
+        self._db.execute("INSERT OR REPLACE INTO spend_hours VALUES (?, ?)", (hour, str(total)))
+        if row is None:  # a new hour: forget the oldest
+            oldest = time.strftime("%Y-%m-%dT%H", time.gmtime(time.time() - HOURS_KEPT * 3600))
+            self._db.execute("DELETE FROM spend_hours WHERE hour < ?", (oldest,))
+
+    def spend_by_hour(self, day: str) -> dict[int, int]:
+        """What vouchers signed in each UTC hour of ``day`` (``YYYY-MM-DD``), base units."""
+        rows = self._db.execute(
+            "SELECT hour, amount FROM spend_hours WHERE hour LIKE ?", (f"{day}T%",)
+        ).fetchall()
+        return {int(r["hour"][-2:]): int(r["amount"]) for r in rows}
 
     def update_terms(self, terms: ChannelTerms, *, settles: str | None = None) -> None:
         """Raise a channel's deposit and expiry to ``terms`` (never lowers them), and drop

@@ -26,8 +26,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from requester.cli.amounts import short_amount
 from requester.client import Download
-from requester.protocol import BTT_LOCAL, UNKNOWN_SIZE, Asset
+from requester.protocol import UNKNOWN_SIZE
 
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
@@ -40,16 +41,6 @@ def size_text(size: object) -> str:
     while value >= 1024 and unit < len(UNITS) - 1:
         value, unit = value / 1024, unit + 1
     return f"{size} B" if unit == 0 else f"{value:.1f} {UNITS[unit]}"
-
-
-def short_amount(units: int, asset: Asset = BTT_LOCAL, digits: int = 4) -> str:
-    """An amount for the eye: at most ``digits`` significant digits after the point
-    (``0.00007241 BTT``; exact amounts are in ``--json``)."""
-    whole, frac = divmod(units, asset.one)
-    text = str(frac).rjust(asset.decimals, "0")
-    lead = len(text) - len(text.lstrip("0")) if whole == 0 else 0
-    kept = text[: lead + digits].rstrip("0")
-    return f"{whole}.{kept} {asset.symbol}" if kept else f"{whole} {asset.symbol}"
 
 
 class SizeColumn(ProgressColumn):

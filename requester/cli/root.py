@@ -15,6 +15,7 @@ import click
 from requester.cli.config_show import config
 from requester.cli.decode import decode
 from requester.cli.fetch import fetch
+from requester.cli.status import status
 from requester.cli.wallet import channel, wallet
 
 
@@ -52,3 +53,4 @@ main.add_command(fetch)
 main.add_command(wallet)
 main.add_command(channel)
 main.add_command(config)
+main.add_command(status)
