@@ -6,7 +6,8 @@ credit spent by the payer's signed ``Atlas-Credit``, or free allowance; the
 payment is stored durably first), then send the bytes with the origin edge's
 chunk statement. A replica's missing chunk, which this edge must buy from a
 provider, is paid for first (:mod:`cdn_edge.chunk_payment`): an unpaid request
-gets the 402 and costs the edge nothing. An edge with a market
+gets the 402 and costs the edge nothing; on a market edge an unpaid request is
+pulled for the free lane instead (:mod:`cdn_edge.replica_fill`). An edge with a market
 (``--upload-capacity``) first waits for the request's turn in a lane
 (:mod:`cdn_edge.chunk_turns`): a paid slot charges the clearing price, the free
 lane nothing.
@@ -37,10 +38,9 @@ from cdn_edge.content.entry import ContentEntry
 from cdn_edge.edge_state import EDGE, Edge
 from cdn_edge.market import FREE, PAID
 from cdn_edge.problems import problem_response
-from requester.chunk_client import ChunkUnavailable, ContentFailed
+from cdn_edge.replica_fill import PAYMENT_HEADERS, fill_unpaid, free_lane, must_buy, replicate
 from requester.errors import Refusal
 from requester.protocol import (
-    CREDIT_HEADER,
     MalformedMessage,
     PaymentRequired,
     Quote,
@@ -48,9 +48,6 @@ from requester.protocol import (
 )
 from requester.protocol.manifest import MAX_CHUNKS
 from requester.protocol.quote import chunk_price
-
-PAYMENT_HEADERS = ("Atlas-Voucher", CREDIT_HEADER, "Atlas-Channel")
-"""Headers that present a payment: only their refusals count in the voucher metrics."""
 
 
 def add_routes(app: web.Application) -> None:
@@ -99,22 +96,20 @@ async def _serve(
     refused = _failed(entry)  # content that failed answers so at once, whatever the chunk
     held: Hold | None = None
     try:
-        if refused is None and _must_buy(entry, index):
-            taken = await _hold(request, edge, entry, index, client)
-            if isinstance(taken, web.Response):
-                return taken  # 402: nothing fetched, nothing paid by this edge
-            held = taken
-            refused = await _replicate(edge, entry, index)
+        if refused is None and must_buy(entry, index):
+            if free_lane(request, edge):  # a market edge: never a 402 for lack of money
+                refused = await fill_unpaid(edge, entry, index, client)
+            else:
+                taken = await _hold(request, edge, entry, index, client)
+                if isinstance(taken, web.Response):
+                    return taken  # 402: nothing fetched, nothing paid by this edge
+                held = taken
+                refused = await replicate(edge, entry, index)
         if refused is not None:
             return refused
         return await _serve_held(request, edge, entry, index, client, held)
     finally:
         await release(edge, held)  # not sent: the payer's money stays credit
-
-
-def _must_buy(entry: ContentEntry, index: int) -> bool:
-    """A replica's chunk this edge would have to buy from a provider to serve."""
-    return entry.is_replica and index not in entry.statements and not entry.past_end(index)
 
 
 async def _hold(request: web.Request, edge: Edge, entry: ContentEntry, index: int,
@@ -146,23 +141,6 @@ async def _serve_held(request: web.Request, edge: Edge, entry: ContentEntry, ind
             416, "beyond_end", f"content has {count} chunks; {index} is past the end"
         )
     return await _respond(request, edge, entry, index, client, held)
-
-
-async def _replicate(edge: Edge, entry: ContentEntry, index: int) -> web.Response | None:
-    """Pull a replica's missing chunk from its providers; the refusal if that fails."""
-    if entry.past_end(index):
-        return None
-    try:
-        await edge.content.replicate_chunk(entry, index)
-    except ContentFailed as exc:  # every provider of it says so
-        return content_failed(exc.status, exc.code, f"from {exc.provider}: {exc.detail}")
-    except ChunkUnavailable as exc:
-        if exc.status == 416:
-            return problem_response(416, "beyond_end", f"chunk {index} is past the end")
-        response = problem_response(503, "chunk_not_ready", f"chunk {index}: {exc}")
-        response.headers["Retry-After"] = "1"
-        return response
-    return None
 
 
 def _not_ready(index: int, why: str) -> web.Response:

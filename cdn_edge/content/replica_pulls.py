@@ -100,10 +100,11 @@ class ReplicaPulls:
         self._on_new_content(content_id)
         return entry
 
-    async def pull(self, entry: ContentEntry, index: int) -> None:
-        """Fetch a missing chunk of a replica from its providers (paying), store it."""
+    async def pull(self, entry: ContentEntry, index: int, *, unpaid: bool = False) -> None:
+        """Fetch a missing chunk of a replica from its providers (paying), store it;
+        ``unpaid``: for a request nobody paid for (see ``Replicator.fetch_chunk``)."""
         assert entry.is_replica
-        await self._replicator.fetch_chunk(entry, index, self._store_chunk)
+        await self._replicator.fetch_chunk(entry, index, self._store_chunk, unpaid=unpaid)
         await self._entries.persist_seal(entry)
         self._read_ahead(entry, index)
 

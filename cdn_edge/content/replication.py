@@ -7,11 +7,14 @@ paying as any requester would and checking it against the origin edge's
 statement before storing and serving it. It then provides the content too.
 Providers other than the edge's trackers are tried last and on probation, within
 per-content and edge-wide limits on what they can lock up (:mod:`cdn_edge.content.replica_trust`).
+A pull nobody paid for (a market edge's free lane) pays only its configured peers: any
+other provider is asked only for its free lane, and is never paid (issue 13).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,11 +24,13 @@ import aiohttp
 from cdn_edge.content.entry import ContentEntry
 from cdn_edge.content.replica_trust import ReplicaTrust
 from cdn_edge.tracker import Tracker
+from requester.bidding import Bidding
 from requester.chunk_client import (
     ChunkClient,
     ChunkUnavailable,
     ContentFailed,
     Delivered,
+    PaymentRefused,
     ProviderFault,
 )
 from requester.ledger_client import LedgerError
@@ -45,6 +50,20 @@ log = logging.getLogger(__name__)
 LOOKUP_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
 StoreChunk = Callable[[ContentEntry, int, bytes, bytes, bytes], Awaitable[None]]
 """(entry, index, sha256, data, statement): keep a verified chunk."""
+UNPAID = "nobody paid for this pull: a provider the edge did not configure gets nothing"
+
+
+class SoldOnly(ChunkUnavailable):
+    """An unpaid pull found the chunk only with providers that sell it and that this edge
+    does not pay for a request nobody paid for."""
+
+    def __init__(self, index: int) -> None:
+        self.detail = (
+            f"chunk {index} is to be had here only by paying for it: the providers that "
+            "hold it sell it, and this edge buys from a provider it did not configure only "
+            "for a request that paid first"
+        )
+        super().__init__(503, self.detail)
 
 
 class Replicator:
@@ -63,7 +82,8 @@ class Replicator:
         self._own = own_tracker
         self._session = session
         self._chunks = chunks
-        self._inflight: dict[tuple[bytes, int], asyncio.Future[None]] = {}
+        self._inflight: dict[tuple[bytes, int], tuple[asyncio.Future[None], bool]] = {}
+        """Fetches running, and whether each pays only configured peers."""
 
     async def find(self, content_id: bytes) -> ContentEntry | None:
         """A replica entry for ``content_id`` (head from a provider), or None if nobody has it."""
@@ -114,28 +134,41 @@ class Replicator:
         return self._trust.ranked(urls)
 
     async def fetch_chunk(self, entry: ContentEntry, index: int, store: StoreChunk, *,
-                          ahead: bool = False) -> None:  # fmt: skip
+                          ahead: bool = False, unpaid: bool = False) -> None:  # fmt: skip
         """Make chunk ``index`` of a replica available, fetching it once however many ask
         (a caller may have paid and waited while another fetch stored it: not bought twice).
 
         A read-``ahead`` fetch, which no requester has paid for, buys only from the edge's
         configured peers: from anyone else it would let a provider that sells one chunk to
-        a paying requester sell the edge the next few unasked.
+        a paying requester sell the edge the next few unasked. An ``unpaid`` fetch (for a
+        market edge's free lane) also pays only those peers, and takes the chunk from any
+        other provider only through its free lane (:class:`SoldOnly` if none gives it).
+        A paid fetch that finds such a restricted one running waits for it, then does its
+        own if that one failed.
         """
-        if index in entry.statements:
-            return
         if ahead and not any(self._trust.known(url) for url in entry.providers):
             return
         key = (entry.content_id, index)
-        running = self._inflight.get(key)
-        if running is not None:
-            await asyncio.shield(running)
-            return
+        while index not in entry.statements:
+            running = self._inflight.get(key)
+            if running is None:
+                await self._run(key, entry, index, store, ahead, unpaid)
+                return
+            future, restricted = running
+            if not restricted or ahead or unpaid:
+                await asyncio.shield(future)
+                return
+            with contextlib.suppress(Exception):  # it could not: this one may pay anyone
+                await asyncio.shield(future)
+                return
+
+    async def _run(self, key: tuple[bytes, int], entry: ContentEntry, index: int,
+                   store: StoreChunk, ahead: bool, unpaid: bool) -> None:  # fmt: skip
         running = asyncio.get_running_loop().create_future()
         running.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved"
-        self._inflight[key] = running
+        self._inflight[key] = (running, ahead or unpaid)
         try:
-            await self._fetch(entry, index, store, ahead)
+            await self._fetch(entry, index, store, ahead, unpaid)
             running.set_result(None)
         except Exception as exc:
             running.set_exception(exc)
@@ -144,17 +177,22 @@ class Replicator:
             del self._inflight[key]
 
     async def _fetch(self, entry: ContentEntry, index: int, store: StoreChunk,
-                     ahead: bool) -> None:  # fmt: skip
+                     ahead: bool, unpaid: bool) -> None:  # fmt: skip
         verifier = ContentVerifier(entry.head)
         if entry.seal_bytes is not None:
             verifier.accept_seal(entry.seal_bytes)
         last: Exception | None = None
+        sold = False
         failed_everywhere = True
         for url in self._trust.ranked(entry.providers):
             if ahead and not self._trust.known(url):
                 break  # ranked: the configured peers come first
+            free = unpaid and not self._trust.known(url)  # its free lane, or nothing
             try:
-                delivered = await self._get(url, verifier, index)
+                delivered = await self._get(url, verifier, index, free)
+            except PaymentRefused as exc:
+                last, sold, failed_everywhere = exc, sold or free, False
+                continue
             except (ProviderFault, ChunkUnavailable) as exc:
                 last = exc
                 failed_everywhere &= isinstance(exc, ContentFailed)
@@ -165,23 +203,33 @@ class Replicator:
                 continue
             await store(entry, index, delivered.sha256, delivered.data, delivered.statement)
             if entry.seal_bytes is None:
-                try:
-                    info = await self._content_info(url, entry.content_id)
-                except (aiohttp.ClientError, TimeoutError, ValueError, ProtocolError) as exc:
-                    log.info("no seal from %s yet: %s", url, exc)
-                    info = None
-                if info is not None and info[1] is not None:
-                    entry.finish(info[1])
+                await self._learn_seal(url, entry)
             return
         if isinstance(last, ContentFailed) and failed_everywhere:
             raise last
+        if sold:
+            raise SoldOnly(index)
         if isinstance(last, ChunkUnavailable):
             raise last
         raise ChunkUnavailable(502, f"no provider could serve chunk {index}: {last}")
 
-    async def _get(self, url: str, verifier: ContentVerifier, index: int) -> Delivered:
+    async def _learn_seal(self, url: str, entry: ContentEntry) -> None:
+        """Finish ``entry`` with the seal ``url`` has for it, if it has one yet."""
+        try:
+            info = await self._content_info(url, entry.content_id)
+        except (aiohttp.ClientError, TimeoutError, ValueError, ProtocolError) as exc:
+            log.info("no seal from %s yet: %s", url, exc)
+            return
+        if info is not None and info[1] is not None:
+            entry.finish(info[1])
+
+    async def _get(self, url: str, verifier: ContentVerifier, index: int,
+                   free: bool = False) -> Delivered:  # fmt: skip
         """A chunk from a configured peer as before; from any other provider on this
-        content's probation, one provider on probation at a time."""
+        content's probation, one provider on probation at a time; ``free``: through the
+        provider's free lane only, never paid (a 402 is :class:`PaymentRefused`)."""
+        if free:  # no payment, so no probation: a refusal must not drop it for paid pulls
+            return await self._chunks.get(url, verifier, index, None, Bidding(free_only=UNPAID))
         if self._trust.known(url):
             return await self._chunks.get(url, verifier, index)
         content = self._trust.content(verifier.head.content_id)

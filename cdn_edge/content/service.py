@@ -106,10 +106,12 @@ class ContentService:
             return None
         return await self._replicas.find(content_id)
 
-    async def replicate_chunk(self, entry: ContentEntry, index: int) -> None:
-        """Fetch a missing chunk of a replica from its providers (paying), store it."""
+    async def replicate_chunk(self, entry: ContentEntry, index: int, *,
+                              unpaid: bool = False) -> None:  # fmt: skip
+        """Fetch a missing chunk of a replica from its providers (paying), store it;
+        ``unpaid``: for a request nobody paid for, paying only configured peers."""
         assert self._replicas is not None
-        await self._replicas.pull(entry, index)
+        await self._replicas.pull(entry, index, unpaid=unpaid)
 
     async def held_ids(self) -> list[bytes]:
         """Ids of all content this edge can serve (sealed in the store, or live)."""
