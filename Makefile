@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # Debian packages the tests use, as command:package pairs; installed when missing.
-SYSTEM_DEPS := wrk:wrk nginx:nginx curl:curl chromium:chromium hey:hey
+SYSTEM_DEPS := wrk:wrk nginx:nginx curl:curl chromium:chromium hey:hey prometheus:prometheus
 
 .DEFAULT_GOAL := help
 .PHONY: help venv sysdeps lint typecheck imports pytest test run bench lock clean

@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 import aiohttp
 from aiohttp import web
 
-from cdn_edge import routes_chunks, routes_content, routes_tracker
+from cdn_edge import dashboard, routes_chunks, routes_content, routes_tracker
 from cdn_edge.announcer import Announcer
 from cdn_edge.config import EdgeConfig
 from cdn_edge.content.chunk_store import ChunkStore
@@ -55,6 +55,7 @@ def create_app(config: EdgeConfig) -> web.Application:
     routes_chunks.add_routes(app)
     routes_tracker.add_routes(app)
     routes_tunnel.add_routes(app)
+    dashboard.add_routes(app)
     return app
 
 
@@ -130,7 +131,8 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
             tunneling = tasks.create_task(tunnel_server.run())
             await tunnel_server.serving.wait()  # listening before the edge says it is ready
         jobs = (
-            settle_forever(edge.payments, ledger, config),
+            *await dashboard.start(app, edge, stack),  # before settling: it holds the clock
+            settle_forever(edge.payments, ledger, config, app[dashboard.DASHBOARD].settling),
             announcer.run(),
             market.run(edge.torrents),
             *await dht_jobs(edge, torrents if config.dht else None, lambda: tunnels.url),

@@ -105,6 +105,9 @@ class EdgeConfig:
     settle_interval: float = setting(
         60.0, SECONDS, "time between settlement rounds (each redeems what is due)", minimum=0.1
     )
+    history_interval: float = setting(
+        60.0, SECONDS, "time between the dashboard's history samples (GET /)", minimum=1.0
+    )
     redeem_fee_ratio: float = setting(
         10.0, RATIO, "a round redeems a channel once the redeem brings this many times its fee "
         "(near expiry and on stop: more than the fee)", minimum=0,

@@ -6,11 +6,9 @@ follow through ``GET /v1/chunk/...`` (see ``routes_chunks``).
 
 from __future__ import annotations
 
-import html
 import re
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cdn_edge.content.entry import ContentEntry
 from cdn_edge.edge_state import EDGE
@@ -25,11 +23,9 @@ from cdn_edge.torrent import (
 from cdn_edge.tunnel.book import TUNNELS
 from requester.errors import ServiceRefusal
 from requester.protocol import (
-    BTT_LOCAL,
     MalformedMessage,
     UrlSource,
     b64url_encode,
-    format_amount,
 )
 
 MAX_FORWARDED_HEADER = 1024
@@ -50,8 +46,6 @@ def add_routes(app: web.Application) -> None:
             web.get("/v1/content/{content_id}", content),
             web.get("/v1/info", info),
             web.get("/healthz", healthz),
-            web.get("/metrics", metrics),
-            web.get("/", status_page),
         ]
     )
 
@@ -172,39 +166,6 @@ async def info(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    edge = request.app[EDGE]
-    records = await edge.payments.records()
-    edge.metrics.earned.set(sum(r.paid for r in records))
-    edge.metrics.redeemed.set(sum(r.redeemed for r in records))
-    edge.metrics.stored_bytes.set(await edge.content.stored_bytes())
-    return web.Response(
-        body=generate_latest(edge.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
-
-
-async def status_page(request: web.Request) -> web.Response:
-    edge = request.app[EDGE]
-    records = await edge.payments.records()
-    paid = sum(r.paid for r in records)
-    redeemed = sum(r.redeemed for r in records)
-    rows = "".join(
-        f"<tr><td>{html.escape(r.channel_id[:16])}…</td><td>{html.escape(r.payer)}</td>"
-        f"<td>{r.paid}</td><td>{r.redeemed}</td></tr>"
-        for r in records[:100]
-    )
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Atlas edge</title></head>
-<body><h1>Atlas edge</h1>
-<p>Node {html.escape(edge.identity.node.node_id.hex())}<br>
-Payee {html.escape(str(edge.identity.payee.address))}<br>
-Ledger {html.escape(edge.config.ledger)}</p>
-<p>Earned {html.escape(format_amount(paid, BTT_LOCAL))}, redeemed
-{html.escape(format_amount(redeemed, BTT_LOCAL))}</p>
-<table><tr><th>channel</th><th>payer</th><th>paid</th><th>redeemed</th></tr>{rows}</table>
-<p><a href="/metrics">metrics</a> · <a href="/v1/info">info</a></p></body></html>"""
-    return web.Response(text=page, content_type="text/html")
 
 
 def content_id_from(request: web.Request) -> bytes:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -62,13 +63,26 @@ async def settle_once(
     return redeemed
 
 
-async def settle_forever(payments: PaymentBook, ledger: Ledger, config: EdgeConfig) -> None:
+@dataclass
+class SettleClock:
+    """When the rounds ran and run next (the dashboard and ``/metrics`` show it)."""
+
+    next_at: float | None = None
+    last_at: float | None = None
+    last_redeemed: int = 0
+
+
+async def settle_forever(payments: PaymentBook, ledger: Ledger, config: EdgeConfig,
+                         clock: SettleClock | None = None) -> None:  # fmt: skip
+    clock = clock or SettleClock()
     while True:
+        clock.next_at = time.time() + config.settle_interval
         await asyncio.sleep(config.settle_interval)
         try:
-            await settle_once(payments, ledger, time.time(), config)
+            clock.last_redeemed = await settle_once(payments, ledger, time.time(), config)
         except Exception:
             log.exception("settlement round failed")
+        clock.last_at = time.time()
 
 
 async def _redeem(ledger: Ledger, channel: PayeeChannel, decision: Decision) -> bool:

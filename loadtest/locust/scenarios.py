@@ -101,7 +101,7 @@ class OperatorUser(AtlasUser):
     @task
     def scrape(self) -> None:
         for edge in self.targets.edges:
-            self.scrape_one(f"{edge}/metrics", "edge /metrics", "atlas_edge_bytes_sent")
+            self.scrape_one(f"{edge}/metrics", "edge /metrics", "atlas_edge_sent_bytes_total")
         token = {"Authorization": f"Bearer {self.targets.api_token}"}  # the proxy's API needs it
         self.scrape_one("/metrics", "proxy /metrics", "atlas_proxy_requests", token)
 

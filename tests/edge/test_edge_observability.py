@@ -1,4 +1,5 @@
-"""What an operator watches: /healthz, the Prometheus counters, the HTML status page.
+"""What an operator watches: /healthz, the Prometheus counters, the HTML status page
+(the page itself: test_edge_dashboard.py).
 
 A dedicated edge, so every counter starts at zero and each one can be checked
 to move by exactly what the test did: bytes and chunks sent, vouchers accepted
@@ -13,6 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from requester.protocol import BTT_LOCAL, format_amount
+from tests.edge.dashboard_network import card
 from tests.edge.edge_client import fetch, get_chunk, metrics, request, wait_for_seal
 from tests.edge.paying import edge_info, open_channel, voucher_header
 from tests.origin_server import text
@@ -66,7 +68,7 @@ async def test_counters_and_status_page_follow_a_paid_fetch(
     def moved(name: str, **labels: str) -> float:
         return counter(after, name, **labels) - counter(before, name, **labels)
 
-    assert moved("atlas_edge_bytes_sent_total") == CHUNK
+    assert moved("atlas_edge_sent_bytes_total") == CHUNK
     assert moved("atlas_edge_chunks_total", paid_by="voucher") == 1
     assert moved("atlas_edge_vouchers_total", outcome="accepted") == 1
     assert moved("atlas_edge_vouchers_total", outcome="stale_voucher") == 1
@@ -75,18 +77,19 @@ async def test_counters_and_status_page_follow_a_paid_fetch(
                    for k in after)  # fmt: skip
     assert moved("atlas_edge_fetches_total", cache="MISS") == 2
     assert moved("atlas_edge_fetches_total", cache="HIT") == 1
-    assert counter(after, "atlas_edge_earned_base_units") == price
-    assert counter(after, "atlas_edge_redeemed_base_units") == 0
+    assert counter(after, "atlas_edge_earned_btt_total") == price / BTT_LOCAL.one
+    assert counter(after, "atlas_edge_redeemed_btt_total") == 0
     stored = CHUNK + len(text(5000)) + len(CACHED)
     assert counter(after, "atlas_edge_stored_bytes") == stored
-    assert counter(settled, "atlas_edge_earned_base_units") == price
-    assert counter(settled, "atlas_edge_redeemed_base_units") == price
+    assert counter(settled, "atlas_edge_earned_btt_total") == price / BTT_LOCAL.one
+    assert counter(settled, "atlas_edge_redeemed_btt_total") == price / BTT_LOCAL.one
 
     status, body, headers = page
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     shown = body.decode()
     earned = html.escape(format_amount(price, BTT_LOCAL))
-    for part in (info["node_id"], info["payee"], f"Earned {earned}", str(channel.terms.payer),
+    for part in (info["node_id"], info["payee"], str(channel.terms.payer),
                  channel.terms.channel_id.hex()[:16]):  # fmt: skip
         assert part in shown, part
-    assert f"redeemed\n{earned}" in settled_page[1].decode()
+    assert card(shown, "Unredeemed") == earned
+    assert card(settled_page[1].decode(), "Redeemed") == earned
