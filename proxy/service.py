@@ -18,6 +18,7 @@ from mitmproxy.tools.dump import DumpMaster
 
 from proxy.backend import create_app
 from proxy.config import ProxyConfig
+from proxy.dht_edges import join_dht
 from proxy.listener_guard import ListenerGuard
 from proxy.route_addon import RouteToRelay
 from proxy.spending import SpendBook
@@ -41,6 +42,8 @@ async def run(config: ProxyConfig) -> None:
             aiohttp.ClientSession(timeout=EDGE_SESSION_TIMEOUT)
         )
         state = _state(config, session, stack)
+        if config.bootstrap:
+            await join_dht(state, config.bootstrap, session, stack)
         runner = web.AppRunner(create_app(state), keepalive_timeout=KEEPALIVE_TIMEOUT,
                                handle_signals=False, access_log=None)  # fmt: skip
         await runner.setup()
@@ -79,7 +82,7 @@ def _state(
 ) -> ProxyState:
     book = SpendBook(config.home / "proxy-spending.sqlite3", config.limits)
     stack.callback(book.close)
-    manager = ledger = address = None
+    manager = ledger = address = store = None
     wallet = config.home / "wallet.json"
     if config.ledger and wallet.exists():
         passphrase = keystore.stored_passphrase(config.home)
@@ -102,6 +105,7 @@ def _state(
         api_token=load_or_create_token(config.home / "api_token"),
         ca_cert=confdir / "mitmproxy-ca-cert.pem" if config.intercept else None,
         intercept=config.intercept, max_active=config.max_transfers, trust=config.trust,
+        store=store,
     )  # fmt: skip
 
 

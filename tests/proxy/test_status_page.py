@@ -1,0 +1,104 @@
+"""The proxy's status page (issue 19) shows the wallet's real channels, whoever opened them:
+after a real paid ``atlas fetch`` on the data dir of a real ``atlas up``, the proxy's page
+lists that fetch's channels before the proxy paid anything itself; then spending per site,
+the day's plot (inline SVG) and edge health, amounts in BTT. Headless Chromium renders it
+(``ATLAS_DOCS_SCREENSHOTS=1`` copies the shot to docs/proxy-status.png)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli_terminal import atlas, atlas_env, paying_network
+from tests.e2e.test_chromium import CHROMIUM, FLAGS, distinct_pixels
+from tests.launcher.atlas_up import Up
+from tests.processes import Running
+from tests.proxy.conftest import curl
+
+DOCS_SHOT = Path(__file__).resolve().parents[2] / "docs" / "proxy-status.png"
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    yield from paying_network(tmp_path_factory.mktemp("net") / "atlas")
+
+
+def get(up: Up, path: str) -> bytes:
+    bearer = {"Authorization": f"Bearer {up.info['api_token']}"}
+    asked = urllib.request.Request(f"{up.info['api']}{path}", headers=bearer)
+    with urllib.request.urlopen(asked, timeout=30) as resp:
+        body: bytes = resp.read()
+        return body
+
+
+def status(up: Up) -> dict[str, Any]:
+    view: dict[str, Any] = json.loads(get(up, "/status.json"))
+    return view
+
+
+def test_channels_opened_by_atlas_fetch_are_on_the_proxy_page(
+    network: Up, origin: Running, tmp_path: Path
+) -> None:
+    assert status(network)["channels"] == []
+    done = subprocess.run(
+        atlas("fetch", f"{origin.url}/bytes/2000000?t=page", "-o", str(tmp_path / "f"), "--json"),
+        env=atlas_env(Path(str(network.info["data_dir"]))), capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    paid = {url for url, p in summary["providers"].items() if int(p["paid"])}
+    assert paid
+    view = status(network)  # the proxy has paid nothing: all of this is atlas fetch's
+    assert view["spent_today"] == "0 BTT" and view["per_site"] == {}
+    assert len(view["channels"]) == len(paid)
+    assert sum(int(c["spent_units"]) for c in view["channels"]) == int(summary["paid"])
+    assert view["wallet_spent_today"] == summary["paid_text"]
+    assert all(c["status"] == "open" and c["deposit"].endswith(" BTT") for c in view["channels"])
+    page = get(network, "/").decode()
+    for channel in view["channels"]:
+        assert channel["payee"] in page and channel["spent"] in page
+    assert "none: the wallet has no channel yet" not in page
+
+
+def test_site_spending_plot_and_edges(network: Up, origin: Running, tmp_path: Path) -> None:
+    before = status(network)
+    through = curl("-x", str(network.info["proxy"]), f"{origin.url}/bytes/1500000?t=site")
+    assert len(through.stdout) == 1500000
+    view = status(network)
+    assert view["per_site"]["127.0.0.1"].endswith(" BTT")
+    assert view["spent_today"] == view["per_site"]["127.0.0.1"] != "0 BTT"
+    assert view["wallet_spent_today"] != before["wallet_spent_today"]
+    assert view["spent_by_hour"] and all(v.endswith(" BTT") for v in view["spent_by_hour"].values())
+    assert set(view["edges"]) == set(network.edges)
+    assert all(e["ok"] for e in view["edges"].values())
+    page = get(network, "/").decode()
+    assert "<svg" in page and "<rect" in page and "<script" not in page
+    hour = next(iter(view["spent_by_hour"]))
+    assert f"<title>{hour}:00 UTC: " in page
+    assert "127.0.0.1" in page and f"{len(network.edges)} of {len(network.edges)}" in page
+    assert "http://" not in page.split("<body>")[0].replace(str(network.info["api"]), "")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian package chromium missing")
+def test_chromium_renders_the_page(network: Up, tmp_path: Path) -> None:
+    assert CHROMIUM is not None
+    shot = tmp_path / "proxy-status.png"
+    url = f"{network.info['api']}/?token={network.info['api_token']}"
+    done = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=900,1300",
+         "--virtual-time-budget=5000", "--hide-scrollbars", f"--screenshot={shot}", url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shot.exists(), done.stderr[-2000:]
+    assert distinct_pixels(shot.read_bytes()) > 8
+    if os.environ.get("ATLAS_DOCS_SCREENSHOTS") == "1":
+        shutil.copyfile(shot, DOCS_SHOT)
