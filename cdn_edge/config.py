@@ -149,6 +149,10 @@ class EdgeConfig:
     dht_allow_private: bool = setting(
         False, SWITCH, "let the DHT use loopback and LAN nodes (test and local networks)"
     )
+    no_sibling_caches: bool = setting(
+        False, SWITCH, "with --dht: neither announce the URLs held fresh nor ask the edges "
+        "announcing a URL for their copy (docs/edge.md, Sibling caches)",
+    )  # fmt: skip
     torrent_cap_gib: int = setting(
         4 * GIB, GIB_SIZE, "largest file taken from a torrent", minimum=GIB // 1000
     )

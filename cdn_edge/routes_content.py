@@ -160,6 +160,7 @@ async def info(request: web.Request) -> web.Response:
             "tunnel": request.app[TUNNELS].url,
             "market": edge.market.info() if edge.market is not None else None,
             "dht": edge.dht_address,
+            "sibling_caches": edge.config.dht and not edge.config.no_sibling_caches,
         }
     )
 

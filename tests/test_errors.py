@@ -31,6 +31,7 @@ from requester.protocol import MalformedMessage, PaymentRequired, ProtocolError
 PACKAGES = ("requester", "cdn_edge", "proxy", "launcher")
 OUTSIDE_THE_TREE = {
     "cdn_edge.tunnel.relay._Ended": "ends one relay loop from inside; never leaves the module",
+    "cdn_edge.content.sibling_fetch._NotUsable": "ends one sibling's trial inside the module",
     "launcher.processes.NotReady": "the process runner's own (tests and benchmarks catch it)",
     "cdn_edge.ledger.tron_node.chain.Refused": "java-tron's own words, answered as it does",
     "cdn_edge.ledger.tron_node.execution.Invalid": "java-tron's own words, answered as it does",
@@ -81,6 +82,7 @@ PINNED: dict[str, tuple[int, str]] = {
     "cdn_edge.address_policy.BadUrl": (400, "bad_url"),
     "cdn_edge.address_policy.BlockedAddress": (403, "blocked_address"),
     "cdn_edge.content.fetch_join.FetchFailed": (502, "fetch_failed"),
+    "cdn_edge.content.cache_lookup.NotCached": (504, "not_cached"),
     "cdn_edge.routes_content.TorrentsOff": (404, "not_found"),
     "cdn_edge.torrent.errors.TorrentFileNotFound": (404, "torrent_file_not_found"),
     "cdn_edge.torrent.errors.TorrentTooLarge": (413, "torrent_too_large"),

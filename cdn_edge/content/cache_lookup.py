@@ -4,7 +4,10 @@ The edge is a shared cache (rules in :mod:`cdn_edge.content.http_cache`): a stor
 response still fresh is a ``HIT``; a stale one with a validator is revalidated with
 a conditional request (``REVALIDATED`` on a 304, ``STALE`` when the origin cannot be
 reached: serving the stored copy beats an error). Otherwise the origin is fetched
-once however many requests want the URL (:mod:`cdn_edge.content.fetch_join`). Only
+once however many requests want the URL (:mod:`cdn_edge.content.fetch_join`), unless a
+sibling edge has a fresh copy (:mod:`cdn_edge.content.sibling_fetch`). A request with
+``Cache-Control: only-if-cached`` (how siblings ask) gets a fresh stored copy or
+``504 not_cached``, never an origin fetch (RFC 9111, 5.2.1.7). Only
 a few request headers reach origins, so a response cannot depend on cookies or
 credentials of the one requester who happened to fetch it first.
 """
@@ -20,7 +23,8 @@ from cdn_edge.content.fetch_join import CacheStatus, FetchJoin, FetchResult, Ope
 from cdn_edge.content.index import StoredContent
 from cdn_edge.content.origin_fetch import OriginFetcher
 from cdn_edge.content.range_pass import NOT_STORED, PassList, single_range
-from requester.errors import Refusal
+from cdn_edge.content.sibling_fetch import SiblingFetch
+from requester.errors import Refusal, ServiceRefusal
 from requester.protocol import Source, TorrentSource
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,13 @@ FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "user-agent")
 """The only request headers passed to origins: no cookies or credentials, the cache is shared."""
 IMMUTABLE = http_cache.CachePolicy(True, 1e18, None, None, ())
 """A torrent file never changes under its infohash and path: fresh for ever."""
+
+
+class NotCached(ServiceRefusal):
+    """``only-if-cached`` asked for, and this edge holds no fresh copy (RFC 9111: 504)."""
+
+    status = 504
+    code = "not_cached"
 
 
 class CacheLookup:
@@ -40,6 +51,8 @@ class CacheLookup:
         self._join = join
         self._passes = passes
         self._clock = clock
+        self.siblings: SiblingFetch | None = None
+        """Set when sibling caches are on (``--dht`` without ``--no-sibling-caches``)."""
 
     async def fetch(self, url: str, request_headers: Mapping[str, str]) -> FetchResult:
         """The content for ``url``: from the store if fresh, else from the origin. A Range
@@ -53,14 +66,16 @@ class CacheLookup:
         }
         now = self._clock()
         stored = self._match(await self._entries.run(self._index.variants, url), url, headers)
-        if stored is not None:
-            if now < stored.policy.fresh_until:
-                await self._entries.run(self._index.touch, stored.content_id, now)
-                return FetchResult(await self._entries.load(stored), CacheStatus.HIT)
-            if stored.policy.revalidatable:
-                revalidated = await self._revalidate(stored, url, headers)
-                if revalidated is not None:
-                    return revalidated
+        if stored is not None and now < stored.policy.fresh_until:
+            await self._entries.run(self._index.touch, stored.content_id, now)
+            return FetchResult(await self._entries.load(stored), CacheStatus.HIT)
+        if "only-if-cached" in http_cache.cache_control(request_headers.items()):
+            raise NotCached(f"this edge holds no fresh copy of {url[:200]}")
+        asked_origin = stored is not None and stored.policy.revalidatable
+        if stored is not None and asked_origin:
+            revalidated = await self._revalidate(stored, url, headers)
+            if revalidated is not None:
+                return revalidated
         byte_range = single_range(request_headers)
         if byte_range is not None and self._passes.passing(url, now):
             ranged = {**headers, "range": byte_range}
@@ -68,6 +83,10 @@ class CacheLookup:
                 url, headers, lambda: self._origin.fetch(url, headers=ranged),
                 policy=NOT_STORED, live_key=f"{url} {byte_range}",
             )  # fmt: skip
+        if self.siblings is not None and not asked_origin:
+            found = await self.siblings.once(url, headers)
+            if found is not None:
+                return found
         return await self._join.once(url, headers, lambda: self._origin.fetch(url, headers=headers))
 
     async def publish(self, key: str, source: Source, opener: Opener) -> FetchResult:

@@ -49,6 +49,8 @@ class CacheStatus:
     """Joined a fetch of the same URL already in progress."""
     STALE = "STALE"
     """Origin unreachable while revalidating: the stored copy is served (stale-if-error)."""
+    SIBLING = "SIBLING"
+    """A sibling edge's fresh copy, found through the DHT (``content/sibling_fetch.py``)."""
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,16 @@ class ContentIndex:
                 (now, fresh_until, content_id.hex()),
             )
 
+    def fresh_urls(self, now: float, limit: int) -> list[str]:
+        """URLs of sealed, storable content still fresh at ``now``, most recently used first
+        (what an edge announces to sibling caches; torrent keys are not URLs)."""
+        rows = self._db.execute(
+            "SELECT url FROM content WHERE seal IS NOT NULL AND storable=1 AND fresh_until>? "
+            "AND url LIKE 'http%' GROUP BY url ORDER BY MAX(last_access) DESC LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [r["url"] for r in rows]
+
     def content_ids(self) -> list[bytes]:
         rows = self._db.execute("SELECT content_id FROM content WHERE seal IS NOT NULL")
         return [bytes.fromhex(r["content_id"]) for r in rows]

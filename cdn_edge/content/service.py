@@ -37,7 +37,8 @@ from cdn_edge.content.origin_fetch import OriginFetcher
 from cdn_edge.content.range_pass import PassList
 from cdn_edge.content.replica_pulls import ReplicaPulls
 from cdn_edge.content.replication import Replicator
-from requester.protocol import DEFAULT_CHUNK_SIZE, NodeKey, Source
+from cdn_edge.content.sibling_fetch import SiblingFetch, Siblings
+from requester.protocol import DEFAULT_CHUNK_SIZE, NodeKey, ProviderRecord, Source
 
 __all__ = [
     "IMMUTABLE",
@@ -72,6 +73,11 @@ class ContentService:
                              on_new_content=on_new_content)  # fmt: skip
         join = FetchJoin(writer, self._entries, self._background)
         self._lookup = CacheLookup(self._entries, origin, join, passes, clock=clock)
+        self._store_chunk = writer.store_chunk
+        self._node_id = key.node_id
+        self._clock = clock
+        self._on_new_content = on_new_content
+        self._replicator = replicator
         self._replicas = None
         if replicator is not None:
             self._replicas = ReplicaPulls(replicator, self._entries, writer.store_chunk,
@@ -82,9 +88,28 @@ class ContentService:
         """Stop reading origins (shutdown); unsealed content is dropped at next start."""
         self._background.cancel()
 
+    def use_siblings(self, siblings: Siblings, remember: Callable[[ProviderRecord], None]) -> None:
+        """Ask ``siblings`` for a fresh copy of a URL before its origin (sibling caches)."""
+        assert self._replicator is not None
+        self._lookup.siblings = SiblingFetch(
+            siblings, self._replicator, self._entries, self._store_chunk, clock=self._clock,
+            on_new_content=self._on_new_content, remember=remember,
+        )  # fmt: skip
+
+    async def fresh_urls(self, limit: int) -> list[str]:
+        """URLs held fresh now, most recently used first (announced to siblings)."""
+        return await self._entries.run(self._index.fresh_urls, self._clock(), limit)
+
     async def fetch(self, url: str, request_headers: Mapping[str, str]) -> FetchResult:
-        """The content for ``url``: from the store if fresh, else from the origin."""
-        return await self._lookup.fetch(url, request_headers)
+        """The content for ``url``: from the store if fresh, else from a sibling's copy or
+        the origin."""
+        result = await self._lookup.fetch(url, request_headers)
+        entry = result.entry
+        if entry.head.edge_id != self._node_id and not entry.providers and self._replicas:
+            seal = entry.seal  # a sibling's copy reloaded from the index: who has the rest
+            if seal is not None and len(entry.statements) < seal.chunk_count:
+                entry.providers = await self._replicas.providers(entry.content_id)
+        return result
 
     async def publish(self, key: str, source: Source, opener: Opener) -> FetchResult:
         """Content that is not an HTTP URL (a file in a torrent), under a cache ``key``."""

@@ -8,6 +8,7 @@ from typing import Any
 from cdn_edge.dht.node_state import keep_state, state_path
 from cdn_edge.dht.publisher import DhtPublisher
 from cdn_edge.dht.settings import dht_address
+from cdn_edge.dht.siblings import sibling_jobs
 from cdn_edge.dht.terms import edge_terms
 from cdn_edge.edge_state import Edge
 from cdn_edge.torrent import TorrentSession
@@ -27,4 +28,4 @@ async def dht_jobs(
         lambda: edge_terms(edge, tunnel_url()), edge.served,
     )  # fmt: skip
     keeping = keep_state(lambda: torrents.lt_session, state_path(edge.config.data_dir))
-    return [publisher.run(), keeping]
+    return [publisher.run(), keeping, *sibling_jobs(edge, torrents)]
