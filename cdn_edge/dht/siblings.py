@@ -53,6 +53,9 @@ ASK_TIMEOUT = aiohttp.ClientTimeout(total=2, sock_connect=1)
 MAX_ASKED = 4
 """Siblings asked per miss: a few copies are enough, and each costs a request."""
 MAX_URL_ANNOUNCES = 128
+MAX_WAITING = 8
+"""Lookups waiting for the DHT session (one runs at a time); a miss beyond them goes straight
+to the origin, so a burst of misses is not queued behind each other's lookups."""
 FRESH_MARGIN = 5.0
 """A copy fresh for less than this many seconds more is not worth taking."""
 CLOCK_SKEW = 60
@@ -81,6 +84,7 @@ class SiblingCaches:
         self._http: aiohttp.ClientSession | None = None
         self._announced: dict[str, float] = {}
         self._budget, self._budget_reset, self._next = MAX_URL_ANNOUNCES, 0.0, 0.0
+        self._waiting = 0
         self.announces = 0
         """URL announces made since start."""
 
@@ -134,9 +138,13 @@ class SiblingCaches:
     ) -> AsyncGenerator[SiblingOffer, None]:
         """Checked copies of ``url`` from the siblings that announce it, as they answer."""
         dht, http = self._dht, self._http
-        if dht is None or http is None:
+        if dht is None or http is None or self._waiting >= MAX_WAITING:
             return
-        found = await dht.peers(url_target(url), LOOKUP_WAIT)
+        self._waiting += 1
+        try:
+            found = await dht.peers(url_target(url), LOOKUP_WAIT)
+        finally:
+            self._waiting -= 1
         own = urlsplit(self._edge.announcer.public_url or "")
         bases = [_base(a) for a in found if (a[0], a[1]) != (own.hostname, own.port)]
         tasks = [asyncio.create_task(self._ask(http, b, url, headers)) for b in bases[:MAX_ASKED]]

@@ -191,6 +191,23 @@ async def test_with_the_switch_off_an_edge_goes_to_the_origin_and_announces_noth
         assert address(edges.c) not in await finder.peers(url_target(url), wait=2)
 
 
+async def test_a_copy_about_to_go_stale_is_not_taken(
+    origin: Running, edges: Siblings, finder: Discovery
+) -> None:
+    """Fresh for 6 s at A: a second later it has under the 5 s margin left, so B goes to
+    the origin rather than copy what it would have to revalidate at once."""
+    size = 100_007
+    path, url = f"/bytes/{size}", f"{origin.url}/bytes/{size}?max-age=6"
+    async with aiohttp.ClientSession() as http:
+        first = await fetch(http, edges.a.url, url)
+        await wait_for_seal(http, edges.a.url, first.info["content_id"])
+        await announced(finder, url, edges.a)
+        await asyncio.sleep(max(0.0, first.head.created_at + 1.5 - time.time()))
+        fetched = await fetch(http, edges.b.url, url)
+        assert fetched.info["cache"] == "MISS"
+        assert await hits(http, origin, path) == 2
+
+
 async def test_a_sibling_whose_copy_does_not_verify_is_refused(
     origin: Running, edges: Siblings, finder: Discovery
 ) -> None:
