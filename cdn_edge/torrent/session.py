@@ -142,6 +142,8 @@ class TorrentSession:
     async def start(self) -> None:
         await asyncio.to_thread(self._prepare_dir)
         self._ses = self._open_session(self._settings)
+        if self._settings.get("upload_rate_limit"):  # a market edge's seeding share
+            self._ses.set_peer_class_filter(_all_in_global_class())
         if not self.allow_private_peers:
             blocked = lt.ip_filter()
             for first, last in _PRIVATE_RANGES:
@@ -318,6 +320,17 @@ class TorrentSession:
         self._thread.shutdown()
         for path in doomed:
             await asyncio.to_thread(_rmtree, path)
+
+
+def _all_in_global_class() -> lt.ip_filter:
+    """Every peer in libtorrent's global peer class, which the session's rate limits bind:
+    by default LAN and loopback peers go to its local class instead, which no limit binds,
+    so a market edge seeded to them at any speed (tests/market/test_market_contention.py)."""
+    everyone = lt.ip_filter()
+    flags = 1 << lt.session.global_peer_class_id
+    everyone.add_rule("0.0.0.0", "255.255.255.255", flags)  # noqa: S104 (a range, not a bind)
+    everyone.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", flags)
+    return everyone
 
 
 def _hash_key(hashes: lt.info_hash_t) -> str:
