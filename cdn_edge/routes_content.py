@@ -7,11 +7,12 @@ follow through ``GET /v1/chunk/...`` (see ``routes_chunks``).
 from __future__ import annotations
 
 import re
+import time
 
 from aiohttp import web
 
 from cdn_edge.content.entry import ContentEntry
-from cdn_edge.edge_state import EDGE
+from cdn_edge.edge_state import EDGE, Edge
 from cdn_edge.problems import read_json
 from cdn_edge.torrent import (
     MAX_TORRENT_FILE_BYTES,
@@ -78,6 +79,7 @@ async def fetch(request: web.Request) -> web.Response:
     edge = request.app[EDGE]
     result = await edge.content.fetch(url, headers)
     edge.metrics.fetches.labels(result.cache).inc()
+    _fetched(edge, result.entry)
     return web.json_response(
         {**describe(result.entry), "cache": result.cache}, headers={"Atlas-Cache": result.cache}
     )
@@ -111,9 +113,17 @@ async def _torrent(request: web.Request, spec: TorrentSpec, path: object,
         raise MalformedMessage("file is the path of a file inside the torrent")
     result = await edge.torrents.fetch(spec, path, dial)
     edge.metrics.fetches.labels(result.cache).inc()
+    _fetched(edge, result.entry)
     return web.json_response(
         {**describe(result.entry), "cache": result.cache}, headers={"Atlas-Cache": result.cache}
     )
+
+
+def _fetched(edge: Edge, entry: ContentEntry) -> None:
+    """Content this edge fetched is announced in the DHT (cdn_edge/dht) as if served: a
+    requester looking for its providers finds it before anyone has asked it for a chunk."""
+    if entry.error is None:
+        edge.served[entry.content_id] = time.monotonic()
 
 
 def is_torrent(url: str) -> bool:

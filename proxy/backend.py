@@ -15,10 +15,11 @@ from aiohttp import web
 
 from proxy import pages
 from proxy.api_auth import token_auth
-from proxy.failures import Failure, html_page, problem
+from proxy.failures import Failure, classify, html_page, problem
 from proxy.own_listeners import listener_ports, loop_failure, url_target
 from proxy.relay import relay
 from proxy.state import STATE, ProxyState
+from requester.discovery import NoEdgeFound
 
 RELAY_PATH = "/_atlas/relay"
 RELAY_SECRET_HEADER = "X-Atlas-Relay"  # noqa: S105 (a header name)
@@ -104,6 +105,11 @@ async def _relay(request: web.Request, url: str, render: pages.Render,
     if parts.hostname == TORRENT_HOST:  # http://torrent.atlas/<infohash>/<path in torrent>
         url, _, path = parts.path.lstrip("/").partition("/")
         file = unquote(path) or None
+    if not state.edges:  # --bootstrap, and the DHT lists no edge yet
+        found = NoEdgeFound("the DHT lists no Atlas edge with a valid advert yet; retry soon")
+        resp = render(classify(found), url)
+        resp.headers["Retry-After"] = "5"
+        return resp
     if state.active >= state.max_active:  # overload: refuse at once, do not queue
         failure = Failure(503, "overloaded", "The Atlas proxy is busy",
                           f"{state.active} transfers in progress; retry in a second")  # fmt: skip

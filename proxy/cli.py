@@ -23,6 +23,8 @@ def proxy(config: ProxyConfig) -> None:
         deposit = settings.deposit_policy()  # checked here: a bad value is a message
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    if not config.edges:
-        raise click.ClickException("no edges: pass --edge URL or run `atlas up` first")
+    if not config.edges and not config.bootstrap:
+        raise click.ClickException(
+            "no edges: pass --edge URL or --bootstrap HOST:PORT, or run `atlas up` first"
+        )
     asyncio.run(run(replace(config, trust=trust, deposit=deposit)))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from proxy.spending import Limits
 from requester.channel_manager import DepositPolicy
+from requester.dht_nodes import DHT_NODES
 from requester.listener_limits import ListenerLimits
 from requester.protocol import BTT_LOCAL
 from requester.provider_trust import TrustPolicy
@@ -45,6 +46,10 @@ class ProxyConfig:
     edges: tuple[str, ...] = setting(
         (), TEXT, "edge URL (repeat); default from config", flag="--edge", env="ATLAS_EDGE",
         config_key="edges", multiple=True,
+    )  # fmt: skip
+    bootstrap: str = setting(
+        "", DHT_NODES, "find edges (without --edge) and providers through the DHT node at "
+        "HOST:PORT[,...] (docs/proxy.md)", config_key="bootstrap",
     )  # fmt: skip
     ledger: str | None = setting(None, OPTIONAL_TEXT, "ledger URL; default from config",
                                  config_key="ledger")  # fmt: skip

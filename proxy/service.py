@@ -18,6 +18,7 @@ from mitmproxy.tools.dump import DumpMaster
 
 from proxy.backend import create_app
 from proxy.config import ProxyConfig
+from proxy.dht_edges import join_dht
 from proxy.listener_guard import ListenerGuard
 from proxy.route_addon import RouteToRelay
 from proxy.spending import SpendBook
@@ -41,6 +42,8 @@ async def run(config: ProxyConfig) -> None:
             aiohttp.ClientSession(timeout=EDGE_SESSION_TIMEOUT)
         )
         state = _state(config, session, stack)
+        if config.bootstrap:
+            await join_dht(state, config.bootstrap, session, stack)
         runner = web.AppRunner(create_app(state), keepalive_timeout=KEEPALIVE_TIMEOUT,
                                handle_signals=False, access_log=None)  # fmt: skip
         await runner.setup()

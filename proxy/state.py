@@ -7,7 +7,7 @@ import asyncio
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,8 @@ from proxy.spending import RequestPayer, SpendBook
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import Account
 from requester.client import AtlasClient
+from requester.dht_bootstrap import Finder
+from requester.errors import SdkError
 from requester.ledger_api import Ledger
 from requester.payer_store import PayerStore
 from requester.protocol import TronAddress
@@ -67,6 +69,10 @@ class ProxyState:
     trust: TrustPolicy = field(default_factory=TrustPolicy)
     store: PayerStore | None = None
     """The wallet's payer store: every channel of the wallet and its spending by hour."""
+    finder: Finder | None = None
+    """More providers of each download's content (the DHT's, with ``--bootstrap``)."""
+    find_edges: Callable[[], Coroutine[Any, Any, list[str]]] | None = None
+    """The edges the DHT lists now (``--bootstrap``): proxy/dht_edges.py."""
     recent: deque[tuple[str, dict[str, dict[str, Any]]]] = field(
         default_factory=lambda: deque(maxlen=20)
     )
@@ -83,7 +89,8 @@ class ProxyState:
         payer = None if self.manager is None else RequestPayer(self.manager, self.book, site)
         healthy = [e for e in self.edges if self.is_healthy(e)]
         client = AtlasClient(healthy or self.edges, self.session, payer, window=self.window,
-                             accounts=self.accounts, trust=self.trust)  # fmt: skip
+                             accounts=self.accounts, trust=self.trust,
+                             finder=self.finder)  # fmt: skip
         try:
             yield client
         finally:
@@ -93,6 +100,8 @@ class ProxyState:
     async def watch_edges(self) -> None:
         """Forever: check each edge, so requests go to edges that answer."""
         while True:
+            if self.find_edges is not None:
+                await add_found_edges(self)
             await self.check_edges()
             await asyncio.sleep(HEALTH_INTERVAL)
 
@@ -112,6 +121,17 @@ class ProxyState:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             health.ok, health.detail = False, f"{type(exc).__name__}: {exc}"
         health.checked_at = time.time()
+
+
+async def add_found_edges(state: ProxyState) -> int:
+    """Add the edges the DHT lists now after those known; how many are known then."""
+    if state.find_edges is not None:
+        try:
+            found = await state.find_edges()
+        except SdkError:  # none listed yet (NoEdgeFound): the next look may find some
+            found = []
+        state.edges += [edge for edge in found if edge not in state.edges]
+    return len(state.edges)
 
 
 STATE: web.AppKey[ProxyState] = web.AppKey("state", ProxyState)

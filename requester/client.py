@@ -160,6 +160,7 @@ class AtlasClient:
         accounts: dict[str, Account] | None = None,
         trust: TrustPolicy | None = None,
         target_rate: int | None = None,
+        finder: Callable[[ManifestHead], Coroutine[Any, Any, list[str]]] | None = None,
     ) -> None:
         if not edges:
             raise ValueError("an Atlas client needs at least one edge")
@@ -175,6 +176,9 @@ class AtlasClient:
         self._ceiling, self._target_rate = max_price_per_mib, target_rate
         """What each download bids at most per MiB, and the rate it buys slots up to."""
         self._free_only = None if payer is not None else "there is no wallet to pay with"
+        self._finder = finder
+        """More providers of a head's content beside the trackers' (the DHT's:
+        :meth:`requester.discovery.Discovery.providers_for`)."""
         self.downloads: deque[Download] = deque(maxlen=8)
         """The latest downloads this client set up (the proxy reports their providers)."""
 
@@ -228,18 +232,19 @@ class AtlasClient:
         count = expected_chunks(verifier)
         if count is None or count > self._per_provider * len(providers):
             scheduler.discovering = True
-            download.discovery = partial(self._discover, scheduler, head.content_id)
+            download.discovery = partial(self._discover, scheduler, head)
         return download
 
-    async def _discover(self, scheduler: ChunkScheduler, content_id: bytes) -> None:
-        """Ask every edge's tracker; each provider listed joins as its answer comes."""
+    async def _discover(self, scheduler: ChunkScheduler, head: ManifestHead) -> None:
+        """Ask every edge's tracker, and the finder; each provider found joins as its answer
+        comes."""
+        asked = [_tracked(self._session, e, head.content_id) for e in self.edges]
+        asked += [self._finder(head)] if self._finder is not None else []
         try:
-            for answer in asyncio.as_completed(
-                [_tracked(self._session, e, content_id) for e in self.edges]
-            ):
+            for answer in asyncio.as_completed(asked):
                 try:
                     found = await answer
-                except (aiohttp.ClientError, TimeoutError, ValueError):
+                except (aiohttp.ClientError, TimeoutError, ValueError, SdkError):
                     continue
                 for url in found:
                     scheduler.add_provider(url)

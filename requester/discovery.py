@@ -13,6 +13,10 @@ read-only (BEP 43: it answers no queries and joins no routing table). Then:
   at most :data:`MAX_ASKED` addresses are asked for signed provider records of
   that content, and only unexpired, matching records by the edge at that address
   count.
+- :meth:`Discovery.origin`: the URL in the advert of the edge that signed a manifest
+  head (its ``edge_id`` is the advert's key), so the edge that fetched a content is
+  found even when nobody listed it; :meth:`Discovery.providers_for` gives both, as the
+  SDK's downloads take them (``AtlasClient(finder=...)``).
 
 Addresses are checked first: loopback and private ones only with ``allow_private``.
 """
@@ -25,14 +29,15 @@ import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import libtorrent as lt
 
 from requester.dht_keys import MutableItem, get_advert, read_advert
-from requester.dht_nodes import nodes_text, parse_nodes
+from requester.dht_nodes import nodes_text
 from requester.errors import SdkError
-from requester.protocol import NodeId, ProtocolError, b64url_decode
+from requester.protocol import ManifestHead, NodeId, ProtocolError, b64url_decode
 from requester.protocol.dht import RENDEZVOUS_TARGET, content_target
 from requester.protocol.node_advert import NodeAdvert
 from requester.protocol.provider_record import MAX_RECORD_BYTES, ProviderRecord
@@ -56,6 +61,7 @@ class NoEdgeFound(SdkError):
 
     status = 503
     code = "no_edge_found"
+    title = "No Atlas edge found"
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,23 @@ class Discovery:
         addresses = await self.peers(content_target(content_id), wait)
         found = await asyncio.gather(*(self._record(a, content_id) for a in addresses[:MAX_ASKED]))
         return list(dict.fromkeys(url for url in found if url is not None))
+
+    async def origin(self, edge_id: NodeId, wait: float = LOOKUP_WAIT) -> str | None:
+        """The first URL in the valid advert of ``edge_id`` (the edge that signed a head),
+        if the address rules allow it; None when it has none in the DHT."""
+        for advert in await self.adverts([edge_id], wait):
+            url = advert.http_urls[0].rstrip("/")
+            host = urlsplit(url).hostname or ""
+            if advert.node_id == edge_id and (_is_name(host) or self._allowed(host)):
+                return url
+        return None
+
+    async def providers_for(self, head: ManifestHead) -> list[str]:
+        """Providers of ``head``'s content: the edge that signed it, from its advert, then
+        the edges announcing the content with a signed provider record of it."""
+        origin = await self.origin(head.edge_id)
+        found = await self.providers(head.content_id)
+        return list(dict.fromkeys([origin, *found] if origin else found))
 
     async def peers(self, target: bytes, wait: float = LOOKUP_WAIT) -> list[tuple[str, int]]:
         """Addresses announced under ``target`` (BEP 5), those the address rules allow."""
@@ -243,31 +266,9 @@ def _node_count(session: lt.session) -> int:
         return int(session.status().dht_nodes)
 
 
-async def edges_through(bootstrap: str, session: aiohttp.ClientSession) -> list[str]:
-    """URLs of the edges the DHT lists through ``bootstrap`` (``HOST:PORT,...``), cheapest
-    reserve first. Private addresses count only when every bootstrap node is private
-    itself: a requester told to use a local network may find local edges, no other."""
-    nodes = parse_nodes(bootstrap)
-    local = all(_private(host) for host, _ in nodes)
-    loopback = all(host == "localhost" or _loopback(host) for host, _ in nodes)
-    listen = "127.0.0.1:0" if loopback else "0.0.0.0:0"
-    async with Discovery(nodes, session, allow_private=local, listen=listen) as dht:
-        found = await dht.edges()
-    if not found:
-        raise NoEdgeFound(f"no edge with a valid advert found through the DHT at {bootstrap}")
-    found.sort(key=lambda f: (f.advert.market.clearing_price, f.advert.market.price_per_chunk))
-    return [f.url for f in found]
-
-
-def _private(host: str) -> bool:
+def _is_name(host: str) -> bool:
     try:
-        return not ipaddress.ip_address(host).is_global
+        ipaddress.ip_address(host)
     except ValueError:
-        return False  # a name: its addresses are checked like any found
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return bool(host)
+    return False

@@ -136,8 +136,8 @@ class Settings:
     )  # fmt: skip
     """A repeated flag names one edge each; config.json's key (written by ``atlas up``)
     and the field hold them all."""
-    bootstrap: str = setting("", DHT_NODES, "without --edge: find edges through the DHT node "
-                             "at HOST:PORT[,...] (docs/edge.md, Discovery)",
+    bootstrap: str = setting("", DHT_NODES, "find edges (without --edge) and providers "
+                             "through the DHT node at HOST:PORT[,...] (docs/edge.md, Discovery)",
                              config_key="bootstrap")  # fmt: skip
     ledger: str | None = setting(None, LEDGER_URL, "ledger URL; default from config",
                                  config_key="ledger")  # fmt: skip

@@ -25,7 +25,7 @@ from requester.cli.fetch_output import load_sidecar, save, sidecar_of
 from requester.cli.fetch_progress import final_line, size_text
 from requester.cli.options import settings_options
 from requester.client import AtlasClient, TorrentListing
-from requester.discovery import edges_through
+from requester.dht_bootstrap import edges_and_finder
 from requester.errors import AtlasError
 from requester.payer_store import PayerStore
 from requester.protocol import BTT_LOCAL, format_amount
@@ -76,11 +76,11 @@ async def _run(
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
         budget = _payer(settings, session, max_spend, stack)
-        edges = list(settings.edges) or await edges_through(settings.bootstrap, session)
+        edges, finder = await edges_and_finder(stack, settings.edges, settings.bootstrap, session)
         client = AtlasClient(edges, session, budget,
                              max_price_per_mib=settings.max_price,
                              trust=settings.trust_policy(),
-                             target_rate=settings.target_rate)  # fmt: skip
+                             target_rate=settings.target_rate, finder=finder)  # fmt: skip
         sidecar = sidecar_of(output)
         resumed = load_sidecar(sidecar, url)
         if resumed is not None:
