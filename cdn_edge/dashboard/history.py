@@ -43,7 +43,7 @@ class Sample:
     """Bytes sent in the interval through the paid lane (paid chunks without a market)."""
     free_bytes: int
     hits: int
-    """Fetches answered from the store in the interval (HIT, REVALIDATED, STALE, JOINED)."""
+    """Fetches answered without the origin sending the body (HIT, REVALIDATED, STALE, ...)."""
     misses: int
     stored_bytes: int
     channels: int

@@ -35,8 +35,8 @@ def render(f: Facts, node_id: str, payee: str, ledger: str) -> str:
         _card("Cache hit ratio (24 h)", "&ndash;" if ratio is None else f"{ratio:.0%}",
               f"hits {day.hits}, misses {day.misses}"),
         _card("Store", f"{_bytes(f.stored_bytes)} of {_bytes(f.store_cap)}",
-              f'<meter min="0" max="1" value="{cap_share:.3f}"></meter> {cap_share:.0%}'),
-        _card("Open channels", str(len(f.channels)), f"{len(f.payers)} payers"),
+              f'<meter min="0" max="1" value="{cap_share:.3f}"></meter> {cap_share:.1%}'),
+        _card("Open channels", str(len(f.channels)), f"payers: {len(f.payers)}"),
     ))  # fmt: skip
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 600, 180
-LEFT, RIGHT, TOP, BOTTOM = 8, 8, 22, 20
+LEFT, RIGHT, TOP, BOTTOM = 8, 8, 28, 24
 MAX_POINTS = 240
 COLOURS = ("#2f6fdf", "#e0812b", "#2aa876", "#c2415d")
 
@@ -57,9 +57,9 @@ def plot(title: str, series: Sequence[Series], span: tuple[float, float],
         f'<svg class="plot" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{html.escape(title)}" xmlns="http://www.w3.org/2000/svg">'
         f"<title>{html.escape(title)}</title>"
-        f'<text x="{LEFT}" y="14" class="plot-title">{html.escape(title)} '
+        f'<text x="{LEFT}" y="19" class="plot-title">{html.escape(title)} '
         f"{' '.join(legend)}</text>"
-        f'<text x="{WIDTH - RIGHT}" y="14" text-anchor="end" class="axis">max '
+        f'<text x="{WIDTH - RIGHT}" y="19" text-anchor="end" class="axis">max '
         f"{html.escape(label(top))}</text>"
         f'<line x1="{LEFT}" y1="{TOP}" x2="{WIDTH - RIGHT}" y2="{TOP}" class="topline"/>'
         f'<line x1="{LEFT}" y1="{base_y}" x2="{WIDTH - RIGHT}" y2="{base_y}" class="base"/>'

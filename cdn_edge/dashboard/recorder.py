@@ -21,8 +21,9 @@ from cdn_edge.payments import ChannelRecord, PaymentBook
 
 log = logging.getLogger(__name__)
 
-HIT_OUTCOMES = frozenset({"HIT", "REVALIDATED", "STALE", "JOINED"})
-"""Fetches answered without the origin sending the body again."""
+HIT_OUTCOMES = frozenset({"HIT", "REVALIDATED", "STALE", "JOINED", "SIBLING"})
+"""Fetches answered without the origin sending the body again (SIBLING: from another
+edge's copy, docs/edge.md, Sibling caches)."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ meter{width:60%;vertical-align:middle}
 .plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:10px}
 .plot{width:100%;height:auto;background:var(--box);border:1px solid var(--line);
 border-radius:10px}
-.plot text{font-size:12px;fill:var(--mute)}
+.plot text{font-size:15px;fill:var(--mute)}
 .plot .plot-title{fill:var(--fg);font-weight:600}
 .plot .topline{stroke:var(--line);stroke-dasharray:4 4}
 .plot .base{stroke:var(--mute)}

@@ -1,24 +1,52 @@
 """The edge's status page (``GET /``) after a real paid download: earnings in BTT,
 traffic by lane and cache outcome, the store against its cap, the payer's channel,
-the ledger's and tracker's health, plots with data, and a history that survives a
-restart. Values that come from outside are escaped (a rendering check)."""
+the ledger's and tracker's health, plots with data (in the HTML, and drawn by Debian's
+headless Chromium), and a history that survives a restart. Values that come from
+outside are escaped (a rendering check).
+
+``ATLAS_SAVE_SCREENSHOTS=1`` also writes Chromium's screenshot to docs/edge-dashboard.png.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import html
+import os
+import shutil
+import subprocess
 import time
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops
 
 from cdn_edge.dashboard.facts import Facts, Totals
 from cdn_edge.dashboard.health import Health, Probe
 from cdn_edge.dashboard.history import Sample
 from cdn_edge.dashboard.page import render
+from cdn_edge.dashboard.plots import BOTTOM, HEIGHT
 from cdn_edge.payments import ChannelRecord
 from cdn_edge.settlement import SettleClock
 from requester.protocol import BTT_LOCAL, format_amount
 from tests.edge.dashboard_network import Watched, card, page, polylines, watched
 
 __all__ = ["watched"]
+
+CHROMIUM = shutil.which("chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", "--virtual-time-budget=3000"]  # fmt: skip
+SCREENSHOT = Path(__file__).parents[2] / "docs" / "edge-dashboard.png"
+BLUE = (0x2F, 0x6F, 0xDF)
+"""The colour of each plot's first line (cdn_edge/dashboard/plots.py): earned, paid lane."""
+
+
+def colour_mask(image: Image.Image, colour: tuple[int, int, int]) -> Image.Image:
+    """255 where ``image`` is within 12 of ``colour`` in every channel, else 0."""
+    solid = Image.new("RGB", image.size, colour)
+    bands = ImageChops.difference(image, solid).split()
+    masks = [band.point(lambda v: 255 if v <= 12 else 0) for band in bands]
+    return ImageChops.darker(ImageChops.darker(masks[0], masks[1]), masks[2])
 
 
 def btt(units: int) -> str:
@@ -56,10 +84,36 @@ async def test_page_shows_what_the_edge_earned_and_served(watched: Watched) -> N
     assert f'Tracker {watched.tracker.url}</th><td><span class="ok">● up' in shown
     assert '<th>Ledger</th><td><span class="ok">● up' in shown
     plotted = polylines(shown)
-    # Both lines start on the base line (y = 160: the sample taken at start) and rise.
+    # Both lines start on the base line (the sample taken at start) and rise.
+    base = HEIGHT - BOTTOM
     for name in ("earned", "paid lane"):
         ys = [y for _, y in plotted[name]]
-        assert len(ys) >= 2 and max(ys) == 160 and min(ys) < 160, (name, plotted[name])
+        assert len(ys) >= 2 and max(ys) == base and min(ys) < base, (name, plotted[name])
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian package chromium missing")
+def test_chromium_draws_the_plots_with_data(watched: Watched, tmp_path: Path) -> None:
+    asyncio.run(wait_for_probes(watched.edge.url))
+    assert CHROMIUM is not None
+    url = f"{watched.edge.url}/"
+    profile = f"--user-data-dir={tmp_path / 'profile'}"
+    dom = subprocess.run([CHROMIUM, *FLAGS, profile, "--dump-dom", url], capture_output=True,
+                         text=True, timeout=60, check=False)  # fmt: skip
+    plotted = polylines(dom.stdout)
+    assert len(plotted["earned"]) >= 2 and len(plotted["paid lane"]) >= 2, dom.stderr[-2000:]
+    shot = tmp_path / "dashboard.png"
+    done = subprocess.run([CHROMIUM, *FLAGS, profile, "--window-size=1200,920",
+                           f"--screenshot={shot}", url], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert shot.exists(), done.stderr[-2000:]
+    with Image.open(shot) as image:
+        blue = colour_mask(image.convert("RGB"), BLUE)
+    box = blue.getbbox()
+    # The earned and paid lines: many pixels, from the base line to the plots' tops.
+    assert box is not None and blue.histogram()[255] > 300, box
+    assert box[3] - box[1] > 80, f"the blue lines stay flat: {box}"
+    if os.environ.get("ATLAS_SAVE_SCREENSHOTS") == "1":
+        shutil.copyfile(shot, SCREENSHOT)
 
 
 async def test_history_survives_a_restart(watched: Watched) -> None:
