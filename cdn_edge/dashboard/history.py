@@ -57,8 +57,9 @@ class Sample:
 class History:
     """The samples table; every call runs in a worker thread (a few ms, once a minute)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_rows: int = MAX_ROWS) -> None:
         self._path = path
+        self._max_rows = max_rows
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         """One call at a time: a cancelled caller's thread may still be running its call."""
@@ -99,6 +100,7 @@ class History:
     def _connect(self) -> None:
         self._conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")  # a lost last sample costs nothing
         self._conn.executescript(SCHEMA)
 
     def _add(self, s: Sample) -> None:
@@ -120,7 +122,7 @@ class History:
                 self._conn.execute(
                     "DELETE FROM samples WHERE t <= (SELECT t FROM samples ORDER BY t DESC "
                     "LIMIT 1 OFFSET ?)",
-                    (MAX_ROWS,),
+                    (self._max_rows,),
                 )
                 self._conn.execute("COMMIT")
             except BaseException:

@@ -22,7 +22,7 @@ from PIL import Image, ImageChops
 
 from cdn_edge.dashboard.facts import Facts, Totals
 from cdn_edge.dashboard.health import Health, Probe
-from cdn_edge.dashboard.history import Sample
+from cdn_edge.dashboard.history import KEEP_SECONDS, History, Sample
 from cdn_edge.dashboard.page import render
 from cdn_edge.dashboard.plots import BOTTOM, HEIGHT
 from cdn_edge.payments import ChannelRecord
@@ -146,3 +146,27 @@ def test_outside_values_are_escaped() -> None:
     shown = render(facts, evil, evil, evil)
     assert evil not in shown and "<img" not in shown
     assert html.escape(evil) in shown
+
+
+async def test_history_is_bounded_and_kept_on_disk(tmp_path: Path) -> None:
+    def sample(t: int, earned: int) -> Sample:
+        return Sample(t, 60, earned, 0, 100, 0, 1, 0, 0, 1)
+
+    history = History(tmp_path / "history.sqlite3", max_rows=5)
+    await history.open()
+    start = 1_700_000_000
+    for i in range(8):
+        await history.add(sample(start + 60 * i, i))
+    assert [s.t for s in await history.since(0)] == [start + 60 * i for i in range(3, 8)]
+    await history.add(sample(start + 60 * 7, 7))  # the same interval again adds to it
+    await history.close()
+    reopened = History(tmp_path / "history.sqlite3", max_rows=5)
+    await reopened.open()
+    last = (await reopened.since(start + 60 * 6))[0]
+    assert (last.seconds, last.paid_bytes, last.hits, last.earned) == (120, 200, 2, 7)
+    assert (await reopened.at(start + 60 * 5 + 30)).earned == 5  # type: ignore[union-attr]
+    assert (await reopened.at(0)).earned == 3  # type: ignore[union-attr]  # the first kept
+    later = start + 60 * 7 + KEEP_SECONDS + 1
+    await reopened.add(sample(later, 9))  # a week and a day on: the old rows go
+    assert [s.t for s in await reopened.since(0)] == [later]
+    await reopened.close()
