@@ -66,6 +66,13 @@ bench: $(STAMP)
 loadtest: $(STAMP)
 	$(BIN)/python -m loadtest locust $(LOADTEST_ARGS)
 
+# A network of hosts on this machine (Linux namespaces, root only; docs/edge.md): its tests, then
+# the DHT load test (16 edges, about 4 min; not in make bench). DHT_ARGS: e.g. "--quick".
+.PHONY: dht-net
+dht-net: $(STAMP)
+	$(BIN)/pytest tests/netns
+	$(BIN)/python -m loadtest run dht $(DHT_ARGS)
+
 # Coverage-guided fuzzing (atheris) of every wire decoder and endpoint parser in tests/fuzz/,
 # FUZZ_SECONDS per target; not in CI (hypothesis runs the same targets there). Crashes, logs and
 # the corpus go to fuzz-artifacts/. FUZZ_ARGS: e.g. "--only decode_gzip,quote".

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 
 import loadtest
 
+ALONE = ("dht",)
+"""Benchmarks run only by name, never by ``bench`` (root only, minutes long)."""
+
 
 def main(argv: Sequence[str]) -> int:
     command, args = (argv[0], list(argv[1:])) if argv else ("", [])
@@ -23,7 +26,7 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop its children on SIGTERM
     if command == "bench":
         return suite.main(args)
-    if command == "run" and args and args[0] in suite.NAMES:
+    if command == "run" and args and args[0] in (*suite.NAMES, *ALONE):
         return bench_main(importlib.import_module(f"loadtest.{args[0]}.bench").SPEC, args[1:])
     print(loadtest.__doc__, file=sys.stderr)
     return 0 if command in ("-h", "--help") else 2

@@ -10,7 +10,8 @@ bootstrapping from ``BOOTSTRAP`` alone, private addresses allowed). ``watch`` lo
 adverts of every edge seen so far (an edge's node id is read once from its
 ``/v1/info``). It prints ``{"listening": "probe"}`` once bootstrapped (a runner's ready
 line), a line when an address is first listed and when its advert is first verified
-(times on the machine's monotonic clock, the same in every namespace), and a summary.
+and one per round (times on the machine's monotonic clock, the same in every
+namespace), and a summary.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ async def watch(dht: Discovery, http: aiohttp.ClientSession, seconds: float) -> 
         adverts = await dht.adverts(list(ids.values()))
         rounds, adverts_asked = rounds + 1, adverts_asked + len(ids)
         adverts_found += len(adverts)
+        say({"event": "round", "t": time.monotonic(), "asked": len(ids), "found": len(adverts)})
         for advert in adverts:
             url = next(u for u, i in ids.items() if i == advert.node_id)
             if url not in verified:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -36,6 +37,7 @@ SUBNET = "10.77.0"
 """The hosts' /24: host N is ``10.77.0.N``."""
 NETNS_DIR = Path("/run/netns")
 IP_TIMEOUT = 10.0
+_UDP_CLASS = re.compile(r"class htb 1:10 .*?\n\s*Sent (\d+) bytes (\d+) pkt")
 
 
 class NetnsError(RuntimeError):
@@ -165,6 +167,35 @@ class Network:
             return str(exc)
         return None
 
+    def count_udp(self, index: int) -> str | None:
+        """Count host ``index``'s UDP bytes apart from the rest of its traffic: an htb qdisc
+        on both ends of its link with a class for UDP (u32 classifier) and one for the rest,
+        neither with a limit that matters (10 Gbit/s). The error if the kernel lacks them."""
+        ends = ((self.hosts[index].namespace, "eth0"), (self.hub, f"v{index}"))
+        try:
+            for ns, dev in ends:
+                tc = ("tc", "-n", ns)
+                ip(*tc, "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb",
+                   "default", "20")  # fmt: skip
+                for leaf in ("1:10", "1:20"):
+                    ip(*tc, "class", "add", "dev", dev, "parent", "1:", "classid", leaf, "htb",
+                       "rate", "10gbit", "quantum", "60000")  # fmt: skip
+                udp = ("u32", "match", "ip", "protocol", "17", "0xff", "flowid", "1:10")
+                ip(*tc, "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio",
+                   "1", *udp)  # fmt: skip
+        except NetnsError as exc:
+            return str(exc)
+        return None
+
+    def udp_traffic(self, index: int) -> tuple[int, int]:
+        """Host ``index``'s UDP bytes (received, sent) since :meth:`count_udp`, as frames on
+        its link (Ethernet, IP and UDP headers included)."""
+        got = []
+        for ns, dev in ((self.hub, f"v{index}"), (self.hosts[index].namespace, "eth0")):
+            found = _UDP_CLASS.search(ip("tc", "-n", ns, "-s", "class", "show", "dev", dev))
+            got.append(int(found[1]) if found else 0)
+        return got[0], got[1]
+
     def traffic(self) -> dict[int, tuple[int, int]]:
         """Bytes (received, sent) by each host's eth0 since it was made, read from the hub's
         side of each veth (what one side sends the other receives)."""
@@ -176,6 +207,20 @@ class Network:
             if seen is not None:
                 out[index] = (int(seen["tx"]["bytes"]), int(seen["rx"]["bytes"]))
         return out
+
+    def snmp(self, index: int) -> dict[str, int]:
+        """Host ``index``'s protocol counters (``/proc/net/snmp`` in its namespace), as
+        ``{"Udp.OutDatagrams": n, "Tcp.InSegs": n, ...}``."""
+        argv = self.argv(index, ["cat", "/proc/net/snmp"])
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=IP_TIMEOUT,
+                              check=True)  # fmt: skip
+        lines = [line.split() for line in done.stdout.splitlines()]
+        counters = {}
+        for names, values in zip(lines[::2], lines[1::2], strict=False):
+            proto = names[0].rstrip(":")
+            counters.update({f"{proto}.{n}": int(v) for n, v in zip(names[1:], values[1:],
+                                                                     strict=False)})  # fmt: skip
+        return counters
 
     def remove(self) -> None:
         """Kill what still runs in our namespaces (all started by this run), delete the
