@@ -71,6 +71,10 @@ class Facts:
     tunnel_bytes: dict[str, int]
     torrents_on: bool
     seeded_bytes: int
+    price_per_mib: int
+    """What a paid MiB costs now: the market's clearing price, or the fixed ``--price``."""
+    market_winners: int | None
+    """Payers holding a paid slot this round; None without a market."""
     health: Health
     series: list[Sample] = field(default_factory=list)
     """The plots' samples, oldest first, ending with the interval in progress."""
@@ -112,6 +116,8 @@ async def gather(edge: Edge, recorder: Recorder, health: Health, settling: Settl
         tunnels_opened=m.total(m.tunnels_opened), tunnel_bytes=m.count(m.tunnel_bytes),
         torrents_on=edge.torrents is not None,
         seeded_bytes=edge.torrents.uploaded() if edge.torrents is not None else 0,
+        price_per_mib=edge.price_per_mib,
+        market_winners=m.total(m.market_winners) if edge.selling is not None else None,
         health=health, series=window,
         series_base=base.earned if base is not None else 0,
     )  # fmt: skip

@@ -37,6 +37,8 @@ def render(f: Facts, node_id: str, payee: str, ledger: str) -> str:
         _card("Store", f"{_bytes(f.stored_bytes)} of {_bytes(f.store_cap)}",
               f'<meter min="0" max="1" value="{cap_share:.3f}"></meter> {cap_share:.1%}'),
         _card("Open channels", str(len(f.channels)), f"payers: {len(f.payers)}"),
+        _card("Price per MiB", btt(f.price_per_mib), "fixed (no market)"
+              if f.market_winners is None else f"clearing price; winners: {f.market_winners}"),
     ))  # fmt: skip
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -76,6 +76,7 @@ async def test_page_shows_what_the_edge_earned_and_served(watched: Watched) -> N
     assert card(shown, "Redeemed") == btt(0)
     assert card(shown, "Next settlement").startswith("in ")
     assert card(shown, "Open channels") == "1"
+    assert card(shown, "Price per MiB") == btt(BTT_LOCAL.one // 1000)  # the default 0.001
     # atlas fetch's miss, then the test's own miss and hit of another URL
     assert card(shown, "Cache hit ratio (24 h)") == "33%"
     assert "hits 1, misses 2" in shown
@@ -139,7 +140,7 @@ def test_outside_values_are_escaped() -> None:
         settling=SettleClock(now + 60), settle_interval=60, day=Totals(), lanes={}, cache={},
         stored_bytes=0, store_cap=1, tunnels_open=0, tunnels_opened=0, tunnel_bytes={},
         channels=[ChannelRecord(evil, evil, "atlas:local", 9, 5, 5, 0, int(now) + 60)],
-        torrents_on=False, seeded_bytes=0,
+        torrents_on=False, seeded_bytes=0, price_per_mib=1, market_winners=None,
         health=Health(Probe(False, now, 0, evil), {evil: Probe(True, now, 0.01)}),
         series=[Sample(int(now), 1, 5, 0, 0, 0, 0, 0, 0, 1)],
     )  # fmt: skip
