@@ -49,7 +49,8 @@ async def take_turn(request: web.Request, edge: Edge, market: Market, client: st
         payer, channel_id = named if named is not None else (None, None)
     bidder: str | None = None
     if channel_id is not None:
-        owner, unspent = await edge.payments.standing(channel_id, int(time.time()))
+        cover = 0 if bid is None else market.book.coverage(bid)  # top-ups seen in time
+        owner, unspent = await edge.payments.standing(channel_id, int(time.time()), cover)
         if owner == payer:  # signed by someone else: no bid, and the charge refuses it
             bidder = owner
             market.book.named(address, (owner, channel_id))

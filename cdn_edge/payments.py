@@ -115,6 +115,8 @@ class PaymentBook:
         self._queue: list[tuple[Row, asyncio.Future[None]]] = []
         """Channel states waiting for the next group commit, in the order they changed."""
         self._writer: asyncio.Task[None] | None = None
+        self._rechecked: dict[bytes, int] = {}
+        """The second each known channel's deposit was last read again for a bid."""
 
     async def open(self) -> None:
         await self._run(self._connect)
@@ -178,18 +180,35 @@ class PaymentBook:
                 self._guards.pop(channel_id, None)
                 raise
 
-    async def standing(self, channel_id: bytes, now: int) -> tuple[str, int]:
+    async def standing(self, channel_id: bytes, now: int, cover: int = 0) -> tuple[str, int]:
         """The payer of ``channel_id`` and its unspent deposit (deposit - paid so far, 0 once
         it can no longer pay): who bids with it and what covers the bid. Read from the
         ledger the first time, as a voucher's channel is (with the same refusals); a known
-        channel is read without waiting for its lock (a charge may be writing)."""
+        channel is read without waiting for its lock (a charge may be writing).
+
+        A known channel with less unspent than ``cover`` (what the bid needs) is read from
+        the ledger again, at most once a second: its payer may have topped it up, and a
+        top-up is otherwise seen only once a voucher passes the deposit known here, which
+        an uncovered bid (served free, its vouchers kept as credit) may never send."""
         channel = self._channels.get(channel_id)
         if channel is None:
             async with self._locked(channel_id):
                 channel = await self._channel(channel_id)
-        paying = channel.terms.usable(now) and channel.status is ChannelStatus.OPEN
-        unspent = channel.terms.deposit - channel.paid if paying else 0
-        return _base58(channel.terms.payer), unspent
+        elif cover > _unspent(channel, now) and self._rechecked.get(channel_id) != now:
+            self._rechecked[channel_id] = now
+            await self._recheck_deposit(channel)
+        return _base58(channel.terms.payer), _unspent(channel, now)
+
+    async def _recheck_deposit(self, channel: PayeeChannel) -> None:
+        """Take a larger deposit from the ledger (its expiry too, never shortened); a ledger
+        that cannot answer leaves the channel as known."""
+        try:
+            terms = await self._terms_from_ledger(channel.terms.channel_id)
+        except (LedgerUnavailable, ProtocolError):
+            return
+        t = channel.terms
+        if terms.deposit > t.deposit:  # recorded with the channel's next charge
+            channel.top_up(terms.deposit, max(terms.expires_at, t.expires_at))
 
     async def outstanding(self) -> list[PayeeChannel]:
         """Channels holding a voucher worth more than what was redeemed."""
@@ -408,6 +427,12 @@ def _row_of(channel: PayeeChannel) -> Row:
         channel.best.encode() if channel.best else None, str(channel.paid),
         str(channel.consumed), str(channel.redeemed),
     )  # fmt: skip
+
+
+def _unspent(channel: PayeeChannel, now: int) -> int:
+    """Deposit - paid so far; 0 once the channel can no longer pay (closed, near expiry)."""
+    paying = channel.terms.usable(now) and channel.status is ChannelStatus.OPEN
+    return channel.terms.deposit - channel.paid if paying else 0
 
 
 @lru_cache(maxsize=4096)  # base58check costs two SHA-256s and a bignum loop per call

@@ -5,11 +5,13 @@ slot for one round: bid x capacity / slots x round_seconds / MiB. A bid of 5 BTT
 a 16 MiB/s edge of 8 slots with 1 s rounds needs 10 BTT unspent; the default deposit of
 10 BTT covered it only until the first payment, and the bid silently went to the free
 lane. Now the download asks the channel manager to keep that room (``keep_room``): a
-channel with less is topped up by the deposit plus the room.
+channel with less is topped up by the deposit plus the room, and the edge sees the top-up
+when a bid is not covered by the deposit it knew (it asks the ledger again).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -22,9 +24,12 @@ from requester.chunk_client import Budget
 from requester.ledger_client import LedgerClient
 from requester.payer_store import PayerStore
 from requester.protocol import BTT_LOCAL, NodeKey, PayerKey
+from requester.settings import CONFIG_FILE
 from tests.conftest import make_quote
+from tests.origin_server import pattern
 from tests.processes import Running
-from tests.sdk.conftest import PASSPHRASE, make_home
+from tests.sdk.conftest import PASSPHRASE, make_home, summary
+from tests.sdk.market_load import contended, market_edge
 
 MIB = 1 << 20
 BTT = BTT_LOCAL.one
@@ -77,3 +82,26 @@ async def test_a_default_deposit_keeps_the_room_a_bid_needs(
     # 15 BTT paid: opened with deposit + room (20 BTT), topped up once by as much
     assert channel.terms.deposit == 40 * BTT and channel.issued == 15 * BTT
     assert bare.terms.deposit - bare.issued < room  # the default 10 BTT: uncovered at once
+
+
+def test_a_bid_stays_covered_through_top_ups_the_edge_sees_late(
+    ledger: Running, origin: Running, tmp_path: Path
+) -> None:
+    """A deposit of 1 BTT and a bid of 4 BTT/MiB on a 1 MiB/s slot with 1 s rounds (a cover
+    of 4 BTT): the channel opens with 5 BTT and is topped up after about 1 BTT is paid. The
+    edge knew only the 5 BTT, so the bid was uncovered from then on, every chunk went free,
+    no voucher reached the old deposit (the one thing that made the edge read the ledger
+    again), and about 1 MiB of 16 was paid (before the edge re-read the channel for an
+    uncovered bid). Under contention a covered bid gets about half the bytes paid."""
+    size = 16 * MIB
+    url = f"{origin.url}/bytes/{size}?t=deposit-late"
+    home = make_home(tmp_path / "home", [], ledger.url, funds=100 * BTT)
+    config = home.path / CONFIG_FILE
+    config.write_text(json.dumps({**json.loads(config.read_text()), "deposit": "1"}))
+    out = tmp_path / "out.bin"
+    with market_edge(tmp_path / "edge", ledger.url) as edge, contended(edge.url, url, size, 15):
+        doc = summary(home.atlas("fetch", url, "-o", str(out), "--json", "--edge", edge.url,
+                                 "--max-price", "4", "--max-spend", "50"))  # fmt: skip
+    assert out.read_bytes() == pattern(0, size)
+    [provider] = doc["providers"].values()
+    assert provider["paid_bytes"] >= size // 4, provider
