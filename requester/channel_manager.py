@@ -159,11 +159,14 @@ class ChannelManager:
 
     def _catch_up(self, payee: TronAddress) -> None:
         """Another process of this wallet (the proxy beside ``atlas fetch``) may have paid
-        on or topped up our channels to ``payee``: continue from the shared store."""
+        on, topped up or opened channels to ``payee``: continue from the shared store."""
         for stored in self._store.channels(payee=payee, status="open"):
             channel = self._open.get(stored.terms.channel_id)
             if channel is not None:
                 channel.catch_up(stored.terms, stored.issued)
+            elif stored.terms.payer == self._key.address:  # opened there since we started
+                self._open[stored.terms.channel_id] = PayerChannel(stored.terms, self._key,
+                                                                   stored.issued)  # fmt: skip
 
     def credit_spend(self, channel_id: bytes, content_id: bytes, index: int,
                      now: int) -> CreditSpend:  # fmt: skip

@@ -44,39 +44,50 @@ def status(up: Up) -> dict[str, Any]:
     return view
 
 
-def test_channels_opened_by_atlas_fetch_are_on_the_proxy_page(
-    network: Up, origin: Running, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def fetched(network: Up, origin: Running, tmp_path_factory: pytest.TempPathFactory
+            ) -> tuple[dict[str, Any], dict[str, Any], str]:  # fmt: skip
+    """One paid ``atlas fetch`` on the network's data dir: its ``--json`` summary, and the
+    proxy's status JSON and page right after it (the proxy has paid nothing yet)."""
     assert status(network)["channels"] == []
+    out = tmp_path_factory.mktemp("out") / "f"
     done = subprocess.run(
-        atlas("fetch", f"{origin.url}/bytes/2000000?t=page", "-o", str(tmp_path / "f"), "--json"),
+        atlas("fetch", f"{origin.url}/bytes/2000000?t=page", "-o", str(out), "--json"),
         env=atlas_env(Path(str(network.info["data_dir"]))), capture_output=True, text=True,
         timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
+    return json.loads(done.stdout), status(network), get(network, "/").decode()
+
+
+def test_channels_opened_by_atlas_fetch_are_on_the_proxy_page(
+    fetched: tuple[dict[str, Any], dict[str, Any], str],
+) -> None:
+    summary, view, page = fetched
     paid = {url for url, p in summary["providers"].items() if int(p["paid"])}
     assert paid
-    view = status(network)  # the proxy has paid nothing: all of this is atlas fetch's
-    assert view["spent_today"] == "0 BTT" and view["per_site"] == {}
+    assert view["spent_today"] == "0 BTT" and view["per_site"] == {}  # all atlas fetch's
     assert len(view["channels"]) == len(paid)
     assert sum(int(c["spent_units"]) for c in view["channels"]) == int(summary["paid"])
     assert view["wallet_spent_today"] == summary["paid_text"]
     assert all(c["status"] == "open" and c["deposit"].endswith(" BTT") for c in view["channels"])
-    page = get(network, "/").decode()
     for channel in view["channels"]:
         assert channel["payee"] in page and channel["spent"] in page
     assert "none: the wallet has no channel yet" not in page
 
 
-def test_site_spending_plot_and_edges(network: Up, origin: Running, tmp_path: Path) -> None:
+def test_site_spending_plot_and_edges(
+    network: Up, origin: Running, fetched: tuple[dict[str, Any], dict[str, Any], str]
+) -> None:
     before = status(network)
+    assert before["channels"]
     through = curl("-x", str(network.info["proxy"]), f"{origin.url}/bytes/1500000?t=site")
     assert len(through.stdout) == 1500000
     view = status(network)
     assert view["per_site"]["127.0.0.1"].endswith(" BTT")
     assert view["spent_today"] == view["per_site"]["127.0.0.1"] != "0 BTT"
     assert view["wallet_spent_today"] != before["wallet_spent_today"]
+    assert len(view["channels"]) == len(before["channels"])  # atlas fetch's, with room: reused
     assert view["spent_by_hour"] and all(v.endswith(" BTT") for v in view["spent_by_hour"].values())
     assert set(view["edges"]) == set(network.edges)
     assert all(e["ok"] for e in view["edges"].values())
@@ -89,7 +100,9 @@ def test_site_spending_plot_and_edges(network: Up, origin: Running, tmp_path: Pa
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian package chromium missing")
-def test_chromium_renders_the_page(network: Up, tmp_path: Path) -> None:
+def test_chromium_renders_the_page(
+    network: Up, fetched: tuple[dict[str, Any], dict[str, Any], str], tmp_path: Path
+) -> None:
     assert CHROMIUM is not None
     shot = tmp_path / "proxy-status.png"
     url = f"{network.info['api']}/?token={network.info['api_token']}"
