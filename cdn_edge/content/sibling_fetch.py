@@ -6,8 +6,10 @@ announce the URL in the DHT (:mod:`cdn_edge.dht.siblings` finds and checks them)
 their fresh copy. A copy counts only with a head signed by the edge that fetched it
 from the origin, for the same normalized URL, fresh by the HTTP caching rules of the
 headers in that head, and with its seal. The edge then pulls the first chunk from that
-sibling, paying as a replica pays (:class:`~cdn_edge.content.replication.Replicator`),
-and checks it against the signed statement; only then is the copy kept, under the
+sibling as an unpaid replica pull (:class:`~cdn_edge.content.replication.Replicator`:
+free from a stranger, through its free allowance or free lane, paid only to a
+``--tracker`` peer, since nobody has paid this edge yet) and checks it against the
+signed statement; only then is the copy kept, under the
 URL's cache key, as a replica: the sibling's head, statements and seal are served
 as they are, and the other chunks are bought from the sibling when requesters ask.
 Any failure (no sibling, no answer in time, a copy that does not verify) means the
@@ -143,7 +145,7 @@ class SiblingFetch:
 
         try:
             async with asyncio.timeout(FIRST_CHUNK_TIMEOUT):
-                await self._replicator.fetch_chunk(trial, 0, keep)
+                await self._replicator.fetch_chunk(trial, 0, keep, unpaid=True)
         except Exception as exc:  # any failure: this sibling's copy is not used
             log.warning("sibling %s: its copy of %s failed: %s", offer.provider,
                         offer.head.content_id.hex(), exc)  # fmt: skip

@@ -1,8 +1,9 @@
 """Sibling caches (issue 17): an edge asked for a URL it lacks serves a sibling's fresh,
 signed copy found through the DHT, and goes to the origin only when no sibling has one.
 
-Three edges in a private DHT on 127.0.0.31-33: A fetches from the origin (which counts
-its hits per path), B has sibling caches on, C runs ``--no-sibling-caches``. Nothing is
+Edges in a private DHT on 127.0.0.31-34: A fetches from the origin (which counts its
+hits per path), B has sibling caches on, C runs ``--no-sibling-caches``, D gives no
+free allowance. Nothing is
 on a tracker or in an ``--edge`` list of another edge. Times are printed (``-s``).
 """
 
@@ -28,11 +29,13 @@ import pytest
 from cdn_edge.content.sibling_fetch import FIND_TIMEOUT
 from requester.dht_nodes import parse_nodes
 from requester.discovery import Discovery
-from requester.protocol import ContentVerifier, NodeId, b64url_decode
+from requester.ledger_client import LedgerClient
+from requester.protocol import ContentVerifier, NodeId, TronAddress, b64url_decode
 from requester.protocol.dht import url_target
 from tests.dht.dht_edges import PRIVATE, dht_of, edge_args, start_edges
 from tests.dht.private_dht import dht_session
 from tests.edge.edge_client import Fetched, fetch, get_chunk, wait_for_seal
+from tests.edge.paying import FUNDS
 from tests.origin_server import pattern, text
 from tests.processes import Running
 
@@ -46,6 +49,8 @@ class Siblings:
     b: Running
     c: Running
     """Started with ``--no-sibling-caches``."""
+    d: Running
+    """No free allowance: every chunk from it is paid."""
     a_dir: Path
 
 
@@ -54,15 +59,16 @@ def edges(tmp_path_factory: pytest.TempPathFactory, ledger: Running) -> Iterator
     root = tmp_path_factory.mktemp("siblings")
     a = start_edges([edge_args(31, root / "a", ledger.url, "")])[0]
     try:
-        b, c = start_edges([
+        b, c, d = start_edges([
             edge_args(32, root / "b", ledger.url, dht_of(a)),
             edge_args(33, root / "c", ledger.url, dht_of(a), (*PRIVATE, "--no-sibling-caches")),
+            edge_args(34, root / "d", ledger.url, dht_of(a), (*PRIVATE, "--free-mib", "0")),
         ])  # fmt: skip
     except BaseException:
         a.stop()
         raise
-    yield Siblings(a, b, c, root / "a")
-    for edge in (c, b, a):
+    yield Siblings(a, b, c, d, root / "a")
+    for edge in (d, c, b, a):
         edge.stop()
 
 
@@ -189,6 +195,26 @@ async def test_with_the_switch_off_an_edge_goes_to_the_origin_and_announces_noth
         await wait_for_seal(http, edges.c.url, fetched.info["content_id"])
         await asyncio.sleep(3)  # an edge announcing would have by now (one URL per 2 s)
         assert address(edges.c) not in await finder.peers(url_target(url), wait=2)
+
+
+async def test_an_edge_never_pays_a_stranger_sibling_for_a_fetch_nobody_paid_for(
+    origin: Running, ledger: Running, edges: Siblings, finder: Discovery
+) -> None:
+    """D sells every chunk (no free allowance) and is no --tracker peer of B: B, with money,
+    does not buy D's first chunk for an unpaid POST /v1/fetch; it fetches the origin."""
+    size = 100_008
+    path, url = f"/bytes/{size}", f"{origin.url}/bytes/{size}?max-age=600"
+    async with aiohttp.ClientSession() as http:
+        b_payee = TronAddress.parse(str((await info(http, edges.b))["payee"]))
+        await LedgerClient(ledger.url, http).faucet(b_payee, FUNDS)
+        first = await fetch(http, edges.d.url, url)
+        await wait_for_seal(http, edges.d.url, first.info["content_id"])
+        await announced(finder, url, edges.d)
+        fetched = await fetch(http, edges.b.url, url)
+        assert fetched.info["cache"] == "MISS"
+        assert await hits(http, origin, path) == 2
+        opened = await LedgerClient(ledger.url, http).channels(b_payee)
+        assert [c for c in opened if c["payer"] == str(b_payee)] == []
 
 
 async def test_a_copy_about_to_go_stale_is_not_taken(
