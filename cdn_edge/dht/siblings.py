@@ -140,9 +140,13 @@ class SiblingCaches:
         dht, http = self._dht, self._http
         if dht is None or http is None or self._waiting >= MAX_WAITING:
             return
+        try:
+            target = url_target(url)
+        except ProtocolError:
+            return  # a URL no sibling could have announced (user info, say)
         self._waiting += 1
         try:
-            found = await dht.peers(url_target(url), LOOKUP_WAIT)
+            found = await dht.peers(target, LOOKUP_WAIT)
         finally:
             self._waiting -= 1
         own = urlsplit(self._edge.announcer.public_url or "")
