@@ -113,15 +113,15 @@ class Download:
     def provider_summary(self) -> dict[str, dict[str, Any]]:
         """Per provider: chunks, wire bytes, vouchers signed (``paid``), the lane that served
         it (``paid``, ``free``, ``mixed``, or None before a chunk), bytes per lane, what it
-        charged per paid MiB (base units, None if nothing), its rate in bytes/s, and its
-        market (:meth:`requester.bidding.Bidding.describe`)."""
+        charged (``Atlas-Price`` summed) and per paid MiB (base units, None if nothing), its
+        rate in bytes/s, and its market (:meth:`requester.bidding.Bidding.describe`)."""
         market = self.scheduler.market
         out = {}
         for p, s in self.progress.providers.items():
             price = s.price_per_mib_paid
             out[p] = {
                 "chunks": s.chunks, "bytes": s.bytes, "paid": str(s.paid), "lane": s.lane,
-                "paid_bytes": s.paid_bytes, "free_bytes": s.free_bytes,
+                "paid_bytes": s.paid_bytes, "free_bytes": s.free_bytes, "charged": str(s.charged),
                 "price_per_mib_paid": None if price is None else str(price),
                 "rate": round(s.rate), **(market.describe(p) if market else {"market": None}),
             }  # fmt: skip
