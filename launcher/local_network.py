@@ -43,6 +43,8 @@ class PortInUse(NetworkSetupError):
 class EdgePorts:
     port: int
     tunnel_port: int
+    dht_port: int = 0
+    """Its libtorrent listener, so its DHT node (``atlas up --dht``); 0 in an older file."""
 
 
 @dataclass
@@ -57,6 +59,7 @@ class NetworkPorts:
         named = [("ledger", self.ledger), ("proxy", self.proxy), ("mobile API", self.api)]
         for i, edge in enumerate(self.edges, 1):
             named += [(f"edge{i}", edge.port), (f"edge{i} tunnel", edge.tunnel_port)]
+            named += [(f"edge{i} DHT", edge.dht_port)] if edge.dht_port else []
         return named
 
 
@@ -81,6 +84,8 @@ def plan_ports(data_dir: Path, edge_count: int, proxy_port: int, api_port: int =
     ledger = kept.ledger if kept else new()
     edges = list(kept.edges[:edge_count]) if kept else []
     edges += [EdgePorts(new(), new()) for _ in range(edge_count - len(edges))]
+    for edge in edges:
+        edge.dht_port = edge.dht_port or new()
     proxy = proxy_port or (kept.proxy if kept else new())
     if api_port:
         api = api_port
@@ -101,7 +106,7 @@ def load_ports(data_dir: Path) -> NetworkPorts | None:
         raw = json.loads(path.read_text())
         ports = NetworkPorts(
             _port(raw["ledger"]),
-            [EdgePorts(_port(e["port"]), _port(e["tunnel_port"])) for e in raw["edges"]],
+            [_edge_ports(e) for e in raw["edges"]],
             _port(raw["proxy"]),
             _port(raw["api"]),
         )
@@ -111,8 +116,13 @@ def load_ports(data_dir: Path) -> NetworkPorts | None:
     return ports
 
 
-def _port(value: object) -> int:
-    if not isinstance(value, int) or not 0 < value < 65536:
+def _edge_ports(raw: dict[str, object]) -> EdgePorts:
+    return EdgePorts(_port(raw["port"]), _port(raw["tunnel_port"]),
+                     _port(raw.get("dht_port", 0), lowest=0))  # fmt: skip
+
+
+def _port(value: object, lowest: int = 1) -> int:
+    if not isinstance(value, int) or not lowest <= value < 65536:
         raise ValueError(f"not a port: {value!r}")
     return value
 

@@ -59,6 +59,7 @@ class Plan:
     allow_private_origins: bool
     intercept: bool
     ledger: str = "embedded"
+    dht: bool = False
 
 
 @click.command("up")
@@ -71,7 +72,7 @@ def up(settings: UpSettings) -> None:
         ports = plan_ports(data_dir, settings.edges, settings.proxy_port, settings.api_port)
         _check_ports(data_dir, ports, settings)
         plan = Plan(data_dir, ports, settings.allow_private_origins, settings.intercept,
-                    settings.ledger)  # fmt: skip
+                    settings.ledger, settings.dht)  # fmt: skip
         asyncio.run(_run(plan))
     except (NetworkSetupError, ChildFailed, LedgerError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -122,14 +123,17 @@ async def _start(supervisor: Supervisor, plan: Plan) -> dict[str, object]:
                 "--data-dir", str(data_dir / f"edge{i + 1}"), "--ledger", ledger.url]  # fmt: skip
         argv += [f"--tracker=http://{HOST}:{ports.edges[0].port}"] if i else []
         argv += ["--allow-private-origins"] if plan.allow_private_origins else []
-        specs.append(ChildSpec(f"edge{i + 1}", argv, EDGES, (edge.port, edge.tunnel_port),
-                               env=ledger.edge_env))  # fmt: skip
+        argv += dht_args(ports, i) if plan.dht else []
+        held = (edge.port, edge.tunnel_port, *([edge.dht_port] if plan.dht else []))
+        specs.append(ChildSpec(f"edge{i + 1}", argv, EDGES, held, env=ledger.edge_env))
     first = await supervisor.start(specs[0])  # the others' tracker: up before they announce
     edges = [first.url, *[e.url for e in await _start_together(supervisor, specs[1:])]]
     address = await _fund(data_dir, ledger, edges)
-    write_config(data_dir, edges, ledger.url)
+    bootstrap = str(first.ready.get("dht", "")) if plan.dht else ""
+    write_config(data_dir, edges, ledger.url, bootstrap)
     argv = [*ATLAS, "proxy", "--host", HOST, "--port", str(ports.proxy), "--api-port",
             str(ports.api), "--ledger", ledger.url, *[f"--edge={e}" for e in edges]]  # fmt: skip
+    argv += ["--bootstrap", bootstrap] if bootstrap else []
     proxy = await supervisor.start(ChildSpec(
         "proxy", argv + (["--intercept"] if plan.intercept else []), PROXY,
         (ports.proxy, ports.api), env={"ATLAS_HOME": str(data_dir)},
@@ -141,8 +145,19 @@ async def _start(supervisor: Supervisor, plan: Plan) -> dict[str, object]:
         "api_token": (data_dir / "api_token").read_text().strip(),
         "edges": edges, "ledger": ledger.url, "ca_cert": proxy.ready.get("ca_cert"),
         "status": proxy.ready.get("status"), "data_dir": str(data_dir), "wallet": address,
-        **ledger.facts,
+        **ledger.facts, **({"dht": bootstrap} if bootstrap else {}),
     }  # fmt: skip
+
+
+def dht_args(ports: NetworkPorts, index: int) -> list[str]:
+    """``atlas up --dht``: edge ``index`` runs its DHT node on its kept port, allowing
+    loopback nodes; the first edge is the others' bootstrap node and has none itself.
+    (libtorrent never adds its bootstrap nodes to its routing table: two edges each
+    bootstrapping from the other would list nobody to a requester. A restarted first edge
+    finds the others from the nodes kept in its data dir, and they keep pinging it.)"""
+    own, first = ports.edges[index], ports.edges[0]
+    argv = ["--dht", "--dht-allow-private", "--torrent-listen", f"{HOST}:{own.dht_port}"]
+    return argv + (["--dht-bootstrap", f"{HOST}:{first.dht_port}"] if index else [])
 
 
 async def _start_together(supervisor: Supervisor, specs: list[ChildSpec]) -> list[Child]:

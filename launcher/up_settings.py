@@ -58,6 +58,10 @@ class UpSettings:
     )  # fmt: skip
     allow_private_origins: bool = setting(False, SWITCH, "let edges fetch from private addresses")
     intercept: bool = setting(False, SWITCH, "the proxy opens HTTPS with its own CA")
+    dht: bool = setting(
+        False, SWITCH, "the edges join a DHT of their own (the first edge's node is the "
+        "others' bootstrap); the proxy and atlas fetch find edges and providers through it",
+    )  # fmt: skip
     ledger: str = setting(
         "embedded", LEDGER_KIND, "what the network settles on: embedded (atlas ledger serve, "
         "SQLite), tron (the channel contract on an offline TRON node it starts, atlas "

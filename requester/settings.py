@@ -266,8 +266,9 @@ def _btt(text: str, what: str, *, positive: bool = True) -> int:
     return amount
 
 
-def write_config(home: Path, edges: list[str], ledger: str) -> Path:
+def write_config(home: Path, edges: list[str], ledger: str, bootstrap: str = "") -> Path:
     home.mkdir(parents=True, exist_ok=True)
     path = home / CONFIG_FILE
-    path.write_text(json.dumps({"edges": edges, "ledger": ledger}, indent=2) + "\n")
+    config = {"edges": edges, "ledger": ledger} | ({"bootstrap": bootstrap} if bootstrap else {})
+    path.write_text(json.dumps(config, indent=2) + "\n")
     return path
