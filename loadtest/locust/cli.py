@@ -20,6 +20,7 @@ from loadtest import REPO
 from loadtest.harness.children import BenchError, workspace
 from loadtest.harness.machine import run_facts
 from loadtest.harness.rows import table
+from loadtest.locust.market_run import run_market
 from loadtest.locust.network import EDGES, SCENARIOS, Network, kinds_text, network, seconds_of
 from loadtest.locust.sweep import run_sweep, sweep_markdown
 
@@ -92,7 +93,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 "a whole local Atlas network (loadtest/README.md)")  # fmt: skip
     p.add_argument("-u", "--users", type=int, default=20)
     p.add_argument("-r", "--spawn-rate", type=float, default=5.0)
-    p.add_argument("-t", "--run-time", type=seconds_of, default="60s", help="60s, 2m, ...")
+    p.add_argument("-t", "--run-time", type=seconds_of, help="60s, 2m, ... (market: 30s)")
     p.add_argument("--smoke", action="store_true", help="4 users (one per scenario) for 8 s")
     p.add_argument("--sweep", action="store_true", help="saturation sweep of an edge and the proxy")
     p.add_argument("--sweep-users", default="5,10,20,40,80,160")
@@ -101,8 +102,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--sweep-targets", default="edge,proxy")
     p.add_argument("--cooldown", type=float, help="idle seconds before the last RSS reading")
     p.add_argument("--reports", type=Path, help="default loadtest/reports/<mode>-<time>")
+    p.add_argument("--scenario", choices=("all", "market"), default="all",
+                   help="market: bidders and free users on one market edge")  # fmt: skip
     args = p.parse_args(argv)
     args.mode = "sweep" if args.sweep else "smoke" if args.smoke else "run"
+    if args.run_time is None:
+        args.run_time = 30 if args.scenario == "market" else 60
     if args.smoke:
         args.users, args.spawn_rate, args.run_time = len(CLASSES), len(CLASSES), 8
     if args.cooldown is None:
@@ -126,6 +131,8 @@ def load_test(args: argparse.Namespace) -> int:
             "spawn_rate": args.spawn_rate, "run_time_s": args.run_time,
             "cooldown_s": args.cooldown, "argv": sys.argv[1:]}  # fmt: skip
     print(f"atlas load test ({args.mode}), reports in {out}")
+    if args.scenario == "market":
+        return run_market(args.run_time, out)
     stops: dict[str, Any] = {}
     result: dict[str, Any] = {}
     with workspace("atlas-loadtest-") as workdir:
