@@ -150,6 +150,11 @@ async def test_b_serves_a_siblings_copy_without_an_origin_hit(
         assert await chunks_from(http, edges.a, first) == pattern(0, size)
         from_origin = time.monotonic() - start
         took = await announced(finder, url, edges.a)
+        start = time.monotonic()
+        ask = {"url": url, "headers": {"Cache-Control": "only-if-cached"}}
+        async with http.post(f"{edges.a.url}/v1/fetch", json=ask) as r:
+            assert r.status == 200
+        asked = time.monotonic() - start
 
         start = time.monotonic()
         copied = await fetch(http, edges.b.url, url)
@@ -175,7 +180,8 @@ async def test_b_serves_a_siblings_copy_without_an_origin_hit(
         assert await hits(http, origin, path) == 1
     print(
         f"\nA's URL announce listed after {took:.2f} s; fetch from the origin (A) "
-        f"{from_origin * 1000:.0f} ms, from sibling A (B) {from_sibling * 1000:.0f} ms"
+        f"{from_origin * 1000:.0f} ms, from sibling A (B) {from_sibling * 1000:.0f} ms; "
+        f"A answering only-if-cached: {asked * 1000:.0f} ms"
     )
 
 
@@ -290,6 +296,9 @@ async def test_a_miss_costs_at_most_the_lookup_timeout(
         assert fetched.info["cache"] == "MISS"
         assert alone < FIND_TIMEOUT
         _, direct = await timed_fetch(http, edges.c, f"{origin.url}/bytes/100006?max-age=600")
+        start = time.monotonic()
+        assert await finder.peers(url_target(f"{nobody}&never={secrets.token_hex(4)}")) == []
+        lookup = time.monotonic() - start
         mute = await asyncio.start_server(lambda _r, _w: asyncio.sleep(60), "127.0.0.1", 0)
         async with mute:
             port = mute.sockets[0].getsockname()[1]
@@ -310,6 +319,7 @@ async def test_a_miss_costs_at_most_the_lookup_timeout(
         assert await hits(http, origin, "/bytes/100004") == 1
     print(
         f"\na miss nobody announced: {alone * 1000:.0f} ms (C, without sibling caches: "
-        f"{direct * 1000:.0f} ms); one whose sibling never "
+        f"{direct * 1000:.0f} ms; a lookup finding no one: {lookup * 1000:.0f} ms); one whose "
+        "sibling never "
         f"answers: {waited * 1000:.0f} ms (bound {FIND_TIMEOUT:.0f} s)"
     )
