@@ -24,6 +24,7 @@ Not in ``make bench`` (it runs about 4 minutes): ``python -m loadtest run dht`` 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import statistics
 import sys
@@ -130,12 +131,17 @@ async def network_run(run: Run[Config], net: Network) -> None:
                     f"10.77.0.{REQUESTER}, ledger on 10.77.0.{LEDGER}; every advert verified "
                     f"{settled:.1f} s after the last edge was ready")  # fmt: skip
 
-    started = time.monotonic()
+    started, dropped = time.monotonic(), net.snmp(REQUESTER)["Udp.RcvbufErrors"]
     await asyncio.sleep(cfg.rate_seconds)
+    dropped = net.snmp(REQUESTER)["Udp.RcvbufErrors"] - dropped
     rounds = [e for e in watch.events() if e["event"] == "round" and e["t"] >= started]
     span = rounds[-1]["t"] - rounds[0]["t"] if len(rounds) > 1 else float("nan")
     rendezvous_s = (len(rounds) - 1) / span
     adverts_s = sum(e["asked"] for e in rounds[1:]) / span
+    slowest = max((b["t"] - a["t"] for a, b in itertools.pairwise(rounds)), default=0)
+    run.head.append(f"lookups:  {len(rounds)} rounds in {cfg.rate_seconds} s, the slowest "
+                    f"{slowest:.2f} s; datagrams the requester's full UDP receive buffer "
+                    f"dropped: {dropped}")  # fmt: skip
 
     joins: list[tuple[float, float]] = []
     for host in range(cfg.edges + 1, cfg.edges + cfg.joins + 1):
@@ -161,6 +167,7 @@ async def network_run(run: Run[Config], net: Network) -> None:
         for h, (rx, tx, ui, uo, ti, to) in traffic.items()
     ]  # fmt: skip
     run.checks["dht"] = {"joins": joins, "rendezvous_per_s": rendezvous_s, "rss_mib": rss,
+                         "requester_rcvbuf_drops": dropped, "slowest_round_s": slowest,
                          "adverts_per_s": adverts_s, "rounds": len(rounds),
                          "traffic": {str(h): t for h, t in traffic.items()}}  # fmt: skip
 
