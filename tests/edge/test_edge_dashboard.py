@@ -63,12 +63,28 @@ async def wait_for_probes(edge: str) -> str:
     raise AssertionError("the probes did not answer in 20 s")
 
 
-async def test_page_shows_what_the_edge_earned_and_served(watched: Watched) -> None:
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian package chromium missing")
+def test_dashboard_after_a_paid_download_and_a_restart(watched: Watched, tmp_path: Path) -> None:
+    """One test, so one network (a module's tests may run in two xdist workers): the page,
+    Chromium's drawing of it, then the page after a restart."""
     paid = int(watched.summary["paid"])
     assert paid > 0
-    await asyncio.sleep(1.5)  # a history sample after the download
-    shown = await wait_for_probes(watched.edge.url)
+    time.sleep(1.5)  # a history sample after the download
+    before = check_page(asyncio.run(wait_for_probes(watched.edge.url)), watched, paid)
+    check_drawing(f"{watched.edge.url}/", tmp_path)
+    watched.restart()  # redeems what it earned on the way out
+    shown = asyncio.run(page(watched.edge.url))
+    # Today's earnings come from the samples kept before the restart: without them
+    # the first sample of this run (all earned so far) would be today's baseline.
+    assert card(shown, "Earned today") == btt(paid)
+    assert card(shown, "Redeemed") == btt(paid) and card(shown, "Unredeemed") == btt(0)
+    after = polylines(shown)
+    assert len(after["earned"]) >= len(before["earned"])
+    assert len(after["paid lane"]) >= len(before["paid lane"])
 
+
+def check_page(shown: str, watched: Watched, paid: int) -> dict[str, list[tuple[float, float]]]:
+    """What the page says after the download; returns its plots' points."""
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in shown
     assert '<meta http-equiv="refresh"' in shown and "<script" not in shown
     for title in ("Earned today", "Last 7 days", "Unredeemed"):
@@ -77,7 +93,7 @@ async def test_page_shows_what_the_edge_earned_and_served(watched: Watched) -> N
     assert card(shown, "Next settlement").startswith("in ")
     assert card(shown, "Open channels") == "1"
     assert card(shown, "Price per MiB") == btt(BTT_LOCAL.one // 1000)  # the default 0.001
-    # atlas fetch's miss, then the test's own miss and hit of another URL
+    # atlas fetch's miss, then the fixture's own miss and hit of another URL
     assert card(shown, "Cache hit ratio (24 h)") == "33%"
     assert "hits 1, misses 2" in shown
     assert str(watched.home.address) in shown  # the payer, in the channels table
@@ -90,13 +106,13 @@ async def test_page_shows_what_the_edge_earned_and_served(watched: Watched) -> N
     for name in ("earned", "paid lane"):
         ys = [y for _, y in plotted[name]]
         assert len(ys) >= 2 and max(ys) == base and min(ys) < base, (name, plotted[name])
+    return plotted
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian package chromium missing")
-def test_chromium_draws_the_plots_with_data(watched: Watched, tmp_path: Path) -> None:
-    asyncio.run(wait_for_probes(watched.edge.url))
+def check_drawing(url: str, tmp_path: Path) -> None:
+    """Headless Chromium's DOM holds both plots' points, and its screenshot shows the blue
+    lines (earned, paid lane) rising; the screenshot goes to docs/ when asked."""
     assert CHROMIUM is not None
-    url = f"{watched.edge.url}/"
     profile = f"--user-data-dir={tmp_path / 'profile'}"
     dom = subprocess.run([CHROMIUM, *FLAGS, profile, "--dump-dom", url], capture_output=True,
                          text=True, timeout=60, check=False)  # fmt: skip
@@ -115,21 +131,6 @@ def test_chromium_draws_the_plots_with_data(watched: Watched, tmp_path: Path) ->
     assert box[3] - box[1] > 80, f"the blue lines stay flat: {box}"
     if os.environ.get("ATLAS_SAVE_SCREENSHOTS") == "1":
         shutil.copyfile(shot, SCREENSHOT)
-
-
-async def test_history_survives_a_restart(watched: Watched) -> None:
-    paid = int(watched.summary["paid"])
-    await asyncio.sleep(1.5)
-    before = polylines(await page(watched.edge.url))
-    watched.restart()  # redeems what it earned on the way out
-    shown = await page(watched.edge.url)
-    # Today's earnings come from the samples kept before the restart: without them
-    # the first sample of this run (all earned so far) would be today's baseline.
-    assert card(shown, "Earned today") == btt(paid)
-    assert card(shown, "Redeemed") == btt(paid) and card(shown, "Unredeemed") == btt(0)
-    after = polylines(shown)
-    assert len(after["earned"]) >= len(before["earned"])
-    assert len(after["paid lane"]) >= len(before["paid lane"])
 
 
 def test_outside_values_are_escaped() -> None:

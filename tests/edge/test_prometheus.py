@@ -91,12 +91,12 @@ async def test_every_dashboard_query_returns_data(
     assert len(queries) >= 20
     timeout = aiohttp.ClientTimeout(total=5)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        for _ in range(80):  # the first scrape, within 20 s
+        for _ in range(160):  # the first scrape, within 40 s (Prometheus starts in ~6 s)
             if await query(session, prometheus, 'up{job="atlas-edge"} == 1'):
                 break
             await asyncio.sleep(0.25)
         else:
-            raise AssertionError("Prometheus did not scrape the edge within 20 s")
+            raise AssertionError("Prometheus did not scrape the edge within 40 s")
         # Traffic while Prometheus watches, so the rates are above zero.
         await cache_hit(watched.edge.url, f"{origin.url}/cached/prometheus")
         await asyncio.sleep(3)  # rates need two scrapes after it
