@@ -52,10 +52,16 @@ class SizeColumn(ProgressColumn):
 
 
 class RateColumn(ProgressColumn):
-    """The recent rate in binary units, like every other size Atlas prints."""
+    """The recent rate in binary units, like every other size Atlas prints; in the first
+    second, the average so far (rich's estimate from two chunks that arrive together
+    reads GiB/s)."""
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
+        elapsed = task.elapsed or 0.0
+        if elapsed < 1.0 and not task.finished_speed:
+            got = task.completed - task.fields.get("resumed", 0)
+            speed = got / elapsed if elapsed > 0.05 and got > 0 else None
         return Text("?/s" if speed is None else f"{size_text(int(speed))}/s")
 
 
@@ -88,7 +94,7 @@ class FetchBar:
         self._bar = Progress(*columns, console=console, transient=False)
         self._task = self._bar.add_task(
             "fetch", total=self._total, completed=done_bytes,
-            spent=short_amount(0), providers="",
+            spent=short_amount(0), providers="", resumed=done_bytes,
         )  # fmt: skip
 
     def __enter__(self) -> FetchBar:
