@@ -66,6 +66,8 @@ async def test_ten_bidders_and_two_free_requesters_get_the_auctions_rates(
     rates = {r.bid or r.source: r.rate(span) for r in [*bidders, *free]}
     print({k: f"{v / KIB:.0f} KiB/s" for k, v in rates.items()})  # shown with -s
     winners, losers = bidders[4:], bidders[:4]
+    print("vouchers - charged, in chunks at 4 BTT/MiB:",
+          [(r.vouchers - r.charged) / (BTT * CHUNK // MIB * 4) for r in winners])  # fmt: skip
     for r in bidders:
         assert r.clearing == 4 * BTT, (r.bid, r.clearing)
     for r in winners:
@@ -76,9 +78,9 @@ async def test_ten_bidders_and_two_free_requesters_get_the_auctions_rates(
         # charged: each clearing price times the MiB paid at it, within one chunk's price
         owed = sum(price * size / MIB for price, size in r.paid_at.items())
         assert abs(r.charged - owed) <= 4 * BTT * CHUNK / MIB, (r.charged, owed)
-        # what its vouchers add up to beyond the charge stays credit: at most the chunks in
-        # flight at the end
-        assert r.charged <= r.vouchers <= r.charged + IN_FLIGHT * 4 * BTT * CHUNK / MIB
+        # what its vouchers add up to is what it was charged, within one chunk's price (the
+        # credit a chunk served free left with the edge, spent before a new voucher)
+        assert r.charged <= r.vouchers <= r.charged + 4 * BTT * CHUNK / MIB, (r.bid, r.vouchers)
     for r in [*losers, *free]:
         assert r.rate(span) >= 136 * KIB, (r.bid, r.window)
         assert r.window["paid"] == 0 and set(r.statuses) == {200}, (r.bid, r.statuses)
@@ -101,6 +103,10 @@ async def test_a_bid_under_the_reserve_gets_every_chunk_free(
     row = channel_earnings(report, low.channel.terms.channel_id) if low.channel else None
     assert row is None or int(row["served"]) == 0, row
     assert winner.window["paid"] > 0 and winner.clearing == BTT
+    # its vouchers add up to what it was charged at the reserve, within one chunk's price
+    assert winner.charged <= winner.vouchers <= winner.charged + BTT * CHUNK // MIB, (
+        winner.vouchers - winner.charged
+    )
 
 
 @pytest.mark.parametrize("edge", [2], indirect=True)
