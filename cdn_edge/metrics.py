@@ -66,7 +66,7 @@ class _FactsCollector(Collector):
                         unit="seconds")  # fmt: skip
         if f.ledger_up is not None:
             yield gauge("atlas_edge_ledger_up", "1 if the ledger answered the last probe "
-                        "(every 15 s), else 0", value=int(f.ledger_up))  # fmt: skip
+                        "(every 15 s at most), else 0", value=int(f.ledger_up))  # fmt: skip
         trackers = gauge("atlas_edge_tracker_up", "1 if the tracker answered the last probe's "
                          "/healthz, else 0", labels=["tracker"])  # fmt: skip
         for url, up in f.trackers_up.items():

@@ -1,5 +1,6 @@
 """Is what the edge depends on answering? The ledger (it checks channels and redeems
-there) and its trackers (they list it to requesters), probed every :data:`PROBE_SECONDS`.
+there) and its trackers (they list it to requesters), probed every :data:`PROBE_SECONDS`
+(or every history sample when ``--history-interval`` is shorter).
 
 A probe that fails says why in a few words; the dashboard shows it and ``/metrics``
 reports ``atlas_edge_ledger_up`` and ``atlas_edge_tracker_up{tracker}``.
@@ -45,13 +46,13 @@ class Health:
             for url in self.trackers:
                 tasks.create_task(self._probe_tracker(url, session))
 
-    async def run(self, ledger: Ledger) -> None:
-        """Probe now and then every :data:`PROBE_SECONDS`, until cancelled."""
+    async def run(self, ledger: Ledger, every: float = PROBE_SECONDS) -> None:
+        """Probe now and then every ``every`` seconds, until cancelled."""
         timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
                 await self.probe(ledger, session)
-                await asyncio.sleep(PROBE_SECONDS)
+                await asyncio.sleep(every)
 
     async def _probe_ledger(self, ledger: Ledger) -> None:
         start = time.monotonic()

@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
 from cdn_edge.dashboard.facts import gather
-from cdn_edge.dashboard.health import Health
+from cdn_edge.dashboard.health import PROBE_SECONDS, Health
 from cdn_edge.dashboard.history import History
 from cdn_edge.dashboard.page import render
 from cdn_edge.dashboard.recorder import Recorder
@@ -42,7 +42,8 @@ async def start(app: web.Application, edge: Edge,
     recorder = Recorder(history, edge.metrics, edge.payments, edge.content.stored_bytes,
                         edge.config.history_interval)  # fmt: skip
     app[DASHBOARD] = dash = Dashboard(recorder, Health.of(edge.config.trackers), SettleClock())
-    return dash.recorder.run(), dash.health.run(edge.ledger)
+    every = min(PROBE_SECONDS, edge.config.history_interval)
+    return dash.recorder.run(), dash.health.run(edge.ledger, every)
 
 
 def add_routes(app: web.Application) -> None:

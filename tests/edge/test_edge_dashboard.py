@@ -17,6 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 from PIL import Image, ImageChops
 
@@ -29,6 +30,7 @@ from cdn_edge.payments import ChannelRecord
 from cdn_edge.settlement import SettleClock
 from requester.protocol import BTT_LOCAL, format_amount
 from tests.edge.dashboard_network import Watched, card, page, polylines, watched
+from tests.edge.edge_client import metrics as edge_metrics
 
 __all__ = ["watched"]
 
@@ -49,6 +51,11 @@ def colour_mask(image: Image.Image, colour: tuple[int, int, int]) -> Image.Image
     return ImageChops.darker(ImageChops.darker(masks[0], masks[1]), masks[2])
 
 
+async def scrape(edge: str) -> dict[str, float]:
+    async with aiohttp.ClientSession() as session:
+        return await edge_metrics(session, edge)
+
+
 def btt(units: int) -> str:
     return html.escape(format_amount(units, BTT_LOCAL))
 
@@ -61,6 +68,16 @@ async def wait_for_probes(edge: str) -> str:
             return shown
         await asyncio.sleep(0.2)
     raise AssertionError("the probes did not answer in 20 s")
+
+
+async def wait_for(edge: str, part: str) -> str:
+    """The page once it shows ``part`` (within 20 s)."""
+    for _ in range(100):
+        shown = await page(edge)
+        if part in shown:
+            return shown
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the page did not show {part!r} in 20 s")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian package chromium missing")
@@ -81,6 +98,14 @@ def test_dashboard_after_a_paid_download_and_a_restart(watched: Watched, tmp_pat
     after = polylines(shown)
     assert len(after["earned"]) >= len(before["earned"])
     assert len(after["paid lane"]) >= len(before["paid lane"])
+    # The tracker goes away: the next probe (every second here) says so, page and metrics.
+    tracker = watched.tracker.url
+    watched.tracker.stop()
+    shown = asyncio.run(wait_for(watched.edge.url, f'Tracker {tracker}</th><td><span class="bad">'))
+    assert '<th>Ledger</th><td><span class="ok">● up' in shown
+    samples = asyncio.run(scrape(watched.edge.url))
+    assert samples[f'atlas_edge_tracker_up{{tracker="{tracker}"}}'] == 0
+    assert samples["atlas_edge_ledger_up"] == 1
 
 
 def check_page(shown: str, watched: Watched, paid: int) -> dict[str, list[tuple[float, float]]]:
