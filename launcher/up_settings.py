@@ -53,8 +53,9 @@ class UpSettings:
         "(0: free ports, chosen once and kept in the data dir)", minimum=0, maximum=65535,
     )  # fmt: skip
     api_port: int = setting(
-        0, WHOLE, "the mobile API's and status page's port (0: the proxy port + 1; with "
-        "--proxy-port 0 a free port, kept)", minimum=0, maximum=65535,
+        0, WHOLE, "the mobile API's and status page's port (0: the one kept in the data dir "
+        "while the proxy keeps its port, else the proxy port + 1; with --proxy-port 0 a free "
+        "port, kept)", minimum=0, maximum=65535,
     )  # fmt: skip
     allow_private_origins: bool = setting(False, SWITCH, "let edges fetch from private addresses")
     intercept: bool = setting(False, SWITCH, "the proxy opens HTTPS with its own CA")
