@@ -32,6 +32,7 @@ def test_quick_dht_load_test_reports_every_row(tmp_path: Path) -> None:
     for name, row in run.rows.items():
         assert positive(row["median"]), name
     assert run.rows["dht_advert_found"]["met"] is True
+    assert run.report["checks"]["dht_lookups"]["rounds"] >= 2
     checks = run.report["checks"]["dht"]
     assert len(checks["joins"]) == 1
     for host, (_, _, udp_in, udp_out, _, _) in checks["traffic"].items():

@@ -29,12 +29,13 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loadtest.harness.bench_main import Bench, Option, Run
-from loadtest.harness.children import ATLAS, BenchError, Proc
+from loadtest.harness.children import ATLAS, BenchError
 from loadtest.harness.netns import Network, sweep_stale, unavailable
 from loadtest.harness.procfs import proc_status
 from loadtest.harness.rows import KIB, make_row
@@ -130,57 +131,46 @@ async def network_run(run: Run[Config], net: Network) -> None:
     run.head.append(f"network:  {cfg.edges} edges on 10.77.0.1-{cfg.edges}, requester on "
                     f"10.77.0.{REQUESTER}, ledger on 10.77.0.{LEDGER}; every advert verified "
                     f"{settled:.1f} s after the last edge was ready")  # fmt: skip
-
-    started, dropped = time.monotonic(), net.snmp(REQUESTER)["Udp.RcvbufErrors"]
-    await asyncio.sleep(cfg.rate_seconds)
-    dropped = net.snmp(REQUESTER)["Udp.RcvbufErrors"] - dropped
-    rounds = [e for e in watch.events() if e["event"] == "round" and e["t"] >= started]
-    span = rounds[-1]["t"] - rounds[0]["t"] if len(rounds) > 1 else float("nan")
-    rendezvous_s = (len(rounds) - 1) / span
-    adverts_s = sum(e["asked"] for e in rounds[1:]) / span
-    slowest = max((b["t"] - a["t"] for a, b in itertools.pairwise(rounds)), default=0)
-    run.head.append(f"lookups:  {len(rounds)} rounds in {cfg.rate_seconds} s, the slowest "
-                    f"{slowest:.2f} s; datagrams the requester's full UDP receive buffer "
-                    f"dropped: {dropped}")  # fmt: skip
-
+    rates = await lookup_rates(run, net, watch)
     joins: list[tuple[float, float]] = []
     for host in range(cfg.edges + 1, cfg.edges + cfg.joins + 1):
         edge = procs.start(f"edge{host}", edge_argv(run, net, host, ledger, boot))
         at = time.monotonic()
         edges.append(edge)
-        found = await watch.until("advert", {edge.url}, 3 * FOUND_WITHIN)
-        listed = watch.first("listed", edge.url)
-        joins.append(((listed or found[edge.url]) - at, found[edge.url] - at))
+        found = (await watch.until("advert", {edge.url}, 3 * FOUND_WITHIN))[edge.url]
+        joins.append(((watch.first("listed", edge.url) or found) - at, found - at))
     procs.stop(probe)
-
     rss = [proc_status(e.pid)["VmRSS"] / KIB for e in edges]
-    traffic = await idle_traffic(net, edges, cfg.traffic_seconds)
-    per_hour = [(t[2] + t[3]) * 3600 / cfg.traffic_seconds / KIB for t in traffic.values()]
-    rows(run, joins, rendezvous_s, adverts_s, per_hour, rss)
-    run.sections["new edges (s from its ready line: listed, advert verified)"] = [
-        f"edge {cfg.edges + i + 1}: {listed:.2f}, {found:.2f}" for i, (listed, found) in
-        enumerate(joins)
-    ]  # fmt: skip
-    run.sections[f"each edge idle for {cfg.traffic_seconds} s (bytes in / out: UDP, the "
-                 "link in all; TCP segments in / out)"] = [
-        f"edge {h}: UDP {ui:,} / {uo:,}; link {rx:,} / {tx:,}; TCP {ti} / {to}"
-        for h, (rx, tx, ui, uo, ti, to) in traffic.items()
-    ]  # fmt: skip
-    run.checks["dht"] = {"joins": joins, "rendezvous_per_s": rendezvous_s, "rss_mib": rss,
-                         "requester_rcvbuf_drops": dropped, "slowest_round_s": slowest,
-                         "adverts_per_s": adverts_s, "rounds": len(rounds),
-                         "traffic": {str(h): t for h, t in traffic.items()}}  # fmt: skip
+    traffic = await idle_traffic(net, range(1, len(edges) + 1), cfg.traffic_seconds)
+    rows(run, joins, rates, traffic, rss)
 
 
-async def idle_traffic(net: Network, edges: list[Proc], seconds: float
+async def lookup_rates(run: Run[Config], net: Network, watch: Watch) -> tuple[float, float]:
+    """Rendezvous and advert lookups a second of the probe over ``rate_seconds``; the head
+    says how many rounds, the slowest, and what the requester's UDP receive buffer dropped."""
+    started, dropped = time.monotonic(), net.snmp(REQUESTER)["Udp.RcvbufErrors"]
+    await asyncio.sleep(run.cfg.rate_seconds)
+    dropped = net.snmp(REQUESTER)["Udp.RcvbufErrors"] - dropped
+    rounds = [e for e in watch.events() if e["event"] == "round" and e["t"] >= started]
+    if len(rounds) < 2:
+        raise BenchError(f"the probe finished {len(rounds)} lookup rounds in the window")
+    span = rounds[-1]["t"] - rounds[0]["t"]
+    slowest = max(b["t"] - a["t"] for a, b in itertools.pairwise(rounds))
+    run.head.append(f"lookups:  {len(rounds)} rounds in {run.cfg.rate_seconds} s, the slowest "
+                    f"{slowest:.2f} s; datagrams the requester's full UDP receive buffer "
+                    f"dropped: {dropped}")  # fmt: skip
+    run.checks["dht_lookups"] = {"rounds": len(rounds), "slowest_round_s": slowest,
+                                 "requester_rcvbuf_drops": dropped}  # fmt: skip
+    return (len(rounds) - 1) / span, sum(e["asked"] for e in rounds[1:]) / span
+
+
+async def idle_traffic(net: Network, hosts: Iterable[int], seconds: float
                        ) -> dict[int, tuple[int, ...]]:  # fmt: skip
     """Per edge host over ``seconds`` of nothing but the edges themselves: bytes received and
     sent on its link, UDP bytes received and sent, TCP segments in and out."""
-    hosts = [int(e.url.split("//")[1].split(":")[0].rsplit(".", 1)[1]) for e in edges]
 
     def counters() -> dict[int, tuple[int, ...]]:
-        links = net.traffic()
-        out: dict[int, tuple[int, ...]] = {}
+        links, out = net.traffic(), dict[int, tuple[int, ...]]()
         for host in hosts:
             snmp = net.snmp(host)
             out[host] = (*links[host], *net.udp_traffic(host), snmp["Tcp.InSegs"],
@@ -190,12 +180,12 @@ async def idle_traffic(net: Network, edges: list[Proc], seconds: float
     before = counters()
     await asyncio.sleep(seconds)
     after = counters()
-    return {h: tuple(a - b for a, b in zip(after[h], before[h], strict=True)) for h in hosts}
+    return {h: tuple(a - b for a, b in zip(after[h], before[h], strict=True)) for h in after}
 
 
-def rows(run: Run[Config], joins: list[tuple[float, float]], rendezvous_s: float,
-         adverts_s: float, per_hour: list[float], rss: list[float]) -> None:  # fmt: skip
-    n = run.cfg.edges
+def rows(run: Run[Config], joins: list[tuple[float, float]], rates: tuple[float, float],
+         traffic: dict[int, tuple[int, ...]], rss: list[float]) -> None:  # fmt: skip
+    cfg, n = run.cfg, run.cfg.edges
     limit = f"the issue's limit, {FOUND_WITHIN:g} s"
 
     def within(median: float, _: float) -> bool:
@@ -212,10 +202,22 @@ def rows(run: Run[Config], joins: list[tuple[float, float]], rendezvous_s: float
                  "s", [j[1] for j in joins], limit, [FOUND_WITHIN], "<= 10 s", within),
     ]  # fmt: skip
     lookups = "lookups a second, one requester"
-    figure("dht_rendezvous_rate", f"rendezvous {lookups}", "lookups/s", [rendezvous_s])
-    figure("dht_advert_rate", f"advert {lookups}", "lookups/s", [adverts_s])
+    figure("dht_rendezvous_rate", f"rendezvous {lookups}", "lookups/s", [rates[0]])
+    figure("dht_advert_rate", f"advert {lookups}", "lookups/s", [rates[1]])
+    per_hour = [(t[2] + t[3]) * 3600 / cfg.traffic_seconds / KIB for t in traffic.values()]
     figure("dht_traffic_hour", "DHT traffic of an idle edge, in + out", "KiB/h", per_hour)
     figure("dht_edge_rss", "resident memory of one DHT edge", "MiB", rss)
+    run.sections["new edges (s from its ready line: listed, advert verified)"] = [
+        f"edge {n + i + 1}: {listed:.2f}, {found:.2f}" for i, (listed, found) in enumerate(joins)
+    ]
+    run.sections[f"each edge idle for {cfg.traffic_seconds} s (bytes in / out: UDP, the "
+                 "link in all; TCP segments in / out)"] = [
+        f"edge {h}: UDP {ui:,} / {uo:,}; link {rx:,} / {tx:,}; TCP {ti} / {to}"
+        for h, (rx, tx, ui, uo, ti, to) in traffic.items()
+    ]  # fmt: skip
+    run.checks["dht"] = {"joins": joins, "rendezvous_per_s": rates[0], "rss_mib": rss,
+                         "adverts_per_s": rates[1],
+                         "traffic": {str(h): t for h, t in traffic.items()}}  # fmt: skip
 
 
 SPEC = Bench(
