@@ -38,6 +38,7 @@ from cdn_edge.content.range_pass import PassList
 from cdn_edge.content.replica_pulls import ReplicaPulls
 from cdn_edge.content.replication import Replicator
 from cdn_edge.content.sibling_fetch import SiblingFetch, Siblings
+from requester.chunk_client import ChunkUnavailable, ContentFailed
 from requester.protocol import DEFAULT_CHUNK_SIZE, NodeKey, ProviderRecord, Source
 
 __all__ = [
@@ -136,7 +137,14 @@ class ContentService:
         """Fetch a missing chunk of a replica from its providers (paying), store it;
         ``unpaid``: for a request nobody paid for, paying only configured peers."""
         assert self._replicas is not None
-        await self._replicas.pull(entry, index, unpaid=unpaid)
+        try:
+            await self._replicas.pull(entry, index, unpaid=unpaid)
+        except (ContentFailed, ChunkUnavailable) as exc:
+            siblings = self._lookup.siblings
+            failed = isinstance(exc, ContentFailed) or exc.status == 502  # not 503, 416
+            if failed and siblings is not None and siblings.copied(entry.content_id):
+                await siblings.drop(entry, exc)
+            raise
 
     async def held_ids(self) -> list[bytes]:
         """Ids of all content this edge can serve (sealed in the store, or live)."""

@@ -13,9 +13,11 @@ signed statement; only then is the copy kept, under the
 URL's cache key, as a replica: the sibling's head, statements and seal are served
 as they are, and the other chunks are bought from the sibling when requesters ask.
 Any failure (no sibling, no answer in time, a copy that does not verify) means the
-origin is fetched as before; a sibling failing a later chunk fails that chunk only.
-One attempt per URL and request headers runs at a time; requests arriving meanwhile
-wait for it.
+origin is fetched as before. A copy whose later chunk cannot be had from its sibling
+(a chunk that does not verify, a sibling gone) is dropped and its content id refused:
+the requests for it hear of the failure, and the next fetch of the URL goes to the
+origin. One attempt per URL and request headers runs at a time; requests arriving
+meanwhile wait for it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -30,7 +33,7 @@ from typing import Protocol
 from cdn_edge.content import http_cache
 from cdn_edge.content.entries import Entries
 from cdn_edge.content.entry import ContentEntry
-from cdn_edge.content.fetch_join import CacheStatus, FetchResult
+from cdn_edge.content.fetch_join import CacheStatus, FetchFailed, FetchResult
 from cdn_edge.content.replication import Replicator, StoreChunk
 from requester.protocol import ManifestHead, ProviderRecord
 
@@ -40,6 +43,8 @@ FIND_TIMEOUT = 3.0
 """Seconds for the DHT lookup and the siblings' answers together: a miss costs at most this."""
 FIRST_CHUNK_TIMEOUT = 10.0
 """Seconds for the first chunk from a sibling before the origin is asked instead."""
+REMEMBERED = 4096
+"""Content ids of copies taken, and of copies refused, kept (the oldest go first)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,21 @@ class SiblingFetch:
         self._on_new_content = on_new_content
         self._remember = remember
         self._live: dict[str, asyncio.Future[FetchResult | None]] = {}
+        self._copied: OrderedDict[bytes, None] = OrderedDict()
+        self._refused: OrderedDict[bytes, None] = OrderedDict()
+
+    def copied(self, content_id: bytes) -> bool:
+        """Whether ``content_id`` is a sibling's copy this edge took."""
+        return content_id in self._copied
+
+    async def drop(self, entry: ContentEntry, why: Exception) -> None:
+        """A copy whose sibling failed a chunk: dropped, failed for the requests holding it,
+        and refused from then on, so the next fetch of its URL asks the origin."""
+        log.warning("dropping the sibling copy %s: %s", entry.content_id.hex(), why)
+        self._copied.pop(entry.content_id, None)
+        _remember(self._refused, entry.content_id)
+        await self._entries.run(self._entries.index.drop, entry.content_id)
+        entry.fail(FetchFailed(f"the sibling this edge copied the content from failed: {why}"))
 
     async def once(self, url: str, headers: dict[str, str]) -> FetchResult | None:
         """A sibling's copy of ``url`` kept as this edge's, or None: then ask the origin."""
@@ -119,6 +139,8 @@ class SiblingFetch:
                     offer = await anext(offers, None)
                 if offer is None:
                     return None
+                if offer.head.content_id in self._refused:
+                    continue  # a copy that failed here before
                 try:
                     verified = await self._first_chunk(offer)
                 except _NotUsable:
@@ -170,6 +192,14 @@ class SiblingFetch:
             await self._store_chunk(entry, 0, *verified)
         if offer.record is not None:
             self._remember(offer.record)
+        _remember(self._copied, head.content_id)
         self._on_new_content(head.content_id)
         log.info("%s served from sibling %s", url, offer.provider)
         return FetchResult(entry, CacheStatus.SIBLING)
+
+
+def _remember(ids: OrderedDict[bytes, None], content_id: bytes) -> None:
+    ids[content_id] = None
+    ids.move_to_end(content_id)
+    while len(ids) > REMEMBERED:
+        ids.popitem(last=False)

@@ -39,6 +39,7 @@ from tests.edge.paying import FUNDS
 from tests.origin_server import pattern, text
 from tests.processes import Running
 
+CHUNK = 256 * 1024
 FINDER = "127.0.0.97:0"
 """The test's own read-only DHT node, on an address of its own."""
 
@@ -263,6 +264,34 @@ async def test_a_sibling_whose_copy_does_not_verify_is_refused(
         await wait_for_seal(http, edges.b.url, fetched.info["content_id"])
         fetched = await fetch(http, edges.b.url, url)
         assert await chunks_from(http, edges.b, fetched) == body
+
+
+async def test_a_copy_whose_later_chunk_fails_is_dropped_for_the_origin(
+    origin: Running, edges: Siblings, finder: Discovery
+) -> None:
+    """A's copy has a good first chunk and a bad second one (its file changed on A's disk):
+    B serves the copy, fails it at the second chunk, and fetches the origin next time."""
+    size = CHUNK + 1009  # the second chunk's bytes are this content's alone
+    path, url = f"/bytes/{size}", f"{origin.url}/bytes/{size}?max-age=600"
+    async with aiohttp.ClientSession() as http:
+        first = await fetch(http, edges.a.url, url)
+        await wait_for_seal(http, edges.a.url, first.info["content_id"])
+        await announced(finder, url, edges.a)
+        digest = hashlib.sha256(pattern(CHUNK, 1009)).hexdigest()
+        (edges.a_dir / "chunks" / digest[:2] / digest).write_bytes(bytes(1009))
+
+        copied = await fetch(http, edges.b.url, url)
+        assert copied.info["cache"] == "SIBLING"
+        cid = copied.info["content_id"]
+        status, body, _ = await get_chunk(http, edges.b.url, cid, 1)
+        assert status == 503, body[:300]
+        status, body, headers = await get_chunk(http, edges.b.url, cid, 0)
+        assert (status, headers.get("Atlas-Content-State")) == (502, "failed"), body[:300]
+
+        fetched = await fetch(http, edges.b.url, url)
+        assert fetched.info["cache"] == "MISS"
+        assert await hits(http, origin, path) == 2
+        assert await chunks_from(http, edges.b, fetched) == pattern(0, size)
 
 
 async def test_only_if_cached_gets_a_fresh_copy_or_504_never_the_origin(
