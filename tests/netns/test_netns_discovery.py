@@ -82,10 +82,10 @@ def test_a_fetch_bootstrapping_through_host_2_works_after_the_bootstrap_host_die
 
 def test_edges_keeping_the_private_address_filter_are_never_found(lab: Lab) -> None:
     """Without --dht-allow-private (nor --allow-private-origins) an edge's filter drops
-    every DHT node on 10.77.0.0/24: edges 6 and 7 keep it (7 bootstraps from 6, 6 from
-    host 2). Neither is ever listed, and a fetch knowing only edge 6 finds no edge."""
-    six = lab.edge(6, bootstrap=dht_of(lab.edges[2]), extra=())
-    seven = lab.edge(7, bootstrap=dht_of(six), extra=())
+    every DHT node on 10.77.0.0/24: edges 6 and 7 keep it (both bootstrap from host 2).
+    Neither is ever listed, and a fetch knowing only edge 6 finds no edge."""
+    lab.edge(6, 7, bootstrap=dht_of(lab.edges[2]), extra=())
+    six, seven = lab.edges[6], lab.edges[7]
     bootstrap = dht_of(six)
     done = lab.fetch(REQUESTER, "http://10.77.0.11/bytes/10", "--bootstrap", bootstrap)
     assert done.returncode == 1, done.stderr
