@@ -128,8 +128,8 @@ async def add_found_edges(state: ProxyState) -> int:
     if state.find_edges is not None:
         try:
             found = await state.find_edges()
-        except SdkError:  # none listed yet (NoEdgeFound): the next look may find some
-            found = []
+        except (SdkError, RuntimeError):  # none listed yet (NoEdgeFound), a libtorrent
+            found = []  # error: the next look may find some
         state.edges += [edge for edge in found if edge not in state.edges]
     return len(state.edges)
 

@@ -144,7 +144,9 @@ class Discovery:
         for advert in await self.adverts([edge_id], wait):
             url = advert.http_urls[0].rstrip("/")
             host = urlsplit(url).hostname or ""
-            if advert.node_id == edge_id and (_is_name(host) or self._allowed(host)):
+            local_name = host == "localhost" or host.endswith(".localhost")
+            named = _is_name(host) and (self.allow_private or not local_name)
+            if advert.node_id == edge_id and (named or self._allowed(host)):
                 return url
         return None
 
