@@ -1,10 +1,10 @@
 """Sibling caches (issue 17): an edge asked for a URL it lacks serves a sibling's fresh,
 signed copy found through the DHT, and goes to the origin only when no sibling has one.
 
-Edges in a private DHT on 127.0.0.31-34: A fetches from the origin (which counts its
+Edges in a private DHT on 127.0.0.31-35: A fetches from the origin (which counts its
 hits per path), B has sibling caches on, C runs ``--no-sibling-caches``, D gives no
-free allowance. Nothing is
-on a tracker or in an ``--edge`` list of another edge. Times are printed (``-s``).
+free allowance, M is a market edge without one. Nothing is on a tracker or in an
+``--edge`` list of another edge. Times are printed (``-s``).
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from tests.origin_server import pattern, text
 from tests.processes import Running
 
 CHUNK = 256 * 1024
+MARKET = ("--upload-capacity", "8MiB/s", "--slots", "4", "--free-slots", "1", "--reserve",
+          "0.001", "--round-seconds", "1", "--free-mib", "0")  # fmt: skip
 FINDER = "127.0.0.97:0"
 """The test's own read-only DHT node, on an address of its own."""
 
@@ -52,6 +54,8 @@ class Siblings:
     """Started with ``--no-sibling-caches``."""
     d: Running
     """No free allowance: every chunk from it is paid."""
+    m: Running
+    """A market edge without free allowance: its free lane serves anyone, slowly."""
     a_dir: Path
 
 
@@ -60,16 +64,17 @@ def edges(tmp_path_factory: pytest.TempPathFactory, ledger: Running) -> Iterator
     root = tmp_path_factory.mktemp("siblings")
     a = start_edges([edge_args(31, root / "a", ledger.url, "")])[0]
     try:
-        b, c, d = start_edges([
+        b, c, d, m = start_edges([
             edge_args(32, root / "b", ledger.url, dht_of(a)),
             edge_args(33, root / "c", ledger.url, dht_of(a), (*PRIVATE, "--no-sibling-caches")),
             edge_args(34, root / "d", ledger.url, dht_of(a), (*PRIVATE, "--free-mib", "0")),
+            edge_args(35, root / "m", ledger.url, dht_of(a), (*PRIVATE, *MARKET)),
         ])  # fmt: skip
     except BaseException:
         a.stop()
         raise
-    yield Siblings(a, b, c, d, root / "a")
-    for edge in (d, c, b, a):
+    yield Siblings(a, b, c, d, m, root / "a")
+    for edge in (m, d, c, b, a):
         edge.stop()
 
 
@@ -222,6 +227,26 @@ async def test_an_edge_never_pays_a_stranger_sibling_for_a_fetch_nobody_paid_for
         assert await hits(http, origin, path) == 2
         opened = await LedgerClient(ledger.url, http).channels(b_payee)
         assert [c for c in opened if c["payer"] == str(b_payee)] == []
+
+
+async def test_a_market_siblings_copy_comes_through_its_free_lane(
+    origin: Running, ledger: Running, edges: Siblings, finder: Discovery
+) -> None:
+    """M sells chunks and gives no free allowance, but runs a market: its free lane serves
+    B the first chunk unpaid, so B takes M's copy without paying anyone."""
+    size = 100_009
+    path, url = f"/bytes/{size}", f"{origin.url}/bytes/{size}?max-age=600"
+    async with aiohttp.ClientSession() as http:
+        first = await fetch(http, edges.m.url, url)
+        await wait_for_seal(http, edges.m.url, first.info["content_id"])
+        await announced(finder, url, edges.m)
+        copied = await fetch(http, edges.b.url, url)
+        assert copied.info["cache"] == "SIBLING"
+        assert copied.head.content_id == first.head.content_id
+        assert await hits(http, origin, path) == 1
+        b_payee = str((await info(http, edges.b))["payee"])
+        opened = await LedgerClient(ledger.url, http).channels(TronAddress.parse(b_payee))
+        assert [c for c in opened if c["payer"] == b_payee] == []
 
 
 async def test_a_copy_about_to_go_stale_is_not_taken(
