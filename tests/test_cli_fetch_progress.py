@@ -81,6 +81,11 @@ def test_a_pipe_and_json_get_nothing_decorative(
     lines = piped.stderr.splitlines()
     assert len(lines) == 1 and FINAL.fullmatch(lines[0]), piped.stderr
     assert "\r" not in piped.stderr and "\x1b" not in piped.stderr
+    redirected = on_terminal(atlas("fetch", url, "-o", str(tmp_path / "c")), home,
+                             stdout_pipe=True)  # fmt: skip
+    assert redirected.returncode == 0, redirected.screen
+    drawn = redirected.screen.strip().splitlines()  # stdout redirected: the closing line only
+    assert len(drawn) == 1 and FINAL.fullmatch(drawn[0].strip()), redirected.screen
     as_json = on_terminal(atlas("fetch", url, "-o", str(tmp_path / "b"), "--json"), home,
                           stdout_pipe=True)  # fmt: skip
     assert as_json.returncode == 0, as_json.screen

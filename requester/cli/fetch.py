@@ -53,7 +53,10 @@ def fetch(settings: Settings, url: str, output: Path | None, torrent_file: str |
     if output is None and as_json:
         raise click.ClickException("--json prints the summary on stdout: use -o FILE with it")
     try:
-        shown = sys.stderr.isatty() and not as_json  # a bar only for a person watching
+        # A bar only for a person watching both streams: not with --json, not when either
+        # stream is redirected, and not when the body itself goes to the terminal.
+        watched = sys.stdout.isatty() and sys.stderr.isatty()
+        shown = watched and output is not None and not as_json
         summary = asyncio.run(_run(url, output, settings, limit, torrent_file, shown))
     except TorrentListing as exc:  # not a failure: a question for the user
         raise click.ClickException(torrent_choice(exc.files)) from None
