@@ -16,6 +16,7 @@ from cdn_edge.dashboard.recorder import Recorder, open_channels
 from cdn_edge.edge_state import Edge
 from cdn_edge.payments import ChannelRecord
 from cdn_edge.settlement import SettleClock
+from cdn_edge.torrent.session import TorrentView
 from requester.protocol import Asset
 
 PLOT_SECONDS = 6 * 3600
@@ -71,6 +72,8 @@ class Facts:
     tunnel_bytes: dict[str, int]
     torrents_on: bool
     seeded_bytes: int
+    torrents: list[TorrentView]
+    """The torrents in the edge's session now."""
     price_per_mib: int
     """What a paid MiB costs now: the market's clearing price, or the fixed ``--price``."""
     market_winners: int | None
@@ -116,6 +119,7 @@ async def gather(edge: Edge, recorder: Recorder, health: Health, settling: Settl
         tunnels_opened=m.total(m.tunnels_opened), tunnel_bytes=m.count(m.tunnel_bytes),
         torrents_on=edge.torrents is not None,
         seeded_bytes=edge.torrents.uploaded() if edge.torrents is not None else 0,
+        torrents=edge.torrents.overview() if edge.torrents is not None else [],
         price_per_mib=edge.price_per_mib,
         market_winners=m.total(m.market_winners) if edge.selling is not None else None,
         health=health, series=window,

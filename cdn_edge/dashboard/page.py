@@ -56,6 +56,7 @@ refreshes every {REFRESH_SECONDS} s</p></header>
 <div class="box"><h2>Tunnels and torrents</h2>{_tunnels(f)}</div>
 </section>
 <section class="box"><h2>Open channels</h2>{_channels(f)}</section>
+{_torrents(f)}
 <footer><a href="/metrics">metrics</a> · <a href="/v1/info">info</a> ·
 <a href="/healthz">healthz</a></footer></body></html>"""
 
@@ -160,6 +161,25 @@ def _channels(f: Facts) -> str:
         '<div class="scroll"><table class="channels"><tr><th>payer</th><th>channel</th>'
         f"<th>deposit</th><th>paid</th><th>redeemed</th><th>expires</th></tr>{rows}</table>"
         f"</div>{tail}"
+    )
+
+
+def _torrents(f: Facts) -> str:
+    """The torrents in the session (none listed: no section)."""
+    if not f.torrents:
+        return ""
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(t.name)}<br><code>{e(t.infohash[:16])}…</code></td>"
+        f"<td>{_bytes(t.done)} of {_bytes(t.size)}</td><td>{t.peers}</td>"
+        f"<td>{_bytes(t.uploaded)}</td><td>{t.streams}</td>"
+        f"<td>{e(t.error) or 'ok'}</td></tr>"
+        for t in f.torrents[:MAX_CHANNEL_ROWS]
+    )
+    return (
+        '<section class="box"><h2>Torrents</h2><div class="scroll"><table class="channels">'
+        "<tr><th>torrent</th><th>have</th><th>peers</th><th>seeded</th><th>streams</th>"
+        f"<th>state</th></tr>{rows}</table></div></section>"
     )
 
 

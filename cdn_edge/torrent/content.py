@@ -20,6 +20,7 @@ from yarl import URL
 from cdn_edge.content.origin_fetch import OriginResponse
 from cdn_edge.content.service import ContentService, FetchResult, torrent_key
 from cdn_edge.torrent import TorrentSession, TorrentSpec, open_torrent
+from cdn_edge.torrent.session import TorrentView
 from cdn_edge.torrent.sources import Peer
 from requester.protocol import TorrentSource
 
@@ -35,6 +36,10 @@ class TorrentContent:
     def uploaded(self) -> int:
         """Payload bytes seeded to peers so far (the market counts them as free traffic)."""
         return self._session.uploaded()
+
+    def overview(self) -> list[TorrentView]:
+        """The torrents in the session now (the operator's dashboard lists them)."""
+        return self._session.overview()
 
     async def fetch(self, spec: TorrentSpec, path: str, peers: Sequence[Peer] = ()) -> FetchResult:
         """The content for ``path`` in the torrent: from the store, or fetched now."""

@@ -23,6 +23,7 @@ import shutil
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import libtorrent as lt
@@ -62,6 +63,23 @@ _PRIVATE_RANGES = (
     ("ff00::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
 )
 """Peers an edge never dials unless ``allow_private_peers``: its own host and LAN."""
+
+
+@dataclass(frozen=True)
+class TorrentView:
+    """One torrent as the dashboard lists it."""
+
+    name: str
+    infohash: str
+    size: int
+    """Bytes of the files wanted so far (0 until someone streams a file)."""
+    done: int
+    peers: int
+    uploaded: int
+    """Payload bytes seeded to peers, all time."""
+    streams: int
+    """Fetches and streams holding it now."""
+    error: str
 
 
 class TorrentSession:
@@ -180,6 +198,21 @@ class TorrentSession:
         with warnings.catch_warnings():  # status() is deprecated, session stats alerts are not
             warnings.simplefilter("ignore", DeprecationWarning)  # worth the plumbing for one sum
             return int(self._ses.status().total_payload_upload)
+
+    def overview(self) -> list[TorrentView]:
+        """The torrents in the session now, for the operator's dashboard (names come from
+        strangers' metadata: the page escapes them)."""
+        views = []
+        for torrent in list(self._torrents.values()):
+            st = torrent.handle.status()
+            best = str(st.info_hashes.get_best())
+            views.append(TorrentView(
+                name=st.name or best, infohash=best,
+                size=int(st.total_wanted), done=int(st.total_wanted_done), peers=int(st.num_peers),
+                uploaded=int(st.all_time_upload), streams=torrent.users,
+                error=str(torrent.error) if torrent.error is not None else "",
+            ))  # fmt: skip
+        return views
 
     def lt_settings(self) -> dict[str, object]:
         """libtorrent's settings in effect (for diagnostics, and tests that check them)."""

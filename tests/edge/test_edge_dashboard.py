@@ -28,6 +28,7 @@ from cdn_edge.dashboard.page import render
 from cdn_edge.dashboard.plots import BOTTOM, HEIGHT
 from cdn_edge.payments import ChannelRecord
 from cdn_edge.settlement import SettleClock
+from cdn_edge.torrent.session import TorrentView
 from requester.protocol import BTT_LOCAL, format_amount
 from tests.edge.dashboard_network import Watched, card, page, polylines, watched
 from tests.edge.edge_client import metrics as edge_metrics
@@ -166,12 +167,14 @@ def test_outside_values_are_escaped() -> None:
         settling=SettleClock(now + 60), settle_interval=60, day=Totals(), lanes={}, cache={},
         stored_bytes=0, store_cap=1, tunnels_open=0, tunnels_opened=0, tunnel_bytes={},
         channels=[ChannelRecord(evil, evil, "atlas:local", 9, 5, 5, 0, int(now) + 60)],
-        torrents_on=False, seeded_bytes=0, price_per_mib=1, market_winners=None,
+        torrents_on=True, seeded_bytes=0, price_per_mib=1, market_winners=None,
+        torrents=[TorrentView(evil, evil, 10, 5, 1, 0, 1, evil)],
         health=Health(Probe(False, now, 0, evil), {evil: Probe(True, now, 0.01)}),
         series=[Sample(int(now), 1, 5, 0, 0, 0, 0, 0, 0, 1)],
     )  # fmt: skip
     shown = render(facts, evil, evil, evil)
     assert evil not in shown and "<img" not in shown
+    assert "<h2>Torrents</h2>" in shown  # the torrent's name, hash and state: escaped too
     assert html.escape(evil) in shown
 
 
