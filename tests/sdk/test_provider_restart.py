@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from loadtest.harness.network import wait_sealed
 from requester.client import AtlasClient
 from requester.provider_backoff import MAX_DELAY, ProviderBackoff
 from tests.origin_server import pattern
@@ -52,6 +53,8 @@ async def test_a_download_from_one_edge_survives_its_restart(
             async for chunk in got.chunks():
                 parts.append(chunk)
                 if len(parts) == 4:  # it has served us: now it restarts on the same port
+                    # once it holds the whole content (a fetch cut by the stop is not kept)
+                    await wait_sealed(session, edge.url, got.head.content_id.hex())
                     edge.stop()
                     edge = await asyncio.to_thread(
                         start_market_edge, tmp_path / "edge", port, ledger.url
