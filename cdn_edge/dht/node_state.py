@@ -32,10 +32,12 @@ from cdn_edge.config import EdgeConfig
 log = logging.getLogger(__name__)
 
 STATE_FILE = "dht-state.bencode"
-"""In the edge's torrent directory: the bencoded ``dht state`` (node ids, known nodes)."""
+"""In the edge's data dir: the bencoded ``dht state`` (node ids, known nodes)."""
 SAVE_EVERY = 300.0
 """Seconds between saves of an unchanged id (the routing table changes all the time)."""
 MAX_STATE_BYTES = 64 * 1024
+FEW_NODES = 8
+"""Below this many known nodes at the last save, any change of them is saved at once."""
 KEEP_TICK = 2.0
 """Seconds between looks at the node id: the first save comes this soon after start."""
 
@@ -86,18 +88,23 @@ def node_ids(state: dict[bytes, Any]) -> list[bytes]:
 
 
 class StateKeeper:
-    """Saves the DHT state to ``path`` when the node id changes, and every
-    :data:`SAVE_EVERY` seconds; :meth:`tick` from the publisher's loop."""
+    """Saves the DHT state to ``path`` when the node id changes, when the known nodes
+    change while they are few (a new network: a restarted node rejoins from them, with no
+    bootstrap node of its own), and every :data:`SAVE_EVERY` seconds; :meth:`tick` often."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._saved_ids: list[bytes] = []
+        self._saved: tuple[list[bytes], list[Any]] = ([], [])
         self._due = 0.0
 
     def tick(self, session: lt.session, now: float) -> None:
         state = dht_state(session)
-        ids = node_ids(state)
-        if not ids or (ids == self._saved_ids and now < self._due):
+        ids, nodes = node_ids(state), state.get(b"nodes", [])
+        if not ids:
+            return
+        saved_ids, saved_nodes = self._saved
+        few = len(saved_nodes) < FEW_NODES and nodes != saved_nodes
+        if ids == saved_ids and not few and now < self._due:
             return
         data = bytes(lt.bencode(state))
         if len(data) > MAX_STATE_BYTES:  # a huge table: the ids are what matters
@@ -105,7 +112,7 @@ class StateKeeper:
         temporary = self.path.with_name(self.path.name + ".tmp")
         temporary.write_bytes(data)
         temporary.replace(self.path)
-        self._saved_ids, self._due = ids, now + SAVE_EVERY
+        self._saved, self._due = (ids, nodes), now + SAVE_EVERY
 
 
 def state_path(data_dir: Path) -> Path:
