@@ -39,7 +39,7 @@ class Delivered:
     statement: bytes
     """The origin edge's signed statement for the chunk (for providers that re-serve it)."""
     price: int
-    """What the provider charged for it (``Atlas-Price``)."""
+    """What the provider charged for it (``Atlas-Price``; 0 when ``Atlas-Paid-By: free``)."""
     wire_bytes: int
     paid_by: str
     spent: int = 0
@@ -77,11 +77,13 @@ def accept_chunk(provider: str, verifier: ContentVerifier, index: int, body: byt
     lane = answer.get(LANE_HEADER, "")
     if lane not in ("paid", "free"):
         lane = "free" if paid_by in ("free", "") else "paid"
+    # Paid by nobody: charged nothing (an edge's free allowance states the chunk's price).
+    charged = int(price) if price.isascii() and price.isdigit() and paid_by != "free" else 0
     return Delivered(
         body,
         checked.sha256,
         statement,
-        int(price) if price.isascii() and price.isdigit() else 0,
+        charged,
         wire,
         paid_by,
         spent,

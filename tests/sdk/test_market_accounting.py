@@ -11,10 +11,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from requester.protocol import BTT_LOCAL
+import aiohttp
+
+from loadtest.harness.network import edge_fetch, wait_sealed
+from requester.chunk_client import ChunkClient
+from requester.protocol import BTT_LOCAL, ContentVerifier, ManifestHead, b64url_decode
+from requester.protocol.manifest import MAX_HEAD_BYTES
 from tests.edge.paying import earnings
 from tests.origin_server import pattern
-from tests.processes import Running
+from tests.processes import Running, start_edge
 from tests.sdk.conftest import make_home, summary
 from tests.sdk.market_load import CHUNK, contended, market_edge
 
@@ -46,3 +51,28 @@ def test_paid_bytes_times_the_price_paid_is_what_the_edge_charged(
     assert int(provider["charged"]) == served, (provider, row)  # the same sum, both sides
     # the vouchers it signed cover that, and what they add beyond it stays credit there
     assert int(provider["paid"]) >= served and int(row["paid"]) >= served
+
+
+def test_a_chunk_served_free_costs_nothing_whatever_its_atlas_price_says(
+    ledger: Running, origin: Running, tmp_path: Path
+) -> None:
+    """An edge without a market serving from its free allowance answers ``Atlas-Paid-By:
+    free`` with the chunk's price in ``Atlas-Price``: nothing was charged, so the SDK takes
+    it as free (its price in the provider's score was that price)."""
+    edge = start_edge(tmp_path / "toll", ledger.url, "--free-mib", "2")
+
+    async def first_chunk() -> tuple[int, str, str]:
+        async with aiohttp.ClientSession() as http:
+            info = await edge_fetch(http, edge.url, f"{origin.url}/bytes/{MIB}?t=free-price")
+            await wait_sealed(http, edge.url, info["content_id"])
+            head = ManifestHead.decode(b64url_decode(info["head"], MAX_HEAD_BYTES, "head"))
+            got = await ChunkClient(http, None).get(edge.url, ContentVerifier(head), 0)
+            async with http.get(f"{edge.url}/v1/chunk/{info['content_id']}/1") as answer:
+                return got.price, got.paid_by, answer.headers["Atlas-Price"]
+
+    try:
+        price, paid_by, header = asyncio.run(first_chunk())
+    finally:
+        edge.stop()
+    assert paid_by == "free" and int(header) > 0  # what the edge says
+    assert price == 0  # what it charged
