@@ -65,7 +65,11 @@ def session_with_state(settings: lt.settings_pack, state: bytes | None) -> lt.se
     """A session with ``settings`` whose DHT starts from ``state`` (its saved node id)."""
     if state is None or not settings.get("enable_dht"):
         return lt.session(settings)
-    params = lt.read_session_params(state, lt.save_state_flags_t.save_dht_state)
+    try:
+        params = lt.read_session_params(state, lt.save_state_flags_t.save_dht_state)
+    except RuntimeError as exc:  # libtorrent refused it: a new id, not a failed start
+        log.warning("ignoring the saved DHT state: %s", exc)
+        return lt.session(settings)
     params.settings = {**settings, "enable_dht": False}
     session = lt.session(params)
     session.apply_settings({"enable_dht": True})  # the first DHT start: it takes the state

@@ -2,7 +2,8 @@
 
 The id is read from outside, as any DHT node sees it: the ``id`` in the edge's answer
 to a KRPC ``ping`` on its DHT address. A restart, graceful or kill -9, and a new DHT
-port keep it; a data dir without the saved state gets a new one.
+port keep it; a data dir without the saved state (here a damaged one) gets a new one
+and starts all the same.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def test_the_dht_node_id_is_the_same_after_a_restart(ledger: Running, tmp_path: 
         assert node_id(edge) == first
     finally:
         edge.stop()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / STATE_FILE).write_bytes(b"d7:node-idl3:abce")  # damaged
     (other,) = start_edges([edge_args(1, tmp_path / "other", ledger.url, "")])
     try:
         assert node_id(other) != first
