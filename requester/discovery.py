@@ -48,6 +48,10 @@ BLOCK_RATELIMIT = 1000
 """Packets a second a node may send this read-only one (libtorrent's default: 5)."""
 LOOKUP_WAIT = 5.0
 """Longest a DHT lookup waits for libtorrent to finish it (not found: an empty answer)."""
+ADVERTS_AT_ONCE = 8
+"""Advert gets in flight at once: the nodes near each key all answer with a 1000-byte item,
+and 16 at once on a 16-edge LAN overflowed the UDP receive buffer (lost answers left the
+lookup waiting out LOOKUP_WAIT; docs/edge.md, A network of hosts on one machine)."""
 _CATEGORY = lt.alert.category_t
 _ALERTS = (
     _CATEGORY.dht_notification | _CATEGORY.dht_operation_notification
@@ -176,7 +180,7 @@ class Discovery:
     async def adverts(self, ids: list[NodeId], wait: float = LOOKUP_WAIT) -> list[NodeAdvert]:
         """The valid adverts of ``ids`` found in the DHT (each the highest ``seq`` seen)."""
         best: dict[bytes, MutableItem] = {}
-        pending = {i.raw for i in ids}
+        pending, waiting = {i.raw for i in ids}, list(dict.fromkeys(ids))
 
         def take(alert: Any) -> bool | None:
             if isinstance(alert, lt.dht_mutable_item_alert) and bytes(alert.key) in pending:
@@ -185,11 +189,12 @@ class Discovery:
                     best[item.key] = item
                 if alert.authoritative:
                     pending.discard(bytes(alert.key))
+                    ask(self._lt)
             return True if not pending else None
 
         def ask(session: lt.session) -> None:
-            for node_id in ids:
-                get_advert(session, node_id)
+            while waiting and len(pending) - len(waiting) < ADVERTS_AT_ONCE:
+                get_advert(session, waiting.pop(0))
 
         if ids:
             await self._lookup(ask, take, wait)
