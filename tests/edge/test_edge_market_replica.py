@@ -161,3 +161,33 @@ async def test_a_free_allowance_still_buys_from_a_stranger_on_a_market_replica(
     assert answer[1] == pattern(0, CHUNK)
     [row] = (await earnings(tmp / "x"))["channels"]
     assert int(row["served"]) == 10**15 // 4
+
+
+async def test_a_paid_request_buys_a_chunk_an_unpaid_one_could_not_have_for_free(
+    origin: Running, ledger: Running, edges: tuple[Path, list[Running]]
+) -> None:
+    """An unpaid and a paying request for each chunk at once, X selling to strangers only:
+    a paying request that finds the unpaid pull of its chunk running waits for it, and
+    when that pull finds the chunk only sold, buys it itself (200), instead of taking that
+    pull's failure for its own. A race the test provokes but cannot force: without the
+    hand-over, 1 of 3 runs had a paying request answered 503."""
+    tmp, started = edges
+    started.append(b := start_edge(tmp / "b", ledger.url, *MARKET))
+    started.append(x := start_edge(tmp / "x", ledger.url, "--free-mib", "0", "--tracker", b.url))
+    async with aiohttp.ClientSession() as session:
+        await _fund(session, ledger.url, b.url)
+        cid = await _held(session, x, origin.url, 8, "race", b.url)
+        channel = await open_channel(session, ledger.url, b.url)
+        price = 10**15 // 4
+
+        async def both(index: int) -> tuple[Answer, Answer]:
+            paying = {"Atlas-Voucher": voucher_header(channel, price)}
+            unpaid, paid = await asyncio.gather(
+                get_chunk(session, b.url, cid, index), get_chunk(session, b.url, cid, index, paying)
+            )
+            return unpaid, paid
+
+        answers = await asyncio.gather(*(both(i) for i in range(8)))
+    for index, (unpaid, paid) in enumerate(answers):
+        assert paid[0] == 200 and paid[1] == pattern(index * CHUNK, CHUNK), (index, paid[1][:300])
+        assert unpaid[0] in (200, 503), (index, unpaid[0], unpaid[1][:300])  # never 402
