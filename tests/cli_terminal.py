@@ -33,11 +33,11 @@ class Terminal:
 
 
 def on_terminal(argv: list[str], environ: dict[str, str], *, stdout_pipe: bool = False,
-                timeout: float = 120.0) -> Terminal:  # fmt: skip
+                timeout: float = 120.0, columns: int = 120) -> Terminal:  # fmt: skip
     """Run ``argv`` with stdin and stderr (and stdout, unless ``stdout_pipe``) on a new
-    120x40 pty; collect what it draws there."""
+    pty of ``columns`` x 40; collect what it draws there."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     out = subprocess.PIPE if stdout_pipe else slave
     proc = subprocess.Popen(argv, stdin=slave, stdout=out, stderr=slave, env=environ,
                             start_new_session=True)  # fmt: skip

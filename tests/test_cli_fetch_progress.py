@@ -55,6 +55,24 @@ def test_a_terminal_shows_the_bar_and_the_closing_line(
     assert float(final["paid"]) > 0 and int(final["providers"]) >= 1
 
 
+def test_an_80_column_terminal_gets_the_bar_on_one_row(
+    network: Up, origin: Running, tmp_path: Path
+) -> None:
+    """The usual terminal width: each redraw is one row whose columns are whole (rich wrapped
+    them before: '256.0' on one row, 'KiB/5.7 MiB' on the next, three rows a redraw)."""
+    out = tmp_path / "narrow.bin"
+    url = f"{origin.url}/slow/{SIZE}?delay=0.002&t=narrow"
+    environ = {**atlas_env(data_dir(network)), "COLUMNS": "80"}
+    shown = on_terminal(atlas("fetch", url, "-o", str(out)), environ, columns=80)
+    assert shown.returncode == 0, shown.screen
+    frames = [row for row in re.split(r"[\r\n]", shown.screen) if "%" in row]
+    assert frames, shown.screen
+    whole = re.compile(r"\d+% \S+ \S+/\S+ \S+ +(\?|\S+ \S+)/s ETA \S+ +[\d.]+ BTT spent")
+    assert all(whole.search(row) and len(row) <= 80 for row in frames), shown.screen
+    assert "2.9 MiB/2.9 MiB" in shown.screen and "100%" in shown.screen, shown.screen
+    assert FINAL.search(shown.screen) is not None, shown.screen
+
+
 def test_unknown_size_shows_a_spinner_with_bytes_and_rate(
     network: Up, origin: Running, tmp_path: Path
 ) -> None:

@@ -9,6 +9,8 @@ is drawn: logs and pipes get only the closing line (:func:`final_line`).
 from __future__ import annotations
 
 import sys
+import time
+from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,8 +24,8 @@ from rich.progress import (
     Task,
     TaskProgressColumn,
     TextColumn,
-    TimeRemainingColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
 from requester.cli.amounts import short_amount
@@ -31,6 +33,9 @@ from requester.client import Download
 from requester.protocol import UNKNOWN_SIZE
 
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+RATE_WINDOW = 5.0
+"""Seconds of history behind the rate and the ETA (rich's own estimate, from the chunks
+that arrived together last, read GiB/s on a 2 MiB/s download)."""
 
 
 def size_text(size: object) -> str:
@@ -52,17 +57,31 @@ class SizeColumn(ProgressColumn):
 
 
 class RateColumn(ProgressColumn):
-    """The recent rate in binary units, like every other size Atlas prints; in the first
-    second, the average so far (rich's estimate from two chunks that arrive together
-    reads GiB/s)."""
+    """The rate over the last :data:`RATE_WINDOW` seconds (``FetchBar.update`` sets it), in
+    binary units like every other size Atlas prints."""
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        elapsed = task.elapsed or 0.0
-        if elapsed < 1.0 and not task.finished_speed:
-            got = task.completed - task.fields.get("resumed", 0)
-            speed = got / elapsed if elapsed > 0.05 and got > 0 else None
-        return Text("?/s" if speed is None else f"{size_text(int(speed))}/s")
+        speed = task.fields.get("rate")
+        return Text("?/s" if not speed else f"{size_text(int(speed))}/s")
+
+
+class EtaColumn(ProgressColumn):
+    """``ETA 0:01:05``: what is left at that same rate."""
+
+    def render(self, task: Task) -> Text:
+        speed, left = task.fields.get("rate"), (task.total or 0) - task.completed
+        if left <= 0:
+            return Text("ETA 0:00:00")
+        if not speed:
+            return Text("ETA -:--:--")
+        minutes, seconds = divmod(round(left / speed), 60)
+        return Text(f"ETA {minutes // 60}:{minutes % 60:02d}:{seconds:02d}")
+
+
+def _one_row() -> Column:
+    """Text columns never wrap: on an 80-column terminal rich broke ``512.0 KiB/2.9 MiB``
+    over two rows; the bar, whose width gives way first, takes what is left."""
+    return Column(no_wrap=True)
 
 
 def providers_in_use(download: Download) -> int:
@@ -83,18 +102,23 @@ class FetchBar:
             return
         size = download.head.size_hint
         self._total = None if size == UNKNOWN_SIZE else size
+        one = _one_row
         columns: list[ProgressColumn | str] = (
-            [BarColumn(), TaskProgressColumn(), SizeColumn(), RateColumn(), TextColumn("ETA"),
-             TimeRemainingColumn()]
+            [BarColumn(bar_width=None, table_column=Column(ratio=1, max_width=40)),
+             TaskProgressColumn(table_column=one()), SizeColumn(one()), RateColumn(one()),
+             EtaColumn(one())]
             if self._total is not None
-            else [SpinnerColumn(), SizeColumn(), RateColumn()]
+            else [SpinnerColumn(table_column=one()), SizeColumn(one()), RateColumn(one())]
         )  # fmt: skip
-        columns.append(TextColumn("{task.fields[spent]} spent  {task.fields[providers]}"))
+        columns.append(TextColumn("{task.fields[spent]} spent  {task.fields[providers]}",
+                                  table_column=one()))  # fmt: skip
         console = Console(file=sys.stderr, force_terminal=True)
-        self._bar = Progress(*columns, console=console, transient=False)
+        self._bar = Progress(*columns, console=console, transient=False,
+                             expand=self._total is not None)  # fmt: skip
+        self._samples = deque([(time.monotonic(), done_bytes)])
         self._task = self._bar.add_task(
             "fetch", total=self._total, completed=done_bytes,
-            spent=short_amount(0), providers="", resumed=done_bytes,
+            spent=short_amount(0), providers="", rate=None,
         )  # fmt: skip
 
     def __enter__(self) -> FetchBar:
@@ -113,10 +137,15 @@ class FetchBar:
         if self._bar is None:
             return
         progress, count = self._download.progress, providers_in_use(self._download)
+        now, completed = time.monotonic(), self._done + progress.delivered_bytes
+        self._samples.append((now, completed))
+        while len(self._samples) > 2 and self._samples[1][0] <= now - RATE_WINDOW:
+            self._samples.popleft()  # keeps the last sample at or before the window's start
+        since, then = self._samples[0]
+        rate = (completed - then) / (now - since) if now - since > 0.01 else None
         self._bar.update(
-            self._task, completed=self._done + progress.delivered_bytes,
-            spent=short_amount(progress.paid),
-            providers=f"{count} provider{'s' if count != 1 else ''}",
+            self._task, completed=completed, spent=short_amount(progress.paid),
+            providers=f"{count} provider{'s' if count != 1 else ''}", rate=rate,
         )  # fmt: skip
 
 
