@@ -17,7 +17,7 @@ margin:12px 0}
 padding:10px 12px}
 .card h2,.box h2{margin:0 0 6px;font-size:.8em;font-weight:600;color:var(--mute);
 text-transform:uppercase;letter-spacing:.04em}
-.card .value{font-size:1.25em;font-weight:600}
+.card .value{font-size:1.25em;font-weight:600;overflow-wrap:anywhere}
 .note{color:var(--mute);font-size:.85em}
 meter{width:60%;vertical-align:middle}
 .plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:10px}
