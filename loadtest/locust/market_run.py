@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from loadtest.harness.children import Processes, workspace
+from loadtest.harness.children import BenchError, Processes, workspace
 from loadtest.harness.network import edge_payee, open_payer
 from loadtest.harness.rows import KIB, MIB, table
 from loadtest.locust.network import Network
@@ -69,6 +69,8 @@ def run_market(seconds: int, out: Path) -> int:
                              seconds, ["--stop-timeout", "0"])  # fmt: skip
         finally:
             procs.close()
+    if not Path(setup["out"]).exists():
+        raise BenchError(f"locust wrote no market figures (exit {run.returncode}); see {out}")
     found = json.loads(Path(setup["out"]).read_text("utf-8"))["users"]
     summary = {"seconds": seconds, "edge": EDGE, "users": found, "scenarios": run.scenarios,
                "locust_exit": run.returncode}  # fmt: skip
