@@ -38,7 +38,7 @@ def test_the_dashboard_lists_a_seeded_torrent(
         text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    with urllib.request.urlopen(seeding_edge.url + "/", timeout=10) as answer:
+    with urllib.request.urlopen(seeding_edge.url + "/", timeout=60) as answer:
         page = answer.read().decode()
     assert "<h2>Torrents</h2>" in page, page
     listed = page.split("<h2>Torrents</h2>", 1)[1]
