@@ -98,3 +98,22 @@ def test_a_dead_ledger_or_edge_is_an_exit_code(network: Up, fetched: dict[str, A
     assert no_edge.returncode == 3, no_edge.stderr
     (edge,) = json.loads(no_edge.stdout)["edges"]
     assert (edge["url"], edge["reachable"]) == (dead, False) and edge["detail"]
+
+
+def test_no_wallet_says_how_to_reach_the_one_make_run_made(tmp_path: Path) -> None:
+    """A user who ran ``make run`` (``atlas up --data-dir ./atlas-data``) and then types
+    ``atlas status`` in the same folder is told the exact command; before, it said "run
+    `atlas up`", which they had done."""
+    environ = {k: v for k, v in atlas_env(tmp_path).items()
+               if not k.startswith("ATLAS_")} | {"HOME": str(tmp_path / "home")}  # fmt: skip
+    nowhere = subprocess.run(atlas("status"), env=environ, cwd=tmp_path, capture_output=True,
+                             text=True, timeout=60, check=False)  # fmt: skip
+    assert nowhere.returncode == 1
+    assert f"no wallet in {tmp_path / 'home' / '.atlas'}" in nowhere.stderr, nowhere.stderr
+    assert "ATLAS_HOME=DIR" in nowhere.stderr and "--data-dir DIR" in nowhere.stderr
+    (tmp_path / "atlas-data").mkdir()
+    (tmp_path / "atlas-data" / "wallet.json").write_text("{}")
+    beside = subprocess.run(atlas("status"), env=environ, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, check=False)  # fmt: skip
+    assert beside.returncode == 1
+    assert "ATLAS_HOME=atlas-data atlas status" in beside.stderr, beside.stderr

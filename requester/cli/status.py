@@ -14,6 +14,7 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -41,12 +42,20 @@ EXIT_CODES = {0: "the ledger and an edge (if any is set) answered", 1: "no walle
 def status(settings: Settings, as_json: bool) -> None:
     """The wallet's balance, channels, today's spending and the edges it can reach."""
     if not settings.wallet_path.exists():
-        raise click.ClickException(
-            f"no wallet in {settings.home}: run `atlas up`, or `atlas wallet new`"
-        )
+        raise click.ClickException(no_wallet(settings.home))
     view = asyncio.run(gather(settings))
     click.echo(json.dumps(view) if as_json else text_of(view))
     sys.exit(view["exit_code"])
+
+
+def no_wallet(home: Path) -> str:
+    """Why there is nothing to show, and the command for the wallet ``atlas up`` keeps in its
+    data dir (``make run``: ``./atlas-data``), which is not the default ``ATLAS_HOME``."""
+    made = Path("atlas-data")
+    hint = "for the network `atlas up --data-dir DIR` runs, ATLAS_HOME=DIR atlas status"
+    if (made / "wallet.json").exists():
+        hint = f"`make run` made one in {made.resolve()}: ATLAS_HOME={made} atlas status"
+    return f"no wallet in {home} (ATLAS_HOME); {hint}; or make one with `atlas wallet new`"
 
 
 async def gather(settings: Settings) -> dict[str, Any]:
