@@ -99,6 +99,7 @@ PINNED: dict[str, tuple[int, str]] = {
     "cdn_edge.payments.LedgerUnavailable": (503, "ledger_unavailable"),
     "cdn_edge.ledger.refusals.LedgerRefusal": (400, "ledger_refusal"),
     "cdn_edge.ledger.faucet.FaucetLimited": (429, "faucet_limit"),
+    "cdn_edge.content.replication.SoldOnly": (503, "chunk_not_ready"),
     # the SDK's failures (and atlas up's)
     "requester.client.TorrentListing": (300, "torrent_listing"),
     "requester.client.FetchRefused": (400, "refused"),

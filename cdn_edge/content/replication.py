@@ -33,6 +33,7 @@ from requester.chunk_client import (
     PaymentRefused,
     ProviderFault,
 )
+from requester.errors import ServiceRefusal
 from requester.ledger_client import LedgerError
 from requester.protocol import (
     ContentVerifier,
@@ -53,9 +54,12 @@ StoreChunk = Callable[[ContentEntry, int, bytes, bytes, bytes], Awaitable[None]]
 UNPAID = "nobody paid for this pull: a provider the edge did not configure gets nothing"
 
 
-class SoldOnly(ChunkUnavailable):
+class SoldOnly(ServiceRefusal):
     """An unpaid pull found the chunk only with providers that sell it and that this edge
-    does not pay for a request nobody paid for."""
+    does not pay for a request nobody paid for (the free lane answers it 503, never 402)."""
+
+    status = 503
+    code = "chunk_not_ready"
 
     def __init__(self, index: int) -> None:
         self.detail = (
@@ -63,7 +67,7 @@ class SoldOnly(ChunkUnavailable):
             "hold it sell it, and this edge buys from a provider it did not configure only "
             "for a request that paid first"
         )
-        super().__init__(503, self.detail)
+        super().__init__(self.detail)
 
 
 class Replicator:
