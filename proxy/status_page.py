@@ -116,11 +116,12 @@ async def status_page(request: web.Request) -> web.Response:
         for c in s["channels"]
     ], "none: the wallet has no channel yet", 4)  # fmt: skip
     edges = _rows([
-        [esc(e), UP if h["ok"] else DOWN, esc(h["detail"])]
+        [f'<span class="addr">{esc(e)}</span>', UP if h["ok"] else DOWN, esc(h["detail"])]
         for e, h in s["edges"].items()
     ], "not checked yet", 3)  # fmt: skip
     recent = _rows([
-        [esc(r["site"]), esc(url), esc(str(p["lane"])), f"{p['bytes'] / (1 << 20):.2f} MiB",
+        [esc(r["site"]), f'<span class="addr">{esc(url)}</span>', esc(str(p["lane"])),
+         f"{p['bytes'] / (1 << 20):.2f} MiB",
          esc(_btt(None if (m := p["price_per_mib_paid"]) is None else int(m)) or "free"),
          f"{p['rate'] / (1 << 20):.2f} MiB/s"]
         for r in reversed(s["recent"]) for url, p in r["providers"].items() if p["chunks"]
@@ -133,7 +134,7 @@ body{{font-family:system-ui,sans-serif;max-width:56em;margin:1em auto;padding:0 
 .cards{{display:flex;flex-wrap:wrap;gap:.8em}}.card{{border:1px solid #ddd;border-radius:8px;
 padding:.6em 1em;min-width:10em}}.card b{{display:block;font-size:1.3em}}
 table{{border-collapse:collapse;width:100%}}td,th{{padding:.25em .6em;border-bottom:1px solid #eee;
-text-align:left;overflow-wrap:anywhere}}.up{{color:#1a7f37}}.down{{color:#cf222e}}.none{{color:#888}}
+text-align:left}}code,.addr{{overflow-wrap:anywhere}}.up{{color:#1a7f37}}.down{{color:#cf222e}}.none{{color:#888}}
 .plot{{width:100%;max-width:480px;font-size:9px;fill:#555}}</style></head><body>
 <h1>Atlas proxy</h1><div class="cards">
 <div class="card">Balance<b>{esc(str(s["balance"]))}</b></div>

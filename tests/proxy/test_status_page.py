@@ -6,8 +6,10 @@ the day's plot (inline SVG) and edge health, amounts in BTT. Headless Chromium r
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import urllib.request
@@ -115,3 +117,35 @@ def test_chromium_renders_the_page(
     assert distinct_pixels(shot.read_bytes()) > 8
     if os.environ.get("ATLAS_DOCS_SCREENSHOTS") == "1":
         shutil.copyfile(shot, DOCS_SHOT)
+
+
+SPLIT_WORDS = """<script>addEventListener("load", () => {
+  const split = [...document.querySelectorAll("td,th")]
+    .filter(c => c.children.length === 0 && /^\\S+$/.test(c.textContent.trim()))
+    .filter(c => { const r = document.createRange(); r.selectNodeContents(c);
+                   return r.getClientRects().length > 1; })
+    .map(c => c.textContent.trim());
+  document.body.dataset.split = JSON.stringify(split);
+});</script>"""
+"""Added by the test only (the page has no script): the one-word cells drawn on more than one
+line."""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian package chromium missing")
+def test_a_phone_keeps_each_word_whole(
+    fetched: tuple[dict[str, Any], dict[str, Any], str], tmp_path: Path
+) -> None:
+    """The page on a 390-pixel phone (the mobile API serves it): an address may wrap, a word
+    may not. Every cell could break anywhere before, so the channels' 'status' and 'open'
+    were drawn as 'st / at / us' and 'op / en'."""
+    assert CHROMIUM is not None
+    page = tmp_path / "status.html"
+    page.write_text(fetched[2].replace("</body>", SPLIT_WORDS + "</body>"))
+    dom = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=390,844",
+         "--virtual-time-budget=2000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    measured = re.search(r'data-split="([^"]*)"', dom.stdout)
+    assert measured is not None, dom.stderr[-2000:]
+    assert json.loads(html.unescape(measured[1])) == []
