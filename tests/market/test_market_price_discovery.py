@@ -37,11 +37,11 @@ SIZE = 64 * MIB
 CHUNKS = SIZE // (256 << 10)
 ROUND = 1.0
 SDK_SOURCE = "127.0.7.1"
-DEPOSIT = 100 * BTT
-"""The wallet's ``deposit`` setting: a bid of 5 BTT/MiB for B's 2 MiB/s slot is covered
-only while the channel holds 10 BTT unspent (one 1 s round). The SDK keeps that room
-whatever the deposit (tests/sdk/test_market_deposit.py); a larger deposit tops up less
-often (with the default 10 BTT, one run paid B 4 MiB and A 2 MiB at a ceiling of 5)."""
+DEPOSIT = DepositPolicy().deposit
+"""The wallet's default ``deposit`` setting (10 BTT). A bid of 5 BTT/MiB for B's 2 MiB/s
+slot is covered only while the channel holds 10 BTT unspent (one 1 s round): the SDK keeps
+that room by topping up (tests/sdk/test_market_deposit.py), and the edge re-reads a
+channel whose deposit no longer covers a bid (51f3f87; before it, this run paid B 4 MiB)."""
 
 
 def market(capacity: str, reserve: str) -> list[str]:
