@@ -53,6 +53,7 @@ class Config:
     joins: int  # new edges, started one at a time and timed
     rate_seconds: int  # the lookup-rate window
     traffic_seconds: int  # the idle window the traffic is extrapolated from
+    windows: int  # idle windows one after the other; the rows use the last (the oldest edges)
 
 
 class Watch:
@@ -141,8 +142,19 @@ async def network_run(run: Run[Config], net: Network) -> None:
         joins.append(((watch.first("listed", edge.url) or found) - at, found - at))
     procs.stop(probe)
     rss = [proc_status(e.pid)["VmRSS"] / KIB for e in edges]
-    traffic = await idle_traffic(net, range(1, len(edges) + 1), cfg.traffic_seconds)
-    rows(run, joins, rates, traffic, rss)
+    hosts, windows = range(1, len(edges) + 1), []
+    for _ in range(cfg.windows):
+        age = time.monotonic() - ready
+        windows.append(await idle_traffic(net, hosts, cfg.traffic_seconds))
+        kib = statistics.median(hour_kib(cfg, t) for t in windows[-1].values())
+        run.head.append(f"idle:     {cfg.traffic_seconds} s from {age:.0f} s after the first "
+                        f"{cfg.edges} edges were up: DHT {kib:,.0f} KiB/h (median)")  # fmt: skip
+    rows(run, joins, rates, windows[-1], rss)
+
+
+def hour_kib(cfg: Config, traffic: tuple[int, ...]) -> float:
+    """An edge's UDP bytes in and out of a window, per hour, in KiB."""
+    return (traffic[2] + traffic[3]) * 3600 / cfg.traffic_seconds / KIB
 
 
 async def lookup_rates(run: Run[Config], net: Network, watch: Watch) -> tuple[float, float]:
@@ -204,7 +216,7 @@ def rows(run: Run[Config], joins: list[tuple[float, float]], rates: tuple[float,
     lookups = "lookups a second, one requester"
     figure("dht_rendezvous_rate", f"rendezvous {lookups}", "lookups/s", [rates[0]])
     figure("dht_advert_rate", f"advert {lookups}", "lookups/s", [rates[1]])
-    per_hour = [(t[2] + t[3]) * 3600 / cfg.traffic_seconds / KIB for t in traffic.values()]
+    per_hour = [hour_kib(cfg, t) for t in traffic.values()]
     figure("dht_traffic_hour", "DHT traffic of an idle edge, in + out", "KiB/h", per_hour)
     figure("dht_edge_rss", "resident memory of one DHT edge", "MiB", rss)
     run.sections["new edges (s from its ready line: listed, advert verified)"] = [
@@ -222,10 +234,11 @@ def rows(run: Run[Config], joins: list[tuple[float, float]], rates: tuple[float,
 
 SPEC = Bench(
     "dht", "Atlas DHT discovery load test (python -m loadtest run dht)", __doc__,
-    Config("full", 16, 5, 30, 120), Config("quick", 4, 1, 3, 10),
+    Config("full", 16, 5, 30, 120, 2), Config("quick", 4, 1, 3, 10, 1),
     lambda cfg: f"{cfg.edges} edges, {cfg.joins} joining, lookups over {cfg.rate_seconds} s, "
-    f"traffic over {cfg.traffic_seconds} s idle", measure, reps_fields=("joins",),
+    f"traffic over {cfg.windows} x {cfg.traffic_seconds} s idle", measure, reps_fields=("joins",),
     reps_help="new edges timed (default 5)",
     options=(Option("--edges", "edges", "edges before the new ones (default 16)", 2, 150),
-             Option("--traffic-seconds", "traffic_seconds", "the idle window (default 120)", 5)),
+             Option("--traffic-seconds", "traffic_seconds", "the idle window (default 120)", 5),
+             Option("--windows", "windows", "idle windows in a row (default 2)", 1, 30)),
 )  # fmt: skip
