@@ -94,6 +94,11 @@ def day_plot(by_hour: dict[int, int]) -> str:
     )
 
 
+def _word(text: str) -> str:
+    """A word that stays whole on a phone (cells break anywhere, for addresses and amounts)."""
+    return f'<span class="word">{html.escape(text)}</span>'
+
+
 def _rows(cells: list[list[str]], empty: str, columns: int) -> str:
     if not cells:
         return f'<tr><td colspan="{columns}" class="none">{empty}</td></tr>'
@@ -112,16 +117,15 @@ async def status_page(request: web.Request) -> web.Response:
     sites = _rows([[esc(k), esc(str(v))] for k, v in s["per_site"].items()], "nothing yet", 2)
     chans = _rows([
         [f"<code>{esc(c['payee'])}</code>", f"{esc(c['spent'])} of {esc(c['deposit'])}",
-         time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(c["expires_at"])), esc(c["status"])]
+         time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(c["expires_at"])), _word(c["status"])]
         for c in s["channels"]
     ], "none: the wallet has no channel yet", 4)  # fmt: skip
     edges = _rows([
-        [f'<span class="addr">{esc(e)}</span>', UP if h["ok"] else DOWN, esc(h["detail"])]
+        [esc(e), UP if h["ok"] else DOWN, esc(h["detail"])]
         for e, h in s["edges"].items()
     ], "not checked yet", 3)  # fmt: skip
     recent = _rows([
-        [esc(r["site"]), f'<span class="addr">{esc(url)}</span>', esc(str(p["lane"])),
-         f"{p['bytes'] / (1 << 20):.2f} MiB",
+        [esc(r["site"]), esc(url), _word(str(p["lane"])), f"{p['bytes'] / (1 << 20):.2f} MiB",
          esc(_btt(None if (m := p["price_per_mib_paid"]) is None else int(m)) or "free"),
          f"{p['rate'] / (1 << 20):.2f} MiB/s"]
         for r in reversed(s["recent"]) for url, p in r["providers"].items() if p["chunks"]
@@ -133,8 +137,8 @@ async def status_page(request: web.Request) -> web.Response:
 body{{font-family:system-ui,sans-serif;max-width:56em;margin:1em auto;padding:0 1em;color:#222}}
 .cards{{display:flex;flex-wrap:wrap;gap:.8em}}.card{{border:1px solid #ddd;border-radius:8px;
 padding:.6em 1em;min-width:10em}}.card b{{display:block;font-size:1.3em}}
-table{{border-collapse:collapse;width:100%}}td,th{{padding:.25em .6em;border-bottom:1px solid #eee;
-text-align:left}}code,.addr{{overflow-wrap:anywhere}}.up{{color:#1a7f37}}.down{{color:#cf222e}}.none{{color:#888}}
+table{{border-collapse:collapse;width:100%}}td,th{{padding:.25em .3em;border-bottom:1px solid #eee;
+text-align:left;overflow-wrap:anywhere}}th,.word,.up,.down{{overflow-wrap:normal}}.up{{color:#1a7f37}}.down{{color:#cf222e}}.none{{color:#888}}
 .plot{{width:100%;max-width:480px;font-size:9px;fill:#555}}</style></head><body>
 <h1>Atlas proxy</h1><div class="cards">
 <div class="card">Balance<b>{esc(str(s["balance"]))}</b></div>
