@@ -67,7 +67,7 @@ loadtest: $(STAMP)
 	$(BIN)/python -m loadtest locust $(LOADTEST_ARGS)
 
 # A network of hosts on this machine (Linux namespaces, root only; docs/edge.md): its tests, then
-# the DHT load test (16 edges, about 4 min; not in make bench). DHT_ARGS: e.g. "--quick".
+# the DHT load test (16 edges, about 5 min; not in make bench). DHT_ARGS: e.g. "--quick".
 .PHONY: dht-net
 dht-net: $(STAMP)
 	$(BIN)/pytest tests/netns

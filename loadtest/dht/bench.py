@@ -17,7 +17,7 @@ adverts in a loop for the whole run. Measured:
   (/proc/net/dev) and TCP segments (the edge's ledger calls) are reported beside them;
 - the resident memory of each edge.
 
-Not in ``make bench`` (it runs about 4 minutes): ``python -m loadtest run dht`` or
+Not in ``make bench`` (it runs about 5 minutes): ``python -m loadtest run dht`` or
 ``make dht-net``; ``--quick`` is a 4-edge smoke run.
 """
 
