@@ -59,15 +59,16 @@ class Market:
     free_slots: int
     round_seconds: int
 
-    def check(self) -> None:
+    def check(self, what: str = "advert") -> None:
+        """Refuse terms no edge publishes (``what`` names the message in the error)."""
         if self.clearing_price < self.reserve:
-            raise MalformedMessage("advert: clearing price below the reserve")
+            raise MalformedMessage(f"{what}: clearing price below the reserve")
         if self.capacity == 0:
             if self.slots or self.free_slots or self.round_seconds:
-                raise MalformedMessage("advert: slots and rounds without a market (capacity 0)")
+                raise MalformedMessage(f"{what}: slots and rounds without a market (capacity 0)")
         elif not (1 <= self.free_slots <= self.slots and self.round_seconds >= 1):
             raise MalformedMessage(
-                "advert: a market needs 1 <= free_slots <= slots and round_seconds >= 1"
+                f"{what}: a market needs 1 <= free_slots <= slots and round_seconds >= 1"
             )
 
 

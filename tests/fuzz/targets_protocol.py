@@ -118,6 +118,9 @@ def voucher_header(data: bytes) -> None:
 def _record_seeds() -> Iterator[bytes]:
     for url in ("http://127.0.0.1:8001", "https://edge.example/atlas/"):
         yield ProviderRecord.create(_RECORD_KEY, bytes(32), url, 1_700_000_000).encode()
+    discovery = json.loads(seeds.VECTORS.joinpath("discovery.json").read_text())
+    for record in discovery["provider_records"]["records"]:  # ATP\x02, with market terms
+        yield bytes.fromhex(record["encoded"])
 
 
 @target("provider_record", seeds=_record_seeds)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from discovery_vectors import discovery_vectors  # type: ignore[import-not-found]  # a sibling: on sys.path when run as a script
+from record_vectors import record_vectors  # type: ignore[import-not-found]  # a sibling, as above
 
 from requester.protocol import (
     ANY_CONTENT,
@@ -422,7 +423,9 @@ def build() -> dict[str, str]:
         "quote.json": render(quote_vectors(content_id)),
         "voucher.json": render(voucher_vectors()),
         "credit.json": render(credit_vectors(content_id)),
-        "discovery.json": render(discovery_vectors(content_id)),
+        "discovery.json": render(
+            {**discovery_vectors(content_id), "provider_records": record_vectors(content_id)}
+        ),
     }
 
 
