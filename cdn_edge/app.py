@@ -26,6 +26,7 @@ from cdn_edge.content.replica_trust import ReplicaTrust
 from cdn_edge.content.replication import Replicator
 from cdn_edge.content.service import ContentService
 from cdn_edge.dht import dht_jobs, dht_settings, dht_state_opener
+from cdn_edge.dht.terms import market_terms
 from cdn_edge.edge_identity import load_or_create
 from cdn_edge.edge_state import CONFIG, EDGE, Edge
 from cdn_edge.free_allowance import FreeAllowance
@@ -108,7 +109,8 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
             on_new_content=lambda cid: announcer.provide(cid),  # noqa: PLW0108 (made below)
             replicator=replicator,
         )
-        announcer = Announcer(identity.node, config.trackers, tracker, session, content.held_ids)
+        announcer = Announcer(identity.node, config.trackers, tracker, session, content.held_ids,
+                              terms=lambda: market_terms(edge))  # fmt: skip
         announcer.public_url = config.public_url
         market = Market(config, metrics := EdgeMetrics())
         edge = Edge(

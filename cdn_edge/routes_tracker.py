@@ -10,6 +10,7 @@ from cdn_edge.edge_state import EDGE
 from cdn_edge.problems import read_json
 from cdn_edge.routes_content import content_id_from
 from requester.protocol import MalformedMessage, ProviderRecord, b64url_decode, b64url_encode
+from requester.protocol.node_advert import Market
 from requester.protocol.provider_record import MAX_RECORD_BYTES
 
 MAX_RECORDS_PER_ANNOUNCE = 256
@@ -49,8 +50,20 @@ async def providers(request: web.Request) -> web.Response:
             "content_id": cid.hex(),
             "providers": [
                 {"record": b64url_encode(r.encode()), "url": r.url, "node_id": r.node_id.hex(),
-                 "expires_at": r.expires_at}
+                 "expires_at": r.expires_at, "market": market_json(r.market)}
                 for r in found
             ],
         }
     )  # fmt: skip
+
+
+def market_json(terms: Market | None) -> dict[str, object] | None:
+    """A record's signed terms with the keys of ``/v1/info``'s ``market`` (amounts as
+    decimal strings); None for a version 1 record, which has none."""
+    if terms is None:
+        return None
+    return {
+        "capacity": terms.capacity, "slots": terms.slots, "free_slots": terms.free_slots,
+        "reserve": str(terms.reserve), "clearing_price": str(terms.clearing_price),
+        "round_seconds": terms.round_seconds,
+    }  # fmt: skip

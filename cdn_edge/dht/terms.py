@@ -37,17 +37,19 @@ def edge_terms(edge: Edge, tunnel_url: str | None) -> Terms | None:
     url = edge.announcer.public_url
     if not url:
         return None
-    config = edge.config
-    selling = edge.selling
-    if selling is None:
-        market = Market(config.price, edge.price_per_mib, config.price_per_chunk, 0, 0, 0, 0)
-    else:
-        market = Market(
-            config.price, max(config.price, edge.price_per_mib), config.price_per_chunk,
-            config.upload_capacity, config.slots, config.free_slots,
-            max(1, math.ceil(config.round_seconds)),
-        )  # fmt: skip
     return Terms(
-        edge.identity.payee.address, edge.asset, edge.domain, market, (url.rstrip("/"),),
-        tunnel_url,
+        edge.identity.payee.address, edge.asset, edge.domain, market_terms(edge),
+        (url.rstrip("/"),), tunnel_url,
+    )  # fmt: skip
+
+
+def market_terms(edge: Edge) -> Market:
+    """The market's numbers now, as adverts and provider records sign them."""
+    config = edge.config
+    if edge.selling is None:
+        return Market(config.price, edge.price_per_mib, config.price_per_chunk, 0, 0, 0, 0)
+    return Market(
+        config.price, max(config.price, edge.price_per_mib), config.price_per_chunk,
+        config.upload_capacity, config.slots, config.free_slots,
+        max(1, math.ceil(config.round_seconds)),
     )  # fmt: skip
