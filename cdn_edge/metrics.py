@@ -36,6 +36,12 @@ class ScrapeFacts:
     next_settlement: float | None = None
     ledger_up: bool | None = None
     trackers_up: dict[str, bool | None] = field(default_factory=dict)
+    asset_one: int = 0
+    """Base units in one BTT of the ledger's asset (0 until the first scrape knows it)."""
+    market_reserve: int = 0
+    """The reserve in base units per MiB (the market sets it; the fixed price without one)."""
+    market_clearing_price: int = 0
+    """What a paid slot costs this round, base units per MiB (the market sets it)."""
 
 
 class _FactsCollector(Collector):
@@ -67,6 +73,13 @@ class _FactsCollector(Collector):
         if f.ledger_up is not None:
             yield gauge("atlas_edge_ledger_up", "1 if the ledger answered the last probe "
                         "(every 15 s at most), else 0", value=int(f.ledger_up))  # fmt: skip
+        if f.asset_one:  # BTT per MiB, like the other amounts: base units differ by asset
+            yield gauge("atlas_edge_market_reserve_btt_per_mib", "The market's reserve (the "
+                        "fixed price without a market), in BTT per MiB",
+                        value=f.market_reserve / f.asset_one)  # fmt: skip
+            yield gauge("atlas_edge_market_clearing_price_btt_per_mib", "What a paid slot costs "
+                        "this round (the fixed price without a market), in BTT per MiB",
+                        value=f.market_clearing_price / f.asset_one)  # fmt: skip
         trackers = gauge("atlas_edge_tracker_up", "1 if the tracker answered the last probe's "
                          "/healthz, else 0", labels=["tracker"])  # fmt: skip
         for url, up in f.trackers_up.items():
@@ -124,14 +137,6 @@ class EdgeMetrics:
             "atlas_edge_lane_bytes", "Bytes sent, by market lane (paid slot or free lane), in "
             "bytes", ["lane"], unit="bytes", registry=r,
         )  # fmt: skip
-        self.market_clearing_price = Gauge(
-            "atlas_edge_market_clearing_price",
-            "Base units per MiB a paid slot costs this round (the fixed price without a market)",
-            registry=r,
-        )
-        self.market_reserve = Gauge(
-            "atlas_edge_market_reserve", "The market's reserve, base units per MiB", registry=r
-        )
         self.market_winners = Gauge(
             "atlas_edge_market_winners", "Payers holding a paid slot this round", registry=r
         )

@@ -134,6 +134,7 @@ def _scrape(edge: Edge, facts: Facts) -> None:
     one = facts.asset.one
     s = edge.metrics.facts
     s.earned_btt, s.redeemed_btt = facts.earned / one, facts.redeemed / one
+    s.asset_one = one
     s.stored_bytes, s.store_cap_bytes = facts.stored_bytes, facts.store_cap
     s.open_channels, s.payers = len(facts.channels), len(facts.payers)
     s.seeded_bytes = facts.seeded_bytes

@@ -51,8 +51,7 @@ class Market:
         self._clock = clock
         self._waiters: dict[Ticket, asyncio.Future[str]] = {}
         self._wake = asyncio.Event()
-        metrics.market_reserve.set(config.price)
-        metrics.market_clearing_price.set(config.price)
+        metrics.facts.market_reserve = metrics.facts.market_clearing_price = config.price
 
     @property
     def enabled(self) -> bool:
@@ -111,7 +110,7 @@ class Market:
             await asyncio.sleep(self.book.round_seconds)
             clearing = self.book.close_round()
             self.lanes.set_winners(frozenset(clearing.winners))
-            self._metrics.market_clearing_price.set(clearing.price)
+            self._metrics.facts.market_clearing_price = clearing.price
             self._metrics.market_winners.set(len(clearing.winners))
 
     async def _meter_seeding(self, seeding: Seeding) -> None:

@@ -155,8 +155,8 @@ async def test_bids_under_the_reserve_or_not_covered_get_every_chunk_free(
     quote = Quote.decode(b64url_decode(unpaid_bid[2]["Atlas-Quote"], 400, "quote"))
     assert quote.price_per_mib == BTT and quote.price_per_chunk == 0
     assert unpaid_bid[2]["Atlas-Price"] == str(BTT // 4)
-    assert f"atlas_edge_market_reserve {float(BTT)}" in exported
-    for series in ("atlas_edge_market_clearing_price", "atlas_edge_market_winners",
+    assert "atlas_edge_market_reserve_btt_per_mib 1.0" in exported  # --reserve 1
+    for series in ("atlas_edge_market_clearing_price_btt_per_mib", "atlas_edge_market_winners",
                    'atlas_edge_lane_bytes_total{lane="free"}'):  # fmt: skip
         assert series in exported
 
