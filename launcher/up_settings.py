@@ -50,7 +50,8 @@ class UpSettings:
                          maximum=16)  # fmt: skip
     proxy_port: int = setting(
         8080, WHOLE, "the browser proxy's port; the mobile API listens on the next one "
-        "(0: free ports, chosen once and kept in the data dir)", minimum=0, maximum=65535,
+        "unless --api-port names another (0: free ports, chosen once and kept in the data "
+        "dir)", minimum=0, maximum=65535,
     )  # fmt: skip
     api_port: int = setting(
         0, WHOLE, "the mobile API's and status page's port (0: the one kept in the data dir "
