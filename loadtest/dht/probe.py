@@ -3,6 +3,7 @@
     python -m loadtest.dht.probe edges BOOTSTRAP          # JSON: [{url, node_id}, ...]
     python -m loadtest.dht.probe providers BOOTSTRAP CID  # JSON: [url, ...]
     python -m loadtest.dht.probe watch BOOTSTRAP SECONDS  # JSON lines, then a summary
+    python -m loadtest.dht.probe adverts BOOTSTRAP ID,... N  # JSON: found, seconds per call
 
 It runs :class:`requester.discovery.Discovery` (a read-only, DHT-only libtorrent session
 bootstrapping from ``BOOTSTRAP`` alone, private addresses allowed). ``watch`` loops for
@@ -80,12 +81,20 @@ async def main(command: str, bootstrap: str, rest: Sequence[str]) -> None:
             say({"edges": [{"url": f.url, "node_id": f.advert.node_id.hex()} for f in found]})
         elif command == "providers":
             say({"providers": await dht.providers(bytes.fromhex(rest[0]))})
+        elif command == "adverts":
+            ids = [NodeId(bytes.fromhex(i)) for i in rest[0].split(",")]
+            counts, seconds = [], []
+            for _ in range(int(rest[1])):
+                started = time.monotonic()
+                counts.append(len(await dht.adverts(ids)))
+                seconds.append(time.monotonic() - started)
+            say({"found": counts, "seconds": seconds})
         else:
             say({"listening": "probe"})
             await watch(dht, http, float(rest[0]))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[1] not in ("edges", "providers", "watch"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("edges", "providers", "adverts", "watch"):
         raise SystemExit(__doc__)
     asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3:]))

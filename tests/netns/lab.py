@@ -88,6 +88,12 @@ class Lab:
         answer: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
         return answer
 
+    def listed(self, bootstrap: str) -> set[str]:
+        """URLs of the edges the requester host lists through ``bootstrap``."""
+        found = self.probe(REQUESTER, "edges", bootstrap)["edges"]
+        assert isinstance(found, list)
+        return {str(edge["url"]) for edge in found}
+
     def stop(self) -> None:
         for process in reversed(self.running):
             process.stop()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.lab import REQUESTER, Lab, dht_of
+from tests.netns.lab import EDGES, REQUESTER, Lab, dht_of
 from tests.origin_server import pattern
 
 SIZE = 600_000
@@ -68,6 +68,10 @@ def test_a_fetch_bootstrapping_through_host_2_works_after_the_bootstrap_host_die
     lab: Lab, held: tuple[str, str], tmp_path: Path
 ) -> None:
     url, _ = held
+    everyone, started = {lab.edges[h].url for h in EDGES}, time.monotonic()
+    while lab.listed(dht_of(lab.edges[2])) != everyone:
+        assert time.monotonic() - started < FOUND_WITHIN, "host 2 never listed every edge"
+        time.sleep(0.5)  # the network has formed: host 2 knows the others, not just host 1
     lab.edges[1].kill9()
     lab.net.unplug(1)  # the whole host is gone: packets to it vanish, nothing refuses them
     out = tmp_path / "h5.bin"
@@ -91,8 +95,6 @@ def test_edges_keeping_the_private_address_filter_are_never_found(lab: Lab) -> N
     assert done.returncode == 1, done.stderr
     assert f"no edge with a valid advert found through the DHT at {bootstrap}" in done.stderr
     assert "Traceback" not in done.stderr
-    listed = lab.probe(REQUESTER, "edges", dht_of(lab.edges[2]))["edges"]
-    assert isinstance(listed, list)
-    urls = {edge["url"] for edge in listed}
+    urls = lab.listed(dht_of(lab.edges[2]))
     assert lab.edges[2].url in urls
     assert not {six.url, seven.url} & urls
