@@ -23,20 +23,12 @@ from requester.chunk_client import Account, ChunkClient, Payer
 from requester.download_progress import Progress
 from requester.downloader import ChunkScheduler
 from requester.errors import ORIGIN_TITLES, SdkError
-from requester.protocol import (
-    ContentVerifier,
-    ManifestHead,
-    ProtocolError,
-    ProviderRecord,
-    b64url_decode,
-)
+from requester.protocol import ContentVerifier, ManifestHead, ProtocolError, b64url_decode
 from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE, UNKNOWN_SIZE
-from requester.protocol.provider_record import MAX_RECORD_BYTES
 from requester.provider_trust import ProviderTrust, TrustPolicy
+from requester.tracker_lookup import Listed, tracked
 
 EDGE_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=5)
-LOOKUP_TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=5)
-"""A tracker look-up runs beside the download; a slow tracker only adds no providers."""
 
 
 class EdgeUnavailable(SdkError):
@@ -238,18 +230,26 @@ class AtlasClient:
     async def _discover(self, scheduler: ChunkScheduler, head: ManifestHead) -> None:
         """Ask every edge's tracker, and the finder; each provider found joins as its answer
         comes."""
-        asked = [_tracked(self._session, e, head.content_id) for e in self.edges]
-        asked += [self._finder(head)] if self._finder is not None else []
+        asked = [tracked(self._session, e, head.content_id) for e in self.edges]
+        asked += [self._found(head)] if self._finder is not None else []
         try:
             for answer in asyncio.as_completed(asked):
                 try:
                     found = await answer
                 except (aiohttp.ClientError, TimeoutError, ValueError, SdkError):
                     continue
-                for url in found:
-                    scheduler.add_provider(url)
+                for listed in found:
+                    bidding = scheduler.market
+                    if listed.market and bidding and listed.url not in bidding.markets:
+                        bidding.learn(listed.url, listed.market)  # its record's terms, signed
+                    scheduler.add_provider(listed.url)
         finally:
             scheduler.discovery_done()
+
+    async def _found(self, head: ManifestHead) -> list[Listed]:
+        """The finder's providers (the DHT's: addresses, no terms)."""
+        assert self._finder is not None
+        return [Listed(url, None) for url in await self._finder(head)]
 
     async def stream(self, url: str) -> AsyncIterator[bytes]:
         download = await self.open(url)
@@ -293,25 +293,6 @@ def expected_chunks(verifier: ContentVerifier) -> int | None:
     if head.size_hint == UNKNOWN_SIZE:
         return None
     return max(1, -(-head.size_hint // head.chunk_size))
-
-
-async def _tracked(session: aiohttp.ClientSession, tracker: str, content_id: bytes) -> list[str]:
-    async with session.get(f"{tracker}/v1/providers/{content_id.hex()}",
-                           timeout=LOOKUP_TIMEOUT) as resp:  # fmt: skip
-        if resp.status != 200:
-            return []
-        listed = (await resp.json()).get("providers", [])
-    urls = []
-    for item in listed[:32]:
-        try:
-            record = ProviderRecord.decode(
-                b64url_decode(item["record"], MAX_RECORD_BYTES, "record")
-            )
-        except (ProtocolError, KeyError, TypeError):
-            continue
-        if record.content_id == content_id:
-            urls.append(record.url.rstrip("/"))
-    return urls
 
 
 async def _seal_from(session: aiohttp.ClientSession, edge: str, content_id: bytes) -> bytes | None:

@@ -5,21 +5,29 @@ signed record and, beside it, the terms decoded from it (the keys of ``/v1/info`
 ``market``). When two bidders push the clearing price over the reserve, the edge signs
 its records again and the tracker's copy shows the new price within a few rounds. The
 tracker edge itself has no market: its own records say capacity 0 and its fixed price as
-both reserve and clearing price.
+both reserve and clearing price. The SDK reads a listed provider's terms from its record.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from requester.protocol import BTT_LOCAL, PayerChannel, ProviderRecord, b64url_decode
+from cdn_edge import announcer
+from cdn_edge.tracker import Tracker
+from requester.bidding import Bidding, Market
+from requester.protocol import BTT_LOCAL, NodeKey, PayerChannel, ProviderRecord, b64url_decode
+from requester.protocol.node_advert import Market as AdvertMarket
 from requester.protocol.provider_record import MAX_RECORD_BYTES
+from requester.tracker_lookup import Listed, tracked
 from tests.edge.edge_client import fetch, get_chunk, wait_for_seal
 from tests.edge.paying import edge_info, open_channel, voucher_header
 from tests.edge.test_edge_market import client
@@ -87,6 +95,7 @@ async def test_a_tracker_lists_each_providers_signed_terms(
         await listed(session, tracker.url, own, tracker.url)
         fixed = await _listing(session, tracker.url, own, tracker.url)
         tracker_info = await edge_info(session, tracker.url)
+        found = await tracked(session, tracker.url, bytes.fromhex(cid))
     record = _verified(sold, cid)
     assert record.encode()[:4] == b"ATP\x02"
     assert sold["market"] == {
@@ -96,6 +105,13 @@ async def test_a_tracker_lists_each_providers_signed_terms(
     for key in ("capacity", "slots", "free_slots", "reserve", "clearing_price"):
         assert sold["market"][key] == info[key], key  # what /v1/info says, signed
     assert record.market is not None and record.market.price_per_chunk == 0
+    # The SDK takes the signed terms as its first guess of the provider's market.
+    assert found == [Listed(market.url, Market(8 * MIB, 1.0, BTT, slots=8))]
+    cheap, dear = Bidding(ceiling=BTT // 2), Bidding(ceiling=2 * BTT)
+    for bidding in (cheap, dear):
+        bidding.learn(market.url, found[0].market)
+    assert not cheap.priced_within(market.url) and cheap.candidates(0.0) == []
+    assert dear.candidates(0.0) == [market.url] and dear.paying == {market.url}
     _verified(fixed, own)
     price = tracker_info["price_per_mib"]
     assert fixed["market"] == {
@@ -156,3 +172,49 @@ async def test_a_new_clearing_price_reaches_the_trackers_record_within_a_few_rou
     assert after.market is not None and after.market.reserve == BTT // 100
     assert after.expires_at >= before.expires_at
     assert set(seen) <= {str(BTT // 100), str(BTT // 50)}, seen
+
+
+async def test_a_moving_price_is_announced_at_most_once_a_round_and_a_gap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The announcer itself (a real tracker object, no tracker to post to): terms that change
+    on every look are signed again at most once per max(gap, round), and the tracker's copy
+    is always one the announcer signed. The gap is cut from 10 s to 0.2 s to run quickly."""
+    monkeypatch.setattr(announcer, "REANNOUNCE_GAP", 0.2)
+    monkeypatch.setattr(announcer, "TERMS_CHECK", 0.02)
+    looks = itertools.count()
+
+    def moving(round_seconds: int) -> Callable[[], AdvertMarket | None]:
+        def terms() -> AdvertMarket:
+            if not round_seconds:  # no market: a fixed price (moving here all the same)
+                return AdvertMarket(BTT + next(looks), BTT + next(looks), 0, 0, 0, 0, 0)
+            return AdvertMarket(BTT, BTT + next(looks), 0, 8 * MIB, 8, 2, round_seconds)
+
+        return terms
+
+    cids = [bytes([i]) * 32 for i in range(3)]
+
+    async def held() -> list[bytes]:
+        return cids
+
+    counts: dict[int, int] = {}
+    async with aiohttp.ClientSession() as session:
+        for round_seconds in (0, 1):
+            own = Tracker()
+            a = announcer.Announcer(NodeKey.generate(), (), own, session, held,
+                                    terms=moving(round_seconds))  # fmt: skip
+            a.public_url = "http://127.0.0.1:9"
+            started = time.monotonic()
+            task = asyncio.create_task(a.run())
+            await asyncio.sleep(2.1)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            ran = time.monotonic() - started
+            counts[round_seconds] = a.full_announces
+            bound = 1 + math.floor(ran / max(0.2, round_seconds))
+            assert 2 <= a.full_announces <= bound, (round_seconds, a.full_announces, ran)
+            listed = own.providers(cids[0], int(time.time()))
+            assert len(listed) == 1 and listed[0].market is not None
+    # The first announce, then one per 0.2 s gap at most (or per 1 s round): in 2.1 s
+    # that is 11 and 3 (what this machine did, unloaded).
+    assert counts[1] < counts[0], counts
