@@ -2,7 +2,8 @@
 
 Records are signed by the providers themselves (``ProviderRecord``) and
 checked on arrival; the tracker keeps the latest unexpired record per
-(content, provider), with caps so announcements cannot fill its memory.
+(content, provider), with caps so announcements cannot fill its memory. Version 2
+records carry the provider's market terms; the latest is the one that expires last.
 """
 
 from __future__ import annotations
@@ -21,8 +22,13 @@ class Tracker:
         self._records: OrderedDict[bytes, dict[bytes, ProviderRecord]] = OrderedDict()
 
     def add(self, record: ProviderRecord, now: int) -> bool:
-        """Keep a verified record; False if it is expired or too far in the future."""
+        """Keep a verified record; False if it is expired, too far in the future, or older
+        than the one held for its provider (a replayed record must not bring back an old
+        price or URL: each announce expires later than the one before)."""
         if not now < record.expires_at <= now + MAX_TTL:
+            return False
+        held = self._records.get(record.content_id, {}).get(record.node_id.raw)
+        if held is not None and held.expires_at > record.expires_at:
             return False
         providers = self._records.setdefault(record.content_id, {})
         self._records.move_to_end(record.content_id)

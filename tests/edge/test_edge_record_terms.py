@@ -218,3 +218,17 @@ async def test_a_moving_price_is_announced_at_most_once_a_round_and_a_gap(
     # The first announce, then one per 0.2 s gap at most (or per 1 s round): in 2.1 s
     # that is 11 and 3 (what this machine did, unloaded).
     assert counts[1] < counts[0], counts
+
+
+def test_a_replayed_older_record_does_not_bring_back_an_old_price() -> None:
+    """Anyone may announce any signed record, also a provider's earlier one, still
+    unexpired: the tracker keeps the record of each provider that expires last."""
+    key, cid, now = NodeKey.generate(), bytes(range(32)), int(time.time())
+    cheap = AdvertMarket(BTT // 100, BTT // 100, 0, 8 * MIB, 2, 1, 1)
+    dear = AdvertMarket(BTT // 100, BTT // 50, 0, 8 * MIB, 2, 1, 1)
+    old = ProviderRecord.create(key, cid, "http://127.0.0.1:9", now + 1800, cheap)
+    new = ProviderRecord.create(key, cid, "http://127.0.0.1:9", now + 1810, dear)
+    tracker = Tracker()
+    assert tracker.add(old, now) and tracker.add(new, now)
+    assert not tracker.add(old, now)  # the replay
+    assert tracker.providers(cid, now) == [new]
