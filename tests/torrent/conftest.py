@@ -17,7 +17,7 @@ import pytest
 
 from cdn_edge.torrent import TorrentSession
 from tests.origin_server import pattern
-from tests.processes import Running, start_program
+from tests.processes import Running, start_edge, start_ledger, start_program
 
 SEEDER = Path(__file__).resolve().parents[1] / "torrent_seeder.py"
 MAIN_TORRENTS = [
@@ -41,6 +41,16 @@ def seeder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     running = start_seeder(tmp_path_factory.mktemp("seeder"), *makes, "--piece-size", "32768")
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """A free edge (4 GiB of free allowance) on a ledger of its own, one per test module."""
+    ledger = start_ledger(tmp_path_factory.mktemp("ledger"))
+    running = start_edge(tmp_path_factory.mktemp("edge"), ledger.url, "--free-mib", "4096")
+    yield running
+    running.stop()
+    ledger.stop()
 
 
 @pytest.fixture(scope="module")

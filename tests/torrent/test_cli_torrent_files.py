@@ -8,23 +8,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from requester.cli.fetch_progress import size_text
-from tests.processes import Running, start_edge, start_ledger
+from tests.processes import Running
 from tests.torrent.conftest import expected_sha256, torrent
-
-
-@pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    ledger = start_ledger(tmp_path_factory.mktemp("ledger"))
-    running = start_edge(tmp_path_factory.mktemp("edge"), ledger.url, "--free-mib", "4096")
-    yield running
-    running.stop()
-    ledger.stop()
 
 
 def fetch(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

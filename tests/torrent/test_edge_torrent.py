@@ -10,29 +10,18 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import pytest
 
 from requester.protocol import ContentVerifier, ManifestHead, TorrentSource, b64url_decode
 from requester.settings import write_config
 from tests.edge.edge_client import LIMIT, get_chunk
-from tests.processes import Running, start_edge, start_ledger, start_proxy
+from tests.processes import Running, start_proxy
 from tests.proxy.conftest import curl
 from tests.torrent.conftest import expected_sha256, peer, torrent
-
-
-@pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    ledger = start_ledger(tmp_path_factory.mktemp("ledger"))
-    running = start_edge(tmp_path_factory.mktemp("edge"), ledger.url, "--free-mib", "4096")
-    yield running
-    running.stop()
-    ledger.stop()
 
 
 async def post(session: aiohttp.ClientSession, url: str, **kwargs: Any) -> tuple[int, Any]:
