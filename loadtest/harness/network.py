@@ -1,7 +1,7 @@
 """How a benchmark talks to an edge (``/v1/fetch``, ``/v1/content``, chunks, metrics), and the
 paid network of the sdk and proxy benchmarks: a ledger, nginx (the origin, and the
-reference), a tracker and three paid edges, a funded wallet with channels open to them, and
-downloads from it timed and checked against nginx's files."""
+reference), a tracker and three (or more) paid edges, a funded wallet with channels open to
+them, and downloads from it timed and checked against nginx's files."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from requester.settings import write_config
 PASSPHRASE = "bench-sdk-passphrase"
 WALLET_FUNDS = 1000 * BTT_LOCAL.one  # the faucet's largest grant, once
 EDGE_FUNDS = 200 * BTT_LOCAL.one  # per edge: edges pay the origin edge for what they replicate
-CHANNEL_DEPOSIT = 250 * BTT_LOCAL.one  # per edge (a full run spends ~2 BTT per edge at most)
+CHANNEL_DEPOSIT = 150 * BTT_LOCAL.one  # per edge, up to 6 (a full run spends ~2 BTT per edge)
 PAYER_DEPOSIT = 900 * BTT_LOCAL.one  # open_payer's (a market winner spends ~4 BTT/s)
 EDGES = 3
 WARM_WORKERS = 4  # chunk requests in flight while filling an edge's replica (setup)
@@ -172,8 +172,9 @@ class Net:
         return {k: v - since[k] for k, v in out.items()} if since else out
 
     async def cache(self, name: str) -> str:
-        """nginx's ``name`` fetched with ``atlas fetch`` from every edge, so the origin edge
-        caches it, then bought whole from each other edge (full replicas): its content id."""
+        """nginx's ``name`` fetched with ``atlas fetch`` from the first EDGES edges, so the
+        origin edge caches it, then bought whole from each other edge (full replicas): its
+        content id."""
         url = f"{self.nginx.url}/{name}"
         warm = await asyncio.to_thread(self.atlas_fetch, url, EDGES, name)
         await fill_replicas(self, self.edges[1:], content_id := str(warm.summary["content_id"]))
@@ -212,10 +213,11 @@ async def wallet(net: Net) -> AsyncIterator[ChannelManager]:
 
 
 async def build_net(
-    sizes: dict[str, int], workdir: Path, procs: Processes, session: aiohttp.ClientSession
-) -> Net:
-    """Ledger, nginx serving files of ``sizes`` (name -> bytes), a tracker, three paid edges;
-    funds; a wallet whose channels to the three edges are open (as ``atlas channel open``)."""
+    sizes: dict[str, int], workdir: Path, procs: Processes, session: aiohttp.ClientSession,
+    edges: int = EDGES,
+) -> Net:  # fmt: skip
+    """Ledger, nginx serving files of ``sizes`` (name -> bytes), a tracker, ``edges`` paid
+    edges; funds; a wallet whose channels to them are open (as ``atlas channel open``)."""
     ledger = procs.ledger()
     www = workdir / "nginx" / "www"
     www.mkdir(parents=True)
@@ -225,20 +227,20 @@ async def build_net(
     # The tracker is an edge of its own that serves nothing, so a client given k edges finds
     # exactly those k as providers (an edge's tracker lists only what was announced to it).
     tracker = procs.edge("tracker", ledger.url, "--free-mib", "0")
-    edges = [
+    paid = [
         procs.edge(f"edge{i}", ledger.url, "--free-mib", "0", "--tracker", tracker.url)
-        for i in range(1, EDGES + 1)
+        for i in range(1, edges + 1)
     ]
     ledger_client = LedgerClient(ledger.url, session)
     payees: list[TronAddress] = []
-    for edge in edges:
+    for edge in paid:
         payees.append(await edge_payee(session, edge.url))
         await ledger_client.faucet(payees[-1], EDGE_FUNDS)
     home = workdir / "home"
     keys = keystore.create(home / "wallet.json", PASSPHRASE, fast=True)
-    write_config(home, [e.url for e in edges], ledger.url)
+    write_config(home, [e.url for e in paid], ledger.url)
     await ledger_client.faucet(keys.payer.address, WALLET_FUNDS)
-    net = Net(workdir, procs, session, ledger, nginx, edges, home, files)
+    net = Net(workdir, procs, session, ledger, nginx, paid, home, files)
     async with wallet(net) as manager:
         for payee in payees:
             await manager.open_channel(payee, CHANNEL_DEPOSIT, int(time.time()))

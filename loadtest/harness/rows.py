@@ -77,7 +77,7 @@ def format_value(value: float, unit: str) -> str:
         return str(value)
     if unit in ("GB/s", "s"):
         return f"{value:.3f}"
-    if unit in ("ms", "x"):
+    if unit in ("ms", "x", "s/GiB"):
         return f"{value:.2f}"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
 

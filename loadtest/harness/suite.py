@@ -118,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes, plot = suite_doc.checks_of(runs, "proxy", "sizes"), doc.with_name(suite_doc.PLOT)
         if sizes:
             suite_doc.plot(sizes, plot, f"Throughput by payload size, {now:%Y-%m-%d}")
+        if edges := suite_doc.checks_of(runs, "sdk", "edges"):
+            title = f"Cached atlas fetch by number of edges, {now:%Y-%m-%d}"
+            suite_doc.edges_plot(edges, doc.with_name(suite_doc.EDGES_PLOT), title)
         if market := suite_doc.checks_of(runs, "market", "market"):
             title = f"Rate by bid on one market edge, {now:%Y-%m-%d}"
             suite_doc.market_plot(market, doc.with_name(suite_doc.MARKET_PLOT), title)
@@ -125,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = shlex.join([".venv/bin/python", "-m", "loadtest", "bench", *given])
         text = suite_doc.render(runs, lines, started=f"{now:%Y-%m-%d %H:%M}", wall_s=wall,
                                 command=command, load=(load_start, os.getloadavg()[0]),
-                                plot_written=bool(sizes), market=bool(market))  # fmt: skip
+                                plot_written=bool(sizes), market=bool(market),
+                                edges=bool(edges))  # fmt: skip
         doc.write_text(text, encoding="utf-8")
         print(f"wrote {doc}" + (f" and {plot}" if sizes else ""))
     return 1 if problems else 0

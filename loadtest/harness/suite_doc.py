@@ -31,6 +31,7 @@ SHORT_REFERENCES: tuple[tuple[str, str, str], ...] = (
     ("edge", r"pages_zstd_cost", "hashlib sha256"),
     ("edge", r"pages_fetch_", "identity fetch"),
     ("sdk", r"fetch_peak_rss", "atlas fetch, 1 MiB"),
+    ("sdk", r"cpu_", "curl + nginx"),
     ("sdk", r"fetch_", "curl direct"),
     ("proxy", r"latency_p50", "nginx direct"),
     ("proxy", r".*", "mitmdump"),
@@ -40,6 +41,13 @@ SHORT_REFERENCES: tuple[tuple[str, str, str], ...] = (
 )
 PLOT = "performance-throughput.png"
 MARKET_PLOT = "performance-market.png"
+EDGES_PLOT = "performance-edges.png"
+EDGES_TEXT = (
+    "`atlas fetch` of the same cached file (a HIT at the origin edge, full replicas on the "
+    "others) with `--edge` lists of 1, 2, 3 and 5 edges, wall time of the whole command "
+    "(`loadtest/sdk/`); the dashed line is curl straight from nginx in the same run. A flat "
+    "line means the client, not the edges, bounds the rate."
+)
 MARKET_TEXT = (
     "One edge of 8 MiB/s, 8 slots (2 free), reserve 1 BTT/MiB; ten requesters bidding 1..10 "
     "BTT/MiB and two free ones, each from its own loopback address with 4 chunk requests in "
@@ -145,9 +153,24 @@ def market_plot(market: dict[str, Any], path: Path, title: str) -> None:
         axes.set_ylabel("rate, KiB/s (second half of the run)")
 
 
+def edges_plot(edges: dict[str, Any], path: Path, title: str) -> None:
+    """The sdk benchmark's cached ``atlas fetch`` rate by number of edges, against curl from
+    nginx, as PNG."""
+    with figure(path, title, "center right") as axes:
+        xs = [int(k) for k in edges["edges"]]
+        axes.plot(xs, edges["median"], "o-", label=f"atlas fetch {size_text(edges['bytes'])}, "
+                  "cached (paid, verified)")  # fmt: skip
+        axes.axhline(edges["curl"], linestyle="--", color="gray", label="curl from nginx")
+        axes.set_xticks(xs, [str(x) for x in xs])
+        axes.set_ylim(bottom=0)
+        axes.set_xlabel("edges serving the download (--edge)")
+        axes.set_ylabel(f"throughput, {edges.get('unit', 'GB/s')} (median)")
+        axes.grid(True, which="major", alpha=0.3)
+
+
 def render(runs: Sequence[BenchRun], lines: Sequence[Line], *, started: str, wall_s: float,
            command: str, load: tuple[float, float], plot_written: bool,
-           market: bool = False) -> str:  # fmt: skip
+           market: bool = False, edges: bool = False) -> str:  # fmt: skip
     """The whole of ``docs/performance.md``."""
     machines = [dict(r.report.get("machine", {})) for r in runs if r.report is not None]
     machine = machines[0] if machines else {}
@@ -158,6 +181,8 @@ def render(runs: Sequence[BenchRun], lines: Sequence[Line], *, started: str, wal
     notes = [f"- {r.benchmark.name}: {n}" for r in runs if r.report for n in r.report["notes"]]
     plot = (f"\n## Throughput by payload size\n\n![throughput by payload size]({PLOT})\n\n"
             f"{PLOT_TEXT}\n") if plot_written else ""  # fmt: skip
+    plot += (f"\n## Throughput by number of edges\n\n![throughput by number of edges]"
+             f"({EDGES_PLOT})\n\n{EDGES_TEXT}\n") if edges else ""  # fmt: skip
     plot += (f"\n## Rate by bid on a market edge\n\n![rate by bid]({MARKET_PLOT})\n\n"
              f"{MARKET_TEXT}\n") if market else ""  # fmt: skip
     return TEMPLATE.read_text(encoding="utf-8").format(

@@ -1,9 +1,10 @@
 """End-to-end benchmark of the requester (``atlas fetch``), run by ``make bench``.
 
-A ledger, nginx (the origin and the reference), a tracker and three paid edges, all
-children on 127.0.0.1: ``atlas fetch`` of a new and of a cached URL from 1, 2 and 3 edges
-against curl from nginx (fetch), and the peak RSS of ``atlas
-fetch`` for a big file against a 1 MiB one (rss). loadtest/README.md lists the rows.
+A ledger, nginx (the origin and the reference), a tracker and five paid edges, all
+children on 127.0.0.1: ``atlas fetch`` of a new URL from 3 edges and of a cached one from
+1, 2, 3 and 5 edges against curl from nginx, with the CPU seconds per GiB of the client and
+the serving edges against curl's and nginx's (fetch), and the peak RSS of ``atlas fetch``
+for a big file against a 1 MiB one (rss). loadtest/README.md lists the rows.
 Needs nginx and curl (``--install-deps``).
 """
 
@@ -17,11 +18,13 @@ from dataclasses import dataclass
 from loadtest.harness.bench_main import Bench, Run, client_session
 from loadtest.harness.children import BenchError, Timed
 from loadtest.harness.network import EDGES, Net, build_net
-from loadtest.harness.procfs import RSS_POLL
-from loadtest.harness.rows import CHUNK, GB, MIB, Row, make_row, rates, rotated, size_text
+from loadtest.harness.procfs import RSS_POLL, cpu_clock
+from loadtest.harness.rows import CHUNK, GB, GIB, MIB, Row, make_row, rates, rotated, size_text
 
-SETUPS = ("first3", "cached1", "cached2", "cached3")
-"""Atlas downloads of one repetition: a first fetch from 3 edges, cached from 1, 2, 3."""
+SCALING = (1, 2, 3, 5)
+"""Edge counts of the cached downloads (the throughput-by-edges plot); the last is the net's."""
+SETUPS = ("first3", *(f"cached{k}" for k in SCALING))
+"""Atlas downloads of one repetition: a first fetch from 3 edges, cached from each SCALING."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,15 @@ async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
     await asyncio.to_thread(net.curl, "body.bin")
     runs: dict[str, list[Timed]] = {setup: [] for setup in SETUPS}
     curls: list[float] = []
+    cpu: dict[str, list[float]] = {"client": [], "edges": [], "curl": [], "nginx": []}
     ids = {cached_id}
+
+    def curl(_rep: int) -> None:
+        clock = cpu_clock({"nginx": net.nginx.pid})
+        got = net.curl("body.bin")
+        curls.append(got.seconds)
+        cpu["curl"].append(got.cpu)
+        cpu["nginx"].append(clock()["nginx"])
 
     def first(rep: int) -> None:
         got = net.atlas_fetch(f"{net.nginx.url}/body.bin?first={rep}", EDGES, "body.bin")
@@ -57,7 +68,12 @@ async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
 
     def cached(edges: int) -> Callable[[int], None]:
         def go(_rep: int) -> None:
+            clock = cpu_clock({e.name: e.pid for e in net.edges[:edges]})
             got = net.atlas_fetch(f"{net.nginx.url}/body.bin", edges, "body.bin")
+            served = clock()  # the serving edges' CPU over the download
+            if edges == EDGES:
+                cpu["client"].append(got.cpu)
+                cpu["edges"].append(sum(served.values()))
             if got.summary["content_id"] != cached_id:
                 raise BenchError("a cached fetch got new content (not a cache HIT)")
             if set(got.summary["providers"]) != {e.url for e in net.edges[:edges]}:
@@ -67,13 +83,12 @@ async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
         return go
 
     before = net.counters()
-    for rep, step in rotated(cfg.reps, [lambda _: curls.append(net.curl("body.bin").seconds),
-                                        first, cached(1), cached(2), cached(3)]):  # fmt: skip
+    for rep, step in rotated(cfg.reps, [curl, first, *(cached(k) for k in SCALING)]):
         await asyncio.to_thread(step, rep)
     counted = net.counters(since=before)
     hits, misses = counted["hit"], counted["miss"]
     run.checks["fetch"] = {"origin_edge_hits": hits, "origin_edge_misses": misses}
-    if hits != 3 * cfg.reps or misses != cfg.reps:
+    if hits != len(SCALING) * cfg.reps or misses != cfg.reps:
         raise BenchError(f"origin edge counted {hits} HIT and {misses} MISS fetches")
     text, count = size_text(size), -(-size // CHUNK)
     outside = [r.seconds - float(r.summary["seconds"]) for done in runs.values() for r in done]
@@ -87,7 +102,12 @@ async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
     ]
     direct = rates(size, curls, GB)
     reference = f"curl -o FILE, same {text} file straight from nginx"
-    return [
+    run.checks["edges"] = {
+        "edges": list(SCALING), "unit": "GB/s", "bytes": size, "curl": statistics.median(direct),
+        "median": [statistics.median(rates(size, [r.seconds for r in runs[f"cached{k}"]], GB))
+                   for k in SCALING],
+    }  # fmt: skip
+    fetches = [
         make_row(f"fetch_{setup[:-1]}_{setup[-1]}", f"atlas fetch {text}, {label}", "GB/s",
                  rates(size, [r.seconds for r in runs[setup]], GB), reference, direct,
                  *(("ratio >= 0.50", lambda _m, ratio: ratio >= 0.5) if goal else ()))
@@ -96,8 +116,30 @@ async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
             ("cached3", "3 edges, cached (HIT + full replicas)", True),
             ("cached1", "1 edge, cached", False),
             ("cached2", "2 edges, cached", False),
+            ("cached5", "5 edges, cached", False),
         )
     ]  # fmt: skip
+    return [*fetches, cpu_row(cpu, size, run)]
+
+
+def cpu_row(cpu: dict[str, list[float]], size: int, run: Run[Config]) -> Row:
+    """CPU seconds per GiB delivered: the ``atlas fetch`` process (getrusage of the reaped
+    child, interpreter start included) plus the serving edges (``/proc``) over each cached
+    3-edge download, against curl's plus nginx's over each curl download."""
+    gib, text = size / GIB, size_text(size)
+    per = {who: [s / gib for s in seconds] for who, seconds in cpu.items()}
+    medians = ", ".join(f"{who} {statistics.median(v):.2f}" for who, v in per.items())
+    run.notes.append(
+        f"cpu: CPU s per GiB, medians: {medians} (client = the whole atlas "
+        f"fetch process, {text} a download; edges = the 3 serving edges)"
+    )
+    atlas = [a + b for a, b in zip(per["client"], per["edges"], strict=True)]
+    direct = [a + b for a, b in zip(per["curl"], per["nginx"], strict=True)]
+    return make_row("cpu_per_gib_cached_3",
+                    f"CPU seconds per GiB delivered, client + serving edges (atlas fetch "
+                    f"{text}, 3 cached edges)", "s/GiB", atlas,
+                    f"curl + nginx CPU seconds per GiB, curl -o FILE of the same {text} file",
+                    direct)  # fmt: skip
 
 
 async def bench_rss(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
@@ -129,7 +171,7 @@ async def measure(run: Run[Config]) -> None:
     cfg = run.cfg
     sizes = {"body.bin": cfg.size, "big.bin": cfg.rss_size, "small.bin": cfg.rss_small}
     async with client_session() as session:
-        net = await build_net(sizes, run.workdir, run.procs, session)
+        net = await build_net(sizes, run.workdir, run.procs, session, edges=SCALING[-1])
         await run.parts({"fetch": lambda: bench_fetch(net, cfg, run),
                          "rss": lambda: bench_rss(net, cfg, run)})  # fmt: skip
 
