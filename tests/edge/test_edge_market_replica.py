@@ -13,11 +13,9 @@ configure for a request nobody paid for (issue 13): that request gets ``503`` wi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from requester.ledger_client import LedgerClient
 from requester.protocol import TronAddress
@@ -33,14 +31,6 @@ MARKET = ["--upload-capacity", "8MiB/s", "--slots", "4", "--free-slots", "1", "-
 """The reserve is the default price, so a toll source's price is within what B may pay."""
 
 Answer = tuple[int, bytes, dict[str, str]]
-
-
-@pytest.fixture
-def edges(tmp_path: Path, ledger: Running) -> Iterator[tuple[Path, list[Running]]]:
-    started: list[Running] = []
-    yield tmp_path, started
-    for running in reversed(started):
-        running.stop()
 
 
 async def _b_paid(session: aiohttp.ClientSession, ledger: str, b: str) -> list[dict[str, str]]:

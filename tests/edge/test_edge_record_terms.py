@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +42,6 @@ MARKET = ["--upload-capacity", "8MiB/s", "--slots", "8", "--free-slots", "2", "-
 ONE_PAID_SLOT = ["--upload-capacity", "8MiB/s", "--slots", "2", "--free-slots", "1",
                  "--reserve", "0.01", "--round-seconds", "1"]  # fmt: skip
 """Two bidders (0.03 and 0.02 BTT/MiB) for one paid slot: the winner pays 0.02."""
-
-
-@pytest.fixture
-def edges(tmp_path: Path, ledger: Running) -> Iterator[tuple[Path, list[Running]]]:
-    started: list[Running] = []
-    yield tmp_path, started
-    for running in reversed(started):
-        running.stop()
 
 
 async def _listing(session: aiohttp.ClientSession, tracker: str, cid: str,

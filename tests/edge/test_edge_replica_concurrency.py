@@ -14,45 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
-import pytest
 
 from requester.ledger_client import LedgerClient
 from requester.protocol import ContentVerifier, TronAddress, b64url_decode
+from tests.edge.conftest import Pair
 from tests.edge.edge_client import fetch, get_chunk, wait_for_seal
 from tests.edge.paying import FUNDS, edge_info, open_channel, voucher_header
 from tests.edge.test_edge_replication import CHUNK, FULL_CHUNK_PRICE, listed
 from tests.origin_server import pattern
-from tests.processes import Running, start_edge
+from tests.processes import Running
 
 CHUNKS = 8
 SIZE = CHUNKS * CHUNK - 5
 """Eight chunks, the last one short; a size no other test fetches."""
-
-
-@dataclass
-class Pair:
-    a: Running
-    """The origin edge: fetches from the origin, sells its chunks."""
-    b: Running
-    """The replica edge: its tracker is A; paid like A, at A's price."""
-
-
-@pytest.fixture
-def pair(tmp_path: Path, ledger: Running) -> Iterator[Pair]:
-    a = start_edge(tmp_path / "a", ledger.url, "--free-mib", "0")
-    try:
-        b = start_edge(tmp_path / "b", ledger.url, "--free-mib", "0", "--tracker", a.url)
-    except BaseException:
-        a.stop()
-        raise
-    yield Pair(a, b)
-    b.stop()
-    a.stop()
 
 
 async def test_concurrent_requests_for_a_new_replica_get_every_chunk(

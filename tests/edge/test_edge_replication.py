@@ -13,12 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from requester.ledger_client import LedgerClient
 from requester.protocol import (
@@ -31,6 +28,7 @@ from requester.protocol import (
     b64url_decode,
     b64url_encode,
 )
+from tests.edge.conftest import Pair
 from tests.edge.edge_client import (
     LIMIT,
     fetch,
@@ -56,28 +54,6 @@ CHUNK = 256 * 1024
 SIZE = 3 * CHUNK + 11
 """Four chunks, the last one short; a size no other test fetches, so origin hits are ours."""
 FULL_CHUNK_PRICE = 10**15 // 4  # the default 0.001 BTT per MiB, for 256 KiB
-
-
-@dataclass
-class Pair:
-    a: Running
-    b: Running
-    a_dir: Path
-    b_dir: Path
-
-
-@pytest.fixture
-def pair(tmp_path: Path, ledger: Running) -> Iterator[Pair]:
-    """Paid edges A and B; B's tracker is A."""
-    a = start_edge(tmp_path / "a", ledger.url, "--free-mib", "0")
-    try:
-        b = start_edge(tmp_path / "b", ledger.url, "--free-mib", "0", "--tracker", a.url)
-    except BaseException:
-        a.stop()
-        raise
-    yield Pair(a, b, tmp_path / "a", tmp_path / "b")
-    b.stop()
-    a.stop()
 
 
 async def listed(session: aiohttp.ClientSession, tracker: str, cid: str, provider: str) -> None:
