@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python tests/vectors/generate.py           # (re)write the four files
+    .venv/bin/python tests/vectors/generate.py           # (re)write the six files
     .venv/bin/python tests/vectors/generate.py --check   # exit 1 if they would change
 
 Every input is fixed (keys, times, bodies), and both signature schemes are
@@ -23,6 +23,7 @@ from typing import Any
 
 from discovery_vectors import discovery_vectors  # type: ignore[import-not-found]  # a sibling: on sys.path when run as a script
 from record_vectors import record_vectors  # type: ignore[import-not-found]  # a sibling, as above
+from run_vectors import run_vectors  # type: ignore[import-not-found]  # a sibling, as above
 
 from requester.protocol import (
     ANY_CONTENT,
@@ -426,6 +427,7 @@ def build() -> dict[str, str]:
         "discovery.json": render(
             {**discovery_vectors(content_id), "provider_records": record_vectors(content_id)}
         ),
+        "run.json": render(run_vectors(manifest["content"], 10**12, 10**15)),
     }
 
 
