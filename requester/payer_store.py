@@ -219,6 +219,13 @@ class PayerStore:
             "UPDATE channels SET status=? WHERE channel_id=?", (status, channel_id.hex())
         )
 
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: it changes whenever another connection to the
+        file (another process of this wallet, or another store object) commits, never for
+        this one's own writes. A reader that saw a value may skip re-reading while it stays."""
+        row = self._db.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
     def channels(self, *, payee: TronAddress | None = None, status: str | None = None
                  ) -> list[StoredChannel]:  # fmt: skip
         who = None if payee is None else str(payee)
