@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 import aiohttp
 from aiohttp import web
 
-from cdn_edge import dashboard, routes_chunks, routes_content, routes_tracker
+from cdn_edge import dashboard, routes_chunks, routes_content, routes_runs, routes_tracker
 from cdn_edge.announcer import Announcer
 from cdn_edge.config import EdgeConfig
 from cdn_edge.content.chunk_store import ChunkStore
@@ -54,6 +54,7 @@ def create_app(config: EdgeConfig) -> web.Application:
     app.cleanup_ctx.append(_edge_ctx)
     routes_content.add_routes(app)
     routes_chunks.add_routes(app)
+    routes_runs.add_routes(app)
     routes_tracker.add_routes(app)
     routes_tunnel.add_routes(app)
     dashboard.add_routes(app)

@@ -45,14 +45,16 @@ class ChunkFileResponse(web.StreamResponse):
         try:
             writer = await super().prepare(request)  # the headers go out now
             if request.method != hdrs.METH_HEAD and self.content_length:
-                await _send(request, self._file, self.content_length)
+                await send_file(request, self._file, self.content_length)
             await super().write_eof()
             return writer
         finally:
             self._file.close()
 
 
-async def _send(request: web.BaseRequest, file: BinaryIO, size: int) -> None:
+async def send_file(request: web.BaseRequest, file: BinaryIO, size: int) -> None:
+    """Send ``size`` bytes of ``file`` from offset 0 on the request's socket, after what
+    was written before it (the headers, a run's frame header)."""
     transport = request.transport
     if transport is None:
         raise ConnectionResetError("connection lost")

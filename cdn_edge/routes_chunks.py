@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 from aiohttp import web
@@ -46,6 +48,7 @@ from requester.protocol import (
     Quote,
     b64url_encode,
 )
+from requester.protocol.chunk_run import RUN_MAX_COUNT, RUN_MAX_HEADER
 from requester.protocol.manifest import MAX_CHUNKS
 from requester.protocol.quote import chunk_price
 
@@ -77,13 +80,28 @@ async def chunk(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="this edge does not hold that content")
     edge.served[content_id] = time.monotonic()  # announced in the DHT (cdn_edge/dht)
     client = request.remote or "unknown"
-    if edge.active.get(client, 0) >= edge.config.max_transfers_per_client:
-        response = problem_response(429, "too_many_transfers", "too many chunk transfers at once")
-        response.headers["Retry-After"] = "1"
-        return response
+    refused = too_many_transfers(edge, client)
+    if refused is not None:
+        return refused
+    with transfer(edge, client):
+        return await _serve(request, edge, entry, index, client)
+
+
+def too_many_transfers(edge: Edge, client: str) -> web.Response | None:
+    """The 429 when ``client`` already has as many transfers as it may (a run is one)."""
+    if edge.active.get(client, 0) < edge.config.max_transfers_per_client:
+        return None
+    response = problem_response(429, "too_many_transfers", "too many chunk transfers at once")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+@contextmanager
+def transfer(edge: Edge, client: str) -> Iterator[None]:
+    """Count one transfer of ``client``'s while the block runs."""
     edge.active[client] = edge.active.get(client, 0) + 1
     try:
-        return await _serve(request, edge, entry, index, client)
+        yield
     finally:
         edge.active[client] -= 1
         if not edge.active[client]:
@@ -93,7 +111,7 @@ async def chunk(request: web.Request) -> web.StreamResponse:
 async def _serve(
     request: web.Request, edge: Edge, entry: ContentEntry, index: int, client: str
 ) -> web.StreamResponse:
-    refused = _failed(entry)  # content that failed answers so at once, whatever the chunk
+    refused = failed(entry)  # content that failed answers so at once, whatever the chunk
     held: Hold | None = None
     try:
         if refused is None and must_buy(entry, index):
@@ -119,7 +137,7 @@ async def _hold(request: web.Request, edge: Edge, entry: ContentEntry, index: in
     try:
         return await hold(request, edge, entry, index, client, now)
     except Refusal as exc:
-        return _refusal(request, edge, exc, entry.content_id, now,
+        return refusal(request, edge, exc, entry.content_id, now,
                         largest_price(edge, entry, index))  # fmt: skip
 
 
@@ -130,9 +148,9 @@ async def _serve_held(request: web.Request, edge: Edge, entry: ContentEntry, ind
         async with asyncio.timeout(edge.config.chunk_wait):
             available = await entry.wait_for(index)
     except TimeoutError:
-        return _not_ready(index, "has not arrived yet")
+        return not_ready(index, "has not arrived yet")
     if not available:
-        refused = _failed(entry)  # it failed while this request waited
+        refused = failed(entry)  # it failed while this request waited
         if refused is not None:
             return refused
         seal = entry.seal
@@ -143,13 +161,13 @@ async def _serve_held(request: web.Request, edge: Edge, entry: ContentEntry, ind
     return await _respond(request, edge, entry, index, client, held)
 
 
-def _not_ready(index: int, why: str) -> web.Response:
+def not_ready(index: int, why: str) -> web.Response:
     response = problem_response(503, "chunk_not_ready", f"chunk {index} {why}")
     response.headers["Retry-After"] = "1"
     return response
 
 
-def _failed(entry: ContentEntry) -> web.Response | None:
+def failed(entry: ContentEntry) -> web.Response | None:
     error = entry.error
     return None if error is None else content_failed(error.status, error.code, error.message)
 
@@ -159,7 +177,7 @@ async def _respond(request: web.Request, edge: Edge, entry: ContentEntry, index:
     """The held chunk ``index``: its wire form and price, payment, then the bytes."""
     statement = entry.statements.get(index)
     if statement is None:  # the content failed (and let go of its chunks) meanwhile
-        return _failed(entry) or _not_ready(index, "is no longer held")
+        return failed(entry) or not_ready(index, "is no longer held")
     lane = None
     market = edge.selling
     if market is not None and held is None:  # a replica's bought chunk was paid first
@@ -167,7 +185,7 @@ async def _respond(request: web.Request, edge: Edge, entry: ContentEntry, index:
             lane = await take_turn(request, edge, market, client, largest_size(entry, index))
         except PaymentRequired as exc:  # a bid without payment: the quote tells how to pay
             price = largest_price(edge, entry, index)
-            return _refusal(request, edge, exc, entry.content_id, int(time.time()), price)
+            return refusal(request, edge, exc, entry.content_id, int(time.time()), price)
     content_type = entry.head.header("content-type")
     accept_encoding = request.headers.get("Accept-Encoding")
     file: BinaryIO | None = None
@@ -217,7 +235,7 @@ async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: 
             paid_by, _ = await settle(request, edge, (entry.content_id, index), cost, size,
                                       client, now)  # fmt: skip
         except Refusal as exc:
-            return _refusal(request, edge, exc, entry.content_id, now, cost)
+            return refusal(request, edge, exc, entry.content_id, now, cost)
     if lane is None:  # no market: a paid chunk is what a paid slot would be
         lane = FREE if paid_by == "free" else PAID
     headers = {
@@ -229,6 +247,8 @@ async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: 
         "Content-Type": "application/octet-stream",
         "Cache-Control": "private, immutable",
     }
+    if edge.selling is None:  # runs are offered (cdn_edge/routes_runs.py); not by a market
+        headers[RUN_MAX_HEADER] = str(RUN_MAX_COUNT)
     if encoding:
         headers["Content-Encoding"] = encoding
     edge.metrics.chunks.labels(paid_by).inc()
@@ -237,7 +257,7 @@ async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: 
     return headers
 
 
-def _refusal(request: web.Request, edge: Edge, exc: Refusal, content_id: bytes, now: int,
+def refusal(request: web.Request, edge: Edge, exc: Refusal, content_id: bytes, now: int,
              cost: int) -> web.Response:  # fmt: skip
     """A payment refusal counted in the metrics: a 402 shows the quote and the price;
     any other refusal is raised as its problem."""
@@ -257,8 +277,13 @@ def _payment_problem(exc: PaymentRequired, quote: Quote, cost: int) -> web.Respo
 
 
 def _parse(request: web.Request) -> tuple[bytes, int]:
+    return parse_path(request, "index")
+
+
+def parse_path(request: web.Request, index_key: str) -> tuple[bytes, int]:
+    """The content id and chunk index of a chunk (or run) path; 400 when malformed."""
     content_id = _hex32(request.match_info["content_id"], "content id")
-    raw = request.match_info["index"]
+    raw = request.match_info[index_key]
     # isdigit() alone admits digits int() refuses ("²"): ASCII only.
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 8 or int(raw) >= MAX_CHUNKS:
         raise MalformedMessage(f"chunk index must be an integer below {MAX_CHUNKS}")

@@ -14,6 +14,7 @@ from aiohttp import web
 from cdn_edge.content.entry import ContentEntry
 from cdn_edge.edge_state import EDGE, Edge
 from cdn_edge.problems import read_json
+from cdn_edge.routes_runs import RUNS_OFFERED
 from cdn_edge.torrent import (
     MAX_TORRENT_FILE_BYTES,
     TorrentSpec,
@@ -156,6 +157,7 @@ async def content(request: web.Request) -> web.Response:
 
 async def info(request: web.Request) -> web.Response:
     edge = request.app[EDGE]
+    runs = {"runs": RUNS_OFFERED} if edge.selling is None else {}  # cdn_edge/routes_runs.py
     return web.json_response(
         {
             "node_id": edge.identity.node.node_id.hex(),
@@ -171,6 +173,7 @@ async def info(request: web.Request) -> web.Response:
             "market": edge.market.info() if edge.market is not None else None,
             "dht": edge.dht_address,
             "sibling_caches": edge.config.dht and not edge.config.no_sibling_caches,
+            **runs,
         }
     )
 

@@ -1,0 +1,274 @@
+"""Chunk runs on a real edge (``GET /v1/run/{content}/{first}?count=K``, issue 18).
+
+One request, one payment ahead for the whole run, recorded before the first frame;
+every frame verified here against the content's head with the protocol's codec; what
+was paid ahead and not charged stays the payer's credit, recorded before the trailer,
+and also when the requester leaves mid-run. The edge's books are read with ``atlas edge
+earnings`` (``served`` is the channel's consumed amount)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import aiohttp
+
+from requester.protocol import ManifestHead, PayerKey
+from requester.protocol.chunk_run import (
+    FRAME_HEADER_SIZE,
+    RUN_CONTENT_TYPE,
+    RunEnd,
+    decode_frame_header,
+)
+from requester.protocol.manifest import MAX_CHUNKS
+from tests.edge.edge_client import fetch, get_chunk, metrics, problem, request, wait_for_seal
+from tests.edge.paying import (
+    channel_earnings,
+    credit_header,
+    earnings,
+    edge_info,
+    open_channel,
+    voucher_header,
+)
+from tests.edge.run_client import get_run, run_url
+from tests.edge.test_edge_market import MARKET
+from tests.origin_server import pattern, text
+from tests.processes import Running, start_edge
+
+CHUNK = 256 * 1024
+CHUNKS_PAID = 'atlas_edge_chunks_total{paid_by="voucher"}'
+
+
+async def _cached(session: aiohttp.ClientSession, edge: str, url: str) -> tuple[str, ManifestHead]:
+    fetched = await fetch(session, edge, url)
+    cid = fetched.info["content_id"]
+    await wait_for_seal(session, edge, cid)
+    return cid, fetched.head
+
+
+async def _chunk_price(session: aiohttp.ClientSession, edge: str, cid: str) -> int:
+    """What one full chunk costs here: the price a 402 states."""
+    status, _, headers = await get_chunk(session, edge, cid, 0)
+    assert status == 402, status
+    return int(headers["Atlas-Price"])
+
+
+async def _books(data_dir: Path, channel_id: bytes) -> tuple[int, int]:
+    """(paid, served) of one channel in the edge's books; (0, 0) if never recorded."""
+    row = channel_earnings(await earnings(data_dir), channel_id)
+    return (0, 0) if row is None else (int(row["paid"]), int(row["served"]))
+
+
+async def test_a_paid_run_of_16_is_the_content_for_one_voucher(
+    tmp_path: Path, origin: Running, ledger: Running
+) -> None:
+    edge = start_edge(tmp_path / "edge", ledger.url, "--free-mib", "0")
+    try:
+        async with aiohttp.ClientSession() as session:
+            cid, head = await _cached(session, edge.url, f"{origin.url}/bytes/{16 * CHUNK}?r=16")
+            price = await _chunk_price(session, edge.url, cid)
+            channel = await open_channel(session, ledger.url, edge.url)
+            before = (await metrics(session, edge.url)).get(CHUNKS_PAID, 0.0)
+            paid = {"Atlas-Voucher": voucher_header(channel, 20 * price)}
+            run = await get_run(session, edge.url, cid, 0, 16, head, paid)
+            after = (await metrics(session, edge.url)).get(CHUNKS_PAID, 0.0)
+            info = await edge_info(session, edge.url)
+        assert run.status == 200, run.problem
+        assert run.headers["Content-Type"] == RUN_CONTENT_TYPE
+        assert run.headers["Atlas-Paid-By"] == "voucher"
+        # Held, sent as stored and paid: its length is known and the bodies go by sendfile.
+        assert int(run.headers["Content-Length"]) == 16 * (FRAME_HEADER_SIZE + CHUNK) + 20
+        assert run.data == pattern(0, 16 * CHUNK)
+        assert [(f.price, f.paid_by, f.lane, f.zstd) for f in run.frames] == [
+            (price, "voucher", "paid", False)
+        ] * 16
+        assert run.trailer is not None
+        assert (run.trailer.reason, run.trailer.frames, run.trailer.charged) == (
+            RunEnd.COMPLETE, 16, 16 * price,
+        )  # fmt: skip
+        assert after - before == 16
+        assert info["runs"] == {"version": 1, "max_count": 64}
+        # One voucher paid 20 chunks' worth: 16 consumed, 4 the payer's credit.
+        assert await _books(tmp_path / "edge", channel.terms.channel_id) == (20 * price, 16 * price)
+    finally:
+        edge.stop()
+
+
+async def test_a_run_past_the_end_stops_with_end_and_charges_what_was_sent(
+    origin: Running, ledger: Running, paid_edge: Running
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        cid, head = await _cached(session, paid_edge.url, f"{origin.url}/bytes/{5 * CHUNK}?r=end")
+        price = await _chunk_price(session, paid_edge.url, cid)
+        key = PayerKey.generate()
+        channel = await open_channel(session, ledger.url, paid_edge.url, key=key)
+        # The payment ahead covers the run clipped to the sealed end: 3 chunks.
+        short = {"Atlas-Voucher": voucher_header(channel, 3 * price)}
+        run = await get_run(session, paid_edge.url, cid, 2, 8, head, short)
+        beyond = await request(session, "GET", run_url(paid_edge.url, cid, 5, 1))
+        chunk = await get_chunk(session, paid_edge.url, cid, 0,
+                                credit_header(key, channel.terms, cid, 0))  # fmt: skip
+    assert run.status == 200, run.problem
+    assert run.data == pattern(2 * CHUNK, 3 * CHUNK)
+    assert run.trailer is not None
+    assert (run.trailer.reason, run.trailer.frames, run.trailer.charged) == (
+        RunEnd.END, 3, 3 * price,
+    )  # fmt: skip
+    assert problem(beyond, 416, "beyond_end") == "content has 5 chunks; 5 is past the end"
+    # Nothing of the voucher is left as credit: it paid exactly the three frames sent.
+    assert chunk[0] == 402, chunk[1][:300]
+
+
+async def test_a_short_payment_is_402_with_the_runs_price_and_charges_nothing(
+    tmp_path: Path, origin: Running, ledger: Running
+) -> None:
+    edge = start_edge(tmp_path / "edge", ledger.url, "--free-mib", "0")
+    try:
+        async with aiohttp.ClientSession() as session:
+            cid, _ = await _cached(session, edge.url, f"{origin.url}/bytes/{16 * CHUNK}?r=402")
+            price = await _chunk_price(session, edge.url, cid)
+            channel = await open_channel(session, ledger.url, edge.url)
+            unpaid = await request(session, "GET", run_url(edge.url, cid, 0, 16))
+            short_pay = {"Atlas-Voucher": voucher_header(channel, 15 * price)}
+            short = await request(session, "GET", run_url(edge.url, cid, 0, 16), headers=short_pay)
+        for answer in (unpaid, short):
+            assert answer[0] == 402, answer[1][:300]
+            assert answer[2]["Atlas-Price"] == str(16 * price)
+            assert answer[2]["Atlas-Quote"]
+        problem(short, 402, "underpaid")
+        assert await _books(tmp_path / "edge", channel.terms.channel_id) == (0, 0)
+    finally:
+        edge.stop()
+
+
+async def test_a_free_run_stops_unpaid_once_the_allowance_is_used_up(
+    edges: tuple[Path, list[Running]], origin: Running, ledger: Running
+) -> None:
+    root, started = edges
+    edge = start_edge(root / "free", ledger.url, "--free-mib", "1")  # four chunks a window
+    started.append(edge)
+    async with aiohttp.ClientSession() as session:
+        cid, head = await _cached(session, edge.url, f"{origin.url}/bytes/{8 * CHUNK}?r=free")
+        run = await get_run(session, edge.url, cid, 0, 8, head)
+        again = await request(session, "GET", run_url(edge.url, cid, 4, 4))
+    assert run.status == 200, run.problem
+    assert "Content-Length" not in run.headers  # it may stop early: chunked
+    assert run.data == pattern(0, 4 * CHUNK)
+    assert {(f.price, f.paid_by, f.lane) for f in run.frames} == {(0, "free", "free")}
+    assert run.trailer is not None
+    assert (run.trailer.reason, run.trailer.frames, run.trailer.charged) == (RunEnd.UNPAID, 4, 0)
+    assert "free allowance" in run.trailer.detail
+    assert again[0] == 402 and "free allowance" in problem(again, 402, "payment_required")
+
+
+async def test_a_market_edge_answers_409_and_offers_no_runs(
+    edges: tuple[Path, list[Running]], origin: Running, ledger: Running
+) -> None:
+    root, started = edges
+    market = start_edge(root / "market", ledger.url, *MARKET)
+    started.append(market)
+    async with aiohttp.ClientSession() as session:
+        fetched = await fetch(session, market.url, f"{origin.url}/bytes/{2 * CHUNK}?r=market")
+        cid = fetched.info["content_id"]
+        answer = await request(session, "GET", run_url(market.url, cid, 0, 2))
+        info = await edge_info(session, market.url)
+        chunk = await get_chunk(session, market.url, cid, 0)  # the free lane
+    problem(answer, 409, "runs_not_offered")
+    assert "runs" not in info
+    assert chunk[0] == 200 and "Atlas-Run-Max" not in chunk[2]
+
+
+async def test_malformed_run_requests_get_400(origin: Running, free_edge: Running) -> None:
+    async with aiohttp.ClientSession() as session:
+        cid, _ = await _cached(session, free_edge.url, f"{origin.url}/bytes/{2 * CHUNK}?r=bad")
+        chunk = await get_chunk(session, free_edge.url, cid, 0)
+        url = free_edge.url
+        answers = {
+            what: await request(session, "GET", f"{url}/v1/run/{path}")
+            for what, path in {
+                "count 0": f"{cid}/0?count=0",
+                "count 65": f"{cid}/0?count=65",
+                "count x": f"{cid}/0?count=x",
+                "count missing": f"{cid}/0",
+                "count superscript": f"{cid}/0?count=%C2%B2",
+                "index too big": f"{cid}/{MAX_CHUNKS}?count=1",
+                "index not a number": f"{cid}/-1?count=1",
+                "run past the limit": f"{cid}/{MAX_CHUNKS - 1}?count=2",
+                "bad hex": f"{'zz' * 32}/0?count=1",
+                "short id": f"{cid[:-2]}/0?count=1",
+            }.items()
+        }
+        voucher = await request(session, "GET", run_url(url, cid, 0, 1),
+                                headers={"Atlas-Voucher": "not-a-voucher"})  # fmt: skip
+        unknown = await request(session, "GET", run_url(url, "ab" * 32, 0, 1))
+    for what, answer in answers.items():
+        assert problem(answer, 400, "malformed_message"), what
+    problem(voucher, 400, "malformed_message")
+    problem(unknown, 404, "not_found")
+    assert chunk[0] == 200 and chunk[2]["Atlas-Run-Max"] == "64"
+
+
+async def test_a_requester_that_leaves_after_the_first_frame_keeps_the_rest_as_credit(
+    tmp_path: Path, origin: Running, ledger: Running
+) -> None:
+    """The chunks arrive slowly (0.8 s each): the requester reads the first frame and
+    closes; the edge notices when it would send the second, and refunds the 15 unsent."""
+    edge = start_edge(tmp_path / "edge", ledger.url, "--free-mib", "0")
+    try:
+        async with aiohttp.ClientSession() as session:
+            slow = await fetch(session, edge.url, f"{origin.url}/slow/{16 * CHUNK}?delay=0.05")
+            cid = slow.info["content_id"]
+            price = await _chunk_price(session, edge.url, cid)
+            key = PayerKey.generate()
+            channel = await open_channel(session, ledger.url, edge.url, key=key)
+            paid = {"Atlas-Voucher": voucher_header(channel, 16 * price)}
+            async with session.get(run_url(edge.url, cid, 0, 16), headers=paid) as r:
+                assert r.status == 200
+                assert "Content-Length" not in r.headers  # still arriving: chunked
+                header = decode_frame_header(await r.content.readexactly(FRAME_HEADER_SIZE), CHUNK)
+                assert await r.content.readexactly(header.wire_len) == pattern(0, CHUNK)
+                r.close()  # the connection goes, not back to the pool
+            books = (0, 0)
+            async with asyncio.timeout(20):
+                while books != (16 * price, price):
+                    await asyncio.sleep(0.2)
+                    books = await _books(tmp_path / "edge", channel.terms.channel_id)
+            # The refund is credit the payer spends on the next chunk, without a voucher.
+            status, body, headers = await get_chunk(
+                session, edge.url, cid, 1, credit_header(key, channel.terms, cid, 1)
+            )
+        assert (header.index, header.price) == (0, price)
+        assert status == 200 and body == pattern(CHUNK, CHUNK), body[:300]
+        assert headers["Atlas-Paid-By"] == "credit"
+    finally:
+        edge.stop()
+
+
+async def test_kill_9_right_after_a_run_loses_no_payment_state(
+    tmp_path: Path, origin: Running, ledger: Running
+) -> None:
+    """zstd frames cost less than the full-size price paid ahead: the difference is
+    returned to the channel's credit, durably, before the trailer; a SIGKILL just after
+    the answer loses neither the voucher nor that refund."""
+    data_dir = tmp_path / "edge"
+    edge = start_edge(data_dir, ledger.url, "--free-mib", "0")
+    try:
+        async with aiohttp.ClientSession() as session:
+            cid, head = await _cached(session, edge.url, f"{origin.url}/text/{8 * CHUNK}")
+            price = await _chunk_price(session, edge.url, cid)
+            channel = await open_channel(session, ledger.url, edge.url)
+            headers = {"Atlas-Voucher": voucher_header(channel, 8 * price),
+                       "Accept-Encoding": "zstd"}  # fmt: skip
+            run = await get_run(session, edge.url, cid, 0, 8, head, headers)
+        edge.kill9()
+        assert edge.proc.returncode == -signal.SIGKILL
+        assert run.status == 200, run.problem
+        assert run.data == text(8 * CHUNK)
+        assert all(f.zstd for f in run.frames)
+        assert run.trailer is not None and run.trailer.reason == RunEnd.COMPLETE
+        charged = run.trailer.charged
+        assert 0 < charged < 8 * price and charged == sum(f.price for f in run.frames)
+        assert await _books(data_dir, channel.terms.channel_id) == (8 * price, charged)
+    finally:
+        edge.stop()
