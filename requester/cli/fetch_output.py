@@ -2,7 +2,11 @@
 
 The sidecar records the signed head and how many chunks are safely on disk
 (written only after the data is flushed), so an interrupted fetch resumes
-where it stopped and never pays twice for a chunk it already has. A fetch
+where it stopped and never pays twice for a chunk it already has. Every 8th
+chunk, the fsync and the sidecar's rewrite (a few ms of disk waits) run in a
+worker thread while the loop goes on downloading; the next chunk is written only
+once they are done, so at most 8 chunks are ever on disk and not yet claimed,
+as when they ran on the loop. A fetch
 that fails keeps both only if running it again can finish it (it stopped at
 its spend limit, or for want of a provider or the ledger), with the sidecar
 counting every chunk written; otherwise (the content itself failed) both go.
@@ -10,9 +14,11 @@ counting every chunk written; otherwise (the content itself failed) both go.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -40,21 +46,24 @@ async def save(download: Download, output: Path | None, sidecar: Path | None, ur
     assert sidecar is not None
     part = output.with_name(output.name + ".part")
     mode = "r+b" if done and part.exists() else "wb"
+    head = b64url_encode(download.head.encode())
     try:
         with part.open(mode) as sink, bar:
             sink.truncate(done * download.head.chunk_size)
             sink.seek(done * download.head.chunk_size)
             _write_sidecar(sidecar, url, download, done)
+            disk = ThreadPoolExecutor(1, thread_name_prefix="atlas-fsync")
             try:
                 async for data in download.chunks():
                     sink.write(data)
                     done += 1
-                    if done % 8 == 0:
+                    if done % CHECKPOINT == 0:
                         sink.flush()
-                        os.fsync(sink.fileno())
-                        _write_sidecar(sidecar, url, download, done)
+                        job = disk.submit(_checkpoint, sink.fileno(), sidecar, url, head, done)
+                        await asyncio.wrap_future(job)
                     bar.update()
             finally:
+                disk.shutdown(wait=True)  # a checkpoint a cancelled await left running ends
                 sink.flush()
                 os.fsync(sink.fileno())
     except BaseException as exc:
@@ -102,9 +111,21 @@ def load_sidecar(sidecar: Path | None, url: str) -> tuple[bytes, int] | None:
         return None
 
 
+CHECKPOINT = 8
+"""Chunks between two fsyncs of ``FILE.part`` (each followed by the sidecar's rewrite)."""
+
+
+def _checkpoint(fd: int, sidecar: Path, url: str, head: str, done: int) -> None:
+    """In the worker thread: the first ``done`` chunks to disk, then the sidecar says so."""
+    os.fsync(fd)
+    _replace_sidecar(sidecar, url, head, done)
+
+
 def _write_sidecar(sidecar: Path, url: str, download: Download, done: int) -> None:
+    _replace_sidecar(sidecar, url, b64url_encode(download.head.encode()), done)
+
+
+def _replace_sidecar(sidecar: Path, url: str, head: str, done: int) -> None:
     tmp = sidecar.with_suffix(".tmp")
-    tmp.write_text(json.dumps({
-        "url": url, "head": b64url_encode(download.head.encode()), "chunks_done": done,
-    }))  # fmt: skip
+    tmp.write_text(json.dumps({"url": url, "head": head, "chunks_done": done}))
     tmp.replace(sidecar)
