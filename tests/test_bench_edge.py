@@ -16,6 +16,7 @@ import pytest
 from tests.bench_smoke import check_rows, positive, require_tools, run_quick
 
 ROWS = {
+    "serve_run_bytes",
     "serve_voucher_rps",
     "serve_free_rps",
     "stream_rss_growth",
@@ -52,5 +53,8 @@ def test_quick_edge_benchmark_reports_every_row(tmp_path: Path) -> None:
     # Every response wrk counted was paid by a voucher the edge accepted.
     assert serve["vouchers_accepted"] >= serve["voucher_responses"]
     assert serve["vouchers_accepted"] <= serve["vouchers_sent"]
+    # Every run wrk counted was 16 chunks paid by its voucher (some more were in flight).
+    assert serve["run_responses"] > 0 and serve["run_non_2xx"] == 0
+    assert serve["run_chunks"] >= 16 * serve["run_responses"]
     assert report["checks"]["stream"]["bytes"] > 0
     assert report["checks"]["pages"]["files"] > 0

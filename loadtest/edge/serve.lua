@@ -1,7 +1,8 @@
 -- wrk script of the edge benchmark (loadtest/edge/wrk.py). Every wrk thread has exactly one
 -- connection, so its requests go out one after another, each with the next line of its own
 -- header file (a voucher sequence with rising amounts: one channel per connection).
--- args: path prefix, chunk count, header file pattern (%d = thread id), header name, cycle
+-- args: path prefix, chunk count, header file pattern (%d = thread id), header name, cycle,
+-- and a path suffix ("?count=16" for chunk runs; may be empty)
 local counter = 0
 local threads = {}
 
@@ -16,6 +17,7 @@ function init(args)
   chunks = tonumber(args[2])
   header = args[4]
   cycle = args[5] == "1"
+  suffix = args[6] or ""
   values = {}
   for line in io.lines(string.format(args[3], id)) do
     values[#values + 1] = line
@@ -36,7 +38,7 @@ function request()
       i = n
     end
   end
-  return wrk.format("GET", prefix .. ((used - 1) % chunks), {[header] = values[i]})
+  return wrk.format("GET", prefix .. ((used - 1) % chunks) .. suffix, {[header] = values[i]})
 end
 
 function done(summary, latency, requests)

@@ -39,13 +39,15 @@ class WrkResult:
 
 
 async def run_wrk(
-    base: str, prefix: str, pattern: Path, header: str, cycle: bool, conns: int, seconds: int
-) -> WrkResult:
+    base: str, prefix: str, pattern: Path, header: str, cycle: bool, conns: int, seconds: int,
+    chunks: int = SERVE_CHUNKS, suffix: str = "",
+) -> WrkResult:  # fmt: skip
     """``conns`` threads of one connection each for ``seconds`` against ``base``, requesting
-    ``prefix`` + chunk index with ``header`` set to the next line of the thread's file."""
+    ``prefix`` + chunk index (0 .. ``chunks`` - 1, cycled) + ``suffix`` with ``header`` set
+    to the next line of the thread's file."""
     argv = [shutil.which("wrk") or "wrk", "-t", str(conns), "-c", str(conns), "-d", f"{seconds}s"]
-    argv += ["--timeout", "5s", "-s", str(WRK_LUA), base, "--", prefix, str(SERVE_CHUNKS)]
-    argv += [str(pattern), header, "1" if cycle else "0"]
+    argv += ["--timeout", "5s", "-s", str(WRK_LUA), base, "--", prefix, str(chunks)]
+    argv += [str(pattern), header, "1" if cycle else "0", suffix]
     run = await asyncio.to_thread(run_timed, argv, dict(os.environ), pattern.parent, "wrk")
     found = [line for line in run.stdout.splitlines() if line.startswith("{")]
     if not found:
