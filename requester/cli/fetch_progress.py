@@ -8,29 +8,19 @@ is drawn: logs and pipes get only the closing line (:func:`final_line`).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-)
-from rich.table import Column
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from requester.cli.amounts import short_amount
-from requester.client import Download
 from requester.protocol import UNKNOWN_SIZE
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from requester.client import Download
 
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 RATE_WINDOW = 5.0
@@ -46,42 +36,6 @@ def size_text(size: object) -> str:
     while value >= 1024 and unit < len(UNITS) - 1:
         value, unit = value / 1024, unit + 1
     return f"{size} B" if unit == 0 else f"{value:.1f} {UNITS[unit]}"
-
-
-class SizeColumn(ProgressColumn):
-    """Bytes so far, of the total when it is known (``1.2 MiB/2.9 MiB``)."""
-
-    def render(self, task: Task) -> Text:
-        done = size_text(int(task.completed))
-        return Text(done if task.total is None else f"{done}/{size_text(int(task.total))}")
-
-
-class RateColumn(ProgressColumn):
-    """The rate over the last :data:`RATE_WINDOW` seconds (``FetchBar.update`` sets it), in
-    binary units like every other size Atlas prints."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.fields.get("rate")
-        return Text("?/s" if not speed else f"{size_text(int(speed))}/s")
-
-
-class EtaColumn(ProgressColumn):
-    """``ETA 0:01:05``: what is left at that same rate."""
-
-    def render(self, task: Task) -> Text:
-        speed, left = task.fields.get("rate"), (task.total or 0) - task.completed
-        if left <= 0:
-            return Text("ETA 0:00:00")
-        if not speed:
-            return Text("ETA -:--:--")
-        minutes, seconds = divmod(round(left / speed), 60)
-        return Text(f"ETA {minutes // 60}:{minutes % 60:02d}:{seconds:02d}")
-
-
-def _one_row() -> Column:
-    """Text columns never wrap: on an 80-column terminal rich broke ``512.0 KiB/2.9 MiB``
-    over two rows; the bar, whose width gives way first, takes what is left."""
-    return Column(no_wrap=True)
 
 
 def providers_in_use(download: Download) -> int:
@@ -100,21 +54,11 @@ class FetchBar:
         self._bar: Progress | None = None
         if not shown:
             return
+        from requester.cli.fetch_bar import live_bar  # rich: only when a bar is drawn
+
         size = download.head.size_hint
         self._total = None if size == UNKNOWN_SIZE else size
-        one = _one_row
-        columns: list[ProgressColumn | str] = (
-            [BarColumn(bar_width=None, table_column=Column(ratio=1, max_width=40)),
-             TaskProgressColumn(table_column=one()), SizeColumn(one()), RateColumn(one()),
-             EtaColumn(one())]
-            if self._total is not None
-            else [SpinnerColumn(table_column=one()), SizeColumn(one()), RateColumn(one())]
-        )  # fmt: skip
-        columns.append(TextColumn("{task.fields[spent]} spent  {task.fields[providers]}",
-                                  table_column=one()))  # fmt: skip
-        console = Console(file=sys.stderr, force_terminal=True)
-        self._bar = Progress(*columns, console=console, transient=False,
-                             expand=self._total is not None)  # fmt: skip
+        self._bar = live_bar(self._total)
         self._samples = deque([(time.monotonic(), done_bytes)])
         self._task = self._bar.add_task(
             "fetch", total=self._total, completed=done_bytes,
