@@ -43,7 +43,8 @@ RUNS_OFFERED = {"version": 1, "max_count": RUN_MAX_COUNT}
 
 
 def add_routes(app: web.Application) -> None:
-    app.add_routes([web.get("/v1/run/{content_id}/{first}", run)])
+    # No HEAD: a run is paid for and its frames go by sendfile, past aiohttp's writer.
+    app.add_routes([web.get("/v1/run/{content_id}/{first}", run, allow_head=False)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,14 @@ earnings`` (``served`` is the channel's consumed amount)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from pathlib import Path
 
 import aiohttp
 
-from requester.protocol import ManifestHead, PayerKey
+from requester.ledger_client import LedgerClient
+from requester.protocol import ManifestHead, PayerKey, TronAddress, b64url_decode
 from requester.protocol.chunk_run import (
     FRAME_HEADER_SIZE,
     RUN_CONTENT_TYPE,
@@ -22,8 +24,10 @@ from requester.protocol.chunk_run import (
     decode_frame_header,
 )
 from requester.protocol.manifest import MAX_CHUNKS
+from tests.edge.conftest import Pair
 from tests.edge.edge_client import fetch, get_chunk, metrics, problem, request, wait_for_seal
 from tests.edge.paying import (
+    FUNDS,
     channel_earnings,
     credit_header,
     earnings,
@@ -33,6 +37,7 @@ from tests.edge.paying import (
 )
 from tests.edge.run_client import get_run, run_url
 from tests.edge.test_edge_market import MARKET
+from tests.edge.test_edge_replication import listed
 from tests.origin_server import pattern, text
 from tests.processes import Running, start_edge
 
@@ -202,10 +207,12 @@ async def test_malformed_run_requests_get_400(origin: Running, free_edge: Runnin
         voucher = await request(session, "GET", run_url(url, cid, 0, 1),
                                 headers={"Atlas-Voucher": "not-a-voucher"})  # fmt: skip
         unknown = await request(session, "GET", run_url(url, "ab" * 32, 0, 1))
+        head = await request(session, "HEAD", run_url(url, cid, 0, 1))
     for what, answer in answers.items():
         assert problem(answer, 400, "malformed_message"), what
     problem(voucher, 400, "malformed_message")
     problem(unknown, 404, "not_found")
+    assert head[0] == 405
     assert chunk[0] == 200 and chunk[2]["Atlas-Run-Max"] == "64"
 
 
@@ -272,3 +279,82 @@ async def test_kill_9_right_after_a_run_loses_no_payment_state(
         assert await _books(data_dir, channel.terms.channel_id) == (8 * price, charged)
     finally:
         edge.stop()
+
+
+async def test_a_replica_ends_a_run_not_held_and_never_buys_inside_one(
+    origin: Running, ledger: Running, pair: Pair
+) -> None:
+    """B (a replica of A's content) holds none of it: a run gets no frame and costs nothing.
+    Once /v1/chunk bought chunk 0 (paid first), a run from 0 sends what B holds, then stops
+    NOT_HELD or completes; each frame charged once, the rest of the payment credit."""
+    async with aiohttp.ClientSession() as session:
+        await LedgerClient(ledger.url, session).faucet(
+            TronAddress.parse((await edge_info(session, pair.b.url))["payee"]), FUNDS
+        )
+        cid, _ = await _cached(session, pair.a.url, f"{origin.url}/bytes/{8 * CHUNK}?r=replica")
+        await listed(session, pair.a.url, cid, pair.a.url)
+        status, body, _ = await request(session, "GET", f"{pair.b.url}/v1/content/{cid}")
+        assert status == 200, body[:300]
+        head = ManifestHead.decode(b64url_decode(json.loads(body)["head"], 1 << 20, "head"))
+        price = await _chunk_price(session, pair.b.url, cid)
+        channel = await open_channel(session, ledger.url, pair.b.url)
+        none = await get_run(session, pair.b.url, cid, 0, 8, head,
+                             {"Atlas-Voucher": voucher_header(channel, 8 * price)})  # fmt: skip
+        bought = await get_chunk(session, pair.b.url, cid, 0,
+                                 {"Atlas-Voucher": voucher_header(channel, price)})  # fmt: skip
+        some = await get_run(session, pair.b.url, cid, 0, 8, head,
+                             {"Atlas-Voucher": voucher_header(channel, 7 * price)})  # fmt: skip
+    assert none.status == 200 and none.frames == []
+    assert none.trailer is not None
+    assert (none.trailer.reason, none.trailer.frames, none.trailer.charged) == (
+        RunEnd.NOT_HELD, 0, 0,
+    )  # fmt: skip
+    # The first run's voucher was never taken: the next one's amount includes it.
+    assert bought[0] == 200 and bought[1] == pattern(0, CHUNK), bought[1][:300]
+    assert some.status == 200 and some.trailer is not None, some.problem
+    frames = some.trailer.frames
+    assert frames >= 1 and some.data == pattern(0, frames * CHUNK)
+    assert some.trailer.reason == (RunEnd.COMPLETE if frames == 8 else RunEnd.NOT_HELD)
+    assert some.trailer.charged == frames * price
+    assert await _books(pair.b_dir, channel.terms.channel_id) == (
+        16 * price, price + frames * price,
+    )  # fmt: skip
+
+
+async def test_a_run_is_one_transfer_of_its_client(
+    edges: tuple[Path, list[Running]], origin: Running, ledger: Running
+) -> None:
+    """Runs waiting for chunks still arriving hold one transfer each (of the 32 a client
+    may have), however many chunks they ask: with 31 waiting a chunk request passes; with
+    32, it is 429."""
+    root, started = edges
+    edge = start_edge(root / "limit", ledger.url, "--free-mib", "4096")
+    started.append(edge)
+    connector = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        slow = await fetch(session, edge.url, f"{origin.url}/slow/{16 * CHUNK}?delay=0.05")
+        cid = slow.info["content_id"]
+        async with asyncio.timeout(10):  # chunk 0 held: asking for it never waits
+            while True:
+                if (await get_chunk(session, edge.url, cid, 0))[0] == 200:
+                    break
+                await asyncio.sleep(0.05)
+        url = run_url(edge.url, cid, 12, 4)  # chunk 12 arrives ~10 s after the fetch
+        waiting = [asyncio.create_task(request(session, "GET", url)) for _ in range(31)]
+        await asyncio.sleep(1.0)
+        passed = await get_chunk(session, edge.url, cid, 0)
+        waiting.append(asyncio.create_task(request(session, "GET", url)))
+        async with asyncio.timeout(10):
+            while True:
+                refused = await get_chunk(session, edge.url, cid, 0)
+                if refused[0] != 200:
+                    break
+                await asyncio.sleep(0.05)
+        run_refused = await request(session, "GET", url)
+        assert not any(task.done() for task in waiting)
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+    assert passed[0] == 200, passed[1][:300]
+    problem(refused, 429, "too_many_transfers")
+    problem(run_refused, 429, "too_many_transfers")
