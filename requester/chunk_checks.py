@@ -29,7 +29,7 @@ from requester.protocol.manifest import STATEMENT_SIZE
 from requester.protocol.quote import QUOTE_SIZE, chunk_price
 from requester.provider_answer import inflate
 
-__all__ = ["Delivered", "accept_chunk", "check_quote"]
+__all__ = ["Delivered", "accept_chunk", "bad_chunk", "check_quote"]
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,8 @@ def accept_chunk(provider: str, verifier: ContentVerifier, index: int, body: byt
             raise ProviderFault(provider, "unknown Content-Encoding")
         checked = verifier.verify_chunk(statement, body)
     except (ProtocolError, zstandard.ZstdError) as exc:
-        detail = exc.message if isinstance(exc, ProtocolError) else str(exc)
-        raise ProviderFault(
-            provider, f"bad chunk {index}: {detail}",
-            {"content_id": verifier.head.content_id.hex(), "index": str(index),
-             "sha256_received": hashlib.sha256(body).hexdigest(), "provider": provider,
-             "head": b64url_encode(verifier.head.encode()),
-             "statement": answer.get("Atlas-Chunk", "")},
-        ) from exc  # fmt: skip
+        raise bad_chunk(provider, verifier, index, body, answer.get("Atlas-Chunk", ""),
+                        exc) from exc  # fmt: skip
     if checked.index != index:
         raise ProviderFault(provider, f"sent chunk {checked.index} for {index}")
     price = answer.get("Atlas-Price", "0")
@@ -89,6 +83,19 @@ def accept_chunk(provider: str, verifier: ContentVerifier, index: int, body: byt
         spent,
         lane,
     )
+
+
+def bad_chunk(provider: str, verifier: ContentVerifier, index: int, body: bytes, statement: str,
+              exc: ProtocolError | zstandard.ZstdError) -> ProviderFault:  # fmt: skip
+    """The fault for a chunk that failed its checks, with the evidence that proves it: what
+    was received, the head and the statement it was checked against."""
+    detail = exc.message if isinstance(exc, ProtocolError) else str(exc)
+    return ProviderFault(
+        provider, f"bad chunk {index}: {detail}",
+        {"content_id": verifier.head.content_id.hex(), "index": str(index),
+         "sha256_received": hashlib.sha256(body).hexdigest(), "provider": provider,
+         "head": b64url_encode(verifier.head.encode()), "statement": statement},
+    )  # fmt: skip
 
 
 def check_quote(provider: str, verifier: ContentVerifier, answer: dict[str, str],

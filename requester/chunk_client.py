@@ -18,6 +18,7 @@ from requester.bidding import BID_HEADER, Bidding, Market, read_market
 from requester.channel_manager import (
     InsufficientFunds,
     NewChannelRefused,
+    SpendLimitReached,
 )
 from requester.chunk_checks import Delivered, accept_chunk, check_quote
 from requester.chunk_faults import (
@@ -31,6 +32,7 @@ from requester.chunk_faults import (
 )
 from requester.chunk_payer import Account, Budget, Payer, RoomKeeper
 from requester.chunk_request import CHUNK_TIMEOUT, FREE_LANE, MAX_BODY, request_chunk
+from requester.chunk_runs import Deliver, request_run
 from requester.protocol import (
     BTT_LOCAL,
     CREDIT_HEADER,
@@ -42,6 +44,7 @@ from requester.protocol import (
     WrongBinding,
     format_amount,
 )
+from requester.protocol.chunk_run import RUN_MAX_COUNT, RUN_MAX_HEADER, RunEnd
 from requester.provider_answer import refusal_text
 from requester.provider_trust import ProviderTrust
 
@@ -76,6 +79,12 @@ class ChunkClient:
         self.signed: dict[str, int] = {}
         """Vouchers signed per provider, counted when signed (a request may then fail)."""
         self._markets: dict[str, tuple[float, Market | None]] = {}
+        self._run_max: dict[str, int] = {}
+        """The longest chunk run each provider serves (``Atlas-Run-Max`` on its chunks)."""
+
+    def run_max(self, provider: str) -> int:
+        """The longest run ``provider`` serves; 0 until one of its chunk answers said so."""
+        return self._run_max.get(provider, 0)
 
     async def market(self, provider: str) -> Market | None:
         """``provider``'s market (``/v1/info``), read at most once per its round here."""
@@ -141,6 +150,7 @@ class ChunkClient:
                 market.observe_answer(provider, answer, time.monotonic())
             if status == 200:
                 delivered = accept_chunk(provider, verifier, index, body, answer, spent)
+                self._learn_runs(provider, answer.get(RUN_MAX_HEADER))
                 account = self._accounts.get(provider)
                 if expected and account is not None:
                     account.credit += max(0, expected - delivered.price)
@@ -159,6 +169,98 @@ class ChunkClient:
                 continue
             self._refused(provider, status, body, answer, expected)
         raise ProviderFault(provider, f"answered {status}{refusal_text(body)}")
+
+    async def get_run(self, provider: str, verifier: ContentVerifier, first: int, count: int,
+                      deliver: Deliver, trust: ProviderTrust | None = None,
+                      market: Bidding | None = None) -> RunEnd | None:  # fmt: skip
+        """Chunks ``first`` to ``first + count - 1`` from ``provider`` in one request, each
+        handed to ``deliver`` once verified; why the run ended, or None when the provider
+        answered a problem instead (ask it for ``first`` alone with :meth:`get`, which knows
+        quotes, replicas that must buy and lanes). Paid ahead like one chunk, for the whole
+        run: what the provider did not charge stays credit there. Only for providers that
+        serve runs, are past probation and sell no slots (their lanes pace chunk by chunk).
+        """
+        if trust is not None and trust.dropped(provider):
+            raise ProviderFault(provider, "dropped earlier in this download")
+        try:
+            reason = await self._get_run(provider, verifier, first, count, deliver, market)
+        except ProviderUnreachable:
+            raise
+        except ProviderFault:
+            if trust is not None:
+                trust.drop(provider)
+            raise
+        if trust is not None and reason is not None:
+            trust.proven(provider)
+        return reason
+
+    async def _get_run(self, provider: str, verifier: ContentVerifier, first: int, count: int,
+                       deliver: Deliver, market: Bidding | None) -> RunEnd | None:  # fmt: skip
+        cid = verifier.head.content_id.hex()
+        url = f"{provider.rstrip('/')}/v1/run/{cid}/{first}?count={count}"
+        try:
+            headers, expected, spent = await self._pay_run(provider, verifier, first, count)
+        except (InsufficientFunds, SpendLimitReached):
+            return None  # chunk by chunk, :meth:`get` pays what it can and says what it cannot
+        charged = 0
+
+        def on_chunk(index: int, delivered: Delivered) -> None:
+            nonlocal charged, spent
+            charged += delivered.price
+            deliver(index, replace(delivered, spent=spent))
+            spent = 0  # what the run signed counts once, with its first chunk
+
+        try:
+            answer = await request_run(self._session, provider, url, headers, verifier, first,
+                                       count, on_chunk)  # fmt: skip
+        finally:
+            account = self._accounts.get(provider)
+            if expected and account is not None:  # what was not charged stays credit there
+                account.credit += max(0, expected - charged)
+        if market is not None and answer.headers is not None:
+            market.observe_answer(provider, answer.headers, time.monotonic())
+        if answer.trailer is not None:
+            return answer.trailer.reason
+        if answer.status in (404, 409):
+            self._run_max[provider] = 0  # no runs there (or not this content): chunk by chunk
+        failed = (answer.headers or {}).get(CONTENT_STATE_HEADER) == "failed"
+        if answer.status in (402, 404, 409, 416, 429, 503) or failed:
+            return None
+        raise ProviderFault(provider, f"answered {answer.status}{refusal_text(answer.body)}")
+
+    async def _pay_run(self, provider: str, verifier: ContentVerifier, first: int,
+                       count: int) -> tuple[dict[str, str], int, int]:  # fmt: skip
+        """Headers paying ahead for ``count`` full-size chunks (from credit when it covers them
+        all), the price assumed and what was signed; no payment before the quote is known."""
+        headers = {"Accept-Encoding": "zstd"}
+        account = self._accounts.get(provider)
+        now = int(time.time())
+        if self._channels is None or account is None or account.quote.valid_until < now + 30:
+            return headers, 0, 0
+        if first + count > _known_chunk_count(verifier):
+            return headers, 0, 0
+        expected = account.quote.chunk_price(verifier.head.chunk_size) * count
+        taken = min(account.credit, expected)
+        account.credit -= taken  # reserved before any await: concurrent requests share it
+        needed = expected - taken
+        if not needed:
+            spend = self._channels.credit_spend(
+                account.channel_id, verifier.head.content_id, first, now
+            )
+            headers[CREDIT_HEADER] = spend.to_header()
+            return headers, expected, 0
+        try:
+            voucher = await self._channels.pay(account.quote, needed, now)
+        except BaseException:
+            account.credit += taken
+            raise
+        self.signed[provider] = self.signed.get(provider, 0) + needed
+        headers["Atlas-Voucher"] = voucher.to_header()
+        return headers, expected, needed
+
+    def _learn_runs(self, provider: str, header: str | None) -> None:
+        if header is not None and header.isascii() and header.isdigit() and len(header) <= 3:
+            self._run_max[provider] = min(int(header), RUN_MAX_COUNT)
 
     def _pays(self, provider: str, market: Bidding) -> bool:
         """Whether a request to ``provider`` carries payment: an edge without a market is

@@ -103,16 +103,18 @@ class Download:
         return self.scheduler.progress
 
     def provider_summary(self) -> dict[str, dict[str, Any]]:
-        """Per provider: chunks, wire bytes, vouchers signed (``paid``), the lane that served
-        it (``paid``, ``free``, ``mixed``, or None before a chunk), bytes per lane, what it
-        charged (``Atlas-Price`` summed) and per paid MiB (base units, None if nothing), its
-        rate in bytes/s, and its market (:meth:`requester.bidding.Bidding.describe`)."""
+        """Per provider: chunks, the requests that brought them, wire bytes, vouchers signed
+        (``paid``), the lane that served it (``paid``, ``free``, ``mixed``, or None before a
+        chunk), bytes per lane, what it charged (``Atlas-Price`` summed) and per paid MiB
+        (base units, None if nothing), its rate in bytes/s, and its market
+        (:meth:`requester.bidding.Bidding.describe`)."""
         market = self.scheduler.market
         out = {}
         for p, s in self.progress.providers.items():
             price = s.price_per_mib_paid
             out[p] = {
-                "chunks": s.chunks, "bytes": s.bytes, "paid": str(s.paid), "lane": s.lane,
+                "chunks": s.chunks, "requests": s.requests, "bytes": s.bytes, "paid": str(s.paid),
+                "lane": s.lane,
                 "paid_bytes": s.paid_bytes, "free_bytes": s.free_bytes, "charged": str(s.charged),
                 "price_per_mib_paid": None if price is None else str(price),
                 "rate": round(s.rate), **(market.describe(p) if market else {"market": None}),
@@ -147,7 +149,7 @@ class AtlasClient:
         payer: Payer | None,
         *,
         max_price_per_mib: int | None = None,
-        window: int = 16,
+        window: int = 32,
         per_provider: int = 2,
         accounts: dict[str, Account] | None = None,
         trust: TrustPolicy | None = None,

@@ -16,6 +16,8 @@ MIB = 1 << 20
 @dataclass
 class ProviderStats:
     chunks: int = 0
+    requests: int = 0
+    """Requests that asked it for chunks: one per chunk, or one per run of chunks."""
     bytes: int = 0
     paid: int = 0
     """Vouchers signed to it in this download (what it may redeem, credit included)."""

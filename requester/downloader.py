@@ -23,6 +23,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from requester.bidding import Bidding
 from requester.chunk_client import (
@@ -37,6 +38,7 @@ from requester.chunk_client import (
 from requester.download_progress import Progress, ProviderStats
 from requester.errors import ORIGIN_TITLES, SdkError
 from requester.protocol import ContentVerifier
+from requester.protocol.chunk_run import RunEnd
 from requester.provider_backoff import ProviderBackoff
 from requester.provider_choice import ProviderChoice
 from requester.provider_trust import ProviderTrust
@@ -47,6 +49,8 @@ RETRY_AFTER = 0.5
 """Seconds before asking a provider again for a chunk it said it does not have yet."""
 STRAGGLER_AFTER = 2.0
 """Seconds in flight after which an idle worker may race a chunk near the end."""
+RUN_PAUSE = 2.0
+"""Seconds a provider is asked chunk by chunk after a run of it brought no chunk."""
 
 
 class NoProvidersLeft(SdkError):
@@ -101,7 +105,7 @@ class ChunkScheduler:
         providers: list[str],
         client: ChunkClient,
         *,
-        window: int = 16,
+        window: int = 32,
         per_provider: int = 2,
         start_index: int = 0,
         stall_timeout: float = STALL_TIMEOUT,
@@ -137,6 +141,9 @@ class ChunkScheduler:
         """Providers whose connection was refused or reset: asked again later, not dropped."""
         self._group: asyncio.TaskGroup | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self._runs_paused: dict[str, float] = {}
+        """Until when each provider is asked chunk by chunk: a run of it brought nothing (a
+        replica that must buy what it lacks; a content not there yet)."""
         seal = verifier.seal
         if seal is not None:
             self._end = seal.chunk_count
@@ -213,6 +220,8 @@ class ChunkScheduler:
     async def _worker(self, provider: str) -> None:
         stats = self.progress.providers[provider]
         skip: dict[int, float] = {}
+        alone: set[int] = set()
+        """Chunks to ask this provider for one by one: its run stopped before them."""
         while stats.dropped is None:
             index = self._pick(skip, provider)
             if index is None:
@@ -224,44 +233,138 @@ class ChunkScheduler:
             if pause:
                 await asyncio.sleep(pause)
                 continue
-            self._inflight.setdefault(index, time.monotonic())
             probation = self.trust is not None and self.trust.on_probation(provider)
             now = time.monotonic()
             stats.first_asked = now if stats.first_asked is None else stats.first_asked
-            self.choice.asked(provider, now)
-            try:
-                delivered = await self._client.get(provider, self.verifier, index, self.trust,
-                                                   self.market)  # fmt: skip
-            except ProviderUnreachable as exc:  # before ProviderFault: it is one that may pass
-                self._unreachable(provider, stats, exc)
-                self._release(index)
-                continue
-            except ProviderFault as exc:
-                self._fault(provider, stats, exc)
-                self._release(index)
+            count = 1 if index in alone else self._run_length(provider, index, probation)
+            alone.discard(index)
+            if count > 1:
+                going_on = await self._run(provider, stats, index, count, skip, alone)
+            else:
+                going_on = await self._one(provider, stats, index, skip, probation)
+            if not going_on:
                 return
-            except ChunkUnavailable as exc:
-                self.choice.failed(provider)
-                self._release(index)
-                self._last_unavailable = f"{provider}: {exc}"[:300]
-                if exc.status == 416:
-                    self._end = index if self._end is None else min(self._end, index)
-                else:  # not ready here yet: others take it; ask this provider again later
-                    skip[index] = time.monotonic() + RETRY_AFTER
-                    await asyncio.sleep(0.02)
-                continue
-            except Exception as exc:  # spend limit, ledger refusal: the download stops
-                self._failure = exc
-                self._release(index)
-                return
-            self.backoff.succeeded(provider)
+
+    async def _one(self, provider: str, stats: ProviderStats, index: int,
+                   skip: dict[int, float], probation: bool) -> bool:  # fmt: skip
+        """Fetch chunk ``index`` alone; whether this worker goes on."""
+        self._inflight.setdefault(index, time.monotonic())
+        self.choice.asked(provider, time.monotonic())
+        stats.requests += 1
+        try:
+            delivered = await self._client.get(provider, self.verifier, index, self.trust,
+                                               self.market)  # fmt: skip
+        except ProviderUnreachable as exc:  # before ProviderFault: it is one that may pass
+            self._unreachable(provider, stats, exc)
+            self._release(index)
+            return True
+        except ProviderFault as exc:
+            self._fault(provider, stats, exc)
+            self._release(index)
+            return False
+        except ChunkUnavailable as exc:
+            self.choice.failed(provider)
+            self._release(index)
+            self._last_unavailable = f"{provider}: {exc}"[:300]
+            if exc.status == 416:
+                self._end = index if self._end is None else min(self._end, index)
+            else:  # not ready here yet: others take it; ask this provider again later
+                skip[index] = time.monotonic() + RETRY_AFTER
+                await asyncio.sleep(0.02)
+            return True
+        except Exception as exc:  # spend limit, ledger refusal: the download stops
+            self._failure = exc
+            self._release(index)
+            return False
+        self.backoff.succeeded(provider)
+        self._take(index, delivered, stats)
+        self.choice.delivered(provider, delivered.wire_bytes, delivered.seconds,
+                              delivered.price, time.monotonic())  # fmt: skip
+        if stats.chunks == 1 and self.market is not None and self._sizable():
+            self._learn(provider)
+        if probation:  # its first chunk verified: it gets the workers others have
+            self._spawn(provider, self._per_provider - 1)
+        return True
+
+    async def _run(self, provider: str, stats: ProviderStats, first: int, count: int,
+                   skip: dict[int, float], alone: set[int]) -> bool:  # fmt: skip
+        """Fetch a run of chunks from ``first`` (see :mod:`requester.chunk_runs`); whether
+        this worker goes on. A run that stops before its first chunk sends that chunk to
+        :meth:`ChunkClient.get`, whose answer says why (a quote, a replica that must buy it,
+        a chunk not ready, a failed content)."""
+        indexes = self._claim(first, count, skip)
+        started = time.monotonic()
+        for index in indexes:
+            self._inflight.setdefault(index, started)
+        self.choice.asked(provider, started)
+        stats.requests += 1
+        got: list[int] = []
+        last = started
+
+        def deliver(index: int, delivered: Delivered) -> None:
+            nonlocal last
+            now = time.monotonic()
+            delivered, last = replace(delivered, seconds=now - last), now
+            got.append(index)
             self._take(index, delivered, stats)
             self.choice.delivered(provider, delivered.wire_bytes, delivered.seconds,
-                                  delivered.price, time.monotonic())  # fmt: skip
-            if stats.chunks == 1 and self.market is not None and self._sizable():
-                self._learn(provider)
-            if probation:  # its first chunk verified: it gets the workers others have
-                self._spawn(provider, self._per_provider - 1)
+                                  delivered.price, now)  # fmt: skip
+
+        try:
+            reason = await self._client.get_run(provider, self.verifier, first, len(indexes),
+                                                deliver, self.trust, self.market)  # fmt: skip
+        except ProviderUnreachable as exc:
+            self._unreachable(provider, stats, exc)
+            return True
+        except ProviderFault as exc:
+            self._fault(provider, stats, exc)
+            return False
+        except Exception as exc:  # spend limit, ledger refusal: the download stops
+            self._failure = exc
+            return False
+        finally:
+            for index in indexes[len(got) :]:
+                self._release(index)
+        if got:
+            self.backoff.succeeded(provider)
+        if reason is None or not got:
+            alone.add(first + len(got))
+            self._runs_paused[provider] = time.monotonic() + RUN_PAUSE
+        elif reason == RunEnd.END:
+            end = first + len(got)
+            self._end = end if self._end is None else min(self._end, end)
+        return True
+
+    def _run_length(self, provider: str, index: int, probation: bool) -> int:
+        """How many chunks to ask ``provider`` for at once from ``index``: 1 where runs are
+        not served or a provider is on probation or sells slots, a straggler raced, else the
+        window shared among the workers, shrinking near the end so no one long run holds it."""
+        most = self._client.run_max(provider)
+        market = self.market
+        paused = self._runs_paused.get(provider, 0.0) > time.monotonic()
+        if most < 2 or probation or paused or index in self._inflight or (
+                market is not None and market.auction(provider)):  # fmt: skip
+            return 1
+        workers = self._per_provider * max(
+            1, sum(1 for s in self.progress.providers.values() if s.dropped is None)
+        )
+        share = self._window // workers
+        if self._end is not None:
+            share = min(share, (self._end - self._next) // (2 * workers))
+        return max(1, min(most, share))
+
+    def _claim(self, first: int, count: int, skip: dict[int, float]) -> list[int]:
+        """``first`` and the chunks after it nobody holds or fetches, up to ``count`` and the
+        window's end."""
+        limit = self._next + self._window
+        if self._end is not None:
+            limit = min(limit, self._end)
+        indexes = [first]
+        for index in range(first + 1, min(first + count, limit)):
+            if index in self._ready or index in self._inflight or index in skip:
+                break
+            indexes.append(index)
+        return indexes
 
     def _fault(self, provider: str, stats: ProviderStats, exc: ProviderFault) -> None:
         self.choice.failed(provider)

@@ -1,5 +1,6 @@
 """A misbehaving provider for tests: a reverse proxy in front of a real edge that
-flips one byte in every Nth chunk it serves (``--every 0``: none), and with
+flips one byte in every Nth chunk it serves (``--every 0``: none), whether served
+alone or in a chunk run, and with
 ``--lookup-delay S`` answers tracker look-ups (``/v1/providers/...``) S seconds late.
 
 Run: ``python tests/corrupting_provider.py --upstream URL --every 10 --port 0``;
@@ -18,6 +19,8 @@ import sys
 
 import aiohttp
 from aiohttp import web
+
+from requester.protocol.chunk_run import CHUNK, FRAME_HEADER_SIZE, PREFIX_SIZE, frame_kind
 
 HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length",
               "accept-encoding", "content-encoding"}  # fmt: skip
@@ -42,6 +45,8 @@ def create_app(upstream: str, every: int, lookup_delay: float = 0.0) -> web.Appl
             state["served"] += 1
             if state["served"] % every == 0:
                 body = bytes([body[0] ^ 0xFF]) + body[1:]
+        if every and request.path.startswith("/v1/run/") and status == 200:
+            body = _corrupt_run(body, every, state)
         return web.Response(status=status, body=body, headers=out_headers)
 
     async def session_ctx(app: web.Application):  # type: ignore[no-untyped-def]
@@ -53,6 +58,23 @@ def create_app(upstream: str, every: int, lookup_delay: float = 0.0) -> web.Appl
     app.cleanup_ctx.append(session_ctx)
     app.router.add_route("*", "/{tail:.*}", forward)
     return app
+
+
+def _corrupt_run(body: bytes, every: int, state: dict[str, int]) -> bytes:
+    """A chunk run's frames (docs/protocol.md 13), each counted as a chunk served: the
+    first body byte of every Nth flipped, headers and statements untouched."""
+    out = bytearray(body)
+    pos = 0
+    while (
+        pos + PREFIX_SIZE <= len(out) and frame_kind(bytes(out[pos : pos + PREFIX_SIZE])) == CHUNK
+    ):
+        wire_len = int.from_bytes(out[pos + 20 : pos + 24], "big")
+        start = pos + FRAME_HEADER_SIZE
+        state["served"] += 1
+        if state["served"] % every == 0 and wire_len:
+            out[start] ^= 0xFF
+        pos = start + wire_len
+    return bytes(out)
 
 
 async def _main(upstream: str, every: int, port: int, lookup_delay: float) -> None:

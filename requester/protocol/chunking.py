@@ -106,6 +106,27 @@ class ContentVerifier:
     def verify_chunk(self, statement_bytes: bytes, data: bytes) -> ChunkStatement:
         """Return the statement if ``data`` is the right chunk; raise otherwise."""
         statement = self.head.verify_statement(statement_bytes)
+        self._check_place(statement)
+        statement.check(data)
+        return self._record(statement)
+
+    def check_alone(self, statement_bytes: bytes, data: bytes) -> ChunkStatement:
+        """The statement's signature and the chunk's hash, checked against the head only.
+
+        This is the costly part of :meth:`verify_chunk` (Ed25519 and SHA-256, both of which
+        release the GIL) and reads nothing that changes, so it may run in a worker thread
+        while the caller reads the next chunk; :meth:`admit` then completes the check."""
+        statement = self.head.verify_statement(statement_bytes)
+        statement.check(data)
+        return statement
+
+    def admit(self, statement: ChunkStatement) -> ChunkStatement:
+        """Complete :meth:`check_alone`: the chunk's place against the seal and every chunk
+        verified before it, then record it."""
+        self._check_place(statement)
+        return self._record(statement)
+
+    def _check_place(self, statement: ChunkStatement) -> None:
         if self.seal is not None:
             expected = self.seal.chunk_length(statement.index, self.head.chunk_size)
             if statement.size != expected:
@@ -118,7 +139,8 @@ class ContentVerifier:
         known = self._hashes.get(statement.index)
         if known is not None and known != statement.sha256:
             raise WrongBinding(f"edge stated two different hashes for chunk {statement.index}")
-        statement.check(data)
+
+    def _record(self, statement: ChunkStatement) -> ChunkStatement:
         self._hashes[statement.index] = statement.sha256
         self._sizes[statement.index] = statement.size
         self._last_index = max(self._last_index, statement.index)
