@@ -15,28 +15,22 @@ chunk and does not offer runs (``409 runs_not_offered``).
 
 from __future__ import annotations
 
-import asyncio
-import os
 import time
-from dataclasses import dataclass
-from typing import BinaryIO
 
 from aiohttp import web
 
-from cdn_edge import wire_encoding
 from cdn_edge.chunk_payment import settle
 from cdn_edge.content.entry import ContentEntry
 from cdn_edge.edge_state import EDGE, Edge
-from cdn_edge.market import FREE, PAID
 from cdn_edge.problems import problem_response
 from cdn_edge.replica_fill import must_buy
 from cdn_edge.routes_chunks import failed, parse_path, refusal, too_many_transfers, transfer
+from cdn_edge.run_frames import Ahead, Held, open_held, run_price, send_arriving, send_held
 from cdn_edge.run_response import RunWriter
 from requester.errors import Refusal
 from requester.protocol import MalformedMessage, Seal
-from requester.protocol.chunk_run import RUN_MAX_COUNT, FrameHeader, RunEnd, parse_count
+from requester.protocol.chunk_run import RUN_MAX_COUNT, RunEnd, parse_count
 from requester.protocol.manifest import MAX_CHUNKS
-from requester.protocol.quote import chunk_price
 
 RUNS_OFFERED = {"version": 1, "max_count": RUN_MAX_COUNT}
 """What ``/v1/info`` says under ``runs`` on an edge that serves them."""
@@ -45,19 +39,6 @@ RUNS_OFFERED = {"version": 1, "max_count": RUN_MAX_COUNT}
 def add_routes(app: web.Application) -> None:
     # No HEAD: a run is paid for and its frames go by sendfile, past aiohttp's writer.
     app.add_routes([web.get("/v1/run/{content_id}/{first}", run, allow_head=False)])
-
-
-@dataclass(frozen=True, slots=True)
-class Ahead:
-    """How a run was paid before its first frame."""
-
-    paid_by: str
-    channel_id: bytes | None
-    """The channel charged ``amount`` ahead, or None when free."""
-    amount: int
-    allowance: bool
-    """Free, from the requester's free allowance: taken frame by frame (the first frame's
-    already, at its largest size)."""
 
 
 async def run(request: web.Request) -> web.StreamResponse:
@@ -95,7 +76,7 @@ async def _serve(request: web.Request, edge: Edge, entry: ContentEntry, first: i
         )
     end = min(first + count, seal.chunk_count) if seal is not None else first + count
     largest = [_largest_size(entry, seal, i) for i in range(first, end)]
-    price_ahead = sum(_price(edge, size) for size in largest)
+    price_ahead = sum(run_price(edge, size) for size in largest)
     now = int(time.time())
     if must_buy(entry, first):  # never bought inside a run: /v1/chunk buys, paid first
         return await _not_held(request, first)
@@ -109,17 +90,18 @@ async def _serve(request: web.Request, edge: Edge, entry: ContentEntry, first: i
     amount = price_ahead if channel_id is not None else 0
     ahead = Ahead(paid_by, channel_id, amount, paid_by == "free" and price_ahead > 0)
     writer: RunWriter | None = None
+    files: Held | None = None
     try:
-        files = _open_all(request, edge, entry, range(first, end), ahead)
+        files = open_held(request, edge, entry, range(first, end), ahead)
         writer = RunWriter(request, paid_by, None if files is None else
                            [size for _, _, size in files])  # fmt: skip
         await writer.start()
         if files is not None:
-            await _send_held(edge, writer, first, files, ahead)
+            await send_held(edge, writer, first, files, ahead)
             reason = RunEnd.COMPLETE if end == first + count else RunEnd.END
             await _finish(edge, writer, ahead, reason, "")
         else:
-            reason, detail = await _send_arriving(request, edge, entry, writer, first, count,
+            reason, detail = await send_arriving(request, edge, entry, writer, first, count,
                                                   client, ahead)  # fmt: skip
             await _finish(edge, writer, ahead, reason, detail)
         return writer.response
@@ -127,6 +109,8 @@ async def _serve(request: web.Request, edge: Edge, entry: ContentEntry, first: i
         assert writer is not None
         return writer.response
     finally:
+        for _, file, _ in files or ():
+            file.close()  # once sent, or if the run never started
         charged = writer.tally.charged if writer is not None else 0
         if channel_id is not None and ahead.amount > charged and not _refunded(writer):
             await edge.payments.refund(channel_id, ahead.amount - charged)
@@ -154,133 +138,8 @@ async def _finish(edge: Edge, writer: RunWriter, ahead: Ahead, reason: RunEnd,
     await writer.finish(reason, detail)
 
 
-def _open_all(request: web.Request, edge: Edge, entry: ContentEntry, indexes: range,
-              ahead: Ahead) -> list[tuple[bytes, BinaryIO, int]] | None:  # fmt: skip
-    """Every chunk of the run, open (statement, file, size), when the run can go with a
-    ``Content-Length`` and sendfile: all held, sent as stored, nothing that stops it early
-    (the free allowance does). Else None."""
-    if ahead.allowance or _zstd(request, entry):
-        return None
-    statements = [entry.statements.get(i) for i in indexes]
-    if any(s is None for s in statements):
-        return None
-    files: list[tuple[bytes, BinaryIO, int]] = []
-    try:
-        for index, statement in zip(indexes, statements, strict=True):
-            assert statement is not None
-            file = edge.content.open_chunk(entry, index)  # once open, eviction cannot take it
-            files.append((statement, file, _fsize(file)))
-    except Refusal:  # a chunk left the store meanwhile: the slow way finds out
-        for _, file, _ in files:
-            file.close()
-        return None
-    return files
-
-
-async def _send_held(edge: Edge, writer: RunWriter, first: int,
-                     files: list[tuple[bytes, BinaryIO, int]], ahead: Ahead) -> None:  # fmt: skip
-    try:
-        for n, (statement, file, size) in enumerate(files):
-            price = _charge_of(edge, writer, ahead, size)
-            await writer.frame(_header(first + n, price, size, statement, False, ahead), file)
-            _count(edge, ahead.paid_by, size)
-    finally:
-        for _, file, _ in files:
-            file.close()
-
-
-async def _send_arriving(request: web.Request, edge: Edge, entry: ContentEntry,
-                         writer: RunWriter, first: int, count: int, client: str,
-                         ahead: Ahead) -> tuple[RunEnd, str]:  # fmt: skip
-    """Frames as the chunks come (or are read, or compressed): why the run ended."""
-    zstd = _zstd(request, entry)
-    for index in range(first, first + count):
-        stop = await _wait_held(edge, entry, index)
-        if stop is not None:
-            return stop
-        statement = entry.statements.get(index)
-        if statement is None:  # the content failed (and let go of its chunks) meanwhile
-            return _content_failed(entry) or (RunEnd.NOT_READY, f"chunk {index} is gone")
-        try:
-            data = await edge.content.chunk(entry, index)
-        except Refusal as exc:
-            return RunEnd.NOT_READY, f"chunk {index}: {exc.message}"
-        wire, encoding = data, None
-        if zstd:
-            wire, encoding = await wire_encoding.for_wire(
-                data, entry.head.header("content-type"), request.headers.get("Accept-Encoding")
-            )
-        size = len(wire)
-        if ahead.allowance and index != first and not edge.free.take(client, size, time.time()):
-            return RunEnd.UNPAID, "the free allowance is used up; pay with an Atlas-Voucher"
-        price = _charge_of(edge, writer, ahead, size)
-        header = _header(index, price, size, statement, encoding is not None, ahead)
-        await writer.frame(header, wire)
-        _count(edge, ahead.paid_by, size)
-    return RunEnd.COMPLETE, ""
-
-
-async def _wait_held(edge: Edge, entry: ContentEntry, index: int) -> tuple[RunEnd, str] | None:
-    """None once chunk ``index`` is held here; else why the run stops before it."""
-    stop = _content_failed(entry)
-    if stop is not None:
-        return stop
-    if must_buy(entry, index):
-        return RunEnd.NOT_HELD, f"chunk {index} is not held here yet: ask /v1/chunk for it"
-    try:
-        async with asyncio.timeout(edge.config.chunk_wait):
-            available = await entry.wait_for(index)
-    except TimeoutError:
-        return RunEnd.NOT_READY, f"chunk {index} has not arrived yet"
-    if not available:
-        return _content_failed(entry) or (RunEnd.END, f"the content ends before chunk {index}")
-    return None
-
-
-def _content_failed(entry: ContentEntry) -> tuple[RunEnd, str] | None:
-    error = entry.error
-    if error is None:
-        return None
-    return RunEnd.CONTENT_FAILED, f"{error.status} {error.code}: {error.message}"
-
-
-def _charge_of(edge: Edge, writer: RunWriter, ahead: Ahead, size: int) -> int:
-    """A frame's price: nothing when free, and never more than the payment ahead has left."""
-    if ahead.channel_id is None:
-        return 0
-    return min(_price(edge, size), ahead.amount - writer.tally.charged)
-
-
-def _header(index: int, price: int, size: int, statement: bytes, zstd: bool,
-            ahead: Ahead) -> FrameHeader:  # fmt: skip
-    lane = FREE if ahead.paid_by == "free" else PAID
-    return FrameHeader(index, price, size, statement, zstd, ahead.paid_by, lane)
-
-
-def _count(edge: Edge, paid_by: str, size: int) -> None:
-    """A frame in the metrics, as /v1/chunk counts a chunk."""
-    edge.metrics.chunks.labels(paid_by).inc()
-    edge.metrics.bytes_sent.inc(size)
-    edge.metrics.lane_bytes.labels(FREE if paid_by == "free" else PAID).inc(size)
-
-
-def _zstd(request: web.Request, entry: ContentEntry) -> bool:
-    content_type = entry.head.header("content-type")
-    return wire_encoding.compressible(content_type) and wire_encoding.accepts_zstd(
-        request.headers.get("Accept-Encoding")
-    )
-
-
 def _largest_size(entry: ContentEntry, seal: Seal | None, index: int) -> int:
     """As chunk_payment.largest_size, with the seal checked once for the whole run."""
     if seal is not None and index < seal.chunk_count:
         return seal.chunk_length(index, entry.head.chunk_size)
     return entry.head.chunk_size
-
-
-def _price(edge: Edge, size: int) -> int:
-    return chunk_price(edge.config.price_per_chunk, edge.price_per_mib, size)
-
-
-def _fsize(file: BinaryIO) -> int:
-    return os.fstat(file.fileno()).st_size
