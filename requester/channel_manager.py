@@ -18,8 +18,8 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
+from requester.channel_policy import DepositPolicy, NewChannelAllowance
 from requester.errors import SdkError
 from requester.failpoints import reached
 from requester.ledger_api import Ledger
@@ -42,16 +42,14 @@ from requester.protocol import (
 )
 from requester.recorded_calls import RecordedCalls, Settled, view_terms
 
+__all__ = [
+    "SHARED_STORE_RETRIES", "ChannelManager", "DepositPolicy", "InsufficientFunds",
+    "NewChannelAllowance", "NewChannelRefused", "SpendLimitReached",
+]  # fmt: skip
+
 SHARED_STORE_RETRIES = 8
 """Signing rounds lost to other processes of the wallet before a payment gives up."""
-
-
-@dataclass(frozen=True)
-class DepositPolicy:
-    deposit: int = 10 * BTT_LOCAL.one
-    """Deposit of each new channel (raised to cover one payment if needed)."""
-    duration: int = 24 * 3600
-    """Seconds until a new channel expires."""
+DEFAULT_POLICY = DepositPolicy()
 
 
 class SpendLimitReached(PaymentRequired):
@@ -64,15 +62,6 @@ class SpendLimitReached(PaymentRequired):
 class InsufficientFunds(SpendLimitReached):
     """The wallet holds too little to open (or top up) the channel a payment needs: nothing
     was sent to the ledger. A download that meets it goes on through free lanes."""
-
-
-@dataclass
-class NewChannelAllowance:
-    """How many more channels a caller may open (or top up) for payees it does not trust
-    yet, and the deposit each gets: what such payees can lock up is ``channels * deposit``."""
-
-    channels: int
-    deposit: int
 
 
 class NewChannelRefused(SdkError):
@@ -88,7 +77,7 @@ class ChannelManager:
         key: PayerKey,
         store: PayerStore,
         ledger: Ledger,
-        policy: DepositPolicy = DepositPolicy(),
+        policy: DepositPolicy = DEFAULT_POLICY,
     ) -> None:
         self._key = key
         self._store = store

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from requester.channel_manager import NewChannelAllowance
+from requester.channel_policy import NewChannelAllowance
 from requester.protocol import BTT_LOCAL, format_amount
 
 UNKNOWN_CHANNELS = 2

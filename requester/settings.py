@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from requester.channel_manager import DepositPolicy
+from requester.channel_policy import DepositPolicy
 from requester.dht_nodes import DHT_NODES
 from requester.errors import SdkError
-from requester.ledger_api import DEFAULT_FEE_LIMIT, Ledger, open_ledger, parse_ledger_url
+from requester.ledger_urls import DEFAULT_FEE_LIMIT, parse_ledger_url
 from requester.protocol import BTT_LOCAL, MalformedMessage, PayerKey, parse_amount
 from requester.provider_trust import TrustPolicy
 from requester.setting_units import (
@@ -50,6 +50,8 @@ from requester.settings_spec import (
 
 if TYPE_CHECKING:
     import aiohttp
+
+    from requester.ledger_api import Ledger
 
 HOME_ENV = "ATLAS_HOME"
 CONFIG_FILE = "config.json"
@@ -211,6 +213,8 @@ class Settings:
     def open_ledger(self, session: aiohttp.ClientSession, key: PayerKey | None = None) -> Ledger:
         """The configured ledger (``ledger`` must be set); on TRON, ``key`` signs and the
         transaction journal lives in ``home``."""
+        from requester.ledger_api import open_ledger  # aiohttp: not for --help
+
         assert self.ledger is not None
         return open_ledger(
             self.ledger, session, key=key, data_dir=self.home,

@@ -43,6 +43,7 @@ def test_fetch_help_loads_neither_other_commands_nor_the_download() -> None:
     assert "requester.cli.fetch" in modules
     assert not modules & (ELSEWHERE | {"requester.cli.fetch_run", "requester.client"})
     assert not modules & {"rich", "importlib.metadata"}  # the bar; plugins and --version
+    assert not modules & {"aiohttp", "requester.ledger_api", "requester.channel_manager"}
 
 
 def test_a_fetch_loads_the_download_but_no_other_command(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@
 - :mod:`requester.cli.fetch` (``atlas fetch``), :mod:`requester.cli.fetch_run` (the
   download it runs), :mod:`requester.cli.fetch_output` (its ``FILE.part`` and sidecar)
   and :mod:`requester.cli.fetch_progress` (its closing line, and the bar drawn by
-  :mod:`requester.cli.fetch_bar`); :mod:`requester.cli.wallet` (``atlas wallet``, ``atlas channel``) and
-  :mod:`requester.cli.channel_listing`; :mod:`requester.cli.status` (``atlas status``);
-  :mod:`requester.cli.decode`.
+  :mod:`requester.cli.fetch_bar`); :mod:`requester.cli.wallet` (``atlas wallet``,
+  ``atlas channel``) and :mod:`requester.cli.channel_listing`;
+  :mod:`requester.cli.status` (``atlas status``); :mod:`requester.cli.decode`.
 - :mod:`requester.cli.options`: click options generated from a program's settings
   declaration (:mod:`requester.settings_spec`), which every program's command uses;
   :mod:`requester.cli.config_show` (``atlas config show``); :mod:`requester.cli.amounts`
