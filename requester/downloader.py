@@ -239,7 +239,11 @@ class ChunkScheduler:
             count = 1 if index in alone else self._run_length(provider, index, probation)
             alone.discard(index)
             if count > 1:
-                going_on = await self._run(provider, stats, index, count, skip, alone)
+                indexes = self._claim(index, count, skip)
+                if len(indexes) < count // 2 and index != self._next:
+                    await self._wait()  # a short stretch now is a longer one soon
+                    continue
+                going_on = await self._run(provider, stats, indexes, alone)
             else:
                 going_on = await self._one(provider, stats, index, skip, probation)
             if not going_on:
@@ -286,13 +290,13 @@ class ChunkScheduler:
             self._spawn(provider, self._per_provider - 1)
         return True
 
-    async def _run(self, provider: str, stats: ProviderStats, first: int, count: int,
-                   skip: dict[int, float], alone: set[int]) -> bool:  # fmt: skip
-        """Fetch a run of chunks from ``first`` (see :mod:`requester.chunk_runs`); whether
-        this worker goes on. A run that stops before its first chunk sends that chunk to
-        :meth:`ChunkClient.get`, whose answer says why (a quote, a replica that must buy it,
-        a chunk not ready, a failed content)."""
-        indexes = self._claim(first, count, skip)
+    async def _run(self, provider: str, stats: ProviderStats, indexes: list[int],
+                   alone: set[int]) -> bool:  # fmt: skip
+        """Fetch the run of chunks ``indexes`` (consecutive; see :mod:`requester.chunk_runs`);
+        whether this worker goes on. A run that stops before its first chunk sends that chunk
+        to :meth:`ChunkClient.get`, whose answer says why (a quote, a replica that must buy
+        it, a chunk not ready, a failed content)."""
+        first = indexes[0]
         started = time.monotonic()
         for index in indexes:
             self._inflight.setdefault(index, started)
@@ -338,19 +342,17 @@ class ChunkScheduler:
     def _run_length(self, provider: str, index: int, probation: bool) -> int:
         """How many chunks to ask ``provider`` for at once from ``index``: 1 where runs are
         not served or a provider is on probation or sells slots, a straggler raced, else the
-        window shared among the workers, shrinking near the end so no one long run holds it."""
+        window shared among the providers, shrinking near the end so no one long run holds it."""
         most = self._client.run_max(provider)
         market = self.market
         paused = self._runs_paused.get(provider, 0.0) > time.monotonic()
         if most < 2 or probation or paused or index in self._inflight or (
                 market is not None and market.auction(provider)):  # fmt: skip
             return 1
-        workers = self._per_provider * max(
-            1, sum(1 for s in self.progress.providers.values() if s.dropped is None)
-        )
-        share = self._window // workers
+        providers = max(1, sum(1 for s in self.progress.providers.values() if s.dropped is None))
+        share = self._window // providers  # a worker finding no room in the window waits
         if self._end is not None:
-            share = min(share, (self._end - self._next) // (2 * workers))
+            share = min(share, (self._end - self._next) // (2 * providers))
         return max(1, min(most, share))
 
     def _claim(self, first: int, count: int, skip: dict[int, float]) -> list[int]:
