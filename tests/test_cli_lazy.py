@@ -46,12 +46,13 @@ def test_fetch_help_loads_neither_other_commands_nor_the_download() -> None:
     assert not modules & {"aiohttp", "requester.ledger_api", "requester.channel_manager"}
 
 
-def test_a_fetch_loads_the_download_but_no_other_command(tmp_path: Path) -> None:
+def test_a_fetch_loads_the_download_but_no_other_command_nor_the_dht(tmp_path: Path) -> None:
     """A fetch that runs (here: to an edge that refuses the connection)."""
     modules = loaded("fetch", "http://127.0.0.1:9/x", "--edge", "http://127.0.0.1:9",
                      home=tmp_path)  # fmt: skip
     assert {"requester.cli.fetch_run", "requester.client"} <= modules
     assert not modules & (ELSEWHERE | {"rich", "importlib.metadata"})
+    assert "libtorrent" not in modules  # the DHT (~11 MiB) only with --bootstrap
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

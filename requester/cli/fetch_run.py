@@ -10,7 +10,7 @@ import sys
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import click
@@ -20,10 +20,12 @@ from requester.channel_manager import ChannelManager
 from requester.chunk_client import Budget
 from requester.cli.fetch_output import load_sidecar, save, sidecar_of
 from requester.client import AtlasClient
-from requester.dht_bootstrap import edges_and_finder
 from requester.payer_store import PayerStore
 from requester.protocol import BTT_LOCAL, format_amount
 from requester.settings import Settings
+
+if TYPE_CHECKING:
+    from requester.dht_bootstrap import Finder
 
 
 async def run(
@@ -36,7 +38,7 @@ async def run(
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
         budget = _payer(settings, session, max_spend, stack)
-        edges, finder = await edges_and_finder(stack, settings.edges, settings.bootstrap, session)
+        edges, finder = await _edges(stack, settings, session)
         client = AtlasClient(edges, session, budget,
                              max_price_per_mib=settings.max_price,
                              trust=settings.trust_policy(),
@@ -65,6 +67,17 @@ async def run(
             "evidence": {p: s.evidence for p, s in progress.providers.items() if s.evidence},
         }
     raise AssertionError("unreachable")
+
+
+async def _edges(stack: AsyncExitStack, settings: Settings, session: aiohttp.ClientSession
+                 ) -> tuple[list[str], Finder | None]:  # fmt: skip
+    """The edges to ask and the DHT's finder (:func:`requester.dht_bootstrap.edges_and_finder`).
+    The DHT's module and libtorrent (~11 MiB of memory, ~10 ms) load only with a bootstrap."""
+    if not settings.bootstrap:
+        return list(settings.edges), None
+    from requester.dht_bootstrap import edges_and_finder
+
+    return await edges_and_finder(stack, settings.edges, settings.bootstrap, session)
 
 
 def _payer(settings: Settings, session: aiohttp.ClientSession, max_spend: int | None,
