@@ -24,6 +24,8 @@ from requester.discovery import NoEdgeFound
 RELAY_PATH = "/_atlas/relay"
 RELAY_SECRET_HEADER = "X-Atlas-Relay"  # noqa: S105 (a header name)
 RELAY_URL_HEADER = "X-Atlas-Url"
+OPENED_HEADER = "X-Atlas-Opened"
+"""On a relayed request: the token of the download the proxy port already opened for it."""
 TORRENT_HOST = "torrent.atlas"
 """Browsers reach a file in a torrent as ``http://torrent.atlas/<infohash>/<path>``."""
 
@@ -62,7 +64,15 @@ async def relay_route(request: web.Request) -> web.StreamResponse:
         detail = (f"Atlas carries GET and HEAD through paid edges; a {request.method} "
                   "cannot be cached, chunked or verified, so it is not sent.")  # fmt: skip
         return html_page(Failure(405, "method_not_carried", "Method not carried", detail), url)
-    return await _relay(request, url, html_page)
+    handoff = state.take_handoff(request.headers.get(OPENED_HEADER, ""))
+    if handoff is None:
+        return await _relay(request, url, html_page)
+    try:  # admitted and opened by the proxy port's addon (proxy/in_place.py)
+        return await relay(request, handoff.client, url, request.headers, html_page,
+                           opened=handoff.download)  # fmt: skip
+    finally:
+        state.active -= 1
+        state.client_done(handoff.site, handoff.client)
 
 
 async def mobile_fetch(request: web.Request) -> web.StreamResponse:
@@ -96,6 +106,27 @@ async def mobile_fetch(request: web.Request) -> web.StreamResponse:
 async def _relay(request: web.Request, url: str, render: pages.Render,
                  file: str | None = None) -> web.StreamResponse:  # fmt: skip
     state = request.app[STATE]
+    admitted = await admit(state, url, render, file)
+    if isinstance(admitted, web.StreamResponse):
+        return admitted
+    url, file, site = admitted
+    state.requests += 1
+    state.active += 1
+    try:
+        async with state.client_for(site) as client:
+            return await relay(request, client, url, request.headers, render, file)
+    finally:
+        state.active -= 1
+
+
+Admitted = tuple[str, str | None, str]
+"""The URL to fetch, the file in a torrent it names, and the site it is booked to."""
+
+
+async def admit(state: ProxyState, url: str, render: pages.Render,
+                file: str | None = None) -> Admitted | web.StreamResponse:  # fmt: skip
+    """What to fetch for ``url``, or the answer refusing it: a loop to this proxy, no edge
+    known yet, or overload."""
     parts = urlsplit(url)
     site = parts.hostname or ("torrent" if url.startswith("magnet:") else "?")
     own = listener_ports(state.proxy_url, state.api_url)
@@ -116,10 +147,4 @@ async def _relay(request: web.Request, url: str, render: pages.Render,
         resp = render(failure, url)
         resp.headers["Retry-After"] = "1"
         return resp
-    state.requests += 1
-    state.active += 1
-    try:
-        async with state.client_for(site) as client:
-            return await relay(request, client, url, request.headers, render, file)
-    finally:
-        state.active -= 1
+    return url, file, site

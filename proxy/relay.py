@@ -13,8 +13,10 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
+from dataclasses import dataclass
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from proxy.failures import Failure, classify
 from requester.client import AtlasClient, Download
@@ -58,6 +60,55 @@ def parse_range(value: str | None, total: int) -> tuple[int, int] | str | None: 
     return first, min(last, total - 1)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What the response to an opened download says before its body: status, headers, and
+    the content's bytes ``first`` to ``last`` it carries (``last`` None: to the end)."""
+
+    status: int
+    headers: CIMultiDict[str]
+    first: int
+    last: int | None
+    ranged: bool
+    bodiless: bool
+    chunk_size: int
+
+    @property
+    def length(self) -> int | None:
+        """The body's length, for Content-Length (None: unknown, or a 204/304)."""
+        if self.last is None or self.status in (204, 304):
+            return None
+        return self.last - self.first + 1
+
+
+def answer(download: Download, method: str, range_value: str | None) -> Answer | web.Response:
+    """The response's status and headers from the verified head (a 416 for a Range past the
+    end); a satisfiable Range moves the download's start to the chunk holding its first
+    byte."""
+    head = download.head
+    total = total_size(download)
+    wanted = parse_range(range_value, total) if head.status == 200 and total else None
+    if wanted == "unsatisfiable":
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{total}"})
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in head.headers:
+        if name not in ("date", "server"):
+            headers.add(name, value)
+    headers["Via"] = "1.1 atlas"
+    headers["X-Atlas-Content-Id"] = head.content_id.hex()
+    first, last = 0, (total - 1 if total is not None else None)
+    if total is not None and head.status == 200:
+        headers["Accept-Ranges"] = "bytes"
+    ranged = isinstance(wanted, tuple)
+    if isinstance(wanted, tuple):
+        first, last = wanted
+        headers["Content-Range"] = f"bytes {first}-{last}/{total}"
+        download.scheduler.start_at(first // head.chunk_size)
+    bodiless = method == "HEAD" or head.status in (204, 304)
+    return Answer(206 if ranged else head.status, headers, first, last, ranged, bodiless,
+                  head.chunk_size)  # fmt: skip
+
+
 async def relay(
     request: web.Request,
     client: AtlasClient,
@@ -65,50 +116,43 @@ async def relay(
     headers: Mapping[str, str],
     render: Callable[[Failure, str], web.StreamResponse],
     file: str | None = None,
+    opened: Download | None = None,
 ) -> web.StreamResponse:
     """Answer ``request`` with ``url`` fetched, verified and paid through Atlas.
 
     ``url`` may be a magnet link or infohash, with ``file`` naming the file in the torrent.
+    ``opened``: the download the proxy port's addon already opened for it (no second
+    ``/v1/fetch``).
     """
-    forwarded = {k: v for k, v in headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
-    try:
-        download = await client.open(url, forwarded, file=file)
-    except Exception as exc:  # every failure before the first byte becomes a page
-        log.info("cannot open %s: %s", url, exc)
-        return render(classify(exc), url)
-    head = download.head
-    total = total_size(download)
-    wanted = parse_range(headers.get("Range"), total) if head.status == 200 and total else None
-    if wanted == "unsatisfiable":
-        return web.Response(status=416, headers={"Content-Range": f"bytes */{total}"})
-    resp = web.StreamResponse(status=206 if isinstance(wanted, tuple) else head.status)
-    for name, value in head.headers:
-        if name not in ("date", "server"):
-            resp.headers.add(name, value)
-    resp.headers["Via"] = "1.1 atlas"
-    resp.headers["X-Atlas-Content-Id"] = head.content_id.hex()
-    first, last = 0, (total - 1 if total is not None else None)
-    if total is not None and head.status == 200:
-        resp.headers["Accept-Ranges"] = "bytes"
-    if isinstance(wanted, tuple):
-        first, last = wanted
-        resp.headers["Content-Range"] = f"bytes {first}-{last}/{total}"
-        download.scheduler.start_at(first // head.chunk_size)
-    if last is not None and head.status not in (204, 304):
-        resp.content_length = last - first + 1
-    bodiless = request.method == "HEAD" or head.status in (204, 304)
+    if opened is None:
+        try:
+            opened = await client.open(url, forwarded(headers), file=file)
+        except Exception as exc:  # every failure before the first byte becomes a page
+            log.info("cannot open %s: %s", url, exc)
+            return render(classify(exc), url)
+    download = opened
+    plan = answer(download, request.method, headers.get("Range"))
+    if isinstance(plan, web.Response):
+        return plan
+    resp = web.StreamResponse(status=plan.status, headers=plan.headers)
+    if plan.length is not None:
+        resp.content_length = plan.length
     async with aclosing(download.chunks()) as chunks:
         try:  # the first chunk before the headers: a failure now is still a page
-            opening = b"" if bodiless else await anext(chunks, b"")
+            opening = b"" if plan.bodiless else await anext(chunks, b"")
         except Exception as exc:
             log.info("first chunk of %s failed: %s", url, exc)
             return render(classify(exc), url)
         await resp.prepare(request)
-        if not bodiless:
-            ranged = isinstance(wanted, tuple)
-            await _stream(request, resp, opening, chunks, first % head.chunk_size,
-                          last - first + 1 if ranged and last is not None else None)  # fmt: skip
+        if not plan.bodiless:
+            remaining = plan.length if plan.ranged else None
+            await _stream(request, resp, opening, chunks, plan.first % plan.chunk_size, remaining)
     return resp
+
+
+def forwarded(headers: Mapping[str, str]) -> dict[str, str]:
+    """The request headers passed to the edge (FORWARDED_REQUEST_HEADERS)."""
+    return {k: v for k, v in headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
 
 
 async def _stream(

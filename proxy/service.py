@@ -132,7 +132,7 @@ def _mitmproxy(config: ProxyConfig, state: ProxyState, api_port: int,
     )  # fmt: skip
     assert callable(on_running)
     master.addons.add(ListenerGuard(config.listener))  # type: ignore[no-untyped-call]
-    route = RouteToRelay(api_port, state.relay_secret, on_running)
+    route = RouteToRelay(state, api_port, on_running)
     master.addons.add(route)  # type: ignore[no-untyped-call]
     if not config.intercept:
         master.addons.add(TunnelThroughEdges(state))  # type: ignore[no-untyped-call]

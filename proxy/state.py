@@ -19,7 +19,7 @@ from aiohttp import web
 from proxy.spending import RequestPayer, SpendBook
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import Account
-from requester.client import AtlasClient
+from requester.client import AtlasClient, Download
 from requester.dht_bootstrap import Finder
 from requester.errors import SdkError
 from requester.ledger_api import Ledger
@@ -28,6 +28,7 @@ from requester.protocol import TronAddress
 from requester.provider_trust import TrustPolicy
 from requester.secret_file import write_secret
 
+HANDOFF_SECONDS = 30.0
 HEALTH_INTERVAL = 10.0
 HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=3)
 
@@ -37,6 +38,16 @@ class EdgeHealth:
     ok: bool = False
     checked_at: float = 0.0
     detail: str = "not checked yet"
+
+
+@dataclass
+class Handoff:
+    """A download the proxy port's addon opened and counted as active, for the relay."""
+
+    client: AtlasClient
+    download: Download
+    site: str
+    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -73,6 +84,8 @@ class ProxyState:
     """More providers of each download's content (the DHT's, with ``--bootstrap``)."""
     find_edges: Callable[[], Coroutine[Any, Any, list[str]]] | None = None
     """The edges the DHT lists now (``--bootstrap``): proxy/dht_edges.py."""
+    handoffs: dict[str, Handoff] = field(default_factory=dict)
+    """Downloads opened on the proxy port, by token, until the relay streams them."""
     recent: deque[tuple[str, dict[str, dict[str, Any]]]] = field(
         default_factory=lambda: deque(maxlen=20)
     )
@@ -86,16 +99,45 @@ class ProxyState:
     @asynccontextmanager
     async def client_for(self, site: str) -> AsyncIterator[AtlasClient]:
         """An SDK client for one request, paying through that request's limits."""
-        payer = None if self.manager is None else RequestPayer(self.manager, self.book, site)
-        healthy = [e for e in self.edges if self.is_healthy(e)]
-        client = AtlasClient(healthy or self.edges, self.session, payer, window=self.window,
-                             accounts=self.accounts, trust=self.trust,
-                             finder=self.finder)  # fmt: skip
+        client = self.new_client(site)
         try:
             yield client
         finally:
-            for download in client.downloads:
-                self.recent.append((site, download.provider_summary()))
+            self.client_done(site, client)
+
+    def new_client(self, site: str) -> AtlasClient:
+        """An SDK client for one request (:meth:`client_done` when the request ends)."""
+        payer = None if self.manager is None else RequestPayer(self.manager, self.book, site)
+        healthy = [e for e in self.edges if self.is_healthy(e)]
+        return AtlasClient(healthy or self.edges, self.session, payer, window=self.window,
+                           accounts=self.accounts, trust=self.trust,
+                           finder=self.finder)  # fmt: skip
+
+    def client_done(self, site: str, client: AtlasClient) -> None:
+        for download in client.downloads:
+            self.recent.append((site, download.provider_summary()))
+
+    def hand_over(self, handoff: Handoff) -> str:
+        """Keep a download the proxy port opened for the relay to stream; its token. One the
+        relay never takes ends after HANDOFF_SECONDS (nothing of it was fetched or paid)."""
+        token = secrets.token_urlsafe(16)
+        handoff.timer = asyncio.get_running_loop().call_later(
+            HANDOFF_SECONDS, self._drop_handoff, token
+        )
+        self.handoffs[token] = handoff
+        return token
+
+    def take_handoff(self, token: str) -> Handoff | None:
+        handoff = self.handoffs.pop(token, None)
+        if handoff is not None and handoff.timer is not None:
+            handoff.timer.cancel()
+        return handoff
+
+    def _drop_handoff(self, token: str) -> None:
+        handoff = self.handoffs.pop(token, None)
+        if handoff is not None:
+            self.active -= 1
+            self.client_done(handoff.site, handoff.client)
 
     async def watch_edges(self) -> None:
         """Forever: check each edge, so requests go to edges that answer."""

@@ -58,6 +58,38 @@ def test_range_requests(proxy: Running, origin: Running) -> None:
     assert beyond.stdout == b"416"
 
 
+def test_a_cached_one_chunk_object_whole_ranged_and_head(proxy: Running, origin: Running) -> None:
+    """A sealed one-chunk content is answered by the proxy port itself (proxy/in_place.py):
+    the same bytes and headers as a streamed one, Range and HEAD included."""
+    size = 16 * 1024 + 7
+    url = f"{origin.url}/bytes/{size}?max-age=600&t=px-one-chunk"
+    first = curl("-x", proxy.url, "-D", "-", url)
+    ids = set()
+    for _ in range(2):  # the first may be a MISS (not sealed yet); then HITs, sealed
+        got = curl("-x", proxy.url, "-D", "-", url)
+        head, _, body = got.stdout.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        lowered = head.lower()
+        assert b"via: 1.1 atlas" in lowered and b"accept-ranges: bytes" in lowered
+        assert f"content-length: {size}".encode() in lowered
+        assert body == pattern(0, size)
+        ids.add(lowered.split(b"x-atlas-content-id: ")[1].split(b"\r\n")[0])
+    assert len(ids) == 1 and ids.pop() in first.stdout.lower()  # the edge's cached content
+    for spec, low, high in (("100-199", 100, 199), (f"{size - 5}-", size - 5, size - 1),
+                            ("-300", size - 300, size - 1)):  # fmt: skip
+        got = curl("-x", proxy.url, "-H", f"Range: bytes={spec}", "-D", "-", url)
+        head, _, body = got.stdout.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 206"), head
+        assert f"content-range: bytes {low}-{high}/{size}".encode() in head.lower()
+        assert body == pattern(low, high - low + 1)
+    beyond = curl("-x", proxy.url, "-H", f"Range: bytes={size}-", "-D", "-", "-o", "/dev/null",
+                  "-w", "%{http_code}", url)  # fmt: skip
+    assert beyond.stdout.endswith(b"416") and f"bytes */{size}".encode() in beyond.stdout
+    head_only = curl("-x", proxy.url, "-I", url)
+    assert head_only.stdout.startswith(b"HTTP/1.1 200")
+    assert f"content-length: {size}".encode() in head_only.stdout.lower()
+
+
 def test_methods_other_than_get_and_head_are_refused(proxy: Running, origin: Running) -> None:
     posted = curl("-x", proxy.url, "-X", "POST", "-d", "x", "-w", "%{http_code}",
                   f"{origin.url}/bytes/10")  # fmt: skip
