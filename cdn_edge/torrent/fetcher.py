@@ -165,10 +165,11 @@ class TorrentHandle:
         return found
 
     async def stream(self, path: str, max_size: int) -> tuple[int, AsyncIterator[bytes]]:
-        """The file's size and its bytes in order, once the first of them has arrived.
+        """The file's size and its bytes in order, once the first piece is verified.
 
         Waiting for the first piece here (not in the iterator) means a torrent nobody
-        seeds fails with 504 before the caller signs a manifest head for it.
+        seeds fails with 504 before the caller signs a manifest head for it; its bytes
+        are being read meanwhile, so signing the head overlaps that read.
         """
         if self._closed:
             raise TorrentUnavailable("the torrent handle is closed")
@@ -186,23 +187,14 @@ class TorrentHandle:
         )  # fmt: skip
         blocks = reader.blocks()
         try:
-            first = await anext(blocks)
+            await anext(blocks)  # b"": the first piece is verified, its read under way
         except BaseException:
             await blocks.aclose()
             raise
-        return file.size, _prepend(first, blocks)
+        return file.size, blocks
 
 
 async def _empty() -> AsyncGenerator[bytes, None]:
     nothing: tuple[bytes, ...] = ()
     for block in nothing:
         yield block
-
-
-async def _prepend(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
-    try:
-        yield first
-        async for block in rest:
-            yield block
-    finally:
-        await rest.aclose()

@@ -1,12 +1,20 @@
 """Reading one file of a torrent in order while libtorrent downloads it.
 
-Only that file is wanted; the download is sequential, with piece deadlines on a
-window just ahead of the reader, and bytes are yielded strictly in order, each
-piece only after libtorrent verified its hash. Pieces finish out of order: the
-reader waits for the next one it needs, reads it back through libtorrent (so pad
-files and v1 pieces that straddle files come out right) and slices it to the
-file's byte range. Memory per stream is bounded by a few MiB of read-ahead (at
-least one piece), never by the file's size.
+Only that file is wanted and the torrent downloads sequentially (the session adds
+every torrent with ``sequential_download``), so pieces mostly finish in the order the
+reader needs them. Bytes are yielded strictly in order, each piece only after
+libtorrent verified its hash: the reader asks libtorrent for a piece's bytes as soon
+as it is verified (from libtorrent's store buffer, else the page cache), up to a few
+MiB ahead of the caller, and slices it to the file's byte range (so pad files and v1
+pieces that straddle files come out right). Memory per stream is bounded by that
+read-ahead (at least one piece), never by the file's size.
+
+Piece deadlines are kept for stalls only: a reader that has waited ``RESCUE_AFTER``
+for its next piece gives that one piece a deadline, so libtorrent asks the fastest
+peers for it. A window of deadlines on the pieces ahead (before issue 18) made
+libtorrent request those only at its ticks and cancel its pipelined requests each
+time the window emptied: on loopback the stream ran at a third of a plain client's
+speed (docs/edge.md, Torrents).
 """
 
 from __future__ import annotations
@@ -19,17 +27,13 @@ from cdn_edge.torrent.errors import TorrentTimeout, TorrentUnavailable
 from cdn_edge.torrent.sources import TorrentFile
 from cdn_edge.torrent.state import Torrent
 
-__all__ = ["TICK", "FileReader"]
+__all__ = ["RESCUE_AFTER", "TICK", "FileReader"]
 
-DEADLINE_SECONDS = 0.5
-"""Pieces ahead of the reader get deadlines for about this much download at the current
-rate (2 to 64 pieces). libtorrent fetches deadline pieces in no particular order, so a
-wide window delays the next piece on a slow swarm, and a narrow one throttles a fast one
-(only deadline pieces are requested while there are any)."""
-MIN_DEADLINE_PIECES, MAX_DEADLINE_PIECES = 2, 64
+RESCUE_AFTER = 0.5
+"""Seconds a reader waits for its next piece before giving that piece a deadline."""
+RESCUE_DEADLINE_MS = 0
 READ_AHEAD_BYTES = 4 << 20
 """Verified pieces read ahead of the caller (at least one): what bounds a stream's memory."""
-DEADLINE_STEP_MS = 200
 READ_TIMEOUT = 30.0
 TICK = 1.0
 """How often a waiting reader checks progress and re-dials dropped peers."""
@@ -57,10 +61,15 @@ class FileReader:
         self._first_timeout = first_timeout
         self._stall_timeout = stall_timeout
         self._release = release
-        self._rate, self._rate_at = 0, -TICK
+        self._rescued: set[int] = set()
+        """Pieces this stream gave a deadline after waiting for them."""
 
     async def blocks(self) -> AsyncGenerator[bytes, None]:
-        """The file's bytes in order, at most one piece per block."""
+        """The file's bytes in order, at most one piece per block.
+
+        The first item is ``b""``, once the file's first piece is verified and its read
+        asked for: the caller signs a manifest head while libtorrent reads the piece.
+        """
         torrent, handle, file = self.torrent, self.torrent.handle, self.file
         plen = self.piece_length
         start, end = file.offset, file.offset + file.size
@@ -68,20 +77,18 @@ class FileReader:
         read_ahead = max(1, READ_AHEAD_BYTES // plen)
         torrent.users += 1  # the stream outlives a closed handle
         torrent.sync_pieces()
-        piece = asked = marked = first
+        piece = asked = first
         reads: deque[asyncio.Future[bytes]] = deque()
         torrent.want(file.index)
         try:
-            # Deadlines only once the file's priority has applied: a piece fetched while its
+            # Reads only once the file's priority has applied: a piece fetched while its
             # file is unwanted lands in libtorrent's part file, and moving it out races with
             # its pending write ("file too short"), which stops the torrent.
             await self._settle()
+            started = False
             while piece <= last:
                 if torrent.error is not None:
                     raise torrent.error
-                while marked <= min(last, piece + self._window() - 1):
-                    handle.set_piece_deadline(marked, (marked - piece + 1) * DEADLINE_STEP_MS)
-                    marked += 1
                 while (
                     asked <= last
                     and len(reads) < read_ahead
@@ -94,6 +101,9 @@ class FileReader:
                     limit = self._first_timeout if piece == first else self._stall_timeout
                     await self._wait_piece(piece, limit)
                     continue
+                if not started:
+                    started = True
+                    yield b""
                 try:
                     data = await asyncio.wait_for(reads.popleft(), READ_TIMEOUT)
                 except TimeoutError:
@@ -111,19 +121,10 @@ class FileReader:
                 if not future.cancel() and not future.cancelled():
                     future.exception()  # retrieved, so asyncio does not log it
             if torrent.error is None and handle.is_valid():
-                for p in range(piece, marked):
+                for p in self._rescued:
                     handle.reset_piece_deadline(p)
             torrent.unwant(file.index)
             self._release(torrent)
-
-    def _window(self) -> int:
-        """How many pieces ahead get deadlines: see DEADLINE_SECONDS."""
-        now = asyncio.get_running_loop().time()
-        if now - self._rate_at >= TICK:
-            self._rate = self.torrent.handle.status(0).download_payload_rate
-            self._rate_at = now
-        pieces = int(self._rate * DEADLINE_SECONDS) // self.piece_length + 1
-        return max(MIN_DEADLINE_PIECES, min(MAX_DEADLINE_PIECES, pieces))
 
     async def _settle(self) -> None:
         torrent = self.torrent
@@ -137,13 +138,18 @@ class FileReader:
         torrent = self.torrent
         loop = asyncio.get_running_loop()
         seen, since = -1, loop.time()
-        checked = since
+        checked = began = since
         while True:
             if torrent.error is not None:
                 raise torrent.error
             if piece in torrent.verified and torrent.settled():
                 return
-            await torrent.wait(TICK)
+            rescue_in = began + RESCUE_AFTER - loop.time()
+            if piece not in self._rescued and rescue_in <= 0 and torrent.settled():
+                self._rescued.add(piece)  # its deadline is reset when the stream ends
+                torrent.handle.set_piece_deadline(piece, RESCUE_DEADLINE_MS)
+            waiting = piece not in self._rescued and rescue_in > 0
+            await torrent.wait(min(TICK, rescue_in) if waiting else TICK)
             now = loop.time()
             if now - checked < TICK:
                 continue

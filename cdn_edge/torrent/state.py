@@ -128,8 +128,9 @@ class Torrent:
         self._priority_alerts += 1
         if self.wanted:
             # Restart sequential mode (the picker keeps its cursors from when nothing was
-            # wanted, and picks at random until then) and dial peers again (a torrent that
-            # wanted nothing counted as finished, and seeds may have hung up).
+            # wanted: without this toggle, or without the flag set when the torrent was
+            # added, libtorrent 2.1 picked the pieces at random) and dial peers again (a
+            # torrent that wanted nothing counted as finished, and seeds may have hung up).
             self.handle.unset_flags(lt.torrent_flags.sequential_download)
             self.handle.set_flags(lt.torrent_flags.sequential_download)
             self.connect_peers()
