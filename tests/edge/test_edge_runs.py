@@ -358,3 +358,53 @@ async def test_a_run_is_one_transfer_of_its_client(
     assert passed[0] == 200, passed[1][:300]
     problem(refused, 429, "too_many_transfers")
     problem(run_refused, 429, "too_many_transfers")
+
+
+async def test_a_run_paid_from_credit(origin: Running, ledger: Running, paid_edge: Running) -> None:
+    """The payer's signed credit spend, naming the run's first chunk, pays the run ahead; a
+    spend for another chunk, or the same one again, is refused."""
+    async with aiohttp.ClientSession() as session:
+        cid, head = await _cached(session, paid_edge.url, f"{origin.url}/bytes/{4 * CHUNK}?r=cr")
+        price = await _chunk_price(session, paid_edge.url, cid)
+        key = PayerKey.generate()
+        channel = await open_channel(session, ledger.url, paid_edge.url, key=key)
+        t = channel.terms
+        first = await get_chunk(session, paid_edge.url, cid, 0,
+                                {"Atlas-Voucher": voucher_header(channel, 6 * price)})  # fmt: skip
+        wrong = await request(session, "GET", run_url(paid_edge.url, cid, 1, 3),
+                              headers=credit_header(key, t, cid, 2))  # fmt: skip
+        spend = credit_header(key, t, cid, 1)
+        run = await get_run(session, paid_edge.url, cid, 1, 3, head, spend)
+        again = await request(session, "GET", run_url(paid_edge.url, cid, 1, 3), headers=spend)
+    assert first[0] == 200
+    problem(wrong, 400, "wrong_binding")
+    assert run.status == 200, run.problem
+    assert run.headers["Atlas-Paid-By"] == "credit"
+    assert run.data == pattern(CHUNK, 3 * CHUNK)
+    assert {(f.price, f.paid_by, f.lane) for f in run.frames} == {(price, "credit", "paid")}
+    assert run.trailer is not None and (run.trailer.frames, run.trailer.charged) == (3, 3 * price)
+    problem(again, 409, "credit_spend_replayed")
+
+
+async def test_a_run_over_content_that_fails_ends_content_failed(
+    origin: Running, free_edge: Running
+) -> None:
+    """The origin promises 8 chunks and closes after 4. A run asked while the body arrives
+    gets the frames held, then the content's failure as its end; asked after, the failure
+    is the answer (as for /v1/chunk)."""
+    async with aiohttp.ClientSession() as session:
+        fetched = await fetch(session, free_edge.url, f"{origin.url}/short/{8 * CHUNK}?r=run")
+        head, cid = fetched.head, fetched.info["content_id"]
+        run = await get_run(session, free_edge.url, cid, 0, 8, head)
+        after = await request(session, "GET", run_url(free_edge.url, cid, 0, 8))
+    port = origin.url.rsplit(":", 1)[1]
+    why = f"origin 127.0.0.1:{port} closed the connection before the body's end"
+    assert problem(after, 502, "origin_truncated").startswith(why)
+    assert after[2]["Atlas-Content-State"] == "failed"
+    if run.status != 200:  # the failure was known before the run was asked
+        assert problem((run.status, run.problem, run.headers), 502, "origin_truncated")
+        return
+    assert run.trailer is not None, run.problem
+    assert run.trailer.reason == RunEnd.CONTENT_FAILED
+    assert run.trailer.detail.startswith(f"502 origin_truncated: {why}"), run.trailer.detail
+    assert run.trailer.frames <= 4 and run.data == pattern(0, run.trailer.frames * CHUNK)
