@@ -2,14 +2,16 @@
 
 The sidecar records the signed head and how many chunks are safely on disk
 (written only after the data is flushed), so an interrupted fetch resumes
-where it stopped and never pays twice for a chunk it already has. Every 8th
-chunk, the fsync and the sidecar's rewrite (a few ms of disk waits) run in a
-worker thread while the loop goes on downloading; the next chunk is written only
-once they are done, so at most 8 chunks are ever on disk and not yet claimed,
-as when they ran on the loop. A fetch
+where it stopped and never pays twice for a chunk it already has. A fetch
 that fails keeps both only if running it again can finish it (it stopped at
 its spend limit, or for want of a provider or the ledger), with the sidecar
 counting every chunk written; otherwise (the content itself failed) both go.
+
+The disk work runs in one worker thread, in order (:class:`PartFile`): each
+chunk's write, and every 8th chunk an fsync then the sidecar's rewrite (a few ms
+of disk waits), while the event loop goes on downloading. The loop waits for each
+such checkpoint before it queues the next chunk, so at most 8 chunks are ever on
+disk and not yet claimed, as when all of it ran on the loop.
 """
 
 from __future__ import annotations
@@ -52,20 +54,16 @@ async def save(download: Download, output: Path | None, sidecar: Path | None, ur
             sink.truncate(done * download.head.chunk_size)
             sink.seek(done * download.head.chunk_size)
             _write_sidecar(sidecar, url, download, done)
-            disk = ThreadPoolExecutor(1, thread_name_prefix="atlas-fsync")
+            disk = PartFile(sink, sidecar, url, head, done)
             try:
                 async for data in download.chunks():
-                    sink.write(data)
-                    done += 1
-                    if done % CHECKPOINT == 0:
-                        sink.flush()
-                        job = disk.submit(_checkpoint, sink.fileno(), sidecar, url, head, done)
-                        await asyncio.wrap_future(job)
+                    disk.write(data)
+                    if disk.queued % CHECKPOINT == 0:
+                        await disk.checkpoint()
                     bar.update()
             finally:
-                disk.shutdown(wait=True)  # a checkpoint a cancelled await left running ends
-                sink.flush()
-                os.fsync(sink.fileno())
+                done = disk.close()
+            disk.check()  # a write that failed after the last checkpoint
     except BaseException as exc:
         _keep_or_remove(exc, part, sidecar, url, download, done)
         raise
@@ -115,10 +113,58 @@ CHECKPOINT = 8
 """Chunks between two fsyncs of ``FILE.part`` (each followed by the sidecar's rewrite)."""
 
 
-def _checkpoint(fd: int, sidecar: Path, url: str, head: str, done: int) -> None:
-    """In the worker thread: the first ``done`` chunks to disk, then the sidecar says so."""
-    os.fsync(fd)
-    _replace_sidecar(sidecar, url, head, done)
+class PartFile:
+    """``FILE.part``'s writes, fsyncs and sidecar rewrites, in order, in one worker thread.
+    After a failed write nothing more is written or claimed; the failure is raised on
+    the loop (by the next :meth:`write` or :meth:`checkpoint`, else :meth:`check`)."""
+
+    def __init__(self, sink: IO[bytes], sidecar: Path, url: str, head: str, done: int) -> None:
+        self._sink, self._sidecar, self._url, self._head = sink, sidecar, url, head
+        self.queued = done
+        """Chunks in the file or queued for it (the loop's count)."""
+        self._written = done
+        """Chunks in the file (the worker's count; the loop reads it only after close)."""
+        self._failed: BaseException | None = None
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="atlas-part")
+
+    def write(self, data: bytes) -> None:
+        """Queue the next chunk's write."""
+        self.check()
+        self._worker.submit(self._write, data)
+        self.queued += 1
+
+    async def checkpoint(self) -> None:
+        """Wait until every queued chunk is written and fsynced and the sidecar counts it."""
+        await asyncio.wrap_future(self._worker.submit(self._sync))
+
+    def close(self) -> int:
+        """Wait for the queued work (a cancelled :meth:`checkpoint` leaves it running), then
+        fsync: the number of chunks safely in the file."""
+        self._worker.shutdown(wait=True)
+        self._sink.flush()
+        os.fsync(self._sink.fileno())
+        return self._written
+
+    def check(self) -> None:
+        """Raise the error a write met, if one did."""
+        if self._failed is not None:
+            raise self._failed
+
+    def _write(self, data: bytes) -> None:
+        if self._failed is not None:
+            return
+        try:
+            self._sink.write(data)
+        except BaseException as exc:
+            self._failed = exc
+            raise
+        self._written += 1
+
+    def _sync(self) -> None:
+        self.check()
+        self._sink.flush()
+        os.fsync(self._sink.fileno())
+        _replace_sidecar(self._sidecar, self._url, self._head, self._written)
 
 
 def _write_sidecar(sidecar: Path, url: str, download: Download, done: int) -> None:
