@@ -11,6 +11,8 @@ length is unknown, and frames go out in chunked transfer encoding, written from 
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -57,9 +59,12 @@ class RunWriter:
         self.tally = RunTally()
         self.refunded = False
         """Set once what the payment ahead left over was returned (before the trailer)."""
+        self._corked = False
 
     async def start(self) -> None:
         await self.response.prepare(self._request)
+        if self.sized:
+            self._cork(True)
 
     async def frame(self, header: FrameHeader, body: BinaryIO | bytes) -> None:
         """Send one frame: ``body`` is the chunk's open file (sized runs) or its wire bytes.
@@ -81,7 +86,24 @@ class RunWriter:
         await self.response.write(
             RunTrailer(reason, self.tally.frames, self.tally.charged, detail).encode()
         )
+        self._cork(False)
         await self.response.write_eof()
+
+    def _cork(self, on: bool) -> None:
+        """TCP_CORK on a sized run's socket while its frames go: each frame header then leaves
+        in one segment with the start of the chunk that sendfile adds, not as a small segment
+        (and a wake-up of the reader) of its own. Off (the rest is pushed) when the run ends."""
+        transport = self._request.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None or self._corked == on:
+            return
+        self._corked = on
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1 if on else 0)
+
+    def close(self) -> None:
+        """However the run ended: nothing stays corked on a connection that is kept."""
+        self._cork(False)
 
     def _check_open(self) -> None:
         """Raise once the requester is gone: nothing more is sent, nothing more charged."""
