@@ -274,10 +274,11 @@ class TorrentSession:
         save_dir = self.data_dir / f"{spec.infohash.hex()[:16]}-{next(self._serial):08x}"
         params.save_path = str(save_dir)
         flags = lt.torrent_flags
-        params.flags |= flags.default_dont_download  # nothing moves until a file is streamed
-        # Sequential from the start: set only later (when a file is wanted), libtorrent 2.1
-        # picked the file's pieces at random (measured: loopback, 200 MiB, issue 18); with it
-        # here and set again once the priority applied (Torrent), they come in order.
+        # Nothing moves until a file is streamed, and no request goes out until its priority
+        # has applied (upload mode, left by Torrent then). Sequential from the start: set only
+        # later, libtorrent 2.1 picked the file's pieces at random (measured: loopback, 200 MiB,
+        # issue 18); with it here and set again once the priority applied, they come in order.
+        params.flags |= flags.default_dont_download | flags.upload_mode
         params.flags |= flags.sequential_download
         params.flags &= ~(flags.auto_managed | flags.paused | flags.duplicate_is_error)
         try:

@@ -93,6 +93,8 @@ class Torrent:
         if self.wanted[index] <= 0:
             del self.wanted[index]
             if self.handle.is_valid():
+                if not self.wanted:  # requests start again only once the next want applied
+                    self.handle.set_flags(lt.torrent_flags.upload_mode)
                 self._set_priority(index, 0)
 
     def _set_priority(self, index: int, priority: int) -> None:
@@ -129,10 +131,15 @@ class Torrent:
         if self.wanted:
             # Restart sequential mode (the picker keeps its cursors from when nothing was
             # wanted: without this toggle, or without the flag set when the torrent was
-            # added, libtorrent 2.1 picked the pieces at random) and dial peers again (a
-            # torrent that wanted nothing counted as finished, and seeds may have hung up).
+            # added, libtorrent 2.1 picked the pieces at random), then let requests go out
+            # (upload mode held them: otherwise the priority change let libtorrent send one
+            # request for a random piece, end-game style, before this toggle; the file's
+            # first piece was asked for only once that answer came, 5-130 ms later), and
+            # dial peers again (a torrent that wanted nothing counted as finished, and seeds
+            # may have hung up).
             self.handle.unset_flags(lt.torrent_flags.sequential_download)
             self.handle.set_flags(lt.torrent_flags.sequential_download)
+            self.handle.unset_flags(lt.torrent_flags.upload_mode)
             self.connect_peers()
 
     def _piece_read(self, alert: lt.read_piece_alert) -> None:
