@@ -53,6 +53,13 @@ async def answer_in_place(
     client = state.new_client(site)
     handed = False
     try:
+        fresh = state.fresh.get(url, file)
+        if fresh is not None:  # proxy/fresh_heads.py: no /v1/fetch
+            try:
+                return await _whole(client.reopen(fresh.head, fresh.seal, fresh.origin), request)
+            except Exception as exc:  # the edge no longer serves it so: ask it again
+                log.info("reusing the head of %s failed: %s", url, exc)
+                state.fresh.forget(url, file)
         try:
             download = await client.open(url, forwarded(dict(request.headers)), file=file)
         except Exception as exc:  # every failure before the first byte becomes a page
@@ -61,14 +68,20 @@ async def answer_in_place(
         if not fits(download):
             handed = True
             return state.hand_over(Handoff(client, download, site))
-        return await _whole(download, request, url)
+        try:
+            response = await _whole(download, request)
+        except Exception as exc:
+            log.info("chunks of %s failed: %s", url, exc)
+            return from_aiohttp(html_page(classify(exc), url))
+        state.fresh.remember(url, file, download)
+        return response
     finally:
         if not handed:
             state.active -= 1
             state.client_done(site, client)
 
 
-async def _whole(download: Download, request: http.Request, url: str) -> http.Response:
+async def _whole(download: Download, request: http.Request) -> http.Response:
     """The one-chunk content answered whole, as the relay would stream it."""
     plan = answer(download, request.method, request.headers.get("Range"))
     if isinstance(plan, web.Response):  # 416
@@ -76,11 +89,8 @@ async def _whole(download: Download, request: http.Request, url: str) -> http.Re
     body = b""
     if not plan.bodiless:
         async with aclosing(download.chunks()) as chunks:
-            try:  # to the end, as the relay reads it: the seal is checked there
-                body = b"".join([chunk async for chunk in chunks])
-            except Exception as exc:
-                log.info("chunks of %s failed: %s", url, exc)
-                return from_aiohttp(html_page(classify(exc), url))
+            # To the end, as the relay reads it: the seal is checked there.
+            body = b"".join([chunk async for chunk in chunks])
         skip = plan.first % plan.chunk_size
         body = body[skip : skip + plan.length] if plan.ranged and plan.length else body[skip:]
     return _response(plan, body)

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from proxy.fresh_heads import FreshHeads
 from proxy.spending import RequestPayer, SpendBook
 from requester.channel_manager import ChannelManager
 from requester.chunk_client import Account
@@ -86,6 +87,8 @@ class ProxyState:
     """More providers of each download's content (the DHT's, with ``--bootstrap``)."""
     find_edges: Callable[[], Coroutine[Any, Any, list[str]]] | None = None
     """The edges the DHT lists now (``--bootstrap``): proxy/dht_edges.py."""
+    fresh: FreshHeads = field(default_factory=FreshHeads)
+    """Verified heads of small objects reused without a /v1/fetch while fresh."""
     handoffs: dict[str, Handoff] = field(default_factory=dict)
     """Downloads opened on the proxy port, by token, until the relay streams them."""
     recent: deque[tuple[str, dict[str, dict[str, Any]]]] = field(

@@ -23,7 +23,7 @@ from requester.chunk_client import Account, ChunkClient, Payer
 from requester.download_progress import Progress
 from requester.downloader import ChunkScheduler
 from requester.errors import ORIGIN_TITLES, SdkError
-from requester.protocol import ContentVerifier, ManifestHead, ProtocolError, b64url_decode
+from requester.protocol import ContentVerifier, ManifestHead, ProtocolError, Seal, b64url_decode
 from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE, UNKNOWN_SIZE
 from requester.provider_trust import ProviderTrust, TrustPolicy
 from requester.tracker_lookup import Listed, tracked
@@ -202,6 +202,12 @@ class AtlasClient:
         if info.get("seal"):
             verifier.accept_seal(b64url_decode(info["seal"], SEAL_SIZE, "seal"))
         return self._download(head, verifier, origin, start_index)
+
+    def reopen(self, head: ManifestHead, seal: Seal, origin: str) -> Download:
+        """A download of content opened before through ``origin`` (its head and seal were
+        verified then), without asking an edge again: every chunk is still checked against
+        the head. The proxy reuses a fresh small object's head so (proxy/fresh_heads.py)."""
+        return self._download(head, ContentVerifier(head, seal=seal), origin, 0)
 
     async def resume(self, head_bytes: bytes, *, start_index: int) -> Download:
         """Continue a download of known content from chunk ``start_index`` (nothing re-paid)."""

@@ -46,7 +46,7 @@ def test_quick_proxy_benchmark_in_the_suite(tmp_path: Path) -> None:
     checks = report["checks"]
     totals = checks["rps"]["atlas_totals"]
     assert totals["responses"] > 0
-    assert totals["hit"] >= totals["responses"]  # every proxied request: a /v1/fetch HIT
+    assert totals["hit"] > 0  # /v1/fetch HITs, or their heads reused while fresh (docs/proxy.md)
     assert totals["miss"] == 0
     assert totals["served"] >= totals["responses"]  # ... and a paid chunk (voucher or credit)
     assert totals["accepted"] > 0
