@@ -8,6 +8,7 @@ client's events from its spawn (issue 18 hunts the first-piece stall in it)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from loadtest.harness.bench_main import Bench, Option, Run
 from loadtest.harness.blobs import file_sha256
 from loadtest.harness.children import BenchError, Proc
 from loadtest.harness.network import edge_counter
-from loadtest.harness.rows import KIB, MIB, Row, make_row, size_text, table
+from loadtest.harness.rows import GIB, KIB, MIB, Row, make_row, size_text, table
 from loadtest.torrent.clients import ChildRun, Clients, edge_settings, start_seeder
 
 PARTS = ("unlimited", "limited")
@@ -181,8 +182,24 @@ def run_part(bench: TorrentBench, part: str) -> list[Row]:
         + (f", seeder upload limit {limit / MIB:g} MiB/s (per torrent)" if limit else "")
         + f"; plain client: pieces verified before the file's first one: {out_of_order}"
     )
+    bench.run.notes.append(f"{part}: {cpu_note(seeder.size, runs)}")
     bench.timelines += timeline_cells(part, seeder.size, runs)
     return rows_of(part, limited, seeder.size, runs)
+
+
+def cpu_note(size: int, runs: dict[str, list[ChildRun]]) -> str:
+    """CPU seconds per GiB of each process (medians), and each method's CPU floor: all its
+    processes' CPU over the usable cores, against its wall time. A wall time near its floor
+    means the run was bound by CPU (issue 18: which process to make cheaper)."""
+    cores, parts = len(os.sched_getaffinity(0)), []
+    for method, done in ((m, r) for m, r in runs.items() if r):
+        per = {k: statistics.median(r.cpu[k] for r in done) * GIB / size
+               for k in CPU_OF if all(k in r.cpu for r in done)}  # fmt: skip
+        total = statistics.median(sum(r.cpu.values()) for r in done)
+        wall = statistics.median(r.run.seconds for r in done)
+        each = ", ".join(f"{k} {v:.2f}" for k, v in per.items())
+        parts.append(f"{NAMES[method]}: {each} (floor {total / cores:.2f} s, wall {wall:.2f} s)")
+    return f"CPU s per GiB, medians, floor = all CPU / {cores} cores: " + "; ".join(parts)
 
 
 async def measure(run: Run[Config]) -> None:
