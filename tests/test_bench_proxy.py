@@ -46,8 +46,7 @@ def test_quick_proxy_benchmark_in_the_suite(tmp_path: Path) -> None:
     checks = report["checks"]
     totals = checks["rps"]["atlas_totals"]
     assert totals["responses"] > 0
-    assert totals["hit"] > 0  # /v1/fetch HITs, or their heads reused while fresh (docs/proxy.md)
-    assert totals["miss"] == 0
+    assert totals["miss"] == 0  # /v1/fetch HITs, or their heads reused while fresh (docs/proxy.md)
     assert totals["served"] >= totals["responses"]  # ... and a paid chunk (voucher or credit)
     assert totals["accepted"] > 0
     for runs in checks["rps"]["runs"].values():

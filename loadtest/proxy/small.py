@@ -80,8 +80,9 @@ async def bench_rps(bench: ProxyBench) -> list[Row]:
     # Every Atlas response is at least one paid chunk: paid by a voucher, or by the credit
     # earlier vouchers left (the proxy pays a full chunk's price ahead, so small objects leave
     # credit that pays for later ones). Its head comes from a /v1/fetch HIT, or is one such
-    # head the proxy reuses while it is fresh (proxy/fresh_heads.py, at most 30 s): never a MISS.
-    if totals["miss"] or not totals["hit"]:
+    # head the proxy reuses while it is fresh (proxy/fresh_heads.py, at most 30 s, so a short
+    # run may see no HIT at all): never a MISS.
+    if totals["miss"]:
         raise BenchError(f"atlas rps: edge counters do not match the responses: {totals}")
     if totals["served"] < totals["responses"] or not totals["accepted"]:
         raise BenchError(f"atlas rps: fewer paid chunks than responses: {totals}")
