@@ -37,7 +37,7 @@ from requester.chunk_client import (
 )
 from requester.download_progress import Progress, ProviderStats
 from requester.errors import ORIGIN_TITLES, SdkError
-from requester.protocol import ContentVerifier
+from requester.protocol import DEFAULT_CHUNK_SIZE, ContentVerifier
 from requester.protocol.chunk_run import RunEnd
 from requester.provider_backoff import ProviderBackoff
 from requester.provider_choice import ProviderChoice
@@ -123,7 +123,9 @@ class ChunkScheduler:
         self._last_progress = time.monotonic()
         self._client = client
         self._signed_before = dict(client.signed)
-        self._window = window
+        self._window = max(4, window * DEFAULT_CHUNK_SIZE // verifier.head.chunk_size)
+        """Chunks ahead of delivery held or fetched at most: ``window`` chunks of 256 KiB's
+        worth of bytes (8 MiB by default), so larger chunks mean fewer, not more memory."""
         self._per_provider = per_provider
         self.start_index = start_index
         self._next = start_index

@@ -22,7 +22,13 @@ from requester.protocol import (
     WrongBinding,
 )
 from requester.protocol.codec import Writer
-from requester.protocol.manifest import MIN_CHUNK_SIZE, STATEMENT_MAGIC
+from requester.protocol.manifest import (
+    LARGE_BODY,
+    MIN_CHUNK_SIZE,
+    STATEMENT_MAGIC,
+    UNKNOWN_SIZE,
+    chunk_size_for,
+)
 from tests.conftest import EDGE_SEED, OTHER_EDGE_SEED, make_head
 
 EDGE = NodeKey(EDGE_SEED)
@@ -320,3 +326,12 @@ def test_verifier_only_raises_protocol_errors(statement: bytes, data: bytes) -> 
         verifier.verify_chunk(statement, data)
     with pytest.raises(ProtocolError):
         verifier.accept_seal(statement)
+
+
+def test_a_large_body_is_cut_in_1_mib_chunks_and_an_unknown_size_is_not() -> None:
+    assert LARGE_BODY == 64 << 20
+    assert chunk_size_for(LARGE_BODY) == chunk_size_for(1 << 40) == 1 << 20
+    assert chunk_size_for(LARGE_BODY - 1) == chunk_size_for(0) == 256 << 10
+    assert chunk_size_for(UNKNOWN_SIZE) == 256 << 10
+    assert chunk_size_for(LARGE_BODY, 4 << 20) == 4 << 20  # never smaller than the base
+    assert chunk_size_for(LARGE_BODY, 64 << 10) == 1 << 20
