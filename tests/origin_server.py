@@ -19,7 +19,8 @@ Routes:
   /huge-headers         a response with a 64 KiB header
   /gzip/{n}             /text/{n} gzip-encoded
   /gzip-members/{n}     gzip(text(n)) + gzip(pattern(0, n)), as `cat a.gz b.gz` makes
-  /short/{n}            declares n bytes, sends half of them and closes the connection
+  /short/{n}?pause=s    declares n bytes, sends half of them and closes the connection
+                        (s seconds after the half, default 0.2)
   /reset/{n}            declares n bytes, sends half of them and resets the connection
   /bomb/{codings}?mib=m m MiB of zeros (default 5 GiB) coded with each of the comma-
                         separated codings in turn (gzip, deflate, br, zstd), streamed as made
@@ -208,7 +209,7 @@ async def _half_then(request: web.Request, reset: bool) -> web.StreamResponse:
     resp.content_length = n
     await resp.prepare(request)
     await resp.write(pattern(0, n // 2))
-    await asyncio.sleep(0.2)  # the half goes out before the end
+    await asyncio.sleep(float(request.query.get("pause", "0.2")))  # the half goes out first
     transport = request.transport
     assert transport is not None
     if reset:  # SO_LINGER 0: close() sends RST instead of FIN

@@ -8,6 +8,7 @@ which content uses which chunk; eviction asks it what is unused.
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +23,7 @@ class ChunkStore:
         self._tmp.mkdir(exist_ok=True)
         for stale in self._tmp.iterdir():
             stale.unlink()
+        self._names = itertools.count()
 
     def path(self, sha256: bytes) -> Path:
         name = sha256.hex()
@@ -41,14 +43,35 @@ class ChunkStore:
 
     def put(self, sha256: bytes, data: bytes) -> None:
         """Store ``data`` under its hash (the caller computed it); no-op if present."""
+        if not self.path(sha256).exists():
+            self.adopt(sha256, self._write(sha256, data), data)
+
+    def write_tmp(self, sha256: bytes, data: bytes) -> Path | None:
+        """Write ``data`` to a temporary file for :meth:`adopt`, from any thread; None if
+        the store already holds these bytes (adopt checks again)."""
+        return None if self.path(sha256).exists() else self._write(sha256, data)
+
+    def adopt(self, sha256: bytes, tmp: Path | None, data: bytes) -> None:
+        """Put a file written by :meth:`write_tmp` in place under its hash (on the thread
+        that also writes the chunk's row): dropped if the store holds the bytes by now,
+        and the bytes written from ``data`` if ``tmp`` is None and the file went since."""
         final = self.path(sha256)
         if final.exists():
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
             return
         final.parent.mkdir(exist_ok=True)
-        tmp = self._tmp / f"{sha256.hex()}.{os.getpid()}.{id(data)}"
-        with tmp.open("wb") as handle:
-            handle.write(data)
-        tmp.replace(final)
+        (tmp or self._write(sha256, data)).replace(final)
+
+    def _write(self, sha256: bytes, data: bytes) -> Path:
+        tmp = self._tmp / f"{sha256.hex()}.{os.getpid()}.{next(self._names)}"
+        try:
+            with tmp.open("wb") as handle:
+                handle.write(data)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
 
     def get(self, sha256: bytes) -> bytes | None:
         try:

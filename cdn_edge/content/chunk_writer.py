@@ -2,13 +2,16 @@
 body arrives, then the seal; each stored before any request is told of it.
 
 The head is signed and indexed as soon as the status and headers are in, so
-requesters can start before the body has been read. Each chunk is stored (file and
-row in one job on the db thread) before the entry announces it, so no request is
-told of a chunk the store does not hold. Storing overlaps reading: up to
-``STORE_AHEAD`` signed chunks wait for the db thread while the next one is read, so
-memory per fetch is a few chunks plus the read buffer. The seal is written after
+requesters can start before the body has been read. The loop cuts the body into
+chunks (:mod:`cdn_edge.content.chunk_cutter`); each chunk is hashed, signed and
+written to a temporary file in a worker thread, then renamed into the store with its
+row in one job on the db thread, and only then announced by the entry, so no request
+is told of a chunk the store does not hold. Up to ``AHEAD`` chunks of one fetch are
+between the cut and the store while the next pieces are read, so memory per fetch is
+a few chunks plus the read buffer, and both cores work. The seal is written after
 every chunk's row (the db thread keeps the order), then the store is trimmed to its
-cap.
+cap. Nothing is fsynced: the store survives a crash of the process, not a power cut
+(see :mod:`cdn_edge.content.index`).
 """
 
 from __future__ import annotations
@@ -17,27 +20,32 @@ import asyncio
 import secrets
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 
 from cdn_edge.content import http_cache
+from cdn_edge.content.chunk_cutter import ChunkCutter, Prepared, prepare
 from cdn_edge.content.entries import Entries
 from cdn_edge.content.entry import ContentEntry
 from cdn_edge.content.manifest_headers import manifest_headers, size_of
 from cdn_edge.content.origin_fetch import OriginResponse, OriginUnreachable
 from cdn_edge.content.range_pass import PassList
 from requester.protocol import (
-    ContentPublisher,
     MalformedMessage,
     ManifestHead,
     NodeKey,
     Source,
     UrlSource,
 )
-from requester.protocol.chunking import SignedChunk
 from requester.protocol.manifest import NONCE_SIZE, PARTIAL_CONTENT
 
-STORE_AHEAD = 2
-"""Chunks of one fetch handed to the db thread and not yet stored, at most."""
+AHEAD = 4
+"""Chunks of one fetch cut and not yet stored (being signed, written or indexed), at most."""
+CUT_THREADS = 1
+"""Worker threads signing and writing chunks, for all fetches of the edge (as before, when
+the db thread wrote every file). With the default executor's six, four chunks at a time,
+a 512 MiB pull cost the edge 7.2-9.9 CPU s/GiB against 5.2-6.8 with one (load ~9)."""
 
 
 class ChunkWriter:
@@ -58,6 +66,11 @@ class ChunkWriter:
         self._chunk_size = chunk_size
         self._clock = clock
         self._on_new_content = on_new_content
+        self._cut = ThreadPoolExecutor(CUT_THREADS, thread_name_prefix="content-cut")
+
+    def close(self) -> None:
+        """Stop taking chunks (shutdown, once fetches are cancelled); queued ones still run."""
+        self._cut.shutdown(wait=False)
 
     async def start(self, url: str, headers: dict[str, str], resp: OriginResponse,
                     source: Source | None = None, policy: http_cache.CachePolicy | None = None
@@ -97,42 +110,65 @@ class ChunkWriter:
 
     async def stream_body(self, entry: ContentEntry, resp: OriginResponse) -> None:
         """Read the body to its end: sign, store and announce each chunk, then seal."""
-        publisher = ContentPublisher(self._key, entry.head)
-        storing: deque[asyncio.Future[None]] = deque()
+        cutter = ChunkCutter(entry.head.chunk_size)
+        ahead: deque[asyncio.Task[bytes]] = deque()
+        hashes: list[bytes] = []
         try:
             async for piece in resp.body:
-                for signed in publisher.feed(piece):
-                    storing.append(self._store_signed(entry, signed))
-                    if len(storing) >= STORE_AHEAD:
-                        await storing.popleft()
-            last, seal = publisher.finish()
-            storing.extend(self._store_signed(entry, signed) for signed in last)
-            while storing:
-                await storing.popleft()
-        finally:  # failed or cancelled: drop stores not started, mute errors of the rest
-            for future in storing:
-                if not future.cancel() and not future.cancelled():
-                    future.exception()
+                for data in cutter.feed(piece):
+                    ahead.append(asyncio.create_task(self._ingest(entry, cutter.count - 1, data)))
+                    if len(ahead) >= AHEAD:
+                        hashes.append(await ahead.popleft())
+            last = cutter.finish()
+            if last is not None:
+                ahead.append(asyncio.create_task(self._ingest(entry, cutter.count - 1, last)))
+            while ahead:
+                hashes.append(await ahead.popleft())
+        finally:  # failed or cancelled: no chunk of it reaches the db thread after this
+            for task in ahead:
+                task.cancel()
+            await asyncio.gather(*ahead, return_exceptions=True)
+        seal = entry.head.seal(self._key, cutter.total, hashes)
         seal_bytes = seal.encode()
         await self._entries.run(self._index.seal, entry.content_id, seal_bytes, seal.total_size)
         entry.finish(seal_bytes)
         await self._entries.evict_for(entry)
 
+    async def _ingest(self, entry: ContentEntry, index: int, data: bytes) -> bytes:
+        """Sign and write chunk ``index`` in a worker thread, then store and announce it;
+        its SHA-256. Cancelled before the store, it never reaches the db thread."""
+        job = asyncio.get_running_loop().run_in_executor(
+            self._cut, prepare, self._index.store, self._key, entry.head, index, data
+        )
+        try:
+            ready = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            job.add_done_callback(_discard)  # the worker still runs: remove what it wrote
+            raise
+        st = ready.statement
+        await self.store_chunk(entry, index, st.sha256, data, st.encode(), ready.tmp)
+        return st.sha256
+
     def store_chunk(self, entry: ContentEntry, index: int, sha256: bytes, data: bytes,
-                    statement: bytes) -> asyncio.Future[None]:  # fmt: skip
+                    statement: bytes, tmp: Path | None = None) -> asyncio.Future[None]:  # fmt: skip
         """Store a chunk on the db thread, file and row in one job (so eviction never sees
-        a file without its row); the entry learns of it, in order, once it is stored."""
+        a file without its row; ``tmp``: the chunk's file already written by a worker);
+        the entry learns of it once it is stored."""
         stored = self._entries.on_db_thread(
-            partial(self._index.add_chunk, entry.content_id, index, sha256, data, statement)
+            partial(self._index.add_chunk, entry.content_id, index, sha256, data, statement, tmp)
         )
 
         def announce(done: asyncio.Future[None]) -> None:
             if not done.cancelled() and done.exception() is None:
                 entry.add_chunk(index, statement, sha256)
+            elif tmp is not None:  # the job never ran, or failed before the rename
+                tmp.unlink(missing_ok=True)
 
         stored.add_done_callback(announce)
         return stored
 
-    def _store_signed(self, entry: ContentEntry, signed: SignedChunk) -> asyncio.Future[None]:
-        st = signed.statement
-        return self.store_chunk(entry, st.index, st.sha256, signed.data, st.encode())
+
+def _discard(job: asyncio.Future[Prepared]) -> None:
+    tmp = None if job.cancelled() or job.exception() else job.result().tmp
+    if tmp is not None:
+        tmp.unlink(missing_ok=True)

@@ -72,8 +72,13 @@ class ContentIndex:
         )  # fmt: skip
 
     def add_chunk(self, content_id: bytes, index: int, sha256: bytes, data: bytes,
-                  statement: bytes) -> None:  # fmt: skip
-        self.store.put(sha256, data)
+                  statement: bytes, tmp: Path | None = None) -> None:  # fmt: skip
+        """The chunk's file (``tmp`` renamed into place if a worker wrote it, see
+        :meth:`ChunkStore.adopt`) and its row, in one call on the db thread."""
+        if tmp is None:
+            self.store.put(sha256, data)
+        else:
+            self.store.adopt(sha256, tmp, data)
         self._db.execute(
             "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?)",
             (content_id.hex(), index, sha256, len(data), statement),

@@ -75,6 +75,7 @@ class ContentService:
         join = FetchJoin(writer, self._entries, self._background)
         self._lookup = CacheLookup(self._entries, origin, join, passes, clock=clock)
         self._store_chunk = writer.store_chunk
+        self._writer = writer
         self._node_id = key.node_id
         self._clock = clock
         self._on_new_content = on_new_content
@@ -88,6 +89,7 @@ class ContentService:
     def cancel_fetches(self) -> None:
         """Stop reading origins (shutdown); unsealed content is dropped at next start."""
         self._background.cancel()
+        self._writer.close()
 
     def use_siblings(self, siblings: Siblings, remember: Callable[[ProviderRecord], None]) -> None:
         """Ask ``siblings`` for a fresh copy of a URL before its origin (sibling caches)."""
