@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from cdn_edge.content import http_cache
 from cdn_edge.content.chunk_cutter import ChunkCutter, Prepared, prepare
@@ -39,6 +40,8 @@ from requester.protocol import (
     UrlSource,
 )
 from requester.protocol.manifest import NONCE_SIZE, PARTIAL_CONTENT
+
+T = TypeVar("T")
 
 AHEAD = 4
 """Chunks of one fetch cut and not yet stored (being signed, written or indexed), at most."""
@@ -140,14 +143,20 @@ class ChunkWriter:
         job = asyncio.get_running_loop().run_in_executor(
             self._cut, prepare, self._index.store, self._key, entry.head, index, data
         )
-        try:
-            ready = await asyncio.shield(job)
-        except asyncio.CancelledError:
-            job.add_done_callback(_discard)  # the worker still runs: remove what it wrote
-            raise
+        ready = await _written(job, _prepared_tmp)
         st = ready.statement
         await self.store_chunk(entry, index, st.sha256, data, st.encode(), ready.tmp)
         return st.sha256
+
+    async def store_fetched(self, entry: ContentEntry, index: int, sha256: bytes, data: bytes,
+                            statement: bytes) -> None:  # fmt: skip
+        """Store a verified chunk of another edge's content (a replica's, a sibling's copy)
+        as a pulled one: its file written by the worker thread, renamed in with its row."""
+        job = asyncio.get_running_loop().run_in_executor(
+            self._cut, self._index.store.write_tmp, sha256, data
+        )
+        tmp = await _written(job, _same)
+        await self.store_chunk(entry, index, sha256, data, statement, tmp)
 
     def store_chunk(self, entry: ContentEntry, index: int, sha256: bytes, data: bytes,
                     statement: bytes, tmp: Path | None = None) -> asyncio.Future[None]:  # fmt: skip
@@ -168,7 +177,25 @@ class ChunkWriter:
         return stored
 
 
-def _discard(job: asyncio.Future[Prepared]) -> None:
-    tmp = None if job.cancelled() or job.exception() else job.result().tmp
+async def _written(job: asyncio.Future[T], tmp_of: Callable[[T], Path | None]) -> T:
+    """The worker's result; if the caller is cancelled meanwhile, the file the worker still
+    writes is removed once written."""
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        job.add_done_callback(partial(_discard, tmp_of))
+        raise
+
+
+def _discard(tmp_of: Callable[[T], Path | None], job: asyncio.Future[T]) -> None:
+    tmp = None if job.cancelled() or job.exception() else tmp_of(job.result())
     if tmp is not None:
         tmp.unlink(missing_ok=True)
+
+
+def _prepared_tmp(ready: Prepared) -> Path | None:
+    return ready.tmp
+
+
+def _same(tmp: Path | None) -> Path | None:
+    return tmp

@@ -74,7 +74,7 @@ class ContentService:
                              on_new_content=on_new_content)  # fmt: skip
         join = FetchJoin(writer, self._entries, self._background)
         self._lookup = CacheLookup(self._entries, origin, join, passes, clock=clock)
-        self._store_chunk = writer.store_chunk
+        self._store_chunk = writer.store_fetched
         self._writer = writer
         self._node_id = key.node_id
         self._clock = clock
@@ -82,7 +82,7 @@ class ContentService:
         self._replicator = replicator
         self._replicas = None
         if replicator is not None:
-            self._replicas = ReplicaPulls(replicator, self._entries, writer.store_chunk,
+            self._replicas = ReplicaPulls(replicator, self._entries, writer.store_fetched,
                                           self._background, clock=clock,
                                           on_new_content=on_new_content)  # fmt: skip
 

@@ -1,9 +1,11 @@
 """An origin pull as the store sees it: chunks cut, signed and written in a worker thread,
-renamed into the store with their rows on the db thread (cdn_edge/content/chunk_writer.py).
+renamed into the store with their rows on the db thread (cdn_edge/content/chunk_writer.py);
+a replica's chunks are written the same way.
 
-What must hold whatever the worker is doing when a body ends: a sealed pull leaves one
-file per distinct chunk and no temporary file; a body cut short leaves nothing at all
-(no chunk file, no row, no temporary file of a chunk still being written).
+What must hold whatever the worker is doing when a body ends: a sealed pull (or a
+replica) leaves one file per distinct chunk and no temporary file; a body cut short
+leaves nothing at all (no chunk file, no row, no temporary file of a chunk still being
+written).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.edge.edge_client import download, fetch, request
+from tests.edge.edge_client import download, fetch, get_chunk, request
 from tests.origin_server import pattern
 from tests.processes import Running, start_edge
 
@@ -60,6 +62,27 @@ async def test_a_pull_stores_each_distinct_chunk_once_and_leaves_no_temporary_fi
     expected = {hashlib.sha256(body[i : i + CHUNK]).hexdigest() for i in range(0, size, CHUNK)}
     assert {p.name for p in files} == expected
     assert tmp == [] and rows == 25
+
+
+async def test_a_replica_stores_what_it_serves_the_same_way(
+    origin: Running, ledger: Running, tmp_path: Path
+) -> None:
+    first = start_edge(tmp_path / "first", ledger.url, "--free-mib", "4096")
+    replica = start_edge(tmp_path / "replica", ledger.url, "--free-mib", "4096",
+                         f"--tracker={first.url}")  # fmt: skip
+    size = 6 * CHUNK
+    try:
+        async with aiohttp.ClientSession() as session:
+            fetched, body = await download(session, first.url, f"{origin.url}/bytes/{size}")
+            cid = fetched.info["content_id"]
+            served = [await get_chunk(session, replica.url, cid, i) for i in range(6)]
+    finally:
+        replica.stop()
+        first.stop()
+    assert [status for status, _, _ in served] == [200] * 6
+    assert b"".join(chunk for _, chunk, _ in served) == body
+    files, tmp, rows = _store(tmp_path / "replica")
+    assert len(files) == rows == 6 and tmp == []
 
 
 async def test_a_body_cut_short_leaves_no_chunk_file_row_or_temporary_file(
