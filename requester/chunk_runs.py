@@ -97,6 +97,7 @@ class _RunReader:
         self._deliver = deliver
         self._charged = 0
         self._frames = 0
+        self._lied = False
         self._checking: deque[tuple[FrameHeader, bytes, asyncio.Future[_Checked]]] = deque()
 
     async def read(self) -> RunTrailer:
@@ -107,7 +108,8 @@ class _RunReader:
                     break
                 await self._frame(prefix)
         except Exception:
-            await self._drain()  # the frames read before the failure are good: keep them
+            if not self._lied:  # a broken connection: the frames read before it are good
+                await self._drain()
             raise
         await self._drain()
         return await self._trailer(prefix)
@@ -160,9 +162,11 @@ class _RunReader:
             checked, body = await future
             statement = self._verifier.admit(checked)
         except (ProtocolError, zstandard.ZstdError) as exc:
+            self._lied = True  # no frame after this one is handed on
             raise bad_chunk(self._provider, self._verifier, frame.index, wire,
                             b64url_encode(frame.statement), exc) from exc  # fmt: skip
         if statement.index != frame.index:
+            self._lied = True
             raise ProviderFault(self._provider, f"sent chunk {statement.index} for {frame.index}")
         charged = frame.price if frame.paid_by != "free" else 0
         self._charged += frame.price

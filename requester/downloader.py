@@ -37,7 +37,7 @@ from requester.chunk_client import (
 )
 from requester.download_progress import Progress, ProviderStats
 from requester.errors import ORIGIN_TITLES, SdkError
-from requester.protocol import DEFAULT_CHUNK_SIZE, ContentVerifier
+from requester.protocol import DEFAULT_CHUNK_SIZE, UNKNOWN_SIZE, ContentVerifier
 from requester.protocol.chunk_run import RunEnd
 from requester.provider_backoff import ProviderBackoff
 from requester.provider_choice import ProviderChoice
@@ -242,10 +242,14 @@ class ChunkScheduler:
             alone.discard(index)
             if count > 1:
                 indexes = self._claim(index, count, skip)
-                if len(indexes) < count // 2 and index != self._next:
+                straggler = self._straggler()
+                if len(indexes) < count // 2 and index != self._next and straggler is None:
                     await self._wait()  # a short stretch now is a longer one soon
                     continue
-                going_on = await self._run(provider, stats, indexes, alone)
+                if len(indexes) < count // 2 and straggler is not None:
+                    going_on = await self._one(provider, stats, straggler, skip, probation)
+                else:
+                    going_on = await self._run(provider, stats, indexes, alone)
             else:
                 going_on = await self._one(provider, stats, index, skip, probation)
             if not going_on:
@@ -329,7 +333,7 @@ class ChunkScheduler:
             self._failure = exc
             return False
         finally:
-            for index in indexes[len(got) :]:
+            for index in set(indexes).difference(got):
                 self._release(index)
         if got:
             self.backoff.succeeded(provider)
@@ -353,16 +357,33 @@ class ChunkScheduler:
             return 1
         providers = max(1, sum(1 for s in self.progress.providers.values() if s.dropped is None))
         share = self._window // providers  # a worker finding no room in the window waits
-        if self._end is not None:
-            share = min(share, (self._end - self._next) // (2 * providers))
+        end = self._expected_end()
+        if end is not None:
+            share = min(share, (end - self._next) // (2 * providers))
         return max(1, min(most, share))
+
+    def _straggler(self) -> int | None:
+        """The lowest chunk in flight for longer than :data:`STRAGGLER_AFTER`, to race."""
+        now = time.monotonic()
+        late = [i for i, t in self._inflight.items() if now - t > STRAGGLER_AFTER]
+        return min(late) if late else None
+
+    def _expected_end(self) -> int | None:
+        """The chunk count: sealed, or from the size the origin edge signed in the head (the
+        seal usually comes last). Runs stop there: a run past it would be paid for chunks
+        that do not exist (an edge understating the size only shortens runs)."""
+        if self._end is not None:
+            return self._end
+        head = self.verifier.head
+        return None if head.size_hint == UNKNOWN_SIZE else -(-head.size_hint // head.chunk_size)
 
     def _claim(self, first: int, count: int, skip: dict[int, float]) -> list[int]:
         """``first`` and the chunks after it nobody holds or fetches, up to ``count`` and the
         window's end."""
         limit = self._next + self._window
-        if self._end is not None:
-            limit = min(limit, self._end)
+        end = self._expected_end()
+        if end is not None:
+            limit = min(limit, end)
         indexes = [first]
         for index in range(first + 1, min(first + count, limit)):
             if index in self._ready or index in self._inflight or index in skip:
@@ -442,8 +463,7 @@ class ChunkScheduler:
             for index in range(start, min(stop, limit)):
                 if index not in self._ready and index not in self._inflight and index not in skip:
                     return index
-        stragglers = [i for i, t in self._inflight.items() if now - t > STRAGGLER_AFTER]
-        return min(stragglers) if stragglers else None
+        return self._straggler()
 
     def _take(self, index: int, delivered: Delivered, stats: ProviderStats) -> None:
         stats.chunks += 1

@@ -2,6 +2,8 @@
 flips one byte in every Nth chunk it serves (``--every 0``: none), whether served
 alone or in a chunk run, and with
 ``--lookup-delay S`` answers tracker look-ups (``/v1/providers/...``) S seconds late.
+With ``--runs-only`` it counts and corrupts chunk run frames only; ``GET /__liar/stats``
+says how many runs it relayed and how many frames of them it corrupted.
 
 Run: ``python tests/corrupting_provider.py --upstream URL --every 10 --port 0``;
 prints ``{"listening": URL}``. Chunk requests are forwarded without
@@ -26,8 +28,9 @@ HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-
               "accept-encoding", "content-encoding"}  # fmt: skip
 
 
-def create_app(upstream: str, every: int, lookup_delay: float = 0.0) -> web.Application:
-    state = {"served": 0}
+def create_app(upstream: str, every: int, lookup_delay: float = 0.0,
+               runs_only: bool = False) -> web.Application:  # fmt: skip
+    state = {"served": 0, "runs": 0, "corrupted_in_runs": 0}
 
     async def forward(request: web.Request) -> web.Response:
         session: aiohttp.ClientSession = request.app["session"]
@@ -41,13 +44,18 @@ def create_app(upstream: str, every: int, lookup_delay: float = 0.0) -> web.Appl
             body = await resp.read()
             out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
             status = resp.status
-        if every and request.path.startswith("/v1/chunk/") and status == 200 and body:
+        chunk = request.path.startswith("/v1/chunk/") and not runs_only
+        if every and chunk and status == 200 and body:
             state["served"] += 1
             if state["served"] % every == 0:
                 body = bytes([body[0] ^ 0xFF]) + body[1:]
         if every and request.path.startswith("/v1/run/") and status == 200:
+            state["runs"] += 1
             body = _corrupt_run(body, every, state)
         return web.Response(status=status, body=body, headers=out_headers)
+
+    async def stats(_request: web.Request) -> web.Response:
+        return web.json_response(state)
 
     async def session_ctx(app: web.Application):  # type: ignore[no-untyped-def]
         app["session"] = aiohttp.ClientSession()
@@ -56,6 +64,7 @@ def create_app(upstream: str, every: int, lookup_delay: float = 0.0) -> web.Appl
 
     app = web.Application()
     app.cleanup_ctx.append(session_ctx)
+    app.router.add_get("/__liar/stats", stats)
     app.router.add_route("*", "/{tail:.*}", forward)
     return app
 
@@ -73,12 +82,14 @@ def _corrupt_run(body: bytes, every: int, state: dict[str, int]) -> bytes:
         state["served"] += 1
         if state["served"] % every == 0 and wire_len:
             out[start] ^= 0xFF
+            state["corrupted_in_runs"] += 1
         pos = start + wire_len
     return bytes(out)
 
 
-async def _main(upstream: str, every: int, port: int, lookup_delay: float) -> None:
-    runner = web.AppRunner(create_app(upstream.rstrip("/"), every, lookup_delay))
+async def _main(upstream: str, every: int, port: int, lookup_delay: float,
+                runs_only: bool) -> None:  # fmt: skip
+    runner = web.AppRunner(create_app(upstream.rstrip("/"), every, lookup_delay, runs_only))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
@@ -93,8 +104,11 @@ if __name__ == "__main__":
     parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--lookup-delay", type=float, default=0.0)
+    parser.add_argument(
+        "--runs-only", action="store_true", help="count and corrupt run frames only"
+    )
     ns = parser.parse_args()
     try:
-        asyncio.run(_main(ns.upstream, ns.every, ns.port, ns.lookup_delay))
+        asyncio.run(_main(ns.upstream, ns.every, ns.port, ns.lookup_delay, ns.runs_only))
     except KeyboardInterrupt:
         sys.exit(0)

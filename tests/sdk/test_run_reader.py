@@ -16,8 +16,10 @@ from aiohttp import web
 from requester.chunk_checks import Delivered
 from requester.chunk_faults import ProviderFault, ProviderUnreachable
 from requester.chunk_runs import request_run
-from requester.protocol import ContentVerifier, ManifestHead
+from requester.protocol import ContentPublisher, ContentVerifier, ManifestHead, NodeKey
 from requester.protocol.chunk_run import FrameHeader, RunEnd, RunTrailer
+from requester.protocol.manifest import MIN_CHUNK_SIZE
+from tests.conftest import EDGE_SEED, make_head
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 MANIFEST = json.loads((VECTORS / "manifest.json").read_text("utf-8"))
@@ -47,6 +49,17 @@ BODIES = {
     "ended": GOOD[0] + RunTrailer(RunEnd.END, 1, 7, "ends here").encode(),
     "garbage": b"HTTP/1.1 200 OK\r\n" * 20,
 }
+SMALL = MIN_CHUNK_SIZE
+KEY = NodeKey(EDGE_SEED)
+SMALL_HEAD = make_head(KEY, chunk_size=SMALL)
+SMALL_CHUNKS = ContentPublisher(KEY, SMALL_HEAD).feed(bytes(range(256)) * (6 * SMALL // 256))
+"""Six chunks: enough frames queued behind the one being checked for a bad one to have
+later frames read already."""
+BODIES["lie-then-more"] = b"".join(
+    FrameHeader(c.statement.index, 0, SMALL, c.statement.encode(), paid_by="free",
+                lane="free").encode() + (c.data if c.statement.index != 2 else bytes(SMALL))
+    for c in SMALL_CHUNKS
+) + RunTrailer(RunEnd.COMPLETE, 6, 0).encode()  # fmt: skip
 
 
 @pytest.fixture
@@ -75,18 +88,20 @@ async def provider() -> AsyncIterator[str]:
     await runner.cleanup()
 
 
-async def _read(provider: str, name: str) -> tuple[list[int], object]:
+async def _read(provider: str, name: str, head: ManifestHead = HEAD,
+                count: int = 3) -> tuple[list[int], object]:  # fmt: skip
     got: list[int] = []
 
     def deliver(index: int, delivered: Delivered) -> None:
-        st = CONTENT["statements"][index]
-        assert delivered.data == BODY[st["offset"] : st["offset"] + st["size"]]
+        if head is HEAD:
+            st = CONTENT["statements"][index]
+            assert delivered.data == BODY[st["offset"] : st["offset"] + st["size"]]
         got.append(index)
 
     async with aiohttp.ClientSession() as session:
         try:
             answer = await request_run(session, provider, f"{provider}/run/{name}", {},
-                                       ContentVerifier(HEAD), 0, 3, deliver)  # fmt: skip
+                                       ContentVerifier(head), 0, count, deliver)  # fmt: skip
         except (ProviderFault, ProviderUnreachable) as exc:
             return got, exc
         return got, answer.trailer
@@ -105,6 +120,14 @@ async def test_a_bad_frame_drops_the_provider_and_the_frames_before_it_are_kept(
     assert got == [0]
     assert isinstance(exc, ProviderFault) and "bad chunk 1" in exc.reason
     assert exc.evidence["index"] == "1" and exc.evidence["statement"]
+
+
+async def test_no_frame_after_a_bad_one_is_handed_on(provider: str) -> None:
+    """Frames 3 to 5 were read (and checked) while frame 2 was being checked: a provider
+    that lied once is not believed about the rest of its run."""
+    got, exc = await _read(provider, "lie-then-more", SMALL_HEAD, 6)
+    assert got == [0, 1]
+    assert isinstance(exc, ProviderFault) and "bad chunk 2" in exc.reason
 
 
 async def test_a_frame_out_of_order_is_a_fault(provider: str) -> None:
