@@ -43,8 +43,11 @@ from requester.protocol.manifest import NONCE_SIZE, PARTIAL_CONTENT
 
 T = TypeVar("T")
 
-AHEAD = 4
-"""Chunks of one fetch cut and not yet stored (being signed, written or indexed), at most."""
+AHEAD = 2
+"""Chunks of one fetch cut and not yet stored (being signed, written or indexed), at most:
+2 keep the one worker busy. The edge's peak RSS growth in the 1 GiB stream bench was
+5.5-7.5 MiB with 4 (and a 256 KiB read buffer), 5.3-6.0 with 2 (and 128 KiB), 3.6-4.3
+before the worker."""
 CUT_THREADS = 1
 """Worker threads signing and writing chunks, for all fetches of the edge (as before, when
 the db thread wrote every file). With the default executor's six, four chunks at a time,

@@ -78,10 +78,10 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BODY = 1 << 30
-READ_BUFFER = 256 * 1024
+READ_BUFFER = 128 * 1024
 """Body bytes buffered per response before reading pauses (aiohttp pauses at twice this,
-resumes below it): at 64 KiB the socket was paused and resumed (two epoll
-calls) every 64 KiB."""
+resumes below it): at 64 KiB the socket was paused and resumed (two epoll calls) about
+every 64 KiB read."""
 MAX_LINE_SIZE = 8190
 MAX_FIELD_SIZE = 8190
 MAX_HEADERS = 128
