@@ -9,14 +9,16 @@ it, which is the head's signed ``created_at``. So for that long, at most
 download from the head and seal it verified then (``AtlasClient.reopen``):
 every chunk is still fetched, paid and checked against that head. Only a
 200 with no ``Vary``, no ``no-cache``, ``no-store`` or ``private`` qualifies,
-and only a sealed one-chunk content answered in place (proxy/in_place.py).
+and only a sealed one-chunk content answered in place (proxy/in_place.py); a
+reload (the browser's ``no-cache``) or a request with ``Authorization`` always
+asks the edge.
 A reused download that fails is asked for again through ``/v1/fetch``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from requester.client import Download
@@ -28,6 +30,22 @@ clock ahead of the edge's, can let through."""
 KEPT = 256
 """Heads kept at most (the oldest goes first)."""
 NOT_REUSED = frozenset({"no-cache", "no-store", "private"})
+
+
+def reusable_request(headers: Mapping[str, str]) -> bool:
+    """Whether a request may be answered from a reused head: not a reload (``Cache-Control:
+    no-cache``, ``no-store`` or ``max-age=0``; ``Pragma: no-cache``), which asks for the
+    edge's own answer, and not one with ``Authorization``, which a shared cache answers
+    only as the edge decides."""
+    if "authorization" in {name.lower() for name in headers}:
+        return False
+    directives = {
+        part.strip().lower().replace(" ", "")
+        for name, value in headers.items()
+        if name.lower() in ("cache-control", "pragma")
+        for part in value.split(",")
+    }
+    return not directives & {"no-cache", "no-store", "max-age=0"}
 
 
 @dataclass(frozen=True, slots=True)

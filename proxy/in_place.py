@@ -22,6 +22,7 @@ from mitmproxy import http
 
 from proxy.backend import admit
 from proxy.failures import classify, html_page
+from proxy.fresh_heads import reusable_request
 from proxy.relay import Answer, answer, forwarded
 from proxy.state import Handoff, ProxyState
 
@@ -53,7 +54,7 @@ async def answer_in_place(
     client = state.new_client(site)
     handed = False
     try:
-        fresh = state.fresh.get(url, file)
+        fresh = state.fresh.get(url, file) if reusable_request(request.headers) else None
         if fresh is not None:  # proxy/fresh_heads.py: no /v1/fetch
             try:
                 return await _whole(client.reopen(fresh.head, fresh.seal, fresh.origin), request)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from proxy.fresh_heads import origin_fresh_until
+from proxy.fresh_heads import origin_fresh_until, reusable_request
 from requester.protocol import ManifestHead, NodeKey
 from requester.protocol.source import UrlSource
 from tests.origin_server import pattern
@@ -28,8 +28,8 @@ async def counts(log: Running) -> tuple[int, int]:
     return fetches, chunks
 
 
-def get(proxy: Running, url: str) -> None:
-    got = curl("-x", proxy.url, "-D", "-", url)
+def get(proxy: Running, url: str, *options: str) -> None:
+    got = curl("-x", proxy.url, "-D", "-", *options, url)
     head, _, body = got.stdout.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and b"via: 1.1 atlas" in head.lower(), head
     assert body == pattern(0, SIZE)
@@ -56,6 +56,17 @@ async def test_a_fresh_small_object_skips_the_fetch_but_not_its_chunk(
     assert final[0] - after[0] == REQUESTS
     assert final[1] - after[1] >= REQUESTS
 
+    # a reload, or a request with credentials, asks the edge even while the head is fresh
+    for options in (
+        ("-H", "Cache-Control: no-cache"),
+        ("-H", "Pragma: no-cache"),
+        ("-H", "Cache-Control: max-age=0"),
+        ("-H", "Authorization: Basic eDp5"),
+    ):
+        get(proxy, fresh, *options)  # fmt: skip
+    reloaded = await counts(log)
+    assert reloaded[0] - final[0] == 4
+
 
 @pytest.mark.parametrize(
     ("status", "headers", "until"),
@@ -77,3 +88,19 @@ def test_only_an_explicitly_fresh_200_without_vary_is_reused(
     head = ManifestHead.create(NodeKey.generate(), source=UrlSource("http://example.test/x"),
                                status=status, headers=headers, created_at=1000)  # fmt: skip
     assert origin_fresh_until(head) == until
+
+
+@pytest.mark.parametrize(
+    ("headers", "reusable"),
+    [
+        ({}, True),
+        ({"Cache-Control": "max-age=600"}, True),
+        ({"Cache-Control": "no-cache"}, False),
+        ({"cache-control": "max-age = 0"}, False),
+        ({"Pragma": "no-cache"}, False),
+        ({"Cache-Control": "public, no-store"}, False),
+        ({"Authorization": "Bearer x"}, False),
+    ],
+)
+def test_a_reload_or_credentials_ask_the_edge(headers: dict[str, str], reusable: bool) -> None:
+    assert reusable_request(headers) is reusable
