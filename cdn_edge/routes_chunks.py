@@ -75,16 +75,23 @@ def make_quote(edge: Edge, content_id: bytes, now: int) -> Quote:
 async def chunk(request: web.Request) -> web.StreamResponse:
     edge = request.app[EDGE]
     content_id, index = _parse(request)
-    entry = await edge.content.entry(content_id)
-    if entry is None:
-        raise web.HTTPNotFound(text="this edge does not hold that content")
-    edge.served[content_id] = time.monotonic()  # announced in the DHT (cdn_edge/dht)
+    entry = await served_entry(edge, content_id)
     client = request.remote or "unknown"
     refused = too_many_transfers(edge, client)
     if refused is not None:
         return refused
     with transfer(edge, client):
         return await _serve(request, edge, entry, index, client)
+
+
+async def served_entry(edge: Edge, content_id: bytes) -> ContentEntry:
+    """The content a chunk or run request asks for (404 if not held), noted as served: the
+    edge announces what it serves in the DHT (cdn_edge/dht)."""
+    entry = await edge.content.entry(content_id)
+    if entry is None:
+        raise web.HTTPNotFound(text="this edge does not hold that content")
+    edge.served[content_id] = time.monotonic()
+    return entry
 
 
 def too_many_transfers(edge: Edge, client: str) -> web.Response | None:

@@ -25,7 +25,14 @@ from cdn_edge.content.entry import ContentEntry
 from cdn_edge.edge_state import EDGE, Edge
 from cdn_edge.problems import problem_response
 from cdn_edge.replica_fill import must_buy
-from cdn_edge.routes_chunks import failed, parse_path, refusal, too_many_transfers, transfer
+from cdn_edge.routes_chunks import (
+    failed,
+    parse_path,
+    refusal,
+    served_entry,
+    too_many_transfers,
+    transfer,
+)
 from cdn_edge.run_frames import Ahead, Held, open_held, run_price, send_arriving, send_held
 from cdn_edge.run_response import RunWriter
 from requester.errors import Refusal
@@ -53,10 +60,7 @@ async def run(request: web.Request) -> web.StreamResponse:
     count = parse_count(request.query.get("count"))
     if first + count > MAX_CHUNKS:
         raise MalformedMessage(f"a run must end at or below chunk {MAX_CHUNKS}")
-    entry = await edge.content.entry(content_id)
-    if entry is None:
-        raise web.HTTPNotFound(text="this edge does not hold that content")
-    edge.served[content_id] = time.monotonic()  # announced in the DHT (cdn_edge/dht)
+    entry = await served_entry(edge, content_id)
     client = request.remote or "unknown"
     refused = too_many_transfers(edge, client)
     if refused is not None:
