@@ -107,6 +107,7 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
             db,
             tasks,
             chunk_size=config.chunk_size,
+            large_chunks=not config.upload_capacity,  # a market paces its lanes chunk by chunk
             on_new_content=lambda cid: announcer.provide(cid),  # noqa: PLW0108 (made below)
             replicator=replicator,
         )

@@ -39,7 +39,7 @@ from requester.protocol import (
     Source,
     UrlSource,
 )
-from requester.protocol.manifest import NONCE_SIZE, PARTIAL_CONTENT
+from requester.protocol.manifest import NONCE_SIZE, PARTIAL_CONTENT, chunk_size_for
 
 T = TypeVar("T")
 
@@ -62,6 +62,7 @@ class ChunkWriter:
         passes: PassList,
         *,
         chunk_size: int,
+        large_chunks: bool = True,
         clock: Callable[[], float],
         on_new_content: Callable[[bytes], None],
     ) -> None:
@@ -70,9 +71,18 @@ class ChunkWriter:
         self._index = entries.index
         self._passes = passes
         self._chunk_size = chunk_size
+        self._large_chunks = large_chunks
+        """Cut a large URL body in 1 MiB chunks (requester.protocol.manifest.chunk_size_for)."""
         self._clock = clock
         self._on_new_content = on_new_content
         self._cut = ThreadPoolExecutor(CUT_THREADS, thread_name_prefix="content-cut")
+
+    def _size_for(self, size_hint: int, source: Source | None) -> int:
+        """The chunk size to sign: larger for a large URL body (a torrent keeps its own, a
+        market edge its 256 KiB: its lanes pace chunk by chunk)."""
+        if self._large_chunks and source is None:
+            return chunk_size_for(size_hint, self._chunk_size)
+        return self._chunk_size
 
     def close(self) -> None:
         """Stop taking chunks (shutdown, once fetches are cancelled); queued ones still run."""
@@ -94,7 +104,7 @@ class ChunkWriter:
             head = ManifestHead.create(
                 self._key, source=source or UrlSource(url), status=resp.status, headers=kept,
                 created_at=int(now), nonce=secrets.token_bytes(NONCE_SIZE),
-                chunk_size=self._chunk_size, size_hint=size_hint,
+                chunk_size=self._size_for(size_hint, source), size_hint=size_hint,
             )  # fmt: skip
         except MalformedMessage as exc:  # e.g. status 999: the origin's fault, not the requester's
             raise OriginUnreachable(

@@ -62,6 +62,7 @@ class ContentService:
         tasks: asyncio.TaskGroup,
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        large_chunks: bool = True,
         clock: Callable[[], float] = time.time,
         on_new_content: Callable[[bytes], None] = lambda _cid: None,
         replicator: Replicator | None = None,
@@ -71,7 +72,7 @@ class ContentService:
         self._background = Background(tasks)
         passes = PassList()
         writer = ChunkWriter(key, self._entries, passes, chunk_size=chunk_size, clock=clock,
-                             on_new_content=on_new_content)  # fmt: skip
+                             large_chunks=large_chunks, on_new_content=on_new_content)  # fmt: skip
         join = FetchJoin(writer, self._entries, self._background)
         self._lookup = CacheLookup(self._entries, origin, join, passes, clock=clock)
         self._store_chunk = writer.store_fetched

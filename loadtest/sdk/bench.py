@@ -19,7 +19,8 @@ from loadtest.harness.bench_main import Bench, Run, client_session
 from loadtest.harness.children import BenchError, Timed
 from loadtest.harness.network import EDGES, Net, build_net
 from loadtest.harness.procfs import RSS_POLL, cpu_clock
-from loadtest.harness.rows import CHUNK, GB, GIB, MIB, Row, make_row, rates, rotated, size_text
+from loadtest.harness.rows import GB, GIB, MIB, Row, make_row, rates, rotated, size_text
+from requester.protocol.manifest import chunk_size_for
 
 SCALING = (1, 2, 3, 5)
 """Edge counts of the cached downloads (the throughput-by-edges plot); the last is the net's."""
@@ -90,10 +91,12 @@ async def bench_fetch(net: Net, cfg: Config, run: Run[Config]) -> list[Row]:
     run.checks["fetch"] = {"origin_edge_hits": hits, "origin_edge_misses": misses}
     if hits != len(SCALING) * cfg.reps or misses != cfg.reps:
         raise BenchError(f"origin edge counted {hits} HIT and {misses} MISS fetches")
-    text, count = size_text(size), -(-size // CHUNK)
+    chunk = chunk_size_for(size)  # what the origin edge cuts a body of this size in
+    text, count = size_text(size), -(-size // chunk)
     outside = [r.seconds - float(r.summary["seconds"]) for done in runs.values() for r in done]
     run.notes += [
-        f"fetch: {text} = {count} chunks of 256 KiB, random bytes (no zstd), paid at the "
+        f"fetch: {text} = {count} chunks of {size_text(chunk)}, random bytes (no zstd), paid "
+        "at the "
         "edges' default price (0.001 BTT per MiB); time = wall time of the whole command "
         "(interpreter start and imports, wallet unlock, /v1/fetch, chunks, fsync, rename); "
         "the file is checked against nginx's after every run; curl does not fsync",

@@ -67,6 +67,26 @@ async def test_200_mib_stream_through_the_edge_in_bounded_memory(
         growth = peak_rss(edge.proc.pid) - before
     finally:
         edge.stop()
-    assert (received, index) == (SIZE, SIZE // CHUNK)
+    assert fetched.head.chunk_size == MIB  # a large body: 1 MiB chunks
+    assert (received, index) == (SIZE, SIZE // MIB)
     assert digest.hexdigest() == expected_sha256(SIZE)
     assert growth < MAX_GROWTH, f"edge peak RSS grew by {growth / MIB:.1f} MiB for a 200 MiB body"
+
+
+async def test_a_body_of_64_mib_or_more_is_cut_in_1_mib_chunks_except_on_a_market_edge(
+    tmp_path: Path, origin: Running, ledger: Running
+) -> None:
+    plain = start_edge(tmp_path / "plain", ledger.url)
+    market = start_edge(tmp_path / "market", ledger.url, "--upload-capacity", "64MiB/s")
+    try:
+        async with aiohttp.ClientSession() as session:
+            sizes = {}
+            for edge, size in ((plain, 64 * MIB), (plain, 64 * MIB - 1), (market, 64 * MIB)):
+                got = await fetch(session, edge.url, f"{origin.url}/bytes/{size}?t=cut")
+                sizes[(edge.url, size)] = got.head.chunk_size
+                assert got.head.size_hint == size
+    finally:
+        plain.stop()
+        market.stop()
+    assert sizes == {(plain.url, 64 * MIB): MIB, (plain.url, 64 * MIB - 1): CHUNK,
+                     (market.url, 64 * MIB): CHUNK}  # fmt: skip
