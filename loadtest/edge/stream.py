@@ -14,6 +14,7 @@ from loadtest.harness.children import BenchError
 from loadtest.harness.network import edge_fetch, get_chunk, wait_sealed
 from loadtest.harness.procfs import RSS_POLL, RssGrowth
 from loadtest.harness.rows import CHUNK, GB, KIB, MIB, Row, make_row, size_text
+from requester.protocol.manifest import chunk_size_for
 
 STREAM_WORKERS = 2  # chunk requests in flight, as requester/downloader.py's per_provider
 
@@ -31,7 +32,8 @@ async def download_via_edge(
     started = time.perf_counter()
     if cid is None:
         cid = str((await edge_fetch(session, edge, url))["content_id"])
-    count = -(-total // CHUNK)
+    chunk = chunk_size_for(total)  # what the edge cuts a body of this size in
+    count = -(-total // chunk)
     next_index = 0
 
     async def worker(content_id: str) -> None:
@@ -42,7 +44,8 @@ async def download_via_edge(
             status, body, _ = await get_chunk(session, edge, content_id, index)
             if status != 200:
                 raise BenchError(f"chunk {index}: {status} {body[:300]!r}")
-            check_chunk(body, index, salt, min(CHUNK, total - index * CHUNK))
+            # blobs are stamped every 256 KiB: a larger chunk starts with its first stamp
+            check_chunk(body, index * chunk // CHUNK, salt, min(chunk, total - index * chunk))
 
     await asyncio.gather(*(worker(cid) for _ in range(STREAM_WORKERS)))
     elapsed = time.perf_counter() - started
