@@ -17,7 +17,11 @@ __all__ = ["CHUNK_TIMEOUT", "FREE_LANE", "MAX_BODY", "request_chunk"]
 
 MAX_BODY = 17 * 1024 * 1024
 """Largest answer read: a chunk is at most 16 MiB (the protocol's limit), plus slack."""
-CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5, sock_read=30)
+CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5, sock_read=45)
+"""The silence allowed is longer than an edge's 30 s wait for a chunk still arriving from its
+origin, so the edge's own answer (the content failed, or ``503 chunk_not_ready``) comes
+before the requester gives up on it: at 30 s the two raced, and a lost race dropped the
+edge as unreachable instead of reporting the content's failure."""
 
 FREE_LANE = {"Accept-Encoding": "zstd"}
 """A request with no payment and no bid: a market edge's free lane."""

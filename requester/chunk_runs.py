@@ -20,7 +20,6 @@ import zstandard
 
 from requester.chunk_checks import Delivered, bad_chunk
 from requester.chunk_faults import ProviderFault, ProviderUnreachable
-from requester.chunk_request import CHUNK_TIMEOUT
 from requester.protocol import ContentVerifier, ProtocolError, b64url_encode
 from requester.protocol.chunk_run import (
     CHUNK,
@@ -42,6 +41,10 @@ VERIFYING = 2
 THREAD_FROM = 64 * 1024
 """Smaller chunks are checked on the loop: the hand-off to a thread costs more than it saves."""
 MAX_PROBLEM = 64 * 1024
+RUN_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=45)
+"""No bound on a whole run (64 chunks at a slow provider's rate may take minutes), but one
+on the silence between bytes, longer than an edge's 30 s wait for a chunk that is still
+arriving: the edge's own answer (the content failed, or the chunk is not ready) comes first."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ async def request_run(session: aiohttp.ClientSession, provider: str, url: str,
     :class:`ProviderFault`."""
     try:
         async with session.get(
-            url, headers=headers, timeout=CHUNK_TIMEOUT, auto_decompress=False
+            url, headers=headers, timeout=RUN_TIMEOUT, auto_decompress=False
         ) as resp:
             if resp.status != 200:
                 body = await read_capped(resp, MAX_PROBLEM)
