@@ -199,7 +199,8 @@ class ChunkClient:
         cid = verifier.head.content_id.hex()
         url = f"{provider.rstrip('/')}/v1/run/{cid}/{first}?count={count}"
         try:
-            headers, expected, spent = await self._pay_run(provider, verifier, first, count)
+            headers, expected, spent = await self._pay_ahead(provider, verifier, first, False,
+                                                             count)  # fmt: skip
         except (InsufficientFunds, SpendLimitReached):
             return None  # chunk by chunk, :meth:`get` pays what it can and says what it cannot
         charged = 0
@@ -227,36 +228,6 @@ class ChunkClient:
         if answer.status in (402, 404, 409, 416, 429, 503) or failed:
             return None
         raise ProviderFault(provider, f"answered {answer.status}{refusal_text(answer.body)}")
-
-    async def _pay_run(self, provider: str, verifier: ContentVerifier, first: int,
-                       count: int) -> tuple[dict[str, str], int, int]:  # fmt: skip
-        """Headers paying ahead for ``count`` full-size chunks (from credit when it covers them
-        all), the price assumed and what was signed; no payment before the quote is known."""
-        headers = {"Accept-Encoding": "zstd"}
-        account = self._accounts.get(provider)
-        now = int(time.time())
-        if self._channels is None or account is None or account.quote.valid_until < now + 30:
-            return headers, 0, 0
-        if first + count > _known_chunk_count(verifier):
-            return headers, 0, 0
-        expected = account.quote.chunk_price(verifier.head.chunk_size) * count
-        taken = min(account.credit, expected)
-        account.credit -= taken  # reserved before any await: concurrent requests share it
-        needed = expected - taken
-        if not needed:
-            spend = self._channels.credit_spend(
-                account.channel_id, verifier.head.content_id, first, now
-            )
-            headers[CREDIT_HEADER] = spend.to_header()
-            return headers, expected, 0
-        try:
-            voucher = await self._channels.pay(account.quote, needed, now)
-        except BaseException:
-            account.credit += taken
-            raise
-        self.signed[provider] = self.signed.get(provider, 0) + needed
-        headers["Atlas-Voucher"] = voucher.to_header()
-        return headers, expected, needed
 
     def _learn_runs(self, provider: str, header: str | None) -> None:
         if header is not None and header.isascii() and header.isdigit() and len(header) <= 3:
@@ -375,8 +346,11 @@ class ChunkClient:
             raise ProviderFault(provider, exc.message) from exc
 
     async def _pay_ahead(self, provider: str, verifier: ContentVerifier, index: int,
-                         probation: bool) -> tuple[dict[str, str], int, int]:  # fmt: skip
-        """Headers paying for one full-size chunk, the price assumed, and what was signed.
+                         probation: bool, count: int = 1
+                         ) -> tuple[dict[str, str], int, int]:  # fmt: skip
+        """Headers paying for ``count`` full-size chunks from ``index`` (a chunk run when more
+        than one), the price assumed, and what was signed; from credit alone when it covers
+        them all.
 
         Only for chunks known to exist: a probe past the end is answered 416 unpaid. A
         provider on probation is paid ahead only from credit it already holds.
@@ -386,9 +360,9 @@ class ChunkClient:
         now = int(time.time())
         if self._channels is None or account is None or account.quote.valid_until < now + 30:
             return headers, 0, 0
-        if not index < _known_chunk_count(verifier):
+        if index + count > _known_chunk_count(verifier):
             return headers, 0, 0
-        expected = account.quote.chunk_price(verifier.head.chunk_size)  # wire <= raw size
+        expected = account.quote.chunk_price(verifier.head.chunk_size) * count  # wire <= raw
         taken = min(account.credit, expected)
         account.credit -= taken  # reserved before any await: concurrent requests share it
         needed = expected - taken
@@ -401,7 +375,11 @@ class ChunkClient:
             )
             headers[CREDIT_HEADER] = spend.to_header()
             return headers, expected, 0
-        voucher = await self._channels.pay(account.quote, needed, now)
+        try:
+            voucher = await self._channels.pay(account.quote, needed, now)
+        except BaseException:
+            account.credit += taken  # not paid: the credit it would have spent is still there
+            raise
         self.signed[provider] = self.signed.get(provider, 0) + needed
         headers["Atlas-Voucher"] = voucher.to_header()
         return headers, expected, needed
