@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -25,9 +24,10 @@ from proxy.failures import classify, html_page
 from proxy.fresh_heads import reusable_request
 from proxy.relay import Answer, answer, forwarded
 from proxy.state import Handoff, ProxyState
+from requester.single_chunk import is_single
 
 if TYPE_CHECKING:
-    from requester.client import Download
+    from requester.client import AtlasClient, Download
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,7 @@ log = logging.getLogger(__name__)
 def fits(download: Download) -> bool:
     """Sealed and one chunk long: its whole body is the one chunk the relay would also hold
     before sending headers, so answering it whole costs no memory or first-byte time."""
-    seal = download.scheduler.verifier.seal
-    return seal is not None and seal.chunk_count == 1 and download.scheduler.start_index == 0
+    return is_single(download.scheduler.verifier, download.scheduler.start_index)
 
 
 async def answer_in_place(
@@ -57,7 +56,8 @@ async def answer_in_place(
         fresh = state.fresh.get(url, file) if reusable_request(request.headers) else None
         if fresh is not None:  # proxy/fresh_heads.py: no /v1/fetch
             try:
-                return await _whole(client.reopen(fresh.head, fresh.seal, fresh.origin), request)
+                reopened = client.reopen(fresh.head, fresh.seal, fresh.origin)
+                return await _whole(client, reopened, request)
             except Exception as exc:  # the edge no longer serves it so: ask it again
                 log.info("reusing the head of %s failed: %s", url, exc)
                 state.fresh.forget(url, file)
@@ -70,7 +70,7 @@ async def answer_in_place(
             handed = True
             return state.hand_over(Handoff(client, download, site))
         try:
-            response = await _whole(download, request)
+            response = await _whole(client, download, request)
         except Exception as exc:
             log.info("chunks of %s failed: %s", url, exc)
             return from_aiohttp(html_page(classify(exc), url))
@@ -82,16 +82,15 @@ async def answer_in_place(
             state.client_done(site, client)
 
 
-async def _whole(download: Download, request: http.Request) -> http.Response:
-    """The one-chunk content answered whole, as the relay would stream it."""
+async def _whole(client: AtlasClient, download: Download, request: http.Request) -> http.Response:
+    """The one-chunk content answered whole, as the relay would stream it: its chunk fetched
+    without the scheduler's workers, and the seal checked (requester/single_chunk.py)."""
     plan = answer(download, request.method, request.headers.get("Range"))
     if isinstance(plan, web.Response):  # 416
         return from_aiohttp(plan)
     body = b""
     if not plan.bodiless:
-        async with aclosing(download.chunks()) as chunks:
-            # To the end, as the relay reads it: the seal is checked there.
-            body = b"".join([chunk async for chunk in chunks])
+        body = await client.single_chunk(download)
         skip = plan.first % plan.chunk_size
         body = body[skip : skip + plan.length] if plan.ranged and plan.length else body[skip:]
     return _response(plan, body)

@@ -26,6 +26,7 @@ from requester.errors import ORIGIN_TITLES, SdkError
 from requester.protocol import ContentVerifier, ManifestHead, ProtocolError, Seal, b64url_decode
 from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE, UNKNOWN_SIZE
 from requester.provider_trust import ProviderTrust, TrustPolicy
+from requester.single_chunk import single_chunk
 from requester.tracker_lookup import Listed, tracked
 
 EDGE_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=5)
@@ -208,6 +209,11 @@ class AtlasClient:
         verified then), without asking an edge again: every chunk is still checked against
         the head. The proxy reuses a fresh small object's head so (proxy/fresh_heads.py)."""
         return self._download(head, ContentVerifier(head, seal=seal), origin, 0)
+
+    async def single_chunk(self, download: Download) -> bytes:
+        """The body of a sealed one-chunk ``download`` without the scheduler's workers; the
+        proxy answers page assets so (requester/single_chunk.py)."""
+        return await single_chunk(download, self._chunks)
 
     async def resume(self, head_bytes: bytes, *, start_index: int) -> Download:
         """Continue a download of known content from chunk ``start_index`` (nothing re-paid)."""
