@@ -29,6 +29,7 @@ from proxy.state import ProxyState, load_or_create_token
 from proxy.tunnel_addon import TunnelThroughEdges
 from requester import keystore
 from requester.channel_manager import ChannelManager
+from requester.chunk_payer import leave_credit
 from requester.guarded_server import GuardedSite
 from requester.ledger_api import open_ledger
 from requester.payer_store import PayerStore
@@ -107,7 +108,7 @@ def _state(
         print(f"atlas proxy: no wallet/ledger in {config.home}: free allowance only",
               file=sys.stderr)  # fmt: skip
     confdir = config.home / "mitmproxy"
-    return ProxyState(
+    state = ProxyState(
         edges=[e.rstrip("/") for e in config.edges], session=session, manager=manager,
         ledger=ledger, address=address, book=book,
         api_token=load_or_create_token(config.home / "api_token"),
@@ -115,6 +116,9 @@ def _state(
         intercept=config.intercept, max_active=config.max_transfers, trust=config.trust,
         store=store,
     )  # fmt: skip
+    # runs before the store closes: the credit left with edges is the next payer's to spend
+    stack.callback(leave_credit, manager, state.accounts.values())
+    return state
 
 
 def _mitmproxy(config: ProxyConfig, state: ProxyState, api_port: int,

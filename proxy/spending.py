@@ -15,6 +15,7 @@ from pathlib import Path
 
 from requester.channel_manager import NewChannelAllowance, SpendLimitReached
 from requester.chunk_client import Payer
+from requester.chunk_payer import give_credit, take_credit
 from requester.protocol import BTT_LOCAL, CreditSpend, Quote, Voucher, format_amount
 
 SCHEMA = """
@@ -141,3 +142,10 @@ class RequestPayer:
                      now: int) -> CreditSpend:  # fmt: skip
         """Spending credit already paid for: nothing new to check or book."""
         return self._payer.credit_spend(channel_id, content_id, index, now)
+
+    def take_credit(self, channel_id: bytes) -> int:
+        """Credit an earlier process of the wallet paid for (booked then, not again)."""
+        return take_credit(self._payer, channel_id)
+
+    def leave_credit(self, channel_id: bytes, amount: int) -> None:
+        give_credit(self._payer, channel_id, amount)

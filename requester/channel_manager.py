@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -180,6 +181,16 @@ class ChannelManager:
             self._key, domain=channel.terms.domain, channel_id=channel_id, content_id=content_id,
             index=index, issued_at=now, nonce=secrets.token_bytes(16),
         )  # fmt: skip
+
+    def take_credit(self, channel_id: bytes) -> int:
+        """The credit an earlier process (or this one) left on ``channel_id``'s payee, to be
+        spent here: a payment that starts using a channel takes it once."""
+        return self._store.take_credit(channel_id)
+
+    def leave_credit(self, channel_id: bytes, amount: int) -> None:
+        """Hand credit this process holds on ``channel_id``'s payee back to the wallet, for
+        the next process that pays there (``atlas fetch`` ends; the proxy stops)."""
+        self._store.leave_credit(channel_id, amount, int(time.time()))
 
     def channels(self) -> list[PayerChannel]:
         return list(self._open.values())

@@ -30,7 +30,14 @@ from requester.chunk_faults import (
     ProviderUnreachable,
     wants_payment,
 )
-from requester.chunk_payer import Account, Budget, Payer, RoomKeeper
+from requester.chunk_payer import (
+    Account,
+    Budget,
+    Payer,
+    RoomKeeper,
+    leave_credit,
+    take_credit,
+)
 from requester.chunk_request import CHUNK_TIMEOUT, FREE_LANE, MAX_BODY, request_chunk
 from requester.chunk_runs import Deliver, request_run
 from requester.protocol import (
@@ -81,6 +88,11 @@ class ChunkClient:
         self._markets: dict[str, tuple[float, Market | None]] = {}
         self._run_max: dict[str, int] = {}
         """The longest chunk run each provider serves (``Atlas-Run-Max`` on its chunks)."""
+
+    def leave_credit(self) -> None:
+        """Hand the credit left with each provider back to the wallet for the next process
+        (call when done paying: ``atlas fetch`` at its end, the proxy when it stops)."""
+        leave_credit(self._channels, self._accounts.values())
 
     def run_max(self, provider: str) -> int:
         """The longest run ``provider`` serves; 0 until one of its chunk answers said so."""
@@ -281,7 +293,11 @@ class ChunkClient:
             return None
         self.signed[provider] = self.signed.get(provider, 0) + price
         old = self._accounts.get(provider)
-        kept = old.credit if old is not None and old.channel_id == voucher.channel_id else 0
+        if old is not None and old.channel_id == voucher.channel_id:
+            kept = old.credit
+        else:  # a channel new to this account: the credit an earlier process left there
+            leave_credit(self._channels, [old] if old is not None else [])
+            kept = take_credit(self._channels, voucher.channel_id)
         self._accounts[provider] = Account(quote, voucher.channel_id, kept)
         return voucher, price
 

@@ -7,6 +7,7 @@ the proxy and an edge that replicates each give it a payer of their own.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -39,6 +40,36 @@ class RoomKeeper(Protocol):
     or a budget around one); others pay as before, the bid then possibly uncovered."""
 
     def keep_room(self, payee: TronAddress, amount: int) -> None: ...
+
+
+@runtime_checkable
+class CreditKeeper(Protocol):
+    """A payer whose wallet keeps the credit a process leaves with each payee for the next
+    process (a :class:`ChannelManager`, or a wrapper around one); with any other payer
+    credit lives as long as the process."""
+
+    def take_credit(self, channel_id: bytes) -> int: ...
+
+    def leave_credit(self, channel_id: bytes, amount: int) -> None: ...
+
+
+def take_credit(payer: object, channel_id: bytes) -> int:
+    """What the wallet holds as credit on ``channel_id``'s payee, now this process's."""
+    return payer.take_credit(channel_id) if isinstance(payer, CreditKeeper) else 0
+
+
+def give_credit(payer: object, channel_id: bytes, amount: int) -> None:
+    """Hand ``amount`` of credit on ``channel_id``'s payee back to the wallet, if it keeps it."""
+    if isinstance(payer, CreditKeeper) and amount > 0:
+        payer.leave_credit(channel_id, amount)
+
+
+def leave_credit(payer: object, accounts: Iterable[Account]) -> None:
+    """Give the credit ``accounts`` hold back to the wallet (and zero it here), so that a
+    later process pays with it rather than paying again."""
+    for account in accounts:
+        credit, account.credit = account.credit, 0
+        give_credit(payer, account.channel_id, credit)
 
 
 class Budget:
@@ -75,3 +106,10 @@ class Budget:
                      now: int) -> CreditSpend:  # fmt: skip
         """Spending credit signs nothing new over: the budget already counted it."""
         return self._payer.credit_spend(channel_id, content_id, index, now)
+
+    def take_credit(self, channel_id: bytes) -> int:
+        """Credit an earlier process paid for: the budget does not count it again."""
+        return take_credit(self._payer, channel_id)
+
+    def leave_credit(self, channel_id: bytes, amount: int) -> None:
+        give_credit(self._payer, channel_id, amount)

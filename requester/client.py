@@ -177,6 +177,11 @@ class AtlasClient:
         self.downloads: deque[Download] = deque(maxlen=8)
         """The latest downloads this client set up (the proxy reports their providers)."""
 
+    def leave_credit(self) -> None:
+        """Hand the credit left with providers back to the wallet, for the next process that
+        pays them (:meth:`requester.chunk_client.ChunkClient.leave_credit`)."""
+        self._chunks.leave_credit()
+
     async def open(
         self, url: str, headers: Mapping[str, str] | None = None, *, start_index: int = 0,
         file: str | None = None,

@@ -7,6 +7,12 @@ Likewise each channel open and top-up is recorded, signed, before it is sent
 kill between the ledger applying a call and the payer hearing of it leaves a
 record to settle (``requester/channel_recovery.py``), not a forgotten deposit.
 SQLite calls are quick and local; they run inline (one small write per payment).
+
+``credits`` holds what a process paid ahead to a payee and was not charged (a
+last chunk shorter than the full size it was paid at, a run cut short) when it
+stopped using the channel: the next process to pay that payee takes it and
+spends it rather than paying again. Taken rows are deleted in the same
+transaction, so two processes of one wallet never both count the same credit.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ CREATE TABLE IF NOT EXISTS pending_calls (
     contract TEXT NOT NULL, channel_id TEXT NOT NULL, payee TEXT NOT NULL, call TEXT NOT NULL,
     recorded_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS spend_hours (hour TEXT PRIMARY KEY, amount TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS credits (
+    channel_id TEXT PRIMARY KEY, amount TEXT NOT NULL, left_at INTEGER NOT NULL);
 """
 HOURS_KEPT = 24 * 31
 """Hours of signed spending kept for ``atlas status`` and the proxy's page (a month)."""
@@ -187,6 +195,36 @@ class PayerStore:
             "SELECT hour, amount FROM spend_hours WHERE hour LIKE ?", (f"{day}T%",)
         ).fetchall()
         return {int(r["hour"][-2:]): int(r["amount"]) for r in rows}
+
+    def take_credit(self, channel_id: bytes) -> int:
+        """The credit a process left with the payee of ``channel_id``, now the caller's to
+        spend (0 if none): removed from the store, so no other process counts it too."""
+        key = channel_id.hex()
+        if self._db.execute("SELECT 1 FROM credits WHERE channel_id=?", (key,)).fetchone() is None:
+            return 0  # the usual case costs no write
+        with self._transaction():
+            row = self._db.execute("SELECT amount FROM credits WHERE channel_id=?",
+                                   (key,)).fetchone()  # fmt: skip
+            self._db.execute("DELETE FROM credits WHERE channel_id=?", (key,))
+        return 0 if row is None else int(row["amount"])
+
+    def leave_credit(self, channel_id: bytes, amount: int, now: int) -> None:
+        """Record ``amount`` more of credit left with the payee of ``channel_id`` (paid and
+        not charged there) for whichever process pays that payee next."""
+        if amount <= 0:
+            return
+        key = channel_id.hex()
+        with self._transaction():
+            row = self._db.execute("SELECT amount FROM credits WHERE channel_id=?",
+                                   (key,)).fetchone()  # fmt: skip
+            total = amount + (0 if row is None else int(row["amount"]))
+            self._db.execute("INSERT OR REPLACE INTO credits VALUES (?, ?, ?)",
+                             (key, str(total), now))  # fmt: skip
+
+    def credits(self) -> dict[bytes, int]:
+        """Credit left with payees and held by no running process, per channel."""
+        rows = self._db.execute("SELECT channel_id, amount FROM credits").fetchall()
+        return {bytes.fromhex(r["channel_id"]): int(r["amount"]) for r in rows}
 
     def update_terms(self, terms: ChannelTerms, *, settles: str | None = None) -> None:
         """Raise a channel's deposit and expiry to ``terms`` (never lowers them), and drop

@@ -44,15 +44,16 @@ def listed_channels(store: PayerStore, settled: list[Settled]) -> list[dict[str,
     open or top-up is still pending says so in ``pending``."""
     why = {s.call.op_hash: s.left for s in settled if s.left is not None}
     left = {call.channel_id: call for call in store.pending()}
-    rows = [_row(c.terms, c.issued, c.status, left.get(c.terms.channel_id), why)
-            for c in store.channels()]  # fmt: skip
-    rows += [_row(_asked(call), 0, "pending", call, why)
+    credits = store.credits()
+    rows = [_row(c.terms, c.issued, c.status, left.get(c.terms.channel_id), why,
+                 credits.get(c.terms.channel_id, 0)) for c in store.channels()]  # fmt: skip
+    rows += [_row(_asked(call), 0, "pending", call, why, 0)
              for call in left.values() if call.kind == "open"]  # fmt: skip
     return rows
 
 
 def _row(terms: ChannelTerms, issued: int, status: str, pending: PendingCall | None,
-         why: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+         why: dict[str, str], credit: int) -> dict[str, Any]:  # fmt: skip
     note = None
     if pending is not None:
         what = "open" if pending.kind == "open" else (
@@ -63,6 +64,7 @@ def _row(terms: ChannelTerms, issued: int, status: str, pending: PendingCall | N
         "channel_id": terms.channel_id.hex(), "payee": str(terms.payee),
         "deposit": format_amount(terms.deposit, terms.asset), "deposit_units": str(terms.deposit),
         "spent": format_amount(issued, terms.asset), "spent_units": str(issued),
+        "credit": format_amount(credit, terms.asset), "credit_units": str(credit),
         "expires_at": terms.expires_at, "status": status, "pending": note,
     }  # fmt: skip
 

@@ -43,6 +43,7 @@ async def run(
                              max_price_per_mib=settings.max_price,
                              trust=settings.trust_policy(),
                              target_rate=settings.target_rate, finder=finder)  # fmt: skip
+        stack.callback(client.leave_credit)  # before the store closes: the next fetch spends it
         sidecar = sidecar_of(output)
         resumed = load_sidecar(sidecar, url)
         if resumed is not None:
