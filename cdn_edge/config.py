@@ -97,8 +97,13 @@ class EdgeConfig:
     max_response_bytes: int = 4 * 1024 * MIB
     origin_timeout: float = 300.0
     chunk_size: int = DEFAULT_CHUNK_SIZE
-    chunk_wait: float = 30.0
-    """How long a chunk request waits for a chunk of a live fetch to arrive."""
+    chunk_wait: float = setting(
+        30.0, SECONDS, "how long a chunk request or run waits for a chunk still arriving from "
+        "the origin (then: 503 chunk_not_ready, or a run's NOT_READY trailer)", minimum=0.1,
+        maximum=40,
+    )  # fmt: skip
+    """Below the 45 s of silence a requester allows a chunk or run request
+    (``requester.chunk_request.CHUNK_TIMEOUT``): its answer comes before the requester gives up."""
     quote_validity: int = 300
     payment_interval: int = 16
     max_transfers_per_client: int = 32

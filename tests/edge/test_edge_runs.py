@@ -12,6 +12,7 @@ import asyncio
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -408,3 +409,49 @@ async def test_a_run_over_content_that_fails_ends_content_failed(
     assert run.trailer.reason == RunEnd.CONTENT_FAILED
     assert run.trailer.detail.startswith(f"502 origin_truncated: {why}"), run.trailer.detail
     assert run.trailer.frames <= 4 and run.data == pattern(0, run.trailer.frames * CHUNK)
+
+
+async def test_a_run_ends_not_ready_at_a_late_chunk_and_refunds_the_rest(
+    tmp_path: Path, origin: Running, ledger: Running
+) -> None:
+    """A run over a live fetch waits ``--chunk-wait`` for each chunk still arriving; past it
+    the run ends ``NOT_READY`` after the frames it had, and what the rest was paid ahead
+    stays the payer's credit. The origin sends 16 KiB every 0.2 s: a chunk every 3.2 s."""
+    edge = start_edge(tmp_path / "edge", ledger.url, "--free-mib", "0", "--chunk-wait", "0.5")
+    try:
+        async with aiohttp.ClientSession() as session:
+            fetched = await fetch(session, edge.url, f"{origin.url}/slow/{3 * CHUNK}?delay=0.2")
+            head, cid = fetched.head, fetched.info["content_id"]
+            await _held(session, edge.url, cid, 1)  # chunk 0 (about 3.2 s); chunk 1 is not
+            price = await _chunk_price(session, edge.url, cid)
+            channel = await open_channel(session, ledger.url, edge.url)
+            paid = {"Atlas-Voucher": voucher_header(channel, 3 * price)}
+            run = await get_run(session, edge.url, cid, 0, 3, head, paid)
+            described = await _described(session, edge.url, cid)
+        assert run.status == 200, run.problem
+        assert "Content-Length" not in run.headers  # a live fetch's run is streamed
+        assert [f.index for f in run.frames] == [0] and run.data == pattern(0, CHUNK)
+        assert described["seal"] is None  # still arriving: the run did not wait for it all
+        assert run.trailer is not None
+        assert (run.trailer.reason, run.trailer.frames, run.trailer.charged) == (
+            RunEnd.NOT_READY, 1, price,
+        )  # fmt: skip
+        assert run.trailer.detail == "chunk 1 has not arrived yet"
+        # Three chunks paid ahead, one charged: two are the payer's credit, on the books.
+        assert await _books(tmp_path / "edge", channel.terms.channel_id) == (3 * price, price)
+    finally:
+        edge.stop()
+
+
+async def _described(session: aiohttp.ClientSession, edge: str, cid: str) -> dict[str, Any]:
+    async with session.get(f"{edge}/v1/content/{cid}") as r:
+        assert r.status == 200
+        described: dict[str, Any] = await r.json()
+    return described
+
+
+async def _held(session: aiohttp.ClientSession, edge: str, cid: str, chunks: int) -> None:
+    """Once the edge holds ``chunks`` chunks of a content still arriving (within 30 s)."""
+    async with asyncio.timeout(30):
+        while int((await _described(session, edge, cid))["chunks_available"]) < chunks:  # noqa: ASYNC110 (the edge is another process)
+            await asyncio.sleep(0.05)
