@@ -2,16 +2,16 @@
 body arrives, then the seal; each stored before any request is told of it.
 
 The head is signed and indexed as soon as the status and headers are in, so
-requesters can start before the body has been read. The loop cuts the body into
-chunks (:mod:`cdn_edge.content.chunk_cutter`); each chunk is hashed, signed and
-written to a temporary file in a worker thread, then renamed into the store with its
-row in one job on the db thread, and only then announced by the entry, so no request
-is told of a chunk the store does not hold. Up to ``AHEAD`` chunks of one fetch are
-between the cut and the store while the next pieces are read, so memory per fetch is
-a few chunks plus the read buffer, and both cores work. The seal is written after
-every chunk's row (the db thread keeps the order), then the store is trimmed to its
-cap. Nothing is fsynced: the store survives a crash of the process, not a power cut
-(see :mod:`cdn_edge.content.index`).
+requesters can start before the body has been read. The loop cuts the body at chunk
+boundaries (:mod:`cdn_edge.content.chunk_cutter`); a worker thread hashes each part and
+appends it to its chunk's temporary file, and signs the chunk at its end; the file is
+then renamed into the store with its row in one job on the db thread, and only then
+announced by the entry, so no request is told of a chunk the store does not hold. At
+most ``BYTES_AHEAD`` bytes of one fetch wait for the worker while the next pieces are
+read, so memory per fetch is that plus the read buffer, and both cores work. The seal
+is written after every chunk's row (the db thread keeps the order), then the store is
+trimmed to its cap. Nothing is fsynced: the store survives a crash of the process, not a
+power cut (see :mod:`cdn_edge.content.index`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import asyncio
 import secrets
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 from cdn_edge.content import http_cache
-from cdn_edge.content.chunk_cutter import ChunkCutter, Prepared, prepare
+from cdn_edge.content.chunk_cutter import ChunkCutter, ChunkFiles, Prepared
 from cdn_edge.content.entries import Entries
 from cdn_edge.content.entry import ContentEntry
 from cdn_edge.content.manifest_headers import manifest_headers, size_of
@@ -43,11 +43,13 @@ from requester.protocol.manifest import NONCE_SIZE, PARTIAL_CONTENT, chunk_size_
 
 T = TypeVar("T")
 
-AHEAD = 2
-"""Chunks of one fetch cut and not yet stored (being signed, written or indexed), at most:
-2 keep the one worker busy. The edge's peak RSS growth in the 1 GiB stream bench was
-5.5-7.5 MiB with 4 (and a 256 KiB read buffer), 5.3-6.0 with 2 (and 128 KiB), 3.6-4.3
-before the worker."""
+BYTES_AHEAD = 512 * 1024
+"""Body bytes of one fetch cut and not yet written by the worker, at most (what the fetch
+holds besides the HTTP client's read buffer). When whole chunks were queued (2 of up to
+1 MiB), the edge's peak RSS growth in the 1 GiB stream bench was 4.5-5.9 MiB."""
+AHEAD = 4
+"""Chunks of one fetch ended and not yet stored (being signed or indexed), at most; they
+hold no bytes, only their file's name."""
 CUT_THREADS = 1
 """Worker threads signing and writing chunks, for all fetches of the edge (as before, when
 the db thread wrote every file). With the default executor's six, four chunks at a time,
@@ -127,38 +129,69 @@ class ChunkWriter:
     async def stream_body(self, entry: ContentEntry, resp: OriginResponse) -> None:
         """Read the body to its end: sign, store and announce each chunk, then seal."""
         cutter = ChunkCutter(entry.head.chunk_size)
-        ahead: deque[asyncio.Task[bytes]] = deque()
+        files = ChunkFiles(self._index.store, self._key, entry.head)
+        queued: deque[tuple[Future[Prepared | None], int]] = deque()  # parts not yet written
+        ahead: deque[tuple[asyncio.Task[bytes], Future[Prepared | None]]] = deque()
         hashes: list[bytes] = []
+        held, done = 0, False
         try:
             async for piece in resp.body:
-                for data in cutter.feed(piece):
-                    ahead.append(asyncio.create_task(self._ingest(entry, cutter.count - 1, data)))
-                    if len(ahead) >= AHEAD:
-                        hashes.append(await ahead.popleft())
+                for part, offset, ends in cutter.feed(piece):
+                    job = self._cut.submit(
+                        files.take, part, offset, cutter.count - 1 if ends else None
+                    )
+                    queued.append((job, len(part)))
+                    held += len(part)
+                    if ends:
+                        ahead.append((self._ingest(entry, cutter.count - 1, job), job))
+                while queued and (queued[0][0].done() or held > BYTES_AHEAD):
+                    job, size = queued.popleft()
+                    await asyncio.shield(asyncio.wrap_future(job))  # raises what the write raised
+                    held -= size
+                while len(ahead) > AHEAD or (ahead and ahead[0][0].done()):
+                    hashes.append(await ahead.popleft()[0])
             last = cutter.finish()
             if last is not None:
-                ahead.append(asyncio.create_task(self._ingest(entry, cutter.count - 1, last)))
+                job = self._cut.submit(files.take, b"", last, cutter.count - 1)
+                ahead.append((self._ingest(entry, cutter.count - 1, job), job))
             while ahead:
-                hashes.append(await ahead.popleft())
+                hashes.append(await ahead.popleft()[0])
+            done = True
         finally:  # failed or cancelled: no chunk of it reaches the db thread after this
-            for task in ahead:
+            if not done:
+                self._abort(files)
+            for task, _ in ahead:
                 task.cancel()
-            await asyncio.gather(*ahead, return_exceptions=True)
+            await asyncio.gather(*(task for task, _ in ahead), return_exceptions=True)
+            for _, job in ahead:  # a file the worker still writes, or a task never started
+                job.add_done_callback(partial(_discard, _prepared_tmp))
         seal = entry.head.seal(self._key, cutter.total, hashes)
         seal_bytes = seal.encode()
         await self._entries.run(self._index.seal, entry.content_id, seal_bytes, seal.total_size)
         entry.finish(seal_bytes)
         await self._entries.evict_for(entry)
 
-    async def _ingest(self, entry: ContentEntry, index: int, data: bytes) -> bytes:
-        """Sign and write chunk ``index`` in a worker thread, then store and announce it;
-        its SHA-256. Cancelled before the store, it never reaches the db thread."""
-        job = asyncio.get_running_loop().run_in_executor(
-            self._cut, prepare, self._index.store, self._key, entry.head, index, data
-        )
-        ready = await _written(job, _prepared_tmp)
+    def _abort(self, files: ChunkFiles) -> None:
+        """Remove the chunk file being written, after the parts queued before (the worker
+        takes jobs in order), or now if the worker is shut down."""
+        try:
+            self._cut.submit(files.abort)
+        except RuntimeError:
+            files.abort()
+
+    def _ingest(self, entry: ContentEntry, index: int, job: Future[Prepared | None]
+                ) -> asyncio.Task[bytes]:  # fmt: skip
+        """Store and announce chunk ``index`` once the worker has signed and written it."""
+        return asyncio.create_task(self._store_prepared(entry, index, job))
+
+    async def _store_prepared(self, entry: ContentEntry, index: int,
+                              job: Future[Prepared | None]) -> bytes:  # fmt: skip
+        """The chunk's SHA-256, once stored. Cancelled before the store, the chunk never
+        reaches the db thread."""
+        ready = await _written(asyncio.wrap_future(job), _prepared_tmp)
+        assert ready is not None  # the job that ends a chunk returns it
         st = ready.statement
-        await self.store_chunk(entry, index, st.sha256, data, st.encode(), ready.tmp)
+        await self.store_chunk(entry, index, st.sha256, st.size, st.encode(), ready.tmp)
         return st.sha256
 
     async def store_fetched(self, entry: ContentEntry, index: int, sha256: bytes, data: bytes,
@@ -169,15 +202,18 @@ class ChunkWriter:
             self._cut, self._index.store.write_tmp, sha256, data
         )
         tmp = await _written(job, _same)
-        await self.store_chunk(entry, index, sha256, data, statement, tmp)
+        await self.store_chunk(entry, index, sha256, len(data), statement, tmp, data)
 
-    def store_chunk(self, entry: ContentEntry, index: int, sha256: bytes, data: bytes,
-                    statement: bytes, tmp: Path | None = None) -> asyncio.Future[None]:  # fmt: skip
+    def store_chunk(self, entry: ContentEntry, index: int, sha256: bytes, size: int,
+                    statement: bytes, tmp: Path | None, data: bytes | None = None
+                    ) -> asyncio.Future[None]:  # fmt: skip
         """Store a chunk on the db thread, file and row in one job (so eviction never sees
-        a file without its row; ``tmp``: the chunk's file already written by a worker);
-        the entry learns of it once it is stored."""
+        a file without its row; ``tmp``: the chunk's file already written by a worker, or
+        None to write ``data`` if the store lacks it); the entry learns of it once stored."""
         stored = self._entries.on_db_thread(
-            partial(self._index.add_chunk, entry.content_id, index, sha256, data, statement, tmp)
+            partial(
+                self._index.add_chunk, entry.content_id, index, sha256, size, statement, tmp, data
+            )
         )
 
         def announce(done: asyncio.Future[None]) -> None:
@@ -200,14 +236,14 @@ async def _written(job: asyncio.Future[T], tmp_of: Callable[[T], Path | None]) -
         raise
 
 
-def _discard(tmp_of: Callable[[T], Path | None], job: asyncio.Future[T]) -> None:
+def _discard(tmp_of: Callable[[T], Path | None], job: asyncio.Future[T] | Future[T]) -> None:
     tmp = None if job.cancelled() or job.exception() else tmp_of(job.result())
     if tmp is not None:
         tmp.unlink(missing_ok=True)
 
 
-def _prepared_tmp(ready: Prepared) -> Path | None:
-    return ready.tmp
+def _prepared_tmp(ready: Prepared | None) -> Path | None:
+    return None if ready is None else ready.tmp
 
 
 def _same(tmp: Path | None) -> Path | None:

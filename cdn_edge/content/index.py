@@ -71,17 +71,16 @@ class ContentIndex:
              policy.fresh_until, int(policy.storable), policy.etag, policy.last_modified),
         )  # fmt: skip
 
-    def add_chunk(self, content_id: bytes, index: int, sha256: bytes, data: bytes,
-                  statement: bytes, tmp: Path | None = None) -> None:  # fmt: skip
-        """The chunk's file (``tmp`` renamed into place if a worker wrote it, see
-        :meth:`ChunkStore.adopt`) and its row, in one call on the db thread."""
-        if tmp is None:
-            self.store.put(sha256, data)
-        else:
-            self.store.adopt(sha256, tmp, data)
+    def add_chunk(self, content_id: bytes, index: int, sha256: bytes, size: int,
+                  statement: bytes, tmp: Path | None, data: bytes | None = None,
+                  ) -> None:  # fmt: skip
+        """The chunk's file (``tmp`` renamed into place if a worker wrote it, else written
+        from ``data``, see :meth:`ChunkStore.adopt`) and its row, in one call on the db
+        thread."""
+        self.store.adopt(sha256, tmp, data)
         self._db.execute(
             "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?)",
-            (content_id.hex(), index, sha256, len(data), statement),
+            (content_id.hex(), index, sha256, size, statement),
         )
 
     def seal(self, content_id: bytes, seal: bytes, total_size: int) -> None:

@@ -17,6 +17,10 @@ from loadtest.harness.rows import CHUNK, GB, KIB, MIB, Row, make_row, size_text
 from requester.protocol.manifest import chunk_size_for
 
 STREAM_WORKERS = 2  # chunk requests in flight, as requester/downloader.py's per_provider
+GROWTH_GOAL_MIB = 4
+"""Issue 18: the edge's peak RSS growth no worse than 4 MiB (every repetition); it was 3.9
+before the chunks were written in a worker thread, 4.5-5.9 while whole 1 MiB chunks queued
+for it, 2.1-2.7 with the parts queued in a byte bound (cdn_edge/content/chunk_writer.py)."""
 
 
 async def download_via_edge(
@@ -123,7 +127,8 @@ async def bench_stream(env: Env) -> list[Row]:
     return [
         make_row("stream_rss_growth", f"edge peak RSS growth, {size} streamed through", "MiB",
                  growth, f"body size ({size}); ratio = share of the body held in memory",
-                 [total / MIB] * len(growth), "< 64 MiB", lambda _m, _r: max(growth) < 64),
+                 [total / MIB] * len(growth), f"<= {GROWTH_GOAL_MIB} MiB",
+                 lambda _m, _r: max(growth) <= GROWTH_GOAL_MIB),
         make_row("stream_through", f"download {size} via edge, origin fetch included", "GB/s",
                  samples["through"], direct, samples["direct"]),
         make_row("stream_stored", f"download {size} again, from the edge's store", "GB/s",

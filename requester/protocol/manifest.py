@@ -249,11 +249,16 @@ class ManifestHead:
         """Sign the statement for chunk ``index`` (edge side)."""
         if key.node_id != self.edge_id:
             raise WrongBinding("only the head's own edge signs its chunk statements")
-        if not 0 < len(data) <= self.chunk_size or index >= MAX_CHUNKS:
-            raise MalformedMessage(f"chunk {index} of {len(data)} bytes does not fit this manifest")
-        digest = hashlib.sha256(data).digest()
-        body = _statement_body(self.content_id, index, len(data), digest)
-        return ChunkStatement(self.content_id, index, len(data), digest, key.sign(body))
+        return self.statement_of(key, index, len(data), hashlib.sha256(data).digest())
+
+    def statement_of(self, key: NodeKey, index: int, size: int, digest: bytes) -> ChunkStatement:
+        """Sign the statement for chunk ``index`` of ``size`` bytes hashed as it streamed by."""
+        if key.node_id != self.edge_id:
+            raise WrongBinding("only the head's own edge signs its chunk statements")
+        if not 0 < size <= self.chunk_size or index >= MAX_CHUNKS:
+            raise MalformedMessage(f"chunk {index} of {size} bytes does not fit this manifest")
+        body = _statement_body(self.content_id, index, size, digest)
+        return ChunkStatement(self.content_id, index, size, digest, key.sign(body))
 
     def verify_statement(self, data: bytes) -> ChunkStatement:
         """Parse a chunk statement and check it was signed by this head's edge for it."""
