@@ -11,16 +11,21 @@ The disk work runs in one worker thread, in order (:class:`PartFile`): each
 chunk's write, and every 8th chunk an fsync then the sidecar's rewrite (a few ms
 of disk waits), while the event loop goes on downloading. The loop waits for each
 such checkpoint before it queues the next chunk, so at most 8 chunks are ever on
-disk and not yet claimed, as when all of it ran on the loop.
+disk and not yet claimed, as when all of it ran on the loop. It also waits while
+the chunks queued and not yet written pass 2 MiB (:data:`QUEUE_BYTES`), so a
+slow disk holds back the download instead of the process's memory growing by up
+to 8 chunks (8 MiB with the 1 MiB chunks of large bodies).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -57,6 +62,7 @@ async def save(download: Download, output: Path | None, sidecar: Path | None, ur
             disk = PartFile(sink, sidecar, url, head, done)
             try:
                 async for data in download.chunks():
+                    await disk.room(len(data))
                     disk.write(data)
                     if disk.queued % CHECKPOINT == 0:
                         await disk.checkpoint()
@@ -111,12 +117,16 @@ def load_sidecar(sidecar: Path | None, url: str) -> tuple[bytes, int] | None:
 
 CHECKPOINT = 8
 """Chunks between two fsyncs of ``FILE.part`` (each followed by the sidecar's rewrite)."""
+QUEUE_BYTES = 2 * 1024 * 1024
+"""Bytes queued for ``FILE.part`` and not yet written past which :meth:`PartFile.room` waits
+(one chunk is always let in, whatever its size)."""
 
 
 class PartFile:
     """``FILE.part``'s writes, fsyncs and sidecar rewrites, in order, in one worker thread.
     After a failed write nothing more is written or claimed; the failure is raised on
-    the loop (by the next :meth:`write` or :meth:`checkpoint`, else :meth:`check`)."""
+    the loop (by the next :meth:`room`, :meth:`write` or :meth:`checkpoint`, else
+    :meth:`check`)."""
 
     def __init__(self, sink: IO[bytes], sidecar: Path, url: str, head: str, done: int) -> None:
         self._sink, self._sidecar, self._url, self._head = sink, sidecar, url, head
@@ -126,11 +136,30 @@ class PartFile:
         """Chunks in the file (the worker's count; the loop reads it only after close)."""
         self._failed: BaseException | None = None
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="atlas-part")
+        self._pending: deque[tuple[Future[None], int]] = deque()
+        """Writes queued and not seen done, oldest first (one worker: they finish in order)."""
+        self._pending_bytes = 0
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes queued for the file and not written yet."""
+        while self._pending and self._pending[0][0].done():
+            self._pending_bytes -= self._pending.popleft()[1]
+        return self._pending_bytes
+
+    async def room(self, size: int) -> None:
+        """Wait until ``size`` more bytes fit in the queue (:data:`QUEUE_BYTES`), or it is
+        empty; a write that failed meanwhile is raised here."""
+        while self.pending_bytes and self.pending_bytes + size > QUEUE_BYTES:
+            with contextlib.suppress(Exception):  # its error is raised by check() below
+                await asyncio.wrap_future(self._pending[0][0])
+        self.check()
 
     def write(self, data: bytes) -> None:
         """Queue the next chunk's write."""
         self.check()
-        self._worker.submit(self._write, data)
+        self._pending.append((self._worker.submit(self._write, data), len(data)))
+        self._pending_bytes += len(data)
         self.queued += 1
 
     async def checkpoint(self) -> None:
