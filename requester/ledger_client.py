@@ -84,16 +84,24 @@ class LedgerClient:
 
     async def domain(self) -> PaymentDomain:
         if self._domain is None:
-            info = await self.info()
-            self._domain = PaymentDomain(int(info["chain_id"]), bytes.fromhex(info["contract"]))
+            await self._learn()
+            assert self._domain is not None
         return self._domain
 
     async def asset(self) -> Asset:
         """The asset channels are in: local BTT, as ``/v1/info`` names it."""
         if self._asset is None:
-            uri = (await self.info()).get("asset", BTT_LOCAL.uri)
-            self._asset = next((a for a in ASSETS.values() if a.uri == uri), BTT_LOCAL)
+            await self._learn()
+            assert self._asset is not None
         return self._asset
+
+    async def _learn(self) -> None:
+        """The domain and the asset, from one ``/v1/info`` (a first payment asks for both:
+        one round trip to the ledger, not two)."""
+        info = await self.info()
+        self._domain = PaymentDomain(int(info["chain_id"]), bytes.fromhex(info["contract"]))
+        uri = info.get("asset", BTT_LOCAL.uri)
+        self._asset = next((a for a in ASSETS.values() if a.uri == uri), BTT_LOCAL)
 
     async def info(self) -> dict[str, Any]:
         return await self._request("GET", "/v1/info")
