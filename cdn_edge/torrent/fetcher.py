@@ -151,6 +151,10 @@ class TorrentHandle:
         """libtorrent's progress of what is wanted now, 0..1 (for metrics and tests)."""
         return float(self._torrent.handle.status(0).progress)
 
+    def pieces_verified(self) -> int:
+        """How many of the torrent's pieces libtorrent has verified (for tests and metrics)."""
+        return int(self._torrent.handle.status(0).num_pieces)
+
     def file(self, path: str) -> TorrentFile:
         """The named file, or 404 naming some that exist."""
         check_path(path)
@@ -165,11 +169,13 @@ class TorrentHandle:
         return found
 
     async def stream(self, path: str, max_size: int) -> tuple[int, AsyncIterator[bytes]]:
-        """The file's size and its bytes in order, once the first piece is verified.
+        """The file's size and its bytes in order, once a connected peer has its first piece.
 
-        Waiting for the first piece here (not in the iterator) means a torrent nobody
-        seeds fails with 504 before the caller signs a manifest head for it; its bytes
-        are being read meanwhile, so signing the head overlaps that read.
+        Waiting for a source here (not in the iterator) means a torrent nobody seeds
+        fails with 504 before the caller signs a manifest head for it; the first piece
+        downloads while the head is signed and sent, and the requester's request for
+        the first chunk travels (before issue 18's fix the head waited for the piece to
+        be verified, and the requester's round trip came on top of it).
         """
         if self._closed:
             raise TorrentUnavailable("the torrent handle is closed")
@@ -187,7 +193,7 @@ class TorrentHandle:
         )  # fmt: skip
         blocks = reader.blocks()
         try:
-            await anext(blocks)  # b"": the first piece is verified, its read under way
+            await anext(blocks)  # b"": a peer has the first piece (or it is verified)
         except BaseException:
             await blocks.aclose()
             raise

@@ -35,6 +35,8 @@ RESCUE_DEADLINE_MS = 0
 READ_AHEAD_BYTES = 4 << 20
 """Verified pieces read ahead of the caller (at least one): what bounds a stream's memory."""
 READ_TIMEOUT = 30.0
+SOURCE_POLL = 0.02
+"""How often a new stream looks for a peer with its first piece (a bitfield raises no alert)."""
 TICK = 1.0
 """How often a waiting reader checks progress and re-dials dropped peers."""
 
@@ -67,8 +69,9 @@ class FileReader:
     async def blocks(self) -> AsyncGenerator[bytes, None]:
         """The file's bytes in order, at most one piece per block.
 
-        The first item is ``b""``, once the file's first piece is verified and its read
-        asked for: the caller signs a manifest head while libtorrent reads the piece.
+        The first item is ``b""``, as soon as a connected peer has the file's first piece
+        (or it is verified already): the caller signs and sends a manifest head while that
+        piece downloads, so the requester's chunk request is waiting when it arrives.
         """
         torrent, handle, file = self.torrent, self.torrent.handle, self.file
         plen = self.piece_length
@@ -76,16 +79,19 @@ class FileReader:
         first, last = start // plen, (end - 1) // plen
         read_ahead = max(1, READ_AHEAD_BYTES // plen)
         torrent.users += 1  # the stream outlives a closed handle
-        torrent.sync_pieces()
         piece = asked = first
         reads: deque[asyncio.Future[bytes]] = deque()
-        torrent.want(file.index)
         try:
+            # The priority change first (it goes out at once): sync_pieces waits for
+            # libtorrent's network thread, which may be busy checking the new torrent.
+            torrent.want(file.index)
+            torrent.sync_pieces()
+            await self._wait_source(first)
+            yield b""
             # Reads only once the file's priority has applied: a piece fetched while its
             # file is unwanted lands in libtorrent's part file, and moving it out races with
             # its pending write ("file too short"), which stops the torrent.
             await self._settle()
-            started = False
             while piece <= last:
                 if torrent.error is not None:
                     raise torrent.error
@@ -101,9 +107,6 @@ class FileReader:
                     limit = self._first_timeout if piece == first else self._stall_timeout
                     await self._wait_piece(piece, limit)
                     continue
-                if not started:
-                    started = True
-                    yield b""
                 try:
                     data = await asyncio.wait_for(reads.popleft(), READ_TIMEOUT)
                 except TimeoutError:
@@ -125,6 +128,33 @@ class FileReader:
                     handle.reset_piece_deadline(p)
             torrent.unwant(file.index)
             self._release(torrent)
+
+    async def _wait_source(self, piece: int) -> None:
+        """Until ``piece`` is verified or a connected peer has it; 504 after the first timeout.
+
+        Enough to sign a head for the file: a torrent nobody seeds still fails before
+        that, and a peer that has the piece but never sends it fails the stream later,
+        like a stall anywhere in the file.
+        """
+        torrent = self.torrent
+        loop = asyncio.get_running_loop()
+        deadline = checked = loop.time()
+        deadline += self._first_timeout
+        while piece not in torrent.verified and not torrent.has_source(piece):
+            if torrent.error is not None:
+                raise torrent.error
+            now = loop.time()
+            if now >= deadline:
+                peers = torrent.handle.status(0).num_peers
+                raise TorrentTimeout(
+                    f"no data for torrent {self.name!r} within {self._first_timeout:g} s "
+                    f"({peers} peers connected)"
+                )
+            if now - checked >= TICK:
+                checked = now
+                if torrent.handle.status(0).num_peers == 0:
+                    torrent.connect_peers()
+            await torrent.wait(min(SOURCE_POLL, deadline - now))
 
     async def _settle(self) -> None:
         torrent = self.torrent

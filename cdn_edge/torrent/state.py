@@ -69,6 +69,11 @@ class Torrent:
         pieces = self.handle.status(lt.status_flags_t.query_pieces).pieces
         self.verified.update(i for i, have in enumerate(pieces) if have)
 
+    def has_source(self, piece: int) -> bool:
+        """Whether a connected peer has ``piece`` (libtorrent's availability, seeds counted)."""
+        availability = self.handle.piece_availability()
+        return piece < len(availability) and availability[piece] > 0
+
     def read_piece(self, piece: int) -> asyncio.Future[bytes]:
         """A verified piece's bytes, read through libtorrent (its store buffer, then disk)."""
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
