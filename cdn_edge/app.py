@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, closing
 
 import aiohttp
 from aiohttp import web
@@ -92,7 +92,7 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         await payments.open()
         tracker = Tracker()
-        payer_store = PayerStore(config.data_dir / "payer.sqlite3")
+        payer_store = stack.enter_context(closing(PayerStore(config.data_dir / "payer.sqlite3")))
         spending = ChannelManager(identity.payee, payer_store, ledger)
         trust = ReplicaTrust.for_edge(config)
         replicator = Replicator(
@@ -153,7 +153,7 @@ async def _edge_ctx(app: web.Application) -> AsyncIterator[None]:
             content.cancel_fetches()
             await settle_once(payments, ledger, time.time(), config, everything=True)
             await payments.close()
-            payer_store.close()
+            replicator.leave_credit()  # what siblings hold paid ahead: spent after a restart
     await loop.run_in_executor(db, index.close)
     db.shutdown()
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from cdn_edge.config import EdgeConfig
 from requester.channel_manager import NewChannelAllowance, NewChannelRefused
 from requester.chunk_client import Payer
+from requester.chunk_payer import give_credit, take_credit
 from requester.protocol import CreditSpend, Quote, Voucher
 from requester.provider_trust import ProviderTrust, TrustPolicy
 
@@ -104,6 +105,13 @@ class ReplicaPayer:
     def credit_spend(self, channel_id: bytes, content_id: bytes, index: int,
                      now: int) -> CreditSpend:  # fmt: skip
         return self._channels.credit_spend(channel_id, content_id, index, now)
+
+    def take_credit(self, channel_id: bytes) -> int:
+        """Credit the edge left with a sibling before it last stopped (``payer.sqlite3``)."""
+        return take_credit(self._channels, channel_id)
+
+    def leave_credit(self, channel_id: bytes, amount: int) -> None:
+        give_credit(self._channels, channel_id, amount)
 
 
 @dataclass

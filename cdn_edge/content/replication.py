@@ -89,6 +89,10 @@ class Replicator:
         self._inflight: dict[tuple[bytes, int], tuple[asyncio.Future[None], bool]] = {}
         """Fetches running, and whether each pays only configured peers."""
 
+    def leave_credit(self) -> None:
+        """Keep what providers hold paid ahead in the edge's payer store, for after a restart."""
+        self._chunks.leave_credit()
+
     async def find(self, content_id: bytes) -> ContentEntry | None:
         """A replica entry for ``content_id`` (head from a provider), or None if nobody has it."""
         providers = await self.providers(content_id)

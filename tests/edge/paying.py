@@ -121,6 +121,17 @@ def channel_earnings(report: dict[str, Any], channel_id: bytes) -> dict[str, str
     return rows[0] if rows else None
 
 
+def credit_left_by_payer(data_dir: Path, channel_id: bytes) -> int:
+    """The credit an edge, as a payer, recorded as left with the channel's payee when it
+    stopped (its SDK payer store's ``credits``; 0 if none)."""
+    path = data_dir / "payer.sqlite3"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        row = db.execute(
+            "SELECT amount FROM credits WHERE channel_id=?", (channel_id.hex(),)
+        ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
 def issued_by_payer(data_dir: Path, channel_id: bytes) -> int:
     """The highest voucher amount an edge signed as a payer (its SDK payer store)."""
     path = data_dir / "payer.sqlite3"

@@ -41,6 +41,7 @@ from tests.edge.edge_client import (
 from tests.edge.paying import (
     FUNDS,
     channel_earnings,
+    credit_left_by_payer,
     earnings,
     edge_info,
     issued_by_payer,
@@ -143,6 +144,9 @@ async def test_edge_replicates_from_another_edge_paying_it(
         assert int(view["redeemed"]) == a_earned
         assert await ledger_client.balance(TronAddress.parse(a_payee)) == a_earned
         assert await ledger_client.balance(b_payee) == FUNDS - int(view["deposit"])
+        assert pair.b.stop() == 0  # B keeps the credit it left with A for after a restart
+        credit = credit_left_by_payer(pair.b_dir, bytes.fromhex(to_a["channel_id"]))
+        assert credit == a_earned - client_paid > 0
 
 
 async def test_edge_without_funds_answers_503_not_402(
