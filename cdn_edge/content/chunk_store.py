@@ -56,11 +56,6 @@ class ChunkStore:
     def has(self, sha256: bytes) -> bool:
         return self.path(sha256).exists()
 
-    def put(self, sha256: bytes, data: bytes) -> None:
-        """Store ``data`` under its hash (the caller computed it); no-op if present."""
-        if not self.path(sha256).exists():
-            self.adopt(sha256, self._write(data), data)
-
     def write_tmp(self, sha256: bytes, data: bytes) -> Path | None:
         """Write ``data`` to a temporary file for :meth:`adopt`, from any thread; None if
         the store already holds these bytes (adopt checks again)."""

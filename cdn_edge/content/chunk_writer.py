@@ -53,7 +53,9 @@ hold no bytes, only their file's name."""
 CUT_THREADS = 1
 """Worker threads signing and writing chunks, for all fetches of the edge (as before, when
 the db thread wrote every file). With the default executor's six, four chunks at a time,
-a 512 MiB pull cost the edge 7.2-9.9 CPU s/GiB against 5.2-6.8 with one (load ~9)."""
+a 512 MiB pull cost the edge 7.2-9.9 CPU s/GiB against 5.2-6.8 with one (load ~9). One
+thread also takes a body's parts in the order they were cut (ChunkFiles refuses a part
+out of order)."""
 
 
 class ChunkWriter:
