@@ -3,7 +3,8 @@
 The SDK's own subcommands are listed here by the module that defines each, and a
 module is imported only when its command runs or a help page lists it: ``atlas
 fetch`` does not pay for ``atlas wallet``'s or ``atlas config``'s imports (the
-whole CLI took 0.33 s of CPU to start before). Those of the edge, the proxy and
+whole CLI took 0.33 s of CPU to start before). A command that runs may have heavy
+libraries imported in a thread meanwhile (:data:`WARM`). Those of the edge, the proxy and
 the launcher (``atlas up``) plug in through the ``atlas.commands`` entry-point
 group, so the CLI never imports ``cdn_edge``, ``proxy`` or ``launcher`` (the
 import-linter contracts check it).
@@ -11,6 +12,8 @@ import-linter contracts check it).
 
 from __future__ import annotations
 
+import threading
+from contextlib import suppress
 from importlib import import_module
 from typing import TYPE_CHECKING
 
@@ -28,6 +31,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "wallet": ("requester.cli.wallet", "wallet"),
 }
 """Each SDK subcommand: the module that defines it and the command's name there."""
+WARM: dict[str, tuple[str, ...]] = {"fetch": ("aiohttp",)}
+"""Libraries a command's run imports that load in a thread while the command's own modules
+load. aiohttp builds two TLS contexts when imported, reading the CA bundle twice (about a
+third of ``atlas fetch``'s start-up); OpenSSL does that without holding the GIL, so on a
+second core it overlaps the imports of click, the settings and the protocol's crypto."""
+HELP = frozenset({"-h", "--help"})
 
 
 class AtlasGroup(click.Group):
@@ -37,6 +46,13 @@ class AtlasGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = set(super().list_commands(ctx)) | set(COMMANDS) | {ep.name for ep in _plugins()}
         return sorted(names)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] in WARM and not HELP.intersection(args[1:]):
+            warm(WARM[args[0]])
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
@@ -54,6 +70,21 @@ class AtlasGroup(click.Group):
                 if isinstance(loaded, click.Command):
                     return loaded
         return None
+
+
+def warm(modules: tuple[str, ...]) -> threading.Thread:
+    """Import ``modules`` in a daemon thread (a failure is left for the command's own import
+    to raise); an import of one of them elsewhere meanwhile waits for it, as Python's
+    per-module import locks make it."""
+
+    def load() -> None:
+        for name in modules:
+            with suppress(Exception):  # raised again by the import that really needs it
+                import_module(name)
+
+    thread = threading.Thread(target=load, name="atlas-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 def _plugins() -> list[EntryPoint]:
