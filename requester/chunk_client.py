@@ -39,7 +39,7 @@ from requester.chunk_payer import (
     take_credit,
 )
 from requester.chunk_request import CHUNK_TIMEOUT, FREE_LANE, MAX_BODY, request_chunk
-from requester.chunk_runs import Deliver, request_run
+from requester.chunk_runs import Deliver, Room, request_run
 from requester.protocol import (
     BTT_LOCAL,
     CREDIT_HEADER,
@@ -184,18 +184,22 @@ class ChunkClient:
 
     async def get_run(self, provider: str, verifier: ContentVerifier, first: int, count: int,
                       deliver: Deliver, trust: ProviderTrust | None = None,
-                      market: Bidding | None = None) -> RunEnd | None:  # fmt: skip
+                      market: Bidding | None = None,
+                      room: Room | None = None) -> RunEnd | None:  # fmt: skip
         """Chunks ``first`` to ``first + count - 1`` from ``provider`` in one request, each
         handed to ``deliver`` once verified; why the run ended, or None when the provider
         answered a problem instead (ask it for ``first`` alone with :meth:`get`, which knows
         quotes, replicas that must buy and lanes). Paid ahead like one chunk, for the whole
         run: what the provider did not charge stays credit there. Only for providers that
         serve runs, are past probation and sell no slots (their lanes pace chunk by chunk).
+        With ``room`` (:class:`requester.chunk_runs.Room`), a frame is read only once the
+        caller has room for it.
         """
         if trust is not None and trust.dropped(provider):
             raise ProviderFault(provider, "dropped earlier in this download")
         try:
-            reason = await self._get_run(provider, verifier, first, count, deliver, market)
+            reason = await self._get_run(provider, verifier, first, count, deliver, market,
+                                         room)  # fmt: skip
         except ProviderUnreachable:
             raise
         except ProviderFault:
@@ -207,7 +211,8 @@ class ChunkClient:
         return reason
 
     async def _get_run(self, provider: str, verifier: ContentVerifier, first: int, count: int,
-                       deliver: Deliver, market: Bidding | None) -> RunEnd | None:  # fmt: skip
+                       deliver: Deliver, market: Bidding | None,
+                       room: Room | None = None) -> RunEnd | None:  # fmt: skip
         cid = verifier.head.content_id.hex()
         url = f"{provider.rstrip('/')}/v1/run/{cid}/{first}?count={count}"
         try:
@@ -225,7 +230,7 @@ class ChunkClient:
 
         try:
             answer = await request_run(self._session, provider, url, headers, verifier, first,
-                                       count, on_chunk)  # fmt: skip
+                                       count, on_chunk, room)  # fmt: skip
         finally:
             account = self._accounts.get(provider)
             if expected and account is not None:  # what was not charged stays credit there

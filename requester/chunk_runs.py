@@ -5,7 +5,9 @@ to pay ahead; the wire format is :mod:`requester.protocol.chunk_run`. Each frame
 exactly (its header states its length, bounded by the chunk size), then its signature
 and hash are checked in a worker thread (Ed25519 and SHA-256 release the GIL) while the
 loop reads the next frame; frames are handed on in order, each only once it verified.
-Memory: one frame being read and at most :data:`VERIFYING` being checked.
+Memory: one frame being read and at most :data:`VERIFYING` being checked; with a
+:class:`Room`, no frame is read before the caller has room for it. A held run (its answer
+states a ``Content-Length``) is read straight from the socket (:mod:`requester.run_socket`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 import zstandard
@@ -35,6 +38,7 @@ from requester.protocol.chunk_run import (
 )
 from requester.protocol.manifest import ChunkStatement
 from requester.provider_answer import inflate, read_capped
+from requester.run_socket import FrameSource, RunSocket
 
 VERIFYING = 2
 """Frames checked in worker threads at once, behind the one being read."""
@@ -59,13 +63,26 @@ class RunAnswer:
 
 Deliver = Callable[[int, Delivered], None]
 """Called with each chunk's index and the chunk, verified, in order."""
+
+
+class Room(Protocol):
+    """Asked before a frame is read: whether the caller has room for chunk ``index`` now,
+    else awaited until something changed. A run may ask further ahead than the caller holds;
+    what is not read yet waits in the socket, and TCP flow control stops the provider."""
+
+    def fits(self, index: int) -> bool: ...
+
+    async def changed(self) -> None: ...
+
+
 _Checked = tuple[ChunkStatement, bytes]
 """A frame's statement, checked, and its chunk's bytes (inflated if sent compressed)."""
 
 
 async def request_run(session: aiohttp.ClientSession, provider: str, url: str,
                       headers: dict[str, str], verifier: ContentVerifier, first: int,
-                      count: int, deliver: Deliver) -> RunAnswer:  # fmt: skip
+                      count: int, deliver: Deliver, room: Room | None = None
+                      ) -> RunAnswer:  # fmt: skip
     """Ask ``provider`` for the run at ``url`` and hand each verified chunk to ``deliver``,
     in order. A refused or reset connection is :class:`ProviderUnreachable` (the chunks
     delivered before it stay delivered); a bad frame or a lying trailer a
@@ -77,8 +94,14 @@ async def request_run(session: aiohttp.ClientSession, provider: str, url: str,
             if resp.status != 200:
                 body = await read_capped(resp, MAX_PROBLEM)
                 return RunAnswer(resp.status, body, dict(resp.headers))
-            reader = _RunReader(resp.content, provider, verifier, first, count, deliver)
-            return RunAnswer(200, trailer=await reader.read())
+            direct = RunSocket.take_over(resp, FRAME_HEADER_SIZE)
+            try:
+                source: FrameSource = resp.content if direct is None else direct
+                reader = _RunReader(source, provider, verifier, first, count, deliver, room)
+                return RunAnswer(200, trailer=await reader.read())
+            finally:
+                if direct is not None:
+                    direct.release()
     except TimeoutError as exc:
         raise ProviderFault(provider, f"unreachable: {type(exc).__name__} {exc}") from exc
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:  # refused, reset
@@ -90,14 +113,16 @@ async def request_run(session: aiohttp.ClientSession, provider: str, url: str,
 
 
 class _RunReader:
-    def __init__(self, stream: aiohttp.StreamReader, provider: str, verifier: ContentVerifier,
-                 first: int, count: int, deliver: Deliver) -> None:  # fmt: skip
+    def __init__(self, stream: FrameSource, provider: str, verifier: ContentVerifier,
+                 first: int, count: int, deliver: Deliver,
+                 room: Room | None = None) -> None:  # fmt: skip
         self._stream = stream
         self._provider = provider
         self._verifier = verifier
         self._next = first
         self._last = first + count
         self._deliver = deliver
+        self._room = room
         self._charged = 0
         self._frames = 0
         self._lied = False
@@ -106,6 +131,7 @@ class _RunReader:
     async def read(self) -> RunTrailer:
         try:
             while True:
+                await self._wait_room()
                 prefix = await self._stream.readexactly(PREFIX_SIZE)
                 if self._kind(prefix) != CHUNK:
                     break
@@ -116,6 +142,14 @@ class _RunReader:
             raise
         await self._drain()
         return await self._trailer(prefix)
+
+    async def _wait_room(self) -> None:
+        """Until the caller has room for the next frame; meanwhile every frame read is handed
+        on (the caller may be waiting for one of them to make room)."""
+        room = self._room
+        while room is not None and self._next < self._last and not room.fits(self._next):
+            await self._drain()
+            await room.changed()
 
     async def _drain(self) -> None:
         """Hand on every frame read so far, each once verified."""

@@ -15,6 +15,10 @@ from requester.protocol import DEFAULT_CHUNK_SIZE, UNKNOWN_SIZE, ContentVerifier
 
 STRAGGLER_AFTER = 2.0
 """Seconds in flight after which an idle worker may race a chunk near the end."""
+REACH = 4
+"""How many windows ahead of delivery a run may ask for in a long download (see
+:meth:`DownloadWindow.reach`): its frames are read only as the window has room for them
+(:meth:`DownloadWindow.fits`), so memory stays one window."""
 
 
 class DownloadWindow:
@@ -23,8 +27,8 @@ class DownloadWindow:
     def __init__(self, verifier: ContentVerifier, window: int, start_index: int) -> None:
         self.verifier = verifier
         self.size = max(4, window * DEFAULT_CHUNK_SIZE // verifier.head.chunk_size)
-        """Chunks ahead of delivery held or fetched at most: ``window`` chunks of 256 KiB's
-        worth of bytes (8 MiB by default), so larger chunks mean fewer, not more memory."""
+        """Chunks ahead of delivery held at most: ``window`` chunks of 256 KiB's worth of
+        bytes (8 MiB by default), so larger chunks mean fewer, not more memory."""
         self.next = start_index
         """The next chunk to deliver."""
         self.ready: dict[int, bytes] = {}
@@ -79,10 +83,24 @@ class DownloadWindow:
         head = self.verifier.head
         return None if head.size_hint == UNKNOWN_SIZE else -(-head.size_hint // head.chunk_size)
 
+    def fits(self, index: int) -> bool:
+        """Whether chunk ``index`` may be read now: it is within the window."""
+        return index < self.next + self.size
+
+    def reach(self) -> int:
+        """How far ahead of delivery a run may ask: up to :data:`REACH` windows, but no more
+        than half of what is left, and never less than the window. Fewer, longer runs cost
+        less per byte; a short download keeps its runs in the window, so a provider that
+        joins late (found by a tracker, proven on probation) still finds chunks to take."""
+        end = self.expected_end()
+        if end is None:
+            return self.size
+        return max(self.size, min(REACH * self.size, (end - self.next) // 2))
+
     def run_share(self, providers: int) -> int:
-        """How many chunks one provider's run may ask for: the window divided among the
+        """How many chunks one provider's run may ask for: the reach divided among the
         ``providers``, shrinking near the end so no one long run holds it."""
-        share = self.size // providers  # a worker finding no room in the window waits
+        share = self.reach() // providers  # a worker finding no room in the reach waits
         end = self.expected_end()
         if end is not None:
             share = min(share, (end - self.next) // (2 * providers))
@@ -90,8 +108,8 @@ class DownloadWindow:
 
     def claim(self, first: int, count: int, skip: dict[int, float]) -> list[int]:
         """``first`` and the chunks after it nobody holds or fetches, up to ``count`` and the
-        window's end."""
-        limit = self.next + self.size
+        reach."""
+        limit = self.next + self.reach()
         end = self.expected_end()
         if end is not None:
             limit = min(limit, end)
@@ -102,13 +120,15 @@ class DownloadWindow:
             indexes.append(index)
         return indexes
 
-    def pick(self, skip: dict[int, float], lag: int, now: float) -> int | None:
-        """The next-needed chunk nobody holds or fetches, minus those in ``skip`` (a
-        provider lacked them, until when); a provider slower than the best looks from
-        ``lag`` chunks further into the window first; else a straggler to race."""
+    def pick(self, skip: dict[int, float], lag: int, now: float, reach: bool = False
+             ) -> int | None:  # fmt: skip
+        """The next-needed chunk nobody holds or fetches in the window (the reach with
+        ``reach``: for a run), minus those in ``skip`` (a provider lacked them, until when);
+        a provider slower than the best looks from ``lag`` chunks further first; else a
+        straggler to race."""
         for index in [i for i, until in skip.items() if until <= now or i < self.next]:
             del skip[index]
-        limit = self.next + self.size
+        limit = self.next + (self.reach() if reach else self.size)
         if self.end is not None:
             limit = min(limit, self.end)
         for start, stop in ((self.next + lag, limit), (self.next, self.next + lag)):

@@ -212,7 +212,9 @@ class ChunkScheduler:
         alone: set[int] = set()
         """Chunks to ask this provider for one by one: its run stopped before them."""
         while stats.dropped is None:
-            index = self._pick(skip, provider)
+            probation = self.trust is not None and self.trust.on_probation(provider)
+            runs = self._runs(provider, probation)
+            index = self._pick(skip, provider, runs)
             if index is None:
                 if self.window.done:
                     return
@@ -222,10 +224,12 @@ class ChunkScheduler:
             if pause:
                 await asyncio.sleep(pause)
                 continue
-            probation = self.trust is not None and self.trust.on_probation(provider)
+            count = 1 if index in alone or not runs else self._run_length(provider, index)
+            if count == 1 and not self.window.fits(index):
+                await self._wait()  # a lone chunk is held once it comes: only in the window
+                continue
             now = time.monotonic()
             stats.first_asked = now if stats.first_asked is None else stats.first_asked
-            count = 1 if index in alone else self._run_length(provider, index, probation)
             alone.discard(index)
             if count > 1:
                 indexes = self.window.claim(index, count, skip)
@@ -233,7 +237,7 @@ class ChunkScheduler:
                 if len(indexes) < count // 2 and index != self.window.next and straggler is None:
                     await self._wait()  # a short stretch now is a longer one soon
                     continue
-                if len(indexes) < count // 2 and straggler is not None:
+                if len(indexes) < count // 2 and straggler is not None and self.fits(straggler):
                     going_on = await self._one(provider, stats, straggler, skip, probation)
                 else:
                     going_on = await self._run(provider, stats, indexes, alone)
@@ -309,7 +313,8 @@ class ChunkScheduler:
 
         try:
             reason = await self._client.get_run(provider, self.verifier, first, len(indexes),
-                                                deliver, self.trust, self.market)  # fmt: skip
+                                                deliver, self.trust, self.market,
+                                                self)  # fmt: skip
         except ProviderUnreachable as exc:
             self.book.unreachable(provider, exc)
             return True
@@ -331,17 +336,22 @@ class ChunkScheduler:
             self.window.ends_at(first + len(got))
         return True
 
-    def _run_length(self, provider: str, index: int, probation: bool) -> int:
-        """How many chunks to ask ``provider`` for at once from ``index``: 1 where runs are
-        not served or a provider is on probation or sells slots, a straggler raced, else the
-        window shared among the providers, shrinking near the end so no one long run holds it."""
-        most = self._client.run_max(provider)
+    def _runs(self, provider: str, probation: bool) -> bool:
+        """Whether ``provider`` is asked for runs: it serves them, is past probation, sells no
+        slots (a market's lanes pace chunk by chunk), and its last run brought something."""
         market = self.market
-        paused = self._runs_paused.get(provider, 0.0) > time.monotonic()
-        if most < 2 or probation or paused or index in self.window.inflight or (
-                market is not None and market.auction(provider)):  # fmt: skip
+        return not (self._client.run_max(provider) < 2 or probation
+                    or self._runs_paused.get(provider, 0.0) > time.monotonic()
+                    or (market is not None and market.auction(provider)))  # fmt: skip
+
+    def _run_length(self, provider: str, index: int) -> int:
+        """How many chunks to ask ``provider`` (one that serves runs) for at once from
+        ``index``: 1 for a straggler raced, else the reach shared among the providers,
+        shrinking near the end so no one long run holds it."""
+        if index in self.window.inflight:
             return 1
-        return max(1, min(most, self.window.run_share(self.book.live())))
+        share = self.window.run_share(self.book.live())
+        return max(1, min(self._client.run_max(provider), share))
 
     def _fault(self, provider: str, exc: ProviderFault) -> None:
         if self.book.fault(provider, exc) and isinstance(exc, ContentFailed):
@@ -378,16 +388,24 @@ class ChunkScheduler:
         if self._group is not None:
             self._workers += [self._group.create_task(self._worker(provider)) for _ in range(count)]
 
-    def _pick(self, skip: dict[int, float], provider: str) -> int | None:
-        """:meth:`DownloadWindow.pick` for ``provider``: one slower than the best looks from
-        further into the window first."""
+    def _pick(self, skip: dict[int, float], provider: str, runs: bool) -> int | None:
+        """:meth:`DownloadWindow.pick` for ``provider``, within the reach if it is asked for
+        runs: one slower than the best looks from further into the window first."""
         lag = self.choice.lag(provider, self.verifier.head.chunk_size, self.window.size)
-        return self.window.pick(skip, lag, time.monotonic())
+        return self.window.pick(skip, lag, time.monotonic(), runs)
 
     def _take(self, provider: str, index: int, delivered: Delivered) -> None:
         self.book.took(provider, delivered)
         self.window.take(index, delivered.data)
         self._notify()
+
+    def fits(self, index: int) -> bool:
+        """Whether a run may read chunk ``index`` now (:class:`requester.chunk_runs.Room`)."""
+        return self.window.fits(index)
+
+    async def changed(self) -> None:
+        """Until the window moved or something else changed (:class:`requester.chunk_runs.Room`)."""
+        await self._wait()
 
     def _release(self, index: int) -> None:
         self.window.release(index)
