@@ -6,14 +6,12 @@ Apart from :mod:`requester.cli.fetch` (the command, its options and messages) so
 
 from __future__ import annotations
 
-import sys
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import click
 
 from requester import keystore
 from requester.channel_manager import ChannelManager
@@ -30,14 +28,15 @@ if TYPE_CHECKING:
 
 async def run(
     url: str, output: Path | None, settings: Settings, max_spend: int | None,
-    torrent_file: str | None = None, shown: bool = False,
+    torrent_file: str | None = None, shown: bool = False, keys: keystore.Keys | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Download ``url`` to ``output`` (stdout if None) through the configured edges and
-    ledger; the summary ``atlas fetch --json`` prints."""
+    ledger, paying with ``keys`` (the wallet :func:`requester.cli.fetch.unlock` opened;
+    None: the free allowance only); the summary ``atlas fetch --json`` prints."""
     started = time.monotonic()
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
-        budget = _payer(settings, session, max_spend, stack)
+        budget = _payer(settings, keys, session, max_spend, stack)
         edges, finder = await _edges(stack, settings, session)
         client = AtlasClient(edges, session, budget,
                              max_price_per_mib=settings.max_price,
@@ -81,16 +80,10 @@ async def _edges(stack: AsyncExitStack, settings: Settings, session: aiohttp.Cli
     return await edges_and_finder(stack, settings.edges, settings.bootstrap, session)
 
 
-def _payer(settings: Settings, session: aiohttp.ClientSession, max_spend: int | None,
-           stack: AsyncExitStack) -> Budget | None:  # fmt: skip
-    if not settings.wallet_path.exists() or settings.ledger is None:
+def _payer(settings: Settings, keys: keystore.Keys | None, session: aiohttp.ClientSession,
+           max_spend: int | None, stack: AsyncExitStack) -> Budget | None:  # fmt: skip
+    if keys is None or settings.ledger is None:
         return None  # free allowance only
-    passphrase = keystore.stored_passphrase(settings.home)
-    if passphrase is None:
-        if not sys.stdin.isatty():
-            raise keystore.KeystoreError(f"set {keystore.PASSPHRASE_ENV} to unlock the wallet")
-        passphrase = click.prompt("wallet passphrase", hide_input=True)
-    keys = keystore.load(settings.wallet_path, passphrase)
     store = PayerStore(settings.state_path)
     stack.callback(store.close)
     ledger = settings.open_ledger(session, keys.payer)

@@ -74,6 +74,20 @@ def test_a_paid_fetch_loads_none_of_the_heavy_modules_it_does_not_use(
     assert not heavy
 
 
+def test_the_wallet_is_unlocked_before_the_sdk_loads(home: Home, origin: Running) -> None:
+    """The wallet's argon2id runs while aiohttp loads in its thread: a wrong passphrase is
+    refused, as before, without the download's modules ever loading."""
+    result = subprocess.run(
+        [sys.executable, "-c", SHOW_MODULES, "fetch", f"{origin.url}/bytes/10?t=locked"],
+        env={**home.env, "ATLAS_PASSPHRASE": "not-the-passphrase"}, capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "wrong passphrase" in result.stderr
+    loaded = set(result.stderr.splitlines()[-1].split())
+    assert "requester.cli.fetch_run" not in loaded and "requester.client" not in loaded
+
+
 async def test_the_ledgers_terms_take_one_round_trip(ledger: Running) -> None:
     """The first payment needs the ledger's domain and asset: one ``/v1/info`` for both."""
     asked: list[str] = []
