@@ -40,8 +40,8 @@ __all__ = ["Torrent", "TorrentSession"]
 log = logging.getLogger(__name__)
 
 BULK_NICE = 10
-"""The nice value of libtorrent's threads: the event loop (nice 0) gets ~9/10 of a core
-against each of them when both want one."""
+"""How much nicer libtorrent's threads are than the event loop's: the loop gets ~9/10 of a
+core against each of them when both want one."""
 PUMP_WAIT_MS = 200
 """Longest the pump thread blocks; bounds how long ``close()`` waits for it."""
 _DIR_NAME = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
@@ -397,11 +397,10 @@ def _yield_to_requests(threads: set[int]) -> None:
     out). The download only runs ahead of what the loop consumes, so it loses nothing
     by yielding. Linux nice values are per thread; elsewhere this does nothing.
     """
+    nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + BULK_NICE)  # the loop's thread + 10
     for tid in threads:
         with contextlib.suppress(OSError):
-            os.setpriority(
-                os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), BULK_NICE)
-            )
+            os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))
 
 
 def _hash_key(hashes: lt.info_hash_t) -> str:
