@@ -133,9 +133,10 @@ SPLIT_WORDS = """<script>addEventListener("load", () => {
 });</script>"""
 """Added by the test only (the page has no script): the words in tables drawn on more than one
 line (a word: letters only, at most 24; a TRON address is 34 base58 characters, about 1 in 250
-of them without a digit, and addresses may wrap), and whether anything reaches past the screen's right edge. Headless Chromium's window
-is at least 500 pixels wide whatever --window-size says, so the page is laid out at a
-phone's 390 pixels by a width on its root element (the page has no media query to miss)."""
+of them without a digit, and addresses may wrap), and whether anything reaches past the
+screen's right edge. Headless Chromium's window is at least 500 pixels wide whatever
+--window-size says, so the page is laid out at a phone's 390 pixels by a width on its root
+element (the page has no media query to miss)."""
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian package chromium missing")
