@@ -22,7 +22,6 @@ from requester.chunk_client import (
     ChunkUnavailable,
     ContentFailed,
     Delivered,
-    PaymentRefused,
     ProviderFault,
     ProviderUnreachable,
 )
@@ -40,14 +39,14 @@ def is_single(verifier: ContentVerifier, start_index: int) -> bool:
 
 
 async def single_chunk(download: Download, chunks: ChunkClient) -> bytes:
-    """The whole body of ``download`` (:func:`is_single`), verified and paid."""
+    """The whole body of ``download`` (:func:`is_single`), verified and paid; its provider's
+    counts, payments and faults go in the scheduler's :class:`ProviderBook`, as its workers'."""
     scheduler = download.scheduler
     verifier = scheduler.verifier
     if not is_single(verifier, scheduler.start_index):
         raise ValueError("single_chunk is for a sealed content of one chunk")
-    provider = download.origin_edge
-    stats = scheduler.progress.providers[provider]
-    signed = chunks.signed.get(provider, 0)
+    provider, book = download.origin_edge, scheduler.book
+    stats = book.progress.providers[provider]
     stats.first_asked = stats.first_asked or time.monotonic()
     stats.requests += 1
     try:
@@ -57,28 +56,17 @@ async def single_chunk(download: Download, chunks: ChunkClient) -> bytes:
     except (ProviderUnreachable, ChunkUnavailable):  # the scheduler backs off, or asks others
         delivered = None
     except ProviderFault as exc:
-        if stats.dropped is None:
-            stats.dropped, stats.evidence = exc.reason, exc.evidence
-            stats.wants_payment = isinstance(exc, PaymentRefused)
-        if isinstance(exc, ContentFailed):  # the edge that sealed it: nobody has more
+        if book.fault(provider, exc) and isinstance(exc, ContentFailed):  # nobody has more
             raise ContentFailedAtOrigin(exc) from exc
         delivered = None
     finally:
-        stats.paid += chunks.signed.get(provider, 0) - signed
+        book.sync_paid()
     if delivered is None:  # the scheduler's way, over every provider (not a dropped one)
         async with aclosing(download.chunks()) as rest:
             return b"".join([data async for data in rest])
-    now = time.monotonic()
-    stats.chunks += 1
-    stats.bytes += delivered.wire_bytes
-    stats.last_delivered = now
-    if delivered.lane == "paid":
-        stats.paid_bytes += delivered.wire_bytes
-        stats.charged += delivered.price
-    else:
-        stats.free_bytes += delivered.wire_bytes
+    book.took(provider, delivered)
     scheduler.progress.delivered_bytes += len(delivered.data)
     if scheduler.market is not None:
-        scheduler.market.delivered(len(delivered.data), now)
+        scheduler.market.delivered(len(delivered.data), time.monotonic())
     verifier.check_complete()
     return delivered.data
