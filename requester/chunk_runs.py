@@ -23,6 +23,7 @@ import zstandard
 
 from requester.chunk_checks import Delivered, bad_chunk
 from requester.chunk_faults import ProviderFault, ProviderUnreachable
+from requester.chunk_request import CHUNK_TIMEOUT
 from requester.protocol import ContentVerifier, ProtocolError, b64url_encode
 from requester.protocol.chunk_run import (
     CHUNK,
@@ -45,10 +46,11 @@ VERIFYING = 2
 THREAD_FROM = 64 * 1024
 """Smaller chunks are checked on the loop: the hand-off to a thread costs more than it saves."""
 MAX_PROBLEM = 64 * 1024
-RUN_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=45)
-"""No bound on a whole run (64 chunks at a slow provider's rate may take minutes), but one
-on the silence between bytes, longer than an edge's 30 s wait for a chunk that is still
-arriving: the edge's own answer (the content failed, or the chunk is not ready) comes first."""
+RUN_TIMEOUT = aiohttp.ClientTimeout(
+    total=None, sock_connect=CHUNK_TIMEOUT.sock_connect, sock_read=CHUNK_TIMEOUT.sock_read
+)
+"""No bound on a whole run (64 chunks at a slow provider's rate may take minutes); the same
+bound on silence as a chunk request (:data:`requester.chunk_request.CHUNK_TIMEOUT`)."""
 
 
 @dataclass(frozen=True)

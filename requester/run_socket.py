@@ -19,8 +19,10 @@ from typing import Protocol
 
 import aiohttp
 
-SILENCE = 45.0
-"""Seconds without a byte after which a run is given up (the run's ``sock_read``)."""
+from requester.chunk_request import CHUNK_TIMEOUT
+
+SILENCE = CHUNK_TIMEOUT.sock_read
+"""Seconds without a byte after which a run is given up, as for a chunk request."""
 
 
 class FrameSource(Protocol):
