@@ -43,7 +43,6 @@ from requester.chunk_runs import Deliver, Room, request_run
 from requester.protocol import (
     BTT_LOCAL,
     CREDIT_HEADER,
-    UNKNOWN_SIZE,
     ContentVerifier,
     Quote,
     TronAddress,
@@ -410,5 +409,4 @@ def _known_chunk_count(verifier: ContentVerifier) -> int:
     """Chunks the content has, from the seal or the origin's stated size (0 if unknown)."""
     if verifier.seal is not None:
         return verifier.seal.chunk_count
-    hint, size = verifier.head.size_hint, verifier.head.chunk_size
-    return 0 if hint == UNKNOWN_SIZE else -(-hint // size)
+    return verifier.head.stated_chunks or 0

@@ -24,7 +24,7 @@ from requester.download_progress import Progress
 from requester.downloader import ChunkScheduler
 from requester.errors import ORIGIN_TITLES, SdkError
 from requester.protocol import ContentVerifier, ManifestHead, ProtocolError, Seal, b64url_decode
-from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE, UNKNOWN_SIZE
+from requester.protocol.manifest import MAX_HEAD_BYTES, SEAL_SIZE
 from requester.provider_trust import ProviderTrust, TrustPolicy
 from requester.single_chunk import single_chunk
 from requester.tracker_lookup import Listed, tracked
@@ -326,10 +326,8 @@ def expected_chunks(verifier: ContentVerifier) -> int | None:
     (an edge that understates it only costs the requester some providers)."""
     if verifier.seal is not None:
         return verifier.seal.chunk_count
-    head = verifier.head
-    if head.size_hint == UNKNOWN_SIZE:
-        return None
-    return max(1, -(-head.size_hint // head.chunk_size))
+    stated = verifier.head.stated_chunks
+    return None if stated is None else max(1, stated)
 
 
 async def _seal_from(session: aiohttp.ClientSession, edge: str, content_id: bytes) -> bytes | None:

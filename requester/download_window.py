@@ -11,7 +11,7 @@ free chunks from one index (:meth:`DownloadWindow.claim`).
 
 from __future__ import annotations
 
-from requester.protocol import DEFAULT_CHUNK_SIZE, UNKNOWN_SIZE, ContentVerifier
+from requester.protocol import DEFAULT_CHUNK_SIZE, ContentVerifier
 
 STRAGGLER_AFTER = 2.0
 """Seconds in flight after which an idle worker may race a chunk near the end."""
@@ -78,10 +78,7 @@ class DownloadWindow:
         """The chunk count: sealed, or from the size the origin edge signed in the head (the
         seal usually comes last). Runs stop there: a run past it would be paid for chunks
         that do not exist (an edge understating the size only shortens runs)."""
-        if self.end is not None:
-            return self.end
-        head = self.verifier.head
-        return None if head.size_hint == UNKNOWN_SIZE else -(-head.size_hint // head.chunk_size)
+        return self.end if self.end is not None else self.verifier.head.stated_chunks
 
     def fits(self, index: int) -> bool:
         """Whether chunk ``index`` may be read now: it is within the window."""

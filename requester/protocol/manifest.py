@@ -155,6 +155,14 @@ class ManifestHead:
         # Hashed once: every chunk check and request names the content by its id.
         object.__setattr__(self, "_content_id", hashlib.sha256(self.body).digest())
 
+    @property
+    def stated_chunks(self) -> int | None:
+        """The chunk count the size the origin stated makes (None if it stated none): the
+        seal, which comes last, has the exact one."""
+        if self.size_hint == UNKNOWN_SIZE:
+            return None
+        return -(-self.size_hint // self.chunk_size)
+
     @classmethod
     def create(
         cls,

@@ -636,3 +636,14 @@ def test_flips_helper_changes_exactly_one_byte() -> None:
 def test_head_for_any_source(source: Source) -> None:
     head = make_head(EDGE, source=source)
     assert ManifestHead.decode(head.encode()).source == source
+
+
+@pytest.mark.parametrize(
+    ("size_hint", "chunks"),
+    [(UNKNOWN_SIZE, None), (0, 0), (1, 1), (CS, 1), (CS + 1, 2), (3 * CS, 3)],
+)
+def test_stated_chunks_counts_the_chunks_of_the_stated_size(
+    size_hint: int, chunks: int | None
+) -> None:
+    head = make_head(EDGE, chunk_size=CS, size_hint=size_hint)
+    assert head.stated_chunks == chunks
