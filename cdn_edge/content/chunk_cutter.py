@@ -21,9 +21,11 @@ import hashlib
 import os
 import threading
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from cdn_edge.content.chunk_store import ChunkStore, write_all
+from cdn_edge.content.chunk_store import ChunkStore
+from requester.file_writes import write_all
 from requester.protocol import ChunkStatement, ManifestHead, NodeKey
 from requester.protocol.errors import MalformedMessage
 from requester.protocol.manifest import MAX_CHUNKS
@@ -118,7 +120,7 @@ class ChunkFiles:
                 if self._tmp is None:
                     self._tmp, self._fd = self._store.open_tmp()
                 self._hash.update(part)
-                write_all(self._fd, part)
+                write_all(partial(os.write, self._fd), part)
                 self._written += len(part)
             return None if end is None else self._end(end)
 

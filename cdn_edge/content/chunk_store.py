@@ -10,22 +10,11 @@ from __future__ import annotations
 
 import itertools
 import os
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-WRITE_SIZE = 256 * 1024
-"""Bytes per write() at most. A larger write makes the page cache take a larger folio, from
-the high-order free blocks a virtual machine's balloon has handed back to its host (free
-page reporting), each 4 KiB of which the host must fault back in on first touch: on the
-bench's VM, 1 GiB of new files cost 2.3-2.5 s of kernel CPU in 1 MiB writes against
-0.35-0.8 s in writes of 256 KiB or 64 KiB (/proc/PID/stat; perf: copy_folio_from_iter)."""
-
-
-def write_all(fd: int, data: bytes | memoryview) -> None:
-    """Write ``data`` to ``fd`` in writes of at most ``WRITE_SIZE`` bytes."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view[:WRITE_SIZE]) :]
+from requester.file_writes import write_all
 
 
 class ChunkStore:
@@ -88,7 +77,7 @@ class ChunkStore:
     def _write(self, data: bytes) -> Path:
         tmp, fd = self.open_tmp()
         try:
-            write_all(fd, data)
+            write_all(partial(os.write, fd), data)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -33,6 +33,7 @@ from requester.channel_manager import SpendLimitReached
 from requester.cli.fetch_progress import FetchBar
 from requester.client import Download
 from requester.downloader import ContentFailedAtOrigin
+from requester.file_writes import write_all
 from requester.protocol import ProtocolError, b64url_decode, b64url_encode
 from requester.protocol.manifest import MAX_HEAD_BYTES
 
@@ -117,11 +118,6 @@ def load_sidecar(sidecar: Path | None, url: str) -> tuple[bytes, int] | None:
 
 CHECKPOINT = 8
 """Chunks between two fsyncs of ``FILE.part`` (each followed by the sidecar's rewrite)."""
-WRITE_BYTES = 256 * 1024
-"""The most one ``write()`` to ``FILE.part`` passes to the kernel. A 1 MiB write makes the
-page cache take a large folio that this VM's balloon gave back to the host, refaulted
-4 KiB at a time: writing 1 GiB took 0.6-1.5 s of system CPU in 1 MiB writes against
-0.26-0.28 s in 256 KiB ones (3 runs each; cdn_edge's chunk files found the same)."""
 QUEUE_BYTES = 2 * 1024 * 1024
 """Bytes queued for ``FILE.part`` and not yet written past which :meth:`PartFile.room` waits
 (one chunk is always let in, whatever its size)."""
@@ -188,9 +184,7 @@ class PartFile:
         if self._failed is not None:
             return
         try:
-            view = memoryview(data)
-            for start in range(0, len(view), WRITE_BYTES):
-                self._sink.write(view[start : start + WRITE_BYTES])
+            write_all(self._sink.write, data)  # in slices (requester/file_writes.py)
         except BaseException as exc:
             self._failed = exc
             raise
