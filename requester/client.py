@@ -104,7 +104,8 @@ class Download:
         return self.scheduler.progress
 
     def provider_summary(self) -> dict[str, dict[str, Any]]:
-        """Per provider: chunks, the requests that brought them, wire bytes, vouchers signed
+        """Per provider: chunks, those of them another provider delivered first (``raced``:
+        paid and thrown away), the requests that brought them, wire bytes, vouchers signed
         (``paid``), the lane that served it (``paid``, ``free``, ``mixed``, or None before a
         chunk), bytes per lane, what it charged (``Atlas-Price`` summed) and per paid MiB
         (base units, None if nothing), its rate in bytes/s, and its market
@@ -114,8 +115,8 @@ class Download:
         for p, s in self.progress.providers.items():
             price = s.price_per_mib_paid
             out[p] = {
-                "chunks": s.chunks, "requests": s.requests, "bytes": s.bytes, "paid": str(s.paid),
-                "lane": s.lane,
+                "chunks": s.chunks, "raced": s.raced, "requests": s.requests, "bytes": s.bytes,
+                "paid": str(s.paid), "lane": s.lane,
                 "paid_bytes": s.paid_bytes, "free_bytes": s.free_bytes, "charged": str(s.charged),
                 "price_per_mib_paid": None if price is None else str(price),
                 "rate": round(s.rate), **(market.describe(p) if market else {"market": None}),

@@ -16,6 +16,9 @@ MIB = 1 << 20
 @dataclass
 class ProviderStats:
     chunks: int = 0
+    raced: int = 0
+    """Of its ``chunks``, those another provider had delivered first (a straggler raced):
+    paid, and thrown away."""
     requests: int = 0
     """Requests that asked it for chunks: one per chunk, or one per run of chunks."""
     bytes: int = 0

@@ -3,10 +3,11 @@
 Split from :mod:`requester.downloader`, whose workers ask providers for chunks; this holds
 the bookkeeping they share, with no I/O: the next index to deliver, the chunks verified
 ahead of it (memory is bounded by :attr:`DownloadWindow.size` chunks), the chunks being
-fetched and since when, and where the content ends. A worker takes the lowest index in
-the window that is neither held nor being fetched; near the end it races a chunk in
-flight elsewhere for long (:meth:`DownloadWindow.straggler`); a run is the stretch of
-free chunks from one index (:meth:`DownloadWindow.claim`).
+fetched and by whom, when each provider last showed progress, and where the content ends.
+A worker takes the lowest index in the window that is neither held nor being fetched; near
+the end it races a chunk held up at a provider gone silent
+(:meth:`DownloadWindow.straggler`); a run is the stretch of free chunks from one index
+(:meth:`DownloadWindow.claim`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 from requester.protocol import DEFAULT_CHUNK_SIZE, ContentVerifier
 
 STRAGGLER_AFTER = 2.0
-"""Seconds in flight after which an idle worker may race a chunk near the end."""
+"""Seconds of silence from a provider after which an idle worker of another may race the
+chunk it holds up."""
 REACH = 4
 """How many windows ahead of delivery a run may ask for in a long download (see
 :meth:`DownloadWindow.reach`): its frames are read only as the window has room for them
@@ -33,8 +35,16 @@ class DownloadWindow:
         """The next chunk to deliver."""
         self.ready: dict[int, bytes] = {}
         """Chunks verified ahead of :attr:`next`."""
-        self.inflight: dict[int, float] = {}
-        """Chunks being fetched, and since when (monotonic seconds)."""
+        self.inflight: dict[int, str] = {}
+        """Chunks being fetched, and the provider asked first."""
+        self.raced: dict[int, str] = {}
+        """Chunks raced, and the provider racing (one race per chunk)."""
+        self.heard: dict[str, float] = {}
+        """When each provider last showed progress on what it was asked (monotonic seconds):
+        a chunk delivered, a request begun while it had none, or a run of it held back by
+        the window. A run claims all its chunks at once, and one provider's chunks wait on
+        each other: a chunk's own age would call a run in steady progress late, and race
+        (fetch and pay twice) what was coming anyway."""
         self.end: int | None = None
         """The chunk count, once known (the seal, or a provider's word that it ended)."""
         seal = verifier.seal
@@ -56,22 +66,51 @@ class DownloadWindow:
             self.next += 1
         return data
 
-    def take(self, index: int, data: bytes) -> None:
-        """Chunk ``index`` arrived, verified: kept until delivered (unless it was already)."""
+    def asked(self, provider: str, indexes: list[int], now: float) -> None:
+        """``provider`` is asked for ``indexes``: a chunk already in flight elsewhere is
+        raced; a provider asked while it had nothing in flight is heard from now."""
+        if provider not in self.inflight.values() and provider not in self.raced.values():
+            self.heard[provider] = now
+        for index in indexes:
+            if self.inflight.setdefault(index, provider) != provider:
+                self.raced[index] = provider
+
+    def take(self, index: int, data: bytes, provider: str, now: float) -> bool:
+        """Chunk ``index`` arrived from ``provider``, verified: kept until delivered. False
+        when another copy came first (a raced chunk: paid, and thrown away)."""
+        self.heard[provider] = now
         self.inflight.pop(index, None)
-        if index >= self.next and index not in self.ready:
-            self.ready[index] = data
+        self.raced.pop(index, None)
         seal = self.verifier.seal
         if seal is not None:
             self.end = seal.chunk_count
+        if index < self.next or index in self.ready:
+            return False
+        self.ready[index] = data
+        return True
 
-    def release(self, index: int) -> None:
-        """Chunk ``index`` did not come: free for any worker to pick again."""
-        self.inflight.pop(index, None)
+    def release(self, index: int, provider: str) -> None:
+        """``provider`` will not bring chunk ``index``: the racer's, if it is raced, else free
+        for any worker to pick again."""
+        if self.raced.get(index) == provider:
+            del self.raced[index]
+        elif self.inflight.get(index) == provider:
+            racer = self.raced.pop(index, None)
+            if racer is None:
+                del self.inflight[index]
+            else:
+                self.inflight[index] = racer
 
-    def straggler(self, now: float) -> int | None:
-        """The lowest chunk in flight for longer than :data:`STRAGGLER_AFTER`, to race."""
-        late = [i for i, t in self.inflight.items() if now - t > STRAGGLER_AFTER]
+    def held_back(self, provider: str, now: float) -> None:
+        """A run of ``provider``'s waits for room in the window: not its silence."""
+        self.heard[provider] = now
+
+    def straggler(self, now: float, asker: str) -> int | None:
+        """The lowest chunk in flight at a provider other than ``asker`` silent for longer
+        than :data:`STRAGGLER_AFTER`, and not raced yet: for ``asker`` to race."""
+        heard = self.heard
+        late = [i for i, p in self.inflight.items() if p != asker and i not in self.raced
+                and now - heard.get(p, now) > STRAGGLER_AFTER]  # fmt: skip
         return min(late) if late else None
 
     def expected_end(self) -> int | None:
@@ -117,8 +156,8 @@ class DownloadWindow:
             indexes.append(index)
         return indexes
 
-    def pick(self, skip: dict[int, float], lag: int, now: float, reach: bool = False
-             ) -> int | None:  # fmt: skip
+    def pick(self, skip: dict[int, float], lag: int, now: float, asker: str,
+             reach: bool = False) -> int | None:  # fmt: skip
         """The next-needed chunk nobody holds or fetches in the window (the reach with
         ``reach``: for a run), minus those in ``skip`` (a provider lacked them, until when);
         a provider slower than the best looks from ``lag`` chunks further first; else a
@@ -132,4 +171,4 @@ class DownloadWindow:
             for index in range(start, min(stop, limit)):
                 if index not in self.ready and index not in self.inflight and index not in skip:
                     return index
-        return self.straggler(now)
+        return self.straggler(now, asker)

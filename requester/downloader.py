@@ -2,8 +2,8 @@
 
 Each provider gets a few workers. A worker takes the lowest chunk index in
 the delivery window that is neither held nor being fetched; near the end, an
-idle worker re-requests a chunk that has been in flight elsewhere for long,
-and the first verified copy wins. Bytes are delivered strictly in order and
+idle worker re-requests a chunk held up at another provider that has gone
+silent, and the first verified copy wins. Bytes are delivered strictly in order and
 the window bounds memory to ``window`` chunks. A provider that lies (bad
 chunk, bad price) or fails is dropped for this download, with the evidence
 kept, and its chunk goes back to the queue; one that served it and then refuses or
@@ -233,11 +233,12 @@ class ChunkScheduler:
             alone.discard(index)
             if count > 1:
                 indexes = self.window.claim(index, count, skip)
-                straggler = self.window.straggler(time.monotonic())
+                straggler = self.window.straggler(time.monotonic(), provider)
                 if len(indexes) < count // 2 and index != self.window.next and straggler is None:
                     await self._wait()  # a short stretch now is a longer one soon
                     continue
-                if len(indexes) < count // 2 and straggler is not None and self.fits(straggler):
+                if (len(indexes) < count // 2 and straggler is not None
+                        and self.window.fits(straggler)):  # fmt: skip
                     going_on = await self._one(provider, stats, straggler, skip, probation)
                 else:
                     going_on = await self._run(provider, stats, indexes, alone)
@@ -249,7 +250,7 @@ class ChunkScheduler:
     async def _one(self, provider: str, stats: ProviderStats, index: int,
                    skip: dict[int, float], probation: bool) -> bool:  # fmt: skip
         """Fetch chunk ``index`` alone; whether this worker goes on."""
-        self.window.inflight.setdefault(index, time.monotonic())
+        self.window.asked(provider, [index], time.monotonic())
         self.choice.asked(provider, time.monotonic())
         stats.requests += 1
         try:
@@ -257,15 +258,15 @@ class ChunkScheduler:
                                                self.market)  # fmt: skip
         except ProviderUnreachable as exc:  # before ProviderFault: it is one that may pass
             self.book.unreachable(provider, exc)
-            self._release(index)
+            self._release(index, provider)
             return True
         except ProviderFault as exc:
             self._fault(provider, exc)
-            self._release(index)
+            self._release(index, provider)
             return False
         except ChunkUnavailable as exc:
             self.choice.failed(provider)
-            self._release(index)
+            self._release(index, provider)
             self.book.last_unavailable = f"{provider}: {exc}"[:300]
             if exc.status == 416:
                 self.window.ends_at(index)
@@ -275,7 +276,7 @@ class ChunkScheduler:
             return True
         except Exception as exc:  # spend limit, ledger refusal: the download stops
             self._failure = exc
-            self._release(index)
+            self._release(index, provider)
             return False
         self.backoff.succeeded(provider)
         self._take(provider, index, delivered)
@@ -295,8 +296,7 @@ class ChunkScheduler:
         it, a chunk not ready, a failed content)."""
         first = indexes[0]
         started = time.monotonic()
-        for index in indexes:
-            self.window.inflight.setdefault(index, started)
+        self.window.asked(provider, indexes, started)
         self.choice.asked(provider, started)
         stats.requests += 1
         got: list[int] = []
@@ -314,7 +314,7 @@ class ChunkScheduler:
         try:
             reason = await self._client.get_run(provider, self.verifier, first, len(indexes),
                                                 deliver, self.trust, self.market,
-                                                self)  # fmt: skip
+                                                _RunRoom(self, provider))  # fmt: skip
         except ProviderUnreachable as exc:
             self.book.unreachable(provider, exc)
             return True
@@ -326,7 +326,7 @@ class ChunkScheduler:
             return False
         finally:
             for index in set(indexes).difference(got):
-                self._release(index)
+                self._release(index, provider)
         if got:
             self.backoff.succeeded(provider)
         if reason is None or not got:
@@ -392,24 +392,21 @@ class ChunkScheduler:
         """:meth:`DownloadWindow.pick` for ``provider``, within the reach if it is asked for
         runs: one slower than the best looks from further into the window first."""
         lag = self.choice.lag(provider, self.verifier.head.chunk_size, self.window.size)
-        return self.window.pick(skip, lag, time.monotonic(), runs)
+        return self.window.pick(skip, lag, time.monotonic(), provider, runs)
 
     def _take(self, provider: str, index: int, delivered: Delivered) -> None:
         self.book.took(provider, delivered)
-        self.window.take(index, delivered.data)
+        if not self.window.take(index, delivered.data, provider, time.monotonic()):
+            self.progress.providers[provider].raced += 1
         self._notify()
 
-    def fits(self, index: int) -> bool:
-        """Whether a run may read chunk ``index`` now (:class:`requester.chunk_runs.Room`)."""
-        return self.window.fits(index)
+    def _release(self, index: int, provider: str) -> None:
+        self.window.release(index, provider)
+        self._notify()
 
-    async def changed(self) -> None:
-        """Until the window moved or something else changed (:class:`requester.chunk_runs.Room`)."""
+    async def wait_changed(self) -> None:
+        """Until the window moved or something else changed (at most 0.5 s)."""
         await self._wait()
-
-    def _release(self, index: int) -> None:
-        self.window.release(index)
-        self._notify()
 
     async def _wait(self) -> None:
         event = self._changed
@@ -422,3 +419,22 @@ class ChunkScheduler:
     def _notify(self) -> None:
         event, self._changed = self._changed, asyncio.Event()
         event.set()
+
+
+class _RunRoom:
+    """The window's room as one provider's run sees it (:class:`requester.chunk_runs.Room`):
+    while the run waits for room, the provider is held back, not silent."""
+
+    def __init__(self, scheduler: ChunkScheduler, provider: str) -> None:
+        self._scheduler = scheduler
+        self._provider = provider
+
+    def fits(self, index: int) -> bool:
+        window = self._scheduler.window
+        if window.fits(index):
+            return True
+        window.held_back(self._provider, time.monotonic())
+        return False
+
+    async def changed(self) -> None:
+        await self._scheduler.wait_changed()

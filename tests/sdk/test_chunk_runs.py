@@ -84,3 +84,23 @@ async def _stats(url: str) -> dict[str, int]:
     async with aiohttp.ClientSession() as session, session.get(f"{url}/__liar/stats") as resp:
         stats: dict[str, int] = await resp.json()
         return stats
+
+
+def test_a_run_in_steady_progress_is_not_raced_as_a_straggler(
+    ledger: Running, origin: Running, tmp_path: Path
+) -> None:
+    """Chunks of a run at a slow origin's pace arrive later than a straggler's 2 s after the
+    run began, each soon after the last: none is asked (and paid for) a second time."""
+    size = 40 * CHUNK
+    url = f"{origin.url}/slow/{size}?delay=0.006&t=steady-run"  # ~0.1 s per chunk
+    edge = start_edge(tmp_path / "edge", ledger.url, "--free-mib", "0")
+    try:
+        home = make_home(tmp_path / "home", [edge.url], ledger.url)
+        out = tmp_path / "steady.bin"
+        doc = summary(home.atlas("fetch", url, "-o", str(out), "--json"))
+        assert out.read_bytes() == pattern(0, size)
+    finally:
+        edge.stop()
+    [provider] = doc["providers"].values()
+    assert doc["seconds"] > 3  # the origin's pace: runs outlived the straggler bound
+    assert (provider["chunks"], provider["raced"]) == (40, 0), provider  # each came once
