@@ -42,6 +42,9 @@ class Hold:
     """The channel charged, or None when free."""
     amount: int
     settled: bool = False
+    credited: bool = False
+    """The request's voucher was recorded as credit (:func:`credit_first`), nothing taken:
+    the chunk's price is taken from that credit once it is sent."""
 
 
 def largest_size(entry: ContentEntry, index: int) -> int:
@@ -75,11 +78,26 @@ async def hold(request: web.Request, edge: Edge, entry: ContentEntry, index: int
     return Hold(paid_by, channel_id, price if channel_id is not None else 0)
 
 
-async def settle_hold(edge: Edge, held: Hold, cost: int) -> str:
+async def credit_first(request: web.Request, edge: Edge, now: int) -> Hold:
+    """Record the request's voucher as credit on its channel (charging nothing) before the
+    request waits for its chunk: if the requester leaves meanwhile, or the edge stops or is
+    killed, the voucher is kept as credit, as the requester counts it. Raises the
+    voucher's refusal."""
+    voucher = b64url_decode(request.headers["Atlas-Voucher"], VOUCHER_SIZE, "Atlas-Voucher")
+    channel_id = await edge.payments.charge(voucher, None, 0, now)
+    edge.metrics.vouchers.labels("accepted").inc()
+    return Hold("voucher", channel_id, 0, credited=True)
+
+
+async def settle_hold(edge: Edge, held: Hold, cost: int, now: int) -> str:
     """Keep ``cost`` of what ``held`` took (it never exceeds it) and return the rest as
-    credit; how it was paid."""
+    credit, or take ``cost`` from the credit a :func:`credit_first` voucher left; how it
+    was paid."""
     held.settled = True
-    if held.channel_id is not None and held.amount > cost:
+    if held.credited:
+        assert held.channel_id is not None
+        await edge.payments.spend_credit(held.channel_id, cost, now)
+    elif held.channel_id is not None and held.amount > cost:
         await edge.payments.refund(held.channel_id, held.amount - cost)
     return held.paid_by
 

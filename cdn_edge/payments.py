@@ -158,12 +158,7 @@ class PaymentBook:
                 guard.record_voucher(decoded.amount)
             elif credit is not None:
                 guard.record_spend(credit.spend, now)
-            try:
-                await self._persist(channel)
-            except Exception:
-                self._channels.pop(channel_id, None)  # reload the durable state next time
-                self._guards.pop(channel_id, None)
-                raise
+            await self._save(channel)
             del actions  # PersistVoucher is done by _persist above; Serve is the caller's send
         return channel_id
 
@@ -173,12 +168,26 @@ class PaymentBook:
         async with self._locked(channel_id):
             channel = await self._channel(channel_id)
             channel.refund(amount)
-            try:
-                await self._persist(channel)
-            except Exception:
-                self._channels.pop(channel_id, None)  # reload the durable state next time
-                self._guards.pop(channel_id, None)
-                raise
+            await self._save(channel)
+
+    async def spend_credit(self, channel_id: bytes, cost: int, now: int) -> None:
+        """Charge ``cost`` to ``channel_id``'s credit, once recorded: for a request whose own
+        voucher :meth:`charge` recorded (at cost 0) before the request waited; presenting
+        that voucher again would be refused as already used. Raises the channel's refusal
+        (``Underpaid`` if other requests spent that credit meanwhile)."""
+        async with self._locked(channel_id):
+            channel = await self._channel(channel_id)
+            channel.charge(cost, None, now)
+            await self._save(channel)
+
+    async def _save(self, channel: PayeeChannel) -> None:
+        """:meth:`_persist`; on failure, forget the channel: its durable state is reloaded."""
+        try:
+            await self._persist(channel)
+        except Exception:
+            self._channels.pop(channel.terms.channel_id, None)
+            self._guards.pop(channel.terms.channel_id, None)
+            raise
 
     async def standing(self, channel_id: bytes, now: int, cover: int = 0) -> tuple[str, int]:
         """The payer of ``channel_id`` and its unspent deposit (deposit - paid so far, 0 once

@@ -4,10 +4,13 @@ Order of work per request: find the chunk (waiting for it if the fetch is
 live), decide its wire form and price, settle payment (voucher, prepaid
 credit spent by the payer's signed ``Atlas-Credit``, or free allowance; the
 payment is stored durably first), then send the bytes with the origin edge's
-chunk statement. A replica's missing chunk, which this edge must buy from a
-provider, is paid for first (:mod:`cdn_edge.chunk_payment`): an unpaid request
-gets the 402 and costs the edge nothing; on a market edge an unpaid request is
-pulled for the free lane instead (:mod:`cdn_edge.replica_fill`). An edge with a market
+chunk statement. A voucher sent for a chunk still arriving is recorded as
+credit before the request waits, and the chunk's price taken from it once sent:
+the requester may leave, or the edge stop, meanwhile. A replica's missing
+chunk, which this edge must buy from a provider, is paid for first
+(:mod:`cdn_edge.chunk_payment`): an unpaid request gets the 402 and costs the
+edge nothing; on a market edge an unpaid request is pulled for the free lane
+instead (:mod:`cdn_edge.replica_fill`). An edge with a market
 (``--upload-capacity``) first waits for the request's turn in a lane
 (:mod:`cdn_edge.chunk_turns`): a paid slot charges the clearing price, the free
 lane nothing.
@@ -27,6 +30,7 @@ from aiohttp import web
 from cdn_edge import wire_encoding
 from cdn_edge.chunk_payment import (
     Hold,
+    credit_first,
     hold,
     largest_price,
     largest_size,
@@ -130,11 +134,27 @@ async def _serve(
                     return taken  # 402: nothing fetched, nothing paid by this edge
                 held = taken
                 refused = await replicate(edge, entry, index)
+        elif refused is None and _paid_wait(request, edge, entry, index):
+            now = int(time.time())
+            try:
+                held = await credit_first(request, edge, now)
+            except Refusal as exc:  # at once rather than after the wait
+                return refusal(request, edge, exc, entry.content_id, now,
+                               largest_price(edge, entry, index))  # fmt: skip
         if refused is not None:
             return refused
         return await _serve_held(request, edge, entry, index, client, held)
     finally:
         await release(edge, held)  # not sent: the payer's money stays credit
+
+
+def _paid_wait(request: web.Request, edge: Edge, entry: ContentEntry, index: int) -> bool:
+    """A request with a voucher for a chunk still arriving from the origin: the voucher is
+    recorded as credit before the wait (:func:`cdn_edge.chunk_payment.credit_first`). Not
+    on a market edge, whose lanes take payment in their turn."""
+    return (edge.selling is None and "Atlas-Voucher" in request.headers
+            and index not in entry.statements and not entry.done
+            and not entry.past_end(index))  # fmt: skip
 
 
 async def _hold(request: web.Request, edge: Edge, entry: ContentEntry, index: int,
@@ -156,6 +176,9 @@ async def _serve_held(request: web.Request, edge: Edge, entry: ContentEntry, ind
             available = await entry.wait_for(index)
     except TimeoutError:
         return not_ready(index, "has not arrived yet")
+    transport = request.transport
+    if transport is None or transport.is_closing():  # the requester left during the wait
+        return not_ready(index, "came after the requester left")  # nothing charged
     if not available:
         refused = failed(entry)  # it failed while this request waited
         if refused is not None:
@@ -235,8 +258,12 @@ async def _charge(request: web.Request, edge: Edge, entry: ContentEntry, index: 
         await keep_as_credit(request, edge, now)
         paid_by = "free"
     elif held is not None:
-        cost = min(cost, held.amount) if held.channel_id is not None else cost
-        paid_by = await settle_hold(edge, held, cost)
+        if held.channel_id is not None and not held.credited:
+            cost = min(cost, held.amount)
+        try:
+            paid_by = await settle_hold(edge, held, cost, now)
+        except Refusal as exc:  # its credit was spent by other requests meanwhile
+            return refusal(request, edge, exc, entry.content_id, now, cost)
     else:
         try:
             paid_by, _ = await settle(request, edge, (entry.content_id, index), cost, size,

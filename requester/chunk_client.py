@@ -9,6 +9,7 @@ ahead, when to bid and what each answer means. What it raises is in
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 
@@ -152,21 +153,19 @@ class ChunkClient:
             started = time.monotonic()
             try:
                 status, body, answer = await request_chunk(self._session, provider, url, headers)
-            except ProviderUnreachable:
-                account = self._accounts.get(provider)
-                if expected and account is not None:
-                    account.credit += expected  # not served: the payment stays credit
+            except (ProviderUnreachable, asyncio.CancelledError):  # a race lost, a stop
+                self._keep_credit(provider, expected)  # not served: the payment stays credit
                 raise
             if market is not None:
                 market.observe_answer(provider, answer, time.monotonic())
             if status == 200:
                 delivered = accept_chunk(provider, verifier, index, body, answer, spent)
                 self._learn_runs(provider, answer.get(RUN_MAX_HEADER))
-                account = self._accounts.get(provider)
-                if expected and account is not None:
-                    account.credit += max(0, expected - delivered.price)
+                self._keep_credit(provider, max(0, expected - delivered.price))
                 return replace(delivered, seconds=time.monotonic() - started)
             if status == 402 and not paid_quote:
+                self._keep_credit(provider, expected)  # the voucher paying now carries it
+                expected = 0
                 free = headers == FREE_LANE
                 paid = await self._on_402(provider, verifier, answer, trust, market, body, free)
                 if paid is None:  # above the ceiling, or the wallet cannot pay: free lane
@@ -230,10 +229,8 @@ class ChunkClient:
         try:
             answer = await request_run(self._session, provider, url, headers, verifier, first,
                                        count, on_chunk, room)  # fmt: skip
-        finally:
-            account = self._accounts.get(provider)
-            if expected and account is not None:  # what was not charged stays credit there
-                account.credit += max(0, expected - charged)
+        finally:  # what was not charged stays credit there
+            self._keep_credit(provider, max(0, expected - charged))
         if market is not None and answer.headers is not None:
             market.observe_answer(provider, answer.headers, time.monotonic())
         if answer.trailer is not None:
@@ -305,14 +302,21 @@ class ChunkClient:
         self._accounts[provider] = Account(quote, voucher.channel_id, kept)
         return voucher, price
 
+    def _keep_credit(self, provider: str, amount: int) -> None:
+        """What a request paid ahead and was not charged for stays credit with ``provider``:
+        the edge recorded it before it waited (or, if the request never reached it, the next
+        voucher, which counts every one signed before, brings it)."""
+        account = self._accounts.get(provider)
+        if amount and account is not None:
+            account.credit += amount
+
     def _refused(self, provider: str, status: int, body: bytes, answer: dict[str, str],
                  expected: int) -> None:  # fmt: skip
         """Raise what an answer other than a chunk or a first 402 means; what the request
         paid ahead stays credit with the provider."""
-        account = self._accounts.get(provider)
-        if expected and account is not None and (status in (404, 416, 429, 503) or (
-                status >= 500 and answer.get(CONTENT_STATE_HEADER) == "failed")):  # fmt: skip
-            account.credit += expected  # not served: the payment stays credit
+        if status in (404, 416, 429, 503) or (
+                status >= 500 and answer.get(CONTENT_STATE_HEADER) == "failed"):  # fmt: skip
+            self._keep_credit(provider, expected)  # not served: the payment stays credit
         if status >= 500 and answer.get(CONTENT_STATE_HEADER) == "failed":
             raise ContentFailed(provider, status, body)
         if status in (404, 416, 429, 503):

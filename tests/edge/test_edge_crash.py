@@ -24,6 +24,7 @@ from tests.edge.edge_client import fetch, get_chunk, problem, request
 from tests.edge.paying import (
     FUNDS,
     channel_earnings,
+    credit_header,
     earnings,
     open_channel,
     voucher_header,
@@ -75,7 +76,8 @@ async def test_kill_9_mid_transfer_loses_no_voucher_and_counts_none_twice(
                 assert status == 200 and body == pattern(index * CHUNK, CHUNK)
                 accepted.append(header)
             # The fourth voucher rides on a request for the last chunk, which the origin
-            # has not sent yet: the edge is killed while it waits, before it accepts it.
+            # has not sent yet: the edge records it as credit, then is killed while the
+            # request waits, before it sends (or charges) the chunk.
             in_flight = voucher_header(channel, price)
             waiting = asyncio.create_task(
                 get_chunk(session, edge.url, cid, SLOW - 1, {"Atlas-Voucher": in_flight})
@@ -90,7 +92,7 @@ async def test_kill_9_mid_transfer_loses_no_voucher_and_counts_none_twice(
         books = await earnings(data_dir)
         row = channel_earnings(books, channel.terms.channel_id)
         assert row is not None
-        assert (int(row["paid"]), int(row["served"])) == (3 * price, 3 * price)
+        assert (int(row["paid"]), int(row["served"])) == (4 * price, 3 * price)  # 1 credit
         assert int(row["redeemed"]) == 0, "a killed edge redeems nothing"
 
         edge = start_edge(data_dir, ledger.url, "--free-mib", "0")
@@ -102,13 +104,15 @@ async def test_kill_9_mid_transfer_loses_no_voucher_and_counts_none_twice(
                 await get_chunk(session, edge.url, fresh_id, 0, {"Atlas-Voucher": header})
                 for header in accepted
             ]
-            paid = await get_chunk(session, edge.url, fresh_id, 0, {"Atlas-Voucher": in_flight})
+            late = await get_chunk(session, edge.url, fresh_id, 0, {"Atlas-Voucher": in_flight})
+            spend = credit_header(key, channel.terms, fresh_id, 0)
+            paid = await get_chunk(session, edge.url, fresh_id, 0, spend)  # the credit it left
         # Unsealed content is dropped at start: nobody can be sold half of it.
         assert problem(gone, 404, "not_found") == "this edge does not hold that content"
-        for number, replay in enumerate(replays, start=1):
+        for number, replay in enumerate([*replays, late], start=1):
             assert problem(replay, 409, "stale_voucher") == (
                 f"voucher amount {fmt(number * price)} is not above the last accepted "
-                f"{fmt(3 * price)}"
+                f"{fmt(4 * price)}, and it was already used"
             )
         assert paid[0] == 200 and paid[1] == pattern(0, CHUNK), paid[1][:300]
         assert edge.stop() == 0

@@ -9,16 +9,25 @@ a larger voucher) does so once too.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from pathlib import Path
 
 import aiohttp
+import pytest
 
 from requester.protocol import PayerKey, Quote, b64url_decode
 from tests.edge.edge_client import fetch, get_chunk
-from tests.edge.paying import credit_header, open_channel, voucher_header
+from tests.edge.paying import (
+    channel_earnings,
+    credit_header,
+    earnings,
+    open_channel,
+    voucher_header,
+)
 from tests.origin_server import pattern
-from tests.processes import Running
+from tests.processes import Running, start_edge
 
 CHUNK = 256 * 1024
 
@@ -99,3 +108,39 @@ async def test_a_voucher_spends_credit_only_once(
         (200, "ok"), (200, "ok"), (409, "stale_voucher"), (409, "stale_voucher"),
     ]  # fmt: skip
     assert answers[1][2]["Atlas-Paid-By"] == "voucher"
+
+
+async def test_a_voucher_for_a_chunk_still_arriving_is_kept_when_the_requester_leaves(
+    origin: Running, ledger: Running, tmp_path: Path
+) -> None:
+    """A requester that gives up on a paid request while the edge waits for the chunk (a
+    straggler it raced elsewhere) counts what it paid as credit there: the edge recorded
+    the voucher before the wait, so it is, and it pays for the chunk later. Before, the
+    voucher was taken only once the chunk came, and lost with the requester."""
+    edge = start_edge(tmp_path / "edge", ledger.url, "--free-mib", "0")
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = f"{origin.url}/slow/{40 * CHUNK}?delay=0.01&t=paid-wait"  # ~6 s in all
+            cid = (await fetch(session, edge.url, url)).info["content_id"]
+            _, _, quoted = await get_chunk(session, edge.url, cid, 0)
+            price = int(quoted["Atlas-Price"])
+            key = PayerKey.generate()
+            channel = await open_channel(session, ledger.url, edge.url, key=key)
+            pay = {"Atlas-Voucher": voucher_header(channel, price)}
+            with pytest.raises(TimeoutError):  # the chunk is seconds away: the requester leaves
+                await asyncio.wait_for(get_chunk(session, edge.url, cid, 39, pay), 0.5)
+            books = await earnings(tmp_path / "edge")
+            row = channel_earnings(books, channel.terms.channel_id)
+            assert row is not None and int(row["paid"]) == price  # recorded, though it left
+            while int(row["served"]):  # held until the chunk came and found no one to take it
+                await asyncio.sleep(0.2)
+                books = await earnings(tmp_path / "edge")
+                row = channel_earnings(books, channel.terms.channel_id)
+                assert row is not None
+            spend = credit_header(key, channel.terms, cid, 39)
+            status, body, _ = await get_chunk(session, edge.url, cid, 39, spend)
+            assert status == 200 and body == pattern(39 * CHUNK, CHUNK)  # paid by that credit
+        books = await earnings(tmp_path / "edge")
+        assert channel_earnings(books, channel.terms.channel_id) == {**row, "served": str(price)}
+    finally:
+        edge.stop()
