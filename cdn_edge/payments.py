@@ -6,10 +6,7 @@ spend signed by the channel's payer, and a channel's :class:`CreditGuard`
 honours each spend (and each voucher that spends credit) once. Accepted
 vouchers are written to SQLite (WAL, ``synchronous=FULL``) *before* the chunk
 is sent, under a per-channel lock so vouchers reach the disk in the order they
-were accepted.
-Writes are group-committed: channel states queued while a commit is running
-(or in the same loop tick) go to disk in one transaction, one fsync, and
-each request still waits until the transaction holding its state commits.
+were accepted; writes are group-committed (:mod:`cdn_edge.payment_rows`).
 Channel terms come from the ledger the first time a channel is seen.
 """
 
@@ -17,16 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 
+from cdn_edge.payment_rows import ChannelRecord, ChannelRows, base58
 from requester.errors import ServiceRefusal
 from requester.failpoints import reached
 from requester.ledger_api import Ledger
@@ -50,19 +46,6 @@ from requester.protocol import (
 )
 from requester.protocol.assets import ASSETS
 
-T = TypeVar("T")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS channels (
-    channel_id TEXT PRIMARY KEY, payer TEXT NOT NULL, asset INTEGER NOT NULL,
-    deposit TEXT NOT NULL, expires_at INTEGER NOT NULL, best BLOB, paid TEXT NOT NULL,
-    consumed TEXT NOT NULL, redeemed TEXT NOT NULL);
-"""
-
-Row = tuple[str, str, int, str, int, bytes | None, str, str, str]
-"""A ``channels`` row, in column order."""
-
-
 CHANNEL_LOOKUP_TIMEOUT = aiohttp.ClientTimeout(total=5, sock_connect=3)
 """How long a voucher's channel look-up may wait for the ledger. A requester reads a chunk
 answer for up to 30 s (``CHUNK_TIMEOUT``); an edge that waited as long on a stalled ledger
@@ -83,18 +66,6 @@ class CreditClaim:
     index: int
 
 
-@dataclass(frozen=True)
-class ChannelRecord:
-    channel_id: str
-    payer: str
-    asset: str
-    deposit: int
-    paid: int
-    consumed: int
-    redeemed: int
-    expires_at: int
-
-
 class PaymentBook:
     """Channels this edge is paid on, in memory and on disk."""
 
@@ -104,28 +75,20 @@ class PaymentBook:
         self.payee = payee
         self.domain = domain
         self._ledger = ledger
-        self._db_path = path
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="payments-db")
-        self._conn: sqlite3.Connection | None = None
+        self._rows = ChannelRows(path)
         self._channels: dict[bytes, PayeeChannel] = {}
         self._guards: dict[bytes, CreditGuard] = {}
         """Per channel in ``_channels``: the spends and vouchers that already spent credit."""
         self._locks: dict[bytes, _ChannelLock] = {}
         """Only for channels a request is using now: a flood of made-up ids leaves none."""
-        self._queue: list[tuple[Row, asyncio.Future[None]]] = []
-        """Channel states waiting for the next group commit, in the order they changed."""
-        self._writer: asyncio.Task[None] | None = None
         self._rechecked: dict[bytes, int] = {}
         """The second each known channel's deposit was last read again for a bid."""
 
     async def open(self) -> None:
-        await self._run(self._connect)
+        await self._rows.open()
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await asyncio.wait({self._writer})  # what was accepted reaches the disk first
-        await self._run(self._disconnect)
-        self._db.shutdown()
+        await self._rows.close()
 
     async def charge(self, voucher: bytes | None, credit: CreditClaim | None, cost: int,
                      now: int) -> bytes:  # fmt: skip
@@ -159,7 +122,7 @@ class PaymentBook:
             elif credit is not None:
                 guard.record_spend(credit.spend, now)
             await self._save(channel)
-            del actions  # PersistVoucher is done by _persist above; Serve is the caller's send
+            del actions  # PersistVoucher is done by _save above; Serve is the caller's send
         return channel_id
 
     async def refund(self, channel_id: bytes, amount: int) -> None:
@@ -181,9 +144,9 @@ class PaymentBook:
             await self._save(channel)
 
     async def _save(self, channel: PayeeChannel) -> None:
-        """:meth:`_persist`; on failure, forget the channel: its durable state is reloaded."""
+        """Record ``channel``; on failure, forget it: its durable state is reloaded."""
         try:
-            await self._persist(channel)
+            await self._rows.save(channel)
         except Exception:
             self._channels.pop(channel.terms.channel_id, None)
             self._guards.pop(channel.terms.channel_id, None)
@@ -206,7 +169,7 @@ class PaymentBook:
         elif cover > _unspent(channel, now) and self._rechecked.get(channel_id) != now:
             self._rechecked[channel_id] = now
             await self._recheck_deposit(channel)
-        return _base58(channel.terms.payer), _unspent(channel, now)
+        return base58(channel.terms.payer), _unspent(channel, now)
 
     async def _recheck_deposit(self, channel: PayeeChannel) -> None:
         """Take a larger deposit from the ledger (its expiry too, never shortened); a ledger
@@ -221,7 +184,7 @@ class PaymentBook:
 
     async def outstanding(self) -> list[PayeeChannel]:
         """Channels holding a voucher worth more than what was redeemed."""
-        rows = await self._run(self._all_rows)
+        rows = await self._rows.rows()
         out = []
         for row in rows:
             channel = await self._channel(bytes.fromhex(row["channel_id"]))
@@ -239,14 +202,14 @@ class PaymentBook:
             if (deposit, expires_at) == (t.deposit, t.expires_at):
                 return
             channel.terms = replace(t, deposit=max(deposit, t.deposit), expires_at=expires_at)
-            await self._persist(channel)
+            await self._rows.save(channel)
 
     async def mark_redeemed(self, channel: PayeeChannel, amount: int) -> None:
         channel.mark_redeemed(amount)
-        await self._persist(channel)
+        await self._rows.save(channel)
 
     async def records(self) -> list[ChannelRecord]:
-        return [_record(r) for r in await self._run(self._all_rows)]
+        return await self._rows.records()
 
     # -- internals ---------------------------------------------------------------------
 
@@ -269,10 +232,10 @@ class PaymentBook:
         channel = self._channels.get(channel_id)
         if channel is not None:
             return channel
-        row = await self._run(self._row, channel_id)
+        row = await self._rows.row(channel_id)
         if row is None:
             channel = PayeeChannel(await self._terms_from_ledger(channel_id))
-            await self._persist(channel)
+            await self._rows.save(channel)
         else:
             channel = self._from_row(row)
         self._channels[channel_id] = channel
@@ -319,82 +282,6 @@ class PaymentBook:
         channel.redeemed = int(row["redeemed"])
         return channel
 
-    async def _persist(self, channel: PayeeChannel) -> None:
-        """Return once ``channel``'s current state is committed (synchronous=FULL).
-
-        The row is taken now, on the loop, so the queue holds states in the order they
-        changed; every write goes through it, so a later state is never overwritten by
-        an earlier one.
-        """
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((_row_of(channel), done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_queued())
-        await asyncio.shield(done)  # a cancelled request must not drop others' results
-
-    async def _write_queued(self) -> None:
-        """Commit everything queued, batch after batch, until the queue is empty."""
-        while self._queue:
-            batch, self._queue = self._queue, []
-            try:
-                await self._run(self._save_rows, [row for row, _ in batch])
-            except BaseException as exc:
-                for _, done in batch:
-                    if isinstance(exc, Exception):
-                        done.set_exception(exc)
-                    else:
-                        done.cancel()
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                for _, done in batch:
-                    done.set_result(None)
-
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db, partial(fn, *args))
-
-    def _connect(self) -> None:
-        self._conn = sqlite3.connect(self._db_path, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(SCHEMA)
-
-    def _disconnect(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-
-    def _row(self, channel_id: bytes) -> sqlite3.Row | None:
-        assert self._conn is not None
-        row: sqlite3.Row | None = self._conn.execute(
-            "SELECT * FROM channels WHERE channel_id=?", (channel_id.hex(),)
-        ).fetchone()
-        return row
-
-    def _all_rows(self) -> list[Any]:
-        assert self._conn is not None
-        return self._conn.execute("SELECT * FROM channels ORDER BY channel_id").fetchall()
-
-    def _save_rows(self, rows: list[Row]) -> None:
-        """One transaction for the batch, in order (a later row of a channel wins)."""
-        assert self._conn is not None
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._conn.executemany(
-                "INSERT INTO channels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(channel_id) "
-                "DO UPDATE SET deposit=excluded.deposit, expires_at=excluded.expires_at, "
-                "best=excluded.best, paid=excluded.paid, consumed=excluded.consumed, "
-                "redeemed=excluded.redeemed",
-                rows,
-            )
-            reached("edge.payments_before_commit")
-            self._conn.execute("COMMIT")
-            reached("edge.payments_committed")
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
-
 
 class _ChannelLock:
     """A channel's lock and how many requests hold it or wait for it."""
@@ -429,28 +316,7 @@ def _check_spend(channel: PayeeChannel, guard: CreditGuard, voucher: Voucher | N
         )
 
 
-def _row_of(channel: PayeeChannel) -> Row:
-    t = channel.terms
-    return (
-        t.channel_id.hex(), _base58(t.payer), t.asset.code, str(t.deposit), t.expires_at,
-        channel.best.encode() if channel.best else None, str(channel.paid),
-        str(channel.consumed), str(channel.redeemed),
-    )  # fmt: skip
-
-
 def _unspent(channel: PayeeChannel, now: int) -> int:
     """Deposit - paid so far; 0 once the channel can no longer pay (closed, near expiry)."""
     paying = channel.terms.usable(now) and channel.status is ChannelStatus.OPEN
     return channel.terms.deposit - channel.paid if paying else 0
-
-
-@lru_cache(maxsize=4096)  # base58check costs two SHA-256s and a bignum loop per call
-def _base58(address: TronAddress) -> str:
-    return str(address)
-
-
-def _record(row: Any) -> ChannelRecord:
-    return ChannelRecord(
-        row["channel_id"], row["payer"], asset_by_code(row["asset"]).uri, int(row["deposit"]),
-        int(row["paid"]), int(row["consumed"]), int(row["redeemed"]), row["expires_at"],
-    )  # fmt: skip

@@ -14,7 +14,7 @@ from cdn_edge.dashboard.health import Health
 from cdn_edge.dashboard.history import Sample
 from cdn_edge.dashboard.recorder import Recorder, open_channels
 from cdn_edge.edge_state import Edge
-from cdn_edge.payments import ChannelRecord
+from cdn_edge.payment_rows import ChannelRecord
 from cdn_edge.settlement import SettleClock
 from cdn_edge.torrent.session import TorrentView
 from requester.protocol import Asset

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from cdn_edge.dashboard.history import History, Sample
 from cdn_edge.market.lanes import FREE, PAID
 from cdn_edge.metrics import EdgeMetrics
-from cdn_edge.payments import ChannelRecord, PaymentBook
+from cdn_edge.payment_rows import ChannelRecord
+from cdn_edge.payments import PaymentBook
 
 log = logging.getLogger(__name__)
 

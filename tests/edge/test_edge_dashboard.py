@@ -26,7 +26,7 @@ from cdn_edge.dashboard.health import Health, Probe
 from cdn_edge.dashboard.history import KEEP_SECONDS, History, Sample
 from cdn_edge.dashboard.page import render
 from cdn_edge.dashboard.plots import BOTTOM, HEIGHT
-from cdn_edge.payments import ChannelRecord
+from cdn_edge.payment_rows import ChannelRecord
 from cdn_edge.settlement import SettleClock
 from cdn_edge.torrent.session import TorrentView
 from requester.protocol import BTT_LOCAL, format_amount

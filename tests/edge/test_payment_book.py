@@ -94,13 +94,13 @@ async def test_concurrent_vouchers_share_commits_and_each_is_durable_on_return(
 ) -> None:
     payments, ledger, path = book
     commits: list[int] = []
-    save_rows = payments._save_rows
+    save_rows = payments._rows._save_rows
 
     def counted(rows: list[Any]) -> None:
         commits.append(len(rows))
         save_rows(rows)
 
-    monkeypatch.setattr(payments, "_save_rows", counted)
+    monkeypatch.setattr(payments._rows, "_save_rows", counted)
     channels = [open_channel(ledger, n) for n in range(1, 9)]
 
     async def pay_many(channel: PayerChannel) -> None:
@@ -123,19 +123,19 @@ async def test_a_failed_commit_fails_its_whole_batch_and_nothing_is_credited(
     first, second = open_channel(ledger, 1), open_channel(ledger, 2)
     for channel in (first, second):  # known to the book, so the next charges batch together
         await payments.charge(next_voucher(channel), None, PRICE, int(time.time()))
-    save_rows = payments._save_rows
+    save_rows = payments._rows._save_rows
 
     def disk_full(rows: list[Any]) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(payments, "_save_rows", disk_full)
+    monkeypatch.setattr(payments._rows, "_save_rows", disk_full)
     lost = [next_voucher(first), next_voucher(second)]
     results = await asyncio.gather(
         *(payments.charge(v, None, PRICE, int(time.time())) for v in lost),
         return_exceptions=True,
     )
     assert all(isinstance(r, sqlite3.OperationalError) for r in results)
-    monkeypatch.setattr(payments, "_save_rows", save_rows)
+    monkeypatch.setattr(payments._rows, "_save_rows", save_rows)
     # The refused vouchers were never credited: the book reloads what is on disk, and a
     # later voucher (for both chunks' worth) pays for one more chunk and leaves credit.
     await payments.charge(next_voucher(first), None, PRICE, int(time.time()))
