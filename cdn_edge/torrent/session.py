@@ -16,10 +16,8 @@ fetch of it ends, since the chunk store then holds the bytes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
-import os
 import re
 import shutil
 import warnings
@@ -32,6 +30,12 @@ import libtorrent as lt
 
 from cdn_edge.address_policy import check_address
 from cdn_edge.torrent.errors import TorrentUnavailable
+from cdn_edge.torrent.session_guards import (
+    all_in_global_class,
+    private_peers_filter,
+    thread_ids,
+    yield_to_requests,
+)
 from cdn_edge.torrent.sources import MAX_TORRENT_FILE_BYTES, TorrentSpec, load_params
 from cdn_edge.torrent.state import Torrent
 
@@ -39,9 +43,6 @@ __all__ = ["Torrent", "TorrentSession"]
 
 log = logging.getLogger(__name__)
 
-BULK_NICE = 10
-"""How much nicer libtorrent's threads are than the event loop's: the loop gets ~9/10 of a
-core against each of them when both want one."""
 PUMP_WAIT_MS = 200
 """Longest the pump thread blocks; bounds how long ``close()`` waits for it."""
 _DIR_NAME = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
@@ -51,23 +52,6 @@ _ALERTS = (
     | lt.alert.category_t.piece_progress_notification
     | lt.alert.category_t.error_notification
 )
-_PRIVATE_RANGES = (
-    ("0.0.0.0", "0.255.255.255"),  # noqa: S104 (a range to block, not an address to bind)
-    ("10.0.0.0", "10.255.255.255"),
-    ("100.64.0.0", "100.127.255.255"),
-    ("127.0.0.0", "127.255.255.255"),
-    ("169.254.0.0", "169.254.255.255"),
-    ("172.16.0.0", "172.31.255.255"),
-    ("192.0.0.0", "192.0.0.255"),
-    ("192.168.0.0", "192.168.255.255"),
-    ("198.18.0.0", "198.19.255.255"),
-    ("224.0.0.0", "255.255.255.255"),
-    ("::", "::ffff:ffff:ffff"),  # unspecified, loopback, IPv4-compatible and -mapped
-    ("fc00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
-    ("fe80::", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
-    ("ff00::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
-)
-"""Peers an edge never dials unless ``allow_private_peers``: its own host and LAN."""
 
 
 @dataclass(frozen=True)
@@ -164,16 +148,13 @@ class TorrentSession:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._prepare_dir)
-        before = _thread_ids()
+        before = thread_ids()
         self._ses = self._open_session(self._settings)
-        _yield_to_requests(_thread_ids() - before)
+        yield_to_requests(thread_ids() - before)
         if self._settings.get("upload_rate_limit"):  # a market edge's seeding share
-            self._ses.set_peer_class_filter(_all_in_global_class())
+            self._ses.set_peer_class_filter(all_in_global_class())
         if not self.allow_private_peers:
-            blocked = lt.ip_filter()
-            for first, last in _PRIVATE_RANGES:
-                blocked.add_rule(first, last, 1)
-            self._ses.set_ip_filter(blocked)
+            self._ses.set_ip_filter(private_peers_filter())
         self._pump_task = asyncio.create_task(self._pump(), name="libtorrent-alerts")
 
     def _prepare_dir(self) -> None:
@@ -365,42 +346,6 @@ class TorrentSession:
         self._thread.shutdown()
         for path in doomed:
             await asyncio.to_thread(_rmtree, path)
-
-
-def _all_in_global_class() -> lt.ip_filter:
-    """Every peer in libtorrent's global peer class, which the session's rate limits bind:
-    by default LAN and loopback peers go to its local class instead, which no limit binds,
-    so a market edge seeded to them at any speed (tests/market/test_market_contention.py)."""
-    everyone = lt.ip_filter()
-    flags = 1 << lt.session.global_peer_class_id
-    everyone.add_rule("0.0.0.0", "255.255.255.255", flags)  # noqa: S104 (a range, not a bind)
-    everyone.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", flags)
-    return everyone
-
-
-def _thread_ids() -> set[int]:
-    """This process's threads (Linux); empty where /proc is missing."""
-    try:
-        return {int(task.name) for task in Path("/proc/self/task").iterdir()}
-    except OSError:
-        return set()
-
-
-def _yield_to_requests(threads: set[int]) -> None:
-    """Lower the CPU priority of libtorrent's threads (``threads``: those the session's
-    constructor started; the disk and hashing threads they start later inherit it).
-
-    A first fetch runs libtorrent flat out once the first piece is in, and on a busy
-    machine its threads took the cores from the event loop that hands that piece to
-    the chunker and answers the requester (issue 18, /proc/thread-self/schedstat: the
-    loop ran 6 ms and waited 74 ms to run in the 109 ms before the first chunk went
-    out). The download only runs ahead of what the loop consumes, so it loses nothing
-    by yielding. Linux nice values are per thread; elsewhere this does nothing.
-    """
-    nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + BULK_NICE)  # the loop's thread + 10
-    for tid in threads:
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))
 
 
 def _hash_key(hashes: lt.info_hash_t) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cdn_edge.torrent import TorrentSession, open_torrent, parse_source
-from cdn_edge.torrent.session import BULK_NICE
+from cdn_edge.torrent.session_guards import BULK_NICE
 from tests.processes import Running
 from tests.torrent.conftest import expected_sha256, torrent
 from tests.torrent.test_fetch import sha256_of
