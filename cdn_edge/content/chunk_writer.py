@@ -3,8 +3,9 @@ body arrives, then the seal; each stored before any request is told of it.
 
 The head is signed and indexed as soon as the status and headers are in, so
 requesters can start before the body has been read. The loop cuts the body at chunk
-boundaries (:mod:`cdn_edge.content.chunk_cutter`); a worker thread hashes each part and
-appends it to its chunk's temporary file, and signs the chunk at its end; the file is
+boundaries (the protocol's streaming publisher, :mod:`requester.protocol.publishing`); a
+worker thread hashes each part and appends it to its chunk's temporary file
+(:mod:`cdn_edge.content.chunk_files`), and signs the chunk at its end; the file is
 then renamed into the store with its row in one job on the db thread, and only then
 announced by the entry, so no request is told of a chunk the store does not hold. At
 most ``BYTES_AHEAD`` bytes of one fetch wait for the worker while the next pieces are
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from cdn_edge.content import http_cache
-from cdn_edge.content.chunk_cutter import ChunkCutter, ChunkFiles, Prepared
+from cdn_edge.content.chunk_files import ChunkFiles, Prepared
 from cdn_edge.content.entries import Entries
 from cdn_edge.content.entry import ContentEntry
 from cdn_edge.content.manifest_headers import manifest_headers, size_of
@@ -40,6 +41,7 @@ from requester.protocol import (
     UrlSource,
 )
 from requester.protocol.manifest import NONCE_SIZE, PARTIAL_CONTENT, chunk_size_for
+from requester.protocol.publishing import ChunkCutter
 
 T = TypeVar("T")
 
@@ -133,31 +135,28 @@ class ChunkWriter:
         cutter = ChunkCutter(entry.head.chunk_size)
         files = ChunkFiles(self._index.store, self._key, entry.head)
         queued: deque[tuple[Future[Prepared | None], int]] = deque()  # parts not yet written
-        ahead: deque[tuple[asyncio.Task[bytes], Future[Prepared | None]]] = deque()
-        hashes: list[bytes] = []
+        ahead: deque[tuple[asyncio.Task[None], Future[Prepared | None]]] = deque()
         held, done = 0, False
         try:
             async for piece in resp.body:
-                for part, offset, ends in cutter.feed(piece):
-                    job = self._cut.submit(
-                        files.take, part, offset, cutter.count - 1 if ends else None
-                    )
-                    queued.append((job, len(part)))
-                    held += len(part)
-                    if ends:
-                        ahead.append((self._ingest(entry, cutter.count - 1, job), job))
+                for cut in cutter.feed(piece):
+                    job = self._cut.submit(files.take, cut)
+                    queued.append((job, len(cut.data)))
+                    held += len(cut.data)
+                    if cut.ends:
+                        ahead.append((self._ingest(entry, cut.chunk, job), job))
                 while queued and (queued[0][0].done() or held > BYTES_AHEAD):
                     job, size = queued.popleft()
                     await asyncio.shield(asyncio.wrap_future(job))  # raises what the write raised
                     held -= size
                 while len(ahead) > AHEAD or (ahead and ahead[0][0].done()):
-                    hashes.append(await ahead.popleft()[0])
+                    await ahead.popleft()[0]
             last = cutter.finish()
             if last is not None:
-                job = self._cut.submit(files.take, b"", last, cutter.count - 1)
-                ahead.append((self._ingest(entry, cutter.count - 1, job), job))
+                job = self._cut.submit(files.take, last)
+                ahead.append((self._ingest(entry, last.chunk, job), job))
             while ahead:
-                hashes.append(await ahead.popleft()[0])
+                await ahead.popleft()[0]
             done = True
         finally:  # failed or cancelled: no chunk of it reaches the db thread after this
             if not done:
@@ -167,7 +166,7 @@ class ChunkWriter:
             await asyncio.gather(*(task for task, _ in ahead), return_exceptions=True)
             for _, job in ahead:  # a file the worker still writes, or a task never started
                 job.add_done_callback(partial(_discard, _prepared_tmp))
-        seal = entry.head.seal(self._key, cutter.total, hashes)
+        seal = files.seal()  # every chunk's job has run: each was awaited above
         seal_bytes = seal.encode()
         await self._entries.run(self._index.seal, entry.content_id, seal_bytes, seal.total_size)
         entry.finish(seal_bytes)
@@ -182,19 +181,18 @@ class ChunkWriter:
             files.abort()
 
     def _ingest(self, entry: ContentEntry, index: int, job: Future[Prepared | None]
-                ) -> asyncio.Task[bytes]:  # fmt: skip
+                ) -> asyncio.Task[None]:  # fmt: skip
         """Store and announce chunk ``index`` once the worker has signed and written it."""
         return asyncio.create_task(self._store_prepared(entry, index, job))
 
     async def _store_prepared(self, entry: ContentEntry, index: int,
-                              job: Future[Prepared | None]) -> bytes:  # fmt: skip
-        """The chunk's SHA-256, once stored. Cancelled before the store, the chunk never
-        reaches the db thread."""
+                              job: Future[Prepared | None]) -> None:  # fmt: skip
+        """Store the chunk once the worker has written it. Cancelled before the store, the
+        chunk never reaches the db thread."""
         ready = await _written(asyncio.wrap_future(job), _prepared_tmp)
         assert ready is not None  # the job that ends a chunk returns it
         st = ready.statement
         await self.store_chunk(entry, index, st.sha256, st.size, st.encode(), ready.tmp)
-        return st.sha256
 
     async def store_fetched(self, entry: ContentEntry, index: int, sha256: bytes, data: bytes,
                             statement: bytes) -> None:  # fmt: skip

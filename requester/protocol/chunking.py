@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from requester.protocol.errors import MalformedMessage, WrongBinding
 from requester.protocol.identity import NodeKey
-from requester.protocol.manifest import MAX_CHUNKS, ChunkStatement, ManifestHead, Seal
+from requester.protocol.manifest import ChunkStatement, ManifestHead, Seal
+from requester.protocol.publishing import ChunkCutter, ChunkSigner, Cut
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,51 +27,44 @@ class ContentPublisher:
 
     ``feed`` returns the chunks completed by that piece, each with its signed
     statement, so they can be stored and served before the body has ended.
-    ``finish`` returns the last partial chunk (if any) and the seal.
+    ``finish`` returns the last partial chunk (if any) and the seal. It is the
+    streaming publisher (:mod:`requester.protocol.publishing`, which the edge drives
+    part by part) with each chunk's parts joined, for callers that want whole chunks.
     """
 
     def __init__(self, key: NodeKey, head: ManifestHead) -> None:
-        self._key = key
         self.head = head
+        self._cutter = ChunkCutter(head.chunk_size)
+        self._signer = ChunkSigner(key, head)
         self._buffer = bytearray()
-        self._hashes: list[bytes] = []
-        self._total = 0
         self._sealed = False
 
     @property
     def total_size(self) -> int:
-        return self._total
+        """Bytes of the chunks completed so far."""
+        return self._signer.total
 
     def feed(self, data: bytes) -> list[SignedChunk]:
         if self._sealed:
             raise MalformedMessage("content already sealed")
-        size = self.head.chunk_size
-        out: list[SignedChunk] = []
-        view = memoryview(data)
-        while view:
-            take = min(size - len(self._buffer), len(view))
-            self._buffer += view[:take]
-            view = view[take:]
-            if len(self._buffer) == size:
-                out.append(self._emit())
-        return out
+        return [chunk for cut in self._cutter.feed(data) for chunk in self._take(cut)]
 
     def finish(self) -> tuple[list[SignedChunk], Seal]:
         if self._sealed:
             raise MalformedMessage("content already sealed")
-        out = [self._emit()] if self._buffer else []
+        last = self._cutter.finish()
+        out = self._take(last) if last is not None else []
         self._sealed = True
-        return out, self.head.seal(self._key, self._total, self._hashes)
+        return out, self._signer.seal()
 
-    def _emit(self) -> SignedChunk:
-        if len(self._hashes) >= MAX_CHUNKS:
-            raise MalformedMessage(f"content exceeds {MAX_CHUNKS} chunks")
+    def _take(self, cut: Cut) -> list[SignedChunk]:
+        statement = self._signer.take(cut)
+        self._buffer += cut.data
+        if statement is None:
+            return []
         data = bytes(self._buffer)
         self._buffer.clear()
-        statement = self.head.statement(self._key, len(self._hashes), data)
-        self._hashes.append(statement.sha256)
-        self._total += len(data)
-        return SignedChunk(statement, data)
+        return [SignedChunk(statement, data)]
 
 
 @dataclass(slots=True)
