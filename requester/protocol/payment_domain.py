@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
-from Crypto.Hash import keccak
+import sha3
 
 from requester.protocol.errors import MalformedMessage
 
@@ -18,7 +18,7 @@ DOMAIN_VERSION = "1"
 
 
 def keccak256(data: bytes) -> bytes:
-    return bytes(keccak.new(data=data, digest_bits=256).digest())
+    return bytes(sha3.keccak_256(data).digest())
 
 
 def abi_words(*values: bytes | int) -> bytes:

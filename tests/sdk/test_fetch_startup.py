@@ -51,6 +51,7 @@ NEVER = {
     "cryptography", "OpenSSL", "mitmproxy", "pydantic", "numpy", "matplotlib", "httpx",
     "cdn_edge", "proxy", "launcher", "loadtest",  # other programs' packages
     "importlib.metadata",  # plugin commands and --version
+    "Crypto", "cffi", "pycparser",  # keccak is safe-pysha3's: pycryptodome's cffi cost ~45 ms
     "requester.cli.wallet", "requester.cli.status", "requester.cli.config_show",
 }  # fmt: skip
 """Modules (and their submodules) a plain paid fetch from edges named on the command line
