@@ -18,7 +18,7 @@ A reused download that fails is asked for again through ``/v1/fetch``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from requester.client import Download
@@ -30,22 +30,25 @@ clock ahead of the edge's, can let through."""
 KEPT = 256
 """Heads kept at most (the oldest goes first)."""
 NOT_REUSED = frozenset({"no-cache", "no-store", "private"})
+RELOAD = frozenset({b"no-cache", b"no-store", b"max-age=0"})
+"""Request directives that ask for the edge's own answer (a reload)."""
 
 
-def reusable_request(headers: Mapping[str, str]) -> bool:
-    """Whether a request may be answered from a reused head: not a reload (``Cache-Control:
-    no-cache``, ``no-store`` or ``max-age=0``; ``Pragma: no-cache``), which asks for the
-    edge's own answer, and not one with ``Authorization``, which a shared cache answers
-    only as the edge decides."""
-    if "authorization" in {name.lower() for name in headers}:
-        return False
-    directives = {
-        part.strip().lower().replace(" ", "")
-        for name, value in headers.items()
-        if name.lower() in ("cache-control", "pragma")
-        for part in value.split(",")
-    }
-    return not directives & {"no-cache", "no-store", "max-age=0"}
+def reusable_request(fields: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a request with these header fields (name, value: mitmproxy's raw
+    ``Headers.fields``, read once, not one look-up per name) may be answered from a reused
+    head: not a reload (``Cache-Control: no-cache``, ``no-store`` or ``max-age=0``;
+    ``Pragma: no-cache``), which asks for the edge's own answer, and not one with
+    ``Authorization``, which a shared cache answers only as the edge decides."""
+    for name, value in fields:
+        lower = name.lower()
+        if lower == b"authorization":
+            return False
+        if lower in (b"cache-control", b"pragma"):
+            for part in value.split(b","):
+                if part.strip().lower().replace(b" ", b"") in RELOAD:
+                    return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
