@@ -17,7 +17,7 @@ from requester.protocol import (
     TronAddress,
     recover_signer,
 )
-from requester.protocol.identity import _SECP256K1_HALF_N
+from requester.protocol.identity import _SECP256K1_HALF_N, VERIFIED_KEPT, VERIFIED_MESSAGE
 from requester.protocol.payment_domain import abi_words, keccak256
 from tests.conftest import EDGE_SEED, OTHER_EDGE_SEED, OTHER_PAYER_SECRET, PAYER_SECRET
 
@@ -82,6 +82,33 @@ def test_node_id_verify() -> None:
         NodeKey(OTHER_EDGE_SEED).node_id.verify(b"message", sig, "thing")
     with pytest.raises(MalformedMessage, match="thing: signature must be 64 bytes"):
         EDGE.node_id.verify(b"message", sig[:63], "thing")
+
+
+def test_a_remembered_good_signature_vouches_for_nothing_else() -> None:
+    """NodeId.verify remembers good signatures of short messages (a chunk statement comes
+    again with every request for a page asset): the same key, message and signature pass
+    again, while another message, another key or a flipped bit of the signature are still
+    checked and refused, and a refused one is never remembered."""
+    message = b"statement " * 7
+    sig = EDGE.sign(message)
+    for _ in range(2):
+        EDGE.node_id.verify(message, sig, "statement")
+    forged = bytes([sig[0] ^ 1]) + sig[1:]
+    for _ in range(2):
+        with pytest.raises(InvalidSignature):
+            EDGE.node_id.verify(message, forged, "statement")
+        with pytest.raises(InvalidSignature):
+            EDGE.node_id.verify(message + b"!", sig, "statement")
+        with pytest.raises(InvalidSignature):
+            NodeKey(OTHER_EDGE_SEED).node_id.verify(message, sig, "statement")
+    for n in range(VERIFIED_KEPT + 5):  # past the bound: forgotten, checked again, still good
+        other = f"chunk {n}".encode()
+        EDGE.node_id.verify(other, EDGE.sign(other), "statement")
+    EDGE.node_id.verify(message, sig, "statement")
+    long = b"h" * (VERIFIED_MESSAGE + 1)  # a head: checked every time, good or not
+    EDGE.node_id.verify(long, EDGE.sign(long), "head")
+    with pytest.raises(InvalidSignature):
+        EDGE.node_id.verify(long + b"!", EDGE.sign(long), "head")
 
 
 def test_node_id_size_and_hex() -> None:
