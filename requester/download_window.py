@@ -17,10 +17,12 @@ from requester.protocol import DEFAULT_CHUNK_SIZE, ContentVerifier
 STRAGGLER_AFTER = 2.0
 """Seconds of silence from a provider after which an idle worker of another may race the
 chunk it holds up."""
-REACH = 4
-"""How many windows ahead of delivery a run may ask for in a long download (see
-:meth:`DownloadWindow.reach`): its frames are read only as the window has room for them
-(:meth:`DownloadWindow.fits`), so memory stays one window."""
+REACH_BYTES = 4 * 32 * DEFAULT_CHUNK_SIZE
+"""How far ahead of delivery, in bytes, a run may ask in a long download (32 MiB: four of
+``atlas fetch``'s default windows; see :meth:`DownloadWindow.reach`). A run's frames are
+read only as the window has room for them (:meth:`DownloadWindow.fits`), so memory stays
+one window however far the runs reach: a small window (the proxy's) does not shorten the
+runs, and costs no more requests and vouchers per byte."""
 
 
 class DownloadWindow:
@@ -29,8 +31,9 @@ class DownloadWindow:
     def __init__(self, verifier: ContentVerifier, window: int, start_index: int) -> None:
         self.verifier = verifier
         self.size = max(4, window * DEFAULT_CHUNK_SIZE // verifier.head.chunk_size)
-        """Chunks ahead of delivery held at most: ``window`` chunks of 256 KiB's worth of
-        bytes (8 MiB by default), so larger chunks mean fewer, not more memory."""
+        """Chunks ahead of delivery held or being read at most: ``window`` chunks of 256
+        KiB's worth of bytes (8 MiB by default), so larger chunks mean fewer, not more
+        memory."""
         self.next = start_index
         """The next chunk to deliver."""
         self.ready: dict[int, bytes] = {}
@@ -124,14 +127,15 @@ class DownloadWindow:
         return index < self.next + self.size
 
     def reach(self) -> int:
-        """How far ahead of delivery a run may ask: up to :data:`REACH` windows, but no more
-        than half of what is left, and never less than the window. Fewer, longer runs cost
-        less per byte; a short download keeps its runs in the window, so a provider that
+        """How far ahead of delivery a run may ask: :data:`REACH_BYTES` of chunks, but no
+        more than half of what is left, and never less than the window. Fewer, longer runs
+        cost less per byte; a short download keeps its runs in the window, so a provider that
         joins late (found by a tracker, proven on probation) still finds chunks to take."""
         end = self.expected_end()
         if end is None:
             return self.size
-        return max(self.size, min(REACH * self.size, (end - self.next) // 2))
+        far = REACH_BYTES // self.verifier.head.chunk_size
+        return max(self.size, min(far, (end - self.next) // 2))
 
     def run_share(self, providers: int) -> int:
         """How many chunks one provider's run may ask for: the reach divided among the
