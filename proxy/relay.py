@@ -27,6 +27,8 @@ FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "user-agent", "range")
 """Passed to the edge. ``range`` matters only for a URL whose responses the edge cannot
 reuse: it then answers with the origin's 206 for that range (relayed as it is); otherwise
 it returns the whole response and the relay cuts the range from its chunks."""
+WRITE_SLICE = 256 * 1024
+"""Bytes handed to the browser's response at once (see :func:`_write`)."""
 _RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})", re.ASCII)
 """At most 19 digits: a longer position is past any size (and int() of thousands raises)."""
 
@@ -166,21 +168,29 @@ async def _stream(
     """Write the verified bytes from ``skip`` on, ``remaining`` of them (or all)."""
     try:
         chunk = opening
-        while True:
-            data = chunk[skip:] if skip else chunk
+        del opening
+        while chunk:
+            view = memoryview(chunk)[skip:]
             skip = 0
             if remaining is not None:
-                data = data[:remaining]
-                remaining -= len(data)
-            await resp.write(data)
+                view = view[:remaining]
+                remaining -= len(view)
+            await _write(resp, view)
+            del chunk, view  # released before the next one is awaited
             if remaining == 0:
                 break
             chunk = await anext(chunks, b"")
-            if not chunk:
-                break
     except Exception as exc:  # headers are gone: the only honest signal left is a cut
         log.warning("stream broke after headers: %s", exc)
         if request.transport is not None:
             request.transport.close()
         return
     await resp.write_eof()
+
+
+async def _write(resp: web.StreamResponse, view: memoryview) -> None:
+    """``view`` in slices of :data:`WRITE_SLICE`: what the socket does not take at once is
+    copied into the transport's buffer, so a whole 1 MiB chunk written at once held a
+    second copy of most of it until mitmproxy read it."""
+    for start in range(0, len(view), WRITE_SLICE):
+        await resp.write(view[start : start + WRITE_SLICE])

@@ -74,8 +74,10 @@ class ProxyState:
     tunnels_paying: int = 0
     """Tunnels whose pay-ahead task runs now (each ends with its browser connection)."""
     window: int = 16
-    """Chunks a download may hold ahead of the browser (4 MiB of 256 KiB chunks); with the
-    SDK's chunk runs it is also what runs share: at 8 they were 1-2 chunks over 3 edges."""
+    """Chunks a download may hold ahead of the browser, in 256 KiB chunks' worth of bytes
+    (4 MiB: 4 of the 1 MiB chunks a body of 64 MiB or more is cut in). The SDK's runs reach
+    32 MiB whatever the window (requester.download_window.REACH_BYTES). At 8, 20 providers
+    on probation filled the window and stalled a download (docs/proxy.md)."""
     accounts: dict[str, Account] = field(default_factory=dict)
     """What each provider quoted and holds as credit, shared so requests pay ahead."""
     tunnels: dict[str, str] = field(default_factory=dict)

@@ -130,6 +130,7 @@ class Download:
         try:
             async for data in self.scheduler.chunks():
                 yield data
+                del data  # not held while the next chunk is awaited: memory is the window
         finally:
             if finding is not None:
                 finding.cancel()
