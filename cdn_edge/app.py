@@ -30,6 +30,7 @@ from cdn_edge.dht.terms import market_terms
 from cdn_edge.edge_identity import load_or_create
 from cdn_edge.edge_state import CONFIG, EDGE, Edge
 from cdn_edge.free_allowance import FreeAllowance
+from cdn_edge.kept_vouchers import kept_vouchers
 from cdn_edge.market import Market
 from cdn_edge.metrics import EdgeMetrics
 from cdn_edge.payments import PaymentBook
@@ -49,7 +50,9 @@ from requester.protocol import PaymentDomain
 
 
 def create_app(config: EdgeConfig) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware], client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[kept_vouchers, problem_middleware], client_max_size=64 * 1024
+    )
     app[CONFIG] = config
     app.cleanup_ctx.append(_edge_ctx)
     routes_content.add_routes(app)

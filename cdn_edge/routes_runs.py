@@ -23,6 +23,7 @@ from aiohttp import web
 from cdn_edge.chunk_payment import settle
 from cdn_edge.content.entry import ContentEntry
 from cdn_edge.edge_state import EDGE, Edge
+from cdn_edge.kept_vouchers import keep_voucher
 from cdn_edge.problems import problem_response
 from cdn_edge.replica_fill import must_buy
 from cdn_edge.routes_chunks import (
@@ -84,6 +85,7 @@ async def _serve(request: web.Request, edge: Edge, entry: ContentEntry, first: i
     price_ahead = sum(run_price(edge, size) for size in largest)
     now = int(time.time())
     if must_buy(entry, first):  # never bought inside a run: /v1/chunk buys, paid first
+        await keep_voucher(request, edge)  # a 200 with no frame: its voucher stays credit
         return await _not_held(request, first)
     try:
         paid_by, channel_id = await settle(

@@ -144,3 +144,29 @@ async def test_a_voucher_for_a_chunk_still_arriving_is_kept_when_the_requester_l
         assert channel_earnings(books, channel.terms.channel_id) == {**row, "served": str(price)}
     finally:
         edge.stop()
+
+
+async def test_a_voucher_sent_with_a_refused_request_is_kept_as_credit(
+    origin: Running, ledger: Running, tmp_path: Path
+) -> None:
+    """A requester counts what it paid ahead and was not charged as credit at the edge,
+    whatever the answer: a chunk past the end (416) keeps its voucher too, for a credit
+    spend later. Before, the edge dropped it, and the requester's books ran ahead of it."""
+    edge = start_edge(tmp_path / "edge", ledger.url, "--free-mib", "0")
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = f"{origin.url}/bytes/{4 * CHUNK}?t=refused-voucher"
+            cid = (await fetch(session, edge.url, url)).info["content_id"]
+            _, _, quoted = await get_chunk(session, edge.url, cid, 0)
+            price = int(quoted["Atlas-Price"])
+            key = PayerKey.generate()
+            channel = await open_channel(session, ledger.url, edge.url, key=key)
+            pay = {"Atlas-Voucher": voucher_header(channel, price)}
+            assert code(await get_chunk(session, edge.url, cid, 9, pay)) == (416, "beyond_end")
+            row = channel_earnings(await earnings(tmp_path / "edge"), channel.terms.channel_id)
+            assert row is not None and (int(row["paid"]), int(row["served"])) == (price, 0)
+            spend = credit_header(key, channel.terms, cid, 3)
+            status, body, _ = await get_chunk(session, edge.url, cid, 3, spend)
+            assert status == 200 and body == pattern(3 * CHUNK, CHUNK)  # paid by that credit
+    finally:
+        edge.stop()
