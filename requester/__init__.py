@@ -34,8 +34,8 @@ if TYPE_CHECKING:
         FetchRefused,
         TorrentListing,
     )
+    from requester.download_failures import ContentFailedAtOrigin, NoProvidersLeft
     from requester.download_progress import Progress
-    from requester.downloader import ContentFailedAtOrigin, NoProvidersLeft
     from requester.errors import AtlasError, Refusal, SdkError
     from requester.keystore import KeystoreError
     from requester.ledger_api import Ledger, open_ledger
@@ -67,8 +67,8 @@ _HOMES = {
     "TorrentListing": "requester.client",
     "FetchRefused": "requester.client",
     "EdgeUnavailable": "requester.client",
-    "NoProvidersLeft": "requester.downloader",
-    "ContentFailedAtOrigin": "requester.downloader",
+    "NoProvidersLeft": "requester.download_failures",
+    "ContentFailedAtOrigin": "requester.download_failures",
     "LedgerError": "requester.ledger_client",
     "KeystoreError": "requester.keystore",
     "ConfigError": "requester.settings",

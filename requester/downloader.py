@@ -23,7 +23,6 @@ provider served, was paid and why it left, :mod:`requester.download_providers`.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -37,10 +36,10 @@ from requester.chunk_client import (
     ProviderFault,
     ProviderUnreachable,
 )
+from requester.download_failures import ContentFailedAtOrigin, NoProvidersLeft, PaymentNeeded
 from requester.download_progress import ProviderStats
 from requester.download_providers import ProviderBook
 from requester.download_window import DownloadWindow
-from requester.errors import ORIGIN_TITLES, SdkError
 from requester.protocol import ContentVerifier
 from requester.protocol.chunk_run import RunEnd
 from requester.provider_trust import ProviderTrust
@@ -51,44 +50,6 @@ RETRY_AFTER = 0.5
 """Seconds before asking a provider again for a chunk it said it does not have yet."""
 RUN_PAUSE = 2.0
 """Seconds a provider is asked chunk by chunk after a run of it brought no chunk."""
-
-
-class NoProvidersLeft(SdkError):
-    """Every provider failed or was dropped before the download completed."""
-
-    status = 504
-    code = "no_providers"
-    title = "No provider could deliver this page"
-
-
-class PaymentNeeded(NoProvidersLeft):
-    """Every provider left serves nothing more unpaid (edges without a market, past their
-    free allowance), and this download cannot pay: no wallet, ``--max-price 0``, or a
-    wallet too poor to open a channel (none was opened)."""
-
-    status = 402
-    code = "payment_needed"
-    title = "The providers want payment, and this wallet cannot pay"
-
-
-class ContentFailedAtOrigin(NoProvidersLeft):
-    """The edge the content was asked from (the first provider: it signed the head and
-    seals it) says its fetch failed: no chunk past the failure exists anywhere."""
-
-    status = 502
-    code = "content_failed"
-    title = "The site's response failed at the Atlas edge"
-
-    def __init__(self, failed: ContentFailed) -> None:
-        super().__init__(f"{failed.provider}: {failed.reason}")
-        self.edge = failed.provider
-        self.status = failed.status if 500 <= failed.status < 600 else 502
-        if re.fullmatch(r"[a-z0-9_]{1,60}", failed.code):
-            self.code = failed.code
-        self.detail = failed.detail
-        """The edge's problem, as it said it (``502 origin_truncated``, its detail)."""
-        self.title = ORIGIN_TITLES.get(self.code, self.title)
-        self.message = f"{self.detail or self.code}; reported by the Atlas edge {self.edge}"
 
 
 class ChunkScheduler:

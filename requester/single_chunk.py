@@ -25,7 +25,7 @@ from requester.chunk_client import (
     ProviderFault,
     ProviderUnreachable,
 )
-from requester.downloader import ContentFailedAtOrigin
+from requester.download_failures import ContentFailedAtOrigin
 from requester.protocol import ContentVerifier
 
 if TYPE_CHECKING:

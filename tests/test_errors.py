@@ -15,7 +15,7 @@ import pytest
 from proxy.failures import classify
 from requester.chunk_client import ContentFailed
 from requester.client import EdgeUnavailable, FetchRefused, TorrentListing
-from requester.downloader import ContentFailedAtOrigin
+from requester.download_failures import ContentFailedAtOrigin
 from requester.errors import (
     ORIGIN_TITLES,
     PROBLEM_JSON,
@@ -105,9 +105,9 @@ PINNED: dict[str, tuple[int, str]] = {
     "requester.client.FetchRefused": (400, "refused"),
     "requester.client.EdgeUnavailable": (502, "edge_unreachable"),
     "requester.discovery.NoEdgeFound": (503, "no_edge_found"),
-    "requester.downloader.NoProvidersLeft": (504, "no_providers"),
-    "requester.downloader.ContentFailedAtOrigin": (502, "content_failed"),
-    "requester.downloader.PaymentNeeded": (402, "payment_needed"),
+    "requester.download_failures.NoProvidersLeft": (504, "no_providers"),
+    "requester.download_failures.ContentFailedAtOrigin": (502, "content_failed"),
+    "requester.download_failures.PaymentNeeded": (402, "payment_needed"),
     "requester.ledger_client.LedgerError": (502, "ledger_unavailable"),
     "requester.tron.deploy.DeployError": (502, "deploy_failed"),
     "requester.chunk_faults.ProviderFault": (502, "provider_fault"),

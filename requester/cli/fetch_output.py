@@ -32,7 +32,7 @@ from typing import IO
 from requester.channel_manager import SpendLimitReached
 from requester.cli.fetch_progress import FetchBar
 from requester.client import Download
-from requester.downloader import ContentFailedAtOrigin
+from requester.download_failures import ContentFailedAtOrigin
 from requester.file_writes import write_all
 from requester.protocol import ProtocolError, b64url_decode, b64url_encode
 from requester.protocol.manifest import MAX_HEAD_BYTES
