@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from requester.protocol import PayerKey, Quote, b64url_decode
+from requester.protocol import PayerChannel, PayerKey, Quote, b64url_decode
 from tests.edge.edge_client import fetch, get_chunk
 from tests.edge.paying import (
     channel_earnings,
@@ -110,6 +110,17 @@ async def test_a_voucher_spends_credit_only_once(
     assert answers[1][2]["Atlas-Paid-By"] == "voucher"
 
 
+async def paying(session: aiohttp.ClientSession, edge: str, ledger: str,
+                 url: str) -> tuple[str, int, PayerKey, PayerChannel]:  # fmt: skip
+    """``url`` fetched through ``edge``: its content id, a chunk's price (from a 402), and
+    a new payer with a channel to the edge."""
+    cid = (await fetch(session, edge, url)).info["content_id"]
+    _, _, quoted = await get_chunk(session, edge, cid, 0)
+    key = PayerKey.generate()
+    channel = await open_channel(session, ledger, edge, key=key)
+    return cid, int(quoted["Atlas-Price"]), key, channel
+
+
 async def test_a_voucher_for_a_chunk_still_arriving_is_kept_when_the_requester_leaves(
     origin: Running, ledger: Running, tmp_path: Path
 ) -> None:
@@ -121,11 +132,7 @@ async def test_a_voucher_for_a_chunk_still_arriving_is_kept_when_the_requester_l
     try:
         async with aiohttp.ClientSession() as session:
             url = f"{origin.url}/slow/{40 * CHUNK}?delay=0.01&t=paid-wait"  # ~6 s in all
-            cid = (await fetch(session, edge.url, url)).info["content_id"]
-            _, _, quoted = await get_chunk(session, edge.url, cid, 0)
-            price = int(quoted["Atlas-Price"])
-            key = PayerKey.generate()
-            channel = await open_channel(session, ledger.url, edge.url, key=key)
+            cid, price, key, channel = await paying(session, edge.url, ledger.url, url)
             pay = {"Atlas-Voucher": voucher_header(channel, price)}
             with pytest.raises(TimeoutError):  # the chunk is seconds away: the requester leaves
                 await asyncio.wait_for(get_chunk(session, edge.url, cid, 39, pay), 0.5)
@@ -156,11 +163,7 @@ async def test_a_voucher_sent_with_a_refused_request_is_kept_as_credit(
     try:
         async with aiohttp.ClientSession() as session:
             url = f"{origin.url}/bytes/{4 * CHUNK}?t=refused-voucher"
-            cid = (await fetch(session, edge.url, url)).info["content_id"]
-            _, _, quoted = await get_chunk(session, edge.url, cid, 0)
-            price = int(quoted["Atlas-Price"])
-            key = PayerKey.generate()
-            channel = await open_channel(session, ledger.url, edge.url, key=key)
+            cid, price, key, channel = await paying(session, edge.url, ledger.url, url)
             pay = {"Atlas-Voucher": voucher_header(channel, price)}
             assert code(await get_chunk(session, edge.url, cid, 9, pay)) == (416, "beyond_end")
             row = channel_earnings(await earnings(tmp_path / "edge"), channel.terms.channel_id)
