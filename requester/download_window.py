@@ -110,11 +110,18 @@ class DownloadWindow:
 
     def straggler(self, now: float, asker: str) -> int | None:
         """The lowest chunk in flight at a provider other than ``asker`` silent for longer
-        than :data:`STRAGGLER_AFTER`, and not raced yet: for ``asker`` to race."""
-        heard = self.heard
-        late = [i for i, p in self.inflight.items() if p != asker and i not in self.raced
-                and now - heard.get(p, now) > STRAGGLER_AFTER]  # fmt: skip
+        than :data:`STRAGGLER_AFTER`, and not raced, or raced by a provider gone silent too
+        (one hanging racer must not hold the chunk from the others): for ``asker`` to race."""
+        late = [i for i, p in self.inflight.items() if p != asker and self._silent(p, now)
+                and self._race_open(i, asker, now)]  # fmt: skip
         return min(late) if late else None
+
+    def _silent(self, provider: str, now: float) -> bool:
+        return now - self.heard.get(provider, now) > STRAGGLER_AFTER
+
+    def _race_open(self, index: int, asker: str, now: float) -> bool:
+        racer = self.raced.get(index)
+        return racer is None or (racer != asker and self._silent(racer, now))
 
     def expected_end(self) -> int | None:
         """The chunk count: sealed, or from the size the origin edge signed in the head (the

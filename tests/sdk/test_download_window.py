@@ -60,3 +60,18 @@ def test_a_run_held_back_by_the_window_is_not_silent() -> None:
     w.held_back("a", now=LATE)
     assert w.straggler(LATE + 1.0, "b") is None
     assert w.straggler(LATE + 1.0 + STRAGGLER_AFTER, "b") == 0
+
+
+def test_a_racer_gone_silent_too_does_not_hold_the_chunk_from_the_others() -> None:
+    """Twenty providers on probation, most hanging, race each other's chunks: a chunk raced
+    by one that hangs too is raced again by another, so the honest edge still gets it."""
+    w = window()
+    w.asked("hangs", [0], now=0.0)
+    w.asked("hangs too", [0], now=LATE)  # raced by another that will not answer
+    assert w.straggler(LATE + 1.0, "edge") is None  # the racer is not silent yet
+    assert w.straggler(2 * LATE, "edge") == 0
+    assert w.straggler(2 * LATE, "hangs too") is None  # never the racer itself
+    w.asked("edge", [0], now=2 * LATE)
+    assert w.take(0, b"edge's", "edge", now=2 * LATE + 0.1)
+    w.release(0, "hangs too")  # the hanging racer gives up: nothing left to undo
+    assert w.inflight == {} and w.raced == {}
