@@ -20,6 +20,7 @@ from requester.protocol import ContentPublisher, ContentVerifier, ManifestHead, 
 from requester.protocol.chunk_run import FrameHeader, RunEnd, RunTrailer
 from requester.protocol.manifest import MIN_CHUNK_SIZE
 from tests.conftest import EDGE_SEED, make_head
+from tests.local_app import serving
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 MANIFEST = json.loads((VECTORS / "manifest.json").read_text("utf-8"))
@@ -79,13 +80,8 @@ async def provider() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/run/{name}", run)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 async def _read(provider: str, name: str, head: ManifestHead = HEAD,

@@ -17,6 +17,7 @@ from requester.chunk_faults import ProviderFault, ProviderUnreachable
 from requester.chunk_runs import request_run
 from requester.protocol import ContentVerifier, ManifestHead
 from requester.protocol.chunk_run import RunEnd, RunTrailer
+from tests.local_app import serving
 from tests.sdk.test_run_reader import BODIES, BODY, CONTENT, HEAD, SMALL_HEAD
 
 RUNS = {**BODIES, "good-and-more": BODIES["good"] + b"\0" * 100, "slow": BODIES["good"]}
@@ -67,14 +68,8 @@ async def provider() -> AsyncIterator[Provider]:
     app = web.Application()
     app.router.add_get("/run/{name}", run)
     app.router.add_get("/ping", ping)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    seen.url = f"http://127.0.0.1:{port}"
-    yield seen
-    await runner.cleanup()
+    async with serving(app) as seen.url:
+        yield seen
 
 
 async def _read(session: aiohttp.ClientSession, provider: Provider, name: str,
