@@ -78,13 +78,19 @@ async def hold(request: web.Request, edge: Edge, entry: ContentEntry, index: int
     return Hold(paid_by, channel_id, price if channel_id is not None else 0)
 
 
+async def voucher_as_credit(request: web.Request, edge: Edge, now: int) -> bytes:
+    """Record the request's ``Atlas-Voucher`` as credit on its channel, charging nothing;
+    the channel's id. Raises the voucher's refusal."""
+    voucher = b64url_decode(request.headers["Atlas-Voucher"], VOUCHER_SIZE, "Atlas-Voucher")
+    return await edge.payments.charge(voucher, None, 0, now)
+
+
 async def credit_first(request: web.Request, edge: Edge, now: int) -> Hold:
     """Record the request's voucher as credit on its channel (charging nothing) before the
     request waits for its chunk: if the requester leaves meanwhile, or the edge stops or is
     killed, the voucher is kept as credit, as the requester counts it. Raises the
     voucher's refusal."""
-    voucher = b64url_decode(request.headers["Atlas-Voucher"], VOUCHER_SIZE, "Atlas-Voucher")
-    channel_id = await edge.payments.charge(voucher, None, 0, now)
+    channel_id = await voucher_as_credit(request, edge, now)
     edge.metrics.vouchers.labels("accepted").inc()
     return Hold("voucher", channel_id, 0, credited=True)
 

@@ -18,10 +18,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from cdn_edge.chunk_payment import voucher_as_credit
 from cdn_edge.edge_state import EDGE, Edge
 from requester.errors import Refusal
-from requester.protocol import b64url_decode
-from requester.protocol.voucher import VOUCHER_SIZE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PAID_PATHS = ("/v1/chunk/", "/v1/run/")
@@ -29,12 +28,10 @@ PAID_PATHS = ("/v1/chunk/", "/v1/run/")
 
 async def keep_voucher(request: web.Request, edge: Edge) -> None:
     """Record the request's voucher as credit on its channel, if it has a valid one."""
-    header = request.headers.get("Atlas-Voucher")
-    if header is None:
+    if "Atlas-Voucher" not in request.headers:
         return
     try:
-        voucher = b64url_decode(header, VOUCHER_SIZE, "Atlas-Voucher")
-        await edge.payments.charge(voucher, None, 0, int(time.time()))
+        await voucher_as_credit(request, edge, int(time.time()))
     except Refusal:  # forged, stale, another payee's, a ledger down: the answer stands
         return
 
